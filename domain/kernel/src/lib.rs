@@ -1,0 +1,188 @@
+//! The shared kernel: the few types every bounded context speaks the same way.
+//!
+//! # Layout
+//! - [`CustomerId`], [`parse_id`]: identifiers, validated once at the edge.
+//! - [`EventMeta`], [`Envelope`]: what travels with every domain event (correlation,
+//!   causation, trace context).
+//! - [`Inbound`]: the identity of an event being handled, for idempotent consumers.
+//! - [`StoreError`]: what a repository port may fail with.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+/// Input that breaks a rule of the domain, naming the field at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct ValidationError {
+    pub field: &'static str,
+    pub reason: String,
+}
+
+impl ValidationError {
+    pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
+        Self { field, reason: reason.into() }
+    }
+}
+
+/// A customer as the game names them: an opaque string, but a sane one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CustomerId(String);
+
+impl CustomerId {
+    pub const MAX_LEN: usize = 128;
+
+    /// # Errors
+    /// `customer_id` when empty, longer than [`Self::MAX_LEN`] bytes, or holding
+    /// whitespace or control characters.
+    pub fn new(raw: impl Into<String>) -> Result<Self, ValidationError> {
+        let raw = raw.into();
+        if raw.is_empty() {
+            return Err(ValidationError::new("customer_id", "must not be empty"));
+        }
+        if raw.len() > Self::MAX_LEN {
+            return Err(ValidationError::new(
+                "customer_id",
+                format!("must be at most {} bytes", Self::MAX_LEN),
+            ));
+        }
+        if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(ValidationError::new(
+                "customer_id",
+                "must not contain whitespace or control characters",
+            ));
+        }
+        Ok(Self(raw))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for CustomerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Parses an id we generated (a UUID) from client input.
+///
+/// # Errors
+/// `field` when the text is empty or not a UUID.
+pub fn parse_id(field: &'static str, raw: &str) -> Result<Uuid, ValidationError> {
+    if raw.is_empty() {
+        return Err(ValidationError::new(field, "must not be empty"));
+    }
+    Uuid::try_parse(raw).map_err(|_| ValidationError::new(field, "must be a UUID"))
+}
+
+/// A new time-ordered identifier (UUIDv7).
+pub fn new_id() -> Uuid {
+    Uuid::now_v7()
+}
+
+/// Metadata every event carries, whatever its context.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventMeta {
+    /// Unique per event; also the broker's de-duplication id.
+    pub event_id: Uuid,
+    /// The whole chain's id: the mission that started it.
+    pub correlation_id: String,
+    /// The event or request that caused this event.
+    pub causation_id: String,
+    pub customer_id: CustomerId,
+    /// W3C trace context of the request that started the chain, when there was one.
+    pub traceparent: Option<String>,
+    pub occurred_at: DateTime<Utc>,
+}
+
+impl EventMeta {
+    /// Metadata for the first event of a chain, caused by a request.
+    pub fn first(correlation_id: Uuid, request_id: &str, customer_id: CustomerId, now: DateTime<Utc>) -> Self {
+        Self {
+            event_id: new_id(),
+            correlation_id: correlation_id.to_string(),
+            causation_id: request_id.to_owned(),
+            customer_id,
+            traceparent: None,
+            occurred_at: now,
+        }
+    }
+
+    /// Metadata for an event caused by `self`'s event: same chain, same trace.
+    pub fn caused(&self, now: DateTime<Utc>) -> Self {
+        Self {
+            event_id: new_id(),
+            correlation_id: self.correlation_id.clone(),
+            causation_id: self.event_id.to_string(),
+            customer_id: self.customer_id.clone(),
+            traceparent: self.traceparent.clone(),
+            occurred_at: now,
+        }
+    }
+}
+
+/// A domain event with its metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope<E> {
+    pub meta: EventMeta,
+    pub event: E,
+}
+
+/// The event a consumer is handling, recorded with its effect so a redelivery has none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inbound {
+    /// The durable consumer's name, e.g. `reward-allocate`.
+    pub consumer: &'static str,
+    pub event_id: Uuid,
+}
+
+/// What a repository port may fail with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// A row with the same unique key exists (including an inbox entry: the event was
+    /// already handled).
+    #[error("duplicate")]
+    Duplicate,
+    /// The aggregate changed since it was read (optimistic concurrency).
+    #[error("concurrent modification")]
+    Conflict,
+    /// The store cannot be used now; the caller may retry later.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_customer_id_with_a_space_is_rejected_naming_the_field() {
+        let err = CustomerId::new("c 11").unwrap_err();
+        assert_eq!(err.field, "customer_id");
+    }
+
+    #[test]
+    fn an_empty_or_too_long_customer_id_is_rejected() {
+        assert!(CustomerId::new("").is_err());
+        assert!(CustomerId::new("x".repeat(129)).is_err());
+        assert_eq!(CustomerId::new("c-11").unwrap().as_str(), "c-11");
+    }
+
+    #[test]
+    fn a_malformed_id_names_its_field() {
+        assert_eq!(parse_id("mission_id", "nope").unwrap_err().field, "mission_id");
+        assert_eq!(parse_id("mission_id", "").unwrap_err().field, "mission_id");
+        let id = new_id();
+        assert_eq!(parse_id("mission_id", &id.to_string()).unwrap(), id);
+    }
+
+    #[test]
+    fn a_caused_event_keeps_the_chain_and_points_at_its_cause() {
+        let first = EventMeta::first(new_id(), "req-1", CustomerId::new("c").unwrap(), Utc::now());
+        let next = first.caused(Utc::now());
+        assert_eq!(next.correlation_id, first.correlation_id);
+        assert_eq!(next.causation_id, first.event_id.to_string());
+        assert_ne!(next.event_id, first.event_id);
+    }
+}

@@ -1,0 +1,15 @@
+//! The mission context (core): a customer achieves a mission from the catalog; the
+//! mission later records the reward it earned.
+//!
+//! # Layout
+//! - [`model`]: the `Mission` aggregate, the catalog, value objects, events.
+//! - [`ports`]: what the application needs from the outside (`MissionRepository`).
+//! - [`service`]: the application service driving the aggregate through the ports.
+
+pub mod model;
+pub mod ports;
+pub mod service;
+
+pub use model::*;
+pub use ports::MissionRepository;
+pub use service::{MissionError, MissionService};

@@ -1,0 +1,48 @@
+//! Ports of the mission context.
+
+use std::future::Future;
+
+use kernel::{CustomerId, Envelope, Inbound, StoreError};
+use uuid::Uuid;
+
+use crate::model::{Mission, MissionEvent};
+
+/// Where missions live, with the outbox of the events they cause.
+///
+/// # Errors
+/// Every method returns [`StoreError::Unavailable`] when the store cannot be used.
+pub trait MissionRepository: Send + Sync + 'static {
+    fn get(&self, id: Uuid) -> impl Future<Output = Result<Option<Mission>, StoreError>> + Send;
+
+    /// The mission a customer's request created, if any.
+    fn find_by_request(
+        &self,
+        customer: &CustomerId,
+        request_id: &str,
+    ) -> impl Future<Output = Result<Option<Mission>, StoreError>> + Send;
+
+    /// The customer's missions, oldest first.
+    fn list_by_customer(&self, customer: &CustomerId) -> impl Future<Output = Result<Vec<Mission>, StoreError>> + Send;
+
+    /// Stores a new mission and its events in one transaction.
+    ///
+    /// # Errors
+    /// [`StoreError::Duplicate`] when the customer already used the request id.
+    fn insert(
+        &self,
+        mission: &Mission,
+        events: Vec<Envelope<MissionEvent>>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Stores a changed mission, its events and the handled event, in one transaction.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the stored version is not `mission.version`;
+    /// [`StoreError::Duplicate`] when `inbound` was already handled (nothing is written).
+    fn update(
+        &self,
+        mission: &Mission,
+        events: Vec<Envelope<MissionEvent>>,
+        inbound: Option<Inbound>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
