@@ -1,1 +1,255 @@
-//! placeholder
+//! Relational storage shared by every service: one diesel connection type over SQLite
+//! (the zero-setup default) and PostgreSQL (production), pooled with deadpool.
+//!
+//! # Layout
+//! - [`connection`]: `AnyConnection`, URL parsing, the pool manager and per-connection
+//!   SQLite settings.
+//! - [`Store`]: the pools, migrations at start-up, `read` / `write` units of work.
+//! - [`outbox`], [`inbox`]: the tables that make publishing and consuming exactly-once
+//!   in effect.
+
+pub mod connection;
+pub mod inbox;
+pub mod outbox;
+pub mod schema;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_diesel::Runtime;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
+use kernel::StoreError;
+
+pub use connection::{AnyConnection, Backend};
+use connection::{DatabaseUrl, Manager, Pool};
+
+/// The outbox and inbox tables every service has.
+static SHARED_SQLITE: EmbeddedMigrations = diesel_migrations::embed_migrations!("migrations/sqlite");
+static SHARED_POSTGRES: EmbeddedMigrations = diesel_migrations::embed_migrations!("migrations/postgres");
+
+/// A service's own migrations, one directory per backend.
+#[derive(Clone, Copy)]
+pub struct Migrations {
+    pub sqlite: &'static EmbeddedMigrations,
+    pub postgres: &'static EmbeddedMigrations,
+}
+
+/// Lets a `&'static EmbeddedMigrations` be handed around by value.
+struct Source(&'static EmbeddedMigrations);
+
+impl<DB: diesel::backend::Backend> diesel::migration::MigrationSource<DB> for Source {
+    fn migrations(&self) -> diesel::migration::Result<Vec<Box<dyn diesel::migration::Migration<DB>>>> {
+        <EmbeddedMigrations as diesel::migration::MigrationSource<DB>>::migrations(self.0)
+    }
+}
+
+fn run_all<DB: diesel::backend::Backend>(
+    h: &mut impl MigrationHarness<DB>,
+    sets: [&'static EmbeddedMigrations; 2],
+) -> Result<(), String> {
+    for set in sets {
+        h.run_pending_migrations(Source(set)).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Why the store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("DATABASE_URL: {0}")]
+    Url(String),
+    #[error("cannot connect to the database: {0}")]
+    Connect(String),
+    #[error("migrations failed: {0}")]
+    Migrate(String),
+}
+
+/// Maps a diesel error to what a repository port may say. Unique violations are
+/// duplicates; everything else is the store being unusable.
+pub fn db(e: DieselError) -> StoreError {
+    match e {
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => StoreError::Duplicate,
+        other => StoreError::Unavailable(other.to_string()),
+    }
+}
+
+/// A service's database: a writer pool and a reader pool (the same pool on PostgreSQL;
+/// on SQLite one writer connection, since SQLite takes one writer at a time anyway and
+/// queueing in-process is cheaper than retrying on `SQLITE_BUSY`).
+#[derive(Clone)]
+pub struct Store {
+    writer: Pool,
+    reader: Pool,
+    backend: Backend,
+    /// Wakes the outbox relay after a commit that appended events.
+    appended: Arc<tokio::sync::Notify>,
+}
+
+enum TxError {
+    Store(StoreError),
+    Diesel(DieselError),
+}
+
+impl From<DieselError> for TxError {
+    fn from(e: DieselError) -> Self {
+        Self::Diesel(e)
+    }
+}
+
+impl Store {
+    /// Opens the database named by `url` (`sqlite://path`, a plain path, or
+    /// `postgres://…`), runs the shared and the service's migrations, and pools it.
+    ///
+    /// # Errors
+    /// [`OpenError`] with a message an operator can act on.
+    pub async fn open(url: &str, migrations: Migrations) -> Result<Self, OpenError> {
+        let url = DatabaseUrl::parse(url).map_err(OpenError::Url)?;
+        let backend = url.backend();
+        if let DatabaseUrl::Sqlite(path) = &url {
+            if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| OpenError::Connect(format!("{}: {e}", dir.display())))?;
+            }
+        }
+        let (writers, readers) = match backend {
+            Backend::Sqlite => (1, 4),
+            Backend::Postgres => (16, 0),
+        };
+        let build = |size: usize| {
+            Pool::builder(Manager::new(url.clone(), Runtime::Tokio1))
+                .max_size(size)
+                .wait_timeout(Some(Duration::from_secs(5)))
+                .create_timeout(Some(Duration::from_secs(5)))
+                .runtime(Runtime::Tokio1)
+                .build()
+                .map_err(|e| OpenError::Connect(e.to_string()))
+        };
+        let writer = build(writers)?;
+        let reader = if readers == 0 { writer.clone() } else { build(readers)? };
+        let store = Self { writer, reader, backend, appended: Arc::default() };
+        store.migrate(migrations).await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self, migrations: Migrations) -> Result<(), OpenError> {
+        let conn = self.writer.get().await.map_err(|e| OpenError::Connect(connection::pool_error(e)))?;
+        conn.interact(move |conn| {
+            match conn {
+                AnyConnection::Sqlite(c) => run_all(c, [&SHARED_SQLITE, migrations.sqlite]),
+                AnyConnection::Postgresql(c) => run_all(c, [&SHARED_POSTGRES, migrations.postgres]),
+            }
+        })
+        .await
+        .map_err(|e| OpenError::Migrate(e.to_string()))?
+        .map_err(OpenError::Migrate)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Runs `f` in one transaction on a writer connection; rolls back on any error.
+    ///
+    /// # Errors
+    /// What `f` returns, or [`StoreError::Unavailable`] when no connection can be had.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut AnyConnection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = self.writer.get().await.map_err(|e| StoreError::Unavailable(connection::pool_error(e)))?;
+        let result = conn
+            .interact(move |conn| {
+                use diesel::Connection;
+                conn.transaction(|c| f(c).map_err(TxError::Store))
+            })
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        match result {
+            Ok(v) => Ok(v),
+            Err(TxError::Store(e)) => Err(e),
+            Err(TxError::Diesel(e)) => Err(db(e)),
+        }
+    }
+
+    /// Runs `f` on a reader connection, outside any explicit transaction.
+    ///
+    /// # Errors
+    /// What `f` returns, or [`StoreError::Unavailable`] when no connection can be had.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut AnyConnection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = self.reader.get().await.map_err(|e| StoreError::Unavailable(connection::pool_error(e)))?;
+        conn.interact(f).await.map_err(|e| StoreError::Unavailable(e.to_string()))?
+    }
+
+    /// Whether the database answers a trivial query within `timeout`.
+    pub async fn ping(&self, timeout: Duration) -> bool {
+        let probe = self.read(|c| {
+            use diesel::RunQueryDsl;
+            diesel::sql_query("SELECT 1").execute(c).map(drop).map_err(db)
+        });
+        matches!(tokio::time::timeout(timeout, probe).await, Ok(Ok(())))
+    }
+
+    /// Tells the outbox relay that events were committed.
+    pub fn notify_appended(&self) {
+        self.appended.notify_one();
+    }
+
+    /// Resolves when [`Self::notify_appended`] was called since the last wait.
+    pub async fn appended(&self) {
+        self.appended.notified().await;
+    }
+}
+
+/// Fresh databases for tests: a temporary SQLite file, or a new database on the
+/// PostgreSQL server named by `TEST_DATABASE_URL` (default: the local server), dropped
+/// when the guard goes.
+pub mod testing {
+    use diesel::{Connection, PgConnection, RunQueryDsl};
+
+    /// The server tests create their databases on.
+    pub fn postgres_server() -> String {
+        std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    }
+
+    /// A database that exists until this guard is dropped.
+    pub struct TestDatabase {
+        pub url: String,
+        name: Option<String>,
+        _dir: Option<tempfile::TempDir>,
+    }
+
+    impl TestDatabase {
+        pub fn sqlite() -> Self {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let url = format!("sqlite://{}", dir.path().join("test.db").display());
+            Self { url, name: None, _dir: Some(dir) }
+        }
+
+        /// # Panics
+        /// When the PostgreSQL server cannot be reached: the tests need it.
+        pub fn postgres() -> Self {
+            let server = postgres_server();
+            let name = format!("game_test_{}", uuid::Uuid::new_v4().simple());
+            let mut admin = PgConnection::establish(&server)
+                .unwrap_or_else(|e| panic!("PostgreSQL for tests at {}: {e}", super::connection::redact(&server)));
+            diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin).expect("create test database");
+            let base = server.rsplit_once('/').map_or(server.as_str(), |(b, _)| b);
+            Self { url: format!("{base}/{name}"), name: Some(name), _dir: None }
+        }
+    }
+
+    impl Drop for TestDatabase {
+        fn drop(&mut self) {
+            if let Some(name) = &self.name {
+                if let Ok(mut admin) = PgConnection::establish(&postgres_server()) {
+                    let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! One connection type for both backends, and a pool manager that opens exactly the
+//! backend the URL names (diesel's derived `establish` would try each backend in turn,
+//! so an unreachable PostgreSQL could silently become a SQLite file named like a URL).
+
+use deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
+use deadpool_diesel::Runtime;
+use diesel::{Connection, ConnectionResult, PgConnection, RunQueryDsl, SqliteConnection};
+
+#[derive(diesel::MultiConnection)]
+pub enum AnyConnection {
+    Postgresql(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub(crate) enum DatabaseUrl {
+    Sqlite(String),
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    pub(crate) fn parse(raw: &str) -> Result<Self, String> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Err("must not be empty".into());
+        }
+        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            return Ok(Self::Postgres(raw.to_owned()));
+        }
+        if let Some(path) = raw.strip_prefix("sqlite://").or_else(|| raw.strip_prefix("sqlite:")) {
+            if path.is_empty() {
+                return Err("sqlite URL without a file path".into());
+            }
+            return Ok(Self::Sqlite(path.to_owned()));
+        }
+        if raw.contains("://") {
+            return Err(format!("unsupported scheme in '{}' (use sqlite:// or postgres://)", redact(raw)));
+        }
+        Ok(Self::Sqlite(raw.to_owned()))
+    }
+
+    pub(crate) fn backend(&self) -> Backend {
+        match self {
+            Self::Sqlite(_) => Backend::Sqlite,
+            Self::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    fn establish(&self) -> ConnectionResult<AnyConnection> {
+        match self {
+            Self::Postgres(url) => PgConnection::establish(url).map(AnyConnection::Postgresql),
+            Self::Sqlite(path) => {
+                let mut conn = SqliteConnection::establish(path)?;
+                // WAL: readers never block the writer. synchronous=NORMAL: a commit survives
+                // a crash of the process; the last commits may be lost on power loss.
+                diesel::sql_query(
+                    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                )
+                .execute(&mut conn)
+                .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+                Ok(AnyConnection::Sqlite(conn))
+            }
+        }
+    }
+}
+
+/// Hides a password in a URL before it goes anywhere near a log.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}://{user}:***@{}", &url[..s], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+pub(crate) struct Manager {
+    url: DatabaseUrl,
+    runtime: Runtime,
+}
+
+impl Manager {
+    pub(crate) fn new(url: DatabaseUrl, runtime: Runtime) -> Self {
+        Self { url, runtime }
+    }
+}
+
+pub(crate) type Pool = managed::Pool<Manager>;
+
+impl managed::Manager for Manager {
+    type Type = deadpool_diesel::Connection<AnyConnection>;
+    type Error = deadpool_diesel::Error;
+
+    async fn create(&self) -> Result<Self::Type, Self::Error> {
+        let url = self.url.clone();
+        deadpool_diesel::Connection::new(self.runtime, move || url.establish().map_err(deadpool_diesel::Error::Connection))
+            .await
+    }
+
+    async fn recycle(&self, obj: &mut Self::Type, _: &Metrics) -> RecycleResult<Self::Error> {
+        if obj.is_mutex_poisoned() {
+            return Err(RecycleError::message("connection mutex poisoned"));
+        }
+        let broken = obj
+            .interact(|c| {
+                use diesel::connection::TransactionManager;
+                <AnyConnection as Connection>::TransactionManager::is_broken_transaction_manager(c)
+            })
+            .await
+            .map_err(|e| RecycleError::message(e.to_string()))?;
+        if broken { Err(RecycleError::message("broken transaction")) } else { Ok(()) }
+    }
+}
+
+pub(crate) fn pool_error(e: managed::PoolError<deadpool_diesel::Error>) -> String {
+    match e {
+        managed::PoolError::Backend(e) => e.to_string(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_choose_the_backend_and_bad_ones_say_why() {
+        assert_eq!(DatabaseUrl::parse("sqlite://data/mission.db").unwrap().backend(), Backend::Sqlite);
+        assert_eq!(DatabaseUrl::parse("data/mission.db").unwrap().backend(), Backend::Sqlite);
+        assert_eq!(DatabaseUrl::parse("postgres://u@h/db").unwrap().backend(), Backend::Postgres);
+        assert!(DatabaseUrl::parse("mysql://x").err().unwrap().contains("unsupported scheme"));
+        assert!(DatabaseUrl::parse("").is_err());
+    }
+
+    #[test]
+    fn a_password_never_reaches_a_message() {
+        assert_eq!(redact("postgres://user:secret@host/db"), "postgres://user:***@host/db");
+        assert_eq!(redact("mysql://u:pw@h/x"), "mysql://u:***@h/x");
+    }
+}

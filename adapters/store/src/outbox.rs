@@ -1,0 +1,171 @@
+//! The transactional outbox: events are appended in the same transaction as the state
+//! change that caused them, and a relay publishes them afterwards.
+
+use std::time::Duration;
+
+use chrono::{NaiveDateTime, SubsecRound, Utc};
+use diesel::prelude::*;
+use kernel::{EventMeta, StoreError};
+
+use crate::schema::outbox::dsl as o;
+use crate::{AnyConnection, Store, db};
+
+/// An event on its way out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxMessage {
+    pub event_id: String,
+    /// NATS subject, e.g. `game.mission.v1.achieved`.
+    pub subject: String,
+    /// Fully qualified protobuf message name of the payload.
+    pub event_type: String,
+    pub correlation_id: String,
+    pub causation_id: String,
+    pub customer_id: String,
+    pub traceparent: Option<String>,
+    pub occurred_at: NaiveDateTime,
+    pub payload: Vec<u8>,
+}
+
+impl OutboxMessage {
+    pub fn new(meta: &EventMeta, subject: &str, event_type: &str, payload: Vec<u8>) -> Self {
+        Self {
+            event_id: meta.event_id.to_string(),
+            subject: subject.to_owned(),
+            event_type: event_type.to_owned(),
+            correlation_id: meta.correlation_id.clone(),
+            causation_id: meta.causation_id.clone(),
+            customer_id: meta.customer_id.to_string(),
+            traceparent: meta.traceparent.clone(),
+            // microseconds: what both backends keep
+            occurred_at: meta.occurred_at.naive_utc().trunc_subsecs(6),
+            payload,
+        }
+    }
+}
+
+/// An event claimed by a relay, with its position in commit order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    pub seq: i64,
+    pub message: OutboxMessage,
+}
+
+type Row = (i64, String, String, String, String, String, String, Option<String>, NaiveDateTime, Vec<u8>);
+
+fn columns() -> (
+    o::seq,
+    o::event_id,
+    o::subject,
+    o::event_type,
+    o::correlation_id,
+    o::causation_id,
+    o::customer_id,
+    o::traceparent,
+    o::occurred_at,
+    o::payload,
+) {
+    (o::seq, o::event_id, o::subject, o::event_type, o::correlation_id, o::causation_id, o::customer_id, o::traceparent, o::occurred_at, o::payload)
+}
+
+fn pending((seq, event_id, subject, event_type, correlation_id, causation_id, customer_id, traceparent, occurred_at, payload): Row) -> Pending {
+    Pending {
+        seq,
+        message: OutboxMessage { event_id, subject, event_type, correlation_id, causation_id, customer_id, traceparent, occurred_at, payload },
+    }
+}
+
+/// Appends events inside the caller's transaction.
+///
+/// # Errors
+/// [`StoreError::Duplicate`] when an event id is already in the outbox.
+pub fn append(conn: &mut AnyConnection, messages: &[OutboxMessage]) -> Result<(), StoreError> {
+    for m in messages {
+        diesel::insert_into(o::outbox)
+            .values((
+                o::event_id.eq(&m.event_id),
+                o::subject.eq(&m.subject),
+                o::event_type.eq(&m.event_type),
+                o::correlation_id.eq(&m.correlation_id),
+                o::causation_id.eq(&m.causation_id),
+                o::customer_id.eq(&m.customer_id),
+                o::traceparent.eq(&m.traceparent),
+                o::occurred_at.eq(m.occurred_at),
+                o::payload.eq(&m.payload),
+            ))
+            .execute(conn)
+            .map_err(db)?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Claims up to `limit` unclaimed (or lease-expired) events, oldest first, for
+    /// `lease`. On PostgreSQL, rows another replica's relay holds are skipped, so several
+    /// replicas can relay at once without publishing the same row concurrently.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the database cannot be used.
+    pub async fn claim_outbox(&self, limit: i64, lease: Duration) -> Result<Vec<Pending>, StoreError> {
+        self.write(move |conn| {
+            let now = Utc::now().naive_utc();
+            let until = now + lease;
+            let claimable = o::claimed_until.is_null().or(o::claimed_until.lt(now));
+            let rows: Vec<Row> = match conn {
+                AnyConnection::Postgresql(pg) => o::outbox
+                    .filter(claimable)
+                    .order(o::seq)
+                    .limit(limit)
+                    .select(columns())
+                    .for_update()
+                    .skip_locked()
+                    .load(pg),
+                AnyConnection::Sqlite(lite) => {
+                    o::outbox.filter(claimable).order(o::seq).limit(limit).select(columns()).load(lite)
+                }
+            }
+            .map_err(db)?;
+            let seqs: Vec<i64> = rows.iter().map(|r| r.0).collect();
+            diesel::update(o::outbox.filter(o::seq.eq_any(&seqs))).set(o::claimed_until.eq(Some(until))).execute(conn).map_err(db)?;
+            Ok(rows.into_iter().map(pending).collect())
+        })
+        .await
+    }
+
+    /// Removes published events.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the database cannot be used.
+    pub async fn delete_outbox(&self, seqs: Vec<i64>) -> Result<(), StoreError> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        self.write(move |conn| diesel::delete(o::outbox.filter(o::seq.eq_any(&seqs))).execute(conn).map(drop).map_err(db))
+            .await
+    }
+
+    /// Gives claimed events back (publishing failed), so the next pass retries them at once.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the database cannot be used.
+    pub async fn release_outbox(&self, seqs: Vec<i64>) -> Result<(), StoreError> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        self.write(move |conn| {
+            diesel::update(o::outbox.filter(o::seq.eq_any(&seqs)))
+                .set(o::claimed_until.eq(None::<NaiveDateTime>))
+                .execute(conn)
+                .map(drop)
+                .map_err(db)
+        })
+        .await
+    }
+
+    /// How many events wait to be published.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the database cannot be used.
+    pub async fn outbox_len(&self) -> Result<i64, StoreError> {
+        self.read(|conn| o::outbox.count().get_result(conn).map_err(db)).await
+    }
+}
