@@ -1,0 +1,232 @@
+//! The server bootstrap every service shares: bind, serve with health and reflection,
+//! keep readiness in step with the service's dependencies, and on SIGTERM or Ctrl-C
+//! drain and stop within a bounded time.
+
+use std::future::Future;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+/// Flags shared by every service binary (each also reads its environment variable).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServerSettings {
+    /// Address to listen on; port 0 picks a free port (printed on stdout).
+    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// Seconds between reporting NOT_SERVING and refusing new work, so that load
+    /// balancers stop sending requests first.
+    #[arg(long, env = "DRAIN_SECONDS", default_value_t = 0.0)]
+    pub drain_seconds: f64,
+    /// Upper bound, in seconds, on finishing in-flight requests and event handlers.
+    #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 10.0)]
+    pub grace_seconds: f64,
+    /// Seconds between readiness checks of the database and NATS.
+    #[arg(long, env = "READINESS_INTERVAL_SECONDS", default_value_t = 1.0)]
+    pub readiness_interval_seconds: f64,
+}
+
+impl ServerSettings {
+    fn secs(v: f64) -> Duration {
+        Duration::try_from_secs_f64(v.max(0.0)).unwrap_or(Duration::ZERO)
+    }
+}
+
+/// Answers whether the service's dependencies are usable right now.
+pub type Probe = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
+
+/// A service ready to run: its gRPC routes, the names it reports health for, the
+/// background tasks (relay, consumers) that must stop with it.
+pub struct Server {
+    settings: ServerSettings,
+    routes: Routes,
+    names: Vec<&'static str>,
+    probe: Probe,
+    /// Cancelled when the service stops taking new work: background tasks watch it.
+    pub stopping: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl Server {
+    pub fn new(settings: ServerSettings, routes: Routes, names: Vec<&'static str>, probe: Probe) -> Self {
+        Self { settings, routes, names, probe, stopping: CancellationToken::new(), tasks: JoinSet::new() }
+    }
+
+    /// Runs `task` until the service stops; it should return soon after
+    /// [`Self::stopping`] is cancelled, having finished what it was doing.
+    pub fn spawn(&mut self, task: impl Future<Output = ()> + Send + 'static) {
+        self.tasks.spawn(task);
+    }
+
+    /// Serves until SIGTERM, Ctrl-C, or `external` is cancelled; then drains.
+    ///
+    /// # Errors
+    /// When the address cannot be bound or the server fails.
+    pub async fn run(self, external: CancellationToken) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let Self { settings, routes, names, probe, stopping, mut tasks } = self;
+        let listener = TcpListener::bind(settings.listen).await.map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
+        let addr = listener.local_addr()?;
+        // The one line on stdout: how parents and tests learn the port.
+        println!("listening on {addr}");
+        let _ = std::io::stdout().flush();
+        tracing::info!(%addr, services = ?names, "serving");
+
+        let (reporter, health) = tonic_health::server::health_reporter();
+        for name in &names {
+            reporter.set_service_status(*name, ServingStatus::NotServing).await;
+        }
+        let draining = CancellationToken::new();
+        let readiness = tokio::spawn(keep_readiness(
+            reporter.clone(),
+            names.clone(),
+            probe,
+            ServerSettings::secs(settings.readiness_interval_seconds),
+            draining.clone(),
+        ));
+
+        // grpcurl 1.8 speaks only v1alpha; newer clients use v1.
+        let v1 = reflection(&names).build_v1()?;
+        let v1alpha = reflection(&names).build_v1alpha()?;
+        let routes = routes.add_service(health).add_service(v1).add_service(v1alpha);
+
+        let server_stop = stopping.clone();
+        let serve = tonic::transport::Server::builder()
+            .accept_http1(true)
+            .layer(tonic_web::GrpcWebLayer::new())
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), server_stop.cancelled_owned());
+        let mut serve = tokio::spawn(serve);
+
+        tokio::select! {
+            () = signal() => tracing::info!("shutdown requested"),
+            () = external.cancelled() => tracing::info!("shutdown requested"),
+            res = &mut serve => {
+                res??;
+                return Ok(());
+            }
+        }
+        // 1. stop being ready, 2. let balancers notice, 3. stop taking work, 4. finish.
+        draining.cancel();
+        let _ = readiness.await;
+        for name in &names {
+            reporter.set_service_status(*name, ServingStatus::NotServing).await;
+        }
+        tokio::time::sleep(ServerSettings::secs(settings.drain_seconds)).await;
+        stopping.cancel();
+        let grace = ServerSettings::secs(settings.grace_seconds);
+        let finish = async {
+            let _ = serve.await;
+            while tasks.join_next().await.is_some() {}
+        };
+        if tokio::time::timeout(grace, finish).await.is_err() {
+            tracing::warn!(?grace, "in-flight work did not finish within the grace period");
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Reflection lists only this service's own APIs and health.
+fn reflection(names: &[&'static str]) -> tonic_reflection::server::Builder<'static> {
+    let mut b = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .with_service_name("grpc.health.v1.Health");
+    for n in names {
+        b = b.with_service_name(*n);
+    }
+    b
+}
+
+async fn keep_readiness(
+    reporter: HealthReporter,
+    names: Vec<&'static str>,
+    probe: Probe,
+    interval: Duration,
+    draining: CancellationToken,
+) {
+    let mut last = None;
+    loop {
+        let ready = tokio::select! {
+            ready = probe() => ready,
+            () = draining.cancelled() => return,
+        };
+        if last != Some(ready) {
+            let status = if ready { ServingStatus::Serving } else { ServingStatus::NotServing };
+            for name in &names {
+                reporter.set_service_status(*name, status).await;
+            }
+            if last.is_some() || !ready {
+                tracing::info!(ready, "readiness changed");
+            }
+            last = Some(ready);
+        }
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = draining.cancelled() => return,
+        }
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+/// The socket address a client should dial for a listen address (`0.0.0.0` -> loopback).
+pub fn dial_addr(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], addr.port())) } else { addr }
+}
+
+/// Helper for probes: boxes an async block.
+pub fn probe<F, Fut>(f: F) -> Probe
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = bool> + Send + 'static,
+{
+    Arc::new(move || Box::pin(f()))
+}
+
+/// Reports a fatal start-up error the way an operator wants to read it, and exits 1.
+pub fn fail(what: &str, e: &dyn std::fmt::Display) -> ! {
+    tracing::error!(error = %e, "{what}");
+    eprintln!("error: {what}: {e}");
+    std::process::exit(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wildcard_listen_address_is_dialled_on_loopback() {
+        assert_eq!(dial_addr("0.0.0.0:5".parse().unwrap()), "127.0.0.1:5".parse().unwrap());
+        assert_eq!(dial_addr("127.0.0.2:5".parse().unwrap()), "127.0.0.2:5".parse().unwrap());
+    }
+}

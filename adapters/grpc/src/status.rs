@@ -1,0 +1,43 @@
+//! Client-facing statuses. Every refusal names the field or the thing at fault;
+//! technical detail is logged here and never sent to the client.
+
+use kernel::ValidationError;
+use tonic::Status;
+
+/// `INVALID_ARGUMENT` naming the field.
+pub fn invalid(e: &ValidationError) -> Status {
+    Status::invalid_argument(format!("{}: {}", e.field, e.reason))
+}
+
+/// `NOT_FOUND` for a thing by kind (`mission`, `reward`...).
+pub fn not_found(what: &str) -> Status {
+    Status::not_found(format!("{what} not found"))
+}
+
+/// `UNAVAILABLE` with a generic message; `detail` goes to the log only.
+pub fn unavailable(detail: &dyn std::fmt::Display) -> Status {
+    tracing::warn!(%detail, "request failed: a dependency is unavailable");
+    Status::unavailable("the service is temporarily unavailable, please try again later")
+}
+
+/// `INTERNAL` with a generic message; `detail` goes to the log only.
+pub fn internal(detail: &dyn std::fmt::Display) -> Status {
+    tracing::error!(%detail, "request failed");
+    Status::internal("internal error")
+}
+
+/// Parses a customer id from a request field.
+///
+/// # Errors
+/// `INVALID_ARGUMENT` naming `customer_id`.
+pub fn customer(raw: &str) -> Result<kernel::CustomerId, Status> {
+    kernel::CustomerId::new(raw).map_err(|e| invalid(&e))
+}
+
+/// Parses one of our ids (a UUID) from the request field `field`.
+///
+/// # Errors
+/// `INVALID_ARGUMENT` naming `field`.
+pub fn id(field: &'static str, raw: &str) -> Result<uuid::Uuid, Status> {
+    kernel::parse_id(field, raw).map_err(|e| invalid(&e))
+}
