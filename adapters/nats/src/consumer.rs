@@ -1,0 +1,220 @@
+//! Durable pull consumers: one `filter_subject` each, explicit ack only after the
+//! handler committed, redelivery with backoff, and the dead-letter stream for events
+//! that can never be handled. Replicas of a service bind the same durable consumer, so
+//! they share the work; a restarted one resumes where the durable stopped.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, AckKind, consumer::pull, message::PublishMessage};
+use bytes::Bytes;
+use futures::StreamExt;
+use kernel::{EventMeta, Inbound};
+use tokio_util::sync::CancellationToken;
+
+use crate::NatsSettings;
+use crate::envelope;
+use crate::streams::{self, StreamSpec};
+
+/// A durable consumer: its name is `<consumer-context>-<policy>`.
+#[derive(Debug, Clone, Copy)]
+pub struct ConsumerSpec {
+    pub stream: StreamSpec,
+    pub durable: &'static str,
+    pub filter: &'static str,
+}
+
+/// One delivered event.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub meta: EventMeta,
+    pub event_type: String,
+    pub subject: String,
+    pub payload: Bytes,
+    /// 1 on first delivery.
+    pub delivered: i64,
+    pub consumer: &'static str,
+}
+
+impl Delivery {
+    /// The inbox key of this event for this consumer.
+    pub fn inbound(&self) -> Inbound {
+        Inbound { consumer: self.consumer, event_id: self.meta.event_id }
+    }
+}
+
+/// Why a handler did not handle an event.
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    /// Try again later (a dependency is down, or what the event refers to is not there yet).
+    #[error("retry: {0}")]
+    Retry(String),
+    /// Can never be handled (undecodable, breaks a rule): dead-letter it.
+    #[error("reject: {0}")]
+    Reject(String),
+}
+
+/// Handles one event; must be idempotent (the inbox makes it so).
+pub trait Handler: Send + Sync + 'static {
+    fn handle(&self, delivery: &Delivery) -> impl Future<Output = Result<(), HandleError>> + Send;
+}
+
+/// Consumes until `stopping`; finishes the event in hand before returning.
+pub async fn run<H: Handler>(
+    js: jetstream::Context,
+    settings: NatsSettings,
+    spec: ConsumerSpec,
+    handler: Arc<H>,
+    stopping: CancellationToken,
+) {
+    let mut backoff = Duration::from_millis(200);
+    while !stopping.is_cancelled() {
+        match consume(&js, &settings, spec, handler.as_ref(), &stopping).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(consumer = spec.durable, error = %e, ?backoff, "consumer interrupted; rebinding");
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = stopping.cancelled() => return,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Creates (or binds) the durable consumer.
+///
+/// # Errors
+/// When JetStream cannot be reached.
+pub async fn bind(js: &jetstream::Context, settings: &NatsSettings, spec: ConsumerSpec) -> Result<jetstream::consumer::Consumer<pull::Config>, String> {
+    let stream = streams::ensure(js, spec.stream, settings.stream_replicas).await?;
+    streams::ensure(js, streams::DEAD_LETTER, settings.stream_replicas).await?;
+    stream
+        .get_or_create_consumer(
+            spec.durable,
+            pull::Config {
+                durable_name: Some(spec.durable.to_owned()),
+                filter_subject: spec.filter.to_owned(),
+                ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                ack_wait: Duration::from_secs(settings.ack_wait_seconds.max(1)),
+                max_deliver: settings.max_deliver.max(1),
+                max_ack_pending: 10_000,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| format!("consumer {}: {e}", spec.durable))
+}
+
+async fn consume<H: Handler>(
+    js: &jetstream::Context,
+    settings: &NatsSettings,
+    spec: ConsumerSpec,
+    handler: &H,
+    stopping: &CancellationToken,
+) -> Result<(), String> {
+    let consumer = bind(js, settings, spec).await?;
+    let mut messages = consumer
+        .stream()
+        .max_messages_per_batch(256)
+        .heartbeat(Duration::from_secs(5))
+        .expires(Duration::from_secs(30))
+        .messages()
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(consumer = spec.durable, filter = spec.filter, "consuming");
+    loop {
+        let next = tokio::select! {
+            next = messages.next() => next,
+            () = stopping.cancelled() => return Ok(()),
+        };
+        let message = match next {
+            Some(Ok(m)) => m,
+            Some(Err(e)) => return Err(e.to_string()),
+            None => return Err("message stream ended".into()),
+        };
+        settle(js, settings, spec, handler, message).await;
+    }
+}
+
+async fn settle<H: Handler>(js: &jetstream::Context, settings: &NatsSettings, spec: ConsumerSpec, handler: &H, message: jetstream::Message) {
+    let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
+    let outcome = match envelope::meta(message.headers.as_ref()) {
+        Err(e) => Err(HandleError::Reject(e.to_string())),
+        Ok((meta, event_type)) => {
+            let delivery = Delivery {
+                meta,
+                event_type,
+                subject: message.subject.to_string(),
+                payload: message.payload.clone(),
+                delivered,
+                consumer: spec.durable,
+            };
+            handler.handle(&delivery).await
+        }
+    };
+    let ack = match outcome {
+        Ok(()) => AckKind::Ack,
+        Err(HandleError::Retry(reason)) if delivered < settings.max_deliver => {
+            let delay = redelivery_delay(delivered);
+            tracing::info!(consumer = spec.durable, delivered, ?delay, %reason, "event will be redelivered");
+            AckKind::Nak(Some(delay))
+        }
+        Err(HandleError::Retry(reason) | HandleError::Reject(reason)) => {
+            match dead_letter(js, spec, &message, &reason, delivered).await {
+                Ok(()) => {
+                    tracing::error!(consumer = spec.durable, delivered, %reason, "event dead-lettered");
+                    AckKind::Term
+                }
+                Err(e) => {
+                    tracing::warn!(consumer = spec.durable, error = %e, "dead-letter publish failed");
+                    AckKind::Nak(Some(redelivery_delay(delivered)))
+                }
+            }
+        }
+    };
+    if let Err(e) = message.ack_with(ack).await {
+        // The event will be redelivered after ack_wait; the inbox absorbs it.
+        tracing::warn!(consumer = spec.durable, error = %e, "ack failed");
+    }
+}
+
+/// 100 ms, 200 ms, 400 ms ... at most 30 s.
+pub fn redelivery_delay(delivered: i64) -> Duration {
+    let exp = u32::try_from(delivered.clamp(1, 20) - 1).unwrap_or(0);
+    (Duration::from_millis(100) * 2u32.pow(exp)).min(Duration::from_secs(30))
+}
+
+pub const DEAD_LETTER_REASON: &str = "Game-Dead-Letter-Reason";
+pub const DEAD_LETTER_CONSUMER: &str = "Game-Dead-Letter-Consumer";
+pub const DEAD_LETTER_SUBJECT: &str = "Game-Dead-Letter-Subject";
+
+async fn dead_letter(js: &jetstream::Context, spec: ConsumerSpec, message: &jetstream::Message, reason: &str, delivered: i64) -> Result<(), String> {
+    let mut headers = message.headers.clone().unwrap_or_default();
+    let original_id = headers.get(envelope::MSG_ID).map(|v| v.as_str().to_owned()).unwrap_or_default();
+    headers.insert(envelope::MSG_ID, format!("{}-{original_id}-{delivered}", spec.durable).as_str());
+    headers.insert(DEAD_LETTER_REASON, reason.replace(['\r', '\n'], " ").as_str());
+    headers.insert(DEAD_LETTER_CONSUMER, spec.durable);
+    headers.insert(DEAD_LETTER_SUBJECT, message.subject.as_str());
+    let publish = PublishMessage::build().payload(message.payload.clone()).headers(headers);
+    js.send_publish(format!("game.deadletter.{}", spec.durable), publish)
+        .await
+        .map_err(|e| e.to_string())?
+        .await
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redelivery_backs_off_exponentially_up_to_a_bound() {
+        assert_eq!(redelivery_delay(1), Duration::from_millis(100));
+        assert_eq!(redelivery_delay(3), Duration::from_millis(400));
+        assert_eq!(redelivery_delay(50), Duration::from_secs(30));
+    }
+}

@@ -1,0 +1,98 @@
+//! The outbox relay: publishes committed events in commit order, many in flight at
+//! once, each with its event id as `Nats-Msg-Id` so a republish after a crash is
+//! dropped by JetStream's de-duplication; deletes a row only after JetStream acked it.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, message::PublishMessage};
+use store_adapter::Store;
+use tokio_util::sync::CancellationToken;
+
+use crate::envelope;
+
+/// Events claimed per pass; their publishes are all in flight together.
+const BATCH: i64 = 512;
+/// How long a claim holds if this process dies mid-publish.
+const LEASE: Duration = Duration::from_secs(30);
+/// Poll interval: covers commits made by other replicas (PostgreSQL).
+const POLL: Duration = Duration::from_millis(250);
+
+/// Publishes the outbox until `stopping`, then makes one last pass and returns.
+pub async fn run(store: Store, client: async_nats::Client, js: jetstream::Context, stopping: CancellationToken) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        if stopping.is_cancelled() {
+            // Flush what is committed, but do not hang the shutdown on a dead NATS.
+            let _ = tokio::time::timeout(Duration::from_secs(2), pass(&store, &js)).await;
+            return;
+        }
+        if !crate::connected(&client) {
+            tokio::select! {
+                () = tokio::time::sleep(POLL) => {}
+                () = stopping.cancelled() => {}
+            }
+            continue;
+        }
+        match pass(&store, &js).await {
+            Ok(n) if n as i64 == BATCH => {}
+            Ok(_) => {
+                backoff = Duration::from_millis(100);
+                tokio::select! {
+                    () = store.appended() => {}
+                    () = tokio::time::sleep(POLL) => {}
+                    () = stopping.cancelled() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, ?backoff, "outbox relay pass failed; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = stopping.cancelled() => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// One pass: claim, publish all, await the acks, delete the acked, release the rest.
+/// Returns how many events were published.
+///
+/// # Errors
+/// When the store fails, or any publish failed (those events are released for retry).
+pub async fn pass(store: &Store, js: &jetstream::Context) -> Result<usize, String> {
+    let claimed = store.claim_outbox(BATCH, LEASE).await.map_err(|e| e.to_string())?;
+    if claimed.is_empty() {
+        return Ok(0);
+    }
+    let mut in_flight = Vec::with_capacity(claimed.len());
+    for p in &claimed {
+        let m = &p.message;
+        let publish = PublishMessage::build().payload(m.payload.clone().into()).headers(envelope::headers(m));
+        in_flight.push((p.seq, js.send_publish(m.subject.clone(), publish).await));
+    }
+    let (mut acked, mut failed, mut first_error) = (Vec::new(), Vec::new(), None);
+    for (seq, sent) in in_flight {
+        let result = match sent {
+            Ok(ack) => ack.await.map(drop).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match result {
+            Ok(()) => acked.push(seq),
+            Err(e) => {
+                failed.push(seq);
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    let published = acked.len();
+    store.delete_outbox(acked).await.map_err(|e| e.to_string())?;
+    store.release_outbox(failed).await.map_err(|e| e.to_string())?;
+    match first_error {
+        None => {
+            tracing::debug!(published, "outbox relayed");
+            Ok(published)
+        }
+        Some(e) => Err(format!("{published} published, the rest failed: {e}")),
+    }
+}

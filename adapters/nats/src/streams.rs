@@ -1,0 +1,46 @@
+//! Streams: one per publishing context, subjects `game.<context>.v1.<event>`.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamSpec {
+    pub name: &'static str,
+    pub subjects: &'static str,
+}
+
+pub const MISSION: StreamSpec = StreamSpec { name: "MISSION", subjects: "game.mission.v1.>" };
+pub const REWARD: StreamSpec = StreamSpec { name: "REWARD", subjects: "game.reward.v1.>" };
+pub const WALLET: StreamSpec = StreamSpec { name: "WALLET", subjects: "game.wallet.v1.>" };
+pub const GIFT: StreamSpec = StreamSpec { name: "GIFT", subjects: "game.gift.v1.>" };
+pub const NOTIFICATION: StreamSpec = StreamSpec { name: "NOTIFICATION", subjects: "game.notification.v1.>" };
+/// Events no consumer could handle, with the reason, for an operator to look at.
+pub const DEAD_LETTER: StreamSpec = StreamSpec { name: "DEADLETTER", subjects: "game.deadletter.>" };
+
+/// Subjects of the events, named once.
+pub mod subject {
+    pub const MISSION_ACHIEVED: &str = "game.mission.v1.achieved";
+    pub const MISSION_REWARDED: &str = "game.mission.v1.rewarded";
+    pub const REWARD_ALLOCATED: &str = "game.reward.v1.allocated";
+    pub const REWARD_ISSUED: &str = "game.wallet.v1.issued";
+    pub const REWARD_EXCHANGED: &str = "game.wallet.v1.exchanged";
+}
+
+/// Creates the stream if it does not exist (whoever comes first, with the same config).
+///
+/// # Errors
+/// When JetStream cannot be reached or refuses the config.
+pub async fn ensure(js: &jetstream::Context, spec: StreamSpec, replicas: usize) -> Result<stream::Stream, String> {
+    js.get_or_create_stream(stream::Config {
+        name: spec.name.to_owned(),
+        subjects: vec![spec.subjects.to_owned()],
+        storage: stream::StorageType::File,
+        num_replicas: replicas.max(1),
+        // The de-duplication window on Nats-Msg-Id: longer than any relay retry.
+        duplicate_window: Duration::from_secs(120),
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| format!("stream {}: {e}", spec.name))
+}
