@@ -57,8 +57,20 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn new(settings: ServerSettings, routes: Routes, names: Vec<&'static str>, probe: Probe) -> Self {
-        Self { settings, routes, names, probe, stopping: CancellationToken::new(), tasks: JoinSet::new() }
+    pub fn new(
+        settings: ServerSettings,
+        routes: Routes,
+        names: Vec<&'static str>,
+        probe: Probe,
+    ) -> Self {
+        Self {
+            settings,
+            routes,
+            names,
+            probe,
+            stopping: CancellationToken::new(),
+            tasks: JoinSet::new(),
+        }
     }
 
     /// Runs `task` until the service stops; it should return soon after
@@ -71,9 +83,21 @@ impl Server {
     ///
     /// # Errors
     /// When the address cannot be bound or the server fails.
-    pub async fn run(self, external: CancellationToken) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        let Self { settings, routes, names, probe, stopping, mut tasks } = self;
-        let listener = TcpListener::bind(settings.listen).await.map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
+    pub async fn run(
+        self,
+        external: CancellationToken,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let Self {
+            settings,
+            routes,
+            names,
+            probe,
+            stopping,
+            mut tasks,
+        } = self;
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
         let addr = listener.local_addr()?;
         // The one line on stdout: how parents and tests learn the port.
         println!("listening on {addr}");
@@ -82,7 +106,9 @@ impl Server {
 
         let (reporter, health) = tonic_health::server::health_reporter();
         for name in &names {
-            reporter.set_service_status(*name, ServingStatus::NotServing).await;
+            reporter
+                .set_service_status(*name, ServingStatus::NotServing)
+                .await;
         }
         let draining = CancellationToken::new();
         let readiness = tokio::spawn(keep_readiness(
@@ -96,14 +122,20 @@ impl Server {
         // grpcurl 1.8 speaks only v1alpha; newer clients use v1.
         let v1 = reflection(&names).build_v1()?;
         let v1alpha = reflection(&names).build_v1alpha()?;
-        let routes = routes.add_service(health).add_service(v1).add_service(v1alpha);
+        let routes = routes
+            .add_service(health)
+            .add_service(v1)
+            .add_service(v1alpha);
 
         let server_stop = stopping.clone();
         let serve = tonic::transport::Server::builder()
             .accept_http1(true)
             .layer(tonic_web::GrpcWebLayer::new())
             .add_routes(routes)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), server_stop.cancelled_owned());
+            .serve_with_incoming_shutdown(
+                TcpListenerStream::new(listener),
+                server_stop.cancelled_owned(),
+            );
         let mut serve = tokio::spawn(serve);
 
         tokio::select! {
@@ -118,7 +150,9 @@ impl Server {
         draining.cancel();
         let _ = readiness.await;
         for name in &names {
-            reporter.set_service_status(*name, ServingStatus::NotServing).await;
+            reporter
+                .set_service_status(*name, ServingStatus::NotServing)
+                .await;
         }
         tokio::time::sleep(ServerSettings::secs(settings.drain_seconds)).await;
         stopping.cancel();
@@ -128,7 +162,10 @@ impl Server {
             while tasks.join_next().await.is_some() {}
         };
         if tokio::time::timeout(grace, finish).await.is_err() {
-            tracing::warn!(?grace, "in-flight work did not finish within the grace period");
+            tracing::warn!(
+                ?grace,
+                "in-flight work did not finish within the grace period"
+            );
         }
         tracing::info!("stopped");
         Ok(())
@@ -161,7 +198,11 @@ async fn keep_readiness(
             () = draining.cancelled() => return,
         };
         if last != Some(ready) {
-            let status = if ready { ServingStatus::Serving } else { ServingStatus::NotServing };
+            let status = if ready {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
             for name in &names {
                 reporter.set_service_status(*name, status).await;
             }
@@ -201,7 +242,11 @@ pub async fn signal() {
 
 /// The socket address a client should dial for a listen address (`0.0.0.0` -> loopback).
 pub fn dial_addr(addr: SocketAddr) -> SocketAddr {
-    if addr.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], addr.port())) } else { addr }
+    if addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    }
 }
 
 /// Helper for probes: boxes an async block.
@@ -226,7 +271,13 @@ mod tests {
 
     #[test]
     fn a_wildcard_listen_address_is_dialled_on_loopback() {
-        assert_eq!(dial_addr("0.0.0.0:5".parse().unwrap()), "127.0.0.1:5".parse().unwrap());
-        assert_eq!(dial_addr("127.0.0.2:5".parse().unwrap()), "127.0.0.2:5".parse().unwrap());
+        assert_eq!(
+            dial_addr("0.0.0.0:5".parse().unwrap()),
+            "127.0.0.1:5".parse().unwrap()
+        );
+        assert_eq!(
+            dial_addr("127.0.0.2:5".parse().unwrap()),
+            "127.0.0.2:5".parse().unwrap()
+        );
     }
 }

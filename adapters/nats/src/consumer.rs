@@ -40,7 +40,10 @@ pub struct Delivery {
 impl Delivery {
     /// The inbox key of this event for this consumer.
     pub fn inbound(&self) -> Inbound {
-        Inbound { consumer: self.consumer, event_id: self.meta.event_id }
+        Inbound {
+            consumer: self.consumer,
+            event_id: self.meta.event_id,
+        }
     }
 }
 
@@ -88,7 +91,11 @@ pub async fn run<H: Handler>(
 ///
 /// # Errors
 /// When JetStream cannot be reached.
-pub async fn bind(js: &jetstream::Context, settings: &NatsSettings, spec: ConsumerSpec) -> Result<jetstream::consumer::Consumer<pull::Config>, String> {
+pub async fn bind(
+    js: &jetstream::Context,
+    settings: &NatsSettings,
+    spec: ConsumerSpec,
+) -> Result<jetstream::consumer::Consumer<pull::Config>, String> {
     let stream = streams::ensure(js, spec.stream, settings.stream_replicas).await?;
     streams::ensure(js, streams::DEAD_LETTER, settings.stream_replicas).await?;
     stream
@@ -139,7 +146,13 @@ async fn consume<H: Handler>(
     }
 }
 
-async fn settle<H: Handler>(js: &jetstream::Context, settings: &NatsSettings, spec: ConsumerSpec, handler: &H, message: jetstream::Message) {
+async fn settle<H: Handler>(
+    js: &jetstream::Context,
+    settings: &NatsSettings,
+    spec: ConsumerSpec,
+    handler: &H,
+    message: jetstream::Message,
+) {
     let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
     let outcome = match envelope::meta(message.headers.as_ref()) {
         Err(e) => Err(HandleError::Reject(e.to_string())),
@@ -191,14 +204,31 @@ pub const DEAD_LETTER_REASON: &str = "Game-Dead-Letter-Reason";
 pub const DEAD_LETTER_CONSUMER: &str = "Game-Dead-Letter-Consumer";
 pub const DEAD_LETTER_SUBJECT: &str = "Game-Dead-Letter-Subject";
 
-async fn dead_letter(js: &jetstream::Context, spec: ConsumerSpec, message: &jetstream::Message, reason: &str, delivered: i64) -> Result<(), String> {
+async fn dead_letter(
+    js: &jetstream::Context,
+    spec: ConsumerSpec,
+    message: &jetstream::Message,
+    reason: &str,
+    delivered: i64,
+) -> Result<(), String> {
     let mut headers = message.headers.clone().unwrap_or_default();
-    let original_id = headers.get(envelope::MSG_ID).map(|v| v.as_str().to_owned()).unwrap_or_default();
-    headers.insert(envelope::MSG_ID, format!("{}-{original_id}-{delivered}", spec.durable).as_str());
-    headers.insert(DEAD_LETTER_REASON, reason.replace(['\r', '\n'], " ").as_str());
+    let original_id = headers
+        .get(envelope::MSG_ID)
+        .map(|v| v.as_str().to_owned())
+        .unwrap_or_default();
+    headers.insert(
+        envelope::MSG_ID,
+        format!("{}-{original_id}-{delivered}", spec.durable).as_str(),
+    );
+    headers.insert(
+        DEAD_LETTER_REASON,
+        reason.replace(['\r', '\n'], " ").as_str(),
+    );
     headers.insert(DEAD_LETTER_CONSUMER, spec.durable);
     headers.insert(DEAD_LETTER_SUBJECT, message.subject.as_str());
-    let publish = PublishMessage::build().payload(message.payload.clone()).headers(headers);
+    let publish = PublishMessage::build()
+        .payload(message.payload.clone())
+        .headers(headers);
     js.send_publish(format!("game.deadletter.{}", spec.durable), publish)
         .await
         .map_err(|e| e.to_string())?

@@ -33,14 +33,20 @@ impl DatabaseUrl {
         if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
             return Ok(Self::Postgres(raw.to_owned()));
         }
-        if let Some(path) = raw.strip_prefix("sqlite://").or_else(|| raw.strip_prefix("sqlite:")) {
+        if let Some(path) = raw
+            .strip_prefix("sqlite://")
+            .or_else(|| raw.strip_prefix("sqlite:"))
+        {
             if path.is_empty() {
                 return Err("sqlite URL without a file path".into());
             }
             return Ok(Self::Sqlite(path.to_owned()));
         }
         if raw.contains("://") {
-            return Err(format!("unsupported scheme in '{}' (use sqlite:// or postgres://)", redact(raw)));
+            return Err(format!(
+                "unsupported scheme in '{}' (use sqlite:// or postgres://)",
+                redact(raw)
+            ));
         }
         Ok(Self::Sqlite(raw.to_owned()))
     }
@@ -102,8 +108,10 @@ impl managed::Manager for Manager {
 
     async fn create(&self) -> Result<Self::Type, Self::Error> {
         let url = self.url.clone();
-        deadpool_diesel::Connection::new(self.runtime, move || url.establish().map_err(deadpool_diesel::Error::Connection))
-            .await
+        deadpool_diesel::Connection::new(self.runtime, move || {
+            url.establish().map_err(deadpool_diesel::Error::Connection)
+        })
+        .await
     }
 
     async fn recycle(&self, obj: &mut Self::Type, _: &Metrics) -> RecycleResult<Self::Error> {
@@ -117,7 +125,11 @@ impl managed::Manager for Manager {
             })
             .await
             .map_err(|e| RecycleError::message(e.to_string()))?;
-        if broken { Err(RecycleError::message("broken transaction")) } else { Ok(()) }
+        if broken {
+            Err(RecycleError::message("broken transaction"))
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -134,16 +146,35 @@ mod tests {
 
     #[test]
     fn urls_choose_the_backend_and_bad_ones_say_why() {
-        assert_eq!(DatabaseUrl::parse("sqlite://data/mission.db").unwrap().backend(), Backend::Sqlite);
-        assert_eq!(DatabaseUrl::parse("data/mission.db").unwrap().backend(), Backend::Sqlite);
-        assert_eq!(DatabaseUrl::parse("postgres://u@h/db").unwrap().backend(), Backend::Postgres);
-        assert!(DatabaseUrl::parse("mysql://x").err().unwrap().contains("unsupported scheme"));
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://data/mission.db")
+                .unwrap()
+                .backend(),
+            Backend::Sqlite
+        );
+        assert_eq!(
+            DatabaseUrl::parse("data/mission.db").unwrap().backend(),
+            Backend::Sqlite
+        );
+        assert_eq!(
+            DatabaseUrl::parse("postgres://u@h/db").unwrap().backend(),
+            Backend::Postgres
+        );
+        assert!(
+            DatabaseUrl::parse("mysql://x")
+                .err()
+                .unwrap()
+                .contains("unsupported scheme")
+        );
         assert!(DatabaseUrl::parse("").is_err());
     }
 
     #[test]
     fn a_password_never_reaches_a_message() {
-        assert_eq!(redact("postgres://user:secret@host/db"), "postgres://user:***@host/db");
+        assert_eq!(
+            redact("postgres://user:secret@host/db"),
+            "postgres://user:***@host/db"
+        );
         assert_eq!(redact("mysql://u:pw@h/x"), "mysql://u:***@h/x");
     }
 }

@@ -15,7 +15,11 @@ use crate::{AnyConnection, db};
 /// [`StoreError::Duplicate`] when the consumer already handled the event.
 pub fn record(conn: &mut AnyConnection, inbound: Inbound) -> Result<(), StoreError> {
     diesel::insert_into(i::inbox)
-        .values((i::consumer.eq(inbound.consumer), i::event_id.eq(inbound.event_id.to_string()), i::handled_at.eq(Utc::now().naive_utc())))
+        .values((
+            i::consumer.eq(inbound.consumer),
+            i::event_id.eq(inbound.event_id.to_string()),
+            i::handled_at.eq(Utc::now().naive_utc()),
+        ))
         .execute(conn)
         .map(drop)
         .map_err(db)

@@ -50,7 +50,18 @@ pub struct Pending {
     pub message: OutboxMessage,
 }
 
-type Row = (i64, String, String, String, String, String, String, Option<String>, NaiveDateTime, Vec<u8>);
+type Row = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    NaiveDateTime,
+    Vec<u8>,
+);
 
 fn columns() -> (
     o::seq,
@@ -64,13 +75,47 @@ fn columns() -> (
     o::occurred_at,
     o::payload,
 ) {
-    (o::seq, o::event_id, o::subject, o::event_type, o::correlation_id, o::causation_id, o::customer_id, o::traceparent, o::occurred_at, o::payload)
+    (
+        o::seq,
+        o::event_id,
+        o::subject,
+        o::event_type,
+        o::correlation_id,
+        o::causation_id,
+        o::customer_id,
+        o::traceparent,
+        o::occurred_at,
+        o::payload,
+    )
 }
 
-fn pending((seq, event_id, subject, event_type, correlation_id, causation_id, customer_id, traceparent, occurred_at, payload): Row) -> Pending {
+fn pending(
+    (
+        seq,
+        event_id,
+        subject,
+        event_type,
+        correlation_id,
+        causation_id,
+        customer_id,
+        traceparent,
+        occurred_at,
+        payload,
+    ): Row,
+) -> Pending {
     Pending {
         seq,
-        message: OutboxMessage { event_id, subject, event_type, correlation_id, causation_id, customer_id, traceparent, occurred_at, payload },
+        message: OutboxMessage {
+            event_id,
+            subject,
+            event_type,
+            correlation_id,
+            causation_id,
+            customer_id,
+            traceparent,
+            occurred_at,
+            payload,
+        },
     }
 }
 
@@ -105,7 +150,11 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] when the database cannot be used.
-    pub async fn claim_outbox(&self, limit: i64, lease: Duration) -> Result<Vec<Pending>, StoreError> {
+    pub async fn claim_outbox(
+        &self,
+        limit: i64,
+        lease: Duration,
+    ) -> Result<Vec<Pending>, StoreError> {
         self.write(move |conn| {
             let now = Utc::now().naive_utc();
             let until = now + lease;
@@ -119,13 +168,19 @@ impl Store {
                     .for_update()
                     .skip_locked()
                     .load(pg),
-                AnyConnection::Sqlite(lite) => {
-                    o::outbox.filter(claimable).order(o::seq).limit(limit).select(columns()).load(lite)
-                }
+                AnyConnection::Sqlite(lite) => o::outbox
+                    .filter(claimable)
+                    .order(o::seq)
+                    .limit(limit)
+                    .select(columns())
+                    .load(lite),
             }
             .map_err(db)?;
             let seqs: Vec<i64> = rows.iter().map(|r| r.0).collect();
-            diesel::update(o::outbox.filter(o::seq.eq_any(&seqs))).set(o::claimed_until.eq(Some(until))).execute(conn).map_err(db)?;
+            diesel::update(o::outbox.filter(o::seq.eq_any(&seqs)))
+                .set(o::claimed_until.eq(Some(until)))
+                .execute(conn)
+                .map_err(db)?;
             Ok(rows.into_iter().map(pending).collect())
         })
         .await
@@ -139,8 +194,13 @@ impl Store {
         if seqs.is_empty() {
             return Ok(());
         }
-        self.write(move |conn| diesel::delete(o::outbox.filter(o::seq.eq_any(&seqs))).execute(conn).map(drop).map_err(db))
-            .await
+        self.write(move |conn| {
+            diesel::delete(o::outbox.filter(o::seq.eq_any(&seqs)))
+                .execute(conn)
+                .map(drop)
+                .map_err(db)
+        })
+        .await
     }
 
     /// Gives claimed events back (publishing failed), so the next pass retries them at once.
@@ -166,6 +226,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Unavailable`] when the database cannot be used.
     pub async fn outbox_len(&self) -> Result<i64, StoreError> {
-        self.read(|conn| o::outbox.count().get_result(conn).map_err(db)).await
+        self.read(|conn| o::outbox.count().get_result(conn).map_err(db))
+            .await
     }
 }

@@ -20,7 +20,10 @@ pub struct ValidationError {
 
 impl ValidationError {
     pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
-        Self { field, reason: reason.into() }
+        Self {
+            field,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -98,7 +101,12 @@ pub struct EventMeta {
 
 impl EventMeta {
     /// Metadata for the first event of a chain, caused by a request.
-    pub fn first(correlation_id: Uuid, request_id: &str, customer_id: CustomerId, now: DateTime<Utc>) -> Self {
+    pub fn first(
+        correlation_id: Uuid,
+        request_id: &str,
+        customer_id: CustomerId,
+        now: DateTime<Utc>,
+    ) -> Self {
         Self {
             event_id: new_id(),
             correlation_id: correlation_id.to_string(),
@@ -171,7 +179,10 @@ mod tests {
 
     #[test]
     fn a_malformed_id_names_its_field() {
-        assert_eq!(parse_id("mission_id", "nope").unwrap_err().field, "mission_id");
+        assert_eq!(
+            parse_id("mission_id", "nope").unwrap_err().field,
+            "mission_id"
+        );
         assert_eq!(parse_id("mission_id", "").unwrap_err().field, "mission_id");
         let id = new_id();
         assert_eq!(parse_id("mission_id", &id.to_string()).unwrap(), id);

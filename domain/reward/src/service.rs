@@ -44,7 +44,10 @@ impl<R: RewardRepository> RewardService<R> {
     /// # Errors
     /// `NotFound` for an unknown reward.
     pub async fn get(&self, id: Uuid) -> Result<Reward, RewardError> {
-        self.repo.get(id).await?.ok_or(RewardError::NotFound("reward"))
+        self.repo
+            .get(id)
+            .await?
+            .ok_or(RewardError::NotFound("reward"))
     }
 
     pub async fn list(&self, customer: &CustomerId) -> Result<Vec<Reward>, RewardError> {
@@ -55,10 +58,23 @@ impl<R: RewardRepository> RewardService<R> {
     ///
     /// # Errors
     /// `Unavailable` when the store is down (retry later).
-    pub async fn on_mission_achieved(&self, inbound: Inbound, cause: &EventMeta, fact: MissionAchieved) -> Result<(), RewardError> {
-        let (reward, event) =
-            Reward::allocate(new_id(), fact.mission_id, fact.customer_id, fact.reward_points, &fact.mission_code);
-        let envelope = Envelope { meta: cause.caused(Utc::now()), event };
+    pub async fn on_mission_achieved(
+        &self,
+        inbound: Inbound,
+        cause: &EventMeta,
+        fact: MissionAchieved,
+    ) -> Result<(), RewardError> {
+        let (reward, event) = Reward::allocate(
+            new_id(),
+            fact.mission_id,
+            fact.customer_id,
+            fact.reward_points,
+            &fact.mission_code,
+        );
+        let envelope = Envelope {
+            meta: cause.caused(Utc::now()),
+            event,
+        };
         match self.repo.insert(&reward, vec![envelope], inbound).await {
             Ok(()) | Err(StoreError::Duplicate) => Ok(()),
             Err(e) => Err(e.into()),
@@ -69,9 +85,18 @@ impl<R: RewardRepository> RewardService<R> {
     ///
     /// # Errors
     /// `NotFound` when the reward is unknown (retry later).
-    pub async fn on_wallet_changed(&self, inbound: Inbound, reward_id: Uuid, to: RewardStatus) -> Result<(), RewardError> {
+    pub async fn on_wallet_changed(
+        &self,
+        inbound: Inbound,
+        reward_id: Uuid,
+        to: RewardStatus,
+    ) -> Result<(), RewardError> {
         for _ in 0..CONFLICT_RETRIES {
-            let mut reward = self.repo.get(reward_id).await?.ok_or(RewardError::NotFound("reward"))?;
+            let mut reward = self
+                .repo
+                .get(reward_id)
+                .await?
+                .ok_or(RewardError::NotFound("reward"))?;
             reward.advance(to);
             match self.repo.update(&reward, inbound).await {
                 Ok(()) | Err(StoreError::Duplicate) => return Ok(()),
@@ -79,7 +104,9 @@ impl<R: RewardRepository> RewardService<R> {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(RewardError::Unavailable("too many concurrent changes".into()))
+        Err(RewardError::Unavailable(
+            "too many concurrent changes".into(),
+        ))
     }
 }
 
@@ -102,7 +129,11 @@ mod tests {
 
     impl Memory {
         fn record(&self, inbound: Inbound) -> Result<(), StoreError> {
-            if self.inbox.lock().unwrap().insert(inbound.event_id) { Ok(()) } else { Err(StoreError::Duplicate) }
+            if self.inbox.lock().unwrap().insert(inbound.event_id) {
+                Ok(())
+            } else {
+                Err(StoreError::Duplicate)
+            }
         }
     }
 
@@ -111,10 +142,28 @@ mod tests {
             Ok(self.rewards.lock().unwrap().get(&id).cloned())
         }
         async fn list_by_customer(&self, c: &CustomerId) -> Result<Vec<Reward>, StoreError> {
-            Ok(self.rewards.lock().unwrap().values().filter(|r| &r.customer_id == c).cloned().collect())
+            Ok(self
+                .rewards
+                .lock()
+                .unwrap()
+                .values()
+                .filter(|r| &r.customer_id == c)
+                .cloned()
+                .collect())
         }
-        async fn insert(&self, r: &Reward, events: Vec<Envelope<RewardEvent>>, inbound: Inbound) -> Result<(), StoreError> {
-            if self.rewards.lock().unwrap().values().any(|x| x.mission_id == r.mission_id) {
+        async fn insert(
+            &self,
+            r: &Reward,
+            events: Vec<Envelope<RewardEvent>>,
+            inbound: Inbound,
+        ) -> Result<(), StoreError> {
+            if self
+                .rewards
+                .lock()
+                .unwrap()
+                .values()
+                .any(|x| x.mission_id == r.mission_id)
+            {
                 return Err(StoreError::Duplicate);
             }
             self.record(inbound)?;
@@ -129,7 +178,10 @@ mod tests {
             if stored.version != r.version {
                 return Err(StoreError::Conflict);
             }
-            *stored = Reward { version: r.version + 1, ..r.clone() };
+            *stored = Reward {
+                version: r.version + 1,
+                ..r.clone()
+            };
             Ok(())
         }
     }
@@ -138,14 +190,25 @@ mod tests {
         let mission_id = new_id();
         let customer_id = CustomerId::new("c-11").unwrap();
         let meta = EventMeta::first(mission_id, "req", customer_id.clone(), Utc::now());
-        (meta, MissionAchieved { mission_id, customer_id, mission_code: "daily-login".into(), reward_points: 10 })
+        (
+            meta,
+            MissionAchieved {
+                mission_id,
+                customer_id,
+                mission_code: "daily-login".into(),
+                reward_points: 10,
+            },
+        )
     }
 
     #[test]
     fn given_an_achieved_mission_delivered_twice_when_handled_then_one_reward_is_allocated() {
         let s = RewardService::new(Memory::default());
         let (meta, fact) = achieved();
-        let inbound = Inbound { consumer: "reward-allocate", event_id: meta.event_id };
+        let inbound = Inbound {
+            consumer: "reward-allocate",
+            event_id: meta.event_id,
+        };
         block_on(s.on_mission_achieved(inbound, &meta, fact.clone())).unwrap();
         block_on(s.on_mission_achieved(inbound, &meta, fact.clone())).unwrap();
         let rewards = block_on(s.list(&fact.customer_id)).unwrap();
@@ -160,16 +223,39 @@ mod tests {
     fn given_an_allocated_reward_when_the_wallet_issues_it_then_it_is_issued() {
         let s = RewardService::new(Memory::default());
         let (meta, fact) = achieved();
-        block_on(s.on_mission_achieved(Inbound { consumer: "a", event_id: meta.event_id }, &meta, fact.clone())).unwrap();
+        block_on(s.on_mission_achieved(
+            Inbound {
+                consumer: "a",
+                event_id: meta.event_id,
+            },
+            &meta,
+            fact.clone(),
+        ))
+        .unwrap();
         let id = block_on(s.list(&fact.customer_id)).unwrap()[0].id;
-        block_on(s.on_wallet_changed(Inbound { consumer: "b", event_id: new_id() }, id, RewardStatus::Issued)).unwrap();
+        block_on(s.on_wallet_changed(
+            Inbound {
+                consumer: "b",
+                event_id: new_id(),
+            },
+            id,
+            RewardStatus::Issued,
+        ))
+        .unwrap();
         assert_eq!(block_on(s.get(id)).unwrap().status, RewardStatus::Issued);
     }
 
     #[test]
     fn given_no_reward_when_the_wallet_reports_it_then_it_is_not_found() {
         let s = RewardService::new(Memory::default());
-        let err = block_on(s.on_wallet_changed(Inbound { consumer: "b", event_id: new_id() }, new_id(), RewardStatus::Issued));
+        let err = block_on(s.on_wallet_changed(
+            Inbound {
+                consumer: "b",
+                event_id: new_id(),
+            },
+            new_id(),
+            RewardStatus::Issued,
+        ));
         assert!(matches!(err, Err(RewardError::NotFound("reward"))));
     }
 }

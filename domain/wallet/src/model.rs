@@ -39,12 +39,22 @@ pub struct WalletItem {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WalletEvent {
-    Issued { reward_id: Uuid, mission_id: Uuid, customer_id: CustomerId, points: i64 },
+    Issued {
+        reward_id: Uuid,
+        mission_id: Uuid,
+        customer_id: CustomerId,
+        points: i64,
+    },
 }
 
 impl WalletItem {
     /// Policy "an allocated reward is issued into the wallet".
-    pub fn issue(reward_id: Uuid, mission_id: Uuid, customer_id: CustomerId, points: i64) -> (Self, WalletEvent) {
+    pub fn issue(
+        reward_id: Uuid,
+        mission_id: Uuid,
+        customer_id: CustomerId,
+        points: i64,
+    ) -> (Self, WalletEvent) {
         let item = Self {
             reward_id,
             mission_id,
@@ -54,7 +64,15 @@ impl WalletItem {
             gift_id: None,
             version: 0,
         };
-        (item, WalletEvent::Issued { reward_id, mission_id, customer_id, points })
+        (
+            item,
+            WalletEvent::Issued {
+                reward_id,
+                mission_id,
+                customer_id,
+                points,
+            },
+        )
     }
 }
 
@@ -68,7 +86,11 @@ pub struct Wallet {
 impl Wallet {
     /// Points of the items not yet exchanged.
     pub fn available_points(&self) -> i64 {
-        self.items.iter().filter(|i| i.status == ItemStatus::Issued).map(|i| i.points).sum()
+        self.items
+            .iter()
+            .filter(|i| i.status == ItemStatus::Issued)
+            .map(|i| i.points)
+            .sum()
     }
 }
 
@@ -84,7 +106,10 @@ mod tests {
         assert!(matches!(event, WalletEvent::Issued { points: 10, .. }));
         let mut exchanged = WalletItem::issue(Uuid::now_v7(), Uuid::now_v7(), c.clone(), 50).0;
         exchanged.status = ItemStatus::Exchanged;
-        let wallet = Wallet { customer_id: c, items: vec![item, exchanged] };
+        let wallet = Wallet {
+            customer_id: c,
+            items: vec![item, exchanged],
+        };
         assert_eq!(wallet.available_points(), 10);
     }
 }

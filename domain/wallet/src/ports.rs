@@ -12,10 +12,16 @@ use crate::model::{WalletEvent, WalletItem};
 /// # Errors
 /// Every method returns [`StoreError::Unavailable`] when the store cannot be used.
 pub trait WalletRepository: Send + Sync + 'static {
-    fn get(&self, reward_id: Uuid) -> impl Future<Output = Result<Option<WalletItem>, StoreError>> + Send;
+    fn get(
+        &self,
+        reward_id: Uuid,
+    ) -> impl Future<Output = Result<Option<WalletItem>, StoreError>> + Send;
 
     /// The customer's items, oldest first.
-    fn list_by_customer(&self, customer: &CustomerId) -> impl Future<Output = Result<Vec<WalletItem>, StoreError>> + Send;
+    fn list_by_customer(
+        &self,
+        customer: &CustomerId,
+    ) -> impl Future<Output = Result<Vec<WalletItem>, StoreError>> + Send;
 
     /// Stores a new item, its events and the handled event in one transaction.
     ///

@@ -41,16 +41,32 @@ impl<R: WalletRepository> WalletService<R> {
 
     pub async fn wallet(&self, customer: &CustomerId) -> Result<Wallet, WalletError> {
         let items = self.repo.list_by_customer(customer).await?;
-        Ok(Wallet { customer_id: customer.clone(), items })
+        Ok(Wallet {
+            customer_id: customer.clone(),
+            items,
+        })
     }
 
     /// Policy: a reward was allocated -> issue it into the customer's wallet (once).
     ///
     /// # Errors
     /// `Unavailable` when the store is down (retry later).
-    pub async fn on_reward_allocated(&self, inbound: Inbound, cause: &EventMeta, fact: RewardAllocated) -> Result<(), WalletError> {
-        let (item, event) = WalletItem::issue(fact.reward_id, fact.mission_id, fact.customer_id, fact.points);
-        let envelope = Envelope { meta: cause.caused(Utc::now()), event };
+    pub async fn on_reward_allocated(
+        &self,
+        inbound: Inbound,
+        cause: &EventMeta,
+        fact: RewardAllocated,
+    ) -> Result<(), WalletError> {
+        let (item, event) = WalletItem::issue(
+            fact.reward_id,
+            fact.mission_id,
+            fact.customer_id,
+            fact.points,
+        );
+        let envelope = Envelope {
+            meta: cause.caused(Utc::now()),
+            event,
+        };
         match self.repo.insert(&item, vec![envelope], inbound).await {
             Ok(()) | Err(StoreError::Duplicate) => Ok(()),
             Err(e) => Err(e.into()),
@@ -81,13 +97,30 @@ mod tests {
             Ok(self.items.lock().unwrap().get(&id).cloned())
         }
         async fn list_by_customer(&self, c: &CustomerId) -> Result<Vec<WalletItem>, StoreError> {
-            Ok(self.items.lock().unwrap().values().filter(|i| &i.customer_id == c).cloned().collect())
+            Ok(self
+                .items
+                .lock()
+                .unwrap()
+                .values()
+                .filter(|i| &i.customer_id == c)
+                .cloned()
+                .collect())
         }
-        async fn insert(&self, item: &WalletItem, events: Vec<Envelope<WalletEvent>>, inbound: Inbound) -> Result<(), StoreError> {
-            if self.items.lock().unwrap().contains_key(&item.reward_id) || !self.inbox.lock().unwrap().insert(inbound.event_id) {
+        async fn insert(
+            &self,
+            item: &WalletItem,
+            events: Vec<Envelope<WalletEvent>>,
+            inbound: Inbound,
+        ) -> Result<(), StoreError> {
+            if self.items.lock().unwrap().contains_key(&item.reward_id)
+                || !self.inbox.lock().unwrap().insert(inbound.event_id)
+            {
                 return Err(StoreError::Duplicate);
             }
-            self.items.lock().unwrap().insert(item.reward_id, item.clone());
+            self.items
+                .lock()
+                .unwrap()
+                .insert(item.reward_id, item.clone());
             self.outbox.lock().unwrap().extend(events);
             Ok(())
         }
@@ -97,9 +130,17 @@ mod tests {
     fn given_an_allocated_reward_delivered_twice_when_handled_then_the_wallet_holds_it_once() {
         let s = WalletService::new(Memory::default());
         let customer_id = CustomerId::new("c-11").unwrap();
-        let fact = RewardAllocated { reward_id: new_id(), mission_id: new_id(), customer_id: customer_id.clone(), points: 10 };
+        let fact = RewardAllocated {
+            reward_id: new_id(),
+            mission_id: new_id(),
+            customer_id: customer_id.clone(),
+            points: 10,
+        };
         let meta = EventMeta::first(fact.mission_id, "req", customer_id.clone(), Utc::now());
-        let inbound = Inbound { consumer: "wallet-issue", event_id: meta.event_id };
+        let inbound = Inbound {
+            consumer: "wallet-issue",
+            event_id: meta.event_id,
+        };
         block_on(s.on_reward_allocated(inbound, &meta, fact.clone())).unwrap();
         block_on(s.on_reward_allocated(inbound, &meta, fact.clone())).unwrap();
         let wallet = block_on(s.wallet(&customer_id)).unwrap();

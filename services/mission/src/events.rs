@@ -1,0 +1,89 @@
+//! Mission events on the wire, and the policy reacting to `RewardAllocated`.
+
+use std::sync::Arc;
+
+use grpc_adapter::convert::timestamp;
+use grpc_adapter::pb::events::v1 as pb;
+use kernel::{Envelope, parse_id};
+use mission_domain::{MissionError, MissionEvent};
+use nats_adapter::consumer::{ConsumerSpec, Delivery, HandleError, Handler};
+use nats_adapter::streams::{self, subject};
+use prost::Message;
+use store_adapter::outbox::OutboxMessage;
+
+use crate::App;
+
+/// Encodes a domain event for the outbox.
+pub fn to_outbox(e: &Envelope<MissionEvent>) -> OutboxMessage {
+    match &e.event {
+        MissionEvent::Achieved {
+            mission_id,
+            customer_id,
+            code,
+            reward_points,
+            achieved_at,
+        } => {
+            let body = pb::MissionAchieved {
+                mission_id: mission_id.to_string(),
+                customer_id: customer_id.to_string(),
+                mission_code: code.as_str().to_owned(),
+                reward_points: *reward_points,
+                achieved_at: Some(timestamp(*achieved_at)),
+            };
+            OutboxMessage::new(
+                &e.meta,
+                subject::MISSION_ACHIEVED,
+                "game.events.v1.MissionAchieved",
+                body.encode_to_vec(),
+            )
+        }
+        MissionEvent::Rewarded {
+            mission_id,
+            customer_id,
+            reward_id,
+        } => {
+            let body = pb::MissionRewarded {
+                mission_id: mission_id.to_string(),
+                customer_id: customer_id.to_string(),
+                reward_id: reward_id.to_string(),
+            };
+            OutboxMessage::new(
+                &e.meta,
+                subject::MISSION_REWARDED,
+                "game.events.v1.MissionRewarded",
+                body.encode_to_vec(),
+            )
+        }
+    }
+}
+
+/// Policy "a reward allocated for a mission is recorded on it".
+pub const RECORD_REWARD: ConsumerSpec = ConsumerSpec {
+    stream: streams::REWARD,
+    durable: "mission-record-reward",
+    filter: subject::REWARD_ALLOCATED,
+};
+
+pub struct RecordReward(pub Arc<App>);
+
+impl Handler for RecordReward {
+    async fn handle(&self, d: &Delivery) -> Result<(), HandleError> {
+        let e = pb::RewardAllocated::decode(d.payload.as_ref())
+            .map_err(|e| HandleError::Reject(format!("undecodable: {e}")))?;
+        let mission_id = parse_id("mission_id", &e.mission_id)
+            .map_err(|e| HandleError::Reject(e.to_string()))?;
+        let reward_id =
+            parse_id("reward_id", &e.reward_id).map_err(|e| HandleError::Reject(e.to_string()))?;
+        self.0
+            .on_reward_allocated(d.inbound(), &d.meta, mission_id, reward_id)
+            .await
+            .map_err(|e| match e {
+                MissionError::NotFound(_) | MissionError::Unavailable(_) => {
+                    HandleError::Retry(e.to_string())
+                }
+                MissionError::Invalid(_) | MissionError::Refused(_) => {
+                    HandleError::Reject(e.to_string())
+                }
+            })
+    }
+}
