@@ -1,0 +1,77 @@
+//! Reward events on the wire, and the policies reacting to mission and wallet events.
+
+use std::sync::Arc;
+
+use grpc_adapter::pb::events::v1 as pb;
+use kernel::{CustomerId, Envelope, parse_id};
+use nats_adapter::consumer::{ConsumerSpec, Delivery, HandleError, Handler};
+use nats_adapter::streams::{self, subject};
+use prost::Message;
+use reward_domain::service::MissionAchieved;
+use reward_domain::{RewardError, RewardEvent, RewardStatus};
+use store_adapter::outbox::OutboxMessage;
+
+use crate::App;
+
+pub fn to_outbox(e: &Envelope<RewardEvent>) -> OutboxMessage {
+    match &e.event {
+        RewardEvent::Allocated { reward_id, mission_id, customer_id, points, mission_code } => {
+            let body = pb::RewardAllocated {
+                reward_id: reward_id.to_string(),
+                mission_id: mission_id.to_string(),
+                customer_id: customer_id.to_string(),
+                points: *points,
+                mission_code: mission_code.clone(),
+            };
+            OutboxMessage::new(&e.meta, subject::REWARD_ALLOCATED, "game.events.v1.RewardAllocated", body.encode_to_vec())
+        }
+    }
+}
+
+/// Policy "a reward for every achieved mission".
+pub const ALLOCATE: ConsumerSpec = ConsumerSpec { stream: streams::MISSION, durable: "reward-allocate", filter: subject::MISSION_ACHIEVED };
+/// Policy "the reward follows the wallet": issued.
+pub const ISSUED: ConsumerSpec = ConsumerSpec { stream: streams::WALLET, durable: "reward-issued", filter: subject::REWARD_ISSUED };
+/// Policy "the reward follows the wallet": exchanged.
+pub const EXCHANGED: ConsumerSpec =
+    ConsumerSpec { stream: streams::WALLET, durable: "reward-exchanged", filter: subject::REWARD_EXCHANGED };
+
+pub struct Policies(pub Arc<App>);
+
+fn reject(e: impl std::fmt::Display) -> HandleError {
+    HandleError::Reject(e.to_string())
+}
+
+fn outcome(e: RewardError) -> HandleError {
+    match e {
+        RewardError::NotFound(_) | RewardError::Unavailable(_) => HandleError::Retry(e.to_string()),
+    }
+}
+
+impl Handler for Policies {
+    async fn handle(&self, d: &Delivery) -> Result<(), HandleError> {
+        match d.subject.as_str() {
+            subject::MISSION_ACHIEVED => {
+                let e = pb::MissionAchieved::decode(d.payload.as_ref()).map_err(reject)?;
+                let fact = MissionAchieved {
+                    mission_id: parse_id("mission_id", &e.mission_id).map_err(reject)?,
+                    customer_id: CustomerId::new(e.customer_id).map_err(reject)?,
+                    mission_code: e.mission_code,
+                    reward_points: e.reward_points,
+                };
+                self.0.on_mission_achieved(d.inbound(), &d.meta, fact).await.map_err(outcome)
+            }
+            subject::REWARD_ISSUED => {
+                let e = pb::RewardIssued::decode(d.payload.as_ref()).map_err(reject)?;
+                let id = parse_id("reward_id", &e.reward_id).map_err(reject)?;
+                self.0.on_wallet_changed(d.inbound(), id, RewardStatus::Issued).await.map_err(outcome)
+            }
+            subject::REWARD_EXCHANGED => {
+                let e = pb::RewardExchanged::decode(d.payload.as_ref()).map_err(reject)?;
+                let id = parse_id("reward_id", &e.reward_id).map_err(reject)?;
+                self.0.on_wallet_changed(d.inbound(), id, RewardStatus::Exchanged).await.map_err(outcome)
+            }
+            other => Err(reject(format!("unexpected subject {other}"))),
+        }
+    }
+}

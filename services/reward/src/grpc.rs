@@ -1,0 +1,54 @@
+//! The inbound gRPC adapter.
+
+use std::sync::Arc;
+
+use grpc_adapter::pb::reward::v1 as pb;
+use grpc_adapter::status;
+use reward_domain::{Reward, RewardError, RewardStatus};
+use tonic::{Request, Response, Status};
+
+use crate::App;
+
+pub fn server(app: Arc<App>) -> pb::reward_service_server::RewardServiceServer<Handlers> {
+    pb::reward_service_server::RewardServiceServer::new(Handlers { app })
+}
+
+pub struct Handlers {
+    app: Arc<App>,
+}
+
+fn to_status(e: RewardError) -> Status {
+    match e {
+        RewardError::NotFound(what) => status::not_found(what),
+        RewardError::Unavailable(detail) => status::unavailable(&detail),
+    }
+}
+
+fn to_proto(r: Reward) -> pb::Reward {
+    pb::Reward {
+        reward_id: r.id.to_string(),
+        mission_id: r.mission_id.to_string(),
+        customer_id: r.customer_id.to_string(),
+        points: r.points,
+        status: match r.status {
+            RewardStatus::Allocated => pb::RewardStatus::Allocated,
+            RewardStatus::Issued => pb::RewardStatus::Issued,
+            RewardStatus::Exchanged => pb::RewardStatus::Exchanged,
+        } as i32,
+    }
+}
+
+#[tonic::async_trait]
+impl pb::reward_service_server::RewardService for Handlers {
+    async fn get_reward(&self, req: Request<pb::GetRewardRequest>) -> Result<Response<pb::GetRewardResponse>, Status> {
+        let id = status::id("reward_id", &req.get_ref().reward_id)?;
+        let reward = self.app.get(id).await.map_err(to_status)?;
+        Ok(Response::new(pb::GetRewardResponse { reward: Some(to_proto(reward)) }))
+    }
+
+    async fn list_rewards(&self, req: Request<pb::ListRewardsRequest>) -> Result<Response<pb::ListRewardsResponse>, Status> {
+        let customer = status::customer(&req.get_ref().customer_id)?;
+        let rewards = self.app.list(&customer).await.map_err(to_status)?;
+        Ok(Response::new(pb::ListRewardsResponse { rewards: rewards.into_iter().map(to_proto).collect() }))
+    }
+}
