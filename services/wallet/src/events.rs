@@ -1,0 +1,52 @@
+//! Wallet events on the wire, and the policy reacting to `RewardAllocated`.
+
+use std::sync::Arc;
+
+use grpc_adapter::pb::events::v1 as pb;
+use kernel::{CustomerId, Envelope, parse_id};
+use nats_adapter::consumer::{ConsumerSpec, Delivery, HandleError, Handler};
+use nats_adapter::streams::{self, subject};
+use prost::Message;
+use store_adapter::outbox::OutboxMessage;
+use wallet_domain::service::RewardAllocated;
+use wallet_domain::{WalletError, WalletEvent};
+
+use crate::App;
+
+pub fn to_outbox(e: &Envelope<WalletEvent>) -> OutboxMessage {
+    match &e.event {
+        WalletEvent::Issued { reward_id, mission_id, customer_id, points } => {
+            let body = pb::RewardIssued {
+                reward_id: reward_id.to_string(),
+                mission_id: mission_id.to_string(),
+                customer_id: customer_id.to_string(),
+                points: *points,
+            };
+            OutboxMessage::new(&e.meta, subject::REWARD_ISSUED, "game.events.v1.RewardIssued", body.encode_to_vec())
+        }
+    }
+}
+
+/// Policy "an allocated reward is issued into the wallet".
+pub const ISSUE: ConsumerSpec = ConsumerSpec { stream: streams::REWARD, durable: "wallet-issue", filter: subject::REWARD_ALLOCATED };
+
+pub struct Issue(pub Arc<App>);
+
+fn reject(e: impl std::fmt::Display) -> HandleError {
+    HandleError::Reject(e.to_string())
+}
+
+impl Handler for Issue {
+    async fn handle(&self, d: &Delivery) -> Result<(), HandleError> {
+        let e = pb::RewardAllocated::decode(d.payload.as_ref()).map_err(reject)?;
+        let fact = RewardAllocated {
+            reward_id: parse_id("reward_id", &e.reward_id).map_err(reject)?,
+            mission_id: parse_id("mission_id", &e.mission_id).map_err(reject)?,
+            customer_id: CustomerId::new(e.customer_id).map_err(reject)?,
+            points: e.points,
+        };
+        self.0.on_reward_allocated(d.inbound(), &d.meta, fact).await.map_err(|e| match e {
+            WalletError::NotFound(_) | WalletError::Unavailable(_) => HandleError::Retry(e.to_string()),
+        })
+    }
+}

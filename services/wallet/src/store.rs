@@ -1,0 +1,143 @@
+//! The wallet repository on diesel: items, outbox and inbox in one transaction.
+
+use diesel::prelude::*;
+use kernel::{CustomerId, Envelope, Inbound, StoreError};
+use store_adapter::{Migrations, Store, db, inbox, outbox};
+use uuid::Uuid;
+use wallet_domain::{ItemStatus, WalletEvent, WalletItem, WalletRepository};
+
+use crate::events;
+
+static SQLITE: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("migrations/sqlite");
+static POSTGRES: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("migrations/postgres");
+pub const MIGRATIONS: Migrations = Migrations { sqlite: &SQLITE, postgres: &POSTGRES };
+
+diesel::table! {
+    wallet_items (reward_id) {
+        reward_id -> Text,
+        mission_id -> Text,
+        customer_id -> Text,
+        points -> BigInt,
+        status -> Text,
+        gift_id -> Nullable<Text>,
+        version -> BigInt,
+    }
+}
+
+#[derive(Queryable, Insertable, AsChangeset)]
+#[diesel(table_name = wallet_items)]
+struct Row {
+    reward_id: String,
+    mission_id: String,
+    customer_id: String,
+    points: i64,
+    status: String,
+    gift_id: Option<String>,
+    version: i64,
+}
+
+impl From<&WalletItem> for Row {
+    fn from(i: &WalletItem) -> Self {
+        Self {
+            reward_id: i.reward_id.to_string(),
+            mission_id: i.mission_id.to_string(),
+            customer_id: i.customer_id.to_string(),
+            points: i.points,
+            status: i.status.as_str().to_owned(),
+            gift_id: i.gift_id.map(|g| g.to_string()),
+            version: i.version,
+        }
+    }
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Unavailable(format!("corrupt wallet row: {what}"))
+}
+
+impl TryFrom<Row> for WalletItem {
+    type Error = StoreError;
+    fn try_from(r: Row) -> Result<Self, StoreError> {
+        Ok(Self {
+            reward_id: Uuid::try_parse(&r.reward_id).map_err(|_| corrupt("reward_id"))?,
+            mission_id: Uuid::try_parse(&r.mission_id).map_err(|_| corrupt("mission_id"))?,
+            customer_id: CustomerId::new(r.customer_id).map_err(|_| corrupt("customer_id"))?,
+            points: r.points,
+            status: ItemStatus::parse(&r.status).ok_or_else(|| corrupt("status"))?,
+            gift_id: r.gift_id.map(|g| Uuid::try_parse(&g)).transpose().map_err(|_| corrupt("gift_id"))?,
+            version: r.version,
+        })
+    }
+}
+
+#[derive(Clone)]
+pub struct SqlWallet {
+    store: Store,
+}
+
+impl SqlWallet {
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+}
+
+impl WalletRepository for SqlWallet {
+    async fn get(&self, reward_id: Uuid) -> Result<Option<WalletItem>, StoreError> {
+        let id = reward_id.to_string();
+        let row: Option<Row> = self.store.read(move |c| wallet_items::table.find(id).first(c).optional().map_err(db)).await?;
+        row.map(WalletItem::try_from).transpose()
+    }
+
+    async fn list_by_customer(&self, customer: &CustomerId) -> Result<Vec<WalletItem>, StoreError> {
+        let customer = customer.to_string();
+        let rows: Vec<Row> = self
+            .store
+            .read(move |c| {
+                wallet_items::table.filter(wallet_items::customer_id.eq(customer)).order(wallet_items::reward_id).load(c).map_err(db)
+            })
+            .await?;
+        rows.into_iter().map(WalletItem::try_from).collect()
+    }
+
+    async fn insert(&self, item: &WalletItem, events: Vec<Envelope<WalletEvent>>, inbound: Inbound) -> Result<(), StoreError> {
+        let row = Row::from(item);
+        let messages: Vec<_> = events.iter().map(events::to_outbox).collect();
+        self.store
+            .write(move |c| {
+                inbox::record(c, inbound)?;
+                diesel::insert_into(wallet_items::table).values(&row).execute(c).map_err(db)?;
+                outbox::append(c, &messages)
+            })
+            .await?;
+        self.store.notify_appended();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use kernel::{EventMeta, new_id};
+    use store_adapter::testing::TestDatabase;
+
+    use super::*;
+
+    async fn a_reward_is_issued_into_one_wallet_once(db: TestDatabase) {
+        let store = Store::open(&db.url, MIGRATIONS).await.unwrap();
+        let repo = SqlWallet::new(store.clone());
+        let customer = CustomerId::new("c-11").unwrap();
+        let (item, event) = WalletItem::issue(new_id(), new_id(), customer.clone(), 10);
+        let meta = EventMeta::first(item.mission_id, "req", customer.clone(), Utc::now());
+        let events = vec![Envelope { meta, event }];
+        let inbound = Inbound { consumer: "wallet-issue", event_id: new_id() };
+        repo.insert(&item, events.clone(), inbound).await.unwrap();
+        assert_eq!(repo.get(item.reward_id).await.unwrap().unwrap(), item);
+        assert_eq!(repo.insert(&item, events.clone(), inbound).await, Err(StoreError::Duplicate));
+        let again = Inbound { consumer: "wallet-issue", event_id: new_id() };
+        assert_eq!(repo.insert(&item, events, again).await, Err(StoreError::Duplicate));
+        assert_eq!(repo.list_by_customer(&customer).await.unwrap(), vec![item]);
+        assert_eq!(store.outbox_len().await.unwrap(), 1);
+        assert!(repo.list_by_customer(&CustomerId::new("other").unwrap()).await.unwrap().is_empty());
+    }
+
+    store_adapter::on_both_backends!(a_reward_is_issued_into_one_wallet_once);
+}
