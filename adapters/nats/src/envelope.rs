@@ -6,7 +6,11 @@ use kernel::{CustomerId, EventMeta};
 use store_adapter::outbox::OutboxMessage;
 use uuid::Uuid;
 
+/// JetStream's de-duplication id; the relay sets it to the event id.
 pub const MSG_ID: &str = "Nats-Msg-Id";
+/// The event's identity for consumers' inboxes. Usually equal to [`MSG_ID`], but a
+/// republish after the de-duplication window carries a new message and the same event.
+pub const EVENT_ID: &str = "Game-Event-Id";
 pub const EVENT_TYPE: &str = "Game-Event-Type";
 pub const CORRELATION_ID: &str = "Game-Correlation-Id";
 pub const CAUSATION_ID: &str = "Game-Causation-Id";
@@ -18,6 +22,7 @@ pub const TRACEPARENT: &str = "traceparent";
 pub fn headers(m: &OutboxMessage) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert(MSG_ID, m.event_id.as_str());
+    h.insert(EVENT_ID, m.event_id.as_str());
     h.insert(EVENT_TYPE, m.event_type.as_str());
     h.insert(CORRELATION_ID, m.correlation_id.as_str());
     h.insert(CAUSATION_ID, m.causation_id.as_str());
@@ -94,7 +99,7 @@ mod tests {
     fn a_message_without_an_event_id_is_a_bad_envelope() {
         let mut h = HeaderMap::new();
         h.insert(CUSTOMER_ID, "c");
-        assert!(meta(Some(&h)).unwrap_err().0.contains(MSG_ID));
+        assert!(meta(Some(&h)).unwrap_err().0.contains(EVENT_ID));
         assert!(meta(None).is_err());
     }
 }

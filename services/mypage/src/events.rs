@@ -1,0 +1,81 @@
+//! Every context's events, as the facts my page is built from.
+
+use std::sync::Arc;
+
+use grpc_adapter::pb::events::v1 as pb;
+use kernel::parse_id;
+use mypage_domain::{Fact, MyPageError};
+use nats_adapter::consumer::{ConsumerSpec, Delivery, HandleError, Handler};
+use nats_adapter::streams::{self, subject};
+use prost::Message;
+
+use crate::App;
+
+/// One durable consumer per source stream; the projection is idempotent and
+/// order-tolerant, so no inbox is needed: a redelivered fact changes nothing.
+pub const CONSUMERS: [ConsumerSpec; 3] = [
+    ConsumerSpec { stream: streams::MISSION, durable: "mypage-mission", filter: "game.mission.v1.>" },
+    ConsumerSpec { stream: streams::REWARD, durable: "mypage-reward", filter: "game.reward.v1.>" },
+    ConsumerSpec { stream: streams::WALLET, durable: "mypage-wallet", filter: "game.wallet.v1.>" },
+];
+
+fn reject(e: impl std::fmt::Display) -> HandleError {
+    HandleError::Reject(e.to_string())
+}
+
+fn id(field: &'static str, raw: &str) -> Result<uuid::Uuid, HandleError> {
+    parse_id(field, raw).map_err(reject)
+}
+
+/// The fact an event carries for my page, if any.
+///
+/// # Errors
+/// `Reject` when the payload is not the event its subject names.
+pub fn fact(subject_name: &str, payload: &[u8]) -> Result<Option<Fact>, HandleError> {
+    Ok(Some(match subject_name {
+        subject::MISSION_ACHIEVED => {
+            let e = pb::MissionAchieved::decode(payload).map_err(reject)?;
+            Fact::MissionAchieved { mission_id: id("mission_id", &e.mission_id)?, mission_code: e.mission_code, points: e.reward_points }
+        }
+        subject::MISSION_REWARDED => {
+            let e = pb::MissionRewarded::decode(payload).map_err(reject)?;
+            Fact::MissionRewarded { mission_id: id("mission_id", &e.mission_id)?, reward_id: id("reward_id", &e.reward_id)? }
+        }
+        subject::REWARD_ALLOCATED => {
+            let e = pb::RewardAllocated::decode(payload).map_err(reject)?;
+            Fact::RewardAllocated {
+                mission_id: id("mission_id", &e.mission_id)?,
+                reward_id: id("reward_id", &e.reward_id)?,
+                points: e.points,
+                mission_code: e.mission_code,
+            }
+        }
+        subject::REWARD_ISSUED => {
+            let e = pb::RewardIssued::decode(payload).map_err(reject)?;
+            Fact::RewardIssued { mission_id: id("mission_id", &e.mission_id)?, reward_id: id("reward_id", &e.reward_id)?, points: e.points }
+        }
+        subject::REWARD_EXCHANGED => {
+            let e = pb::RewardExchanged::decode(payload).map_err(reject)?;
+            Fact::RewardExchanged {
+                mission_id: id("mission_id", &e.mission_id)?,
+                reward_id: id("reward_id", &e.reward_id)?,
+                points: e.points,
+                gift_id: id("gift_id", &e.gift_id)?,
+                gift_code: e.gift_code,
+            }
+        }
+        // An event my page does not show (yet): nothing to do.
+        _ => return Ok(None),
+    }))
+}
+
+pub struct Project(pub Arc<App>);
+
+impl Handler for Project {
+    async fn handle(&self, d: &Delivery) -> Result<(), HandleError> {
+        let Some(fact) = fact(&d.subject, &d.payload)? else { return Ok(()) };
+        self.0.apply(&d.meta.customer_id, &[fact]).await.map_err(|e| match e {
+            MyPageError::Unavailable(_) => HandleError::Retry(e.to_string()),
+        })
+    }
+}

@@ -1,0 +1,166 @@
+//! The inbound gRPC adapter, and the page's protobuf form (also its stored form).
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt};
+use grpc_adapter::convert::{from_timestamp, timestamp};
+use grpc_adapter::pb::mypage::v1 as pb;
+use grpc_adapter::status;
+use kernel::CustomerId;
+use mypage_domain::{Entry, GiftStatus, MissionStatus, MyPage, MyPageError, RewardStatus};
+use tonic::{Request, Response, Status};
+
+use crate::App;
+
+pub fn server(app: Arc<App>) -> pb::my_page_service_server::MyPageServiceServer<Handlers> {
+    pb::my_page_service_server::MyPageServiceServer::new(Handlers { app })
+}
+
+pub struct Handlers {
+    app: Arc<App>,
+}
+
+fn to_status(e: MyPageError) -> Status {
+    match e {
+        MyPageError::Unavailable(detail) => status::unavailable(&detail),
+    }
+}
+
+fn opt_id(id: Option<uuid::Uuid>) -> String {
+    id.map(|i| i.to_string()).unwrap_or_default()
+}
+
+pub fn page_to_proto(p: &MyPage) -> pb::MyPage {
+    let entries = p
+        .entries
+        .iter()
+        .map(|e| pb::Entry {
+            mission_id: e.mission_id.to_string(),
+            mission_code: e.mission_code.clone(),
+            mission_status: match e.mission_status {
+                None => pb::MissionStatus::Unspecified,
+                Some(MissionStatus::Achieved) => pb::MissionStatus::Achieved,
+                Some(MissionStatus::Rewarded) => pb::MissionStatus::Rewarded,
+            } as i32,
+            reward_id: opt_id(e.reward_id),
+            reward_status: match e.reward_status {
+                None => pb::RewardStatus::Unspecified,
+                Some(RewardStatus::Allocated) => pb::RewardStatus::Allocated,
+                Some(RewardStatus::Issued) => pb::RewardStatus::Issued,
+                Some(RewardStatus::Exchanged) => pb::RewardStatus::Exchanged,
+            } as i32,
+            points: e.points,
+            gift_id: opt_id(e.gift_id),
+            gift_status: match e.gift_status {
+                None => pb::GiftStatus::Unspecified,
+                Some(GiftStatus::Issued) => pb::GiftStatus::Issued,
+                Some(GiftStatus::Used) => pb::GiftStatus::Used,
+            } as i32,
+            gift_code: e.gift_code.clone(),
+        })
+        .collect();
+    pb::MyPage {
+        customer_id: p.customer_id.to_string(),
+        entries,
+        points_issued: p.points_issued(),
+        points_exchanged: p.points_exchanged(),
+        version: p.version,
+        updated_at: p.updated_at.map(timestamp),
+    }
+}
+
+/// The stored form back into the domain (`version` is set by the caller).
+///
+/// # Errors
+/// When an id in the stored page is not a UUID.
+pub fn page_from_proto(customer: &CustomerId, p: pb::MyPage) -> Result<MyPage, String> {
+    let id = |raw: &str| -> Result<Option<uuid::Uuid>, String> {
+        if raw.is_empty() { Ok(None) } else { uuid::Uuid::try_parse(raw).map(Some).map_err(|e| e.to_string()) }
+    };
+    let mut entries = Vec::with_capacity(p.entries.len());
+    for e in p.entries {
+        entries.push(Entry {
+            mission_id: id(&e.mission_id)?.ok_or("entry without mission id")?,
+            mission_code: e.mission_code,
+            mission_status: match pb::MissionStatus::try_from(e.mission_status) {
+                Ok(pb::MissionStatus::Achieved) => Some(MissionStatus::Achieved),
+                Ok(pb::MissionStatus::Rewarded) => Some(MissionStatus::Rewarded),
+                _ => None,
+            },
+            reward_id: id(&e.reward_id)?,
+            reward_status: match pb::RewardStatus::try_from(e.reward_status) {
+                Ok(pb::RewardStatus::Allocated) => Some(RewardStatus::Allocated),
+                Ok(pb::RewardStatus::Issued) => Some(RewardStatus::Issued),
+                Ok(pb::RewardStatus::Exchanged) => Some(RewardStatus::Exchanged),
+                _ => None,
+            },
+            points: e.points,
+            gift_id: id(&e.gift_id)?,
+            gift_code: e.gift_code,
+            gift_status: match pb::GiftStatus::try_from(e.gift_status) {
+                Ok(pb::GiftStatus::Issued) => Some(GiftStatus::Issued),
+                Ok(pb::GiftStatus::Used) => Some(GiftStatus::Used),
+                _ => None,
+            },
+        });
+    }
+    Ok(MyPage { customer_id: customer.clone(), entries, version: p.version, updated_at: p.updated_at.as_ref().and_then(from_timestamp) })
+}
+
+type PageStream = Pin<Box<dyn Stream<Item = Result<pb::WatchMyPageResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::my_page_service_server::MyPageService for Handlers {
+    async fn get_my_page(&self, req: Request<pb::GetMyPageRequest>) -> Result<Response<pb::GetMyPageResponse>, Status> {
+        let customer = status::customer(&req.get_ref().customer_id)?;
+        let page = self.app.page(&customer).await.map_err(to_status)?;
+        Ok(Response::new(pb::GetMyPageResponse { page: Some(page_to_proto(&page)) }))
+    }
+
+    type WatchMyPageStream = PageStream;
+
+    async fn watch_my_page(&self, req: Request<pb::WatchMyPageRequest>) -> Result<Response<PageStream>, Status> {
+        let customer = status::customer(&req.get_ref().customer_id)?;
+        // Watch first, then read: no change can fall between the two.
+        let updates = self.app.watch(&customer).await.map_err(to_status)?;
+        let current = self.app.page(&customer).await.map_err(to_status)?;
+        let mut last = current.version;
+        let first = futures::stream::once(async move { Ok(pb::WatchMyPageResponse { page: Some(page_to_proto(&current)) }) });
+        let rest = updates.filter_map(move |update| {
+            let out = match update {
+                Ok(page) if page.version > last => {
+                    last = page.version;
+                    Some(Ok(pb::WatchMyPageResponse { page: Some(page_to_proto(&page)) }))
+                }
+                Ok(_) => None,
+                Err(e) => Some(Err(to_status(MyPageError::Unavailable(e.to_string())))),
+            };
+            futures::future::ready(out)
+        });
+        Ok(Response::new(Box::pin(first.chain(rest))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use mypage_domain::Fact;
+
+    use super::*;
+
+    #[test]
+    fn a_page_survives_its_stored_form() {
+        let customer = CustomerId::new("c-11").unwrap();
+        let mut page = MyPage::empty(customer.clone());
+        let (m, r, g) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+        page.apply(&Fact::RewardAllocated { mission_id: m, reward_id: r, points: 10, mission_code: "daily-login".into() }, Utc::now());
+        page.apply(&Fact::GiftIssued { mission_id: m, reward_id: r, gift_id: g, gift_code: "coffee".into() }, Utc::now());
+        page.version = 4;
+        let proto = page_to_proto(&page);
+        assert_eq!(proto.entries[0].reward_status, pb::RewardStatus::Allocated as i32);
+        let mut back = page_from_proto(&customer, proto).unwrap();
+        back.updated_at = page.updated_at.map(|t| grpc_adapter::convert::from_timestamp(&timestamp(t)).unwrap());
+        assert_eq!(back, page);
+    }
+}
