@@ -50,8 +50,8 @@ pub fn meta(headers: Option<&HeaderMap>) -> Result<(EventMeta, String), BadEnvel
             .map(|v| v.as_str().to_owned())
             .ok_or_else(|| BadEnvelope(format!("missing {name}")))
     };
-    let event_id = Uuid::try_parse(&get(MSG_ID)?)
-        .map_err(|_| BadEnvelope(format!("{MSG_ID} is not a UUID")))?;
+    let event_id = Uuid::try_parse(&get(EVENT_ID)?)
+        .map_err(|_| BadEnvelope(format!("{EVENT_ID} is not a UUID")))?;
     let customer_id = CustomerId::new(get(CUSTOMER_ID)?).map_err(|e| BadEnvelope(e.to_string()))?;
     let occurred_at = DateTime::parse_from_rfc3339(&get(OCCURRED_AT)?)
         .map_err(|_| BadEnvelope(format!("{OCCURRED_AT} is not RFC 3339")))?
