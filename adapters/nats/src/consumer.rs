@@ -169,7 +169,10 @@ async fn settle<H: Handler>(
         }
     };
     let ack = match outcome {
-        Ok(()) => AckKind::Ack,
+        Ok(()) => {
+            tracing::debug!(consumer = spec.durable, subject = %message.subject, delivered, "event handled");
+            AckKind::Ack
+        }
         Err(HandleError::Retry(reason)) if delivered < settings.max_deliver => {
             let delay = redelivery_delay(delivered);
             tracing::info!(consumer = spec.durable, delivered, ?delay, %reason, "event will be redelivered");
