@@ -10,6 +10,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "game/reward/v1/reward.proto",
         "game/wallet/v1/wallet.proto",
         "game/mypage/v1/mypage.proto",
+        "game/gift/v1/gift.proto",
+        "game/notification/v1/notification.proto",
         "game/events/v1/events.proto",
     ]
     .iter()

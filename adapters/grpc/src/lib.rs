@@ -37,6 +37,16 @@ pub mod pb {
             tonic::include_proto!("game.mypage.v1");
         }
     }
+    pub mod gift {
+        pub mod v1 {
+            tonic::include_proto!("game.gift.v1");
+        }
+    }
+    pub mod notification {
+        pub mod v1 {
+            tonic::include_proto!("game.notification.v1");
+        }
+    }
     pub mod events {
         pub mod v1 {
             tonic::include_proto!("game.events.v1");

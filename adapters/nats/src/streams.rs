@@ -43,6 +43,9 @@ pub mod subject {
     pub const REWARD_ALLOCATED: &str = "game.reward.v1.allocated";
     pub const REWARD_ISSUED: &str = "game.wallet.v1.issued";
     pub const REWARD_EXCHANGED: &str = "game.wallet.v1.exchanged";
+    pub const GIFT_ISSUED: &str = "game.gift.v1.issued";
+    pub const GIFT_USED: &str = "game.gift.v1.used";
+    pub const NOTIFICATION_SENT: &str = "game.notification.v1.sent";
 }
 
 /// Creates the stream if it does not exist (whoever comes first, with the same config).
