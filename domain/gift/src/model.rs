@@ -1,0 +1,230 @@
+//! The `Gift` aggregate and the catalog. Synchronous and pure.
+
+use chrono::{DateTime, Utc};
+use kernel::{CustomerId, ValidationError};
+use uuid::Uuid;
+
+/// A gift's code in the catalog, e.g. `coffee`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct GiftCode(String);
+
+impl GiftCode {
+    /// # Errors
+    /// `gift_code` when empty, longer than 64 bytes, or not `a-z 0-9 - _`.
+    pub fn new(raw: impl Into<String>) -> Result<Self, ValidationError> {
+        let raw = raw.into();
+        let ok = !raw.is_empty()
+            && raw.len() <= 64
+            && raw.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if ok { Ok(Self(raw)) } else { Err(ValidationError::new("gift_code", "must be 1-64 characters of a-z, 0-9, '-' or '_'")) }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogGift {
+    pub code: GiftCode,
+    pub name: String,
+    pub cost_points: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Catalog(Vec<CatalogGift>);
+
+impl Catalog {
+    pub fn new(gifts: Vec<CatalogGift>) -> Self {
+        Self(gifts)
+    }
+
+    pub fn gifts(&self) -> &[CatalogGift] {
+        &self.0
+    }
+
+    /// # Errors
+    /// `gift_code` when the code is not in the catalog.
+    pub fn find(&self, code: &GiftCode) -> Result<&CatalogGift, ValidationError> {
+        self.0
+            .iter()
+            .find(|g| &g.code == code)
+            .ok_or_else(|| ValidationError::new("gift_code", format!("unknown gift '{}'", code.as_str())))
+    }
+}
+
+impl Default for Catalog {
+    fn default() -> Self {
+        let g = |code: &str, name: &str, cost_points| CatalogGift { code: GiftCode::new(code).expect("valid"), name: name.into(), cost_points };
+        Self(vec![g("coffee", "Coffee", 10), g("movie-ticket", "Movie ticket", 50), g("game-skin", "Game skin", 100)])
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum GiftStatus {
+    Issued,
+    Used,
+}
+
+impl GiftStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Issued => "ISSUED",
+            Self::Used => "USED",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "ISSUED" => Some(Self::Issued),
+            "USED" => Some(Self::Used),
+            _ => None,
+        }
+    }
+}
+
+/// A request to issue a gift for a reward, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssueGift {
+    pub customer_id: CustomerId,
+    pub reward_id: Uuid,
+    pub mission_id: Uuid,
+    pub code: GiftCode,
+    /// What the reward is worth.
+    pub points: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gift {
+    pub id: Uuid,
+    pub customer_id: CustomerId,
+    pub reward_id: Uuid,
+    pub mission_id: Uuid,
+    pub code: GiftCode,
+    pub name: String,
+    pub status: GiftStatus,
+    pub issued_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GiftEvent {
+    Issued(Gift),
+    Used(Gift),
+}
+
+/// Business refusals.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GiftRefusal {
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    #[error("not enough points: the gift costs {cost}, the reward is worth {points}")]
+    NotEnoughPoints { cost: i64, points: i64 },
+    #[error("the reward was already exchanged for another gift")]
+    RewardTaken,
+    #[error("the gift was already used")]
+    AlreadyUsed,
+    #[error("gift not found")]
+    NotOwner,
+}
+
+impl Gift {
+    /// Decides a new gift for a reward.
+    ///
+    /// # Errors
+    /// `Invalid` (`gift_code`) for a code not in the catalog; `NotEnoughPoints`.
+    pub fn issue(cmd: &IssueGift, catalog: &Catalog, id: Uuid, now: DateTime<Utc>) -> Result<(Self, GiftEvent), GiftRefusal> {
+        let entry = catalog.find(&cmd.code)?;
+        if cmd.points < entry.cost_points {
+            return Err(GiftRefusal::NotEnoughPoints { cost: entry.cost_points, points: cmd.points });
+        }
+        let gift = Self {
+            id,
+            customer_id: cmd.customer_id.clone(),
+            reward_id: cmd.reward_id,
+            mission_id: cmd.mission_id,
+            code: cmd.code.clone(),
+            name: entry.name.clone(),
+            status: GiftStatus::Issued,
+            issued_at: now,
+            used_at: None,
+            version: 0,
+        };
+        Ok((gift.clone(), GiftEvent::Issued(gift)))
+    }
+
+    /// Whether `cmd` asks again for this very gift (a retry), rather than something else
+    /// for the same reward.
+    pub fn answers(&self, cmd: &IssueGift) -> bool {
+        self.customer_id == cmd.customer_id && self.code == cmd.code
+    }
+
+    /// Uses the gift, once.
+    ///
+    /// # Errors
+    /// `NotOwner` when `by` is given and is not the owner; `AlreadyUsed`.
+    pub fn use_by(&mut self, by: Option<&CustomerId>, now: DateTime<Utc>) -> Result<GiftEvent, GiftRefusal> {
+        if by.is_some_and(|c| c != &self.customer_id) {
+            return Err(GiftRefusal::NotOwner);
+        }
+        if self.status == GiftStatus::Used {
+            return Err(GiftRefusal::AlreadyUsed);
+        }
+        self.status = GiftStatus::Used;
+        self.used_at = Some(now);
+        Ok(GiftEvent::Used(self.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmd(code: &str, points: i64) -> IssueGift {
+        IssueGift {
+            customer_id: CustomerId::new("c-11").unwrap(),
+            reward_id: Uuid::now_v7(),
+            mission_id: Uuid::now_v7(),
+            code: GiftCode::new(code).unwrap(),
+            points,
+        }
+    }
+
+    #[test]
+    fn given_a_reward_worth_ten_when_exchanged_for_coffee_then_a_gift_is_issued() {
+        let (g, e) = Gift::issue(&cmd("coffee", 10), &Catalog::default(), Uuid::now_v7(), Utc::now()).unwrap();
+        assert_eq!((g.status, g.name.as_str()), (GiftStatus::Issued, "Coffee"));
+        assert!(matches!(e, GiftEvent::Issued(_)));
+    }
+
+    #[test]
+    fn given_a_reward_worth_ten_when_asking_for_a_movie_ticket_then_points_are_short() {
+        let err = Gift::issue(&cmd("movie-ticket", 10), &Catalog::default(), Uuid::now_v7(), Utc::now()).unwrap_err();
+        assert_eq!(err, GiftRefusal::NotEnoughPoints { cost: 50, points: 10 });
+    }
+
+    #[test]
+    fn an_unknown_gift_names_the_field() {
+        let err = Gift::issue(&cmd("yacht", 1000), &Catalog::default(), Uuid::now_v7(), Utc::now()).unwrap_err();
+        assert!(matches!(err, GiftRefusal::Invalid(v) if v.field == "gift_code"));
+    }
+
+    #[test]
+    fn given_an_issued_gift_when_used_twice_then_the_second_use_is_refused() {
+        let (mut g, _) = Gift::issue(&cmd("coffee", 10), &Catalog::default(), Uuid::now_v7(), Utc::now()).unwrap();
+        let owner = g.customer_id.clone();
+        assert_eq!(g.use_by(Some(&CustomerId::new("someone-else").unwrap()), Utc::now()), Err(GiftRefusal::NotOwner));
+        assert!(matches!(g.use_by(Some(&owner), Utc::now()), Ok(GiftEvent::Used(_))));
+        assert_eq!(g.status, GiftStatus::Used);
+        assert_eq!(g.use_by(None, Utc::now()), Err(GiftRefusal::AlreadyUsed));
+    }
+
+    #[test]
+    fn every_default_gift_is_there_and_a_coffee_costs_ten() {
+        let c = Catalog::default();
+        assert_eq!(c.find(&GiftCode::new("coffee").unwrap()).unwrap().cost_points, 10);
+        assert_eq!(c.find(&GiftCode::new("movie-ticket").unwrap()).unwrap().cost_points, 50);
+        assert_eq!(c.find(&GiftCode::new("game-skin").unwrap()).unwrap().cost_points, 100);
+    }
+}
