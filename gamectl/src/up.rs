@@ -1,0 +1,737 @@
+//! `gamectl up`: the whole system on one machine. Starts nats-server (unless given one)
+//! and every service binary as child processes, waits until each reports SERVING,
+//! writes `<data-dir>/endpoints.json`, restarts children that die, and on Ctrl-C or
+//! SIGTERM stops the services first, then nats-server.
+//!
+//! Lines on stdout are meant to be read by people and tests alike: the address table,
+//! `ready: all services SERVING`, `<name> exited (...); restarting`, `stopping`,
+//! `stopped`. Children's own output goes to stderr, each line prefixed `[<name>] `.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{ExitCode, ExitStatus, Stdio};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt as _, AsyncRead, BufReader};
+use tokio::process::Child;
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Endpoint;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::cli::{Global, UpArgs};
+use crate::endpoints::Endpoints;
+use crate::output;
+use crate::services::{self, ServiceSpec};
+
+/// One line on stdout; a reader that went away is not our problem.
+fn say(line: impl AsRef<str>) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{}", line.as_ref());
+    let _ = out.flush();
+}
+
+pub async fn run(global: &Global, args: UpArgs) -> ExitCode {
+    match up(global, args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn seconds(v: f64, flag: &str) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(v).map_err(|_| format!("--{flag} must be a number of seconds >= 0"))
+}
+
+/// A service `up` will start, and where.
+#[derive(Debug, PartialEq, Eq)]
+struct Planned {
+    spec: &'static ServiceSpec,
+    port: u16,
+}
+
+/// The services to start: every one whose binary exists; the required ones must.
+fn select_services(
+    base_port: u16,
+    has_binary: impl Fn(&str) -> bool,
+) -> Result<Vec<Planned>, String> {
+    let mut missing = Vec::new();
+    let mut planned = Vec::new();
+    for (spec, port) in services::port_table(base_port)? {
+        if has_binary(spec.name) {
+            planned.push(Planned { spec, port });
+        } else if spec.required {
+            missing.push(spec.name);
+        }
+    }
+    if missing.is_empty() {
+        Ok(planned)
+    } else {
+        Err(format!(
+            "missing service binaries: {} (build them: cargo build --bins, or pass --bin-dir)",
+            missing.join(", ")
+        ))
+    }
+}
+
+fn binary(bin_dir: &Path, name: &str) -> PathBuf {
+    bin_dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
+}
+
+fn ensure_free(port: u16, what: &str) -> Result<(), String> {
+    std::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))
+        .map(drop)
+        .map_err(|e| {
+            format!("port {port} for {what} is not free: {e} (choose another --base-port)")
+        })
+}
+
+/// How to (re)start one child.
+#[derive(Debug, Clone)]
+struct ChildSpec {
+    name: &'static str,
+    program: PathBuf,
+    args: Vec<String>,
+    env: Vec<(&'static str, String)>,
+}
+
+impl ChildSpec {
+    fn spawn(&self) -> std::io::Result<Child> {
+        let mut cmd = tokio::process::Command::new(&self.program);
+        cmd.args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            // Its own process group: Ctrl-C in the terminal reaches only gamectl, which
+            // then stops the children in order instead of them all dying at once and
+            // looking like crashes.
+            .process_group(0);
+        let mut child = cmd.spawn()?;
+        if let Some(out) = child.stdout.take() {
+            tokio::spawn(forward(self.name, out));
+        }
+        if let Some(err) = child.stderr.take() {
+            tokio::spawn(forward(self.name, err));
+        }
+        Ok(child)
+    }
+}
+
+/// Copies a child's output to our stderr, one prefixed line at a time.
+async fn forward(name: &'static str, from: impl AsyncRead + Unpin) {
+    let mut from = BufReader::new(from);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match from.read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                let line = String::from_utf8_lossy(&buf);
+                let line = line.trim_end_matches(['\n', '\r']);
+                let _ = writeln!(std::io::stderr().lock(), "[{name}] {line}");
+            }
+        }
+    }
+}
+
+/// Restart delay: 1 s doubling up to 10 s, back to 1 s after a child ran 30 s.
+#[derive(Debug)]
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_secs(1);
+    const MAX: Duration = Duration::from_secs(10);
+    const HEALTHY_RUN: Duration = Duration::from_secs(30);
+
+    fn new() -> Self {
+        Self { next: Self::FIRST }
+    }
+
+    fn delay(&mut self, ran: Duration) -> Duration {
+        if ran >= Self::HEALTHY_RUN {
+            self.next = Self::FIRST;
+        }
+        let d = self.next;
+        self.next = (d * 2).min(Self::MAX);
+        d
+    }
+}
+
+fn describe(status: std::io::Result<ExitStatus>) -> String {
+    use std::os::unix::process::ExitStatusExt as _;
+    match status {
+        Ok(s) => match (s.code(), s.signal()) {
+            (Some(c), _) => format!("status {c}"),
+            (None, Some(sig)) => format!("signal {sig}"),
+            (None, None) => s.to_string(),
+        },
+        Err(e) => format!("wait failed: {e}"),
+    }
+}
+
+/// What every supervisor needs to know about stopping.
+#[derive(Clone)]
+struct Stopping {
+    /// Stop this child (services and nats-server have one each, to stop in order).
+    now: CancellationToken,
+    /// A second Ctrl-C: kill instead of waiting.
+    force: CancellationToken,
+    grace: Duration,
+}
+
+/// SIGTERM, wait up to the grace period (or a second Ctrl-C), then SIGKILL.
+async fn terminate(child: &mut Child, name: &str, stopping: &Stopping) {
+    let Some(pid) = child.id() else { return }; // already reaped
+    let sent = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await
+        .is_ok_and(|s| s.success());
+    if !sent {
+        let _ = child.start_kill();
+    }
+    let exited = tokio::select! {
+        r = tokio::time::timeout(stopping.grace, child.wait()) => r.is_ok(),
+        () = stopping.force.cancelled() => false,
+    };
+    if !exited {
+        say(format!("{name} did not stop in time; killing it"));
+        let _ = child.kill().await;
+    }
+}
+
+/// A child kept running until told to stop.
+struct Supervised {
+    name: &'static str,
+    task: JoinHandle<()>,
+    /// Asks for a restart (with the reason to print), e.g. when health stays bad.
+    restart: mpsc::UnboundedSender<String>,
+}
+
+/// Starts the child once (so a start failure is reported to the caller), then keeps
+/// it running in a task.
+fn supervise(spec: ChildSpec, stopping: Stopping) -> std::io::Result<Supervised> {
+    let child = spec.spawn()?;
+    let (restart, requests) = mpsc::unbounded_channel();
+    let name = spec.name;
+    let task = tokio::spawn(keep_running(spec, child, stopping, requests));
+    Ok(Supervised {
+        name,
+        task,
+        restart,
+    })
+}
+
+async fn keep_running(
+    spec: ChildSpec,
+    mut child: Child,
+    stopping: Stopping,
+    mut requests: mpsc::UnboundedReceiver<String>,
+) {
+    let mut backoff = Backoff::new();
+    loop {
+        let started = Instant::now();
+        tokio::select! {
+            biased;
+            () = stopping.now.cancelled() => {
+                terminate(&mut child, spec.name, &stopping).await;
+                return;
+            }
+            Some(reason) = requests.recv() => {
+                say(format!("{} {reason}; restarting", spec.name));
+                terminate(&mut child, spec.name, &stopping).await;
+                backoff = Backoff::new();
+            }
+            status = child.wait() => {
+                if stopping.now.is_cancelled() {
+                    return;
+                }
+                let delay = backoff.delay(started.elapsed());
+                say(format!("{} exited ({}); restarting", spec.name, describe(status)));
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = stopping.now.cancelled() => return,
+                }
+            }
+        }
+        child = loop {
+            match spec.spawn() {
+                Ok(c) => break c,
+                Err(e) => {
+                    let delay = backoff.delay(Duration::ZERO);
+                    say(format!("{} cannot be started ({e}); retrying", spec.name));
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = stopping.now.cancelled() => return,
+                    }
+                }
+            }
+        };
+        // Requests about the previous child are answered by this restart.
+        while requests.try_recv().is_ok() {}
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Health {
+    Unreachable,
+    NotServing,
+    Serving,
+}
+
+impl std::fmt::Display for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Unreachable => "unreachable",
+            Self::NotServing => "NOT_SERVING",
+            Self::Serving => "SERVING",
+        })
+    }
+}
+
+async fn check(client: &mut HealthClient<tonic::transport::Channel>, service: &str) -> Health {
+    let req = HealthCheckRequest {
+        service: service.to_owned(),
+    };
+    match tokio::time::timeout(Duration::from_secs(2), client.check(req)).await {
+        Ok(Ok(r)) if r.get_ref().status == ServingStatus::Serving as i32 => Health::Serving,
+        Ok(Ok(_)) => Health::NotServing,
+        // Up, but the name is not registered (yet).
+        Ok(Err(s)) if s.code() == tonic::Code::NotFound => Health::NotServing,
+        _ => Health::Unreachable,
+    }
+}
+
+/// What the health watcher of one service does beyond reporting.
+struct Watch {
+    /// Print changes (only once the system was ready: before, they are start-up noise).
+    announce: watch::Receiver<bool>,
+    /// Restart the service after it has not been SERVING this long (having been SERVING).
+    restart_after: Option<Duration>,
+    restart: mpsc::UnboundedSender<String>,
+    stop: CancellationToken,
+}
+
+async fn watch_health(
+    name: &'static str,
+    service: &'static str,
+    url: String,
+    report: watch::Sender<Health>,
+    w: Watch,
+) {
+    const INTERVAL: Duration = Duration::from_millis(250);
+    let Ok(endpoint) = Endpoint::from_shared(url) else {
+        return;
+    };
+    let mut client = HealthClient::new(
+        endpoint
+            .connect_timeout(Duration::from_secs(1))
+            .connect_lazy(),
+    );
+    let mut last = *report.borrow();
+    let mut bad_since: Option<Instant> = None;
+    let mut was_serving = false;
+    loop {
+        let h = tokio::select! {
+            h = check(&mut client, service) => h,
+            () = w.stop.cancelled() => return,
+        };
+        if h != last {
+            if *w.announce.borrow() {
+                say(format!("{name} is {h}"));
+            }
+            report.send_replace(h);
+            last = h;
+        }
+        if h == Health::Serving {
+            was_serving = true;
+            bad_since = None;
+        } else if was_serving && let Some(after) = w.restart_after {
+            let since = *bad_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= after {
+                let _ = w
+                    .restart
+                    .send(format!("not SERVING for {} s", after.as_secs_f64()));
+                was_serving = false;
+                bad_since = None;
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(INTERVAL) => {}
+            () = w.stop.cancelled() => return,
+        }
+    }
+}
+
+/// Why start-up did not finish.
+enum Interrupted {
+    /// Ctrl-C or SIGTERM: stop quietly.
+    Signal,
+    Failed(String),
+}
+
+impl From<String> for Interrupted {
+    fn from(e: String) -> Self {
+        Self::Failed(e)
+    }
+}
+
+/// Everything running, to stop in order.
+struct System {
+    nats: Option<Supervised>,
+    services: Vec<Supervised>,
+    monitors: CancellationToken,
+    stop_services: Stopping,
+    stop_nats: Stopping,
+}
+
+impl System {
+    async fn stop(self) {
+        self.monitors.cancel();
+        self.stop_services.now.cancel();
+        for s in self.services {
+            if s.task.await.is_err() {
+                say(format!("{}: supervisor failed", s.name));
+            }
+        }
+        self.stop_nats.now.cancel();
+        if let Some(n) = self.nats {
+            let _ = n.task.await;
+        }
+    }
+}
+
+/// How waiting for a condition ended.
+enum Polled {
+    Done,
+    TimedOut,
+    Signal,
+}
+
+/// Polls `done` until it holds, the deadline passes, or we are told to stop.
+async fn poll_until<F: Future<Output = bool>>(
+    deadline: Instant,
+    shutdown: &CancellationToken,
+    mut done: impl FnMut() -> F,
+) -> Polled {
+    const POLL: Duration = Duration::from_millis(100);
+    loop {
+        if done().await {
+            return Polled::Done;
+        }
+        if Instant::now() >= deadline {
+            return Polled::TimedOut;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(POLL) => {}
+            () = shutdown.cancelled() => return Polled::Signal,
+        }
+    }
+}
+
+async fn accepts_tcp(port: u16) -> bool {
+    tokio::time::timeout(
+        Duration::from_secs(1),
+        tokio::net::TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))),
+    )
+    .await
+    .is_ok_and(|r| r.is_ok())
+}
+
+/// First SIGTERM or Ctrl-C: stop; a second: stop waiting for children.
+fn catch_signals(shutdown: CancellationToken, force: CancellationToken) -> Result<(), String> {
+    let mut term =
+        signal(SignalKind::terminate()).map_err(|e| format!("cannot catch SIGTERM: {e}"))?;
+    let mut int =
+        signal(SignalKind::interrupt()).map_err(|e| format!("cannot catch SIGINT: {e}"))?;
+    async fn next(term: &mut Signal, int: &mut Signal) {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    }
+    tokio::spawn(async move {
+        next(&mut term, &mut int).await;
+        say("stopping");
+        shutdown.cancel();
+        next(&mut term, &mut int).await;
+        force.cancel();
+    });
+    Ok(())
+}
+
+async fn up(global: &Global, args: UpArgs) -> Result<(), String> {
+    let ready_timeout = seconds(args.ready_timeout, "ready-timeout")?;
+    let grace = seconds(args.stop_timeout, "stop-timeout")?;
+    let restart_after =
+        Some(seconds(args.health_restart_after, "health-restart-after")?).filter(|d| !d.is_zero());
+
+    let bin_dir = match args.bin_dir.clone() {
+        Some(d) => d,
+        None => std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+            .ok_or("cannot find the directory of gamectl: pass --bin-dir")?,
+    };
+    let planned = select_services(args.base_port, |n| binary(&bin_dir, n).is_file())?;
+    let nats = match (args.nats_url.clone(), args.nats_port) {
+        (Some(url), _) => Nats::External(url),
+        (None, Some(p)) => Nats::Child(p),
+        (None, None) => Nats::Child(services::nats_port(args.base_port)?),
+    };
+    if let Nats::Child(p) = nats {
+        ensure_free(p, "nats-server")?;
+    }
+    for p in &planned {
+        ensure_free(p.port, p.spec.name)?;
+    }
+
+    std::fs::create_dir_all(global.data_dir.join("nats"))
+        .map_err(|e| format!("cannot create {}: {e}", global.data_dir.display()))?;
+    let data_dir = std::fs::canonicalize(&global.data_dir)
+        .map_err(|e| format!("{}: {e}", global.data_dir.display()))?;
+    // A file left by an earlier run would send clients to a system that is not up yet.
+    let _ = std::fs::remove_file(Endpoints::path(&data_dir));
+
+    let shutdown = CancellationToken::new();
+    let force = CancellationToken::new();
+    catch_signals(shutdown.clone(), force.clone())?;
+    let stopping = |now| Stopping {
+        now,
+        force: force.clone(),
+        grace,
+    };
+    let mut system = System {
+        nats: None,
+        services: Vec::new(),
+        monitors: CancellationToken::new(),
+        stop_services: stopping(CancellationToken::new()),
+        stop_nats: stopping(CancellationToken::new()),
+    };
+    let ctx = Start {
+        data_dir: &data_dir,
+        bin_dir: &bin_dir,
+        planned: &planned,
+        nats: &nats,
+        ready_timeout,
+        restart_after,
+        shutdown: &shutdown,
+    };
+    let started = start(&mut system, &ctx).await;
+    if let Err(Interrupted::Failed(e)) = started {
+        system.stop().await;
+        return Err(e);
+    }
+    if started.is_ok() {
+        shutdown.cancelled().await;
+    }
+    system.stop().await;
+    say("stopped");
+    Ok(())
+}
+
+/// The NATS server the services use.
+enum Nats {
+    /// Given with --nats-url: someone else runs it.
+    External(String),
+    /// Started and supervised by us on this port.
+    Child(u16),
+}
+
+struct Start<'a> {
+    data_dir: &'a Path,
+    bin_dir: &'a Path,
+    planned: &'a [Planned],
+    nats: &'a Nats,
+    ready_timeout: Duration,
+    restart_after: Option<Duration>,
+    shutdown: &'a CancellationToken,
+}
+
+async fn start(system: &mut System, ctx: &Start<'_>) -> Result<(), Interrupted> {
+    let nats_url = match *ctx.nats {
+        Nats::External(ref url) => url.clone(),
+        Nats::Child(port) => {
+            let spec = ChildSpec {
+                name: "nats",
+                program: PathBuf::from("nats-server"),
+                args: vec![
+                    "-a".into(),
+                    "127.0.0.1".into(),
+                    "-p".into(),
+                    port.to_string(),
+                    "-js".into(),
+                    "-sd".into(),
+                    ctx.data_dir.join("nats").display().to_string(),
+                ],
+                env: Vec::new(),
+            };
+            let child = supervise(spec, system.stop_nats.clone()).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    "nats-server is not installed: install it: apt-get install nats-server \
+                     (or pass --nats-url)"
+                        .to_owned()
+                } else {
+                    format!("cannot start nats-server: {e}")
+                }
+            })?;
+            system.nats = Some(child);
+            let deadline = Instant::now() + Duration::from_secs(15);
+            match poll_until(deadline, ctx.shutdown, || accepts_tcp(port)).await {
+                Polled::Done => {}
+                Polled::Signal => return Err(Interrupted::Signal),
+                Polled::TimedOut => {
+                    return Err(Interrupted::Failed(format!(
+                        "nats-server does not accept connections on 127.0.0.1:{port} after 15 s"
+                    )));
+                }
+            }
+            format!("nats://127.0.0.1:{port}")
+        }
+    };
+
+    let (announce_tx, announce) = watch::channel(false);
+    let mut health = Vec::new();
+    let mut table = Endpoints {
+        nats: nats_url.clone(),
+        services: Default::default(),
+    };
+    for p in ctx.planned {
+        let name = p.spec.name;
+        let url = format!("http://127.0.0.1:{}", p.port);
+        let spec = ChildSpec {
+            name,
+            program: binary(ctx.bin_dir, name),
+            args: Vec::new(),
+            env: vec![
+                ("LISTEN_ADDR", format!("127.0.0.1:{}", p.port)),
+                (
+                    "DATABASE_URL",
+                    format!("sqlite://{}/{name}.db", ctx.data_dir.display()),
+                ),
+                ("NATS_URL", nats_url.clone()),
+            ],
+        };
+        let child = supervise(spec, system.stop_services.clone())
+            .map_err(|e| format!("cannot start {name}: {e}"))?;
+        let (report, rx) = watch::channel(Health::Unreachable);
+        tokio::spawn(watch_health(
+            name,
+            p.spec.health,
+            url.clone(),
+            report,
+            Watch {
+                announce: announce.clone(),
+                restart_after: ctx.restart_after,
+                restart: child.restart.clone(),
+                stop: system.monitors.clone(),
+            },
+        ));
+        system.services.push(child);
+        health.push((name, rx));
+        table.services.insert(name.to_owned(), url);
+    }
+
+    let deadline = Instant::now() + ctx.ready_timeout;
+    let all_serving =
+        || std::future::ready(health.iter().all(|(_, rx)| *rx.borrow() == Health::Serving));
+    match poll_until(deadline, ctx.shutdown, all_serving).await {
+        Polled::Done => {}
+        Polled::Signal => return Err(Interrupted::Signal),
+        Polled::TimedOut => {
+            let late: Vec<String> = health
+                .iter()
+                .filter(|(_, rx)| *rx.borrow() != Health::Serving)
+                .map(|(n, rx)| format!("{n} ({})", *rx.borrow()))
+                .collect();
+            return Err(Interrupted::Failed(format!(
+                "not SERVING after {} s: {}",
+                ctx.ready_timeout.as_secs_f64(),
+                late.join(", ")
+            )));
+        }
+    }
+
+    let mut rows = vec![vec!["nats".to_owned(), table.nats.clone()]];
+    rows.extend(
+        ctx.planned
+            .iter()
+            .map(|p| vec![p.spec.name.to_owned(), table.services[p.spec.name].clone()]),
+    );
+    say(output::table(&["SERVICE", "ADDRESS"], &rows));
+    let path = table.write(ctx.data_dir).map_err(|e| {
+        format!(
+            "cannot write {}: {e}",
+            Endpoints::path(ctx.data_dir).display()
+        )
+    })?;
+    say(format!("endpoints: {}", path.display()));
+    say("ready: all services SERVING");
+    // Receivers keep reading the last value after the sender is gone.
+    announce_tx.send_replace(true);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_service_with_a_binary_is_started_on_its_port() {
+        let planned = select_services(56000, |n| n != "gift").unwrap();
+        let names: Vec<(&str, u16)> = planned.iter().map(|p| (p.spec.name, p.port)).collect();
+        assert_eq!(
+            names,
+            [
+                ("gateway", 56000),
+                ("mission", 56001),
+                ("reward", 56002),
+                ("wallet", 56003),
+                ("mypage", 56004),
+                ("notification", 56006),
+                ("auth", 56007),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_core_four_are_required() {
+        let core = ["mission", "reward", "wallet", "mypage"];
+        let planned = select_services(50051, |n| core.contains(&n)).unwrap();
+        assert_eq!(planned.len(), 4);
+        let err = select_services(50051, |n| n == "mission").unwrap_err();
+        assert!(err.contains("reward, wallet, mypage"), "{err}");
+    }
+
+    #[test]
+    fn restarts_back_off_and_forgive_a_long_run() {
+        let mut b = Backoff::new();
+        let quick = Duration::from_millis(10);
+        let delays: Vec<u64> = (0..6).map(|_| b.delay(quick).as_secs()).collect();
+        assert_eq!(delays, [1, 2, 4, 8, 10, 10]);
+        assert_eq!(b.delay(Duration::from_secs(30)).as_secs(), 1);
+        assert_eq!(b.delay(quick).as_secs(), 2);
+    }
+
+    #[test]
+    fn an_exit_is_described_by_code_or_signal() {
+        use std::os::unix::process::ExitStatusExt as _;
+        assert_eq!(describe(Ok(ExitStatus::from_raw(1 << 8))), "status 1");
+        assert_eq!(describe(Ok(ExitStatus::from_raw(9))), "signal 9");
+    }
+}
