@@ -1,6 +1,6 @@
 //! The `WalletItem` aggregate (one per reward) and the `Wallet` it belongs to.
 
-use kernel::CustomerId;
+use kernel::{CustomerId, ValidationError};
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -34,27 +34,69 @@ pub struct WalletItem {
     pub points: i64,
     pub status: ItemStatus,
     pub gift_id: Option<Uuid>,
+    pub gift_code: Option<String>,
+    /// The request that exchanged it: the same request again gets the same answer.
+    pub exchange_request_id: Option<String>,
     pub version: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WalletEvent {
-    Issued {
-        reward_id: Uuid,
-        mission_id: Uuid,
-        customer_id: CustomerId,
-        points: i64,
-    },
+    Issued { reward_id: Uuid, mission_id: Uuid, customer_id: CustomerId, points: i64 },
+    Exchanged { reward_id: Uuid, mission_id: Uuid, customer_id: CustomerId, points: i64, gift_id: Uuid, gift_code: String },
+}
+
+/// A request to exchange a reward for a gift, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExchangeReward {
+    pub customer_id: CustomerId,
+    pub reward_id: Uuid,
+    pub gift_code: String,
+    /// Empty: every call is a new request.
+    pub request_id: String,
+}
+
+impl ExchangeReward {
+    /// # Errors
+    /// The field at fault: `customer_id`, `reward_id`, `gift_code` or `request_id`.
+    pub fn new(customer_id: &str, reward_id: &str, gift_code: &str, request_id: &str) -> Result<Self, ValidationError> {
+        let customer_id = CustomerId::new(customer_id)?;
+        let reward_id = kernel::parse_id("reward_id", reward_id)?;
+        let code_ok = !gift_code.is_empty()
+            && gift_code.len() <= 64
+            && gift_code.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !code_ok {
+            return Err(ValidationError::new("gift_code", "must be 1-64 characters of a-z, 0-9, '-' or '_'"));
+        }
+        if request_id.len() > 128 || request_id.chars().any(char::is_control) {
+            return Err(ValidationError::new("request_id", "must be at most 128 printable bytes"));
+        }
+        Ok(Self { customer_id, reward_id, gift_code: gift_code.to_owned(), request_id: request_id.to_owned() })
+    }
+}
+
+/// Why an exchange cannot start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExchangeRefusal {
+    /// Unknown, or someone else's: the same answer, so nobody learns what others hold.
+    #[error("reward not found in the wallet")]
+    NotFound,
+    #[error("the reward was already exchanged")]
+    AlreadyExchanged,
+}
+
+/// What to do with an exchange request, given the item as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExchangeDecision {
+    /// Call the gift service, then commit.
+    Proceed,
+    /// The same request already exchanged it: answer as before.
+    AlreadyDone,
 }
 
 impl WalletItem {
     /// Policy "an allocated reward is issued into the wallet".
-    pub fn issue(
-        reward_id: Uuid,
-        mission_id: Uuid,
-        customer_id: CustomerId,
-        points: i64,
-    ) -> (Self, WalletEvent) {
+    pub fn issue(reward_id: Uuid, mission_id: Uuid, customer_id: CustomerId, points: i64) -> (Self, WalletEvent) {
         let item = Self {
             reward_id,
             mission_id,
@@ -62,17 +104,50 @@ impl WalletItem {
             points,
             status: ItemStatus::Issued,
             gift_id: None,
+            gift_code: None,
+            exchange_request_id: None,
             version: 0,
         };
-        (
-            item,
-            WalletEvent::Issued {
-                reward_id,
-                mission_id,
-                customer_id,
-                points,
-            },
-        )
+        (item, WalletEvent::Issued { reward_id, mission_id, customer_id, points })
+    }
+
+    /// Decides whether `cmd` may exchange this item, before any remote call.
+    ///
+    /// # Errors
+    /// `NotFound` for another customer's item; `AlreadyExchanged` unless it was this
+    /// very request.
+    pub fn decide_exchange(&self, cmd: &ExchangeReward) -> Result<ExchangeDecision, ExchangeRefusal> {
+        if self.customer_id != cmd.customer_id {
+            return Err(ExchangeRefusal::NotFound);
+        }
+        let same_request = !cmd.request_id.is_empty() && self.exchange_request_id.as_deref() == Some(&cmd.request_id);
+        match self.status {
+            ItemStatus::Issued => Ok(ExchangeDecision::Proceed),
+            ItemStatus::Exchanged if same_request => Ok(ExchangeDecision::AlreadyDone),
+            ItemStatus::Exchanged => Err(ExchangeRefusal::AlreadyExchanged),
+        }
+    }
+
+    /// Records the gift the item was exchanged for.
+    ///
+    /// # Errors
+    /// `AlreadyExchanged` when the item is no longer ISSUED.
+    pub fn exchange(&mut self, gift_id: Uuid, cmd: &ExchangeReward) -> Result<WalletEvent, ExchangeRefusal> {
+        if self.status != ItemStatus::Issued {
+            return Err(ExchangeRefusal::AlreadyExchanged);
+        }
+        self.status = ItemStatus::Exchanged;
+        self.gift_id = Some(gift_id);
+        self.gift_code = Some(cmd.gift_code.clone());
+        self.exchange_request_id = (!cmd.request_id.is_empty()).then(|| cmd.request_id.clone());
+        Ok(WalletEvent::Exchanged {
+            reward_id: self.reward_id,
+            mission_id: self.mission_id,
+            customer_id: self.customer_id.clone(),
+            points: self.points,
+            gift_id,
+            gift_code: cmd.gift_code.clone(),
+        })
     }
 }
 
@@ -86,17 +161,17 @@ pub struct Wallet {
 impl Wallet {
     /// Points of the items not yet exchanged.
     pub fn available_points(&self) -> i64 {
-        self.items
-            .iter()
-            .filter(|i| i.status == ItemStatus::Issued)
-            .map(|i| i.points)
-            .sum()
+        self.items.iter().filter(|i| i.status == ItemStatus::Issued).map(|i| i.points).sum()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn exchange_cmd(item: &WalletItem, customer: &str, request: &str) -> ExchangeReward {
+        ExchangeReward::new(customer, &item.reward_id.to_string(), "coffee", request).unwrap()
+    }
 
     #[test]
     fn given_an_allocated_reward_when_issued_then_the_item_is_issued_and_counts_as_available() {
@@ -106,10 +181,37 @@ mod tests {
         assert!(matches!(event, WalletEvent::Issued { points: 10, .. }));
         let mut exchanged = WalletItem::issue(Uuid::now_v7(), Uuid::now_v7(), c.clone(), 50).0;
         exchanged.status = ItemStatus::Exchanged;
-        let wallet = Wallet {
-            customer_id: c,
-            items: vec![item, exchanged],
-        };
+        let wallet = Wallet { customer_id: c, items: vec![item, exchanged] };
         assert_eq!(wallet.available_points(), 10);
+    }
+
+    #[test]
+    fn given_an_issued_item_when_its_owner_exchanges_it_then_it_is_exchanged_once() {
+        let (mut item, _) = WalletItem::issue(Uuid::now_v7(), Uuid::now_v7(), CustomerId::new("c-11").unwrap(), 10);
+        let cmd = exchange_cmd(&item, "c-11", "req-1");
+        assert_eq!(item.decide_exchange(&cmd), Ok(ExchangeDecision::Proceed));
+        let gift = Uuid::now_v7();
+        let e = item.exchange(gift, &cmd).unwrap();
+        assert!(matches!(e, WalletEvent::Exchanged { gift_id, .. } if gift_id == gift));
+        assert_eq!((item.status, item.gift_id), (ItemStatus::Exchanged, Some(gift)));
+        // the same request again: the same answer; another request: refused
+        assert_eq!(item.decide_exchange(&cmd), Ok(ExchangeDecision::AlreadyDone));
+        assert_eq!(item.decide_exchange(&exchange_cmd(&item, "c-11", "req-2")), Err(ExchangeRefusal::AlreadyExchanged));
+        assert_eq!(item.decide_exchange(&exchange_cmd(&item, "c-11", "")), Err(ExchangeRefusal::AlreadyExchanged));
+        assert_eq!(item.exchange(Uuid::now_v7(), &cmd), Err(ExchangeRefusal::AlreadyExchanged));
+    }
+
+    #[test]
+    fn given_someone_elses_item_when_exchanging_then_it_is_not_found() {
+        let (item, _) = WalletItem::issue(Uuid::now_v7(), Uuid::now_v7(), CustomerId::new("c-11").unwrap(), 10);
+        assert_eq!(item.decide_exchange(&exchange_cmd(&item, "c-12", "")), Err(ExchangeRefusal::NotFound));
+    }
+
+    #[test]
+    fn exchange_requests_name_the_bad_field() {
+        assert_eq!(ExchangeReward::new("c", "nope", "coffee", "").unwrap_err().field, "reward_id");
+        let id = Uuid::now_v7().to_string();
+        assert_eq!(ExchangeReward::new("c", &id, "", "").unwrap_err().field, "gift_code");
+        assert_eq!(ExchangeReward::new("", &id, "coffee", "").unwrap_err().field, "customer_id");
     }
 }

@@ -1,6 +1,7 @@
 //! Ports of the wallet context.
 
 use std::future::Future;
+use std::time::Duration;
 
 use kernel::{CustomerId, Envelope, Inbound, StoreError};
 use uuid::Uuid;
@@ -34,4 +35,63 @@ pub trait WalletRepository: Send + Sync + 'static {
         events: Vec<Envelope<WalletEvent>>,
         inbound: Inbound,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Stores a changed item and its events in one transaction.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the stored version is not `item.version`.
+    fn update(&self, item: &WalletItem, events: Vec<Envelope<WalletEvent>>) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The gift service, as the wallet needs it: issue a gift for a reward, idempotent on
+/// the reward (asking again returns the same gift).
+pub trait GiftIssuer: Send + Sync + 'static {
+    /// # Errors
+    /// [`GiftCallError`]: a refusal of the request, or the gift service unavailable.
+    fn issue_gift(&self, request: GiftRequest) -> impl Future<Output = Result<Uuid, GiftCallError>> + Send;
+
+    /// How the guard around the gift service stands.
+    fn guard(&self) -> GuardStatus;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GiftRequest {
+    pub customer_id: CustomerId,
+    pub reward_id: Uuid,
+    pub mission_id: Uuid,
+    pub gift_code: String,
+    pub points: i64,
+    pub traceparent: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GiftCallError {
+    /// The request was wrong (unknown gift): the field at fault.
+    #[error("{field}: {reason}")]
+    Invalid { field: String, reason: String },
+    /// The gift service refused (not enough points...).
+    #[error("{0}")]
+    Refused(String),
+    /// The gift service cannot answer now: try again after `retry_after`.
+    #[error("gift service unavailable: {reason}")]
+    Unavailable { retry_after: Duration, reason: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuardState {
+    Closed,
+    Open,
+    HalfOpen,
+}
+
+/// The circuit breaker's view of the gift service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GuardStatus {
+    pub state: GuardState,
+    pub retry_after: Duration,
+    pub failure_rate: f64,
+    pub slow_call_rate: f64,
+    pub calls_in_window: usize,
+    pub rejected: u64,
+    pub transitions: u64,
 }

@@ -1,16 +1,33 @@
-//! The wallet application service.
+//! The wallet application service: the issue policy, the exchange, queries.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use chrono::Utc;
-use kernel::{CustomerId, Envelope, EventMeta, Inbound, StoreError};
+use kernel::{CustomerId, Envelope, EventMeta, Inbound, StoreError, ValidationError};
 use uuid::Uuid;
 
-use crate::model::{Wallet, WalletItem};
-use crate::ports::WalletRepository;
+use crate::model::{ExchangeDecision, ExchangeRefusal, ExchangeReward, Wallet, WalletItem};
+use crate::ports::{GiftCallError, GiftIssuer, GiftRequest, GuardStatus, WalletRepository};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WalletError {
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
     #[error("{0} not found")]
     NotFound(&'static str),
+    #[error(transparent)]
+    Refused(#[from] ExchangeRefusal),
+    /// The gift service found the request invalid (e.g. `gift_code: unknown gift`).
+    #[error("{0}")]
+    GiftInvalid(String),
+    /// The gift service refused the request.
+    #[error("{0}")]
+    GiftRefused(String),
+    /// The gift service cannot answer now; nothing changed.
+    #[error("gift service unavailable: {reason}")]
+    GiftUnavailable { retry_after: Duration, reason: String },
     #[error("unavailable: {0}")]
     Unavailable(String),
 }
@@ -18,6 +35,16 @@ pub enum WalletError {
 impl From<StoreError> for WalletError {
     fn from(e: StoreError) -> Self {
         Self::Unavailable(e.to_string())
+    }
+}
+
+impl From<GiftCallError> for WalletError {
+    fn from(e: GiftCallError) -> Self {
+        match e {
+            GiftCallError::Invalid { field, reason } => Self::GiftInvalid(format!("{field}: {reason}")),
+            GiftCallError::Refused(why) => Self::GiftRefused(why),
+            GiftCallError::Unavailable { retry_after, reason } => Self::GiftUnavailable { retry_after, reason },
+        }
     }
 }
 
@@ -30,47 +57,100 @@ pub struct RewardAllocated {
     pub points: i64,
 }
 
-pub struct WalletService<R> {
-    repo: R,
+/// One exchange at a time per reward in this process: concurrent requests for the same
+/// reward wait for the first and then see its outcome, instead of all calling the gift
+/// service. (Across replicas, the version check and the gift service's idempotency on
+/// the reward keep it to one gift.)
+#[derive(Default)]
+struct Singleflight {
+    locks: Mutex<HashMap<Uuid, Arc<futures::lock::Mutex<()>>>>,
 }
 
-impl<R: WalletRepository> WalletService<R> {
-    pub fn new(repo: R) -> Self {
-        Self { repo }
+impl Singleflight {
+    fn slot(&self, key: Uuid) -> Arc<futures::lock::Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        locks.retain(|_, l| Arc::strong_count(l) > 1);
+        locks.entry(key).or_default().clone()
+    }
+}
+
+const CONFLICT_RETRIES: usize = 8;
+
+pub struct WalletService<R, G> {
+    repo: R,
+    gifts: G,
+    exchanges: Singleflight,
+}
+
+impl<R: WalletRepository, G: GiftIssuer> WalletService<R, G> {
+    pub fn new(repo: R, gifts: G) -> Self {
+        Self { repo, gifts, exchanges: Singleflight::default() }
     }
 
     pub async fn wallet(&self, customer: &CustomerId) -> Result<Wallet, WalletError> {
         let items = self.repo.list_by_customer(customer).await?;
-        Ok(Wallet {
-            customer_id: customer.clone(),
-            items,
-        })
+        Ok(Wallet { customer_id: customer.clone(), items })
+    }
+
+    pub fn gift_guard(&self) -> GuardStatus {
+        self.gifts.guard()
     }
 
     /// Policy: a reward was allocated -> issue it into the customer's wallet (once).
     ///
     /// # Errors
     /// `Unavailable` when the store is down (retry later).
-    pub async fn on_reward_allocated(
-        &self,
-        inbound: Inbound,
-        cause: &EventMeta,
-        fact: RewardAllocated,
-    ) -> Result<(), WalletError> {
-        let (item, event) = WalletItem::issue(
-            fact.reward_id,
-            fact.mission_id,
-            fact.customer_id,
-            fact.points,
-        );
-        let envelope = Envelope {
-            meta: cause.caused(Utc::now()),
-            event,
-        };
+    pub async fn on_reward_allocated(&self, inbound: Inbound, cause: &EventMeta, fact: RewardAllocated) -> Result<(), WalletError> {
+        let (item, event) = WalletItem::issue(fact.reward_id, fact.mission_id, fact.customer_id, fact.points);
+        let envelope = Envelope { meta: cause.caused(Utc::now()), event };
         match self.repo.insert(&item, vec![envelope], inbound).await {
             Ok(()) | Err(StoreError::Duplicate) => Ok(()),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Exchanges a reward for a gift: checks the item, calls the gift service, and only
+    /// when it answered with a gift commits EXCHANGED together with `RewardExchanged`.
+    /// On any failure the item stays ISSUED and nothing is published. A retry after a
+    /// failed commit asks the gift service again and gets the same gift.
+    ///
+    /// # Errors
+    /// `Refused` (not found, already exchanged), `GiftRefused`, `GiftUnavailable`
+    /// (with when to retry), `Unavailable` (our store).
+    pub async fn exchange(&self, cmd: ExchangeReward, traceparent: Option<String>) -> Result<(WalletItem, Uuid), WalletError> {
+        let slot = self.exchanges.slot(cmd.reward_id);
+        let _one_at_a_time = slot.lock().await;
+        for _ in 0..CONFLICT_RETRIES {
+            let mut item = self.repo.get(cmd.reward_id).await?.ok_or(ExchangeRefusal::NotFound)?;
+            if item.decide_exchange(&cmd)? == ExchangeDecision::AlreadyDone {
+                let gift = item.gift_id.ok_or(WalletError::Unavailable("exchanged item without gift".into()))?;
+                return Ok((item, gift));
+            }
+            let gift_id = self
+                .gifts
+                .issue_gift(GiftRequest {
+                    customer_id: item.customer_id.clone(),
+                    reward_id: item.reward_id,
+                    mission_id: item.mission_id,
+                    gift_code: cmd.gift_code.clone(),
+                    points: item.points,
+                    traceparent: traceparent.clone(),
+                })
+                .await?;
+            let event = item.exchange(gift_id, &cmd)?;
+            let mut meta = EventMeta::first(item.mission_id, &cmd.request_id, item.customer_id.clone(), Utc::now());
+            meta.traceparent = traceparent.clone();
+            match self.repo.update(&item, vec![Envelope { meta, event }]).await {
+                Ok(()) => {
+                    item.version += 1;
+                    return Ok((item, gift_id));
+                }
+                // Another replica committed first: look again (it will say what happened).
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(WalletError::Unavailable("too many concurrent changes".into()))
     }
 }
 
@@ -84,6 +164,7 @@ mod tests {
 
     use super::*;
     use crate::model::{ItemStatus, WalletEvent};
+    use crate::ports::GuardState;
 
     #[derive(Default)]
     struct Memory {
@@ -106,6 +187,16 @@ mod tests {
                 .cloned()
                 .collect())
         }
+        async fn update(&self, item: &WalletItem, events: Vec<Envelope<WalletEvent>>) -> Result<(), StoreError> {
+            let mut items = self.items.lock().unwrap();
+            let stored = items.get_mut(&item.reward_id).ok_or(StoreError::Conflict)?;
+            if stored.version != item.version {
+                return Err(StoreError::Conflict);
+            }
+            *stored = WalletItem { version: item.version + 1, ..item.clone() };
+            self.outbox.lock().unwrap().extend(events);
+            Ok(())
+        }
         async fn insert(
             &self,
             item: &WalletItem,
@@ -126,9 +217,95 @@ mod tests {
         }
     }
 
+    /// A gift service that answers what the test says, and counts calls.
+    struct Gifts {
+        answer: Mutex<Result<Uuid, GiftCallError>>,
+        calls: Mutex<usize>,
+    }
+
+    impl Gifts {
+        fn answering(answer: Result<Uuid, GiftCallError>) -> Self {
+            Self { answer: Mutex::new(answer), calls: Mutex::new(0) }
+        }
+    }
+
+    impl GiftIssuer for Gifts {
+        async fn issue_gift(&self, _: GiftRequest) -> Result<Uuid, GiftCallError> {
+            *self.calls.lock().unwrap() += 1;
+            self.answer.lock().unwrap().clone()
+        }
+        fn guard(&self) -> GuardStatus {
+            GuardStatus { state: GuardState::Closed, retry_after: Duration::ZERO, failure_rate: 0.0, slow_call_rate: 0.0, calls_in_window: 0, rejected: 0, transitions: 0 }
+        }
+    }
+
+    fn with_item(gifts: Gifts) -> (WalletService<Memory, Gifts>, WalletItem) {
+        let s = WalletService::new(Memory::default(), gifts);
+        let customer_id = CustomerId::new("c-11").unwrap();
+        let fact = RewardAllocated { reward_id: new_id(), mission_id: new_id(), customer_id: customer_id.clone(), points: 10 };
+        let meta = EventMeta::first(fact.mission_id, "req", customer_id, Utc::now());
+        block_on(s.on_reward_allocated(Inbound { consumer: "wallet-issue", event_id: meta.event_id }, &meta, fact.clone())).unwrap();
+        let item = block_on(s.repo.get(fact.reward_id)).unwrap().unwrap();
+        (s, item)
+    }
+
+    fn cmd(item: &WalletItem, request: &str) -> ExchangeReward {
+        ExchangeReward::new("c-11", &item.reward_id.to_string(), "coffee", request).unwrap()
+    }
+
+    #[test]
+    fn given_an_issued_reward_when_the_gift_service_issues_a_gift_then_the_item_is_exchanged_with_one_event() {
+        let gift = new_id();
+        let (s, item) = with_item(Gifts::answering(Ok(gift)));
+        let (exchanged, gift_id) = block_on(s.exchange(cmd(&item, "x1"), None)).unwrap();
+        assert_eq!((exchanged.status, gift_id), (ItemStatus::Exchanged, gift));
+        let outbox = s.repo.outbox.lock().unwrap();
+        assert!(matches!(outbox.last().unwrap().event, WalletEvent::Exchanged { gift_id, .. } if gift_id == gift));
+        assert_eq!(outbox.len(), 2, "issued + exchanged");
+    }
+
+    #[test]
+    fn given_an_exchanged_reward_the_same_request_gets_the_same_answer_and_another_is_refused() {
+        let gift = new_id();
+        let (s, item) = with_item(Gifts::answering(Ok(gift)));
+        block_on(s.exchange(cmd(&item, "x1"), None)).unwrap();
+        let (_, again) = block_on(s.exchange(cmd(&item, "x1"), None)).unwrap();
+        assert_eq!(again, gift);
+        let err = block_on(s.exchange(cmd(&item, "x2"), None)).unwrap_err();
+        assert!(matches!(err, WalletError::Refused(ExchangeRefusal::AlreadyExchanged)));
+        assert_eq!(*s.gifts.calls.lock().unwrap(), 1, "neither asked the gift service again");
+    }
+
+    #[test]
+    fn given_the_gift_service_is_down_when_exchanging_then_the_item_stays_issued_and_nothing_is_published() {
+        let down = GiftCallError::Unavailable { retry_after: Duration::from_secs(7), reason: "open".into() };
+        let (s, item) = with_item(Gifts::answering(Err(down)));
+        let err = block_on(s.exchange(cmd(&item, ""), None)).unwrap_err();
+        assert!(matches!(err, WalletError::GiftUnavailable { retry_after, .. } if retry_after == Duration::from_secs(7)));
+        assert_eq!(block_on(s.repo.get(item.reward_id)).unwrap().unwrap().status, ItemStatus::Issued);
+        assert_eq!(s.repo.outbox.lock().unwrap().len(), 1, "only the issue event");
+    }
+
+    #[test]
+    fn given_the_gift_service_refuses_then_nothing_changes() {
+        let (s, item) = with_item(Gifts::answering(Err(GiftCallError::Refused("not enough points".into()))));
+        assert!(matches!(block_on(s.exchange(cmd(&item, ""), None)), Err(WalletError::GiftRefused(_))));
+        assert_eq!(block_on(s.repo.get(item.reward_id)).unwrap().unwrap().status, ItemStatus::Issued);
+    }
+
+    #[test]
+    fn someone_elses_or_an_unknown_reward_is_not_found() {
+        let (s, item) = with_item(Gifts::answering(Ok(new_id())));
+        let other = ExchangeReward::new("c-12", &item.reward_id.to_string(), "coffee", "").unwrap();
+        assert!(matches!(block_on(s.exchange(other, None)), Err(WalletError::Refused(ExchangeRefusal::NotFound))));
+        let unknown = ExchangeReward::new("c-11", &new_id().to_string(), "coffee", "").unwrap();
+        assert!(matches!(block_on(s.exchange(unknown, None)), Err(WalletError::Refused(ExchangeRefusal::NotFound))));
+        assert_eq!(*s.gifts.calls.lock().unwrap(), 0);
+    }
+
     #[test]
     fn given_an_allocated_reward_delivered_twice_when_handled_then_the_wallet_holds_it_once() {
-        let s = WalletService::new(Memory::default());
+        let s = WalletService::new(Memory::default(), Gifts::answering(Ok(new_id())));
         let customer_id = CustomerId::new("c-11").unwrap();
         let fact = RewardAllocated {
             reward_id: new_id(),
@@ -152,7 +329,7 @@ mod tests {
 
     #[test]
     fn an_unknown_customer_has_an_empty_wallet() {
-        let s = WalletService::new(Memory::default());
+        let s = WalletService::new(Memory::default(), Gifts::answering(Ok(new_id())));
         let wallet = block_on(s.wallet(&CustomerId::new("nobody").unwrap())).unwrap();
         assert!(wallet.items.is_empty());
         assert_eq!(wallet.available_points(), 0);

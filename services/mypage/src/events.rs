@@ -13,10 +13,11 @@ use crate::App;
 
 /// One durable consumer per source stream; the projection is idempotent and
 /// order-tolerant, so no inbox is needed: a redelivered fact changes nothing.
-pub const CONSUMERS: [ConsumerSpec; 3] = [
+pub const CONSUMERS: [ConsumerSpec; 4] = [
     ConsumerSpec { stream: streams::MISSION, durable: "mypage-mission", filter: "game.mission.v1.>" },
     ConsumerSpec { stream: streams::REWARD, durable: "mypage-reward", filter: "game.reward.v1.>" },
     ConsumerSpec { stream: streams::WALLET, durable: "mypage-wallet", filter: "game.wallet.v1.>" },
+    ConsumerSpec { stream: streams::GIFT, durable: "mypage-gift", filter: "game.gift.v1.>" },
 ];
 
 fn reject(e: impl std::fmt::Display) -> HandleError {
@@ -63,6 +64,19 @@ pub fn fact(subject_name: &str, payload: &[u8]) -> Result<Option<Fact>, HandleEr
                 gift_id: id("gift_id", &e.gift_id)?,
                 gift_code: e.gift_code,
             }
+        }
+        subject::GIFT_ISSUED => {
+            let e = pb::GiftIssued::decode(payload).map_err(reject)?;
+            Fact::GiftIssued {
+                mission_id: id("mission_id", &e.mission_id)?,
+                reward_id: id("reward_id", &e.reward_id)?,
+                gift_id: id("gift_id", &e.gift_id)?,
+                gift_code: e.gift_code,
+            }
+        }
+        subject::GIFT_USED => {
+            let e = pb::GiftUsed::decode(payload).map_err(reject)?;
+            Fact::GiftUsed { mission_id: id("mission_id", &e.mission_id)?, gift_id: id("gift_id", &e.gift_id)? }
         }
         // An event my page does not show (yet): nothing to do.
         _ => return Ok(None),

@@ -24,6 +24,17 @@ pub fn to_outbox(e: &Envelope<WalletEvent>) -> OutboxMessage {
             };
             OutboxMessage::new(&e.meta, subject::REWARD_ISSUED, "game.events.v1.RewardIssued", body.encode_to_vec())
         }
+        WalletEvent::Exchanged { reward_id, mission_id, customer_id, points, gift_id, gift_code } => {
+            let body = pb::RewardExchanged {
+                reward_id: reward_id.to_string(),
+                mission_id: mission_id.to_string(),
+                customer_id: customer_id.to_string(),
+                points: *points,
+                gift_id: gift_id.to_string(),
+                gift_code: gift_code.clone(),
+            };
+            OutboxMessage::new(&e.meta, subject::REWARD_EXCHANGED, "game.events.v1.RewardExchanged", body.encode_to_vec())
+        }
     }
 }
 
@@ -46,7 +57,8 @@ impl Handler for Issue {
             points: e.points,
         };
         self.0.on_reward_allocated(d.inbound(), &d.meta, fact).await.map_err(|e| match e {
-            WalletError::NotFound(_) | WalletError::Unavailable(_) => HandleError::Retry(e.to_string()),
+            WalletError::Unavailable(_) => HandleError::Retry(e.to_string()),
+            other => HandleError::Reject(other.to_string()),
         })
     }
 }

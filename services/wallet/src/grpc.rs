@@ -5,7 +5,7 @@ use std::sync::Arc;
 use grpc_adapter::pb::wallet::v1 as pb;
 use grpc_adapter::status;
 use tonic::{Request, Response, Status};
-use wallet_domain::{ItemStatus, WalletError, WalletItem};
+use wallet_domain::{ExchangeRefusal, ExchangeReward, GuardState, ItemStatus, WalletError, WalletItem};
 
 use crate::App;
 
@@ -19,7 +19,21 @@ pub struct Handlers {
 
 fn to_status(e: WalletError) -> Status {
     match e {
+        WalletError::Invalid(v) => status::invalid(&v),
         WalletError::NotFound(what) => status::not_found(what),
+        WalletError::Refused(ExchangeRefusal::NotFound) => status::not_found("reward"),
+        WalletError::Refused(r @ ExchangeRefusal::AlreadyExchanged) => Status::failed_precondition(r.to_string()),
+        WalletError::GiftInvalid(why) => Status::invalid_argument(why),
+        WalletError::GiftRefused(why) => Status::failed_precondition(why),
+        WalletError::GiftUnavailable { retry_after, reason } => {
+            tracing::info!(%reason, ?retry_after, "exchange refused: gift service unavailable");
+            let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+            let mut s = Status::unavailable(format!(
+                "gift exchange is temporarily unavailable; your reward is unchanged, please try again in {seconds} s"
+            ));
+            s.metadata_mut().insert("retry-after", seconds.into());
+            s
+        }
         WalletError::Unavailable(detail) => status::unavailable(&detail),
     }
 }
@@ -49,6 +63,37 @@ impl pb::wallet_service_server::WalletService for Handlers {
                 available_points,
                 items: wallet.items.into_iter().map(item_to_proto).collect(),
             }),
+        }))
+    }
+
+    async fn exchange_reward(
+        &self,
+        req: Request<pb::ExchangeRewardRequest>,
+    ) -> Result<Response<pb::ExchangeRewardResponse>, Status> {
+        let traceparent = req.metadata().get("traceparent").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let r = req.into_inner();
+        let cmd = ExchangeReward::new(&r.customer_id, &r.reward_id, &r.gift_code, &r.request_id).map_err(|e| status::invalid(&e))?;
+        let (item, gift_id) = self.app.exchange(cmd, traceparent).await.map_err(to_status)?;
+        Ok(Response::new(pb::ExchangeRewardResponse { item: Some(item_to_proto(item)), gift_id: gift_id.to_string() }))
+    }
+
+    async fn get_exchange_status(
+        &self,
+        _: Request<pb::GetExchangeStatusRequest>,
+    ) -> Result<Response<pb::GetExchangeStatusResponse>, Status> {
+        let g = self.app.gift_guard();
+        Ok(Response::new(pb::GetExchangeStatusResponse {
+            breaker_state: match g.state {
+                GuardState::Closed => pb::BreakerState::Closed,
+                GuardState::Open => pb::BreakerState::Open,
+                GuardState::HalfOpen => pb::BreakerState::HalfOpen,
+            } as i32,
+            retry_after_seconds: g.retry_after.as_secs_f64().ceil() as u64,
+            failure_rate: g.failure_rate,
+            slow_call_rate: g.slow_call_rate,
+            calls_in_window: u32::try_from(g.calls_in_window).unwrap_or(u32::MAX),
+            rejected_calls: g.rejected,
+            transitions: g.transitions,
         }))
     }
 }

@@ -5,9 +5,12 @@
 //! - [`grpc`]: the inbound gRPC adapter.
 //! - [`store`]: the `WalletRepository` on diesel, with outbox and inbox.
 //! - [`events`]: domain events <-> protobuf, and the consumer's handler.
+//! - [`gift_client`]: the call to the gift service, behind deadline, load shedding and
+//!   a circuit breaker.
 //! - [`run`]: the composition root.
 
 pub mod events;
+pub mod gift_client;
 pub mod grpc;
 pub mod store;
 
@@ -31,18 +34,21 @@ pub struct Settings {
     /// `sqlite://path` (default) or `postgres://...`.
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/wallet.db")]
     pub database_url: String,
+    #[command(flatten)]
+    pub gift: gift_client::GiftSettings,
 }
 
-pub type App = WalletService<store::SqlWallet>;
+pub type App = WalletService<store::SqlWallet, gift_client::GiftClient>;
 
 /// Builds the service and serves until SIGTERM.
 pub async fn run(settings: Settings) {
+    let gifts = gift_client::GiftClient::new(&settings.gift).unwrap_or_else(|e| server::fail("invalid settings", &e));
     let db = store_adapter::Store::open(&settings.database_url, store::MIGRATIONS)
         .await
         .unwrap_or_else(|e| server::fail("cannot open the database", &e));
     let client = nats_adapter::connect(&settings.nats, "wallet").await.unwrap_or_else(|e| server::fail("NATS_URL", &e));
     let js = async_nats::jetstream::new(client.clone());
-    let app: Arc<App> = Arc::new(WalletService::new(store::SqlWallet::new(db.clone())));
+    let app: Arc<App> = Arc::new(WalletService::new(store::SqlWallet::new(db.clone()), gifts));
 
     let probe = {
         let (db, client) = (db.clone(), client.clone());

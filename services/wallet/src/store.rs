@@ -21,11 +21,13 @@ diesel::table! {
         status -> Text,
         gift_id -> Nullable<Text>,
         version -> BigInt,
+        gift_code -> Nullable<Text>,
+        exchange_request_id -> Nullable<Text>,
     }
 }
 
 #[derive(Queryable, Insertable, AsChangeset)]
-#[diesel(table_name = wallet_items)]
+#[diesel(table_name = wallet_items, treat_none_as_null = true)]
 struct Row {
     reward_id: String,
     mission_id: String,
@@ -34,6 +36,8 @@ struct Row {
     status: String,
     gift_id: Option<String>,
     version: i64,
+    gift_code: Option<String>,
+    exchange_request_id: Option<String>,
 }
 
 impl From<&WalletItem> for Row {
@@ -46,6 +50,8 @@ impl From<&WalletItem> for Row {
             status: i.status.as_str().to_owned(),
             gift_id: i.gift_id.map(|g| g.to_string()),
             version: i.version,
+            gift_code: i.gift_code.clone(),
+            exchange_request_id: i.exchange_request_id.clone(),
         }
     }
 }
@@ -65,6 +71,8 @@ impl TryFrom<Row> for WalletItem {
             status: ItemStatus::parse(&r.status).ok_or_else(|| corrupt("status"))?,
             gift_id: r.gift_id.map(|g| Uuid::try_parse(&g)).transpose().map_err(|_| corrupt("gift_id"))?,
             version: r.version,
+            gift_code: r.gift_code,
+            exchange_request_id: r.exchange_request_id,
         })
     }
 }
@@ -111,6 +119,32 @@ impl WalletRepository for SqlWallet {
         self.store.notify_appended();
         Ok(())
     }
+
+    async fn update(&self, item: &WalletItem, events: Vec<Envelope<WalletEvent>>) -> Result<(), StoreError> {
+        self.update_item(item, events).await
+    }
+}
+
+impl SqlWallet {
+    async fn update_item(&self, item: &WalletItem, events: Vec<Envelope<WalletEvent>>) -> Result<(), StoreError> {
+        let expected = item.version;
+        let row = Row { version: expected + 1, ..Row::from(item) };
+        let messages: Vec<_> = events.iter().map(events::to_outbox).collect();
+        self.store
+            .write(move |c| {
+                let n = diesel::update(wallet_items::table.find(&row.reward_id).filter(wallet_items::version.eq(expected)))
+                    .set(&row)
+                    .execute(c)
+                    .map_err(db)?;
+                if n == 0 {
+                    return Err(StoreError::Conflict);
+                }
+                outbox::append(c, &messages)
+            })
+            .await?;
+        self.store.notify_appended();
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -139,5 +173,25 @@ mod tests {
         assert!(repo.list_by_customer(&CustomerId::new("other").unwrap()).await.unwrap().is_empty());
     }
 
-    store_adapter::on_both_backends!(a_reward_is_issued_into_one_wallet_once);
+    async fn an_exchange_is_stored_once_with_its_event(db: TestDatabase) {
+        let store = Store::open(&db.url, MIGRATIONS).await.unwrap();
+        let repo = SqlWallet::new(store.clone());
+        let customer = CustomerId::new("c-11").unwrap();
+        let (mut item, event) = WalletItem::issue(new_id(), new_id(), customer.clone(), 10);
+        let meta = EventMeta::first(item.mission_id, "req", customer.clone(), Utc::now());
+        repo.insert(&item, vec![Envelope { meta: meta.clone(), event }], Inbound { consumer: "w", event_id: new_id() })
+            .await
+            .unwrap();
+        let cmd = wallet_domain::ExchangeReward::new("c-11", &item.reward_id.to_string(), "coffee", "x1").unwrap();
+        let stale = item.clone();
+        let exchanged = item.exchange(new_id(), &cmd).unwrap();
+        repo.update(&item, vec![Envelope { meta: meta.caused(Utc::now()), event: exchanged }]).await.unwrap();
+        let stored = repo.get(item.reward_id).await.unwrap().unwrap();
+        assert_eq!(stored, WalletItem { version: 1, ..item.clone() });
+        assert_eq!(stored.exchange_request_id.as_deref(), Some("x1"));
+        assert_eq!(repo.update(&stale, vec![]).await, Err(StoreError::Conflict), "a racing exchange loses");
+        assert_eq!(store.outbox_len().await.unwrap(), 2);
+    }
+
+    store_adapter::on_both_backends!(a_reward_is_issued_into_one_wallet_once, an_exchange_is_stored_once_with_its_event);
 }

@@ -1,0 +1,190 @@
+//! The outbound adapter to the gift service: a tonic client behind tower layers, outermost
+//! first —
+//! 1. load shedding: refuse at once when the in-flight limit is reached (Istio's
+//!    `http2MaxRequests` with no pending queue), so a slow gift cannot pile up requests;
+//! 2. concurrency limit: at most `max_in_flight` calls to gift at once;
+//! 3. circuit breaker: fail fast while gift is failing or slow (shed requests never
+//!    reach it, so they do not count against gift);
+//! 4. deadline: a call taking longer fails (and counts as a failure and a slow call).
+
+use std::time::Duration;
+
+use grpc_adapter::pb::gift::v1 as pb;
+use resilience_adapter::{Breaker, BreakerConfig, BreakerOpen, CircuitBreakerLayer, State};
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+use tower::util::BoxCloneSyncService;
+use tower::{BoxError, ServiceBuilder, ServiceExt, service_fn};
+use uuid::Uuid;
+use wallet_domain::{GiftCallError, GiftIssuer, GiftRequest, GuardState, GuardStatus};
+
+/// How the wallet calls the gift service (flags or environment).
+#[derive(Debug, Clone, clap::Args)]
+pub struct GiftSettings {
+    /// Address of the gift service.
+    #[arg(long, env = "GIFT_URL", default_value = "http://127.0.0.1:50056")]
+    pub gift_url: String,
+    /// Deadline of one call to the gift service, in milliseconds.
+    #[arg(long, env = "GIFT_DEADLINE_MS", default_value_t = 2000)]
+    pub deadline_ms: u64,
+    /// Calls in flight to the gift service before further exchanges are refused at once.
+    #[arg(long, env = "GIFT_MAX_IN_FLIGHT", default_value_t = 64)]
+    pub max_in_flight: usize,
+    /// Failure rate (0-1) over the window that opens the breaker.
+    #[arg(long, env = "BREAKER_FAILURE_RATE", default_value_t = 0.5)]
+    pub failure_rate: f64,
+    /// Slow-call rate (0-1) over the window that opens the breaker.
+    #[arg(long, env = "BREAKER_SLOW_CALL_RATE", default_value_t = 0.5)]
+    pub slow_call_rate: f64,
+    /// A call taking at least this many milliseconds is slow.
+    #[arg(long, env = "BREAKER_SLOW_CALL_MS", default_value_t = 1000)]
+    pub slow_call_ms: u64,
+    /// Calls in the sliding window.
+    #[arg(long, env = "BREAKER_WINDOW", default_value_t = 20)]
+    pub window: usize,
+    /// Calls in the window before rates are judged.
+    #[arg(long, env = "BREAKER_MIN_CALLS", default_value_t = 5)]
+    pub min_calls: usize,
+    /// Seconds the breaker stays open before probing.
+    #[arg(long, env = "BREAKER_OPEN_SECONDS", default_value_t = 10.0)]
+    pub open_seconds: f64,
+    /// Probes allowed while half-open.
+    #[arg(long, env = "BREAKER_HALF_OPEN_CALLS", default_value_t = 3)]
+    pub half_open_calls: usize,
+}
+
+impl GiftSettings {
+    /// # Errors
+    /// A message naming the setting that is out of range.
+    pub fn breaker(&self) -> Result<BreakerConfig, String> {
+        let rate = |name: &str, v: f64| if (0.0..=1.0).contains(&v) && v > 0.0 { Ok(v) } else { Err(format!("{name} must be in (0, 1]")) };
+        if self.window == 0 || self.min_calls == 0 || self.half_open_calls == 0 || self.max_in_flight == 0 {
+            return Err("BREAKER_WINDOW, BREAKER_MIN_CALLS, BREAKER_HALF_OPEN_CALLS, GIFT_MAX_IN_FLIGHT must be positive".into());
+        }
+        Ok(BreakerConfig {
+            failure_rate_threshold: rate("BREAKER_FAILURE_RATE", self.failure_rate)?,
+            slow_call_rate_threshold: rate("BREAKER_SLOW_CALL_RATE", self.slow_call_rate)?,
+            slow_call_duration: Duration::from_millis(self.slow_call_ms),
+            window_size: self.window,
+            minimum_calls: self.min_calls.min(self.window),
+            open_duration: Duration::try_from_secs_f64(self.open_seconds).map_err(|_| "BREAKER_OPEN_SECONDS must be >= 0")?,
+            half_open_calls: self.half_open_calls,
+        })
+    }
+}
+
+type Call = BoxCloneSyncService<tonic::Request<pb::IssueGiftRequest>, pb::IssueGiftResponse, BoxError>;
+
+pub struct GiftClient {
+    call: Call,
+    breaker: Breaker,
+    deadline: Duration,
+}
+
+/// Failures of the gift service itself; business refusals are answers, not failures.
+fn is_failure(result: &Result<pb::IssueGiftResponse, BoxError>) -> bool {
+    match result {
+        Ok(_) => false,
+        Err(e) => match e.downcast_ref::<Status>() {
+            Some(s) => matches!(s.code(), Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted | Code::Internal | Code::Unknown),
+            None => true, // deadline elapsed, transport
+        },
+    }
+}
+
+impl GiftClient {
+    /// # Errors
+    /// When the URL or the breaker settings are invalid.
+    pub fn new(settings: &GiftSettings) -> Result<Self, String> {
+        let config = settings.breaker()?;
+        let channel = Channel::from_shared(settings.gift_url.clone())
+            .map_err(|e| format!("GIFT_URL: {e}"))?
+            .connect_timeout(Duration::from_millis(settings.deadline_ms.min(1000)))
+            .connect_lazy();
+        let client = pb::gift_service_client::GiftServiceClient::new(channel);
+        let breaker = Breaker::new("gift", config);
+        let deadline = Duration::from_millis(settings.deadline_ms);
+        let grpc = service_fn(move |req: tonic::Request<pb::IssueGiftRequest>| {
+            let mut client = client.clone();
+            async move { client.issue_gift(req).await.map(tonic::Response::into_inner) }
+        });
+        let stack = ServiceBuilder::new()
+            .load_shed()
+            .concurrency_limit(settings.max_in_flight)
+            .layer(CircuitBreakerLayer::new(breaker.clone(), is_failure))
+            .timeout(deadline)
+            .service(grpc);
+        Ok(Self { call: BoxCloneSyncService::new(stack.map_err(Into::into)), breaker, deadline })
+    }
+
+    fn unavailable(&self, e: &BoxError) -> GiftCallError {
+        let second = Duration::from_secs(1);
+        if let Some(open) = e.downcast_ref::<BreakerOpen>() {
+            return GiftCallError::Unavailable { retry_after: open.retry_after.max(second), reason: "circuit open".into() };
+        }
+        let reason = if e.is::<tower::load_shed::error::Overloaded>() {
+            "too many exchanges in flight".to_owned()
+        } else if e.is::<tower::timeout::error::Elapsed>() {
+            "deadline exceeded".to_owned()
+        } else {
+            e.to_string()
+        };
+        // If that failure opened the breaker, say how long it stays open.
+        let retry_after = self.breaker.snapshot().retry_after.max(second);
+        GiftCallError::Unavailable { retry_after, reason }
+    }
+}
+
+impl GiftIssuer for GiftClient {
+    async fn issue_gift(&self, r: GiftRequest) -> Result<Uuid, GiftCallError> {
+        let mut request = tonic::Request::new(pb::IssueGiftRequest {
+            customer_id: r.customer_id.to_string(),
+            reward_id: r.reward_id.to_string(),
+            gift_code: r.gift_code,
+            points: r.points,
+            mission_id: r.mission_id.to_string(),
+        });
+        request.set_timeout(self.deadline);
+        if let Some(tp) = r.traceparent.as_deref().and_then(|t| t.parse().ok()) {
+            request.metadata_mut().insert("traceparent", tp);
+        }
+        let response = match self.call.clone().oneshot(request).await {
+            Ok(r) => r,
+            Err(e) => {
+                return Err(match e.downcast_ref::<Status>() {
+                    Some(s) if s.code() == Code::InvalidArgument => {
+                        let (field, reason) = s.message().split_once(": ").unwrap_or(("request", s.message()));
+                        GiftCallError::Invalid { field: field.to_owned(), reason: reason.to_owned() }
+                    }
+                    Some(s) if matches!(s.code(), Code::FailedPrecondition | Code::NotFound | Code::AlreadyExists | Code::PermissionDenied) => {
+                        GiftCallError::Refused(s.message().to_owned())
+                    }
+                    _ => {
+                        tracing::warn!(error = %e, "gift call failed");
+                        self.unavailable(&e)
+                    }
+                });
+            }
+        };
+        let gift = response.gift.ok_or_else(|| GiftCallError::Unavailable { retry_after: Duration::from_secs(1), reason: "empty answer".into() })?;
+        Uuid::try_parse(&gift.gift_id)
+            .map_err(|_| GiftCallError::Unavailable { retry_after: Duration::from_secs(1), reason: "malformed gift id".into() })
+    }
+
+    fn guard(&self) -> GuardStatus {
+        let s = self.breaker.snapshot();
+        GuardStatus {
+            state: match s.state {
+                State::Closed => GuardState::Closed,
+                State::Open => GuardState::Open,
+                State::HalfOpen => GuardState::HalfOpen,
+            },
+            retry_after: s.retry_after,
+            failure_rate: s.failure_rate,
+            slow_call_rate: s.slow_call_rate,
+            calls_in_window: s.calls_in_window,
+            rejected: s.rejected,
+            transitions: s.transitions,
+        }
+    }
+}
