@@ -194,8 +194,20 @@ pub const REWARD: &str = "game.reward.v1.RewardService";
 pub const WALLET: &str = "game.wallet.v1.WalletService";
 pub const MYPAGE: &str = "game.mypage.v1.MyPageService";
 
-/// The reward flow's services on one private NATS, each on its own SQLite file
-/// (or on the databases given).
+pub const GIFT: &str = "game.gift.v1.GiftService";
+
+/// How to start a [`System`].
+#[derive(Default)]
+pub struct Options {
+    /// Database URLs of mission, reward, wallet, gift; SQLite files in the temp dir when `None`.
+    pub databases: Option<[String; 4]>,
+    /// Extra settings for the wallet (breaker thresholds...).
+    pub wallet_env: Vec<(&'static str, String)>,
+    /// Put a proxy between wallet and gift whose added delay the test controls.
+    pub gift_proxy: bool,
+}
+
+/// The whole system's services on one private NATS, each on its own database.
 pub struct System {
     pub dir: tempfile::TempDir,
     pub nats: NatsServer,
@@ -203,30 +215,38 @@ pub struct System {
     pub reward: Service,
     pub wallet: Service,
     pub mypage: Service,
+    pub gift: Service,
+    /// Present when [`Options::gift_proxy`] was asked for.
+    pub gift_proxy: Option<SlowProxy>,
 }
 
 impl System {
     pub async fn start() -> Self {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(options: Options) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let nats = NatsServer::start();
         let sqlite = |svc: &str| format!("sqlite://{}", dir.path().join(format!("{svc}.db")).display());
-        let urls = [sqlite("mission"), sqlite("reward"), sqlite("wallet")];
-        Self::start_with(dir, nats, urls).await
-    }
-
-    /// `databases`: mission, reward, wallet URLs.
-    pub async fn start_with(dir: tempfile::TempDir, nats: NatsServer, databases: [String; 3]) -> Self {
-        let [m, r, w] = databases;
+        let [m, r, w, g] = options.databases.unwrap_or_else(|| [sqlite("mission"), sqlite("reward"), sqlite("wallet"), sqlite("gift")]);
         let env = |db: String| vec![("NATS_URL", nats.url()), ("DATABASE_URL", db)];
+        let gift = Service::start("gift", "gift", &env(g), dir.path());
+        let gift_proxy = options.gift_proxy.then(|| SlowProxy::start(gift.addr));
+        let gift_url = gift_proxy.as_ref().map_or_else(|| gift.url(), |p| format!("http://{}", p.addr));
         let mission = Service::start("mission", "mission", &env(m), dir.path());
         let reward = Service::start("reward", "reward", &env(r), dir.path());
-        let wallet = Service::start("wallet", "wallet", &env(w), dir.path());
+        let mut wallet_env = env(w);
+        wallet_env.push(("GIFT_URL", gift_url));
+        wallet_env.extend(options.wallet_env);
+        let wallet = Service::start("wallet", "wallet", &wallet_env, dir.path());
         let mypage = Service::start("mypage", "mypage", &[("NATS_URL", nats.url())], dir.path());
+        gift.wait_serving(GIFT).await;
         mission.wait_serving(MISSION).await;
         reward.wait_serving(REWARD).await;
         wallet.wait_serving(WALLET).await;
         mypage.wait_serving(MYPAGE).await;
-        Self { dir, nats, mission, reward, wallet, mypage }
+        Self { dir, nats, mission, reward, wallet, mypage, gift, gift_proxy }
     }
 
     pub fn env(&self, db: &str) -> Vec<(&'static str, String)> {
@@ -236,6 +256,87 @@ impl System {
     pub fn sqlite(&self, name: &str) -> String {
         format!("sqlite://{}", self.dir.path().join(format!("{name}.db")).display())
     }
+
+    /// How many events on `subject` the stream holds.
+    pub async fn count_events(&self, stream: &str, subject: &str) -> u64 {
+        count_events(&self.nats.url(), stream, subject).await
+    }
+}
+
+/// How many events on `subject` a stream holds (an ephemeral consumer's pending count).
+///
+/// # Panics
+/// When NATS or the stream cannot be reached.
+pub async fn count_events(nats_url: &str, stream: &str, subject: &str) -> u64 {
+    use async_nats::jetstream::consumer::{AckPolicy, pull};
+    let js = async_nats::jetstream::new(async_nats::connect(nats_url).await.expect("nats"));
+    let stream = js.get_stream(stream).await.expect("stream");
+    let mut consumer = stream
+        .create_consumer(pull::Config { filter_subject: subject.to_owned(), ack_policy: AckPolicy::None, ..Default::default() })
+        .await
+        .expect("consumer");
+    consumer.info().await.expect("consumer info").num_pending
+}
+
+/// A TCP proxy that holds every chunk from the client for `delay` before passing it on:
+/// a slow network or a slow server, as the client sees it.
+pub struct SlowProxy {
+    pub addr: SocketAddr,
+    delay_ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SlowProxy {
+    pub fn start(upstream: SocketAddr) -> Self {
+        use std::sync::atomic::Ordering;
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        std_listener.set_nonblocking(true).expect("nonblocking");
+        let addr = std_listener.local_addr().expect("addr");
+        let delay_ms = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let delay = delay_ms.clone();
+        let task = tokio::spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
+            while let Ok((mut client, _)) = listener.accept().await {
+                let delay = delay.clone();
+                tokio::spawn(async move {
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let Ok(server) = tokio::net::TcpStream::connect(upstream).await else { return };
+                    let (mut cr, mut cw) = client.split();
+                    let (mut sr, mut sw) = server.into_split();
+                    let up = async {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            let n = match cr.read(&mut buf).await {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            let ms = delay.load(Ordering::Relaxed);
+                            if ms > 0 {
+                                tokio::time::sleep(Duration::from_millis(ms)).await;
+                            }
+                            if sw.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                        let _ = sw.shutdown().await;
+                    };
+                    let down = tokio::io::copy(&mut sr, &mut cw);
+                    let _ = tokio::join!(up, down);
+                });
+            }
+        });
+        Self { addr, delay_ms, task }
+    }
+
+    pub fn set_delay(&self, delay: Duration) {
+        self.delay_ms.store(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX), std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Drop for SlowProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// Generated clients, re-exported for the tests.
@@ -243,5 +344,79 @@ pub mod clients {
     pub use grpc_adapter::pb::mission::v1::mission_service_client::MissionServiceClient;
     pub use grpc_adapter::pb::mypage::v1::my_page_service_client::MyPageServiceClient;
     pub use grpc_adapter::pb::reward::v1::reward_service_client::RewardServiceClient;
+    pub use grpc_adapter::pb::gift::v1::gift_service_client::GiftServiceClient;
     pub use grpc_adapter::pb::wallet::v1::wallet_service_client::WalletServiceClient;
+}
+
+/// The calls tests make over and over, with the happy answer unwrapped.
+pub mod api {
+    use grpc_adapter::pb::mission::v1 as mission;
+    use grpc_adapter::pb::mypage::v1 as mypage;
+    use grpc_adapter::pb::reward::v1 as reward;
+    use grpc_adapter::pb::wallet::v1 as wallet;
+
+    use super::System;
+    use super::clients::*;
+
+    pub async fn achieve(sys: &System, customer: &str, code: &str, request_id: &str) -> mission::Mission {
+        MissionServiceClient::new(sys.mission.channel())
+            .achieve_mission(mission::AchieveMissionRequest {
+                customer_id: customer.into(),
+                mission_code: code.into(),
+                request_id: request_id.into(),
+            })
+            .await
+            .expect("achieve")
+            .into_inner()
+            .mission
+            .expect("mission")
+    }
+
+    pub async fn rewards(sys: &System, customer: &str) -> Vec<reward::Reward> {
+        RewardServiceClient::new(sys.reward.channel())
+            .list_rewards(reward::ListRewardsRequest { customer_id: customer.into() })
+            .await
+            .expect("rewards")
+            .into_inner()
+            .rewards
+    }
+
+    pub async fn wallet_of(sys: &System, customer: &str) -> wallet::Wallet {
+        WalletServiceClient::new(sys.wallet.channel())
+            .get_wallet(wallet::GetWalletRequest { customer_id: customer.into() })
+            .await
+            .expect("wallet")
+            .into_inner()
+            .wallet
+            .expect("wallet")
+    }
+
+    pub async fn missions(sys: &System, customer: &str) -> Vec<mission::Mission> {
+        MissionServiceClient::new(sys.mission.channel())
+            .list_missions(mission::ListMissionsRequest { customer_id: customer.into() })
+            .await
+            .expect("missions")
+            .into_inner()
+            .missions
+    }
+
+    pub async fn page(sys: &System, customer: &str) -> mypage::MyPage {
+        MyPageServiceClient::new(sys.mypage.channel())
+            .get_my_page(mypage::GetMyPageRequest { customer_id: customer.into() })
+            .await
+            .expect("page")
+            .into_inner()
+            .page
+            .expect("page")
+    }
+
+    /// Achieves a mission and waits until its reward is ISSUED in the wallet; returns the
+    /// wallet item.
+    pub async fn issued_reward(sys: &System, customer: &str, code: &str) -> wallet::WalletItem {
+        let m = achieve(sys, customer, code, "").await;
+        super::eventually(std::time::Duration::from_secs(30), "the reward reaches the wallet", || async {
+            wallet_of(sys, customer).await.items.into_iter().find(|i| i.mission_id == m.mission_id)
+        })
+        .await
+    }
 }

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use e2e::api::{achieve, missions, page, rewards, wallet_of};
 use e2e::clients::*;
 use e2e::{REWARD, Service, System, eventually};
 use futures::StreamExt;
@@ -15,58 +16,6 @@ use prost::Message;
 use tonic::Code;
 
 const FLOW: Duration = Duration::from_secs(30);
-
-async fn achieve(sys: &System, customer: &str, code: &str, request_id: &str) -> mission::Mission {
-    MissionServiceClient::new(sys.mission.channel())
-        .achieve_mission(mission::AchieveMissionRequest {
-            customer_id: customer.into(),
-            mission_code: code.into(),
-            request_id: request_id.into(),
-        })
-        .await
-        .expect("achieve")
-        .into_inner()
-        .mission
-        .expect("mission")
-}
-
-async fn rewards(sys: &System, customer: &str) -> Vec<reward::Reward> {
-    RewardServiceClient::new(sys.reward.channel())
-        .list_rewards(reward::ListRewardsRequest { customer_id: customer.into() })
-        .await
-        .expect("rewards")
-        .into_inner()
-        .rewards
-}
-
-async fn wallet_of(sys: &System, customer: &str) -> wallet::Wallet {
-    WalletServiceClient::new(sys.wallet.channel())
-        .get_wallet(wallet::GetWalletRequest { customer_id: customer.into() })
-        .await
-        .expect("wallet")
-        .into_inner()
-        .wallet
-        .expect("wallet")
-}
-
-async fn missions(sys: &System, customer: &str) -> Vec<mission::Mission> {
-    MissionServiceClient::new(sys.mission.channel())
-        .list_missions(mission::ListMissionsRequest { customer_id: customer.into() })
-        .await
-        .expect("missions")
-        .into_inner()
-        .missions
-}
-
-async fn page(sys: &System, customer: &str) -> mypage::MyPage {
-    MyPageServiceClient::new(sys.mypage.channel())
-        .get_my_page(mypage::GetMyPageRequest { customer_id: customer.into() })
-        .await
-        .expect("page")
-        .into_inner()
-        .page
-        .expect("page")
-}
 
 /// Waits until `n` rewards of the customer are ISSUED in the wallet, the reward
 /// context and on the missions.
