@@ -1,0 +1,417 @@
+//! Token verification against JWK sets from our auth service or any configured issuer.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+
+use crate::{AuthError, Claims, Identity};
+
+/// Who may sign tokens we accept (flags or environment).
+#[derive(Debug, Clone, clap::Args)]
+pub struct AuthSettings {
+    /// Issuers (`iss`) whose tokens are accepted, comma-separated.
+    #[arg(long, env = "JWT_ISSUERS", default_value = "game-rewards", value_delimiter = ',')]
+    pub issuers: Vec<String>,
+    /// The audience (`aud`) tokens must be meant for.
+    #[arg(long, env = "JWT_AUDIENCE", default_value = "game-rewards")]
+    pub audience: String,
+    /// JWKS URLs (plain http), comma-separated: our auth service's
+    /// `http://<auth>/.well-known/jwks.json`, a Keycloak realm's `.../protocol/openid-connect/certs`.
+    #[arg(long, env = "JWKS_URLS", value_delimiter = ',')]
+    pub jwks_urls: Vec<String>,
+    /// JWKS files, comma-separated (e.g. an issuer's keys mounted from a ConfigMap).
+    #[arg(long, env = "JWKS_FILES", value_delimiter = ',')]
+    pub jwks_files: Vec<PathBuf>,
+    /// Seconds between key refreshes.
+    #[arg(long, env = "JWKS_REFRESH_SECONDS", default_value_t = 60)]
+    pub refresh_seconds: u64,
+}
+
+#[derive(Clone)]
+struct Key {
+    decoding: DecodingKey,
+    algorithm: Algorithm,
+}
+
+/// Verifies bearer tokens; cheap to share (`Arc`).
+pub struct Verifier {
+    keys: RwLock<HashMap<String, Key>>,
+    issuers: Vec<String>,
+    audience: String,
+    urls: Vec<String>,
+    files: Vec<PathBuf>,
+    /// When keys were last fetched because of an unknown key id (rate limit).
+    last_forced: std::sync::Mutex<Option<Instant>>,
+}
+
+/// Seconds of clock skew tolerated on `exp` and `nbf`.
+const LEEWAY: u64 = 30;
+/// At most one refresh per this interval when tokens with unknown key ids arrive.
+const FORCED_REFRESH_EVERY: Duration = Duration::from_secs(2);
+
+fn algorithm_of(jwk: &jsonwebtoken::jwk::Jwk) -> Option<Algorithm> {
+    if let Some(alg) = jwk.common.key_algorithm {
+        return match alg {
+            KeyAlgorithm::EdDSA => Some(Algorithm::EdDSA),
+            KeyAlgorithm::RS256 => Some(Algorithm::RS256),
+            KeyAlgorithm::RS384 => Some(Algorithm::RS384),
+            KeyAlgorithm::RS512 => Some(Algorithm::RS512),
+            KeyAlgorithm::PS256 => Some(Algorithm::PS256),
+            KeyAlgorithm::ES256 => Some(Algorithm::ES256),
+            KeyAlgorithm::ES384 => Some(Algorithm::ES384),
+            _ => None, // symmetric and encryption keys are never accepted
+        };
+    }
+    match &jwk.algorithm {
+        AlgorithmParameters::OctetKeyPair(_) => Some(Algorithm::EdDSA),
+        AlgorithmParameters::RSA(_) => Some(Algorithm::RS256),
+        AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => Some(Algorithm::ES256),
+        AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P384 => Some(Algorithm::ES384),
+        _ => None,
+    }
+}
+
+fn keys_of(set: &JwkSet) -> HashMap<String, Key> {
+    let mut keys = HashMap::new();
+    for jwk in &set.keys {
+        let (Some(kid), Some(algorithm)) = (jwk.common.key_id.clone(), algorithm_of(jwk)) else { continue };
+        if let Ok(decoding) = DecodingKey::from_jwk(jwk) {
+            keys.insert(kid, Key { decoding, algorithm });
+        }
+    }
+    keys
+}
+
+async fn fetch(url: &str) -> Result<Vec<u8>, String> {
+    use http_body_util::BodyExt;
+    let uri: http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
+    if uri.scheme_str() != Some("http") {
+        return Err(format!("{url}: only http:// JWKS URLs are fetched; mount others with JWKS_FILES"));
+    }
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let response = tokio::time::timeout(Duration::from_secs(3), client.get(uri))
+        .await
+        .map_err(|_| format!("{url}: timed out"))?
+        .map_err(|e| format!("{url}: {e}"))?;
+    if !response.status().is_success() {
+        return Err(format!("{url}: HTTP {}", response.status()));
+    }
+    let body = response.into_body().collect().await.map_err(|e| format!("{url}: {e}"))?;
+    Ok(body.to_bytes().to_vec())
+}
+
+impl Verifier {
+    /// A verifier for the settings; call [`Self::refresh`] (or [`Self::spawn_refresh`]) to load keys.
+    pub fn new(settings: &AuthSettings) -> Arc<Self> {
+        Arc::new(Self {
+            keys: RwLock::default(),
+            issuers: settings.issuers.iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),
+            audience: settings.audience.clone(),
+            urls: settings.jwks_urls.iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),
+            files: settings.jwks_files.iter().filter(|p| !p.as_os_str().is_empty()).cloned().collect(),
+            last_forced: std::sync::Mutex::default(),
+        })
+    }
+
+    /// A verifier with the given keys only (tests, or an auth service verifying its own).
+    pub fn with_keys(set: &JwkSet, issuers: Vec<String>, audience: &str) -> Arc<Self> {
+        Arc::new(Self {
+            keys: RwLock::new(keys_of(set)),
+            issuers,
+            audience: audience.to_owned(),
+            urls: Vec::new(),
+            files: Vec::new(),
+            last_forced: std::sync::Mutex::default(),
+        })
+    }
+
+    pub fn has_sources(&self) -> bool {
+        !self.urls.is_empty() || !self.files.is_empty()
+    }
+
+    /// Reloads every source; keeps the previous keys of a source that fails.
+    ///
+    /// # Errors
+    /// The failures, joined (the keys that could be loaded are in use anyway).
+    pub async fn refresh(&self) -> Result<usize, String> {
+        let mut fresh = HashMap::new();
+        let mut errors = Vec::new();
+        for url in &self.urls {
+            match fetch(url).await.and_then(|b| serde_json::from_slice::<JwkSet>(&b).map_err(|e| format!("{url}: {e}"))) {
+                Ok(set) => fresh.extend(keys_of(&set)),
+                Err(e) => errors.push(e),
+            }
+        }
+        for file in &self.files {
+            match std::fs::read(file).map_err(|e| e.to_string()).and_then(|b| serde_json::from_slice::<JwkSet>(&b).map_err(|e| e.to_string())) {
+                Ok(set) => fresh.extend(keys_of(&set)),
+                Err(e) => errors.push(format!("{}: {e}", file.display())),
+            }
+        }
+        let n = fresh.len();
+        {
+            let mut keys = self.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if errors.is_empty() {
+                *keys = fresh;
+            } else {
+                keys.extend(fresh);
+            }
+        }
+        if errors.is_empty() { Ok(n) } else { Err(errors.join("; ")) }
+    }
+
+    /// Refreshes the keys every `every` for as long as the process runs.
+    pub fn spawn_refresh(self: &Arc<Self>, every: Duration) {
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let Some(v) = me.upgrade() else { return };
+                if let Err(e) = v.refresh().await {
+                    tracing::warn!(error = %e, "JWKS refresh failed; keeping the keys we have");
+                }
+                drop(v);
+                tokio::time::sleep(every.max(Duration::from_secs(1))).await;
+            }
+        });
+    }
+
+    /// Verifies a token with the keys at hand.
+    ///
+    /// # Errors
+    /// [`AuthError`] saying why the token is refused.
+    pub fn verify(&self, token: &str) -> Result<Identity, AuthError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
+        let kid = header.kid.ok_or(AuthError::Malformed)?;
+        let key = self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(&kid).cloned().ok_or(AuthError::UnknownKey)?;
+        // The key decides the algorithm, never the token (no "alg" confusion).
+        if header.alg != key.algorithm {
+            return Err(AuthError::BadAlgorithm);
+        }
+        let mut validation = Validation::new(key.algorithm);
+        validation.leeway = LEEWAY;
+        validation.validate_nbf = true;
+        validation.set_issuer(&self.issuers);
+        validation.set_audience(&[&self.audience]);
+        validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
+        let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation).map_err(|e| match e.kind() {
+            ErrorKind::ExpiredSignature => AuthError::Expired,
+            ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+            ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
+            ErrorKind::InvalidAudience => AuthError::WrongAudience,
+            ErrorKind::InvalidSignature => AuthError::BadSignature,
+            ErrorKind::InvalidAlgorithm => AuthError::BadAlgorithm,
+            _ => AuthError::Malformed,
+        })?;
+        if data.claims.sub.trim().is_empty() {
+            return Err(AuthError::Malformed);
+        }
+        Ok(Identity { role: data.claims.role(), customer_id: data.claims.sub, token: token.to_owned() })
+    }
+
+    /// Verifies a token; a key id we do not know yet makes us reload the keys first (at
+    /// most every couple of seconds), so a rotated key is picked up at once.
+    ///
+    /// # Errors
+    /// [`AuthError`] saying why the token is refused.
+    pub async fn authenticate(&self, token: &str) -> Result<Identity, AuthError> {
+        match self.verify(token) {
+            Err(AuthError::UnknownKey) if self.has_sources() && self.may_force_refresh() => {
+                if let Err(e) = self.refresh().await {
+                    tracing::warn!(error = %e, "JWKS refresh failed");
+                }
+                self.verify(token)
+            }
+            other => other,
+        }
+    }
+
+    fn may_force_refresh(&self) -> bool {
+        let mut last = self.last_forced.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.is_some_and(|t| t.elapsed() < FORCED_REFRESH_EVERY) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64_like::encode;
+    use jsonwebtoken::{EncodingKey, Header};
+
+    use super::*;
+    use crate::{KeyRing, Role, TokenIssuer};
+
+    mod base64_like {
+        /// URL-safe base64 without padding, enough for hand-made tokens.
+        pub fn encode(bytes: &[u8]) -> String {
+            const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+            let mut out = String::new();
+            for chunk in bytes.chunks(3) {
+                let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+                let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+                for i in 0..=chunk.len() {
+                    out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+                }
+            }
+            out
+        }
+    }
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        issuer: TokenIssuer,
+        verifier: Arc<Verifier>,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let ring = KeyRing::open(dir.path().join("keys"), Duration::from_secs(3600)).unwrap();
+        let issuer = TokenIssuer { ring: ring.clone(), issuer: "game-rewards".into(), audience: "game-rewards".into(), ttl: Duration::from_secs(3600) };
+        let verifier = Verifier::with_keys(&ring.jwks().unwrap(), vec!["game-rewards".into()], "game-rewards");
+        Fixture { _dir: dir, issuer, verifier }
+    }
+
+    fn claims(f: &Fixture) -> Claims {
+        let now = chrono::Utc::now().timestamp();
+        Claims {
+            sub: "c-11".into(),
+            iss: f.issuer.issuer.clone(),
+            aud: serde_json::json!("game-rewards"),
+            exp: now + 600,
+            iat: now,
+            nbf: now,
+            jti: "j".into(),
+            role: Some("customer".into()),
+            realm_access: None,
+        }
+    }
+
+    #[test]
+    fn a_token_we_issued_verifies_with_its_subject_and_role() {
+        let f = fixture();
+        let (token, ttl) = f.issuer.issue("c-11", Role::Customer).unwrap();
+        assert_eq!(ttl, 3600);
+        let id = f.verifier.verify(&token).unwrap();
+        assert_eq!((id.customer_id.as_str(), id.role), ("c-11", Role::Customer));
+        let (admin, _) = f.issuer.issue("ops", Role::Admin).unwrap();
+        assert!(f.verifier.verify(&admin).unwrap().is_admin());
+    }
+
+    #[test]
+    fn garbage_and_missing_headers_are_refused() {
+        let f = fixture();
+        assert_eq!(f.verifier.verify("not.a.token"), Err(AuthError::Malformed));
+        assert_eq!(f.verifier.verify(""), Err(AuthError::Malformed));
+        assert_eq!(crate::bearer(None), Err(AuthError::Missing));
+        assert_eq!(crate::bearer(Some("Basic abc")), Err(AuthError::Malformed));
+        assert_eq!(crate::bearer(Some("Bearer  t ")), Ok("t"));
+    }
+
+    #[test]
+    fn a_wrong_signature_is_refused() {
+        let f = fixture();
+        let (token, _) = f.issuer.issue("c-11", Role::Customer).unwrap();
+        let (head, _) = token.rsplit_once('.').unwrap();
+        let forged = format!("{head}.{}", encode(&[7u8; 64]));
+        assert_eq!(f.verifier.verify(&forged), Err(AuthError::BadSignature));
+        // a token signed by a key of the same id that is not ours
+        let other = fixture();
+        let mut c = claims(&f);
+        c.sub = "attacker".into();
+        let (kid, _) = f.issuer.ring.active().unwrap();
+        let (_, foreign_key) = other.issuer.ring.active().unwrap();
+        let mut h = Header::new(Algorithm::EdDSA);
+        h.kid = Some(kid);
+        let token = jsonwebtoken::encode(&h, &c, &foreign_key).unwrap();
+        assert_eq!(f.verifier.verify(&token), Err(AuthError::BadSignature));
+    }
+
+    #[test]
+    fn alg_none_and_symmetric_tricks_are_refused() {
+        let f = fixture();
+        let (kid, _) = f.issuer.ring.active().unwrap();
+        let header = encode(format!(r#"{{"alg":"none","typ":"JWT","kid":"{kid}"}}"#).as_bytes());
+        let body = encode(serde_json::to_string(&claims(&f)).unwrap().as_bytes());
+        assert!(f.verifier.verify(&format!("{header}.{body}.")).is_err());
+        // HS256 "signed" with the public key as secret: the key says EdDSA, so no.
+        let mut h = Header::new(Algorithm::HS256);
+        h.kid = Some(kid);
+        let token = jsonwebtoken::encode(&h, &claims(&f), &EncodingKey::from_secret(b"public")).unwrap();
+        assert_eq!(f.verifier.verify(&token), Err(AuthError::BadAlgorithm));
+    }
+
+    #[test]
+    fn expired_not_yet_valid_wrong_issuer_and_audience_are_refused() {
+        let f = fixture();
+        let now = chrono::Utc::now().timestamp();
+        let mut c = claims(&f);
+        c.exp = now - 120;
+        assert_eq!(f.verifier.verify(&f.issuer.sign(&c).unwrap()), Err(AuthError::Expired));
+        let mut c = claims(&f);
+        c.nbf = now + 600;
+        assert_eq!(f.verifier.verify(&f.issuer.sign(&c).unwrap()), Err(AuthError::NotYetValid));
+        let mut c = claims(&f);
+        c.iss = "someone-else".into();
+        assert_eq!(f.verifier.verify(&f.issuer.sign(&c).unwrap()), Err(AuthError::WrongIssuer));
+        let mut c = claims(&f);
+        c.aud = serde_json::json!(["another-app"]);
+        assert_eq!(f.verifier.verify(&f.issuer.sign(&c).unwrap()), Err(AuthError::WrongAudience));
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused_and_keycloak_roles_are_understood() {
+        let f = fixture();
+        let other = fixture();
+        let (token, _) = other.issuer.issue("c-11", Role::Customer).unwrap();
+        assert_eq!(f.verifier.verify(&token), Err(AuthError::UnknownKey));
+        let mut c = claims(&f);
+        c.role = None;
+        c.realm_access = Some(crate::RealmAccess { roles: vec!["offline_access".into(), "admin".into()] });
+        assert!(f.verifier.verify(&f.issuer.sign(&c).unwrap()).unwrap().is_admin());
+    }
+
+    #[test]
+    fn after_rotation_old_tokens_still_verify_and_new_ones_use_the_new_key() {
+        let f = fixture();
+        let (old, _) = f.issuer.issue("c-11", Role::Customer).unwrap();
+        let old_kid = f.issuer.ring.active().unwrap().0;
+        let new_kid = f.issuer.ring.rotate().unwrap();
+        assert_ne!(old_kid, new_kid);
+        let (new, _) = f.issuer.issue("c-11", Role::Customer).unwrap();
+        let jwks = f.issuer.ring.jwks().unwrap();
+        let kids: Vec<_> = jwks.keys.iter().filter_map(|k| k.common.key_id.clone()).collect();
+        assert_eq!(kids, vec![old_kid, new_kid.clone()], "both keys are published");
+        let v = Verifier::with_keys(&jwks, vec!["game-rewards".into()], "game-rewards");
+        v.verify(&old).unwrap();
+        assert_eq!(jsonwebtoken::decode_header(&new).unwrap().kid, Some(new_kid));
+        v.verify(&new).unwrap();
+    }
+
+    #[test]
+    fn a_retired_key_leaves_the_jwks_once_its_tokens_have_expired() {
+        let dir = tempfile::tempdir().unwrap();
+        // tokens live 0 s, so a retired key stays for the minute of clock leeway only
+        let ring = KeyRing::open(dir.path(), Duration::ZERO).unwrap();
+        let first = ring.active().unwrap().0;
+        let second = ring.rotate().unwrap();
+        let now = chrono::Utc::now().timestamp_millis();
+        // back-date: the first key made 200 s ago, retired by the second 120 s ago
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let p = entry.unwrap().path();
+            let name = p.file_name().unwrap().to_str().unwrap().to_owned();
+            let (age, kid) = if name.ends_with(&format!("{first}.pem")) { (200_000, &first) } else { (120_000, &second) };
+            std::fs::rename(&p, dir.path().join(format!("{}-{kid}.pem", now - age))).unwrap();
+        }
+        let kids: Vec<_> = ring.jwks().unwrap().keys.iter().filter_map(|k| k.common.key_id.clone()).collect();
+        assert_eq!(kids, vec![second.clone()]);
+        assert_eq!(ring.active().unwrap().0, second);
+    }
+}
