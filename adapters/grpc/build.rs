@@ -28,12 +28,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = prost_build::Config::new();
     config.protoc_executable(protoc);
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
-    tonic_prost_build::configure()
-        .file_descriptor_set_path(out.join("game_descriptor.bin"))
-        .compile_with_config(
-            config,
-            &protos,
-            &[root, protoc_bin_vendored::include_path()?],
-        )?;
+    tonic_prost_build::configure().file_descriptor_set_path(out.join("game_descriptor.bin")).compile_with_config(
+        config,
+        &protos,
+        &[root, protoc_bin_vendored::include_path()?],
+    )?;
     Ok(())
 }

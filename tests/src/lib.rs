@@ -207,8 +207,67 @@ pub struct Options {
     pub gift_proxy: bool,
 }
 
+/// Signs tokens the way an identity provider would, for tests; every service trusts its
+/// keys through `JWKS_FILES`.
+pub struct Tokens {
+    issuer: auth_adapter::TokenIssuer,
+    pub jwks_file: PathBuf,
+}
+
+impl Tokens {
+    /// # Panics
+    /// When the key directory cannot be written.
+    pub fn new(dir: &Path) -> Self {
+        let ring = auth_adapter::KeyRing::open(dir.join("test-keys"), Duration::from_secs(3600)).expect("test keys");
+        let jwks_file = dir.join("test-jwks.json");
+        std::fs::write(&jwks_file, serde_json::to_vec(&ring.jwks().expect("jwks")).expect("json")).expect("write jwks");
+        let issuer = auth_adapter::TokenIssuer {
+            ring,
+            issuer: "game-rewards".into(),
+            audience: "game-rewards".into(),
+            ttl: Duration::from_secs(3600),
+        };
+        Self { issuer, jwks_file }
+    }
+
+    pub fn customer(&self, customer: &str) -> String {
+        self.issuer.issue(customer, auth_adapter::Role::Customer).expect("token").0
+    }
+
+    pub fn admin(&self) -> String {
+        self.issuer.issue("operator", auth_adapter::Role::Admin).expect("token").0
+    }
+
+    pub fn issuer(&self) -> &auth_adapter::TokenIssuer {
+        &self.issuer
+    }
+}
+
+/// A channel whose every call carries a bearer token.
+pub type Authed = tonic::service::interceptor::InterceptedService<Channel, Bearer>;
+
+#[derive(Clone)]
+pub struct Bearer(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        req.metadata_mut().insert("authorization", self.0.clone());
+        Ok(req)
+    }
+}
+
+/// `channel`, calling with `token`.
+///
+/// # Panics
+/// When the token is not a valid header value.
+pub fn with_token(channel: Channel, token: &str) -> Authed {
+    let value = format!("Bearer {token}").parse().expect("header value");
+    tonic::service::interceptor::InterceptedService::new(channel, Bearer(value))
+}
+
 /// The whole system's services on one private NATS, each on its own database.
 pub struct System {
+    pub tokens: Tokens,
     pub dir: tempfile::TempDir,
     pub nats: NatsServer,
     pub mission: Service,
@@ -229,8 +288,12 @@ impl System {
         let dir = tempfile::tempdir().expect("temp dir");
         let nats = NatsServer::start();
         let sqlite = |svc: &str| format!("sqlite://{}", dir.path().join(format!("{svc}.db")).display());
-        let [m, r, w, g] = options.databases.unwrap_or_else(|| [sqlite("mission"), sqlite("reward"), sqlite("wallet"), sqlite("gift")]);
-        let env = |db: String| vec![("NATS_URL", nats.url()), ("DATABASE_URL", db)];
+        let [m, r, w, g] = options
+            .databases
+            .unwrap_or_else(|| [sqlite("mission"), sqlite("reward"), sqlite("wallet"), sqlite("gift")]);
+        let tokens = Tokens::new(dir.path());
+        let jwks = tokens.jwks_file.display().to_string();
+        let env = |db: String| vec![("NATS_URL", nats.url()), ("DATABASE_URL", db), ("JWKS_FILES", jwks.clone())];
         let gift = Service::start("gift", "gift", &env(g), dir.path());
         let gift_proxy = options.gift_proxy.then(|| SlowProxy::start(gift.addr));
         let gift_url = gift_proxy.as_ref().map_or_else(|| gift.url(), |p| format!("http://{}", p.addr));
@@ -240,17 +303,32 @@ impl System {
         wallet_env.push(("GIFT_URL", gift_url));
         wallet_env.extend(options.wallet_env);
         let wallet = Service::start("wallet", "wallet", &wallet_env, dir.path());
-        let mypage = Service::start("mypage", "mypage", &[("NATS_URL", nats.url())], dir.path());
+        let mypage =
+            Service::start("mypage", "mypage", &[("NATS_URL", nats.url()), ("JWKS_FILES", jwks.clone())], dir.path());
         gift.wait_serving(GIFT).await;
         mission.wait_serving(MISSION).await;
         reward.wait_serving(REWARD).await;
         wallet.wait_serving(WALLET).await;
         mypage.wait_serving(MYPAGE).await;
-        Self { dir, nats, mission, reward, wallet, mypage, gift, gift_proxy }
+        Self { tokens, dir, nats, mission, reward, wallet, mypage, gift, gift_proxy }
     }
 
     pub fn env(&self, db: &str) -> Vec<(&'static str, String)> {
-        vec![("NATS_URL", self.nats.url()), ("DATABASE_URL", db.to_owned())]
+        vec![
+            ("NATS_URL", self.nats.url()),
+            ("DATABASE_URL", db.to_owned()),
+            ("JWKS_FILES", self.tokens.jwks_file.display().to_string()),
+        ]
+    }
+
+    /// A channel to `service` acting as `customer`.
+    pub fn as_customer(&self, service: &Service, customer: &str) -> Authed {
+        with_token(service.channel(), &self.tokens.customer(customer))
+    }
+
+    /// A channel to `service` acting as an admin.
+    pub fn as_admin(&self, service: &Service) -> Authed {
+        with_token(service.channel(), &self.tokens.admin())
     }
 
     pub fn sqlite(&self, name: &str) -> String {
@@ -272,7 +350,11 @@ pub async fn count_events(nats_url: &str, stream: &str, subject: &str) -> u64 {
     let js = async_nats::jetstream::new(async_nats::connect(nats_url).await.expect("nats"));
     let stream = js.get_stream(stream).await.expect("stream");
     let mut consumer = stream
-        .create_consumer(pull::Config { filter_subject: subject.to_owned(), ack_policy: AckPolicy::None, ..Default::default() })
+        .create_consumer(pull::Config {
+            filter_subject: subject.to_owned(),
+            ack_policy: AckPolicy::None,
+            ..Default::default()
+        })
         .await
         .expect("consumer");
     consumer.info().await.expect("consumer info").num_pending
@@ -341,10 +423,10 @@ impl Drop for SlowProxy {
 
 /// Generated clients, re-exported for the tests.
 pub mod clients {
+    pub use grpc_adapter::pb::gift::v1::gift_service_client::GiftServiceClient;
     pub use grpc_adapter::pb::mission::v1::mission_service_client::MissionServiceClient;
     pub use grpc_adapter::pb::mypage::v1::my_page_service_client::MyPageServiceClient;
     pub use grpc_adapter::pb::reward::v1::reward_service_client::RewardServiceClient;
-    pub use grpc_adapter::pb::gift::v1::gift_service_client::GiftServiceClient;
     pub use grpc_adapter::pb::wallet::v1::wallet_service_client::WalletServiceClient;
 }
 
@@ -359,7 +441,7 @@ pub mod api {
     use super::clients::*;
 
     pub async fn achieve(sys: &System, customer: &str, code: &str, request_id: &str) -> mission::Mission {
-        MissionServiceClient::new(sys.mission.channel())
+        MissionServiceClient::new(sys.as_customer(&sys.mission, customer))
             .achieve_mission(mission::AchieveMissionRequest {
                 customer_id: customer.into(),
                 mission_code: code.into(),
@@ -373,7 +455,7 @@ pub mod api {
     }
 
     pub async fn rewards(sys: &System, customer: &str) -> Vec<reward::Reward> {
-        RewardServiceClient::new(sys.reward.channel())
+        RewardServiceClient::new(sys.as_customer(&sys.reward, customer))
             .list_rewards(reward::ListRewardsRequest { customer_id: customer.into() })
             .await
             .expect("rewards")
@@ -382,7 +464,7 @@ pub mod api {
     }
 
     pub async fn wallet_of(sys: &System, customer: &str) -> wallet::Wallet {
-        WalletServiceClient::new(sys.wallet.channel())
+        WalletServiceClient::new(sys.as_customer(&sys.wallet, customer))
             .get_wallet(wallet::GetWalletRequest { customer_id: customer.into() })
             .await
             .expect("wallet")
@@ -392,7 +474,7 @@ pub mod api {
     }
 
     pub async fn missions(sys: &System, customer: &str) -> Vec<mission::Mission> {
-        MissionServiceClient::new(sys.mission.channel())
+        MissionServiceClient::new(sys.as_customer(&sys.mission, customer))
             .list_missions(mission::ListMissionsRequest { customer_id: customer.into() })
             .await
             .expect("missions")
@@ -401,7 +483,7 @@ pub mod api {
     }
 
     pub async fn page(sys: &System, customer: &str) -> mypage::MyPage {
-        MyPageServiceClient::new(sys.mypage.channel())
+        MyPageServiceClient::new(sys.as_customer(&sys.mypage, customer))
             .get_my_page(mypage::GetMyPageRequest { customer_id: customer.into() })
             .await
             .expect("page")

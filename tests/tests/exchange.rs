@@ -15,8 +15,14 @@ use tonic::Code;
 const FLOW: Duration = Duration::from_secs(30);
 const EXCHANGED: &str = "game.wallet.v1.exchanged";
 
-async fn exchange(sys: &System, customer: &str, reward_id: &str, code: &str, request_id: &str) -> Result<wallet::ExchangeRewardResponse, tonic::Status> {
-    WalletServiceClient::new(sys.wallet.channel())
+async fn exchange(
+    sys: &System,
+    customer: &str,
+    reward_id: &str,
+    code: &str,
+    request_id: &str,
+) -> Result<wallet::ExchangeRewardResponse, tonic::Status> {
+    WalletServiceClient::new(sys.as_customer(&sys.wallet, customer))
         .exchange_reward(wallet::ExchangeRewardRequest {
             customer_id: customer.into(),
             reward_id: reward_id.into(),
@@ -28,7 +34,7 @@ async fn exchange(sys: &System, customer: &str, reward_id: &str, code: &str, req
 }
 
 async fn gifts_of(sys: &System, customer: &str) -> Vec<gift::Gift> {
-    GiftServiceClient::new(sys.gift.channel())
+    GiftServiceClient::new(sys.as_customer(&sys.gift, customer))
         .list_gifts(gift::ListGiftsRequest { customer_id: customer.into() })
         .await
         .unwrap()
@@ -37,7 +43,11 @@ async fn gifts_of(sys: &System, customer: &str) -> Vec<gift::Gift> {
 }
 
 async fn breaker(sys: &System) -> wallet::GetExchangeStatusResponse {
-    WalletServiceClient::new(sys.wallet.channel()).get_exchange_status(wallet::GetExchangeStatusRequest {}).await.unwrap().into_inner()
+    WalletServiceClient::new(sys.as_admin(&sys.wallet))
+        .get_exchange_status(wallet::GetExchangeStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner()
 }
 
 fn retry_after(status: &tonic::Status) -> u64 {
@@ -51,7 +61,12 @@ async fn item_status(sys: &System, customer: &str, reward_id: &str) -> i32 {
 #[tokio::test]
 async fn a_reward_is_exchanged_for_a_gift_which_is_used_once_and_my_page_follows() {
     let sys = System::start().await;
-    let catalog = GiftServiceClient::new(sys.gift.channel()).list_catalog(gift::ListCatalogRequest {}).await.unwrap().into_inner().gifts;
+    let catalog = GiftServiceClient::new(sys.gift.channel()) // public: no token needed
+        .list_catalog(gift::ListCatalogRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .gifts;
     for (code, cost) in [("coffee", 10), ("movie-ticket", 50), ("game-skin", 100)] {
         assert!(catalog.iter().any(|g| g.gift_code == code && g.cost_points == cost), "{code} costs {cost}");
     }
@@ -70,17 +85,36 @@ async fn a_reward_is_exchanged_for_a_gift_which_is_used_once_and_my_page_follows
     eventually(FLOW, "my page shows the gift", || async {
         let p = page(&sys, "c-11").await;
         let e = p.entries.first()?;
-        (e.gift_id == answer.gift_id && e.gift_status == mypage::GiftStatus::Issued as i32 && e.gift_code == "coffee" && p.points_exchanged == 10)
+        (e.gift_id == answer.gift_id
+            && e.gift_status == mypage::GiftStatus::Issued as i32
+            && e.gift_code == "coffee"
+            && p.points_exchanged == 10)
             .then_some(())
     })
     .await;
 
-    let mut gifts = GiftServiceClient::new(sys.gift.channel());
-    let g = gifts.get_gift(gift::GetGiftRequest { gift_id: answer.gift_id.clone() }).await.unwrap().into_inner().gift.unwrap();
-    assert_eq!((g.gift_code.as_str(), g.reward_id.as_str(), g.status), ("coffee", item.reward_id.as_str(), gift::GiftStatus::Issued as i32));
-    let used = gifts.use_gift(gift::UseGiftRequest { gift_id: g.gift_id.clone(), customer_id: "c-11".into() }).await.unwrap().into_inner();
+    let mut gifts = GiftServiceClient::new(sys.as_customer(&sys.gift, "c-11"));
+    let g = gifts
+        .get_gift(gift::GetGiftRequest { gift_id: answer.gift_id.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .gift
+        .unwrap();
+    assert_eq!(
+        (g.gift_code.as_str(), g.reward_id.as_str(), g.status),
+        ("coffee", item.reward_id.as_str(), gift::GiftStatus::Issued as i32)
+    );
+    let used = gifts
+        .use_gift(gift::UseGiftRequest { gift_id: g.gift_id.clone(), customer_id: "c-11".into() })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(used.gift.unwrap().status, gift::GiftStatus::Used as i32);
-    let again = gifts.use_gift(gift::UseGiftRequest { gift_id: g.gift_id.clone(), customer_id: "c-11".into() }).await.unwrap_err();
+    let again = gifts
+        .use_gift(gift::UseGiftRequest { gift_id: g.gift_id.clone(), customer_id: "c-11".into() })
+        .await
+        .unwrap_err();
     assert_eq!(again.code(), Code::FailedPrecondition, "a gift is used once");
     eventually(FLOW, "my page shows the gift used", || async {
         (page(&sys, "c-11").await.entries[0].gift_status == mypage::GiftStatus::Used as i32).then_some(())
@@ -215,8 +249,10 @@ async fn fifty_concurrent_exchanges_of_one_reward_make_one_gift() {
 
     // the same request id fifty times: fifty times the same answer
     let second = issued_reward(&sys, "c-race", "daily-login").await;
-    let same = futures::future::join_all((0..50).map(|_| exchange(&sys, "c-race", &second.reward_id, "coffee", "once"))).await;
-    let gift_ids: std::collections::HashSet<_> = same.into_iter().map(|r| r.expect("same request, same answer").gift_id).collect();
+    let same =
+        futures::future::join_all((0..50).map(|_| exchange(&sys, "c-race", &second.reward_id, "coffee", "once"))).await;
+    let gift_ids: std::collections::HashSet<_> =
+        same.into_iter().map(|r| r.expect("same request, same answer").gift_id).collect();
     assert_eq!(gift_ids.len(), 1);
     assert_eq!(gifts_of(&sys, "c-race").await.len(), 2);
 }

@@ -38,7 +38,7 @@ async fn all_issued(sys: &System, customer: &str, n: usize) {
 async fn an_achieved_mission_flows_into_reward_wallet_mission_and_my_page() {
     let sys = System::start().await;
     let customer = "c-11";
-    let mut watch = MyPageServiceClient::new(sys.mypage.channel())
+    let mut watch = MyPageServiceClient::new(sys.as_customer(&sys.mypage, customer))
         .watch_my_page(mypage::WatchMyPageRequest { customer_id: customer.into() })
         .await
         .unwrap()
@@ -55,9 +55,12 @@ async fn an_achieved_mission_flows_into_reward_wallet_mission_and_my_page() {
     all_issued(&sys, customer, 1).await;
     let w = wallet_of(&sys, customer).await;
     let item = &w.items[0];
-    assert_eq!((item.mission_id.as_str(), item.points, item.status), (m.mission_id.as_str(), 10, wallet::WalletItemStatus::Issued as i32));
+    assert_eq!(
+        (item.mission_id.as_str(), item.points, item.status),
+        (m.mission_id.as_str(), 10, wallet::WalletItemStatus::Issued as i32)
+    );
     assert_eq!(w.available_points, 10);
-    let got = MissionServiceClient::new(sys.mission.channel())
+    let got = MissionServiceClient::new(sys.as_customer(&sys.mission, customer))
         .get_mission(mission::GetMissionRequest { mission_id: m.mission_id.clone() })
         .await
         .unwrap()
@@ -77,7 +80,10 @@ async fn an_achieved_mission_flows_into_reward_wallet_mission_and_my_page() {
     })
     .await;
     let e = &p.entries[0];
-    assert_eq!((e.mission_id.as_str(), e.reward_id.as_str(), e.points), (m.mission_id.as_str(), item.reward_id.as_str(), 10));
+    assert_eq!(
+        (e.mission_id.as_str(), e.reward_id.as_str(), e.points),
+        (m.mission_id.as_str(), item.reward_id.as_str(), 10)
+    );
     assert_eq!(e.mission_code, "daily-login");
     assert_eq!(p.points_issued, 10);
 
@@ -92,11 +98,19 @@ async fn an_achieved_mission_flows_into_reward_wallet_mission_and_my_page() {
 #[tokio::test]
 async fn bad_input_is_refused_naming_the_field_and_changes_nothing() {
     let sys = System::start().await;
-    let mut client = MissionServiceClient::new(sys.mission.channel());
-    let cases = [("", "daily-login", "customer_id"), ("c-1", "no-such-mission", "mission_code"), ("c 1", "daily-login", "customer_id")];
+    let mut client = MissionServiceClient::new(sys.as_customer(&sys.mission, "c-1"));
+    let cases = [
+        ("", "daily-login", "customer_id"),
+        ("c-1", "no-such-mission", "mission_code"),
+        ("c 1", "daily-login", "customer_id"),
+    ];
     for (customer, code, field) in cases {
         let err = client
-            .achieve_mission(mission::AchieveMissionRequest { customer_id: customer.into(), mission_code: code.into(), request_id: String::new() })
+            .achieve_mission(mission::AchieveMissionRequest {
+                customer_id: customer.into(),
+                mission_code: code.into(),
+                request_id: String::new(),
+            })
             .await
             .unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "{customer:?}/{code:?}");
@@ -105,14 +119,20 @@ async fn bad_input_is_refused_naming_the_field_and_changes_nothing() {
     let err = client.get_mission(mission::GetMissionRequest { mission_id: "not-a-uuid".into() }).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().contains("mission_id"));
-    let err = client.get_mission(mission::GetMissionRequest { mission_id: uuid::Uuid::now_v7().to_string() }).await.unwrap_err();
+    let err = client
+        .get_mission(mission::GetMissionRequest { mission_id: uuid::Uuid::now_v7().to_string() })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
-    let err = RewardServiceClient::new(sys.reward.channel())
+    let err = RewardServiceClient::new(sys.as_customer(&sys.reward, "c-1"))
         .get_reward(reward::GetRewardRequest { reward_id: "x".into() })
         .await
         .unwrap_err();
     assert_eq!((err.code(), err.message().contains("reward_id")), (Code::InvalidArgument, true));
-    let err = WalletServiceClient::new(sys.wallet.channel()).get_wallet(wallet::GetWalletRequest::default()).await.unwrap_err();
+    let err = WalletServiceClient::new(sys.as_customer(&sys.wallet, "c-1"))
+        .get_wallet(wallet::GetWalletRequest::default())
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(missions(&sys, "c-1").await.is_empty(), "nothing was written");
     let catalog = client.list_catalog(mission::ListCatalogRequest {}).await.unwrap().into_inner().missions;
@@ -164,7 +184,7 @@ async fn two_reward_replicas_share_the_work_without_duplicates() {
 
     let mut calls = Vec::new();
     for i in 0..200 {
-        let ch = sys.mission.channel();
+        let ch = sys.as_customer(&sys.mission, &format!("c-scale-{}", i % 10));
         calls.push(async move {
             MissionServiceClient::new(ch)
                 .achieve_mission(mission::AchieveMissionRequest {
@@ -190,7 +210,8 @@ async fn two_reward_replicas_share_the_work_without_duplicates() {
     .into_iter()
     .sum();
     assert_eq!(total, 200, "exactly one reward per mission");
-    let handled = |s: &Service| s.log().lines().filter(|l| l.contains("event handled") && l.contains("reward-allocate")).count();
+    let handled =
+        |s: &Service| s.log().lines().filter(|l| l.contains("event handled") && l.contains("reward-allocate")).count();
     let (by_a, by_b) = (handled(&sys.reward), handled(&b));
     assert_eq!(by_a + by_b, 200, "each MissionAchieved handled once across replicas (a={by_a}, b={by_b})");
     assert!(by_a > 0 && by_b > 0, "both replicas did work (a={by_a}, b={by_b})");
@@ -238,7 +259,10 @@ async fn an_event_delivered_twice_has_one_effect() {
         h.insert("Game-Occurred-At", "2026-11-25T12:00:00Z");
         js.publish_with_headers("game.mission.v1.achieved", h, body.clone().into()).await.unwrap().await.unwrap();
     }
-    eventually(FLOW, "the reward is issued", || async { (wallet_of(&sys, "c-dup").await.items.len() == 1).then_some(()) }).await;
+    eventually(FLOW, "the reward is issued", || async {
+        (wallet_of(&sys, "c-dup").await.items.len() == 1).then_some(())
+    })
+    .await;
     // give a second effect every chance to show up
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(rewards(&sys, "c-dup").await.len(), 1);

@@ -8,7 +8,9 @@
 //! - [`status`]: `invalid`, `not_found`, `unavailable`, ... (internal detail goes to logs).
 //! - [`telemetry`]: `tracing` set-up (human or JSON with `LOG_FORMAT=json`).
 //! - [`convert`]: timestamps.
+//! - [`auth`]: the authentication layer and the authorisation checks of handlers.
 
+pub mod auth;
 pub mod convert;
 pub mod server;
 pub mod status;

@@ -54,23 +54,30 @@ pub struct Server {
     /// Cancelled when the service stops taking new work: background tasks watch it.
     pub stopping: CancellationToken,
     tasks: JoinSet<()>,
+    auth: Option<crate::auth::AuthLayer>,
 }
 
 impl Server {
-    pub fn new(
-        settings: ServerSettings,
-        routes: Routes,
-        names: Vec<&'static str>,
-        probe: Probe,
+    pub fn new(settings: ServerSettings, routes: Routes, names: Vec<&'static str>, probe: Probe) -> Self {
+        Self { settings, routes, names, probe, stopping: CancellationToken::new(), tasks: JoinSet::new(), auth: None }
+    }
+
+    /// Requires a valid bearer token on every method except health, reflection and
+    /// `public` (gRPC path prefixes); the verifier's keys are refreshed in the background.
+    #[must_use]
+    pub fn with_auth(
+        mut self,
+        verifier: std::sync::Arc<auth_adapter::Verifier>,
+        refresh: Duration,
+        public: &[&str],
     ) -> Self {
-        Self {
-            settings,
-            routes,
-            names,
-            probe,
-            stopping: CancellationToken::new(),
-            tasks: JoinSet::new(),
+        if verifier.has_sources() {
+            verifier.spawn_refresh(refresh);
+        } else {
+            tracing::warn!("no JWKS_URLS or JWKS_FILES: every protected call will be refused");
         }
+        self.auth = Some(crate::auth::AuthLayer::new(verifier, public));
+        self
     }
 
     /// Runs `task` until the service stops; it should return soon after
@@ -83,18 +90,8 @@ impl Server {
     ///
     /// # Errors
     /// When the address cannot be bound or the server fails.
-    pub async fn run(
-        self,
-        external: CancellationToken,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        let Self {
-            settings,
-            routes,
-            names,
-            probe,
-            stopping,
-            mut tasks,
-        } = self;
+    pub async fn run(self, external: CancellationToken) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let Self { settings, routes, names, probe, stopping, mut tasks, auth } = self;
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
@@ -106,9 +103,7 @@ impl Server {
 
         let (reporter, health) = tonic_health::server::health_reporter();
         for name in &names {
-            reporter
-                .set_service_status(*name, ServingStatus::NotServing)
-                .await;
+            reporter.set_service_status(*name, ServingStatus::NotServing).await;
         }
         let draining = CancellationToken::new();
         let readiness = tokio::spawn(keep_readiness(
@@ -122,20 +117,15 @@ impl Server {
         // grpcurl 1.8 speaks only v1alpha; newer clients use v1.
         let v1 = reflection(&names).build_v1()?;
         let v1alpha = reflection(&names).build_v1alpha()?;
-        let routes = routes
-            .add_service(health)
-            .add_service(v1)
-            .add_service(v1alpha);
+        let routes = routes.add_service(health).add_service(v1).add_service(v1alpha);
 
         let server_stop = stopping.clone();
         let serve = tonic::transport::Server::builder()
             .accept_http1(true)
             .layer(tonic_web::GrpcWebLayer::new())
+            .layer(tower::util::option_layer(auth))
             .add_routes(routes)
-            .serve_with_incoming_shutdown(
-                TcpListenerStream::new(listener),
-                server_stop.cancelled_owned(),
-            );
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), server_stop.cancelled_owned());
         let mut serve = tokio::spawn(serve);
 
         tokio::select! {
@@ -150,9 +140,7 @@ impl Server {
         draining.cancel();
         let _ = readiness.await;
         for name in &names {
-            reporter
-                .set_service_status(*name, ServingStatus::NotServing)
-                .await;
+            reporter.set_service_status(*name, ServingStatus::NotServing).await;
         }
         tokio::time::sleep(ServerSettings::secs(settings.drain_seconds)).await;
         stopping.cancel();
@@ -162,10 +150,7 @@ impl Server {
             while tasks.join_next().await.is_some() {}
         };
         if tokio::time::timeout(grace, finish).await.is_err() {
-            tracing::warn!(
-                ?grace,
-                "in-flight work did not finish within the grace period"
-            );
+            tracing::warn!(?grace, "in-flight work did not finish within the grace period");
         }
         tracing::info!("stopped");
         Ok(())
@@ -198,11 +183,7 @@ async fn keep_readiness(
             () = draining.cancelled() => return,
         };
         if last != Some(ready) {
-            let status = if ready {
-                ServingStatus::Serving
-            } else {
-                ServingStatus::NotServing
-            };
+            let status = if ready { ServingStatus::Serving } else { ServingStatus::NotServing };
             for name in &names {
                 reporter.set_service_status(*name, status).await;
             }
@@ -242,11 +223,7 @@ pub async fn signal() {
 
 /// The socket address a client should dial for a listen address (`0.0.0.0` -> loopback).
 pub fn dial_addr(addr: SocketAddr) -> SocketAddr {
-    if addr.ip().is_unspecified() {
-        SocketAddr::from(([127, 0, 0, 1], addr.port()))
-    } else {
-        addr
-    }
+    if addr.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], addr.port())) } else { addr }
 }
 
 /// Helper for probes: boxes an async block.
@@ -271,13 +248,7 @@ mod tests {
 
     #[test]
     fn a_wildcard_listen_address_is_dialled_on_loopback() {
-        assert_eq!(
-            dial_addr("0.0.0.0:5".parse().unwrap()),
-            "127.0.0.1:5".parse().unwrap()
-        );
-        assert_eq!(
-            dial_addr("127.0.0.2:5".parse().unwrap()),
-            "127.0.0.2:5".parse().unwrap()
-        );
+        assert_eq!(dial_addr("0.0.0.0:5".parse().unwrap()), "127.0.0.1:5".parse().unwrap());
+        assert_eq!(dial_addr("127.0.0.2:5".parse().unwrap()), "127.0.0.2:5".parse().unwrap());
     }
 }

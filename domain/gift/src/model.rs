@@ -16,7 +16,11 @@ impl GiftCode {
         let ok = !raw.is_empty()
             && raw.len() <= 64
             && raw.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-        if ok { Ok(Self(raw)) } else { Err(ValidationError::new("gift_code", "must be 1-64 characters of a-z, 0-9, '-' or '_'")) }
+        if ok {
+            Ok(Self(raw))
+        } else {
+            Err(ValidationError::new("gift_code", "must be 1-64 characters of a-z, 0-9, '-' or '_'"))
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -55,7 +59,11 @@ impl Catalog {
 
 impl Default for Catalog {
     fn default() -> Self {
-        let g = |code: &str, name: &str, cost_points| CatalogGift { code: GiftCode::new(code).expect("valid"), name: name.into(), cost_points };
+        let g = |code: &str, name: &str, cost_points| CatalogGift {
+            code: GiftCode::new(code).expect("valid"),
+            name: name.into(),
+            cost_points,
+        };
         Self(vec![g("coffee", "Coffee", 10), g("movie-ticket", "Movie ticket", 50), g("game-skin", "Game skin", 100)])
     }
 }
@@ -134,7 +142,12 @@ impl Gift {
     ///
     /// # Errors
     /// `Invalid` (`gift_code`) for a code not in the catalog; `NotEnoughPoints`.
-    pub fn issue(cmd: &IssueGift, catalog: &Catalog, id: Uuid, now: DateTime<Utc>) -> Result<(Self, GiftEvent), GiftRefusal> {
+    pub fn issue(
+        cmd: &IssueGift,
+        catalog: &Catalog,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<(Self, GiftEvent), GiftRefusal> {
         let entry = catalog.find(&cmd.code)?;
         if cmd.points < entry.cost_points {
             return Err(GiftRefusal::NotEnoughPoints { cost: entry.cost_points, points: cmd.points });

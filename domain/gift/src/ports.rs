@@ -22,11 +22,19 @@ pub trait GiftRepository: Send + Sync + 'static {
     ///
     /// # Errors
     /// [`StoreError::Duplicate`] when the reward already has a gift (nothing is written).
-    fn insert(&self, gift: &Gift, events: Vec<Envelope<GiftEvent>>) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn insert(
+        &self,
+        gift: &Gift,
+        events: Vec<Envelope<GiftEvent>>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Stores a changed gift and its events in one transaction.
     ///
     /// # Errors
     /// [`StoreError::Conflict`] when the stored version is not `gift.version`.
-    fn update(&self, gift: &Gift, events: Vec<Envelope<GiftEvent>>) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn update(
+        &self,
+        gift: &Gift,
+        events: Vec<Envelope<GiftEvent>>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

@@ -44,7 +44,12 @@ impl<R: GiftRepository> GiftService<R> {
     /// # Errors
     /// `Refused` for an unknown gift, too few points, or a reward already taken by
     /// another request.
-    pub async fn issue(&self, cmd: IssueGift, cause: Option<String>, traceparent: Option<String>) -> Result<Gift, GiftError> {
+    pub async fn issue(
+        &self,
+        cmd: IssueGift,
+        cause: Option<String>,
+        traceparent: Option<String>,
+    ) -> Result<Gift, GiftError> {
         if let Some(existing) = self.repo.find_by_reward(cmd.reward_id).await? {
             return if existing.answers(&cmd) { Ok(existing) } else { Err(GiftRefusal::RewardTaken.into()) };
         }
@@ -77,14 +82,17 @@ impl<R: GiftRepository> GiftService<R> {
     /// Uses a gift once; `by`, when given, must be its owner.
     ///
     /// # Errors
-    /// `NotFound` for an unknown gift or another customer's; `Refused(AlreadyUsed)`.
-    pub async fn use_gift(&self, id: Uuid, by: Option<&CustomerId>, traceparent: Option<String>) -> Result<Gift, GiftError> {
+    /// `NotFound` for an unknown gift; `Refused(NotOwner)` for another customer's;
+    /// `Refused(AlreadyUsed)`.
+    pub async fn use_gift(
+        &self,
+        id: Uuid,
+        by: Option<&CustomerId>,
+        traceparent: Option<String>,
+    ) -> Result<Gift, GiftError> {
         for _ in 0..CONFLICT_RETRIES {
             let mut gift = self.get(id).await?;
-            let event = gift.use_by(by, Utc::now()).map_err(|e| match e {
-                GiftRefusal::NotOwner => GiftError::NotFound("gift"),
-                other => GiftError::Refused(other),
-            })?;
+            let event = gift.use_by(by, Utc::now())?;
             let mut meta = EventMeta::first(gift.mission_id, &id.to_string(), gift.customer_id.clone(), Utc::now());
             meta.traceparent = traceparent.clone();
             match self.repo.update(&gift, vec![Envelope { meta, event }]).await {
@@ -175,7 +183,10 @@ mod tests {
         let s = GiftService::new(Memory::default(), Catalog::default());
         let g = block_on(s.issue(cmd("coffee"), None, None)).unwrap();
         let stranger = CustomerId::new("x").unwrap();
-        assert!(matches!(block_on(s.use_gift(g.id, Some(&stranger), None)), Err(GiftError::NotFound(_))));
+        assert!(matches!(
+            block_on(s.use_gift(g.id, Some(&stranger), None)),
+            Err(GiftError::Refused(GiftRefusal::NotOwner))
+        ));
         let used = block_on(s.use_gift(g.id, Some(&g.customer_id), None)).unwrap();
         assert_eq!(used.status, GiftStatus::Used);
         assert!(matches!(block_on(s.use_gift(g.id, None, None)), Err(GiftError::Refused(GiftRefusal::AlreadyUsed))));

@@ -20,10 +20,7 @@ pub struct ValidationError {
 
 impl ValidationError {
     pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
-        Self {
-            field,
-            reason: reason.into(),
-        }
+        Self { field, reason: reason.into() }
     }
 }
 
@@ -43,16 +40,10 @@ impl CustomerId {
             return Err(ValidationError::new("customer_id", "must not be empty"));
         }
         if raw.len() > Self::MAX_LEN {
-            return Err(ValidationError::new(
-                "customer_id",
-                format!("must be at most {} bytes", Self::MAX_LEN),
-            ));
+            return Err(ValidationError::new("customer_id", format!("must be at most {} bytes", Self::MAX_LEN)));
         }
         if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(ValidationError::new(
-                "customer_id",
-                "must not contain whitespace or control characters",
-            ));
+            return Err(ValidationError::new("customer_id", "must not contain whitespace or control characters"));
         }
         Ok(Self(raw))
     }
@@ -101,12 +92,7 @@ pub struct EventMeta {
 
 impl EventMeta {
     /// Metadata for the first event of a chain, caused by a request.
-    pub fn first(
-        correlation_id: Uuid,
-        request_id: &str,
-        customer_id: CustomerId,
-        now: DateTime<Utc>,
-    ) -> Self {
+    pub fn first(correlation_id: Uuid, request_id: &str, customer_id: CustomerId, now: DateTime<Utc>) -> Self {
         Self {
             event_id: new_id(),
             correlation_id: correlation_id.to_string(),
@@ -179,10 +165,7 @@ mod tests {
 
     #[test]
     fn a_malformed_id_names_its_field() {
-        assert_eq!(
-            parse_id("mission_id", "nope").unwrap_err().field,
-            "mission_id"
-        );
+        assert_eq!(parse_id("mission_id", "nope").unwrap_err().field, "mission_id");
         assert_eq!(parse_id("mission_id", "").unwrap_err().field, "mission_id");
         let id = new_id();
         assert_eq!(parse_id("mission_id", &id.to_string()).unwrap(), id);

@@ -16,16 +16,11 @@ impl MissionCode {
         let raw = raw.into();
         let ok = !raw.is_empty()
             && raw.len() <= 64
-            && raw
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+            && raw.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
         if ok {
             Ok(Self(raw))
         } else {
-            Err(ValidationError::new(
-                "mission_code",
-                "must be 1-64 characters of a-z, 0-9, '-' or '_'",
-            ))
+            Err(ValidationError::new("mission_code", "must be 1-64 characters of a-z, 0-9, '-' or '_'"))
         }
     }
 
@@ -58,12 +53,10 @@ impl Catalog {
     /// # Errors
     /// `mission_code` when the code is not in the catalog.
     pub fn find(&self, code: &MissionCode) -> Result<&CatalogMission, ValidationError> {
-        self.0.iter().find(|m| &m.code == code).ok_or_else(|| {
-            ValidationError::new(
-                "mission_code",
-                format!("unknown mission '{}'", code.as_str()),
-            )
-        })
+        self.0
+            .iter()
+            .find(|m| &m.code == code)
+            .ok_or_else(|| ValidationError::new("mission_code", format!("unknown mission '{}'", code.as_str())))
     }
 }
 
@@ -122,16 +115,9 @@ impl AchieveMission {
         let customer_id = CustomerId::new(customer_id)?;
         let code = MissionCode::new(code)?;
         if request_id.len() > 128 || request_id.chars().any(char::is_control) {
-            return Err(ValidationError::new(
-                "request_id",
-                "must be at most 128 printable bytes",
-            ));
+            return Err(ValidationError::new("request_id", "must be at most 128 printable bytes"));
         }
-        Ok(Self {
-            customer_id,
-            code,
-            request_id: request_id.to_owned(),
-        })
+        Ok(Self { customer_id, code, request_id: request_id.to_owned() })
     }
 }
 
@@ -170,11 +156,7 @@ pub enum MissionEvent {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MissionRefusal {
     #[error("mission {mission} already recorded reward {recorded}, not {offered}")]
-    OtherRewardRecorded {
-        mission: Uuid,
-        recorded: Uuid,
-        offered: Uuid,
-    },
+    OtherRewardRecorded { mission: Uuid, recorded: Uuid, offered: Uuid },
 }
 
 impl Mission {
@@ -215,17 +197,12 @@ impl Mission {
     ///
     /// # Errors
     /// [`MissionRefusal::OtherRewardRecorded`] when a different reward is already recorded.
-    pub fn record_reward(
-        &mut self,
-        reward_id: Uuid,
-    ) -> Result<Option<MissionEvent>, MissionRefusal> {
+    pub fn record_reward(&mut self, reward_id: Uuid) -> Result<Option<MissionEvent>, MissionRefusal> {
         match self.reward_id {
             Some(recorded) if recorded == reward_id => Ok(None),
-            Some(recorded) => Err(MissionRefusal::OtherRewardRecorded {
-                mission: self.id,
-                recorded,
-                offered: reward_id,
-            }),
+            Some(recorded) => {
+                Err(MissionRefusal::OtherRewardRecorded { mission: self.id, recorded, offered: reward_id })
+            }
             None => {
                 self.reward_id = Some(reward_id);
                 self.status = MissionStatus::Rewarded;
@@ -248,85 +225,38 @@ mod tests {
     }
 
     #[test]
-    fn given_the_default_catalog_when_achieving_daily_login_then_the_mission_is_achieved_with_its_points()
-     {
-        let (m, e) = Mission::achieve(
-            &cmd("daily-login"),
-            &Catalog::default(),
-            Uuid::now_v7(),
-            Utc::now(),
-        )
-        .unwrap();
+    fn given_the_default_catalog_when_achieving_daily_login_then_the_mission_is_achieved_with_its_points() {
+        let (m, e) = Mission::achieve(&cmd("daily-login"), &Catalog::default(), Uuid::now_v7(), Utc::now()).unwrap();
         assert_eq!(m.status, MissionStatus::Achieved);
         assert_eq!(m.reward_id, None);
         assert_eq!(m.reward_points, 10);
-        assert!(matches!(
-            e,
-            MissionEvent::Achieved {
-                reward_points: 10,
-                ..
-            }
-        ));
+        assert!(matches!(e, MissionEvent::Achieved { reward_points: 10, .. }));
     }
 
     #[test]
     fn given_the_catalog_when_achieving_an_unknown_code_then_mission_code_is_refused() {
-        let err = Mission::achieve(
-            &cmd("no-such-thing"),
-            &Catalog::default(),
-            Uuid::now_v7(),
-            Utc::now(),
-        )
-        .unwrap_err();
+        let err = Mission::achieve(&cmd("no-such-thing"), &Catalog::default(), Uuid::now_v7(), Utc::now()).unwrap_err();
         assert_eq!(err.field, "mission_code");
     }
 
     #[test]
     fn malformed_input_names_the_field() {
-        assert_eq!(
-            AchieveMission::new("", "daily-login", "")
-                .unwrap_err()
-                .field,
-            "customer_id"
-        );
-        assert_eq!(
-            AchieveMission::new("c", "Daily Login", "")
-                .unwrap_err()
-                .field,
-            "mission_code"
-        );
-        assert_eq!(
-            AchieveMission::new("c", "daily-login", &"r".repeat(200))
-                .unwrap_err()
-                .field,
-            "request_id"
-        );
+        assert_eq!(AchieveMission::new("", "daily-login", "").unwrap_err().field, "customer_id");
+        assert_eq!(AchieveMission::new("c", "Daily Login", "").unwrap_err().field, "mission_code");
+        assert_eq!(AchieveMission::new("c", "daily-login", &"r".repeat(200)).unwrap_err().field, "request_id");
     }
 
     #[test]
     fn every_default_mission_rewards_at_least_ten_points() {
-        assert!(
-            Catalog::default()
-                .missions()
-                .iter()
-                .all(|m| m.reward_points >= 10)
-        );
+        assert!(Catalog::default().missions().iter().all(|m| m.reward_points >= 10));
         for code in ["daily-login", "first-win", "tutorial-complete"] {
-            Catalog::default()
-                .find(&MissionCode::new(code).unwrap())
-                .unwrap();
+            Catalog::default().find(&MissionCode::new(code).unwrap()).unwrap();
         }
     }
 
     #[test]
     fn given_an_achieved_mission_when_its_reward_is_recorded_then_it_is_rewarded_once() {
-        let (mut m, _) = Mission::achieve(
-            &cmd("first-win"),
-            &Catalog::default(),
-            Uuid::now_v7(),
-            Utc::now(),
-        )
-        .unwrap();
+        let (mut m, _) = Mission::achieve(&cmd("first-win"), &Catalog::default(), Uuid::now_v7(), Utc::now()).unwrap();
         let reward = Uuid::now_v7();
         let e = m.record_reward(reward).unwrap();
         assert!(matches!(e, Some(MissionEvent::Rewarded { reward_id, .. }) if reward_id == reward));

@@ -22,10 +22,7 @@ pub trait MissionRepository: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<Mission>, StoreError>> + Send;
 
     /// The customer's missions, oldest first.
-    fn list_by_customer(
-        &self,
-        customer: &CustomerId,
-    ) -> impl Future<Output = Result<Vec<Mission>, StoreError>> + Send;
+    fn list_by_customer(&self, customer: &CustomerId) -> impl Future<Output = Result<Vec<Mission>, StoreError>> + Send;
 
     /// Stores a new mission and its events in one transaction.
     ///

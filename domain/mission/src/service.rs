@@ -47,39 +47,25 @@ impl<R: MissionRepository> MissionService<R> {
     ///
     /// # Errors
     /// `Invalid` for an unknown mission code; `Unavailable` when the store is down.
-    pub async fn achieve(
-        &self,
-        cmd: AchieveMission,
-        traceparent: Option<String>,
-    ) -> Result<Mission, MissionError> {
+    pub async fn achieve(&self, cmd: AchieveMission, traceparent: Option<String>) -> Result<Mission, MissionError> {
         let mut cmd = cmd;
         if cmd.request_id.is_empty() {
             cmd.request_id = new_id().to_string();
-        } else if let Some(existing) = self
-            .repo
-            .find_by_request(&cmd.customer_id, &cmd.request_id)
-            .await?
-        {
+        } else if let Some(existing) = self.repo.find_by_request(&cmd.customer_id, &cmd.request_id).await? {
             return Ok(existing);
         }
         let now = Utc::now();
         let (mission, event) = Mission::achieve(&cmd, &self.catalog, new_id(), now)?;
         let mut meta = EventMeta::first(mission.id, &cmd.request_id, cmd.customer_id.clone(), now);
         meta.traceparent = traceparent;
-        match self
-            .repo
-            .insert(&mission, vec![Envelope { meta, event }])
-            .await
-        {
+        match self.repo.insert(&mission, vec![Envelope { meta, event }]).await {
             Ok(()) => Ok(mission),
             // A concurrent retry of the same request won the race: answer with its mission.
             Err(StoreError::Duplicate) => self
                 .repo
                 .find_by_request(&cmd.customer_id, &cmd.request_id)
                 .await?
-                .ok_or(MissionError::Unavailable(
-                    "duplicate request without a mission".into(),
-                )),
+                .ok_or(MissionError::Unavailable("duplicate request without a mission".into())),
             Err(e) => Err(e.into()),
         }
     }
@@ -87,10 +73,7 @@ impl<R: MissionRepository> MissionService<R> {
     /// # Errors
     /// `NotFound` for an unknown mission.
     pub async fn get(&self, id: Uuid) -> Result<Mission, MissionError> {
-        self.repo
-            .get(id)
-            .await?
-            .ok_or(MissionError::NotFound("mission"))
+        self.repo.get(id).await?.ok_or(MissionError::NotFound("mission"))
     }
 
     pub async fn list(&self, customer: &CustomerId) -> Result<Vec<Mission>, MissionError> {
@@ -110,17 +93,10 @@ impl<R: MissionRepository> MissionService<R> {
         reward_id: Uuid,
     ) -> Result<(), MissionError> {
         for _ in 0..CONFLICT_RETRIES {
-            let mut mission = self
-                .repo
-                .get(mission_id)
-                .await?
-                .ok_or(MissionError::NotFound("mission"))?;
+            let mut mission = self.repo.get(mission_id).await?.ok_or(MissionError::NotFound("mission"))?;
             let events = mission
                 .record_reward(reward_id)?
-                .map(|event| Envelope {
-                    meta: cause.caused(Utc::now()),
-                    event,
-                })
+                .map(|event| Envelope { meta: cause.caused(Utc::now()), event })
                 .into_iter()
                 .collect();
             match self.repo.update(&mission, events, Some(inbound)).await {
@@ -129,9 +105,7 @@ impl<R: MissionRepository> MissionService<R> {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(MissionError::Unavailable(
-            "too many concurrent changes".into(),
-        ))
+        Err(MissionError::Unavailable("too many concurrent changes".into()))
     }
 }
 
@@ -157,39 +131,14 @@ mod tests {
         async fn get(&self, id: Uuid) -> Result<Option<Mission>, StoreError> {
             Ok(self.missions.lock().unwrap().get(&id).cloned())
         }
-        async fn find_by_request(
-            &self,
-            c: &CustomerId,
-            r: &str,
-        ) -> Result<Option<Mission>, StoreError> {
-            Ok(self
-                .missions
-                .lock()
-                .unwrap()
-                .values()
-                .find(|m| &m.customer_id == c && m.request_id == r)
-                .cloned())
+        async fn find_by_request(&self, c: &CustomerId, r: &str) -> Result<Option<Mission>, StoreError> {
+            Ok(self.missions.lock().unwrap().values().find(|m| &m.customer_id == c && m.request_id == r).cloned())
         }
         async fn list_by_customer(&self, c: &CustomerId) -> Result<Vec<Mission>, StoreError> {
-            Ok(self
-                .missions
-                .lock()
-                .unwrap()
-                .values()
-                .filter(|m| &m.customer_id == c)
-                .cloned()
-                .collect())
+            Ok(self.missions.lock().unwrap().values().filter(|m| &m.customer_id == c).cloned().collect())
         }
-        async fn insert(
-            &self,
-            m: &Mission,
-            events: Vec<Envelope<MissionEvent>>,
-        ) -> Result<(), StoreError> {
-            if self
-                .find_by_request(&m.customer_id, &m.request_id)
-                .await?
-                .is_some()
-            {
+        async fn insert(&self, m: &Mission, events: Vec<Envelope<MissionEvent>>) -> Result<(), StoreError> {
+            if self.find_by_request(&m.customer_id, &m.request_id).await?.is_some() {
                 return Err(StoreError::Duplicate);
             }
             self.missions.lock().unwrap().insert(m.id, m.clone());
@@ -212,10 +161,7 @@ mod tests {
             if stored.version != m.version {
                 return Err(StoreError::Conflict);
             }
-            *stored = Mission {
-                version: m.version + 1,
-                ..m.clone()
-            };
+            *stored = Mission { version: m.version + 1, ..m.clone() };
             self.outbox.lock().unwrap().extend(events);
             Ok(())
         }
@@ -226,11 +172,7 @@ mod tests {
     }
 
     fn achieve(s: &MissionService<Memory>, request_id: &str) -> Mission {
-        block_on(s.achieve(
-            AchieveMission::new("c-11", "daily-login", request_id).unwrap(),
-            None,
-        ))
-        .unwrap()
+        block_on(s.achieve(AchieveMission::new("c-11", "daily-login", request_id).unwrap(), None)).unwrap()
     }
 
     #[test]
@@ -245,8 +187,7 @@ mod tests {
     }
 
     #[test]
-    fn given_an_achieved_request_when_the_same_request_comes_again_then_the_same_mission_is_returned()
-     {
+    fn given_an_achieved_request_when_the_same_request_comes_again_then_the_same_mission_is_returned() {
         let s = service();
         let first = achieve(&s, "r1");
         let again = achieve(&s, "r1");
@@ -261,10 +202,7 @@ mod tests {
         let s = service();
         let m = achieve(&s, "r1");
         let cause = s.repo.outbox.lock().unwrap()[0].meta.clone();
-        let inbound = Inbound {
-            consumer: "mission-record-reward",
-            event_id: new_id(),
-        };
+        let inbound = Inbound { consumer: "mission-record-reward", event_id: new_id() };
         let reward = new_id();
         block_on(s.on_reward_allocated(inbound, &cause, m.id, reward)).unwrap();
         block_on(s.on_reward_allocated(inbound, &cause, m.id, reward)).unwrap();
@@ -280,10 +218,7 @@ mod tests {
     fn given_no_mission_when_a_reward_is_allocated_for_it_then_it_is_not_found() {
         let s = service();
         let cause = EventMeta::first(new_id(), "r", CustomerId::new("c").unwrap(), Utc::now());
-        let inbound = Inbound {
-            consumer: "x",
-            event_id: new_id(),
-        };
+        let inbound = Inbound { consumer: "x", event_id: new_id() };
         let err = block_on(s.on_reward_allocated(inbound, &cause, new_id(), new_id())).unwrap_err();
         assert!(matches!(err, MissionError::NotFound("mission")));
     }

@@ -51,43 +51,13 @@ pub struct MyPage {
 /// mission it belongs to, so it can create the entry if it arrives first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fact {
-    MissionAchieved {
-        mission_id: Uuid,
-        mission_code: String,
-        points: i64,
-    },
-    MissionRewarded {
-        mission_id: Uuid,
-        reward_id: Uuid,
-    },
-    RewardAllocated {
-        mission_id: Uuid,
-        reward_id: Uuid,
-        points: i64,
-        mission_code: String,
-    },
-    RewardIssued {
-        mission_id: Uuid,
-        reward_id: Uuid,
-        points: i64,
-    },
-    RewardExchanged {
-        mission_id: Uuid,
-        reward_id: Uuid,
-        points: i64,
-        gift_id: Uuid,
-        gift_code: String,
-    },
-    GiftIssued {
-        mission_id: Uuid,
-        reward_id: Uuid,
-        gift_id: Uuid,
-        gift_code: String,
-    },
-    GiftUsed {
-        mission_id: Uuid,
-        gift_id: Uuid,
-    },
+    MissionAchieved { mission_id: Uuid, mission_code: String, points: i64 },
+    MissionRewarded { mission_id: Uuid, reward_id: Uuid },
+    RewardAllocated { mission_id: Uuid, reward_id: Uuid, points: i64, mission_code: String },
+    RewardIssued { mission_id: Uuid, reward_id: Uuid, points: i64 },
+    RewardExchanged { mission_id: Uuid, reward_id: Uuid, points: i64, gift_id: Uuid, gift_code: String },
+    GiftIssued { mission_id: Uuid, reward_id: Uuid, gift_id: Uuid, gift_code: String },
+    GiftUsed { mission_id: Uuid, gift_id: Uuid },
 }
 
 impl Fact {
@@ -124,46 +94,24 @@ fn fill_text(slot: &mut String, value: &str) {
 
 impl MyPage {
     pub fn empty(customer_id: CustomerId) -> Self {
-        Self {
-            customer_id,
-            entries: Vec::new(),
-            version: 0,
-            updated_at: None,
-        }
+        Self { customer_id, entries: Vec::new(), version: 0, updated_at: None }
     }
 
     /// Points of every reward issued to the customer (exchanged ones included).
     pub fn points_issued(&self) -> i64 {
-        self.entries
-            .iter()
-            .filter(|e| e.reward_status >= Some(RewardStatus::Issued))
-            .map(|e| e.points)
-            .sum()
+        self.entries.iter().filter(|e| e.reward_status >= Some(RewardStatus::Issued)).map(|e| e.points).sum()
     }
 
     /// Points of the rewards exchanged for gifts.
     pub fn points_exchanged(&self) -> i64 {
-        self.entries
-            .iter()
-            .filter(|e| e.reward_status == Some(RewardStatus::Exchanged))
-            .map(|e| e.points)
-            .sum()
+        self.entries.iter().filter(|e| e.reward_status == Some(RewardStatus::Exchanged)).map(|e| e.points).sum()
     }
 
     fn entry(&mut self, mission_id: Uuid) -> &mut Entry {
-        let at = match self
-            .entries
-            .binary_search_by_key(&mission_id, |e| e.mission_id)
-        {
+        let at = match self.entries.binary_search_by_key(&mission_id, |e| e.mission_id) {
             Ok(at) => at,
             Err(at) => {
-                self.entries.insert(
-                    at,
-                    Entry {
-                        mission_id,
-                        ..Entry::default()
-                    },
-                );
+                self.entries.insert(at, Entry { mission_id, ..Entry::default() });
                 at
             }
         };
@@ -176,11 +124,7 @@ impl MyPage {
         let before = self.entries.clone();
         let e = self.entry(fact.mission_id());
         match fact {
-            Fact::MissionAchieved {
-                mission_code,
-                points,
-                ..
-            } => {
+            Fact::MissionAchieved { mission_code, points, .. } => {
                 forward(&mut e.mission_status, MissionStatus::Achieved);
                 fill_text(&mut e.mission_code, mission_code);
                 if e.points == 0 {
@@ -191,31 +135,18 @@ impl MyPage {
                 forward(&mut e.mission_status, MissionStatus::Rewarded);
                 fill(&mut e.reward_id, *reward_id);
             }
-            Fact::RewardAllocated {
-                reward_id,
-                points,
-                mission_code,
-                ..
-            } => {
+            Fact::RewardAllocated { reward_id, points, mission_code, .. } => {
                 fill(&mut e.reward_id, *reward_id);
                 forward(&mut e.reward_status, RewardStatus::Allocated);
                 fill_text(&mut e.mission_code, mission_code);
                 e.points = *points;
             }
-            Fact::RewardIssued {
-                reward_id, points, ..
-            } => {
+            Fact::RewardIssued { reward_id, points, .. } => {
                 fill(&mut e.reward_id, *reward_id);
                 forward(&mut e.reward_status, RewardStatus::Issued);
                 e.points = *points;
             }
-            Fact::RewardExchanged {
-                reward_id,
-                points,
-                gift_id,
-                gift_code,
-                ..
-            } => {
+            Fact::RewardExchanged { reward_id, points, gift_id, gift_code, .. } => {
                 fill(&mut e.reward_id, *reward_id);
                 forward(&mut e.reward_status, RewardStatus::Exchanged);
                 e.points = *points;
@@ -223,12 +154,7 @@ impl MyPage {
                 fill_text(&mut e.gift_code, gift_code);
                 forward(&mut e.gift_status, GiftStatus::Issued);
             }
-            Fact::GiftIssued {
-                reward_id,
-                gift_id,
-                gift_code,
-                ..
-            } => {
+            Fact::GiftIssued { reward_id, gift_id, gift_code, .. } => {
                 fill(&mut e.reward_id, *reward_id);
                 fill(&mut e.gift_id, *gift_id);
                 fill_text(&mut e.gift_code, gift_code);
@@ -258,26 +184,10 @@ mod tests {
     fn flow() -> (Uuid, Uuid, Vec<Fact>) {
         let (m, r) = (Uuid::now_v7(), Uuid::now_v7());
         let facts = vec![
-            Fact::MissionAchieved {
-                mission_id: m,
-                mission_code: "daily-login".into(),
-                points: 10,
-            },
-            Fact::RewardAllocated {
-                mission_id: m,
-                reward_id: r,
-                points: 10,
-                mission_code: "daily-login".into(),
-            },
-            Fact::MissionRewarded {
-                mission_id: m,
-                reward_id: r,
-            },
-            Fact::RewardIssued {
-                mission_id: m,
-                reward_id: r,
-                points: 10,
-            },
+            Fact::MissionAchieved { mission_id: m, mission_code: "daily-login".into(), points: 10 },
+            Fact::RewardAllocated { mission_id: m, reward_id: r, points: 10, mission_code: "daily-login".into() },
+            Fact::MissionRewarded { mission_id: m, reward_id: r },
+            Fact::RewardIssued { mission_id: m, reward_id: r, points: 10 },
         ];
         (m, r, facts)
     }
@@ -294,10 +204,7 @@ mod tests {
         assert_eq!(e.reward_id, Some(r));
         assert_eq!(e.mission_status, Some(MissionStatus::Rewarded));
         assert_eq!(e.reward_status, Some(RewardStatus::Issued));
-        assert_eq!(
-            (e.points, p.points_issued(), p.points_exchanged()),
-            (10, 10, 0)
-        );
+        assert_eq!((e.points, p.points_issued(), p.points_exchanged()), (10, 10, 0));
     }
 
     #[test]
@@ -318,62 +225,23 @@ mod tests {
     fn given_an_issued_reward_when_a_late_allocation_arrives_then_the_status_does_not_move_back() {
         let (m, r, _) = flow();
         let mut p = page();
+        p.apply(&Fact::RewardIssued { mission_id: m, reward_id: r, points: 10 }, Utc::now());
+        assert!(!p.apply(&Fact::RewardIssued { mission_id: m, reward_id: r, points: 10 }, Utc::now()));
         p.apply(
-            &Fact::RewardIssued {
-                mission_id: m,
-                reward_id: r,
-                points: 10,
-            },
-            Utc::now(),
-        );
-        assert!(!p.apply(
-            &Fact::RewardIssued {
-                mission_id: m,
-                reward_id: r,
-                points: 10
-            },
-            Utc::now()
-        ));
-        p.apply(
-            &Fact::RewardAllocated {
-                mission_id: m,
-                reward_id: r,
-                points: 10,
-                mission_code: "x".into(),
-            },
+            &Fact::RewardAllocated { mission_id: m, reward_id: r, points: 10, mission_code: "x".into() },
             Utc::now(),
         );
         assert_eq!(p.entries[0].reward_status, Some(RewardStatus::Issued));
-        assert_eq!(
-            p.entries[0].mission_code, "x",
-            "the late fact still fills what was missing"
-        );
+        assert_eq!(p.entries[0].mission_code, "x", "the late fact still fills what was missing");
     }
 
     #[test]
     fn entries_are_kept_in_mission_order() {
         let mut p = page();
         let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
-        p.apply(
-            &Fact::MissionAchieved {
-                mission_id: b,
-                mission_code: "b".into(),
-                points: 1,
-            },
-            Utc::now(),
-        );
-        p.apply(
-            &Fact::MissionAchieved {
-                mission_id: a,
-                mission_code: "a".into(),
-                points: 1,
-            },
-            Utc::now(),
-        );
-        assert_eq!(
-            p.entries.iter().map(|e| e.mission_id).collect::<Vec<_>>(),
-            vec![a, b]
-        );
+        p.apply(&Fact::MissionAchieved { mission_id: b, mission_code: "b".into(), points: 1 }, Utc::now());
+        p.apply(&Fact::MissionAchieved { mission_id: a, mission_code: "a".into(), points: 1 }, Utc::now());
+        assert_eq!(p.entries.iter().map(|e| e.mission_id).collect::<Vec<_>>(), vec![a, b]);
     }
 
     #[test]
@@ -384,21 +252,9 @@ mod tests {
             p.apply(f, Utc::now());
         }
         let g = Uuid::now_v7();
+        p.apply(&Fact::GiftUsed { mission_id: m, gift_id: g }, Utc::now());
         p.apply(
-            &Fact::GiftUsed {
-                mission_id: m,
-                gift_id: g,
-            },
-            Utc::now(),
-        );
-        p.apply(
-            &Fact::RewardExchanged {
-                mission_id: m,
-                reward_id: r,
-                points: 10,
-                gift_id: g,
-                gift_code: "coffee".into(),
-            },
+            &Fact::RewardExchanged { mission_id: m, reward_id: r, points: 10, gift_id: g, gift_code: "coffee".into() },
             Utc::now(),
         );
         assert_eq!(p.entries[0].gift_status, Some(GiftStatus::Used));

@@ -15,10 +15,7 @@ pub trait PageStore: Send + Sync + 'static {
     type Updates: Stream<Item = Result<MyPage, StoreError>> + Send + Unpin + 'static;
 
     /// The stored page, with `version` set to its revision; `None` when there is none.
-    fn get(
-        &self,
-        customer: &CustomerId,
-    ) -> impl Future<Output = Result<Option<MyPage>, StoreError>> + Send;
+    fn get(&self, customer: &CustomerId) -> impl Future<Output = Result<Option<MyPage>, StoreError>> + Send;
 
     /// Stores `page` if the stored revision is still `page.version` (0: not stored yet).
     ///
@@ -27,8 +24,5 @@ pub trait PageStore: Send + Sync + 'static {
     fn put(&self, page: &MyPage) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// Every later version of the customer's page, as it is stored.
-    fn watch(
-        &self,
-        customer: &CustomerId,
-    ) -> impl Future<Output = Result<Self::Updates, StoreError>> + Send;
+    fn watch(&self, customer: &CustomerId) -> impl Future<Output = Result<Self::Updates, StoreError>> + Send;
 }

@@ -31,11 +31,7 @@ impl<S: PageStore> MyPageService<S> {
 
     /// The customer's page; an empty page for an unknown customer.
     pub async fn page(&self, customer: &CustomerId) -> Result<MyPage, MyPageError> {
-        Ok(self
-            .store
-            .get(customer)
-            .await?
-            .unwrap_or_else(|| MyPage::empty(customer.clone())))
+        Ok(self.store.get(customer).await?.unwrap_or_else(|| MyPage::empty(customer.clone())))
     }
 
     pub async fn watch(&self, customer: &CustomerId) -> Result<S::Updates, MyPageError> {
@@ -62,9 +58,7 @@ impl<S: PageStore> MyPageService<S> {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(MyPageError::Unavailable(
-            "too many concurrent changes".into(),
-        ))
+        Err(MyPageError::Unavailable("too many concurrent changes".into()))
     }
 }
 
@@ -102,10 +96,7 @@ mod tests {
             if stored != page.version {
                 return Err(StoreError::Conflict);
             }
-            let next = MyPage {
-                version: stored + 1,
-                ..page.clone()
-            };
+            let next = MyPage { version: stored + 1, ..page.clone() };
             pages.insert(page.customer_id.clone(), next);
             Ok(stored + 1)
         }
@@ -124,16 +115,9 @@ mod tests {
 
     #[test]
     fn given_a_racing_writer_when_applying_then_the_fact_lands_after_a_retry() {
-        let s = MyPageService::new(Memory {
-            conflicts: Mutex::new(2),
-            ..Memory::default()
-        });
+        let s = MyPageService::new(Memory { conflicts: Mutex::new(2), ..Memory::default() });
         let c = CustomerId::new("c-11").unwrap();
-        let fact = Fact::MissionAchieved {
-            mission_id: Uuid::now_v7(),
-            mission_code: "daily-login".into(),
-            points: 10,
-        };
+        let fact = Fact::MissionAchieved { mission_id: Uuid::now_v7(), mission_code: "daily-login".into(), points: 10 };
         block_on(s.apply(&c, &[fact.clone()])).unwrap();
         let p = block_on(s.page(&c)).unwrap();
         assert_eq!((p.entries.len(), p.version), (1, 1));

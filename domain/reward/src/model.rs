@@ -42,13 +42,7 @@ pub struct Reward {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RewardEvent {
-    Allocated {
-        reward_id: Uuid,
-        mission_id: Uuid,
-        customer_id: CustomerId,
-        points: i64,
-        mission_code: String,
-    },
+    Allocated { reward_id: Uuid, mission_id: Uuid, customer_id: CustomerId, points: i64, mission_code: String },
 }
 
 impl Reward {
@@ -95,30 +89,14 @@ mod tests {
     use super::*;
 
     fn reward() -> Reward {
-        Reward::allocate(
-            Uuid::now_v7(),
-            Uuid::now_v7(),
-            CustomerId::new("c-11").unwrap(),
-            10,
-            "daily-login",
-        )
-        .0
+        Reward::allocate(Uuid::now_v7(), Uuid::now_v7(), CustomerId::new("c-11").unwrap(), 10, "daily-login").0
     }
 
     #[test]
     fn given_an_achieved_mission_when_allocating_then_the_reward_is_allocated_with_its_points() {
         let mission = Uuid::now_v7();
-        let (r, e) = Reward::allocate(
-            Uuid::now_v7(),
-            mission,
-            CustomerId::new("c").unwrap(),
-            50,
-            "first-win",
-        );
-        assert_eq!(
-            (r.status, r.points, r.mission_id),
-            (RewardStatus::Allocated, 50, mission)
-        );
+        let (r, e) = Reward::allocate(Uuid::now_v7(), mission, CustomerId::new("c").unwrap(), 50, "first-win");
+        assert_eq!((r.status, r.points, r.mission_id), (RewardStatus::Allocated, 50, mission));
         assert!(matches!(e, RewardEvent::Allocated { points: 50, .. }));
     }
 

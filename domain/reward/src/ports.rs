@@ -15,10 +15,7 @@ pub trait RewardRepository: Send + Sync + 'static {
     fn get(&self, id: Uuid) -> impl Future<Output = Result<Option<Reward>, StoreError>> + Send;
 
     /// The customer's rewards, oldest first.
-    fn list_by_customer(
-        &self,
-        customer: &CustomerId,
-    ) -> impl Future<Output = Result<Vec<Reward>, StoreError>> + Send;
+    fn list_by_customer(&self, customer: &CustomerId) -> impl Future<Output = Result<Vec<Reward>, StoreError>> + Send;
 
     /// Stores a new reward, its events and the handled event in one transaction.
     ///
@@ -37,9 +34,5 @@ pub trait RewardRepository: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError::Conflict`] when the stored version is not `reward.version`;
     /// [`StoreError::Duplicate`] when `inbound` was already handled.
-    fn update(
-        &self,
-        reward: &Reward,
-        inbound: Inbound,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn update(&self, reward: &Reward, inbound: Inbound) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

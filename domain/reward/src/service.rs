@@ -44,10 +44,7 @@ impl<R: RewardRepository> RewardService<R> {
     /// # Errors
     /// `NotFound` for an unknown reward.
     pub async fn get(&self, id: Uuid) -> Result<Reward, RewardError> {
-        self.repo
-            .get(id)
-            .await?
-            .ok_or(RewardError::NotFound("reward"))
+        self.repo.get(id).await?.ok_or(RewardError::NotFound("reward"))
     }
 
     pub async fn list(&self, customer: &CustomerId) -> Result<Vec<Reward>, RewardError> {
@@ -64,17 +61,9 @@ impl<R: RewardRepository> RewardService<R> {
         cause: &EventMeta,
         fact: MissionAchieved,
     ) -> Result<(), RewardError> {
-        let (reward, event) = Reward::allocate(
-            new_id(),
-            fact.mission_id,
-            fact.customer_id,
-            fact.reward_points,
-            &fact.mission_code,
-        );
-        let envelope = Envelope {
-            meta: cause.caused(Utc::now()),
-            event,
-        };
+        let (reward, event) =
+            Reward::allocate(new_id(), fact.mission_id, fact.customer_id, fact.reward_points, &fact.mission_code);
+        let envelope = Envelope { meta: cause.caused(Utc::now()), event };
         match self.repo.insert(&reward, vec![envelope], inbound).await {
             Ok(()) | Err(StoreError::Duplicate) => Ok(()),
             Err(e) => Err(e.into()),
@@ -92,11 +81,7 @@ impl<R: RewardRepository> RewardService<R> {
         to: RewardStatus,
     ) -> Result<(), RewardError> {
         for _ in 0..CONFLICT_RETRIES {
-            let mut reward = self
-                .repo
-                .get(reward_id)
-                .await?
-                .ok_or(RewardError::NotFound("reward"))?;
+            let mut reward = self.repo.get(reward_id).await?.ok_or(RewardError::NotFound("reward"))?;
             reward.advance(to);
             match self.repo.update(&reward, inbound).await {
                 Ok(()) | Err(StoreError::Duplicate) => return Ok(()),
@@ -104,9 +89,7 @@ impl<R: RewardRepository> RewardService<R> {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(RewardError::Unavailable(
-            "too many concurrent changes".into(),
-        ))
+        Err(RewardError::Unavailable("too many concurrent changes".into()))
     }
 }
 
@@ -129,11 +112,7 @@ mod tests {
 
     impl Memory {
         fn record(&self, inbound: Inbound) -> Result<(), StoreError> {
-            if self.inbox.lock().unwrap().insert(inbound.event_id) {
-                Ok(())
-            } else {
-                Err(StoreError::Duplicate)
-            }
+            if self.inbox.lock().unwrap().insert(inbound.event_id) { Ok(()) } else { Err(StoreError::Duplicate) }
         }
     }
 
@@ -142,14 +121,7 @@ mod tests {
             Ok(self.rewards.lock().unwrap().get(&id).cloned())
         }
         async fn list_by_customer(&self, c: &CustomerId) -> Result<Vec<Reward>, StoreError> {
-            Ok(self
-                .rewards
-                .lock()
-                .unwrap()
-                .values()
-                .filter(|r| &r.customer_id == c)
-                .cloned()
-                .collect())
+            Ok(self.rewards.lock().unwrap().values().filter(|r| &r.customer_id == c).cloned().collect())
         }
         async fn insert(
             &self,
@@ -157,13 +129,7 @@ mod tests {
             events: Vec<Envelope<RewardEvent>>,
             inbound: Inbound,
         ) -> Result<(), StoreError> {
-            if self
-                .rewards
-                .lock()
-                .unwrap()
-                .values()
-                .any(|x| x.mission_id == r.mission_id)
-            {
+            if self.rewards.lock().unwrap().values().any(|x| x.mission_id == r.mission_id) {
                 return Err(StoreError::Duplicate);
             }
             self.record(inbound)?;
@@ -178,10 +144,7 @@ mod tests {
             if stored.version != r.version {
                 return Err(StoreError::Conflict);
             }
-            *stored = Reward {
-                version: r.version + 1,
-                ..r.clone()
-            };
+            *stored = Reward { version: r.version + 1, ..r.clone() };
             Ok(())
         }
     }
@@ -190,25 +153,14 @@ mod tests {
         let mission_id = new_id();
         let customer_id = CustomerId::new("c-11").unwrap();
         let meta = EventMeta::first(mission_id, "req", customer_id.clone(), Utc::now());
-        (
-            meta,
-            MissionAchieved {
-                mission_id,
-                customer_id,
-                mission_code: "daily-login".into(),
-                reward_points: 10,
-            },
-        )
+        (meta, MissionAchieved { mission_id, customer_id, mission_code: "daily-login".into(), reward_points: 10 })
     }
 
     #[test]
     fn given_an_achieved_mission_delivered_twice_when_handled_then_one_reward_is_allocated() {
         let s = RewardService::new(Memory::default());
         let (meta, fact) = achieved();
-        let inbound = Inbound {
-            consumer: "reward-allocate",
-            event_id: meta.event_id,
-        };
+        let inbound = Inbound { consumer: "reward-allocate", event_id: meta.event_id };
         block_on(s.on_mission_achieved(inbound, &meta, fact.clone())).unwrap();
         block_on(s.on_mission_achieved(inbound, &meta, fact.clone())).unwrap();
         let rewards = block_on(s.list(&fact.customer_id)).unwrap();
@@ -223,25 +175,10 @@ mod tests {
     fn given_an_allocated_reward_when_the_wallet_issues_it_then_it_is_issued() {
         let s = RewardService::new(Memory::default());
         let (meta, fact) = achieved();
-        block_on(s.on_mission_achieved(
-            Inbound {
-                consumer: "a",
-                event_id: meta.event_id,
-            },
-            &meta,
-            fact.clone(),
-        ))
-        .unwrap();
+        block_on(s.on_mission_achieved(Inbound { consumer: "a", event_id: meta.event_id }, &meta, fact.clone()))
+            .unwrap();
         let id = block_on(s.list(&fact.customer_id)).unwrap()[0].id;
-        block_on(s.on_wallet_changed(
-            Inbound {
-                consumer: "b",
-                event_id: new_id(),
-            },
-            id,
-            RewardStatus::Issued,
-        ))
-        .unwrap();
+        block_on(s.on_wallet_changed(Inbound { consumer: "b", event_id: new_id() }, id, RewardStatus::Issued)).unwrap();
         assert_eq!(block_on(s.get(id)).unwrap().status, RewardStatus::Issued);
     }
 
@@ -249,10 +186,7 @@ mod tests {
     fn given_no_reward_when_the_wallet_reports_it_then_it_is_not_found() {
         let s = RewardService::new(Memory::default());
         let err = block_on(s.on_wallet_changed(
-            Inbound {
-                consumer: "b",
-                event_id: new_id(),
-            },
+            Inbound { consumer: "b", event_id: new_id() },
             new_id(),
             RewardStatus::Issued,
         ));

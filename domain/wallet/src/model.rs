@@ -42,8 +42,20 @@ pub struct WalletItem {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WalletEvent {
-    Issued { reward_id: Uuid, mission_id: Uuid, customer_id: CustomerId, points: i64 },
-    Exchanged { reward_id: Uuid, mission_id: Uuid, customer_id: CustomerId, points: i64, gift_id: Uuid, gift_code: String },
+    Issued {
+        reward_id: Uuid,
+        mission_id: Uuid,
+        customer_id: CustomerId,
+        points: i64,
+    },
+    Exchanged {
+        reward_id: Uuid,
+        mission_id: Uuid,
+        customer_id: CustomerId,
+        points: i64,
+        gift_id: Uuid,
+        gift_code: String,
+    },
 }
 
 /// A request to exchange a reward for a gift, validated.

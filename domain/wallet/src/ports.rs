@@ -13,10 +13,7 @@ use crate::model::{WalletEvent, WalletItem};
 /// # Errors
 /// Every method returns [`StoreError::Unavailable`] when the store cannot be used.
 pub trait WalletRepository: Send + Sync + 'static {
-    fn get(
-        &self,
-        reward_id: Uuid,
-    ) -> impl Future<Output = Result<Option<WalletItem>, StoreError>> + Send;
+    fn get(&self, reward_id: Uuid) -> impl Future<Output = Result<Option<WalletItem>, StoreError>> + Send;
 
     /// The customer's items, oldest first.
     fn list_by_customer(
@@ -40,7 +37,11 @@ pub trait WalletRepository: Send + Sync + 'static {
     ///
     /// # Errors
     /// [`StoreError::Conflict`] when the stored version is not `item.version`.
-    fn update(&self, item: &WalletItem, events: Vec<Envelope<WalletEvent>>) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn update(
+        &self,
+        item: &WalletItem,
+        events: Vec<Envelope<WalletEvent>>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// The gift service, as the wallet needs it: issue a gift for a reward, idempotent on
@@ -62,6 +63,8 @@ pub struct GiftRequest {
     pub gift_code: String,
     pub points: i64,
     pub traceparent: Option<String>,
+    /// The caller's bearer token: the gift service is called on the caller's behalf.
+    pub credentials: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -100,7 +100,12 @@ impl<R: WalletRepository, G: GiftIssuer> WalletService<R, G> {
     ///
     /// # Errors
     /// `Unavailable` when the store is down (retry later).
-    pub async fn on_reward_allocated(&self, inbound: Inbound, cause: &EventMeta, fact: RewardAllocated) -> Result<(), WalletError> {
+    pub async fn on_reward_allocated(
+        &self,
+        inbound: Inbound,
+        cause: &EventMeta,
+        fact: RewardAllocated,
+    ) -> Result<(), WalletError> {
         let (item, event) = WalletItem::issue(fact.reward_id, fact.mission_id, fact.customer_id, fact.points);
         let envelope = Envelope { meta: cause.caused(Utc::now()), event };
         match self.repo.insert(&item, vec![envelope], inbound).await {
@@ -117,7 +122,12 @@ impl<R: WalletRepository, G: GiftIssuer> WalletService<R, G> {
     /// # Errors
     /// `Refused` (not found, already exchanged), `GiftRefused`, `GiftUnavailable`
     /// (with when to retry), `Unavailable` (our store).
-    pub async fn exchange(&self, cmd: ExchangeReward, traceparent: Option<String>) -> Result<(WalletItem, Uuid), WalletError> {
+    pub async fn exchange(
+        &self,
+        cmd: ExchangeReward,
+        traceparent: Option<String>,
+        credentials: Option<String>,
+    ) -> Result<(WalletItem, Uuid), WalletError> {
         let slot = self.exchanges.slot(cmd.reward_id);
         let _one_at_a_time = slot.lock().await;
         for _ in 0..CONFLICT_RETRIES {
@@ -135,6 +145,7 @@ impl<R: WalletRepository, G: GiftIssuer> WalletService<R, G> {
                     gift_code: cmd.gift_code.clone(),
                     points: item.points,
                     traceparent: traceparent.clone(),
+                    credentials: credentials.clone(),
                 })
                 .await?;
             let event = item.exchange(gift_id, &cmd)?;
@@ -178,14 +189,7 @@ mod tests {
             Ok(self.items.lock().unwrap().get(&id).cloned())
         }
         async fn list_by_customer(&self, c: &CustomerId) -> Result<Vec<WalletItem>, StoreError> {
-            Ok(self
-                .items
-                .lock()
-                .unwrap()
-                .values()
-                .filter(|i| &i.customer_id == c)
-                .cloned()
-                .collect())
+            Ok(self.items.lock().unwrap().values().filter(|i| &i.customer_id == c).cloned().collect())
         }
         async fn update(&self, item: &WalletItem, events: Vec<Envelope<WalletEvent>>) -> Result<(), StoreError> {
             let mut items = self.items.lock().unwrap();
@@ -208,10 +212,7 @@ mod tests {
             {
                 return Err(StoreError::Duplicate);
             }
-            self.items
-                .lock()
-                .unwrap()
-                .insert(item.reward_id, item.clone());
+            self.items.lock().unwrap().insert(item.reward_id, item.clone());
             self.outbox.lock().unwrap().extend(events);
             Ok(())
         }
@@ -235,16 +236,30 @@ mod tests {
             self.answer.lock().unwrap().clone()
         }
         fn guard(&self) -> GuardStatus {
-            GuardStatus { state: GuardState::Closed, retry_after: Duration::ZERO, failure_rate: 0.0, slow_call_rate: 0.0, calls_in_window: 0, rejected: 0, transitions: 0 }
+            GuardStatus {
+                state: GuardState::Closed,
+                retry_after: Duration::ZERO,
+                failure_rate: 0.0,
+                slow_call_rate: 0.0,
+                calls_in_window: 0,
+                rejected: 0,
+                transitions: 0,
+            }
         }
     }
 
     fn with_item(gifts: Gifts) -> (WalletService<Memory, Gifts>, WalletItem) {
         let s = WalletService::new(Memory::default(), gifts);
         let customer_id = CustomerId::new("c-11").unwrap();
-        let fact = RewardAllocated { reward_id: new_id(), mission_id: new_id(), customer_id: customer_id.clone(), points: 10 };
+        let fact =
+            RewardAllocated { reward_id: new_id(), mission_id: new_id(), customer_id: customer_id.clone(), points: 10 };
         let meta = EventMeta::first(fact.mission_id, "req", customer_id, Utc::now());
-        block_on(s.on_reward_allocated(Inbound { consumer: "wallet-issue", event_id: meta.event_id }, &meta, fact.clone())).unwrap();
+        block_on(s.on_reward_allocated(
+            Inbound { consumer: "wallet-issue", event_id: meta.event_id },
+            &meta,
+            fact.clone(),
+        ))
+        .unwrap();
         let item = block_on(s.repo.get(fact.reward_id)).unwrap().unwrap();
         (s, item)
     }
@@ -257,7 +272,7 @@ mod tests {
     fn given_an_issued_reward_when_the_gift_service_issues_a_gift_then_the_item_is_exchanged_with_one_event() {
         let gift = new_id();
         let (s, item) = with_item(Gifts::answering(Ok(gift)));
-        let (exchanged, gift_id) = block_on(s.exchange(cmd(&item, "x1"), None)).unwrap();
+        let (exchanged, gift_id) = block_on(s.exchange(cmd(&item, "x1"), None, None)).unwrap();
         assert_eq!((exchanged.status, gift_id), (ItemStatus::Exchanged, gift));
         let outbox = s.repo.outbox.lock().unwrap();
         assert!(matches!(outbox.last().unwrap().event, WalletEvent::Exchanged { gift_id, .. } if gift_id == gift));
@@ -268,10 +283,10 @@ mod tests {
     fn given_an_exchanged_reward_the_same_request_gets_the_same_answer_and_another_is_refused() {
         let gift = new_id();
         let (s, item) = with_item(Gifts::answering(Ok(gift)));
-        block_on(s.exchange(cmd(&item, "x1"), None)).unwrap();
-        let (_, again) = block_on(s.exchange(cmd(&item, "x1"), None)).unwrap();
+        block_on(s.exchange(cmd(&item, "x1"), None, None)).unwrap();
+        let (_, again) = block_on(s.exchange(cmd(&item, "x1"), None, None)).unwrap();
         assert_eq!(again, gift);
-        let err = block_on(s.exchange(cmd(&item, "x2"), None)).unwrap_err();
+        let err = block_on(s.exchange(cmd(&item, "x2"), None, None)).unwrap_err();
         assert!(matches!(err, WalletError::Refused(ExchangeRefusal::AlreadyExchanged)));
         assert_eq!(*s.gifts.calls.lock().unwrap(), 1, "neither asked the gift service again");
     }
@@ -280,8 +295,10 @@ mod tests {
     fn given_the_gift_service_is_down_when_exchanging_then_the_item_stays_issued_and_nothing_is_published() {
         let down = GiftCallError::Unavailable { retry_after: Duration::from_secs(7), reason: "open".into() };
         let (s, item) = with_item(Gifts::answering(Err(down)));
-        let err = block_on(s.exchange(cmd(&item, ""), None)).unwrap_err();
-        assert!(matches!(err, WalletError::GiftUnavailable { retry_after, .. } if retry_after == Duration::from_secs(7)));
+        let err = block_on(s.exchange(cmd(&item, ""), None, None)).unwrap_err();
+        assert!(
+            matches!(err, WalletError::GiftUnavailable { retry_after, .. } if retry_after == Duration::from_secs(7))
+        );
         assert_eq!(block_on(s.repo.get(item.reward_id)).unwrap().unwrap().status, ItemStatus::Issued);
         assert_eq!(s.repo.outbox.lock().unwrap().len(), 1, "only the issue event");
     }
@@ -289,7 +306,7 @@ mod tests {
     #[test]
     fn given_the_gift_service_refuses_then_nothing_changes() {
         let (s, item) = with_item(Gifts::answering(Err(GiftCallError::Refused("not enough points".into()))));
-        assert!(matches!(block_on(s.exchange(cmd(&item, ""), None)), Err(WalletError::GiftRefused(_))));
+        assert!(matches!(block_on(s.exchange(cmd(&item, ""), None, None)), Err(WalletError::GiftRefused(_))));
         assert_eq!(block_on(s.repo.get(item.reward_id)).unwrap().unwrap().status, ItemStatus::Issued);
     }
 
@@ -297,9 +314,15 @@ mod tests {
     fn someone_elses_or_an_unknown_reward_is_not_found() {
         let (s, item) = with_item(Gifts::answering(Ok(new_id())));
         let other = ExchangeReward::new("c-12", &item.reward_id.to_string(), "coffee", "").unwrap();
-        assert!(matches!(block_on(s.exchange(other, None)), Err(WalletError::Refused(ExchangeRefusal::NotFound))));
+        assert!(matches!(
+            block_on(s.exchange(other, None, None)),
+            Err(WalletError::Refused(ExchangeRefusal::NotFound))
+        ));
         let unknown = ExchangeReward::new("c-11", &new_id().to_string(), "coffee", "").unwrap();
-        assert!(matches!(block_on(s.exchange(unknown, None)), Err(WalletError::Refused(ExchangeRefusal::NotFound))));
+        assert!(matches!(
+            block_on(s.exchange(unknown, None, None)),
+            Err(WalletError::Refused(ExchangeRefusal::NotFound))
+        ));
         assert_eq!(*s.gifts.calls.lock().unwrap(), 0);
     }
 
@@ -307,17 +330,10 @@ mod tests {
     fn given_an_allocated_reward_delivered_twice_when_handled_then_the_wallet_holds_it_once() {
         let s = WalletService::new(Memory::default(), Gifts::answering(Ok(new_id())));
         let customer_id = CustomerId::new("c-11").unwrap();
-        let fact = RewardAllocated {
-            reward_id: new_id(),
-            mission_id: new_id(),
-            customer_id: customer_id.clone(),
-            points: 10,
-        };
+        let fact =
+            RewardAllocated { reward_id: new_id(), mission_id: new_id(), customer_id: customer_id.clone(), points: 10 };
         let meta = EventMeta::first(fact.mission_id, "req", customer_id.clone(), Utc::now());
-        let inbound = Inbound {
-            consumer: "wallet-issue",
-            event_id: meta.event_id,
-        };
+        let inbound = Inbound { consumer: "wallet-issue", event_id: meta.event_id };
         block_on(s.on_reward_allocated(inbound, &meta, fact.clone())).unwrap();
         block_on(s.on_reward_allocated(inbound, &meta, fact.clone())).unwrap();
         let wallet = block_on(s.wallet(&customer_id)).unwrap();

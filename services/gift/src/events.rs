@@ -9,7 +9,14 @@ use store_adapter::outbox::OutboxMessage;
 
 pub fn to_outbox(e: &Envelope<GiftEvent>) -> OutboxMessage {
     fn fields(g: &Gift) -> (String, String, String, String, String, String) {
-        (g.id.to_string(), g.customer_id.to_string(), g.reward_id.to_string(), g.code.as_str().to_owned(), g.name.clone(), g.mission_id.to_string())
+        (
+            g.id.to_string(),
+            g.customer_id.to_string(),
+            g.reward_id.to_string(),
+            g.code.as_str().to_owned(),
+            g.name.clone(),
+            g.mission_id.to_string(),
+        )
     }
     match &e.event {
         GiftEvent::Issued(g) => {

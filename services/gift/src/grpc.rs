@@ -5,7 +5,7 @@ use std::sync::Arc;
 use gift_domain::{Gift, GiftCode, GiftError, GiftRefusal, GiftStatus, IssueGift};
 use grpc_adapter::convert::timestamp;
 use grpc_adapter::pb::gift::v1 as pb;
-use grpc_adapter::status;
+use grpc_adapter::{auth, status};
 use tonic::{Request, Response, Status};
 
 use crate::App;
@@ -21,7 +21,8 @@ pub struct Handlers {
 fn to_status(e: GiftError) -> Status {
     match e {
         GiftError::Refused(GiftRefusal::Invalid(v)) => status::invalid(&v),
-        GiftError::Refused(GiftRefusal::NotOwner) | GiftError::NotFound(_) => status::not_found("gift"),
+        GiftError::Refused(GiftRefusal::NotOwner) => Status::permission_denied("this gift is not yours"),
+        GiftError::NotFound(_) => status::not_found("gift"),
         GiftError::Refused(r) => Status::failed_precondition(r.to_string()),
         GiftError::Unavailable(detail) => status::unavailable(&detail),
     }
@@ -50,23 +51,31 @@ fn header(req_meta: &tonic::metadata::MetadataMap, name: &str) -> Option<String>
 
 #[tonic::async_trait]
 impl pb::gift_service_server::GiftService for Handlers {
-    async fn list_catalog(&self, _: Request<pb::ListCatalogRequest>) -> Result<Response<pb::ListCatalogResponse>, Status> {
+    async fn list_catalog(
+        &self,
+        _: Request<pb::ListCatalogRequest>,
+    ) -> Result<Response<pb::ListCatalogResponse>, Status> {
         let gifts = self
             .app
             .catalog()
             .gifts()
             .iter()
-            .map(|g| pb::CatalogGift { gift_code: g.code.as_str().to_owned(), name: g.name.clone(), cost_points: g.cost_points })
+            .map(|g| pb::CatalogGift {
+                gift_code: g.code.as_str().to_owned(),
+                name: g.name.clone(),
+                cost_points: g.cost_points,
+            })
             .collect();
         Ok(Response::new(pb::ListCatalogResponse { gifts }))
     }
 
     async fn issue_gift(&self, req: Request<pb::IssueGiftRequest>) -> Result<Response<pb::IssueGiftResponse>, Status> {
+        let customer = auth::act_for(&req, &req.get_ref().customer_id)?;
         let traceparent = header(req.metadata(), "traceparent");
         let cause = header(req.metadata(), "x-request-id");
         let r = req.into_inner();
         let cmd = IssueGift {
-            customer_id: status::customer(&r.customer_id)?,
+            customer_id: customer,
             reward_id: status::id("reward_id", &r.reward_id)?,
             mission_id: status::id("mission_id", &r.mission_id)?,
             code: GiftCode::new(r.gift_code).map_err(|e| status::invalid(&e))?,
@@ -77,22 +86,29 @@ impl pb::gift_service_server::GiftService for Handlers {
     }
 
     async fn get_gift(&self, req: Request<pb::GetGiftRequest>) -> Result<Response<pb::GetGiftResponse>, Status> {
+        let who = auth::identity(&req)?;
         let id = status::id("gift_id", &req.get_ref().gift_id)?;
         let gift = self.app.get(id).await.map_err(to_status)?;
+        auth::check_owner(&who, gift.customer_id.as_str(), "gift")?;
         Ok(Response::new(pb::GetGiftResponse { gift: Some(to_proto(gift)) }))
     }
 
     async fn list_gifts(&self, req: Request<pb::ListGiftsRequest>) -> Result<Response<pb::ListGiftsResponse>, Status> {
-        let customer = status::customer(&req.get_ref().customer_id)?;
+        let customer = auth::act_for(&req, &req.get_ref().customer_id)?;
         let gifts = self.app.list(&customer).await.map_err(to_status)?;
         Ok(Response::new(pb::ListGiftsResponse { gifts: gifts.into_iter().map(to_proto).collect() }))
     }
 
     async fn use_gift(&self, req: Request<pb::UseGiftRequest>) -> Result<Response<pb::UseGiftResponse>, Status> {
+        // The gift id names the thing; the customer defaults to the caller.
+        let customer = match req.get_ref().customer_id.as_str() {
+            "" => status::customer(&auth::identity(&req)?.customer_id)?,
+            named => auth::act_for(&req, named)?,
+        };
         let traceparent = header(req.metadata(), "traceparent");
         let r = req.into_inner();
         let id = status::id("gift_id", &r.gift_id)?;
-        let by = if r.customer_id.is_empty() { None } else { Some(status::customer(&r.customer_id)?) };
+        let by = Some(customer);
         let gift = self.app.use_gift(id, by.as_ref(), traceparent).await.map_err(to_status)?;
         Ok(Response::new(pb::UseGiftResponse { gift: Some(to_proto(gift)) }))
     }

@@ -96,7 +96,10 @@ impl SqlGifts {
         Self { store }
     }
 
-    async fn one(&self, filter: impl FnOnce(&mut store_adapter::AnyConnection) -> QueryResult<Option<Row>> + Send + 'static) -> Result<Option<Gift>, StoreError> {
+    async fn one(
+        &self,
+        filter: impl FnOnce(&mut store_adapter::AnyConnection) -> QueryResult<Option<Row>> + Send + 'static,
+    ) -> Result<Option<Gift>, StoreError> {
         let row = self.store.read(move |c| filter(c).map_err(db)).await?;
         row.map(Gift::try_from).transpose()
     }
@@ -115,8 +118,10 @@ impl GiftRepository for SqlGifts {
 
     async fn list_by_customer(&self, customer: &CustomerId) -> Result<Vec<Gift>, StoreError> {
         let customer = customer.to_string();
-        let rows: Vec<Row> =
-            self.store.read(move |c| gifts::table.filter(gifts::customer_id.eq(customer)).order(gifts::id).load(c).map_err(db)).await?;
+        let rows: Vec<Row> = self
+            .store
+            .read(move |c| gifts::table.filter(gifts::customer_id.eq(customer)).order(gifts::id).load(c).map_err(db))
+            .await?;
         rows.into_iter().map(Gift::try_from).collect()
     }
 
@@ -139,7 +144,10 @@ impl GiftRepository for SqlGifts {
         let messages: Vec<_> = events.iter().map(events::to_outbox).collect();
         self.store
             .write(move |c| {
-                let n = diesel::update(gifts::table.find(&row.id).filter(gifts::version.eq(expected))).set(&row).execute(c).map_err(db)?;
+                let n = diesel::update(gifts::table.find(&row.id).filter(gifts::version.eq(expected)))
+                    .set(&row)
+                    .execute(c)
+                    .map_err(db)?;
                 if n == 0 {
                     return Err(StoreError::Conflict);
                 }

@@ -16,13 +16,7 @@ use crate::App;
 /// Encodes a domain event for the outbox.
 pub fn to_outbox(e: &Envelope<MissionEvent>) -> OutboxMessage {
     match &e.event {
-        MissionEvent::Achieved {
-            mission_id,
-            customer_id,
-            code,
-            reward_points,
-            achieved_at,
-        } => {
+        MissionEvent::Achieved { mission_id, customer_id, code, reward_points, achieved_at } => {
             let body = pb::MissionAchieved {
                 mission_id: mission_id.to_string(),
                 customer_id: customer_id.to_string(),
@@ -37,11 +31,7 @@ pub fn to_outbox(e: &Envelope<MissionEvent>) -> OutboxMessage {
                 body.encode_to_vec(),
             )
         }
-        MissionEvent::Rewarded {
-            mission_id,
-            customer_id,
-            reward_id,
-        } => {
+        MissionEvent::Rewarded { mission_id, customer_id, reward_id } => {
             let body = pb::MissionRewarded {
                 mission_id: mission_id.to_string(),
                 customer_id: customer_id.to_string(),
@@ -58,11 +48,8 @@ pub fn to_outbox(e: &Envelope<MissionEvent>) -> OutboxMessage {
 }
 
 /// Policy "a reward allocated for a mission is recorded on it".
-pub const RECORD_REWARD: ConsumerSpec = ConsumerSpec {
-    stream: streams::REWARD,
-    durable: "mission-record-reward",
-    filter: subject::REWARD_ALLOCATED,
-};
+pub const RECORD_REWARD: ConsumerSpec =
+    ConsumerSpec { stream: streams::REWARD, durable: "mission-record-reward", filter: subject::REWARD_ALLOCATED };
 
 pub struct RecordReward(pub Arc<App>);
 
@@ -70,20 +57,11 @@ impl Handler for RecordReward {
     async fn handle(&self, d: &Delivery) -> Result<(), HandleError> {
         let e = pb::RewardAllocated::decode(d.payload.as_ref())
             .map_err(|e| HandleError::Reject(format!("undecodable: {e}")))?;
-        let mission_id = parse_id("mission_id", &e.mission_id)
-            .map_err(|e| HandleError::Reject(e.to_string()))?;
-        let reward_id =
-            parse_id("reward_id", &e.reward_id).map_err(|e| HandleError::Reject(e.to_string()))?;
-        self.0
-            .on_reward_allocated(d.inbound(), &d.meta, mission_id, reward_id)
-            .await
-            .map_err(|e| match e {
-                MissionError::NotFound(_) | MissionError::Unavailable(_) => {
-                    HandleError::Retry(e.to_string())
-                }
-                MissionError::Invalid(_) | MissionError::Refused(_) => {
-                    HandleError::Reject(e.to_string())
-                }
-            })
+        let mission_id = parse_id("mission_id", &e.mission_id).map_err(|e| HandleError::Reject(e.to_string()))?;
+        let reward_id = parse_id("reward_id", &e.reward_id).map_err(|e| HandleError::Reject(e.to_string()))?;
+        self.0.on_reward_allocated(d.inbound(), &d.meta, mission_id, reward_id).await.map_err(|e| match e {
+            MissionError::NotFound(_) | MissionError::Unavailable(_) => HandleError::Retry(e.to_string()),
+            MissionError::Invalid(_) | MissionError::Refused(_) => HandleError::Reject(e.to_string()),
+        })
     }
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use grpc_adapter::convert::timestamp;
 use grpc_adapter::pb::mission::v1 as pb;
-use grpc_adapter::status;
+use grpc_adapter::{auth, status};
 use mission_domain::{AchieveMission, Mission, MissionError, MissionStatus};
 use tonic::{Request, Response, Status};
 
@@ -43,10 +43,7 @@ fn to_proto(m: Mission) -> pb::Mission {
 }
 
 fn traceparent<T>(req: &Request<T>) -> Option<String> {
-    req.metadata()
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
+    req.metadata().get("traceparent").and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
 #[tonic::async_trait]
@@ -56,35 +53,32 @@ impl pb::mission_service_server::MissionService for Handlers {
         req: Request<pb::AchieveMissionRequest>,
     ) -> Result<Response<pb::AchieveMissionResponse>, Status> {
         let tp = traceparent(&req);
+        let customer = auth::act_for(&req, &req.get_ref().customer_id)?;
         let r = req.into_inner();
-        let cmd = AchieveMission::new(&r.customer_id, &r.mission_code, &r.request_id)
-            .map_err(|e| status::invalid(&e))?;
+        let cmd =
+            AchieveMission::new(customer.as_str(), &r.mission_code, &r.request_id).map_err(|e| status::invalid(&e))?;
         let mission = self.app.achieve(cmd, tp).await.map_err(to_status)?;
-        Ok(Response::new(pb::AchieveMissionResponse {
-            mission: Some(to_proto(mission)),
-        }))
+        Ok(Response::new(pb::AchieveMissionResponse { mission: Some(to_proto(mission)) }))
     }
 
     async fn get_mission(
         &self,
         req: Request<pb::GetMissionRequest>,
     ) -> Result<Response<pb::GetMissionResponse>, Status> {
+        let who = auth::identity(&req)?;
         let id = status::id("mission_id", &req.get_ref().mission_id)?;
         let mission = self.app.get(id).await.map_err(to_status)?;
-        Ok(Response::new(pb::GetMissionResponse {
-            mission: Some(to_proto(mission)),
-        }))
+        auth::check_owner(&who, mission.customer_id.as_str(), "mission")?;
+        Ok(Response::new(pb::GetMissionResponse { mission: Some(to_proto(mission)) }))
     }
 
     async fn list_missions(
         &self,
         req: Request<pb::ListMissionsRequest>,
     ) -> Result<Response<pb::ListMissionsResponse>, Status> {
-        let customer = status::customer(&req.get_ref().customer_id)?;
+        let customer = auth::act_for(&req, &req.get_ref().customer_id)?;
         let missions = self.app.list(&customer).await.map_err(to_status)?;
-        Ok(Response::new(pb::ListMissionsResponse {
-            missions: missions.into_iter().map(to_proto).collect(),
-        }))
+        Ok(Response::new(pb::ListMissionsResponse { missions: missions.into_iter().map(to_proto).collect() }))
     }
 
     async fn list_catalog(

@@ -29,6 +29,8 @@ pub struct Settings {
     pub server: ServerSettings,
     #[command(flatten)]
     pub nats: NatsSettings,
+    #[command(flatten)]
+    pub auth: auth_adapter::AuthSettings,
     /// `sqlite://path` (default) or `postgres://...`.
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/mission.db")]
     pub database_url: String,
@@ -41,14 +43,10 @@ pub async fn run(settings: Settings) {
     let db = store_adapter::Store::open(&settings.database_url, store::MIGRATIONS)
         .await
         .unwrap_or_else(|e| server::fail("cannot open the database", &e));
-    let client = nats_adapter::connect(&settings.nats, "mission")
-        .await
-        .unwrap_or_else(|e| server::fail("NATS_URL", &e));
+    let client =
+        nats_adapter::connect(&settings.nats, "mission").await.unwrap_or_else(|e| server::fail("NATS_URL", &e));
     let js = async_nats::jetstream::new(client.clone());
-    let app: Arc<App> = Arc::new(MissionService::new(
-        store::SqlMissions::new(db.clone()),
-        Catalog::default(),
-    ));
+    let app: Arc<App> = Arc::new(MissionService::new(store::SqlMissions::new(db.clone()), Catalog::default()));
 
     let probe = {
         let (db, client) = (db.clone(), client.clone());
@@ -58,7 +56,13 @@ pub async fn run(settings: Settings) {
         })
     };
     let routes = tonic::service::Routes::new(grpc::server(app.clone()));
-    let mut srv = Server::new(settings.server.clone(), routes, vec![SERVICE_NAME], probe);
+    let verifier = auth_adapter::Verifier::new(&settings.auth);
+    let refresh = Duration::from_secs(settings.auth.refresh_seconds);
+    let mut srv = Server::new(settings.server.clone(), routes, vec![SERVICE_NAME], probe).with_auth(
+        verifier,
+        refresh,
+        &["/game.mission.v1.MissionService/ListCatalog"],
+    );
     let stopping = srv.stopping.clone();
     {
         let (js, replicas) = (js.clone(), settings.nats.stream_replicas);
@@ -70,12 +74,7 @@ pub async fn run(settings: Settings) {
             }
         });
     }
-    srv.spawn(nats_adapter::relay::run(
-        db.clone(),
-        client.clone(),
-        js.clone(),
-        stopping.clone(),
-    ));
+    srv.spawn(nats_adapter::relay::run(db.clone(), client.clone(), js.clone(), stopping.clone()));
     srv.spawn(consumer::run(
         js,
         settings.nats.clone(),

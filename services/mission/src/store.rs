@@ -9,14 +9,9 @@ use uuid::Uuid;
 
 use crate::events;
 
-static SQLITE: diesel_migrations::EmbeddedMigrations =
-    diesel_migrations::embed_migrations!("migrations/sqlite");
-static POSTGRES: diesel_migrations::EmbeddedMigrations =
-    diesel_migrations::embed_migrations!("migrations/postgres");
-pub const MIGRATIONS: Migrations = Migrations {
-    sqlite: &SQLITE,
-    postgres: &POSTGRES,
-};
+static SQLITE: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("migrations/sqlite");
+static POSTGRES: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("migrations/postgres");
+pub const MIGRATIONS: Migrations = Migrations { sqlite: &SQLITE, postgres: &POSTGRES };
 
 diesel::table! {
     missions (id) {
@@ -74,11 +69,7 @@ impl TryFrom<Row> for Mission {
             customer_id: CustomerId::new(r.customer_id).map_err(|_| corrupt("customer_id"))?,
             code: MissionCode::new(r.mission_code).map_err(|_| corrupt("mission_code"))?,
             status: MissionStatus::parse(&r.status).ok_or_else(|| corrupt("status"))?,
-            reward_id: r
-                .reward_id
-                .map(|s| Uuid::try_parse(&s))
-                .transpose()
-                .map_err(|_| corrupt("reward_id"))?,
+            reward_id: r.reward_id.map(|s| Uuid::try_parse(&s)).transpose().map_err(|_| corrupt("reward_id"))?,
             reward_points: r.reward_points,
             request_id: r.request_id,
             achieved_at: DateTime::<Utc>::from_naive_utc_and_offset(r.achieved_at, Utc),
@@ -101,28 +92,18 @@ impl SqlMissions {
 impl MissionRepository for SqlMissions {
     async fn get(&self, id: Uuid) -> Result<Option<Mission>, StoreError> {
         let id = id.to_string();
-        let row: Option<Row> = self
-            .store
-            .read(move |c| missions::table.find(id).first(c).optional().map_err(db))
-            .await?;
+        let row: Option<Row> =
+            self.store.read(move |c| missions::table.find(id).first(c).optional().map_err(db)).await?;
         row.map(Mission::try_from).transpose()
     }
 
-    async fn find_by_request(
-        &self,
-        customer: &CustomerId,
-        request_id: &str,
-    ) -> Result<Option<Mission>, StoreError> {
+    async fn find_by_request(&self, customer: &CustomerId, request_id: &str) -> Result<Option<Mission>, StoreError> {
         let (customer, request_id) = (customer.to_string(), request_id.to_owned());
         let row: Option<Row> = self
             .store
             .read(move |c| {
                 missions::table
-                    .filter(
-                        missions::customer_id
-                            .eq(customer)
-                            .and(missions::request_id.eq(request_id)),
-                    )
+                    .filter(missions::customer_id.eq(customer).and(missions::request_id.eq(request_id)))
                     .first(c)
                     .optional()
                     .map_err(db)
@@ -136,29 +117,18 @@ impl MissionRepository for SqlMissions {
         let rows: Vec<Row> = self
             .store
             .read(move |c| {
-                missions::table
-                    .filter(missions::customer_id.eq(customer))
-                    .order(missions::id)
-                    .load(c)
-                    .map_err(db)
+                missions::table.filter(missions::customer_id.eq(customer)).order(missions::id).load(c).map_err(db)
             })
             .await?;
         rows.into_iter().map(Mission::try_from).collect()
     }
 
-    async fn insert(
-        &self,
-        mission: &Mission,
-        events: Vec<Envelope<MissionEvent>>,
-    ) -> Result<(), StoreError> {
+    async fn insert(&self, mission: &Mission, events: Vec<Envelope<MissionEvent>>) -> Result<(), StoreError> {
         let row = Row::from(mission);
         let messages: Vec<_> = events.iter().map(events::to_outbox).collect();
         self.store
             .write(move |c| {
-                diesel::insert_into(missions::table)
-                    .values(&row)
-                    .execute(c)
-                    .map_err(db)?;
+                diesel::insert_into(missions::table).values(&row).execute(c).map_err(db)?;
                 outbox::append(c, &messages)
             })
             .await?;
@@ -173,10 +143,7 @@ impl MissionRepository for SqlMissions {
         inbound: Option<Inbound>,
     ) -> Result<(), StoreError> {
         let expected = mission.version;
-        let row = Row {
-            version: expected + 1,
-            ..Row::from(mission)
-        };
+        let row = Row { version: expected + 1, ..Row::from(mission) };
         let messages: Vec<_> = events.iter().map(events::to_outbox).collect();
         let appended = !messages.is_empty();
         self.store
@@ -184,14 +151,10 @@ impl MissionRepository for SqlMissions {
                 if let Some(i) = inbound {
                     inbox::record(c, i)?;
                 }
-                let n = diesel::update(
-                    missions::table
-                        .find(&row.id)
-                        .filter(missions::version.eq(expected)),
-                )
-                .set(&row)
-                .execute(c)
-                .map_err(db)?;
+                let n = diesel::update(missions::table.find(&row.id).filter(missions::version.eq(expected)))
+                    .set(&row)
+                    .execute(c)
+                    .map_err(db)?;
                 if n == 0 {
                     return Err(StoreError::Conflict);
                 }
@@ -232,32 +195,17 @@ mod tests {
         let mut back = repo.get(m.id).await.unwrap().unwrap();
         back.achieved_at = m.achieved_at; // storage keeps microseconds
         assert_eq!(back, m);
-        assert_eq!(
-            repo.find_by_request(&m.customer_id, "r1")
-                .await
-                .unwrap()
-                .unwrap()
-                .id,
-            m.id
-        );
-        assert_eq!(
-            repo.list_by_customer(&m.customer_id).await.unwrap().len(),
-            1
-        );
+        assert_eq!(repo.find_by_request(&m.customer_id, "r1").await.unwrap().unwrap().id, m.id);
+        assert_eq!(repo.list_by_customer(&m.customer_id).await.unwrap().len(), 1);
         assert!(repo.get(new_id()).await.unwrap().is_none());
         assert_eq!(store.outbox_len().await.unwrap(), 1);
     }
 
     async fn the_same_request_twice_is_a_duplicate_and_writes_nothing(db: TestDatabase) {
         let (repo, store) = repo(&db).await;
-        repo.insert(&mission("r1").0, mission("r1").1)
-            .await
-            .unwrap();
+        repo.insert(&mission("r1").0, mission("r1").1).await.unwrap();
         let (again, events) = mission("r1");
-        assert_eq!(
-            repo.insert(&again, events).await,
-            Err(StoreError::Duplicate)
-        );
+        assert_eq!(repo.insert(&again, events).await, Err(StoreError::Duplicate));
         assert_eq!(store.outbox_len().await.unwrap(), 1);
     }
 
@@ -267,39 +215,15 @@ mod tests {
         repo.insert(&m, events).await.unwrap();
         let event = m.record_reward(new_id()).unwrap().unwrap();
         let meta = kernel::EventMeta::first(m.id, "x", m.customer_id.clone(), Utc::now());
-        let inbound = Inbound {
-            consumer: "mission-record-reward",
-            event_id: new_id(),
-        };
-        repo.update(
-            &m,
-            vec![Envelope {
-                meta: meta.clone(),
-                event: event.clone(),
-            }],
-            Some(inbound),
-        )
-        .await
-        .unwrap();
+        let inbound = Inbound { consumer: "mission-record-reward", event_id: new_id() };
+        repo.update(&m, vec![Envelope { meta: meta.clone(), event: event.clone() }], Some(inbound)).await.unwrap();
         assert_eq!(repo.get(m.id).await.unwrap().unwrap().version, 1);
         // same inbound again: duplicate, nothing written
-        let stale = Mission {
-            version: 1,
-            ..m.clone()
-        };
-        assert_eq!(
-            repo.update(&stale, vec![], Some(inbound)).await,
-            Err(StoreError::Duplicate)
-        );
+        let stale = Mission { version: 1, ..m.clone() };
+        assert_eq!(repo.update(&stale, vec![], Some(inbound)).await, Err(StoreError::Duplicate));
         // stale version: conflict
-        let other = Inbound {
-            consumer: "mission-record-reward",
-            event_id: new_id(),
-        };
-        assert_eq!(
-            repo.update(&m, vec![], Some(other)).await,
-            Err(StoreError::Conflict)
-        );
+        let other = Inbound { consumer: "mission-record-reward", event_id: new_id() };
+        assert_eq!(repo.update(&m, vec![], Some(other)).await, Err(StoreError::Conflict));
         assert_eq!(store.outbox_len().await.unwrap(), 2);
     }
 

@@ -36,11 +36,18 @@ pub fn fact(subject_name: &str, payload: &[u8]) -> Result<Option<Fact>, HandleEr
     Ok(Some(match subject_name {
         subject::MISSION_ACHIEVED => {
             let e = pb::MissionAchieved::decode(payload).map_err(reject)?;
-            Fact::MissionAchieved { mission_id: id("mission_id", &e.mission_id)?, mission_code: e.mission_code, points: e.reward_points }
+            Fact::MissionAchieved {
+                mission_id: id("mission_id", &e.mission_id)?,
+                mission_code: e.mission_code,
+                points: e.reward_points,
+            }
         }
         subject::MISSION_REWARDED => {
             let e = pb::MissionRewarded::decode(payload).map_err(reject)?;
-            Fact::MissionRewarded { mission_id: id("mission_id", &e.mission_id)?, reward_id: id("reward_id", &e.reward_id)? }
+            Fact::MissionRewarded {
+                mission_id: id("mission_id", &e.mission_id)?,
+                reward_id: id("reward_id", &e.reward_id)?,
+            }
         }
         subject::REWARD_ALLOCATED => {
             let e = pb::RewardAllocated::decode(payload).map_err(reject)?;
@@ -53,7 +60,11 @@ pub fn fact(subject_name: &str, payload: &[u8]) -> Result<Option<Fact>, HandleEr
         }
         subject::REWARD_ISSUED => {
             let e = pb::RewardIssued::decode(payload).map_err(reject)?;
-            Fact::RewardIssued { mission_id: id("mission_id", &e.mission_id)?, reward_id: id("reward_id", &e.reward_id)?, points: e.points }
+            Fact::RewardIssued {
+                mission_id: id("mission_id", &e.mission_id)?,
+                reward_id: id("reward_id", &e.reward_id)?,
+                points: e.points,
+            }
         }
         subject::REWARD_EXCHANGED => {
             let e = pb::RewardExchanged::decode(payload).map_err(reject)?;

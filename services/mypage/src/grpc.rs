@@ -6,7 +6,7 @@ use std::sync::Arc;
 use futures::{Stream, StreamExt};
 use grpc_adapter::convert::{from_timestamp, timestamp};
 use grpc_adapter::pb::mypage::v1 as pb;
-use grpc_adapter::status;
+use grpc_adapter::{auth, status};
 use kernel::CustomerId;
 use mypage_domain::{Entry, GiftStatus, MissionStatus, MyPage, MyPageError, RewardStatus};
 use tonic::{Request, Response, Status};
@@ -105,7 +105,12 @@ pub fn page_from_proto(customer: &CustomerId, p: pb::MyPage) -> Result<MyPage, S
             },
         });
     }
-    Ok(MyPage { customer_id: customer.clone(), entries, version: p.version, updated_at: p.updated_at.as_ref().and_then(from_timestamp) })
+    Ok(MyPage {
+        customer_id: customer.clone(),
+        entries,
+        version: p.version,
+        updated_at: p.updated_at.as_ref().and_then(from_timestamp),
+    })
 }
 
 type PageStream = Pin<Box<dyn Stream<Item = Result<pb::WatchMyPageResponse, Status>> + Send>>;
@@ -113,7 +118,7 @@ type PageStream = Pin<Box<dyn Stream<Item = Result<pb::WatchMyPageResponse, Stat
 #[tonic::async_trait]
 impl pb::my_page_service_server::MyPageService for Handlers {
     async fn get_my_page(&self, req: Request<pb::GetMyPageRequest>) -> Result<Response<pb::GetMyPageResponse>, Status> {
-        let customer = status::customer(&req.get_ref().customer_id)?;
+        let customer = auth::act_for(&req, &req.get_ref().customer_id)?;
         let page = self.app.page(&customer).await.map_err(to_status)?;
         Ok(Response::new(pb::GetMyPageResponse { page: Some(page_to_proto(&page)) }))
     }
@@ -121,12 +126,13 @@ impl pb::my_page_service_server::MyPageService for Handlers {
     type WatchMyPageStream = PageStream;
 
     async fn watch_my_page(&self, req: Request<pb::WatchMyPageRequest>) -> Result<Response<PageStream>, Status> {
-        let customer = status::customer(&req.get_ref().customer_id)?;
+        let customer = auth::act_for(&req, &req.get_ref().customer_id)?;
         // Watch first, then read: no change can fall between the two.
         let updates = self.app.watch(&customer).await.map_err(to_status)?;
         let current = self.app.page(&customer).await.map_err(to_status)?;
         let mut last = current.version;
-        let first = futures::stream::once(async move { Ok(pb::WatchMyPageResponse { page: Some(page_to_proto(&current)) }) });
+        let first =
+            futures::stream::once(async move { Ok(pb::WatchMyPageResponse { page: Some(page_to_proto(&current)) }) });
         let rest = updates.filter_map(move |update| {
             let out = match update {
                 Ok(page) if page.version > last => {
@@ -154,8 +160,14 @@ mod tests {
         let customer = CustomerId::new("c-11").unwrap();
         let mut page = MyPage::empty(customer.clone());
         let (m, r, g) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
-        page.apply(&Fact::RewardAllocated { mission_id: m, reward_id: r, points: 10, mission_code: "daily-login".into() }, Utc::now());
-        page.apply(&Fact::GiftIssued { mission_id: m, reward_id: r, gift_id: g, gift_code: "coffee".into() }, Utc::now());
+        page.apply(
+            &Fact::RewardAllocated { mission_id: m, reward_id: r, points: 10, mission_code: "daily-login".into() },
+            Utc::now(),
+        );
+        page.apply(
+            &Fact::GiftIssued { mission_id: m, reward_id: r, gift_id: g, gift_code: "coffee".into() },
+            Utc::now(),
+        );
         page.version = 4;
         let proto = page_to_proto(&page);
         assert_eq!(proto.entries[0].reward_status, pb::RewardStatus::Allocated as i32);

@@ -13,6 +13,7 @@ pub mod grpc;
 pub mod kv;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use grpc_adapter::server::{self, Server, ServerSettings};
 use mypage_domain::MyPageService;
@@ -28,6 +29,8 @@ pub struct Settings {
     pub server: ServerSettings,
     #[command(flatten)]
     pub nats: NatsSettings,
+    #[command(flatten)]
+    pub auth: auth_adapter::AuthSettings,
     /// The key-value bucket holding the pages.
     #[arg(long, env = "MYPAGE_BUCKET", default_value = "mypage")]
     pub bucket: String,
@@ -57,7 +60,10 @@ pub async fn run(settings: Settings) {
         })
     };
     let routes = tonic::service::Routes::new(grpc::server(app.clone()));
-    let mut srv = Server::new(settings.server.clone(), routes, vec![SERVICE_NAME], probe);
+    let verifier = auth_adapter::Verifier::new(&settings.auth);
+    let refresh = Duration::from_secs(settings.auth.refresh_seconds);
+    let mut srv =
+        Server::new(settings.server.clone(), routes, vec![SERVICE_NAME], probe).with_auth(verifier, refresh, &[]);
     let stopping = srv.stopping.clone();
     let handler = Arc::new(events::Project(app));
     for spec in events::CONSUMERS {

@@ -31,6 +31,8 @@ pub struct Settings {
     pub server: ServerSettings,
     #[command(flatten)]
     pub nats: NatsSettings,
+    #[command(flatten)]
+    pub auth: auth_adapter::AuthSettings,
     /// `sqlite://path` (default) or `postgres://...`.
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/notification.db")]
     pub database_url: String,
@@ -63,7 +65,10 @@ pub async fn run(settings: Settings) {
         })
     };
     let routes = tonic::service::Routes::new(grpc::server(app.clone()));
-    let mut srv = Server::new(settings.server.clone(), routes, vec![SERVICE_NAME], probe);
+    let verifier = auth_adapter::Verifier::new(&settings.auth);
+    let refresh = Duration::from_secs(settings.auth.refresh_seconds);
+    let mut srv =
+        Server::new(settings.server.clone(), routes, vec![SERVICE_NAME], probe).with_auth(verifier, refresh, &[]);
     let stopping = srv.stopping.clone();
     {
         let (js, replicas) = (js.clone(), settings.nats.stream_replicas);

@@ -23,15 +23,22 @@ pub fn to_outbox(e: &Envelope<RewardEvent>) -> OutboxMessage {
                 points: *points,
                 mission_code: mission_code.clone(),
             };
-            OutboxMessage::new(&e.meta, subject::REWARD_ALLOCATED, "game.events.v1.RewardAllocated", body.encode_to_vec())
+            OutboxMessage::new(
+                &e.meta,
+                subject::REWARD_ALLOCATED,
+                "game.events.v1.RewardAllocated",
+                body.encode_to_vec(),
+            )
         }
     }
 }
 
 /// Policy "a reward for every achieved mission".
-pub const ALLOCATE: ConsumerSpec = ConsumerSpec { stream: streams::MISSION, durable: "reward-allocate", filter: subject::MISSION_ACHIEVED };
+pub const ALLOCATE: ConsumerSpec =
+    ConsumerSpec { stream: streams::MISSION, durable: "reward-allocate", filter: subject::MISSION_ACHIEVED };
 /// Policy "the reward follows the wallet": issued.
-pub const ISSUED: ConsumerSpec = ConsumerSpec { stream: streams::WALLET, durable: "reward-issued", filter: subject::REWARD_ISSUED };
+pub const ISSUED: ConsumerSpec =
+    ConsumerSpec { stream: streams::WALLET, durable: "reward-issued", filter: subject::REWARD_ISSUED };
 /// Policy "the reward follows the wallet": exchanged.
 pub const EXCHANGED: ConsumerSpec =
     ConsumerSpec { stream: streams::WALLET, durable: "reward-exchanged", filter: subject::REWARD_EXCHANGED };

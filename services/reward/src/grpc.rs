@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use grpc_adapter::pb::reward::v1 as pb;
-use grpc_adapter::status;
+use grpc_adapter::{auth, status};
 use reward_domain::{Reward, RewardError, RewardStatus};
 use tonic::{Request, Response, Status};
 
@@ -41,13 +41,18 @@ fn to_proto(r: Reward) -> pb::Reward {
 #[tonic::async_trait]
 impl pb::reward_service_server::RewardService for Handlers {
     async fn get_reward(&self, req: Request<pb::GetRewardRequest>) -> Result<Response<pb::GetRewardResponse>, Status> {
+        let who = auth::identity(&req)?;
         let id = status::id("reward_id", &req.get_ref().reward_id)?;
         let reward = self.app.get(id).await.map_err(to_status)?;
+        auth::check_owner(&who, reward.customer_id.as_str(), "reward")?;
         Ok(Response::new(pb::GetRewardResponse { reward: Some(to_proto(reward)) }))
     }
 
-    async fn list_rewards(&self, req: Request<pb::ListRewardsRequest>) -> Result<Response<pb::ListRewardsResponse>, Status> {
-        let customer = status::customer(&req.get_ref().customer_id)?;
+    async fn list_rewards(
+        &self,
+        req: Request<pb::ListRewardsRequest>,
+    ) -> Result<Response<pb::ListRewardsResponse>, Status> {
+        let customer = auth::act_for(&req, &req.get_ref().customer_id)?;
         let rewards = self.app.list(&customer).await.map_err(to_status)?;
         Ok(Response::new(pb::ListRewardsResponse { rewards: rewards.into_iter().map(to_proto).collect() }))
     }

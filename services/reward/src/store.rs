@@ -79,7 +79,8 @@ impl SqlRewards {
 impl RewardRepository for SqlRewards {
     async fn get(&self, id: Uuid) -> Result<Option<Reward>, StoreError> {
         let id = id.to_string();
-        let row: Option<Row> = self.store.read(move |c| rewards::table.find(id).first(c).optional().map_err(db)).await?;
+        let row: Option<Row> =
+            self.store.read(move |c| rewards::table.find(id).first(c).optional().map_err(db)).await?;
         row.map(Reward::try_from).transpose()
     }
 
@@ -87,12 +88,19 @@ impl RewardRepository for SqlRewards {
         let customer = customer.to_string();
         let rows: Vec<Row> = self
             .store
-            .read(move |c| rewards::table.filter(rewards::customer_id.eq(customer)).order(rewards::id).load(c).map_err(db))
+            .read(move |c| {
+                rewards::table.filter(rewards::customer_id.eq(customer)).order(rewards::id).load(c).map_err(db)
+            })
             .await?;
         rows.into_iter().map(Reward::try_from).collect()
     }
 
-    async fn insert(&self, reward: &Reward, events: Vec<Envelope<RewardEvent>>, inbound: Inbound) -> Result<(), StoreError> {
+    async fn insert(
+        &self,
+        reward: &Reward,
+        events: Vec<Envelope<RewardEvent>>,
+        inbound: Inbound,
+    ) -> Result<(), StoreError> {
         let row = Row::from(reward);
         let messages: Vec<_> = events.iter().map(events::to_outbox).collect();
         self.store
@@ -169,5 +177,8 @@ mod tests {
         assert_eq!(repo.update(&r, inbound()).await, Err(StoreError::Conflict));
     }
 
-    store_adapter::on_both_backends!(a_mission_gets_one_reward_whatever_the_deliveries, status_updates_check_version_and_inbox);
+    store_adapter::on_both_backends!(
+        a_mission_gets_one_reward_whatever_the_deliveries,
+        status_updates_check_version_and_inbox
+    );
 }

@@ -33,13 +33,19 @@ pub fn to_outbox(e: &Envelope<WalletEvent>) -> OutboxMessage {
                 gift_id: gift_id.to_string(),
                 gift_code: gift_code.clone(),
             };
-            OutboxMessage::new(&e.meta, subject::REWARD_EXCHANGED, "game.events.v1.RewardExchanged", body.encode_to_vec())
+            OutboxMessage::new(
+                &e.meta,
+                subject::REWARD_EXCHANGED,
+                "game.events.v1.RewardExchanged",
+                body.encode_to_vec(),
+            )
         }
     }
 }
 
 /// Policy "an allocated reward is issued into the wallet".
-pub const ISSUE: ConsumerSpec = ConsumerSpec { stream: streams::REWARD, durable: "wallet-issue", filter: subject::REWARD_ALLOCATED };
+pub const ISSUE: ConsumerSpec =
+    ConsumerSpec { stream: streams::REWARD, durable: "wallet-issue", filter: subject::REWARD_ALLOCATED };
 
 pub struct Issue(pub Arc<App>);
 

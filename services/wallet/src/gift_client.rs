@@ -57,9 +57,14 @@ impl GiftSettings {
     /// # Errors
     /// A message naming the setting that is out of range.
     pub fn breaker(&self) -> Result<BreakerConfig, String> {
-        let rate = |name: &str, v: f64| if (0.0..=1.0).contains(&v) && v > 0.0 { Ok(v) } else { Err(format!("{name} must be in (0, 1]")) };
+        let rate = |name: &str, v: f64| {
+            if (0.0..=1.0).contains(&v) && v > 0.0 { Ok(v) } else { Err(format!("{name} must be in (0, 1]")) }
+        };
         if self.window == 0 || self.min_calls == 0 || self.half_open_calls == 0 || self.max_in_flight == 0 {
-            return Err("BREAKER_WINDOW, BREAKER_MIN_CALLS, BREAKER_HALF_OPEN_CALLS, GIFT_MAX_IN_FLIGHT must be positive".into());
+            return Err(
+                "BREAKER_WINDOW, BREAKER_MIN_CALLS, BREAKER_HALF_OPEN_CALLS, GIFT_MAX_IN_FLIGHT must be positive"
+                    .into(),
+            );
         }
         Ok(BreakerConfig {
             failure_rate_threshold: rate("BREAKER_FAILURE_RATE", self.failure_rate)?,
@@ -67,7 +72,8 @@ impl GiftSettings {
             slow_call_duration: Duration::from_millis(self.slow_call_ms),
             window_size: self.window,
             minimum_calls: self.min_calls.min(self.window),
-            open_duration: Duration::try_from_secs_f64(self.open_seconds).map_err(|_| "BREAKER_OPEN_SECONDS must be >= 0")?,
+            open_duration: Duration::try_from_secs_f64(self.open_seconds)
+                .map_err(|_| "BREAKER_OPEN_SECONDS must be >= 0")?,
             half_open_calls: self.half_open_calls,
         })
     }
@@ -86,7 +92,10 @@ fn is_failure(result: &Result<pb::IssueGiftResponse, BoxError>) -> bool {
     match result {
         Ok(_) => false,
         Err(e) => match e.downcast_ref::<Status>() {
-            Some(s) => matches!(s.code(), Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted | Code::Internal | Code::Unknown),
+            Some(s) => matches!(
+                s.code(),
+                Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted | Code::Internal | Code::Unknown
+            ),
             None => true, // deadline elapsed, transport
         },
     }
@@ -120,7 +129,10 @@ impl GiftClient {
     fn unavailable(&self, e: &BoxError) -> GiftCallError {
         let second = Duration::from_secs(1);
         if let Some(open) = e.downcast_ref::<BreakerOpen>() {
-            return GiftCallError::Unavailable { retry_after: open.retry_after.max(second), reason: "circuit open".into() };
+            return GiftCallError::Unavailable {
+                retry_after: open.retry_after.max(second),
+                reason: "circuit open".into(),
+            };
         }
         let reason = if e.is::<tower::load_shed::error::Overloaded>() {
             "too many exchanges in flight".to_owned()
@@ -148,6 +160,9 @@ impl GiftIssuer for GiftClient {
         if let Some(tp) = r.traceparent.as_deref().and_then(|t| t.parse().ok()) {
             request.metadata_mut().insert("traceparent", tp);
         }
+        if let Some(bearer) = r.credentials.as_deref().and_then(|t| format!("Bearer {t}").parse().ok()) {
+            request.metadata_mut().insert("authorization", bearer);
+        }
         let response = match self.call.clone().oneshot(request).await {
             Ok(r) => r,
             Err(e) => {
@@ -156,7 +171,12 @@ impl GiftIssuer for GiftClient {
                         let (field, reason) = s.message().split_once(": ").unwrap_or(("request", s.message()));
                         GiftCallError::Invalid { field: field.to_owned(), reason: reason.to_owned() }
                     }
-                    Some(s) if matches!(s.code(), Code::FailedPrecondition | Code::NotFound | Code::AlreadyExists | Code::PermissionDenied) => {
+                    Some(s)
+                        if matches!(
+                            s.code(),
+                            Code::FailedPrecondition | Code::NotFound | Code::AlreadyExists | Code::PermissionDenied
+                        ) =>
+                    {
                         GiftCallError::Refused(s.message().to_owned())
                     }
                     _ => {
@@ -166,9 +186,14 @@ impl GiftIssuer for GiftClient {
                 });
             }
         };
-        let gift = response.gift.ok_or_else(|| GiftCallError::Unavailable { retry_after: Duration::from_secs(1), reason: "empty answer".into() })?;
-        Uuid::try_parse(&gift.gift_id)
-            .map_err(|_| GiftCallError::Unavailable { retry_after: Duration::from_secs(1), reason: "malformed gift id".into() })
+        let gift = response.gift.ok_or_else(|| GiftCallError::Unavailable {
+            retry_after: Duration::from_secs(1),
+            reason: "empty answer".into(),
+        })?;
+        Uuid::try_parse(&gift.gift_id).map_err(|_| GiftCallError::Unavailable {
+            retry_after: Duration::from_secs(1),
+            reason: "malformed gift id".into(),
+        })
     }
 
     fn guard(&self) -> GuardStatus {

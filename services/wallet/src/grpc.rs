@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use grpc_adapter::pb::wallet::v1 as pb;
-use grpc_adapter::status;
+use grpc_adapter::{auth, status};
 use tonic::{Request, Response, Status};
 use wallet_domain::{ExchangeRefusal, ExchangeReward, GuardState, ItemStatus, WalletError, WalletItem};
 
@@ -54,7 +54,7 @@ pub fn item_to_proto(i: WalletItem) -> pb::WalletItem {
 #[tonic::async_trait]
 impl pb::wallet_service_server::WalletService for Handlers {
     async fn get_wallet(&self, req: Request<pb::GetWalletRequest>) -> Result<Response<pb::GetWalletResponse>, Status> {
-        let customer = status::customer(&req.get_ref().customer_id)?;
+        let customer = auth::act_for(&req, &req.get_ref().customer_id)?;
         let wallet = self.app.wallet(&customer).await.map_err(to_status)?;
         let available_points = wallet.available_points();
         Ok(Response::new(pb::GetWalletResponse {
@@ -71,16 +71,21 @@ impl pb::wallet_service_server::WalletService for Handlers {
         req: Request<pb::ExchangeRewardRequest>,
     ) -> Result<Response<pb::ExchangeRewardResponse>, Status> {
         let traceparent = req.metadata().get("traceparent").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let who = auth::identity(&req)?;
+        let customer = auth::act_for(&req, &req.get_ref().customer_id)?;
         let r = req.into_inner();
-        let cmd = ExchangeReward::new(&r.customer_id, &r.reward_id, &r.gift_code, &r.request_id).map_err(|e| status::invalid(&e))?;
-        let (item, gift_id) = self.app.exchange(cmd, traceparent).await.map_err(to_status)?;
+        let cmd = ExchangeReward::new(customer.as_str(), &r.reward_id, &r.gift_code, &r.request_id)
+            .map_err(|e| status::invalid(&e))?;
+        // The gift service is called on the caller's behalf, with the caller's token.
+        let (item, gift_id) = self.app.exchange(cmd, traceparent, Some(who.token)).await.map_err(to_status)?;
         Ok(Response::new(pb::ExchangeRewardResponse { item: Some(item_to_proto(item)), gift_id: gift_id.to_string() }))
     }
 
     async fn get_exchange_status(
         &self,
-        _: Request<pb::GetExchangeStatusRequest>,
+        req: Request<pb::GetExchangeStatusRequest>,
     ) -> Result<Response<pb::GetExchangeStatusResponse>, Status> {
+        auth::require_admin(&auth::identity(&req)?)?;
         let g = self.app.gift_guard();
         Ok(Response::new(pb::GetExchangeStatusResponse {
             breaker_state: match g.state {

@@ -91,7 +91,8 @@ impl SqlWallet {
 impl WalletRepository for SqlWallet {
     async fn get(&self, reward_id: Uuid) -> Result<Option<WalletItem>, StoreError> {
         let id = reward_id.to_string();
-        let row: Option<Row> = self.store.read(move |c| wallet_items::table.find(id).first(c).optional().map_err(db)).await?;
+        let row: Option<Row> =
+            self.store.read(move |c| wallet_items::table.find(id).first(c).optional().map_err(db)).await?;
         row.map(WalletItem::try_from).transpose()
     }
 
@@ -100,13 +101,22 @@ impl WalletRepository for SqlWallet {
         let rows: Vec<Row> = self
             .store
             .read(move |c| {
-                wallet_items::table.filter(wallet_items::customer_id.eq(customer)).order(wallet_items::reward_id).load(c).map_err(db)
+                wallet_items::table
+                    .filter(wallet_items::customer_id.eq(customer))
+                    .order(wallet_items::reward_id)
+                    .load(c)
+                    .map_err(db)
             })
             .await?;
         rows.into_iter().map(WalletItem::try_from).collect()
     }
 
-    async fn insert(&self, item: &WalletItem, events: Vec<Envelope<WalletEvent>>, inbound: Inbound) -> Result<(), StoreError> {
+    async fn insert(
+        &self,
+        item: &WalletItem,
+        events: Vec<Envelope<WalletEvent>>,
+        inbound: Inbound,
+    ) -> Result<(), StoreError> {
         let row = Row::from(item);
         let messages: Vec<_> = events.iter().map(events::to_outbox).collect();
         self.store
@@ -132,10 +142,11 @@ impl SqlWallet {
         let messages: Vec<_> = events.iter().map(events::to_outbox).collect();
         self.store
             .write(move |c| {
-                let n = diesel::update(wallet_items::table.find(&row.reward_id).filter(wallet_items::version.eq(expected)))
-                    .set(&row)
-                    .execute(c)
-                    .map_err(db)?;
+                let n =
+                    diesel::update(wallet_items::table.find(&row.reward_id).filter(wallet_items::version.eq(expected)))
+                        .set(&row)
+                        .execute(c)
+                        .map_err(db)?;
                 if n == 0 {
                     return Err(StoreError::Conflict);
                 }
@@ -193,5 +204,8 @@ mod tests {
         assert_eq!(store.outbox_len().await.unwrap(), 2);
     }
 
-    store_adapter::on_both_backends!(a_reward_is_issued_into_one_wallet_once, an_exchange_is_stored_once_with_its_event);
+    store_adapter::on_both_backends!(
+        a_reward_is_issued_into_one_wallet_once,
+        an_exchange_is_stored_once_with_its_event
+    );
 }
