@@ -52,7 +52,9 @@ impl KeyRing {
         let mut keys = Vec::new();
         for entry in std::fs::read_dir(&self.dir)? {
             let path = entry?.path();
-            let Some(name) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".pem")) else { continue };
+            let Some(name) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".pem")) else {
+                continue;
+            };
             let Some((created, kid)) = name.split_once('-') else { continue };
             let Ok(created_ms) = created.parse() else { continue };
             keys.push(StoredKey { kid: kid.to_owned(), created_ms, path });
@@ -70,7 +72,10 @@ impl KeyRing {
         let mut seed = [0u8; 32];
         getrandom::getrandom(&mut seed).map_err(other)?;
         // PKCS#8 v1 (no public key inside): the form jsonwebtoken derives JWKs from.
-        let pair = ed25519_dalek::pkcs8::KeypairBytes { secret_key: SigningKey::from_bytes(&seed).to_bytes(), public_key: None };
+        let pair = ed25519_dalek::pkcs8::KeypairBytes {
+            secret_key: SigningKey::from_bytes(&seed).to_bytes(),
+            public_key: None,
+        };
         let pem = pair.to_pkcs8_pem(LineEnding::LF).map_err(other)?;
         let kid = uuid::Uuid::new_v4().simple().to_string()[..16].to_owned();
         let created = Utc::now().timestamp_millis();

@@ -143,13 +143,17 @@ impl Verifier {
         let mut fresh = HashMap::new();
         let mut errors = Vec::new();
         for url in &self.urls {
-            match fetch(url).await.and_then(|b| serde_json::from_slice::<JwkSet>(&b).map_err(|e| format!("{url}: {e}"))) {
+            match fetch(url).await.and_then(|b| serde_json::from_slice::<JwkSet>(&b).map_err(|e| format!("{url}: {e}")))
+            {
                 Ok(set) => fresh.extend(keys_of(&set)),
                 Err(e) => errors.push(e),
             }
         }
         for file in &self.files {
-            match std::fs::read(file).map_err(|e| e.to_string()).and_then(|b| serde_json::from_slice::<JwkSet>(&b).map_err(|e| e.to_string())) {
+            match std::fs::read(file)
+                .map_err(|e| e.to_string())
+                .and_then(|b| serde_json::from_slice::<JwkSet>(&b).map_err(|e| e.to_string()))
+            {
                 Ok(set) => fresh.extend(keys_of(&set)),
                 Err(e) => errors.push(format!("{}: {e}", file.display())),
             }
@@ -188,7 +192,13 @@ impl Verifier {
     pub fn verify(&self, token: &str) -> Result<Identity, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
         let kid = header.kid.ok_or(AuthError::Malformed)?;
-        let key = self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(&kid).cloned().ok_or(AuthError::UnknownKey)?;
+        let key = self
+            .keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&kid)
+            .cloned()
+            .ok_or(AuthError::UnknownKey)?;
         // The key decides the algorithm, never the token (no "alg" confusion).
         if header.alg != key.algorithm {
             return Err(AuthError::BadAlgorithm);
@@ -274,7 +284,12 @@ mod tests {
     fn fixture() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let ring = KeyRing::open(dir.path().join("keys"), Duration::from_secs(3600)).unwrap();
-        let issuer = TokenIssuer { ring: ring.clone(), issuer: "game-rewards".into(), audience: "game-rewards".into(), ttl: Duration::from_secs(3600) };
+        let issuer = TokenIssuer {
+            ring: ring.clone(),
+            issuer: "game-rewards".into(),
+            audience: "game-rewards".into(),
+            ttl: Duration::from_secs(3600),
+        };
         let verifier = Verifier::with_keys(&ring.jwks().unwrap(), vec!["game-rewards".into()], "game-rewards");
         Fixture { _dir: dir, issuer, verifier }
     }
@@ -407,7 +422,8 @@ mod tests {
         for entry in std::fs::read_dir(dir.path()).unwrap() {
             let p = entry.unwrap().path();
             let name = p.file_name().unwrap().to_str().unwrap().to_owned();
-            let (age, kid) = if name.ends_with(&format!("{first}.pem")) { (200_000, &first) } else { (120_000, &second) };
+            let (age, kid) =
+                if name.ends_with(&format!("{first}.pem")) { (200_000, &first) } else { (120_000, &second) };
             std::fs::rename(&p, dir.path().join(format!("{}-{kid}.pem", now - age))).unwrap();
         }
         let kids: Vec<_> = ring.jwks().unwrap().keys.iter().filter_map(|k| k.common.key_id.clone()).collect();

@@ -40,10 +40,7 @@ pub struct Delivery {
 impl Delivery {
     /// The inbox key of this event for this consumer.
     pub fn inbound(&self) -> Inbound {
-        Inbound {
-            consumer: self.consumer,
-            event_id: self.meta.event_id,
-        }
+        Inbound { consumer: self.consumer, event_id: self.meta.event_id }
     }
 }
 
@@ -215,23 +212,12 @@ async fn dead_letter(
     delivered: i64,
 ) -> Result<(), String> {
     let mut headers = message.headers.clone().unwrap_or_default();
-    let original_id = headers
-        .get(envelope::MSG_ID)
-        .map(|v| v.as_str().to_owned())
-        .unwrap_or_default();
-    headers.insert(
-        envelope::MSG_ID,
-        format!("{}-{original_id}-{delivered}", spec.durable).as_str(),
-    );
-    headers.insert(
-        DEAD_LETTER_REASON,
-        reason.replace(['\r', '\n'], " ").as_str(),
-    );
+    let original_id = headers.get(envelope::MSG_ID).map(|v| v.as_str().to_owned()).unwrap_or_default();
+    headers.insert(envelope::MSG_ID, format!("{}-{original_id}-{delivered}", spec.durable).as_str());
+    headers.insert(DEAD_LETTER_REASON, reason.replace(['\r', '\n'], " ").as_str());
     headers.insert(DEAD_LETTER_CONSUMER, spec.durable);
     headers.insert(DEAD_LETTER_SUBJECT, message.subject.as_str());
-    let publish = PublishMessage::build()
-        .payload(message.payload.clone())
-        .headers(headers);
+    let publish = PublishMessage::build().payload(message.payload.clone()).headers(headers);
     js.send_publish(format!("game.deadletter.{}", spec.durable), publish)
         .await
         .map_err(|e| e.to_string())?

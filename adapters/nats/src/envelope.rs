@@ -45,13 +45,9 @@ pub struct BadEnvelope(pub String);
 /// [`BadEnvelope`] naming the missing or malformed header.
 pub fn meta(headers: Option<&HeaderMap>) -> Result<(EventMeta, String), BadEnvelope> {
     let h = headers.ok_or_else(|| BadEnvelope("no headers".into()))?;
-    let get = |name: &str| {
-        h.get(name)
-            .map(|v| v.as_str().to_owned())
-            .ok_or_else(|| BadEnvelope(format!("missing {name}")))
-    };
-    let event_id = Uuid::try_parse(&get(EVENT_ID)?)
-        .map_err(|_| BadEnvelope(format!("{EVENT_ID} is not a UUID")))?;
+    let get =
+        |name: &str| h.get(name).map(|v| v.as_str().to_owned()).ok_or_else(|| BadEnvelope(format!("missing {name}")));
+    let event_id = Uuid::try_parse(&get(EVENT_ID)?).map_err(|_| BadEnvelope(format!("{EVENT_ID} is not a UUID")))?;
     let customer_id = CustomerId::new(get(CUSTOMER_ID)?).map_err(|e| BadEnvelope(e.to_string()))?;
     let occurred_at = DateTime::parse_from_rfc3339(&get(OCCURRED_AT)?)
         .map_err(|_| BadEnvelope(format!("{OCCURRED_AT} is not RFC 3339")))?
@@ -73,14 +69,8 @@ mod tests {
 
     #[test]
     fn metadata_survives_the_trip_through_headers() {
-        let mut original = EventMeta::first(
-            Uuid::now_v7(),
-            "req-1",
-            CustomerId::new("c-11").unwrap(),
-            Utc::now(),
-        );
-        original.traceparent =
-            Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into());
+        let mut original = EventMeta::first(Uuid::now_v7(), "req-1", CustomerId::new("c-11").unwrap(), Utc::now());
+        original.traceparent = Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into());
         let m = OutboxMessage::new(&original, "game.x.v1.y", "game.events.v1.Y", vec![]);
         let (back, event_type) = meta(Some(&headers(&m))).unwrap();
         assert_eq!(event_type, "game.events.v1.Y");
@@ -89,10 +79,7 @@ mod tests {
         assert_eq!(back.causation_id, "req-1");
         assert_eq!(back.customer_id, original.customer_id);
         assert_eq!(back.traceparent, original.traceparent);
-        assert_eq!(
-            back.occurred_at.timestamp_micros(),
-            original.occurred_at.timestamp_micros()
-        );
+        assert_eq!(back.occurred_at.timestamp_micros(), original.occurred_at.timestamp_micros());
     }
 
     #[test]

@@ -9,11 +9,7 @@ use async_nats::jetstream::{self, kv, stream};
 ///
 /// # Errors
 /// When JetStream cannot be reached or refuses the config.
-pub async fn ensure_bucket(
-    js: &jetstream::Context,
-    bucket: &str,
-    replicas: usize,
-) -> Result<kv::Store, String> {
+pub async fn ensure_bucket(js: &jetstream::Context, bucket: &str, replicas: usize) -> Result<kv::Store, String> {
     js.get_or_create_stream(stream::Config {
         name: format!("KV_{bucket}"),
         subjects: vec![format!("$KV.{bucket}.>")],
@@ -29,7 +25,5 @@ pub async fn ensure_bucket(
     })
     .await
     .map_err(|e| format!("bucket {bucket}: {e}"))?;
-    js.get_key_value(bucket)
-        .await
-        .map_err(|e| format!("bucket {bucket}: {e}"))
+    js.get_key_value(bucket).await.map_err(|e| format!("bucket {bucket}: {e}"))
 }

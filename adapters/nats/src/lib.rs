@@ -22,28 +22,16 @@ pub use async_nats;
 /// Settings shared by every service that talks to NATS.
 #[derive(Debug, Clone, clap::Args)]
 pub struct NatsSettings {
-    #[arg(
-        long = "nats-url",
-        env = "NATS_URL",
-        default_value = "nats://127.0.0.1:4222"
-    )]
+    #[arg(long = "nats-url", env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub url: String,
     /// Replicas of the streams this service creates (3 on a clustered JetStream).
     #[arg(long = "stream-replicas", env = "STREAM_REPLICAS", default_value_t = 1)]
     pub stream_replicas: usize,
     /// Deliveries of an event before it goes to the dead-letter stream.
-    #[arg(
-        long = "max-deliver",
-        env = "CONSUMER_MAX_DELIVER",
-        default_value_t = 10
-    )]
+    #[arg(long = "max-deliver", env = "CONSUMER_MAX_DELIVER", default_value_t = 10)]
     pub max_deliver: i64,
     /// Seconds a delivered event may stay unacknowledged before it is redelivered.
-    #[arg(
-        long = "ack-wait-seconds",
-        env = "CONSUMER_ACK_WAIT_SECONDS",
-        default_value_t = 30
-    )]
+    #[arg(long = "ack-wait-seconds", env = "CONSUMER_ACK_WAIT_SECONDS", default_value_t = 30)]
     pub ack_wait_seconds: u64,
 }
 
@@ -52,10 +40,7 @@ pub struct NatsSettings {
 ///
 /// # Errors
 /// When the URL is malformed.
-pub async fn connect(
-    settings: &NatsSettings,
-    name: &str,
-) -> Result<async_nats::Client, async_nats::ConnectError> {
+pub async fn connect(settings: &NatsSettings, name: &str) -> Result<async_nats::Client, async_nats::ConnectError> {
     async_nats::ConnectOptions::new()
         .name(name)
         .retry_on_initial_connect()
@@ -93,26 +78,18 @@ pub mod testing {
 
     /// A port free right now on loopback.
     pub fn free_port() -> u16 {
-        TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port")
+        TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
     }
 
     fn binary() -> PathBuf {
-        std::env::var_os("NATS_SERVER_BIN")
-            .map_or_else(|| PathBuf::from("nats-server"), PathBuf::from)
+        std::env::var_os("NATS_SERVER_BIN").map_or_else(|| PathBuf::from("nats-server"), PathBuf::from)
     }
 
     impl NatsServer {
         /// # Panics
         /// When nats-server is not installed or does not come up.
         pub fn start() -> Self {
-            let mut s = Self {
-                port: free_port(),
-                dir: tempfile::tempdir().expect("temp dir"),
-                child: None,
-            };
+            let mut s = Self { port: free_port(), dir: tempfile::tempdir().expect("temp dir"), child: None };
             s.resume();
             s
         }
@@ -132,14 +109,7 @@ pub mod testing {
         pub fn resume(&mut self) {
             assert!(self.child.is_none(), "already running");
             let child = Command::new(binary())
-                .args([
-                    "-a",
-                    "127.0.0.1",
-                    "-p",
-                    &self.port.to_string(),
-                    "-js",
-                    "-sd",
-                ])
+                .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
                 .arg(self.dir.path())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())

@@ -18,12 +18,7 @@ const LEASE: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(250);
 
 /// Publishes the outbox until `stopping`, then makes one last pass and returns.
-pub async fn run(
-    store: Store,
-    client: async_nats::Client,
-    js: jetstream::Context,
-    stopping: CancellationToken,
-) {
+pub async fn run(store: Store, client: async_nats::Client, js: jetstream::Context, stopping: CancellationToken) {
     let mut backoff = Duration::from_millis(100);
     loop {
         if stopping.is_cancelled() {
@@ -66,19 +61,14 @@ pub async fn run(
 /// # Errors
 /// When the store fails, or any publish failed (those events are released for retry).
 pub async fn pass(store: &Store, js: &jetstream::Context) -> Result<usize, String> {
-    let claimed = store
-        .claim_outbox(BATCH, LEASE)
-        .await
-        .map_err(|e| e.to_string())?;
+    let claimed = store.claim_outbox(BATCH, LEASE).await.map_err(|e| e.to_string())?;
     if claimed.is_empty() {
         return Ok(0);
     }
     let mut in_flight = Vec::with_capacity(claimed.len());
     for p in &claimed {
         let m = &p.message;
-        let publish = PublishMessage::build()
-            .payload(m.payload.clone().into())
-            .headers(envelope::headers(m));
+        let publish = PublishMessage::build().payload(m.payload.clone().into()).headers(envelope::headers(m));
         in_flight.push((p.seq, js.send_publish(m.subject.clone(), publish).await));
     }
     let (mut acked, mut failed, mut first_error) = (Vec::new(), Vec::new(), None);
@@ -96,14 +86,8 @@ pub async fn pass(store: &Store, js: &jetstream::Context) -> Result<usize, Strin
         }
     }
     let published = acked.len();
-    store
-        .delete_outbox(acked)
-        .await
-        .map_err(|e| e.to_string())?;
-    store
-        .release_outbox(failed)
-        .await
-        .map_err(|e| e.to_string())?;
+    store.delete_outbox(acked).await.map_err(|e| e.to_string())?;
+    store.release_outbox(failed).await.map_err(|e| e.to_string())?;
     match first_error {
         None => {
             tracing::debug!(published, "outbox relayed");

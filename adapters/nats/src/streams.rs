@@ -10,31 +10,13 @@ pub struct StreamSpec {
     pub subjects: &'static str,
 }
 
-pub const MISSION: StreamSpec = StreamSpec {
-    name: "MISSION",
-    subjects: "game.mission.v1.>",
-};
-pub const REWARD: StreamSpec = StreamSpec {
-    name: "REWARD",
-    subjects: "game.reward.v1.>",
-};
-pub const WALLET: StreamSpec = StreamSpec {
-    name: "WALLET",
-    subjects: "game.wallet.v1.>",
-};
-pub const GIFT: StreamSpec = StreamSpec {
-    name: "GIFT",
-    subjects: "game.gift.v1.>",
-};
-pub const NOTIFICATION: StreamSpec = StreamSpec {
-    name: "NOTIFICATION",
-    subjects: "game.notification.v1.>",
-};
+pub const MISSION: StreamSpec = StreamSpec { name: "MISSION", subjects: "game.mission.v1.>" };
+pub const REWARD: StreamSpec = StreamSpec { name: "REWARD", subjects: "game.reward.v1.>" };
+pub const WALLET: StreamSpec = StreamSpec { name: "WALLET", subjects: "game.wallet.v1.>" };
+pub const GIFT: StreamSpec = StreamSpec { name: "GIFT", subjects: "game.gift.v1.>" };
+pub const NOTIFICATION: StreamSpec = StreamSpec { name: "NOTIFICATION", subjects: "game.notification.v1.>" };
 /// Events no consumer could handle, with the reason, for an operator to look at.
-pub const DEAD_LETTER: StreamSpec = StreamSpec {
-    name: "DEADLETTER",
-    subjects: "game.deadletter.>",
-};
+pub const DEAD_LETTER: StreamSpec = StreamSpec { name: "DEADLETTER", subjects: "game.deadletter.>" };
 
 /// Subjects of the events, named once.
 pub mod subject {
@@ -52,11 +34,7 @@ pub mod subject {
 ///
 /// # Errors
 /// When JetStream cannot be reached or refuses the config.
-pub async fn ensure(
-    js: &jetstream::Context,
-    spec: StreamSpec,
-    replicas: usize,
-) -> Result<stream::Stream, String> {
+pub async fn ensure(js: &jetstream::Context, spec: StreamSpec, replicas: usize) -> Result<stream::Stream, String> {
     js.get_or_create_stream(stream::Config {
         name: spec.name.to_owned(),
         subjects: vec![spec.subjects.to_owned()],

@@ -16,21 +16,12 @@ use store_adapter::testing::TestDatabase;
 use store_adapter::{Migrations, Store};
 use tokio_util::sync::CancellationToken;
 
-static NONE: diesel_migrations::EmbeddedMigrations =
-    diesel_migrations::embed_migrations!("tests/no_migrations");
+static NONE: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("tests/no_migrations");
 
-const TEST: streams::StreamSpec = streams::StreamSpec {
-    name: "TEST",
-    subjects: "game.test.v1.>",
-};
+const TEST: streams::StreamSpec = streams::StreamSpec { name: "TEST", subjects: "game.test.v1.>" };
 
 fn settings(nats: &NatsServer) -> NatsSettings {
-    NatsSettings {
-        url: nats.url(),
-        stream_replicas: 1,
-        max_deliver: 3,
-        ack_wait_seconds: 5,
-    }
+    NatsSettings { url: nats.url(), stream_replicas: 1, max_deliver: 3, ack_wait_seconds: 5 }
 }
 
 async fn js(nats: &NatsServer) -> (async_nats::Client, jetstream::Context) {
@@ -61,28 +52,14 @@ async fn the_relay_publishes_in_commit_order_with_headers_and_empties_the_outbox
     let (_, js) = js(&nats).await;
     streams::ensure(&js, TEST, 1).await.unwrap();
     let db = TestDatabase::sqlite();
-    let store = Store::open(
-        &db.url,
-        Migrations {
-            sqlite: &NONE,
-            postgres: &NONE,
-        },
-    )
-    .await
-    .unwrap();
+    let store = Store::open(&db.url, Migrations { sqlite: &NONE, postgres: &NONE }).await.unwrap();
     let events: Vec<_> = (0..20).map(event).collect();
     let first_id = events[0].event_id.clone();
-    store
-        .write(move |c| outbox::append(c, &events))
-        .await
-        .unwrap();
+    store.write(move |c| outbox::append(c, &events)).await.unwrap();
 
     assert_eq!(relay::pass(&store, &js).await.unwrap(), 20);
     assert_eq!(store.outbox_len().await.unwrap(), 0);
-    assert_eq!(
-        all_payloads(&js, "TEST").await,
-        (0..20).map(|n| vec![n]).collect::<Vec<_>>()
-    );
+    assert_eq!(all_payloads(&js, "TEST").await, (0..20).map(|n| vec![n]).collect::<Vec<_>>());
     let stream = js.get_stream("TEST").await.unwrap();
     let first = stream.get_raw_message(1).await.unwrap();
     let (meta, event_type) = envelope::meta(Some(&first.headers)).unwrap();
@@ -96,15 +73,7 @@ async fn a_republished_event_is_dropped_by_deduplication() {
     let (_, js) = js(&nats).await;
     streams::ensure(&js, TEST, 1).await.unwrap();
     let db = TestDatabase::sqlite();
-    let store = Store::open(
-        &db.url,
-        Migrations {
-            sqlite: &NONE,
-            postgres: &NONE,
-        },
-    )
-    .await
-    .unwrap();
+    let store = Store::open(&db.url, Migrations { sqlite: &NONE, postgres: &NONE }).await.unwrap();
     let e = event(7);
     // the same event in the outbox twice, as after a crash between publish and delete
     let (a, b) = (e.clone(), e);
@@ -112,10 +81,7 @@ async fn a_republished_event_is_dropped_by_deduplication() {
     relay::pass(&store, &js).await.unwrap();
     let mut again = b;
     again.payload = vec![7];
-    store
-        .write(move |c| outbox::append(c, &[again]))
-        .await
-        .unwrap();
+    store.write(move |c| outbox::append(c, &[again])).await.unwrap();
     relay::pass(&store, &js).await.unwrap();
     assert_eq!(all_payloads(&js, "TEST").await.len(), 1);
 }
@@ -128,44 +94,21 @@ async fn the_outbox_waits_while_nats_is_down_and_drains_when_it_returns() {
     let js = jetstream::new(client.clone());
     streams::ensure(&js, TEST, 1).await.unwrap();
     let db = TestDatabase::sqlite();
-    let store = Store::open(
-        &db.url,
-        Migrations {
-            sqlite: &NONE,
-            postgres: &NONE,
-        },
-    )
-    .await
-    .unwrap();
+    let store = Store::open(&db.url, Migrations { sqlite: &NONE, postgres: &NONE }).await.unwrap();
     let stop = CancellationToken::new();
-    let relay = tokio::spawn(relay::run(
-        store.clone(),
-        client.clone(),
-        js.clone(),
-        stop.clone(),
-    ));
+    let relay = tokio::spawn(relay::run(store.clone(), client.clone(), js.clone(), stop.clone()));
 
     nats.stop();
     let events: Vec<_> = (0..10).map(event).collect();
-    store
-        .write(move |c| outbox::append(c, &events))
-        .await
-        .unwrap();
+    store.write(move |c| outbox::append(c, &events)).await.unwrap();
     store.notify_appended();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(
-        store.outbox_len().await.unwrap(),
-        10,
-        "nothing lost while NATS is down"
-    );
+    assert_eq!(store.outbox_len().await.unwrap(), 10, "nothing lost while NATS is down");
 
     nats.resume();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while store.outbox_len().await.unwrap() > 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "outbox did not drain"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "outbox did not drain");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let (_, js2) = self::js(&nats).await;
@@ -204,40 +147,16 @@ async fn a_consumer_retries_with_backoff_and_dead_letters_poison() {
         let publish = jetstream::message::PublishMessage::build()
             .payload(m.payload.clone().into())
             .headers(envelope::headers(&m));
-        js.send_publish(m.subject.clone(), publish)
-            .await
-            .unwrap()
-            .await
-            .unwrap();
+        js.send_publish(m.subject.clone(), publish).await.unwrap().await.unwrap();
     }
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let handler = Arc::new(Flaky {
-        seen: AtomicUsize::new(0),
-        handled: tx,
-    });
+    let handler = Arc::new(Flaky { seen: AtomicUsize::new(0), handled: tx });
     let stop = CancellationToken::new();
-    let spec = ConsumerSpec {
-        stream: TEST,
-        durable: "test-flaky",
-        filter: "game.test.v1.thing",
-    };
-    let task = tokio::spawn(consumer::run(
-        js.clone(),
-        settings(&nats),
-        spec,
-        handler.clone(),
-        stop.clone(),
-    ));
+    let spec = ConsumerSpec { stream: TEST, durable: "test-flaky", filter: "game.test.v1.thing" };
+    let task = tokio::spawn(consumer::run(js.clone(), settings(&nats), spec, handler.clone(), stop.clone()));
 
-    let (payload, delivered) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        (payload, delivered),
-        (1, 2),
-        "handled on the second delivery"
-    );
+    let (payload, delivered) = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap().unwrap();
+    assert_eq!((payload, delivered), (1, 2), "handled on the second delivery");
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
@@ -245,36 +164,17 @@ async fn a_consumer_retries_with_backoff_and_dead_letters_poison() {
             if dlq.info().await.unwrap().state.messages == 1 {
                 let m = dlq.get_raw_message(1).await.unwrap();
                 assert_eq!(m.payload.to_vec(), vec![0xFF]);
-                assert_eq!(
-                    m.headers
-                        .get(consumer::DEAD_LETTER_REASON)
-                        .unwrap()
-                        .as_str(),
-                    "poison"
-                );
-                assert_eq!(
-                    m.headers
-                        .get(consumer::DEAD_LETTER_CONSUMER)
-                        .unwrap()
-                        .as_str(),
-                    "test-flaky"
-                );
+                assert_eq!(m.headers.get(consumer::DEAD_LETTER_REASON).unwrap().as_str(), "poison");
+                assert_eq!(m.headers.get(consumer::DEAD_LETTER_CONSUMER).unwrap().as_str(), "test-flaky");
                 break;
             }
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "poison was not dead-lettered"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "poison was not dead-lettered");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     stop.cancel();
     task.await.unwrap();
-    assert_eq!(
-        handler.seen.load(Ordering::SeqCst),
-        3,
-        "1 twice, poison once"
-    );
+    assert_eq!(handler.seen.load(Ordering::SeqCst), 3, "1 twice, poison once");
 }
 
 #[tokio::test]
@@ -283,22 +183,12 @@ async fn a_bucket_works_on_this_server_with_optimistic_concurrency() {
     let (_, js) = js(&nats).await;
     let bucket = kv::ensure_bucket(&js, "test", 1).await.unwrap();
     let rev = bucket.create("k", "a".into()).await.unwrap();
-    assert!(
-        bucket.create("k", "b".into()).await.is_err(),
-        "create refuses an existing key"
-    );
+    assert!(bucket.create("k", "b".into()).await.is_err(), "create refuses an existing key");
     let rev2 = bucket.update("k", "c".into(), rev).await.unwrap();
-    assert!(
-        bucket.update("k", "d".into(), rev).await.is_err(),
-        "stale revision refused"
-    );
+    assert!(bucket.update("k", "d".into(), rev).await.is_err(), "stale revision refused");
     let mut watch = bucket.watch("k").await.unwrap();
     bucket.update("k", "e".into(), rev2).await.unwrap();
-    let seen = tokio::time::timeout(Duration::from_secs(5), watch.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let seen = tokio::time::timeout(Duration::from_secs(5), watch.next()).await.unwrap().unwrap().unwrap();
     assert_eq!(seen.value.as_ref(), b"e");
     // opening it again finds the same bucket
     let again = kv::ensure_bucket(&js, "test", 1).await.unwrap();

@@ -190,7 +190,8 @@ impl fmt::Debug for Breaker {
 
 impl Breaker {
     pub fn new(name: &str, config: BreakerConfig) -> Self {
-        let machine = Machine { config, phase: Phase::Closed, window: VecDeque::new(), rejected: 0, transitions: 0, epoch: 0 };
+        let machine =
+            Machine { config, phase: Phase::Closed, window: VecDeque::new(), rejected: 0, transitions: 0, epoch: 0 };
         Self { name: name.into(), machine: Arc::new(Mutex::new(machine)) }
     }
 
@@ -274,7 +275,15 @@ impl Breaker {
             _ => (m.state(), Duration::ZERO),
         };
         let (failure_rate, slow_call_rate) = rates(m.window.iter().copied());
-        Snapshot { state, retry_after, failure_rate, slow_call_rate, calls_in_window: m.window.len(), rejected: m.rejected, transitions: m.transitions }
+        Snapshot {
+            state,
+            retry_after,
+            failure_rate,
+            slow_call_rate,
+            calls_in_window: m.window.len(),
+            rejected: m.rejected,
+            transitions: m.transitions,
+        }
     }
 }
 

@@ -33,20 +33,14 @@ impl DatabaseUrl {
         if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
             return Ok(Self::Postgres(raw.to_owned()));
         }
-        if let Some(path) = raw
-            .strip_prefix("sqlite://")
-            .or_else(|| raw.strip_prefix("sqlite:"))
-        {
+        if let Some(path) = raw.strip_prefix("sqlite://").or_else(|| raw.strip_prefix("sqlite:")) {
             if path.is_empty() {
                 return Err("sqlite URL without a file path".into());
             }
             return Ok(Self::Sqlite(path.to_owned()));
         }
         if raw.contains("://") {
-            return Err(format!(
-                "unsupported scheme in '{}' (use sqlite:// or postgres://)",
-                redact(raw)
-            ));
+            return Err(format!("unsupported scheme in '{}' (use sqlite:// or postgres://)", redact(raw)));
         }
         Ok(Self::Sqlite(raw.to_owned()))
     }
@@ -125,11 +119,7 @@ impl managed::Manager for Manager {
             })
             .await
             .map_err(|e| RecycleError::message(e.to_string()))?;
-        if broken {
-            Err(RecycleError::message("broken transaction"))
-        } else {
-            Ok(())
-        }
+        if broken { Err(RecycleError::message("broken transaction")) } else { Ok(()) }
     }
 }
 
@@ -146,35 +136,16 @@ mod tests {
 
     #[test]
     fn urls_choose_the_backend_and_bad_ones_say_why() {
-        assert_eq!(
-            DatabaseUrl::parse("sqlite://data/mission.db")
-                .unwrap()
-                .backend(),
-            Backend::Sqlite
-        );
-        assert_eq!(
-            DatabaseUrl::parse("data/mission.db").unwrap().backend(),
-            Backend::Sqlite
-        );
-        assert_eq!(
-            DatabaseUrl::parse("postgres://u@h/db").unwrap().backend(),
-            Backend::Postgres
-        );
-        assert!(
-            DatabaseUrl::parse("mysql://x")
-                .err()
-                .unwrap()
-                .contains("unsupported scheme")
-        );
+        assert_eq!(DatabaseUrl::parse("sqlite://data/mission.db").unwrap().backend(), Backend::Sqlite);
+        assert_eq!(DatabaseUrl::parse("data/mission.db").unwrap().backend(), Backend::Sqlite);
+        assert_eq!(DatabaseUrl::parse("postgres://u@h/db").unwrap().backend(), Backend::Postgres);
+        assert!(DatabaseUrl::parse("mysql://x").err().unwrap().contains("unsupported scheme"));
         assert!(DatabaseUrl::parse("").is_err());
     }
 
     #[test]
     fn a_password_never_reaches_a_message() {
-        assert_eq!(
-            redact("postgres://user:secret@host/db"),
-            "postgres://user:***@host/db"
-        );
+        assert_eq!(redact("postgres://user:secret@host/db"), "postgres://user:***@host/db");
         assert_eq!(redact("mysql://u:pw@h/x"), "mysql://u:***@h/x");
     }
 }

@@ -25,10 +25,8 @@ pub use connection::{AnyConnection, Backend};
 use connection::{DatabaseUrl, Manager, Pool};
 
 /// The outbox and inbox tables every service has.
-static SHARED_SQLITE: EmbeddedMigrations =
-    diesel_migrations::embed_migrations!("migrations/sqlite");
-static SHARED_POSTGRES: EmbeddedMigrations =
-    diesel_migrations::embed_migrations!("migrations/postgres");
+static SHARED_SQLITE: EmbeddedMigrations = diesel_migrations::embed_migrations!("migrations/sqlite");
+static SHARED_POSTGRES: EmbeddedMigrations = diesel_migrations::embed_migrations!("migrations/postgres");
 
 /// A service's own migrations, one directory per backend.
 #[derive(Clone, Copy)]
@@ -41,9 +39,7 @@ pub struct Migrations {
 struct Source(&'static EmbeddedMigrations);
 
 impl<DB: diesel::backend::Backend> diesel::migration::MigrationSource<DB> for Source {
-    fn migrations(
-        &self,
-    ) -> diesel::migration::Result<Vec<Box<dyn diesel::migration::Migration<DB>>>> {
+    fn migrations(&self) -> diesel::migration::Result<Vec<Box<dyn diesel::migration::Migration<DB>>>> {
         <EmbeddedMigrations as diesel::migration::MigrationSource<DB>>::migrations(self.0)
     }
 }
@@ -53,8 +49,7 @@ fn run_all<DB: diesel::backend::Backend>(
     sets: [&'static EmbeddedMigrations; 2],
 ) -> Result<(), String> {
     for set in sets {
-        h.run_pending_migrations(Source(set))
-            .map_err(|e| e.to_string())?;
+        h.run_pending_migrations(Source(set)).map_err(|e| e.to_string())?;
     }
     Ok(())
 }
@@ -112,12 +107,8 @@ impl Store {
         let url = DatabaseUrl::parse(url).map_err(OpenError::Url)?;
         let backend = url.backend();
         if let DatabaseUrl::Sqlite(path) = &url {
-            if let Some(dir) = std::path::Path::new(path)
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-            {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| OpenError::Connect(format!("{}: {e}", dir.display())))?;
+            if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| OpenError::Connect(format!("{}: {e}", dir.display())))?;
             }
         }
         let (writers, readers) = match backend {
@@ -134,27 +125,14 @@ impl Store {
                 .map_err(|e| OpenError::Connect(e.to_string()))
         };
         let writer = build(writers)?;
-        let reader = if readers == 0 {
-            writer.clone()
-        } else {
-            build(readers)?
-        };
-        let store = Self {
-            writer,
-            reader,
-            backend,
-            appended: Arc::default(),
-        };
+        let reader = if readers == 0 { writer.clone() } else { build(readers)? };
+        let store = Self { writer, reader, backend, appended: Arc::default() };
         store.migrate(migrations).await?;
         Ok(store)
     }
 
     async fn migrate(&self, migrations: Migrations) -> Result<(), OpenError> {
-        let conn = self
-            .writer
-            .get()
-            .await
-            .map_err(|e| OpenError::Connect(connection::pool_error(e)))?;
+        let conn = self.writer.get().await.map_err(|e| OpenError::Connect(connection::pool_error(e)))?;
         conn.interact(move |conn| match conn {
             AnyConnection::Sqlite(c) => run_all(c, [&SHARED_SQLITE, migrations.sqlite]),
             AnyConnection::Postgresql(c) => run_all(c, [&SHARED_POSTGRES, migrations.postgres]),
@@ -177,11 +155,7 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&mut AnyConnection) -> Result<T, StoreError> + Send + 'static,
     {
-        let conn = self
-            .writer
-            .get()
-            .await
-            .map_err(|e| StoreError::Unavailable(connection::pool_error(e)))?;
+        let conn = self.writer.get().await.map_err(|e| StoreError::Unavailable(connection::pool_error(e)))?;
         let result = conn
             .interact(move |conn| {
                 use diesel::Connection;
@@ -205,24 +179,15 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&mut AnyConnection) -> Result<T, StoreError> + Send + 'static,
     {
-        let conn = self
-            .reader
-            .get()
-            .await
-            .map_err(|e| StoreError::Unavailable(connection::pool_error(e)))?;
-        conn.interact(f)
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?
+        let conn = self.reader.get().await.map_err(|e| StoreError::Unavailable(connection::pool_error(e)))?;
+        conn.interact(f).await.map_err(|e| StoreError::Unavailable(e.to_string()))?
     }
 
     /// Whether the database answers a trivial query within `timeout`.
     pub async fn ping(&self, timeout: Duration) -> bool {
         let probe = self.read(|c| {
             use diesel::RunQueryDsl;
-            diesel::sql_query("SELECT 1")
-                .execute(c)
-                .map(drop)
-                .map_err(db)
+            diesel::sql_query("SELECT 1").execute(c).map(drop).map_err(db)
         });
         matches!(tokio::time::timeout(timeout, probe).await, Ok(Ok(())))
     }
@@ -246,8 +211,7 @@ pub mod testing {
 
     /// The server tests create their databases on.
     pub fn postgres_server() -> String {
-        std::env::var("TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+        std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
     }
 
     /// A database that exists until this guard is dropped.
@@ -261,11 +225,7 @@ pub mod testing {
         pub fn sqlite() -> Self {
             let dir = tempfile::tempdir().expect("temp dir");
             let url = format!("sqlite://{}", dir.path().join("test.db").display());
-            Self {
-                url,
-                name: None,
-                _dir: Some(dir),
-            }
+            Self { url, name: None, _dir: Some(dir) }
         }
 
         /// # Panics
@@ -273,21 +233,11 @@ pub mod testing {
         pub fn postgres() -> Self {
             let server = postgres_server();
             let name = format!("game_test_{}", uuid::Uuid::new_v4().simple());
-            let mut admin = PgConnection::establish(&server).unwrap_or_else(|e| {
-                panic!(
-                    "PostgreSQL for tests at {}: {e}",
-                    super::connection::redact(&server)
-                )
-            });
-            diesel::sql_query(format!("CREATE DATABASE {name}"))
-                .execute(&mut admin)
-                .expect("create test database");
+            let mut admin = PgConnection::establish(&server)
+                .unwrap_or_else(|e| panic!("PostgreSQL for tests at {}: {e}", super::connection::redact(&server)));
+            diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin).expect("create test database");
             let base = server.rsplit_once('/').map_or(server.as_str(), |(b, _)| b);
-            Self {
-                url: format!("{base}/{name}"),
-                name: Some(name),
-                _dir: None,
-            }
+            Self { url: format!("{base}/{name}"), name: Some(name), _dir: None }
         }
     }
 
@@ -296,8 +246,7 @@ pub mod testing {
             if let Some(name) = &self.name {
                 if let Ok(mut admin) = PgConnection::establish(&postgres_server()) {
                     let _ =
-                        diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                            .execute(&mut admin);
+                        diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin);
                 }
             }
         }

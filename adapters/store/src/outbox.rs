@@ -50,18 +50,7 @@ pub struct Pending {
     pub message: OutboxMessage,
 }
 
-type Row = (
-    i64,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    NaiveDateTime,
-    Vec<u8>,
-);
+type Row = (i64, String, String, String, String, String, String, Option<String>, NaiveDateTime, Vec<u8>);
 
 fn columns() -> (
     o::seq,
@@ -150,11 +139,7 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] when the database cannot be used.
-    pub async fn claim_outbox(
-        &self,
-        limit: i64,
-        lease: Duration,
-    ) -> Result<Vec<Pending>, StoreError> {
+    pub async fn claim_outbox(&self, limit: i64, lease: Duration) -> Result<Vec<Pending>, StoreError> {
         self.write(move |conn| {
             let now = Utc::now().naive_utc();
             let until = now + lease;
@@ -168,12 +153,9 @@ impl Store {
                     .for_update()
                     .skip_locked()
                     .load(pg),
-                AnyConnection::Sqlite(lite) => o::outbox
-                    .filter(claimable)
-                    .order(o::seq)
-                    .limit(limit)
-                    .select(columns())
-                    .load(lite),
+                AnyConnection::Sqlite(lite) => {
+                    o::outbox.filter(claimable).order(o::seq).limit(limit).select(columns()).load(lite)
+                }
             }
             .map_err(db)?;
             let seqs: Vec<i64> = rows.iter().map(|r| r.0).collect();
@@ -195,10 +177,7 @@ impl Store {
             return Ok(());
         }
         self.write(move |conn| {
-            diesel::delete(o::outbox.filter(o::seq.eq_any(&seqs)))
-                .execute(conn)
-                .map(drop)
-                .map_err(db)
+            diesel::delete(o::outbox.filter(o::seq.eq_any(&seqs))).execute(conn).map(drop).map_err(db)
         })
         .await
     }
@@ -226,7 +205,6 @@ impl Store {
     /// # Errors
     /// [`StoreError::Unavailable`] when the database cannot be used.
     pub async fn outbox_len(&self) -> Result<i64, StoreError> {
-        self.read(|conn| o::outbox.count().get_result(conn).map_err(db))
-            .await
+        self.read(|conn| o::outbox.count().get_result(conn).map_err(db)).await
     }
 }

@@ -7,29 +7,15 @@ use kernel::{CustomerId, EventMeta, Inbound, StoreError, new_id};
 use store_adapter::testing::TestDatabase;
 use store_adapter::{Migrations, Store, inbox, outbox};
 
-static NONE: diesel_migrations::EmbeddedMigrations =
-    diesel_migrations::embed_migrations!("tests/no_migrations");
+static NONE: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("tests/no_migrations");
 
 async fn open(db: &TestDatabase) -> Store {
-    Store::open(
-        &db.url,
-        Migrations {
-            sqlite: &NONE,
-            postgres: &NONE,
-        },
-    )
-    .await
-    .unwrap()
+    Store::open(&db.url, Migrations { sqlite: &NONE, postgres: &NONE }).await.unwrap()
 }
 
 fn message(n: usize) -> outbox::OutboxMessage {
     let meta = EventMeta::first(new_id(), "req", CustomerId::new("c-1").unwrap(), Utc::now());
-    outbox::OutboxMessage::new(
-        &meta,
-        "game.test.v1.thing",
-        "game.test.v1.Thing",
-        vec![n as u8],
-    )
+    outbox::OutboxMessage::new(&meta, "game.test.v1.thing", "game.test.v1.Thing", vec![n as u8])
 }
 
 async fn claims_in_commit_order_and_leases_rows(db: TestDatabase) {
@@ -38,43 +24,16 @@ async fn claims_in_commit_order_and_leases_rows(db: TestDatabase) {
     let m = messages.clone();
     store.write(move |c| outbox::append(c, &m)).await.unwrap();
 
-    let first = store
-        .claim_outbox(3, Duration::from_secs(30))
-        .await
-        .unwrap();
-    assert_eq!(
-        first
-            .iter()
-            .map(|p| p.message.payload[0])
-            .collect::<Vec<_>>(),
-        vec![0, 1, 2]
-    );
+    let first = store.claim_outbox(3, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(first.iter().map(|p| p.message.payload[0]).collect::<Vec<_>>(), vec![0, 1, 2]);
     // claimed rows are not handed out twice while the lease holds
-    let second = store
-        .claim_outbox(10, Duration::from_secs(30))
-        .await
-        .unwrap();
-    assert_eq!(
-        second
-            .iter()
-            .map(|p| p.message.payload[0])
-            .collect::<Vec<_>>(),
-        vec![3, 4]
-    );
+    let second = store.claim_outbox(10, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(second.iter().map(|p| p.message.payload[0]).collect::<Vec<_>>(), vec![3, 4]);
     assert_eq!(second[0].message, messages[3]);
 
-    store
-        .delete_outbox(first.iter().map(|p| p.seq).collect())
-        .await
-        .unwrap();
-    store
-        .release_outbox(second.iter().map(|p| p.seq).collect())
-        .await
-        .unwrap();
-    let again = store
-        .claim_outbox(10, Duration::from_secs(30))
-        .await
-        .unwrap();
+    store.delete_outbox(first.iter().map(|p| p.seq).collect()).await.unwrap();
+    store.release_outbox(second.iter().map(|p| p.seq).collect()).await.unwrap();
+    let again = store.claim_outbox(10, Duration::from_secs(30)).await.unwrap();
     assert_eq!(again.len(), 2, "released rows are claimable at once");
     assert_eq!(store.outbox_len().await.unwrap(), 2);
 }
@@ -95,29 +54,12 @@ async fn a_rolled_back_transaction_leaves_no_event(db: TestDatabase) {
 
 async fn the_inbox_refuses_an_event_twice(db: TestDatabase) {
     let store = open(&db).await;
-    let inbound = Inbound {
-        consumer: "test-consumer",
-        event_id: new_id(),
-    };
-    store
-        .write(move |c| inbox::record(c, inbound))
-        .await
-        .unwrap();
+    let inbound = Inbound { consumer: "test-consumer", event_id: new_id() };
+    store.write(move |c| inbox::record(c, inbound)).await.unwrap();
     let again = store.write(move |c| inbox::record(c, inbound)).await;
     assert_eq!(again, Err(StoreError::Duplicate));
     // another consumer may handle the same event
-    store
-        .write(move |c| {
-            inbox::record(
-                c,
-                Inbound {
-                    consumer: "other",
-                    ..inbound
-                },
-            )
-        })
-        .await
-        .unwrap();
+    store.write(move |c| inbox::record(c, Inbound { consumer: "other", ..inbound })).await.unwrap();
     assert!(store.ping(Duration::from_secs(1)).await);
 }
 
