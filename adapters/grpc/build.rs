@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "game/mypage/v1/mypage.proto",
         "game/gift/v1/gift.proto",
         "game/notification/v1/notification.proto",
+        "game/auth/v1/auth.proto",
         "game/events/v1/events.proto",
     ]
     .iter()

@@ -49,6 +49,11 @@ pub mod pb {
             tonic::include_proto!("game.notification.v1");
         }
     }
+    pub mod auth {
+        pub mod v1 {
+            tonic::include_proto!("game.auth.v1");
+        }
+    }
     pub mod events {
         pub mod v1 {
             tonic::include_proto!("game.events.v1");
