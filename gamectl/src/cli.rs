@@ -5,11 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "gamectl",
-    version,
-    about = "Start Game Rewards locally and call its APIs"
-)]
+#[command(name = "gamectl", version, about = "Start Game Rewards locally and call its APIs")]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -25,16 +21,15 @@ pub struct Global {
     #[arg(long, env = "GAMECTL_ENDPOINT", global = true)]
     pub endpoint: Option<String>,
     /// Where `up` keeps databases, JetStream files and endpoints.json.
-    #[arg(
-        long,
-        env = "GAMECTL_DATA_DIR",
-        default_value = "./data",
-        global = true
-    )]
+    #[arg(long, env = "GAMECTL_DATA_DIR", default_value = "./data", global = true)]
     pub data_dir: PathBuf,
     /// Print JSON (camelCase field names, as grpcurl does) instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Bearer token to send. Without it, a short-lived token is signed with the key `up`
+    /// keeps in `<data-dir>/keys`: as the customer the command names, else as an admin.
+    #[arg(long, env = "GAMECTL_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -62,6 +57,33 @@ pub enum Command {
     Reward { reward_id: String },
     /// A customer's wallet.
     Wallet { customer_id: String },
+    /// Exchange one of a customer's ISSUED rewards for a gift from the gift catalog.
+    Exchange {
+        customer_id: String,
+        reward_id: String,
+        /// See `gift-catalog`, e.g. coffee.
+        gift_code: String,
+        /// Idempotency key: repeating a request with the same id answers the same result.
+        #[arg(long)]
+        request_id: Option<String>,
+    },
+    /// The state of the circuit breaker guarding the wallet's calls to the gift service.
+    ExchangeStatus,
+    /// The gifts issued to a customer.
+    Gifts { customer_id: String },
+    /// One gift.
+    Gift { gift_id: String },
+    /// The gifts that can be had, and what they cost in points.
+    GiftCatalog,
+    /// Use a gift (once).
+    UseGift {
+        gift_id: String,
+        /// The customer using it; the gift service checks it is theirs.
+        #[arg(long)]
+        customer_id: Option<String>,
+    },
+    /// The e-mails sent to a customer.
+    Notifications { customer_id: String },
     /// A customer's page: everything they have.
     Mypage {
         customer_id: String,

@@ -7,13 +7,15 @@ use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use grpc_adapter::pb::{mission, mypage, reward, wallet};
+use grpc_adapter::pb::{gift, mission, mypage, notification, reward, wallet};
 use serde_json::{Value, json};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::cli::{Command, Global};
-use crate::endpoints;
 use crate::output;
+use crate::{auth, endpoints};
 
 /// Why a command failed, and so what it prints and how it exits.
 #[derive(Debug)]
@@ -21,11 +23,9 @@ pub enum Failure {
     /// No address for the service.
     Resolve { service: &'static str, why: String },
     /// The address is known but nothing answers there.
-    Connect {
-        service: &'static str,
-        addr: String,
-        why: String,
-    },
+    Connect { service: &'static str, addr: String, why: String },
+    /// No token to call with.
+    Token(String),
     /// The service answered with an error status.
     Status(tonic::Status),
 }
@@ -34,7 +34,7 @@ impl Failure {
     fn exit_code(&self) -> ExitCode {
         match self {
             Self::Status(_) => ExitCode::from(1),
-            Self::Resolve { .. } | Self::Connect { .. } => ExitCode::from(2),
+            Self::Resolve { .. } | Self::Connect { .. } | Self::Token(_) => ExitCode::from(2),
         }
     }
 }
@@ -43,10 +43,17 @@ impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Resolve { service, why } => write!(f, "no address for {service}: {why}"),
+            Self::Token(why) => f.write_str(why),
             Self::Connect { service, addr, why } => {
                 write!(f, "cannot reach {service} at {addr}: {why}")
             }
-            Self::Status(s) => write!(f, "{}: {}", code_name(s.code()), s.message()),
+            Self::Status(s) => {
+                write!(f, "{}: {}", code_name(s.code()), s.message())?;
+                match retry_after(s) {
+                    Some(secs) => write!(f, "; retry after {secs} s"),
+                    None => Ok(()),
+                }
+            }
         }
     }
 }
@@ -55,6 +62,15 @@ impl From<tonic::Status> for Failure {
     fn from(s: tonic::Status) -> Self {
         Self::Status(s)
     }
+}
+
+/// The `retry-after` metadata (seconds) of an UNAVAILABLE answer, e.g. from the wallet
+/// while the gift service is failing.
+pub fn retry_after(s: &tonic::Status) -> Option<&str> {
+    if s.code() != tonic::Code::Unavailable {
+        return None;
+    }
+    s.metadata().get("retry-after").and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
 }
 
 /// The canonical name of a gRPC code, as grpcurl and the gRPC docs spell it.
@@ -107,45 +123,67 @@ pub async fn run(global: &Global, command: Command) -> ExitCode {
     }
 }
 
-async fn connect(global: &Global, service: &'static str) -> Result<Channel, Failure> {
-    let addr = endpoints::resolve(service, global.endpoint.as_deref(), &global.data_dir)
-        .map_err(|why| Failure::Resolve { service, why })?;
-    let endpoint = Endpoint::from_shared(addr.clone()).map_err(|e| Failure::Resolve {
-        service,
-        why: format!("{addr} is not a valid address: {e}"),
-    })?;
-    endpoint
-        .connect_timeout(Duration::from_secs(5))
-        .connect()
-        .await
-        .map_err(|e| Failure::Connect {
-            service,
-            addr,
-            why: chain(&e),
-        })
+/// A channel whose every call carries the bearer token (if any).
+type Authed = InterceptedService<Channel, Bearer>;
+
+#[derive(Clone)]
+struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}
+
+/// How this command reaches services: where, and with which token.
+struct Conn<'a> {
+    global: &'a Global,
+    bearer: Bearer,
+}
+
+impl<'a> Conn<'a> {
+    fn new(global: &'a Global, command: &Command) -> Result<Self, Failure> {
+        let token = auth::token(global, auth::caller(command)).map_err(Failure::Token)?;
+        let value = token
+            .map(|t| {
+                format!("Bearer {t}")
+                    .parse()
+                    .map_err(|_| Failure::Token("the token is not a valid header value".into()))
+            })
+            .transpose()?;
+        Ok(Self { global, bearer: Bearer(value) })
+    }
+
+    async fn connect(&self, service: &'static str) -> Result<Authed, Failure> {
+        let global = self.global;
+        let addr = endpoints::resolve(service, global.endpoint.as_deref(), &global.data_dir)
+            .map_err(|why| Failure::Resolve { service, why })?;
+        let endpoint = Endpoint::from_shared(addr.clone())
+            .map_err(|e| Failure::Resolve { service, why: format!("{addr} is not a valid address: {e}") })?;
+        let channel = endpoint
+            .connect_timeout(Duration::from_secs(5))
+            .connect()
+            .await
+            .map_err(|e| Failure::Connect { service, addr, why: chain(&e) })?;
+        Ok(InterceptedService::new(channel, self.bearer.clone()))
+    }
 }
 
 /// Prints JSON (pretty) or text, ignoring a closed stdout.
 fn emit(global: &Global, json: impl FnOnce() -> Value, text: impl FnOnce() -> String) {
-    let out = if global.json {
-        serde_json::to_string_pretty(&json()).unwrap_or_default()
-    } else {
-        text()
-    };
+    let out = if global.json { serde_json::to_string_pretty(&json()).unwrap_or_default() } else { text() };
     let _ = writeln!(std::io::stdout(), "{out}");
 }
 
 async fn call(global: &Global, command: Command) -> Result<(), Failure> {
+    let conn = Conn::new(global, &command)?;
     match command {
         Command::Up(_) => unreachable!("`up` is not an API call"),
-        Command::Achieve {
-            customer_id,
-            mission_code,
-            request_id,
-        } => {
-            let mut c = mission::v1::mission_service_client::MissionServiceClient::new(
-                connect(global, "mission").await?,
-            );
+        Command::Achieve { customer_id, mission_code, request_id } => {
+            let mut c = mission::v1::mission_service_client::MissionServiceClient::new(conn.connect("mission").await?);
             let r = c
                 .achieve_mission(mission::v1::AchieveMissionRequest {
                     customer_id,
@@ -157,23 +195,13 @@ async fn call(global: &Global, command: Command) -> Result<(), Failure> {
             show_mission(global, r.mission.as_ref());
         }
         Command::Mission { mission_id } => {
-            let mut c = mission::v1::mission_service_client::MissionServiceClient::new(
-                connect(global, "mission").await?,
-            );
-            let r = c
-                .get_mission(mission::v1::GetMissionRequest { mission_id })
-                .await?
-                .into_inner();
+            let mut c = mission::v1::mission_service_client::MissionServiceClient::new(conn.connect("mission").await?);
+            let r = c.get_mission(mission::v1::GetMissionRequest { mission_id }).await?.into_inner();
             show_mission(global, r.mission.as_ref());
         }
         Command::Missions { customer_id } => {
-            let mut c = mission::v1::mission_service_client::MissionServiceClient::new(
-                connect(global, "mission").await?,
-            );
-            let r = c
-                .list_missions(mission::v1::ListMissionsRequest { customer_id })
-                .await?
-                .into_inner();
+            let mut c = mission::v1::mission_service_client::MissionServiceClient::new(conn.connect("mission").await?);
+            let r = c.list_missions(mission::v1::ListMissionsRequest { customer_id }).await?.into_inner();
             emit(
                 global,
                 || json!({"missions": r.missions.iter().map(output::mission_json).collect::<Vec<_>>()}),
@@ -181,13 +209,8 @@ async fn call(global: &Global, command: Command) -> Result<(), Failure> {
             );
         }
         Command::Catalog => {
-            let mut c = mission::v1::mission_service_client::MissionServiceClient::new(
-                connect(global, "mission").await?,
-            );
-            let r = c
-                .list_catalog(mission::v1::ListCatalogRequest {})
-                .await?
-                .into_inner();
+            let mut c = mission::v1::mission_service_client::MissionServiceClient::new(conn.connect("mission").await?);
+            let r = c.list_catalog(mission::v1::ListCatalogRequest {}).await?.into_inner();
             emit(
                 global,
                 || json!({"missions": r.missions.iter().map(output::catalog_mission_json).collect::<Vec<_>>()}),
@@ -195,13 +218,8 @@ async fn call(global: &Global, command: Command) -> Result<(), Failure> {
             );
         }
         Command::Rewards { customer_id } => {
-            let mut c = reward::v1::reward_service_client::RewardServiceClient::new(
-                connect(global, "reward").await?,
-            );
-            let r = c
-                .list_rewards(reward::v1::ListRewardsRequest { customer_id })
-                .await?
-                .into_inner();
+            let mut c = reward::v1::reward_service_client::RewardServiceClient::new(conn.connect("reward").await?);
+            let r = c.list_rewards(reward::v1::ListRewardsRequest { customer_id }).await?.into_inner();
             emit(
                 global,
                 || json!({"rewards": r.rewards.iter().map(output::reward_json).collect::<Vec<_>>()}),
@@ -209,65 +227,93 @@ async fn call(global: &Global, command: Command) -> Result<(), Failure> {
             );
         }
         Command::Reward { reward_id } => {
-            let mut c = reward::v1::reward_service_client::RewardServiceClient::new(
-                connect(global, "reward").await?,
-            );
-            let r = c
-                .get_reward(reward::v1::GetRewardRequest { reward_id })
-                .await?
-                .into_inner();
+            let mut c = reward::v1::reward_service_client::RewardServiceClient::new(conn.connect("reward").await?);
+            let r = c.get_reward(reward::v1::GetRewardRequest { reward_id }).await?.into_inner();
             emit(
                 global,
                 || output::wrap("reward", r.reward.as_ref().map(output::reward_json)),
-                || {
-                    r.reward
-                        .as_ref()
-                        .map_or_else(|| "no reward".into(), output::reward_text)
-                },
+                || r.reward.as_ref().map_or_else(|| "no reward".into(), output::reward_text),
             );
         }
         Command::Wallet { customer_id } => {
-            let mut c = wallet::v1::wallet_service_client::WalletServiceClient::new(
-                connect(global, "wallet").await?,
-            );
-            let r = c
-                .get_wallet(wallet::v1::GetWalletRequest { customer_id })
-                .await?
-                .into_inner();
+            let mut c = wallet::v1::wallet_service_client::WalletServiceClient::new(conn.connect("wallet").await?);
+            let r = c.get_wallet(wallet::v1::GetWalletRequest { customer_id }).await?.into_inner();
             emit(
                 global,
                 || output::wrap("wallet", r.wallet.as_ref().map(output::wallet_json)),
-                || {
-                    r.wallet
-                        .as_ref()
-                        .map_or_else(|| "no wallet".into(), output::wallet_text)
-                },
+                || r.wallet.as_ref().map_or_else(|| "no wallet".into(), output::wallet_text),
             );
         }
-        Command::Mypage {
-            customer_id,
-            watch: false,
-        } => {
-            let mut c = mypage::v1::my_page_service_client::MyPageServiceClient::new(
-                connect(global, "mypage").await?,
-            );
-            let r = c
-                .get_my_page(mypage::v1::GetMyPageRequest { customer_id })
+        Command::Exchange { customer_id, reward_id, gift_code, request_id } => {
+            let r = wallet_client(&conn)
+                .await?
+                .exchange_reward(wallet::v1::ExchangeRewardRequest {
+                    customer_id,
+                    reward_id,
+                    gift_code,
+                    request_id: request_id.unwrap_or_default(),
+                })
                 .await?
                 .into_inner();
+            emit(global, || output::exchange_json(&r), || output::exchange_text(&r));
+        }
+        Command::ExchangeStatus => {
+            let r = wallet_client(&conn)
+                .await?
+                .get_exchange_status(wallet::v1::GetExchangeStatusRequest {})
+                .await?
+                .into_inner();
+            emit(global, || output::exchange_status_json(&r), || output::exchange_status_text(&r));
+        }
+        Command::Gifts { customer_id } => {
+            let r =
+                gift_client(&conn).await?.list_gifts(gift::v1::ListGiftsRequest { customer_id }).await?.into_inner();
+            emit(
+                global,
+                || json!({"gifts": r.gifts.iter().map(output::gift_json).collect::<Vec<_>>()}),
+                || output::gifts_text(&r.gifts),
+            );
+        }
+        Command::Gift { gift_id } => {
+            let r = gift_client(&conn).await?.get_gift(gift::v1::GetGiftRequest { gift_id }).await?.into_inner();
+            show_gift(global, r.gift.as_ref());
+        }
+        Command::GiftCatalog => {
+            let r = gift_client(&conn).await?.list_catalog(gift::v1::ListCatalogRequest {}).await?.into_inner();
+            emit(
+                global,
+                || json!({"gifts": r.gifts.iter().map(output::catalog_gift_json).collect::<Vec<_>>()}),
+                || output::gift_catalog_text(&r.gifts),
+            );
+        }
+        Command::UseGift { gift_id, customer_id } => {
+            let r = gift_client(&conn)
+                .await?
+                .use_gift(gift::v1::UseGiftRequest { gift_id, customer_id: customer_id.unwrap_or_default() })
+                .await?
+                .into_inner();
+            show_gift(global, r.gift.as_ref());
+        }
+        Command::Notifications { customer_id } => {
+            let mut c = notification::v1::notification_service_client::NotificationServiceClient::new(
+                conn.connect("notification").await?,
+            );
+            let r =
+                c.list_notifications(notification::v1::ListNotificationsRequest { customer_id }).await?.into_inner();
+            emit(
+                global,
+                || json!({"notifications": r.notifications.iter().map(output::notification_json).collect::<Vec<_>>()}),
+                || output::notifications_text(&r.notifications),
+            );
+        }
+        Command::Mypage { customer_id, watch: false } => {
+            let mut c = mypage::v1::my_page_service_client::MyPageServiceClient::new(conn.connect("mypage").await?);
+            let r = c.get_my_page(mypage::v1::GetMyPageRequest { customer_id }).await?.into_inner();
             show_page(global, r.page.as_ref(), false);
         }
-        Command::Mypage {
-            customer_id,
-            watch: true,
-        } => {
-            let mut c = mypage::v1::my_page_service_client::MyPageServiceClient::new(
-                connect(global, "mypage").await?,
-            );
-            let mut stream = c
-                .watch_my_page(mypage::v1::WatchMyPageRequest { customer_id })
-                .await?
-                .into_inner();
+        Command::Mypage { customer_id, watch: true } => {
+            let mut c = mypage::v1::my_page_service_client::MyPageServiceClient::new(conn.connect("mypage").await?);
+            let mut stream = c.watch_my_page(mypage::v1::WatchMyPageRequest { customer_id }).await?.into_inner();
             loop {
                 tokio::select! {
                     msg = stream.message() => match msg? {
@@ -280,6 +326,24 @@ async fn call(global: &Global, command: Command) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+async fn wallet_client(
+    conn: &Conn<'_>,
+) -> Result<wallet::v1::wallet_service_client::WalletServiceClient<Authed>, Failure> {
+    Ok(wallet::v1::wallet_service_client::WalletServiceClient::new(conn.connect("wallet").await?))
+}
+
+async fn gift_client(conn: &Conn<'_>) -> Result<gift::v1::gift_service_client::GiftServiceClient<Authed>, Failure> {
+    Ok(gift::v1::gift_service_client::GiftServiceClient::new(conn.connect("gift").await?))
+}
+
+fn show_gift(global: &Global, g: Option<&gift::v1::Gift>) {
+    emit(
+        global,
+        || output::wrap("gift", g.map(output::gift_json)),
+        || g.map_or_else(|| "no gift".into(), output::gift_text),
+    );
 }
 
 fn show_mission(global: &Global, m: Option<&mission::v1::Mission>) {
@@ -320,16 +384,35 @@ mod tests {
     }
 
     #[test]
-    fn an_unreachable_service_names_itself_and_its_address() {
-        let f = Failure::Connect {
-            service: "wallet",
-            addr: "http://127.0.0.1:1".into(),
-            why: "connection refused".into(),
-        };
+    fn an_unavailable_exchange_says_when_to_retry() {
+        let mut s = tonic::Status::unavailable(
+            "gift exchange is temporarily unavailable; your reward is unchanged, please try again in 7 s",
+        );
+        s.metadata_mut().insert("retry-after", 7u64.into());
+        let f = Failure::from(s);
         assert_eq!(
             f.to_string(),
-            "cannot reach wallet at http://127.0.0.1:1: connection refused"
+            "UNAVAILABLE: gift exchange is temporarily unavailable; your reward is unchanged, \
+             please try again in 7 s; retry after 7 s"
         );
+        assert_eq!(f.exit_code(), ExitCode::from(1));
+    }
+
+    #[test]
+    fn retry_after_is_only_read_from_unavailable_answers_that_carry_it() {
+        let plain = tonic::Status::unavailable("gift is down");
+        assert_eq!(retry_after(&plain), None);
+        assert_eq!(Failure::from(plain).to_string(), "UNAVAILABLE: gift is down");
+        let mut other = tonic::Status::failed_precondition("already exchanged");
+        other.metadata_mut().insert("retry-after", 3u64.into());
+        assert_eq!(retry_after(&other), None);
+    }
+
+    #[test]
+    fn an_unreachable_service_names_itself_and_its_address() {
+        let f =
+            Failure::Connect { service: "wallet", addr: "http://127.0.0.1:1".into(), why: "connection refused".into() };
+        assert_eq!(f.to_string(), "cannot reach wallet at http://127.0.0.1:1: connection refused");
         assert_eq!(f.exit_code(), ExitCode::from(2));
     }
 }

@@ -56,10 +56,7 @@ impl Endpoints {
 
     /// The service's own address, else the gateway's (which routes to every service).
     pub fn address(&self, service: &str) -> Option<&str> {
-        self.services
-            .get(service)
-            .or_else(|| self.services.get("gateway"))
-            .map(String::as_str)
+        self.services.get(service).or_else(|| self.services.get("gateway")).map(String::as_str)
     }
 }
 
@@ -73,22 +70,16 @@ pub fn resolve(service: &str, endpoint: Option<&str>, data_dir: &Path) -> Result
         return Ok(normalize(e));
     }
     let endpoints = Endpoints::load(data_dir)?;
-    endpoints.address(service).map(normalize).ok_or_else(|| {
-        format!(
-            "{} lists no address for {service}",
-            Endpoints::path(data_dir).display()
-        )
-    })
+    endpoints
+        .address(service)
+        .map(normalize)
+        .ok_or_else(|| format!("{} lists no address for {service}", Endpoints::path(data_dir).display()))
 }
 
 /// `127.0.0.1:50052` -> `http://127.0.0.1:50052`; a URL with a scheme stays as it is.
 pub fn normalize(address: &str) -> String {
     let address = address.trim().trim_end_matches('/');
-    if address.contains("://") {
-        address.to_owned()
-    } else {
-        format!("http://{address}")
-    }
+    if address.contains("://") { address.to_owned() } else { format!("http://{address}") }
 }
 
 #[cfg(test)]
@@ -121,8 +112,7 @@ mod tests {
     #[test]
     fn a_service_without_its_own_entry_goes_through_the_gateway() {
         let mut e = sample();
-        e.services
-            .insert("gateway".into(), "http://127.0.0.1:50051".into());
+        e.services.insert("gateway".into(), "http://127.0.0.1:50051".into());
         assert_eq!(e.address("reward"), Some("http://127.0.0.1:50051"));
         assert_eq!(e.address("mission"), Some("http://127.0.0.1:50052"));
     }
@@ -130,23 +120,14 @@ mod tests {
     #[test]
     fn the_endpoint_flag_wins_over_the_file() {
         let dir = Path::new("/nonexistent-gamectl-dir");
-        assert_eq!(
-            resolve("mission", Some("127.0.0.1:9000"), dir).unwrap(),
-            "http://127.0.0.1:9000"
-        );
-        assert_eq!(
-            resolve("mission", Some("https://api.example/"), dir).unwrap(),
-            "https://api.example"
-        );
+        assert_eq!(resolve("mission", Some("127.0.0.1:9000"), dir).unwrap(), "http://127.0.0.1:9000");
+        assert_eq!(resolve("mission", Some("https://api.example/"), dir).unwrap(), "https://api.example");
     }
 
     #[test]
     fn a_missing_file_says_which_file_and_what_to_do() {
         let err = resolve("mission", None, Path::new("/nonexistent-gamectl-dir")).unwrap_err();
-        assert!(
-            err.contains("/nonexistent-gamectl-dir/endpoints.json"),
-            "{err}"
-        );
+        assert!(err.contains("/nonexistent-gamectl-dir/endpoints.json"), "{err}");
         assert!(err.contains("--endpoint"), "{err}");
     }
 
@@ -156,15 +137,8 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         sample().write(&dir).unwrap();
         assert_eq!(Endpoints::load(&dir).unwrap(), sample());
-        assert_eq!(
-            resolve("mission", None, &dir).unwrap(),
-            "http://127.0.0.1:50052"
-        );
-        assert!(
-            resolve("reward", None, &dir)
-                .unwrap_err()
-                .contains("no address for reward")
-        );
+        assert_eq!(resolve("mission", None, &dir).unwrap(), "http://127.0.0.1:50052");
+        assert!(resolve("reward", None, &dir).unwrap_err().contains("no address for reward"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -6,7 +6,9 @@
 //! - [`services`] — the table of services and their ports.
 //! - [`endpoints`] — `<data-dir>/endpoints.json`, written by `up`, read by clients.
 //! - [`client`] — one gRPC call per subcommand; [`output`] — how answers are printed.
+//! - [`auth`] — the key `up` makes the services trust, and the tokens clients sign with it.
 
+mod auth;
 mod cli;
 mod client;
 mod endpoints;

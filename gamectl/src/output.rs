@@ -5,7 +5,7 @@
 //! every field is present (defaults included), and 64-bit integers are numbers.
 
 use chrono::SecondsFormat;
-use grpc_adapter::pb::{mission, mypage, reward, wallet};
+use grpc_adapter::pb::{gift, mission, mypage, notification, reward, wallet};
 use serde_json::{Value, json};
 
 // ---------- JSON ----------
@@ -51,25 +51,77 @@ pub fn reward_json(r: &reward::v1::Reward) -> Value {
     })
 }
 
+pub fn wallet_item_json(i: &wallet::v1::WalletItem) -> Value {
+    let status = wallet::v1::WalletItemStatus::try_from(i.status).ok();
+    json!({
+        "rewardId": i.reward_id,
+        "missionId": i.mission_id,
+        "points": i.points,
+        "status": enum_json(status.map(|s| s.as_str_name()), i.status),
+        "giftId": i.gift_id,
+    })
+}
+
 pub fn wallet_json(w: &wallet::v1::Wallet) -> Value {
-    let items: Vec<Value> = w
-        .items
-        .iter()
-        .map(|i| {
-            let status = wallet::v1::WalletItemStatus::try_from(i.status).ok();
-            json!({
-                "rewardId": i.reward_id,
-                "missionId": i.mission_id,
-                "points": i.points,
-                "status": enum_json(status.map(|s| s.as_str_name()), i.status),
-                "giftId": i.gift_id,
-            })
-        })
-        .collect();
     json!({
         "customerId": w.customer_id,
-        "items": items,
+        "items": w.items.iter().map(wallet_item_json).collect::<Vec<_>>(),
         "availablePoints": w.available_points,
+    })
+}
+
+/// `{"item": {...}, "giftId": "..."}` (item omitted when absent).
+pub fn exchange_json(r: &wallet::v1::ExchangeRewardResponse) -> Value {
+    let mut v = wrap("item", r.item.as_ref().map(wallet_item_json));
+    v["giftId"] = json!(r.gift_id);
+    v
+}
+
+pub fn exchange_status_json(s: &wallet::v1::GetExchangeStatusResponse) -> Value {
+    let state = wallet::v1::BreakerState::try_from(s.breaker_state).ok();
+    json!({
+        "breakerState": enum_json(state.map(|s| s.as_str_name()), s.breaker_state),
+        "retryAfterSeconds": s.retry_after_seconds,
+        "failureRate": s.failure_rate,
+        "slowCallRate": s.slow_call_rate,
+        "callsInWindow": s.calls_in_window,
+        "rejectedCalls": s.rejected_calls,
+        "transitions": s.transitions,
+    })
+}
+
+pub fn gift_json(g: &gift::v1::Gift) -> Value {
+    let status = gift::v1::GiftStatus::try_from(g.status).ok();
+    json!({
+        "giftId": g.gift_id,
+        "customerId": g.customer_id,
+        "rewardId": g.reward_id,
+        "giftCode": g.gift_code,
+        "name": g.name,
+        "status": enum_json(status.map(|s| s.as_str_name()), g.status),
+        "issuedAt": timestamp_json(g.issued_at.as_ref()),
+        "usedAt": timestamp_json(g.used_at.as_ref()),
+        "missionId": g.mission_id,
+    })
+}
+
+pub fn catalog_gift_json(g: &gift::v1::CatalogGift) -> Value {
+    json!({
+        "giftCode": g.gift_code,
+        "name": g.name,
+        "costPoints": g.cost_points,
+    })
+}
+
+pub fn notification_json(n: &notification::v1::Notification) -> Value {
+    json!({
+        "notificationId": n.notification_id,
+        "customerId": n.customer_id,
+        "channel": n.channel,
+        "subject": n.subject,
+        "eventId": n.event_id,
+        "sentAt": timestamp_json(n.sent_at.as_ref()),
+        "recipient": n.recipient,
     })
 }
 
@@ -117,26 +169,21 @@ pub fn wrap(field: &str, value: Option<Value>) -> Value {
 
 /// RFC 3339 in UTC, with as many fraction digits as needed.
 pub fn timestamp(t: Option<&prost_types::Timestamp>) -> Option<String> {
-    t.and_then(grpc_adapter::convert::from_timestamp)
-        .map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+    t.and_then(grpc_adapter::convert::from_timestamp).map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
 }
 
 /// `MISSION_STATUS_ACHIEVED` -> `ACHIEVED`; unspecified -> `-`.
 fn word(name: Option<&'static str>, value: i32) -> String {
     match name {
         Some(n) if n.ends_with("_UNSPECIFIED") => "-".to_owned(),
-        // Every generated name is `<ENUM>_STATUS_<VALUE>`.
-        Some(n) => n.split_once("_STATUS_").map_or(n, |(_, v)| v).to_owned(),
+        // Every generated name is `<ENUM>_STATUS_<VALUE>` or `<ENUM>_STATE_<VALUE>`.
+        Some(n) => n.split_once("_STATUS_").or_else(|| n.split_once("_STATE_")).map_or(n, |(_, v)| v).to_owned(),
         None => value.to_string(),
     }
 }
 
 fn or_dash(s: &str) -> String {
-    if s.is_empty() {
-        "-".to_owned()
-    } else {
-        s.to_owned()
-    }
+    if s.is_empty() { "-".to_owned() } else { s.to_owned() }
 }
 
 /// Left-aligned columns separated by two spaces, no trailing blanks.
@@ -169,11 +216,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 /// `key  value` lines, keys aligned.
 fn fields(pairs: &[(&str, String)]) -> String {
     let w = pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{k:<w$}  {v}"))
-        .collect::<Vec<_>>()
-        .join("\n")
+    pairs.iter().map(|(k, v)| format!("{k:<w$}  {v}")).collect::<Vec<_>>().join("\n")
 }
 
 fn mission_status(m: &mission::v1::Mission) -> String {
@@ -189,10 +232,7 @@ pub fn mission_text(m: &mission::v1::Mission) -> String {
         ("status", mission_status(m)),
         ("points", m.reward_points.to_string()),
         ("reward", or_dash(&m.reward_id)),
-        (
-            "achieved",
-            timestamp(m.achieved_at.as_ref()).unwrap_or_else(|| "-".into()),
-        ),
+        ("achieved", timestamp(m.achieved_at.as_ref()).unwrap_or_else(|| "-".into())),
     ])
 }
 
@@ -213,26 +253,15 @@ pub fn missions_text(ms: &[mission::v1::Mission]) -> String {
             ]
         })
         .collect();
-    table(
-        &["MISSION", "CODE", "STATUS", "POINTS", "REWARD", "ACHIEVED"],
-        &rows,
-    )
+    table(&["MISSION", "CODE", "STATUS", "POINTS", "REWARD", "ACHIEVED"], &rows)
 }
 
 pub fn catalog_text(ms: &[mission::v1::CatalogMission]) -> String {
     if ms.is_empty() {
         return "no missions in the catalog".to_owned();
     }
-    let rows: Vec<Vec<String>> = ms
-        .iter()
-        .map(|m| {
-            vec![
-                m.mission_code.clone(),
-                m.reward_points.to_string(),
-                m.title.clone(),
-            ]
-        })
-        .collect();
+    let rows: Vec<Vec<String>> =
+        ms.iter().map(|m| vec![m.mission_code.clone(), m.reward_points.to_string(), m.title.clone()]).collect();
     table(&["CODE", "POINTS", "TITLE"], &rows)
 }
 
@@ -257,23 +286,13 @@ pub fn rewards_text(rs: &[reward::v1::Reward]) -> String {
     }
     let rows: Vec<Vec<String>> = rs
         .iter()
-        .map(|r| {
-            vec![
-                r.reward_id.clone(),
-                r.mission_id.clone(),
-                reward_status(r),
-                r.points.to_string(),
-            ]
-        })
+        .map(|r| vec![r.reward_id.clone(), r.mission_id.clone(), reward_status(r), r.points.to_string()])
         .collect();
     table(&["REWARD", "MISSION", "STATUS", "POINTS"], &rows)
 }
 
 pub fn wallet_text(w: &wallet::v1::Wallet) -> String {
-    let head = format!(
-        "wallet of {}: {} points available",
-        w.customer_id, w.available_points
-    );
+    let head = format!("wallet of {}: {} points available", w.customer_id, w.available_points);
     if w.items.is_empty() {
         return format!("{head}\nno items");
     }
@@ -281,20 +300,125 @@ pub fn wallet_text(w: &wallet::v1::Wallet) -> String {
         .items
         .iter()
         .map(|i| {
-            let s = wallet::v1::WalletItemStatus::try_from(i.status).ok();
             vec![
                 i.reward_id.clone(),
                 i.mission_id.clone(),
-                word(s.map(|s| s.as_str_name()), i.status),
+                wallet_item_status(i),
                 i.points.to_string(),
                 or_dash(&i.gift_id),
             ]
         })
         .collect();
-    format!(
-        "{head}\n{}",
-        table(&["REWARD", "MISSION", "STATUS", "POINTS", "GIFT"], &rows)
-    )
+    format!("{head}\n{}", table(&["REWARD", "MISSION", "STATUS", "POINTS", "GIFT"], &rows))
+}
+
+fn wallet_item_status(i: &wallet::v1::WalletItem) -> String {
+    let s = wallet::v1::WalletItemStatus::try_from(i.status).ok();
+    word(s.map(|s| s.as_str_name()), i.status)
+}
+
+/// The item exchanged and the gift it became.
+pub fn exchange_text(r: &wallet::v1::ExchangeRewardResponse) -> String {
+    let gift = or_dash(&r.gift_id);
+    let Some(i) = r.item.as_ref() else {
+        return fields(&[("gift", gift)]);
+    };
+    fields(&[
+        ("reward", i.reward_id.clone()),
+        ("mission", i.mission_id.clone()),
+        ("status", wallet_item_status(i)),
+        ("points", i.points.to_string()),
+        ("gift", gift),
+    ])
+}
+
+/// A rate in [0, 1] as a percentage.
+fn percent(rate: f64) -> String {
+    let p = format!("{:.1}", rate * 100.0);
+    format!("{}%", p.strip_suffix(".0").unwrap_or(&p))
+}
+
+pub fn exchange_status_text(s: &wallet::v1::GetExchangeStatusResponse) -> String {
+    let state = wallet::v1::BreakerState::try_from(s.breaker_state).ok();
+    fields(&[
+        ("breaker", word(state.map(|s| s.as_str_name()), s.breaker_state)),
+        (
+            "retry after",
+            if s.retry_after_seconds == 0 { "-".to_owned() } else { format!("{} s", s.retry_after_seconds) },
+        ),
+        ("failure rate", percent(s.failure_rate)),
+        ("slow calls", percent(s.slow_call_rate)),
+        ("calls", format!("{} in the window", s.calls_in_window)),
+        ("rejected", s.rejected_calls.to_string()),
+        ("transitions", s.transitions.to_string()),
+    ])
+}
+
+fn gift_status(g: &gift::v1::Gift) -> String {
+    let s = gift::v1::GiftStatus::try_from(g.status).ok();
+    word(s.map(|s| s.as_str_name()), g.status)
+}
+
+pub fn gift_text(g: &gift::v1::Gift) -> String {
+    fields(&[
+        ("gift", g.gift_id.clone()),
+        ("customer", g.customer_id.clone()),
+        ("code", g.gift_code.clone()),
+        ("name", g.name.clone()),
+        ("status", gift_status(g)),
+        ("reward", or_dash(&g.reward_id)),
+        ("mission", or_dash(&g.mission_id)),
+        ("issued", timestamp(g.issued_at.as_ref()).unwrap_or_else(|| "-".into())),
+        ("used", timestamp(g.used_at.as_ref()).unwrap_or_else(|| "-".into())),
+    ])
+}
+
+pub fn gifts_text(gs: &[gift::v1::Gift]) -> String {
+    if gs.is_empty() {
+        return "no gifts".to_owned();
+    }
+    let rows: Vec<Vec<String>> = gs
+        .iter()
+        .map(|g| {
+            vec![
+                g.gift_id.clone(),
+                g.gift_code.clone(),
+                gift_status(g),
+                or_dash(&g.reward_id),
+                timestamp(g.issued_at.as_ref()).unwrap_or_else(|| "-".into()),
+                timestamp(g.used_at.as_ref()).unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    table(&["GIFT", "CODE", "STATUS", "REWARD", "ISSUED", "USED"], &rows)
+}
+
+pub fn gift_catalog_text(gs: &[gift::v1::CatalogGift]) -> String {
+    if gs.is_empty() {
+        return "no gifts in the catalog".to_owned();
+    }
+    let rows: Vec<Vec<String>> =
+        gs.iter().map(|g| vec![g.gift_code.clone(), g.cost_points.to_string(), g.name.clone()]).collect();
+    table(&["CODE", "COST", "NAME"], &rows)
+}
+
+pub fn notifications_text(ns: &[notification::v1::Notification]) -> String {
+    if ns.is_empty() {
+        return "no notifications".to_owned();
+    }
+    let rows: Vec<Vec<String>> = ns
+        .iter()
+        .map(|n| {
+            vec![
+                n.notification_id.clone(),
+                timestamp(n.sent_at.as_ref()).unwrap_or_else(|| "-".into()),
+                or_dash(&n.channel),
+                or_dash(&n.recipient),
+                or_dash(&n.subject),
+            ]
+        })
+        .collect();
+    table(&["NOTIFICATION", "SENT", "CHANNEL", "RECIPIENT", "SUBJECT"], &rows)
 }
 
 pub fn page_text(p: &mypage::v1::MyPage) -> String {
@@ -328,20 +452,7 @@ pub fn page_text(p: &mypage::v1::MyPage) -> String {
         .collect();
     format!(
         "{head}\n{}",
-        table(
-            &[
-                "MISSION",
-                "CODE",
-                "STATUS",
-                "REWARD",
-                "STATUS",
-                "POINTS",
-                "GIFT",
-                "STATUS",
-                "GIFT_CODE"
-            ],
-            &rows
-        )
+        table(&["MISSION", "CODE", "STATUS", "REWARD", "STATUS", "POINTS", "GIFT", "STATUS", "GIFT_CODE"], &rows)
     )
 }
 
@@ -386,11 +497,7 @@ mod tests {
 
     #[test]
     fn an_unknown_enum_value_is_shown_as_its_number() {
-        let m = mission::v1::Mission {
-            status: 42,
-            achieved_at: None,
-            ..a_mission()
-        };
+        let m = mission::v1::Mission { status: 42, achieved_at: None, ..a_mission() };
         let j = mission_json(&m);
         assert_eq!(j["status"], json!(42));
         assert_eq!(j["achievedAt"], Value::Null);
@@ -455,10 +562,7 @@ mod tests {
     fn a_wallet_in_json_lists_its_items() {
         let j = wrap("wallet", Some(wallet_json(&a_wallet())));
         assert_eq!(j["wallet"]["availablePoints"], json!(100));
-        assert_eq!(
-            j["wallet"]["items"][1]["status"],
-            "WALLET_ITEM_STATUS_EXCHANGED"
-        );
+        assert_eq!(j["wallet"]["items"][1]["status"], "WALLET_ITEM_STATUS_EXCHANGED");
         assert_eq!(j["wallet"]["items"][1]["giftId"], "g-1");
         assert_eq!(j["wallet"]["items"][0]["rewardId"], "r-1");
         assert_eq!(wrap("wallet", None), json!({}));
@@ -517,13 +621,204 @@ mod tests {
              MISSION  CODE         STATUS    REWARD  STATUS  POINTS  GIFT  STATUS  GIFT_CODE\n\
              m-1      first-login  REWARDED  r-1     ISSUED  100     -     -       -"
         );
-        let empty = mypage::v1::MyPage {
-            customer_id: "c-9".into(),
-            ..Default::default()
-        };
+        let empty = mypage::v1::MyPage { customer_id: "c-9".into(), ..Default::default() };
         assert_eq!(
             page_text(&empty),
             "page of c-9 (version 0, updated never): 0 points issued, 0 exchanged\nno entries"
         );
+    }
+
+    fn an_exchange() -> wallet::v1::ExchangeRewardResponse {
+        wallet::v1::ExchangeRewardResponse { item: Some(a_wallet().items[1].clone()), gift_id: "g-1".into() }
+    }
+
+    #[test]
+    fn an_exchange_in_json_has_the_item_and_the_gift_id() {
+        assert_eq!(
+            exchange_json(&an_exchange()),
+            json!({
+                "item": {
+                    "rewardId": "r-2",
+                    "missionId": "m-2",
+                    "points": 50,
+                    "status": "WALLET_ITEM_STATUS_EXCHANGED",
+                    "giftId": "g-1",
+                },
+                "giftId": "g-1",
+            })
+        );
+        let bare = wallet::v1::ExchangeRewardResponse { item: None, gift_id: "g-2".into() };
+        assert_eq!(exchange_json(&bare), json!({"giftId": "g-2"}));
+    }
+
+    #[test]
+    fn an_exchange_in_text_shows_the_item_and_its_gift() {
+        assert_eq!(
+            exchange_text(&an_exchange()),
+            "reward   r-2\n\
+             mission  m-2\n\
+             status   EXCHANGED\n\
+             points   50\n\
+             gift     g-1"
+        );
+    }
+
+    fn a_breaker() -> wallet::v1::GetExchangeStatusResponse {
+        wallet::v1::GetExchangeStatusResponse {
+            breaker_state: wallet::v1::BreakerState::Open as i32,
+            retry_after_seconds: 7,
+            failure_rate: 0.6,
+            slow_call_rate: 0.125,
+            calls_in_window: 5,
+            rejected_calls: 12,
+            transitions: 1,
+        }
+    }
+
+    #[test]
+    fn the_exchange_status_in_json_names_the_state_and_keeps_numbers() {
+        assert_eq!(
+            exchange_status_json(&a_breaker()),
+            json!({
+                "breakerState": "BREAKER_STATE_OPEN",
+                "retryAfterSeconds": 7,
+                "failureRate": 0.6,
+                "slowCallRate": 0.125,
+                "callsInWindow": 5,
+                "rejectedCalls": 12,
+                "transitions": 1,
+            })
+        );
+    }
+
+    #[test]
+    fn the_exchange_status_in_text_shows_the_state_as_a_word_and_rates_as_percentages() {
+        assert_eq!(
+            exchange_status_text(&a_breaker()),
+            "breaker       OPEN\n\
+             retry after   7 s\n\
+             failure rate  60%\n\
+             slow calls    12.5%\n\
+             calls         5 in the window\n\
+             rejected      12\n\
+             transitions   1"
+        );
+        let closed = wallet::v1::GetExchangeStatusResponse {
+            breaker_state: wallet::v1::BreakerState::HalfOpen as i32,
+            ..Default::default()
+        };
+        let text = exchange_status_text(&closed);
+        assert!(text.starts_with("breaker       HALF_OPEN\nretry after   -\nfailure rate  0%"), "{text}");
+    }
+
+    fn a_gift() -> gift::v1::Gift {
+        gift::v1::Gift {
+            gift_id: "g-1".into(),
+            customer_id: "c-1".into(),
+            reward_id: "r-1".into(),
+            gift_code: "coffee".into(),
+            name: "Coffee".into(),
+            status: gift::v1::GiftStatus::Issued as i32,
+            issued_at: ts(),
+            used_at: None,
+            mission_id: "m-1".into(),
+        }
+    }
+
+    #[test]
+    fn a_gift_in_json_has_every_field() {
+        assert_eq!(
+            wrap("gift", Some(gift_json(&a_gift()))),
+            json!({"gift": {
+                "giftId": "g-1",
+                "customerId": "c-1",
+                "rewardId": "r-1",
+                "giftCode": "coffee",
+                "name": "Coffee",
+                "status": "GIFT_STATUS_ISSUED",
+                "issuedAt": "2026-01-01T00:00:00.500Z",
+                "usedAt": null,
+                "missionId": "m-1",
+            }})
+        );
+    }
+
+    #[test]
+    fn a_gift_in_text_and_a_list_of_gifts_as_a_table() {
+        assert_eq!(
+            gift_text(&a_gift()),
+            "gift      g-1\n\
+             customer  c-1\n\
+             code      coffee\n\
+             name      Coffee\n\
+             status    ISSUED\n\
+             reward    r-1\n\
+             mission   m-1\n\
+             issued    2026-01-01T00:00:00.500Z\n\
+             used      -"
+        );
+        let used = gift::v1::Gift {
+            gift_id: "g-22".into(),
+            status: gift::v1::GiftStatus::Used as i32,
+            used_at: ts(),
+            ..a_gift()
+        };
+        assert_eq!(
+            gifts_text(&[a_gift(), used]),
+            "GIFT  CODE    STATUS  REWARD  ISSUED                    USED\n\
+             g-1   coffee  ISSUED  r-1     2026-01-01T00:00:00.500Z  -\n\
+             g-22  coffee  USED    r-1     2026-01-01T00:00:00.500Z  2026-01-01T00:00:00.500Z"
+        );
+        assert_eq!(gifts_text(&[]), "no gifts");
+    }
+
+    #[test]
+    fn the_gift_catalog_shows_codes_costs_and_names() {
+        let catalog = [
+            gift::v1::CatalogGift { gift_code: "coffee".into(), name: "Coffee".into(), cost_points: 10 },
+            gift::v1::CatalogGift { gift_code: "movie-ticket".into(), name: "Movie ticket".into(), cost_points: 50 },
+        ];
+        assert_eq!(
+            gift_catalog_text(&catalog),
+            "CODE          COST  NAME\n\
+             coffee        10    Coffee\n\
+             movie-ticket  50    Movie ticket"
+        );
+        assert_eq!(
+            catalog_gift_json(&catalog[1]),
+            json!({"giftCode": "movie-ticket", "name": "Movie ticket", "costPoints": 50})
+        );
+        assert_eq!(gift_catalog_text(&[]), "no gifts in the catalog");
+    }
+
+    #[test]
+    fn notifications_in_json_and_text() {
+        let n = notification::v1::Notification {
+            notification_id: "n-1".into(),
+            customer_id: "c-1".into(),
+            channel: "email".into(),
+            subject: "Your gift: Coffee".into(),
+            event_id: "e-1".into(),
+            sent_at: ts(),
+            recipient: "c-1@players.game-rewards.local".into(),
+        };
+        assert_eq!(
+            notification_json(&n),
+            json!({
+                "notificationId": "n-1",
+                "customerId": "c-1",
+                "channel": "email",
+                "subject": "Your gift: Coffee",
+                "eventId": "e-1",
+                "sentAt": "2026-01-01T00:00:00.500Z",
+                "recipient": "c-1@players.game-rewards.local",
+            })
+        );
+        assert_eq!(
+            notifications_text(&[n]),
+            "NOTIFICATION  SENT                      CHANNEL  RECIPIENT                       SUBJECT\n\
+             n-1           2026-01-01T00:00:00.500Z  email    c-1@players.game-rewards.local  Your gift: Coffee"
+        );
+        assert_eq!(notifications_text(&[]), "no notifications");
     }
 }

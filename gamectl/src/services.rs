@@ -1,4 +1,7 @@
-//! The services of the system: one table, so that a new service is one more line.
+//! The services of the system: one table, so that a new service is one more line, and
+//! the environment each of them is started with.
+
+use std::path::{Path, PathBuf};
 
 /// One service binary and how `up` runs it.
 #[derive(Debug, PartialEq, Eq)]
@@ -12,6 +15,11 @@ pub struct ServiceSpec {
     pub port_offset: u16,
     /// `up` refuses to start without it; the others run when their binary exists.
     pub required: bool,
+    /// Services are started stage by stage, each stage once the previous one is SERVING
+    /// (stage 0 first): a service others call synchronously comes before them.
+    pub stage: u8,
+    /// The variable that gives its address (`http://127.0.0.1:<port>`) to every child.
+    pub url_env: Option<&'static str>,
 }
 
 pub const SERVICES: &[ServiceSpec] = &[
@@ -20,48 +28,66 @@ pub const SERVICES: &[ServiceSpec] = &[
         health: "",
         port_offset: 0,
         required: false,
+        // The front door opens once everything behind it is SERVING.
+        stage: 2,
+        url_env: None,
     },
     ServiceSpec {
         name: "mission",
         health: "game.mission.v1.MissionService",
         port_offset: 1,
         required: true,
+        stage: 1,
+        url_env: Some("MISSION_URL"),
     },
     ServiceSpec {
         name: "reward",
         health: "game.reward.v1.RewardService",
         port_offset: 2,
         required: true,
+        stage: 1,
+        url_env: Some("REWARD_URL"),
     },
     ServiceSpec {
         name: "wallet",
         health: "game.wallet.v1.WalletService",
         port_offset: 3,
         required: true,
+        stage: 1,
+        url_env: Some("WALLET_URL"),
     },
     ServiceSpec {
         name: "mypage",
         health: "game.mypage.v1.MyPageService",
         port_offset: 4,
         required: true,
+        stage: 1,
+        url_env: Some("MYPAGE_URL"),
     },
     ServiceSpec {
         name: "gift",
         health: "game.gift.v1.GiftService",
         port_offset: 5,
-        required: false,
+        required: true,
+        // The wallet calls it synchronously.
+        stage: 0,
+        url_env: Some("GIFT_URL"),
     },
     ServiceSpec {
         name: "notification",
         health: "game.notification.v1.NotificationService",
         port_offset: 6,
         required: false,
+        stage: 1,
+        url_env: Some("NOTIFICATION_URL"),
     },
     ServiceSpec {
         name: "auth",
         health: "game.auth.v1.AuthService",
         port_offset: 7,
         required: false,
+        stage: 1,
+        url_env: Some("AUTH_URL"),
     },
 ];
 
@@ -88,8 +114,57 @@ pub fn port_table(base: u16) -> Result<Vec<(&'static ServiceSpec, u16)>, String>
 /// # Errors
 /// When it would exceed 65535.
 pub fn nats_port(base: u16) -> Result<u16, String> {
-    base.checked_add(NATS_PORT_OFFSET)
-        .ok_or_else(|| format!("--base-port {base} leaves no port for nats-server"))
+    base.checked_add(NATS_PORT_OFFSET).ok_or_else(|| format!("--base-port {base} leaves no port for nats-server"))
+}
+
+/// The address of a service on this machine.
+pub fn url(port: u16) -> String {
+    format!("http://127.0.0.1:{port}")
+}
+
+/// Where the notification service writes its e-mails (`MAILBOX_DIR`).
+pub fn mailbox_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("mailbox")
+}
+
+/// What every child's environment is computed from.
+#[derive(Debug, Clone, Copy)]
+pub struct EnvContext<'a> {
+    /// Absolute: children do not run in gamectl's working directory's terms.
+    pub data_dir: &'a Path,
+    pub nats_url: &'a str,
+    /// The keys services verify bearer tokens with (`JWKS_FILES`).
+    pub jwks_file: Option<&'a Path>,
+    /// Every service of the table and its port (see [`port_table`]), started or not, so
+    /// that a child always learns where the others are (or will be).
+    pub ports: &'a [(&'static ServiceSpec, u16)],
+}
+
+/// The environment of the child running `spec` on `port`: what every service reads
+/// (`LISTEN_ADDR`, `DATABASE_URL`, `NATS_URL`, `JWKS_FILES`), the address of every service
+/// (`MISSION_URL`, ..., `AUTH_URL`: a service ignores those it does not call), then the
+/// service's own settings. Later entries win, so a service's own settings may override.
+pub fn child_env(spec: &ServiceSpec, port: u16, ctx: &EnvContext<'_>) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        ("LISTEN_ADDR", format!("127.0.0.1:{port}")),
+        ("DATABASE_URL", format!("sqlite://{}/{}.db", ctx.data_dir.display(), spec.name)),
+        ("NATS_URL", ctx.nats_url.to_owned()),
+    ];
+    env.extend(ctx.jwks_file.map(|f| ("JWKS_FILES", f.display().to_string())));
+    env.extend(ctx.ports.iter().filter_map(|(s, p)| s.url_env.map(|var| (var, url(*p)))));
+    env.extend(own_env(spec.name, ctx));
+    env
+}
+
+/// Settings only one service reads.
+fn own_env(name: &str, ctx: &EnvContext<'_>) -> Vec<(&'static str, String)> {
+    match name {
+        "notification" => vec![("MAILBOX_DIR", mailbox_dir(ctx.data_dir).display().to_string())],
+        // The key ring gamectl signs with and the services trust (see `crate::auth`),
+        // rather than `data/keys` under whatever directory gamectl runs in.
+        "auth" => vec![("AUTH_KEYS_DIR", crate::auth::keys_dir(ctx.data_dir).display().to_string())],
+        _ => Vec::new(),
+    }
 }
 
 #[cfg(test)]
@@ -100,11 +175,7 @@ mod tests {
 
     #[test]
     fn the_default_base_port_gives_the_documented_ports() {
-        let table: Vec<(&str, u16)> = port_table(50051)
-            .unwrap()
-            .into_iter()
-            .map(|(s, p)| (s.name, p))
-            .collect();
+        let table: Vec<(&str, u16)> = port_table(50051).unwrap().into_iter().map(|(s, p)| (s.name, p)).collect();
         assert_eq!(
             table,
             [
@@ -128,17 +199,95 @@ mod tests {
     }
 
     #[test]
-    fn names_and_ports_are_unique_and_the_core_four_are_required() {
+    fn names_and_ports_are_unique_and_the_core_five_are_required() {
         let names: HashSet<_> = SERVICES.iter().map(|s| s.name).collect();
         let offsets: HashSet<_> = SERVICES.iter().map(|s| s.port_offset).collect();
         assert_eq!(names.len(), SERVICES.len());
         assert_eq!(offsets.len(), SERVICES.len());
         assert!(!offsets.contains(&NATS_PORT_OFFSET));
-        let required: Vec<_> = SERVICES
-            .iter()
-            .filter(|s| s.required)
-            .map(|s| s.name)
-            .collect();
-        assert_eq!(required, ["mission", "reward", "wallet", "mypage"]);
+        let required: Vec<_> = SERVICES.iter().filter(|s| s.required).map(|s| s.name).collect();
+        assert_eq!(required, ["mission", "reward", "wallet", "mypage", "gift"]);
+    }
+
+    #[test]
+    fn the_real_health_names_are_checked() {
+        let health = |n: &str| SERVICES.iter().find(|s| s.name == n).unwrap().health;
+        assert_eq!(health("gift"), "game.gift.v1.GiftService");
+        assert_eq!(health("notification"), "game.notification.v1.NotificationService");
+    }
+
+    #[test]
+    fn gift_starts_first_and_the_gateway_last() {
+        let stage = |n: &str| SERVICES.iter().find(|s| s.name == n).unwrap().stage;
+        for s in SERVICES.iter().filter(|s| s.name != "gift") {
+            assert!(s.stage > stage("gift"), "{}", s.name);
+            assert!(s.name == "gateway" || s.stage < stage("gateway"), "{}", s.name);
+        }
+    }
+
+    fn env_of(name: &str) -> Vec<(&'static str, String)> {
+        let ports = port_table(56100).unwrap();
+        let (spec, port) = ports.iter().find(|(s, _)| s.name == name).unwrap();
+        let ctx = EnvContext {
+            data_dir: Path::new("/data"),
+            nats_url: "nats://127.0.0.1:56200",
+            jwks_file: Some(Path::new("/data/jwks.json")),
+            ports: &ports,
+        };
+        child_env(spec, *port, &ctx)
+    }
+
+    fn get<'a>(env: &'a [(&'static str, String)], var: &str) -> Option<&'a str> {
+        env.iter().rev().find(|(k, _)| *k == var).map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn every_child_gets_its_own_listen_address_database_and_nats() {
+        let env = env_of("wallet");
+        assert_eq!(get(&env, "LISTEN_ADDR"), Some("127.0.0.1:56103"));
+        assert_eq!(get(&env, "DATABASE_URL"), Some("sqlite:///data/wallet.db"));
+        assert_eq!(get(&env, "NATS_URL"), Some("nats://127.0.0.1:56200"));
+        assert_eq!(get(&env, "JWKS_FILES"), Some("/data/jwks.json"));
+        assert_eq!(get(&env, "MAILBOX_DIR"), None);
+    }
+
+    #[test]
+    fn every_child_gets_the_address_of_every_service() {
+        for s in SERVICES {
+            let env = env_of(s.name);
+            let urls: Vec<(&str, &str)> = env
+                .iter()
+                .filter(|(k, _)| k.ends_with("_URL") && *k != "DATABASE_URL" && *k != "NATS_URL")
+                .map(|(k, v)| (*k, v.as_str()))
+                .collect();
+            assert_eq!(
+                urls,
+                [
+                    ("MISSION_URL", "http://127.0.0.1:56101"),
+                    ("REWARD_URL", "http://127.0.0.1:56102"),
+                    ("WALLET_URL", "http://127.0.0.1:56103"),
+                    ("MYPAGE_URL", "http://127.0.0.1:56104"),
+                    ("GIFT_URL", "http://127.0.0.1:56105"),
+                    ("NOTIFICATION_URL", "http://127.0.0.1:56106"),
+                    ("AUTH_URL", "http://127.0.0.1:56107"),
+                ],
+                "{}",
+                s.name
+            );
+        }
+    }
+
+    #[test]
+    fn auth_signs_with_the_key_ring_of_the_data_dir() {
+        assert_eq!(get(&env_of("auth"), "AUTH_KEYS_DIR"), Some("/data/keys"));
+        assert_eq!(get(&env_of("gift"), "AUTH_KEYS_DIR"), None);
+    }
+
+    #[test]
+    fn notification_writes_its_mail_into_the_data_dir() {
+        let env = env_of("notification");
+        assert_eq!(get(&env, "MAILBOX_DIR"), Some("/data/mailbox"));
+        assert_eq!(get(&env, "LISTEN_ADDR"), Some("127.0.0.1:56106"));
+        assert_eq!(mailbox_dir(Path::new("/data")), Path::new("/data/mailbox"));
     }
 }

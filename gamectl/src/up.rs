@@ -1,6 +1,7 @@
 //! `gamectl up`: the whole system on one machine. Starts nats-server (unless given one)
-//! and every service binary as child processes, waits until each reports SERVING,
-//! writes `<data-dir>/endpoints.json`, restarts children that die, and on Ctrl-C or
+//! and every service binary as child processes, stage by stage (gift first, since the
+//! wallet calls it; see [`services::SERVICES`]), each stage once the previous one reports
+//! SERVING, writes `<data-dir>/endpoints.json`, restarts children that die, and on Ctrl-C or
 //! SIGTERM stops the services first, then nats-server.
 //!
 //! Lines on stdout are meant to be read by people and tests alike: the address table,
@@ -59,10 +60,7 @@ struct Planned {
 }
 
 /// The services to start: every one whose binary exists; the required ones must.
-fn select_services(
-    base_port: u16,
-    has_binary: impl Fn(&str) -> bool,
-) -> Result<Vec<Planned>, String> {
+fn select_services(base_port: u16, has_binary: impl Fn(&str) -> bool) -> Result<Vec<Planned>, String> {
     let mut missing = Vec::new();
     let mut planned = Vec::new();
     for (spec, port) in services::port_table(base_port)? {
@@ -89,9 +87,7 @@ fn binary(bin_dir: &Path, name: &str) -> PathBuf {
 fn ensure_free(port: u16, what: &str) -> Result<(), String> {
     std::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))
         .map(drop)
-        .map_err(|e| {
-            format!("port {port} for {what} is not free: {e} (choose another --base-port)")
-        })
+        .map_err(|e| format!("port {port} for {what} is not free: {e} (choose another --base-port)"))
 }
 
 /// How to (re)start one child.
@@ -230,11 +226,7 @@ fn supervise(spec: ChildSpec, stopping: Stopping) -> std::io::Result<Supervised>
     let (restart, requests) = mpsc::unbounded_channel();
     let name = spec.name;
     let task = tokio::spawn(keep_running(spec, child, stopping, requests));
-    Ok(Supervised {
-        name,
-        task,
-        restart,
-    })
+    Ok(Supervised { name, task, restart })
 }
 
 async fn keep_running(
@@ -305,9 +297,7 @@ impl std::fmt::Display for Health {
 }
 
 async fn check(client: &mut HealthClient<tonic::transport::Channel>, service: &str) -> Health {
-    let req = HealthCheckRequest {
-        service: service.to_owned(),
-    };
+    let req = HealthCheckRequest { service: service.to_owned() };
     match tokio::time::timeout(Duration::from_secs(2), client.check(req)).await {
         Ok(Ok(r)) if r.get_ref().status == ServingStatus::Serving as i32 => Health::Serving,
         Ok(Ok(_)) => Health::NotServing,
@@ -327,22 +317,12 @@ struct Watch {
     stop: CancellationToken,
 }
 
-async fn watch_health(
-    name: &'static str,
-    service: &'static str,
-    url: String,
-    report: watch::Sender<Health>,
-    w: Watch,
-) {
+async fn watch_health(name: &'static str, service: &'static str, url: String, report: watch::Sender<Health>, w: Watch) {
     const INTERVAL: Duration = Duration::from_millis(250);
     let Ok(endpoint) = Endpoint::from_shared(url) else {
         return;
     };
-    let mut client = HealthClient::new(
-        endpoint
-            .connect_timeout(Duration::from_secs(1))
-            .connect_lazy(),
-    );
+    let mut client = HealthClient::new(endpoint.connect_timeout(Duration::from_secs(1)).connect_lazy());
     let mut last = *report.borrow();
     let mut bad_since: Option<Instant> = None;
     let mut was_serving = false;
@@ -364,9 +344,7 @@ async fn watch_health(
         } else if was_serving && let Some(after) = w.restart_after {
             let since = *bad_since.get_or_insert_with(Instant::now);
             if since.elapsed() >= after {
-                let _ = w
-                    .restart
-                    .send(format!("not SERVING for {} s", after.as_secs_f64()));
+                let _ = w.restart.send(format!("not SERVING for {} s", after.as_secs_f64()));
                 was_serving = false;
                 bad_since = None;
             }
@@ -455,10 +433,8 @@ async fn accepts_tcp(port: u16) -> bool {
 
 /// First SIGTERM or Ctrl-C: stop; a second: stop waiting for children.
 fn catch_signals(shutdown: CancellationToken, force: CancellationToken) -> Result<(), String> {
-    let mut term =
-        signal(SignalKind::terminate()).map_err(|e| format!("cannot catch SIGTERM: {e}"))?;
-    let mut int =
-        signal(SignalKind::interrupt()).map_err(|e| format!("cannot catch SIGINT: {e}"))?;
+    let mut term = signal(SignalKind::terminate()).map_err(|e| format!("cannot catch SIGTERM: {e}"))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| format!("cannot catch SIGINT: {e}"))?;
     async fn next(term: &mut Signal, int: &mut Signal) {
         tokio::select! {
             _ = term.recv() => {}
@@ -478,8 +454,7 @@ fn catch_signals(shutdown: CancellationToken, force: CancellationToken) -> Resul
 async fn up(global: &Global, args: UpArgs) -> Result<(), String> {
     let ready_timeout = seconds(args.ready_timeout, "ready-timeout")?;
     let grace = seconds(args.stop_timeout, "stop-timeout")?;
-    let restart_after =
-        Some(seconds(args.health_restart_after, "health-restart-after")?).filter(|d| !d.is_zero());
+    let restart_after = Some(seconds(args.health_restart_after, "health-restart-after")?).filter(|d| !d.is_zero());
 
     let bin_dir = match args.bin_dir.clone() {
         Some(d) => d,
@@ -489,6 +464,7 @@ async fn up(global: &Global, args: UpArgs) -> Result<(), String> {
             .ok_or("cannot find the directory of gamectl: pass --bin-dir")?,
     };
     let planned = select_services(args.base_port, |n| binary(&bin_dir, n).is_file())?;
+    let ports = services::port_table(args.base_port)?;
     let nats = match (args.nats_url.clone(), args.nats_port) {
         (Some(url), _) => Nats::External(url),
         (None, Some(p)) => Nats::Child(p),
@@ -503,19 +479,16 @@ async fn up(global: &Global, args: UpArgs) -> Result<(), String> {
 
     std::fs::create_dir_all(global.data_dir.join("nats"))
         .map_err(|e| format!("cannot create {}: {e}", global.data_dir.display()))?;
-    let data_dir = std::fs::canonicalize(&global.data_dir)
-        .map_err(|e| format!("{}: {e}", global.data_dir.display()))?;
+    let data_dir =
+        std::fs::canonicalize(&global.data_dir).map_err(|e| format!("{}: {e}", global.data_dir.display()))?;
+    let jwks_file = crate::auth::prepare(&data_dir)?;
     // A file left by an earlier run would send clients to a system that is not up yet.
     let _ = std::fs::remove_file(Endpoints::path(&data_dir));
 
     let shutdown = CancellationToken::new();
     let force = CancellationToken::new();
     catch_signals(shutdown.clone(), force.clone())?;
-    let stopping = |now| Stopping {
-        now,
-        force: force.clone(),
-        grace,
-    };
+    let stopping = |now| Stopping { now, force: force.clone(), grace };
     let mut system = System {
         nats: None,
         services: Vec::new(),
@@ -527,6 +500,8 @@ async fn up(global: &Global, args: UpArgs) -> Result<(), String> {
         data_dir: &data_dir,
         bin_dir: &bin_dir,
         planned: &planned,
+        ports: &ports,
+        jwks_file: &jwks_file,
         nats: &nats,
         ready_timeout,
         restart_after,
@@ -557,6 +532,10 @@ struct Start<'a> {
     data_dir: &'a Path,
     bin_dir: &'a Path,
     planned: &'a [Planned],
+    /// The keys every service trusts (see [`crate::auth`]).
+    jwks_file: &'a Path,
+    /// Every service of the table and its port, started or not.
+    ports: &'a [(&'static ServiceSpec, u16)],
     nats: &'a Nats,
     ready_timeout: Duration,
     restart_after: Option<Duration>,
@@ -607,84 +586,99 @@ async fn start(system: &mut System, ctx: &Start<'_>) -> Result<(), Interrupted> 
 
     let (announce_tx, announce) = watch::channel(false);
     let mut health = Vec::new();
-    let mut table = Endpoints {
-        nats: nats_url.clone(),
-        services: Default::default(),
+    let mut table = Endpoints { nats: nats_url.clone(), services: Default::default() };
+    let env = services::EnvContext {
+        data_dir: ctx.data_dir,
+        nats_url: &nats_url,
+        jwks_file: Some(ctx.jwks_file),
+        ports: ctx.ports,
     };
-    for p in ctx.planned {
-        let name = p.spec.name;
-        let url = format!("http://127.0.0.1:{}", p.port);
-        let spec = ChildSpec {
-            name,
-            program: binary(ctx.bin_dir, name),
-            args: Vec::new(),
-            env: vec![
-                ("LISTEN_ADDR", format!("127.0.0.1:{}", p.port)),
-                (
-                    "DATABASE_URL",
-                    format!("sqlite://{}/{name}.db", ctx.data_dir.display()),
-                ),
-                ("NATS_URL", nats_url.clone()),
-            ],
-        };
-        let child = supervise(spec, system.stop_services.clone())
-            .map_err(|e| format!("cannot start {name}: {e}"))?;
-        let (report, rx) = watch::channel(Health::Unreachable);
-        tokio::spawn(watch_health(
-            name,
-            p.spec.health,
-            url.clone(),
-            report,
-            Watch {
-                announce: announce.clone(),
-                restart_after: ctx.restart_after,
-                restart: child.restart.clone(),
-                stop: system.monitors.clone(),
-            },
-        ));
-        system.services.push(child);
-        health.push((name, rx));
-        table.services.insert(name.to_owned(), url);
+    let mailbox =
+        ctx.planned.iter().any(|p| p.spec.name == "notification").then(|| services::mailbox_dir(ctx.data_dir));
+    if let Some(dir) = &mailbox {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let deadline = Instant::now() + ctx.ready_timeout;
+    for stage in stages(ctx.planned) {
+        for p in ctx.planned.iter().filter(|p| p.spec.stage == stage) {
+            let name = p.spec.name;
+            let url = services::url(p.port);
+            let spec = ChildSpec {
+                name,
+                program: binary(ctx.bin_dir, name),
+                args: Vec::new(),
+                env: services::child_env(p.spec, p.port, &env),
+            };
+            let child =
+                supervise(spec, system.stop_services.clone()).map_err(|e| format!("cannot start {name}: {e}"))?;
+            let (report, rx) = watch::channel(Health::Unreachable);
+            tokio::spawn(watch_health(
+                name,
+                p.spec.health,
+                url.clone(),
+                report,
+                Watch {
+                    announce: announce.clone(),
+                    restart_after: ctx.restart_after,
+                    restart: child.restart.clone(),
+                    stop: system.monitors.clone(),
+                },
+            ));
+            system.services.push(child);
+            health.push((name, rx));
+            table.services.insert(name.to_owned(), url);
+        }
+        // The next stage calls this one: it starts once this one is SERVING.
+        wait_serving(&health, deadline, ctx).await?;
     }
 
-    let deadline = Instant::now() + ctx.ready_timeout;
-    let all_serving =
-        || std::future::ready(health.iter().all(|(_, rx)| *rx.borrow() == Health::Serving));
+    let mut rows = vec![vec!["nats".to_owned(), table.nats.clone()]];
+    rows.extend(ctx.planned.iter().map(|p| vec![p.spec.name.to_owned(), table.services[p.spec.name].clone()]));
+    if let Some(dir) = &mailbox {
+        rows.push(vec!["mailbox".to_owned(), dir.display().to_string()]);
+    }
+    say(output::table(&["SERVICE", "ADDRESS"], &rows));
+    let path = table
+        .write(ctx.data_dir)
+        .map_err(|e| format!("cannot write {}: {e}", Endpoints::path(ctx.data_dir).display()))?;
+    say(format!("endpoints: {}", path.display()));
+    say("ready: all services SERVING");
+    // Receivers keep reading the last value after the sender is gone.
+    announce_tx.send_replace(true);
+    Ok(())
+}
+
+/// The stages of the planned services, in start order.
+fn stages(planned: &[Planned]) -> Vec<u8> {
+    let mut stages: Vec<u8> = planned.iter().map(|p| p.spec.stage).collect();
+    stages.sort_unstable();
+    stages.dedup();
+    stages
+}
+
+/// Waits until every service started so far is SERVING.
+async fn wait_serving(
+    health: &[(&'static str, watch::Receiver<Health>)],
+    deadline: Instant,
+    ctx: &Start<'_>,
+) -> Result<(), Interrupted> {
+    let all_serving = || std::future::ready(health.iter().all(|(_, rx)| *rx.borrow() == Health::Serving));
     match poll_until(deadline, ctx.shutdown, all_serving).await {
-        Polled::Done => {}
-        Polled::Signal => return Err(Interrupted::Signal),
+        Polled::Done => Ok(()),
+        Polled::Signal => Err(Interrupted::Signal),
         Polled::TimedOut => {
             let late: Vec<String> = health
                 .iter()
                 .filter(|(_, rx)| *rx.borrow() != Health::Serving)
                 .map(|(n, rx)| format!("{n} ({})", *rx.borrow()))
                 .collect();
-            return Err(Interrupted::Failed(format!(
+            Err(Interrupted::Failed(format!(
                 "not SERVING after {} s: {}",
                 ctx.ready_timeout.as_secs_f64(),
                 late.join(", ")
-            )));
+            )))
         }
     }
-
-    let mut rows = vec![vec!["nats".to_owned(), table.nats.clone()]];
-    rows.extend(
-        ctx.planned
-            .iter()
-            .map(|p| vec![p.spec.name.to_owned(), table.services[p.spec.name].clone()]),
-    );
-    say(output::table(&["SERVICE", "ADDRESS"], &rows));
-    let path = table.write(ctx.data_dir).map_err(|e| {
-        format!(
-            "cannot write {}: {e}",
-            Endpoints::path(ctx.data_dir).display()
-        )
-    })?;
-    say(format!("endpoints: {}", path.display()));
-    say("ready: all services SERVING");
-    // Receivers keep reading the last value after the sender is gone.
-    announce_tx.send_replace(true);
-    Ok(())
 }
 
 #[cfg(test)]
@@ -693,7 +687,7 @@ mod tests {
 
     #[test]
     fn every_service_with_a_binary_is_started_on_its_port() {
-        let planned = select_services(56000, |n| n != "gift").unwrap();
+        let planned = select_services(56000, |n| n != "notification").unwrap();
         let names: Vec<(&str, u16)> = planned.iter().map(|p| (p.spec.name, p.port)).collect();
         assert_eq!(
             names,
@@ -703,19 +697,31 @@ mod tests {
                 ("reward", 56002),
                 ("wallet", 56003),
                 ("mypage", 56004),
-                ("notification", 56006),
+                ("gift", 56005),
                 ("auth", 56007),
             ]
         );
     }
 
     #[test]
-    fn the_core_four_are_required() {
-        let core = ["mission", "reward", "wallet", "mypage"];
+    fn the_core_five_are_required() {
+        let core = ["mission", "reward", "wallet", "mypage", "gift"];
         let planned = select_services(50051, |n| core.contains(&n)).unwrap();
-        assert_eq!(planned.len(), 4);
+        assert_eq!(planned.len(), 5);
         let err = select_services(50051, |n| n == "mission").unwrap_err();
-        assert!(err.contains("reward, wallet, mypage"), "{err}");
+        assert!(err.contains("reward, wallet, mypage, gift"), "{err}");
+        let err = select_services(50051, |n| n != "gift").unwrap_err();
+        assert!(err.contains("missing service binaries: gift"), "{err}");
+    }
+
+    #[test]
+    fn gift_is_started_before_the_others() {
+        let planned = select_services(56000, |n| n != "gateway" && n != "auth").unwrap();
+        let order: Vec<Vec<&str>> = stages(&planned)
+            .into_iter()
+            .map(|st| planned.iter().filter(|p| p.spec.stage == st).map(|p| p.spec.name).collect())
+            .collect();
+        assert_eq!(order, [vec!["gift"], vec!["mission", "reward", "wallet", "mypage", "notification"]]);
     }
 
     #[test]
