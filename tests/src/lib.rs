@@ -205,6 +205,10 @@ pub struct Options {
     pub wallet_env: Vec<(&'static str, String)>,
     /// Put a proxy between wallet and gift whose added delay the test controls.
     pub gift_proxy: bool,
+    /// Also start the auth service and the gateway in front of everything.
+    pub gateway: bool,
+    /// Extra settings for the gateway (rate limits...).
+    pub gateway_env: Vec<(&'static str, String)>,
 }
 
 /// Signs tokens the way an identity provider would, for tests; every service trusts its
@@ -275,9 +279,19 @@ pub struct System {
     pub wallet: Service,
     pub mypage: Service,
     pub gift: Service,
+    pub notification: Service,
     /// Present when [`Options::gift_proxy`] was asked for.
     pub gift_proxy: Option<SlowProxy>,
+    /// Present when [`Options::gateway`] was asked for.
+    pub auth: Option<Service>,
+    pub gateway: Option<Service>,
 }
+
+pub const NOTIFICATION: &str = "game.notification.v1.NotificationService";
+pub const AUTH: &str = "game.auth.v1.AuthService";
+pub const GATEWAY: &str = "game.gateway.v1.Gateway";
+/// The customer the auth service makes an admin in tests.
+pub const ADMIN: &str = "ops";
 
 impl System {
     pub async fn start() -> Self {
@@ -292,25 +306,77 @@ impl System {
             .databases
             .unwrap_or_else(|| [sqlite("mission"), sqlite("reward"), sqlite("wallet"), sqlite("gift")]);
         let tokens = Tokens::new(dir.path());
+        let auth = options.gateway.then(|| {
+            let env = [
+                ("DATABASE_URL", sqlite("auth")),
+                ("AUTH_KEYS_DIR", dir.path().join("keys").display().to_string()),
+                ("ADMIN_CUSTOMERS", ADMIN.to_owned()),
+                ("ARGON2_MEMORY_KIB", "4096".to_owned()),
+                ("ARGON2_ITERATIONS", "1".to_owned()),
+            ];
+            Service::start("auth", "auth", &env, dir.path())
+        });
         let jwks = tokens.jwks_file.display().to_string();
-        let env = |db: String| vec![("NATS_URL", nats.url()), ("DATABASE_URL", db), ("JWKS_FILES", jwks.clone())];
-        let gift = Service::start("gift", "gift", &env(g), dir.path());
+        let jwks_urls = auth.as_ref().map(|a| format!("http://{}/.well-known/jwks.json", a.addr)).unwrap_or_default();
+        let base = |extra: Vec<(&'static str, String)>| {
+            let mut env =
+                vec![("NATS_URL", nats.url()), ("JWKS_FILES", jwks.clone()), ("JWKS_URLS", jwks_urls.clone())];
+            env.extend(extra);
+            env
+        };
+        let gift = Service::start("gift", "gift", &base(vec![("DATABASE_URL", g)]), dir.path());
         let gift_proxy = options.gift_proxy.then(|| SlowProxy::start(gift.addr));
         let gift_url = gift_proxy.as_ref().map_or_else(|| gift.url(), |p| format!("http://{}", p.addr));
-        let mission = Service::start("mission", "mission", &env(m), dir.path());
-        let reward = Service::start("reward", "reward", &env(r), dir.path());
-        let mut wallet_env = env(w);
-        wallet_env.push(("GIFT_URL", gift_url));
+        let mission = Service::start("mission", "mission", &base(vec![("DATABASE_URL", m)]), dir.path());
+        let reward = Service::start("reward", "reward", &base(vec![("DATABASE_URL", r)]), dir.path());
+        let mut wallet_env = base(vec![("DATABASE_URL", w), ("GIFT_URL", gift_url)]);
         wallet_env.extend(options.wallet_env);
         let wallet = Service::start("wallet", "wallet", &wallet_env, dir.path());
-        let mypage =
-            Service::start("mypage", "mypage", &[("NATS_URL", nats.url()), ("JWKS_FILES", jwks.clone())], dir.path());
+        let mypage = Service::start("mypage", "mypage", &base(vec![]), dir.path());
+        let notification = Service::start(
+            "notification",
+            "notification",
+            &base(vec![
+                ("DATABASE_URL", sqlite("notification")),
+                ("MAILBOX_DIR", dir.path().join("mailbox").display().to_string()),
+            ]),
+            dir.path(),
+        );
+        let gateway = options.gateway.then(|| {
+            let mut env = base(vec![
+                ("MISSION_URL", mission.url()),
+                ("REWARD_URL", reward.url()),
+                ("WALLET_URL", wallet.url()),
+                ("MYPAGE_URL", mypage.url()),
+                ("GIFT_URL", gift.url()),
+                ("NOTIFICATION_URL", notification.url()),
+                ("AUTH_URL", auth.as_ref().map(Service::url).unwrap_or_default()),
+            ]);
+            env.extend(options.gateway_env);
+            Service::start("gateway", "gateway", &env, dir.path())
+        });
         gift.wait_serving(GIFT).await;
         mission.wait_serving(MISSION).await;
         reward.wait_serving(REWARD).await;
         wallet.wait_serving(WALLET).await;
         mypage.wait_serving(MYPAGE).await;
-        Self { tokens, dir, nats, mission, reward, wallet, mypage, gift, gift_proxy }
+        notification.wait_serving(NOTIFICATION).await;
+        if let Some(a) = &auth {
+            a.wait_serving(AUTH).await;
+        }
+        if let Some(g) = &gateway {
+            g.wait_serving(GATEWAY).await;
+        }
+        Self { tokens, dir, nats, mission, reward, wallet, mypage, gift, notification, gift_proxy, auth, gateway }
+    }
+
+    /// The gateway (panics when the system was started without it).
+    pub fn gateway(&self) -> &Service {
+        self.gateway.as_ref().expect("started with Options { gateway: true }")
+    }
+
+    pub fn mailbox(&self) -> PathBuf {
+        self.dir.path().join("mailbox")
     }
 
     pub fn env(&self, db: &str) -> Vec<(&'static str, String)> {

@@ -55,11 +55,38 @@ pub struct Server {
     pub stopping: CancellationToken,
     tasks: JoinSet<()>,
     auth: Option<crate::auth::AuthLayer>,
+    /// Services listed by reflection, when not just `names` (the gateway lists everyone's).
+    reflection: Option<Vec<&'static str>>,
+    cors: Option<tower_http::cors::CorsLayer>,
 }
 
 impl Server {
     pub fn new(settings: ServerSettings, routes: Routes, names: Vec<&'static str>, probe: Probe) -> Self {
-        Self { settings, routes, names, probe, stopping: CancellationToken::new(), tasks: JoinSet::new(), auth: None }
+        Self {
+            settings,
+            routes,
+            names,
+            probe,
+            stopping: CancellationToken::new(),
+            tasks: JoinSet::new(),
+            auth: None,
+            reflection: None,
+            cors: None,
+        }
+    }
+
+    /// Lists `names` in server reflection instead of the services whose health we report.
+    #[must_use]
+    pub fn with_reflection(mut self, names: Vec<&'static str>) -> Self {
+        self.reflection = Some(names);
+        self
+    }
+
+    /// Answers browsers' CORS preflights (grpc-web from a page on another origin).
+    #[must_use]
+    pub fn with_cors(mut self, cors: tower_http::cors::CorsLayer) -> Self {
+        self.cors = Some(cors);
+        self
     }
 
     /// Requires a valid bearer token on every method except health, reflection and
@@ -91,7 +118,8 @@ impl Server {
     /// # Errors
     /// When the address cannot be bound or the server fails.
     pub async fn run(self, external: CancellationToken) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        let Self { settings, routes, names, probe, stopping, mut tasks, auth } = self;
+        let Self { settings, routes, names, probe, stopping, mut tasks, auth, reflection: listed, cors } = self;
+        let listed = listed.unwrap_or_else(|| names.clone());
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
@@ -115,14 +143,15 @@ impl Server {
         ));
 
         // grpcurl 1.8 speaks only v1alpha; newer clients use v1.
-        let v1 = reflection(&names).build_v1()?;
-        let v1alpha = reflection(&names).build_v1alpha()?;
+        let v1 = reflection(&listed).build_v1()?;
+        let v1alpha = reflection(&listed).build_v1alpha()?;
         let routes = routes.add_service(health).add_service(v1).add_service(v1alpha);
 
         let server_stop = stopping.clone();
         let serve = tonic::transport::Server::builder()
             .accept_http1(true)
-            .layer(tonic_web::GrpcWebLayer::new())
+            .layer(tower::util::option_layer(cors))
+            .layer(WebLayer)
             .layer(tower::util::option_layer(auth))
             .add_routes(routes)
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), server_stop.cancelled_owned());
@@ -250,5 +279,57 @@ mod tests {
     fn a_wildcard_listen_address_is_dialled_on_loopback() {
         assert_eq!(dial_addr("0.0.0.0:5".parse().unwrap()), "127.0.0.1:5".parse().unwrap());
         assert_eq!(dial_addr("127.0.0.2:5".parse().unwrap()), "127.0.0.2:5".parse().unwrap());
+    }
+}
+
+/// grpc-web for browsers, without tonic-web's refusal of every other HTTP/1.1 request:
+/// plain HTTP/1.1 (the auth service's JWKS) goes straight to the routes.
+#[derive(Clone, Copy)]
+pub struct WebLayer;
+
+impl<S: Clone> tower::Layer<S> for WebLayer {
+    type Service = Web<S>;
+    fn layer(&self, inner: S) -> Web<S> {
+        Web { web: tower::Layer::layer(&tonic_web::GrpcWebLayer::new(), inner.clone()), plain: inner }
+    }
+}
+
+#[derive(Clone)]
+pub struct Web<S> {
+    web: tonic_web::GrpcWebService<S>,
+    plain: S,
+}
+
+type Body = tonic::body::Body;
+
+impl<S> tower::Service<http::Request<Body>> for Web<S>
+where
+    S: tower::Service<http::Request<Body>, Response = http::Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<http::Response<Body>, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), S::Error>> {
+        self.plain.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+        let grpc_web = req
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/grpc-web"));
+        let preflight = req.method() == http::Method::OPTIONS;
+        if req.version() == http::Version::HTTP_2 || grpc_web || preflight {
+            let web = self.web.clone();
+            Box::pin(async move { tower::ServiceExt::<http::Request<Body>>::oneshot(web, req).await })
+        } else {
+            let clone = self.plain.clone();
+            let mut plain = std::mem::replace(&mut self.plain, clone);
+            Box::pin(async move { plain.call(req).await })
+        }
     }
 }

@@ -31,7 +31,10 @@ impl PasswordHasher for Argon2Hasher {
         let (me, password) = (self.clone(), password.clone());
         tokio::task::spawn_blocking(move || {
             let salt = SaltString::generate(&mut OsRng);
-            me.argon2().hash_password(password.expose().as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
+            me.argon2()
+                .hash_password(password.expose().as_bytes(), &salt)
+                .map(|h| h.to_string())
+                .map_err(|e| e.to_string())
         })
         .await
         .map_err(|e| e.to_string())?
@@ -40,7 +43,8 @@ impl PasswordHasher for Argon2Hasher {
     async fn verify(&self, password: &Password, hash: &str) -> bool {
         let (me, password, hash) = (self.clone(), password.clone(), hash.to_owned());
         tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&hash).is_ok_and(|parsed| me.argon2().verify_password(password.expose().as_bytes(), &parsed).is_ok())
+            PasswordHash::new(&hash)
+                .is_ok_and(|parsed| me.argon2().verify_password(password.expose().as_bytes(), &parsed).is_ok())
         })
         .await
         .unwrap_or(false)

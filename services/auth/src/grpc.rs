@@ -21,7 +21,11 @@ pub fn routes(app: Arc<App>, issuer: TokenIssuer) -> tonic::service::Routes {
             async move {
                 match issuer.ring.jwks().map(|set| serde_json::to_string(&set)) {
                     Ok(Ok(body)) => (http::StatusCode::OK, [(http::header::CONTENT_TYPE, "application/json")], body),
-                    _ => (http::StatusCode::SERVICE_UNAVAILABLE, [(http::header::CONTENT_TYPE, "text/plain")], String::new()),
+                    _ => (
+                        http::StatusCode::SERVICE_UNAVAILABLE,
+                        [(http::header::CONTENT_TYPE, "text/plain")],
+                        String::new(),
+                    ),
                 }
             }
         }),
@@ -61,7 +65,10 @@ impl pb::auth_service_server::AuthService for Handlers {
         Ok(Response::new(pb::RegisterCustomerResponse { customer_id: customer.to_string() }))
     }
 
-    async fn issue_token(&self, req: Request<pb::IssueTokenRequest>) -> Result<Response<pb::IssueTokenResponse>, Status> {
+    async fn issue_token(
+        &self,
+        req: Request<pb::IssueTokenRequest>,
+    ) -> Result<Response<pb::IssueTokenResponse>, Status> {
         let r = req.into_inner();
         let token = self.app.issue_token(&r.customer_id, &r.password).await.map_err(to_status)?;
         Ok(Response::new(pb::IssueTokenResponse {

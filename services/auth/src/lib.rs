@@ -75,10 +75,19 @@ pub async fn run(settings: Settings) {
     let db = store_adapter::Store::open(&settings.database_url, store::MIGRATIONS)
         .await
         .unwrap_or_else(|e| server::fail("cannot open the database", &e));
-    let admins: HashSet<String> = settings.admins.iter().map(|a| a.trim().to_owned()).filter(|a| !a.is_empty()).collect();
-    let lockout = Lockout { max_failures: settings.lockout_failures.max(1), lock_for: Duration::from_secs(settings.lockout_seconds) };
-    let app: Arc<App> =
-        Arc::new(AuthService::new(store::SqlCredentials::new(db.clone()), hasher, crypto::Signer(issuer.clone()), admins, lockout));
+    let admins: HashSet<String> =
+        settings.admins.iter().map(|a| a.trim().to_owned()).filter(|a| !a.is_empty()).collect();
+    let lockout = Lockout {
+        max_failures: settings.lockout_failures.max(1),
+        lock_for: Duration::from_secs(settings.lockout_seconds),
+    };
+    let app: Arc<App> = Arc::new(AuthService::new(
+        store::SqlCredentials::new(db.clone()),
+        hasher,
+        crypto::Signer(issuer.clone()),
+        admins,
+        lockout,
+    ));
 
     let probe = server::probe(move || {
         let db = db.clone();

@@ -1,8 +1,8 @@
 //! The credential repository on diesel.
 
+use auth_domain::{Credential, CredentialRepository};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
-use auth_domain::{Credential, CredentialRepository};
 use kernel::{CustomerId, StoreError};
 use store_adapter::{Migrations, Store, db};
 
@@ -46,7 +46,8 @@ impl TryFrom<Row> for Credential {
     type Error = StoreError;
     fn try_from(r: Row) -> Result<Self, StoreError> {
         Ok(Self {
-            customer_id: CustomerId::new(r.customer_id).map_err(|_| StoreError::Unavailable("corrupt credential".into()))?,
+            customer_id: CustomerId::new(r.customer_id)
+                .map_err(|_| StoreError::Unavailable("corrupt credential".into()))?,
             password_hash: r.password_hash,
             failed_attempts: u32::try_from(r.failed_attempts).unwrap_or(0),
             locked_until: r.locked_until.map(|t| DateTime::<Utc>::from_naive_utc_and_offset(t, Utc)),
@@ -76,7 +77,9 @@ impl CredentialRepository for SqlCredentials {
 
     async fn insert(&self, credential: &Credential) -> Result<(), StoreError> {
         let row = Row::from(credential);
-        self.store.write(move |c| diesel::insert_into(credentials::table).values(&row).execute(c).map(drop).map_err(db)).await
+        self.store
+            .write(move |c| diesel::insert_into(credentials::table).values(&row).execute(c).map(drop).map_err(db))
+            .await
     }
 
     async fn update(&self, credential: &Credential) -> Result<(), StoreError> {
@@ -84,10 +87,11 @@ impl CredentialRepository for SqlCredentials {
         let row = Row { version: expected + 1, ..Row::from(credential) };
         self.store
             .write(move |c| {
-                let n = diesel::update(credentials::table.find(&row.customer_id).filter(credentials::version.eq(expected)))
-                    .set(&row)
-                    .execute(c)
-                    .map_err(db)?;
+                let n =
+                    diesel::update(credentials::table.find(&row.customer_id).filter(credentials::version.eq(expected)))
+                        .set(&row)
+                        .execute(c)
+                        .map_err(db)?;
                 if n == 0 { Err(StoreError::Conflict) } else { Ok(()) }
             })
             .await

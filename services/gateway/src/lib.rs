@@ -1,0 +1,113 @@
+//! The gateway: the one address clients use. Per request, in order —
+//! 1. CORS and grpc-web (a browser's HTTP/1.1 call becomes plain gRPC),
+//! 2. authentication: no valid token, no further (public methods excepted),
+//! 3. a request id if the client sent none (traceparent passes through untouched),
+//! 4. a token-bucket rate limit per customer (per peer address for public methods),
+//! 5. routing by gRPC service name to one of that service's healthy endpoints.
+//!
+//! Health at the gateway reports the gateway itself; reflection lists every public API.
+//!
+//! # Layout
+//! - [`upstream`]: endpoints per service, their health (the gRPC health protocol, like
+//!   a Kubernetes Service over ready pods), round-robin among the healthy.
+//! - [`proxy`]: the routing service and the rate limiter.
+
+pub mod proxy;
+pub mod upstream;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use grpc_adapter::server::{self, Server, ServerSettings};
+use tokio_util::sync::CancellationToken;
+
+/// Every public service, by the environment variable naming its endpoints.
+pub const SERVICES: &[(&str, &str)] = &[
+    ("game.mission.v1.MissionService", "MISSION_URL"),
+    ("game.reward.v1.RewardService", "REWARD_URL"),
+    ("game.wallet.v1.WalletService", "WALLET_URL"),
+    ("game.mypage.v1.MyPageService", "MYPAGE_URL"),
+    ("game.gift.v1.GiftService", "GIFT_URL"),
+    ("game.notification.v1.NotificationService", "NOTIFICATION_URL"),
+    ("game.auth.v1.AuthService", "AUTH_URL"),
+];
+
+/// Methods callable without a token.
+pub const PUBLIC: &[&str] = &[
+    "/game.auth.v1.AuthService/RegisterCustomer",
+    "/game.auth.v1.AuthService/IssueToken",
+    "/game.auth.v1.AuthService/GetJwks",
+    "/game.mission.v1.MissionService/ListCatalog",
+    "/game.gift.v1.GiftService/ListCatalog",
+];
+
+pub const SERVICE_NAME: &str = "game.gateway.v1.Gateway";
+
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "gateway", about = "The gateway: one address for every public API", version)]
+pub struct Settings {
+    #[command(flatten)]
+    pub server: ServerSettings,
+    #[command(flatten)]
+    pub auth: auth_adapter::AuthSettings,
+    #[command(flatten)]
+    pub upstreams: upstream::UpstreamSettings,
+    /// Requests per second each customer may make (sustained).
+    #[arg(long, env = "RATE_LIMIT_PER_SECOND", default_value_t = 50.0)]
+    pub rate_per_second: f64,
+    /// Requests a customer may make in a burst.
+    #[arg(long, env = "RATE_LIMIT_BURST", default_value_t = 100.0)]
+    pub rate_burst: f64,
+    /// Origins allowed to call from a browser (grpc-web), comma-separated; `*` for any.
+    #[arg(long, env = "CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+}
+
+fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+    let origins: Vec<_> = origins.iter().map(|o| o.trim()).filter(|o| !o.is_empty()).collect();
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.contains(&"*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| o.parse().ok()))
+    };
+    let expose =
+        ["grpc-status", "grpc-message", "grpc-status-details-bin", "retry-after"].map(http::HeaderName::from_static);
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_headers(Any)
+            .allow_methods([http::Method::POST, http::Method::OPTIONS])
+            .expose_headers(expose),
+    )
+}
+
+/// Builds the gateway and serves until SIGTERM.
+pub async fn run(settings: Settings) {
+    let upstreams =
+        upstream::Upstreams::from_settings(&settings.upstreams).unwrap_or_else(|e| server::fail("upstreams", &e));
+    let stopping = CancellationToken::new();
+    upstreams.watch_health(stopping.clone());
+    let limiter = proxy::RateLimiter::new(settings.rate_per_second, settings.rate_burst)
+        .unwrap_or_else(|e| server::fail("RATE_LIMIT_PER_SECOND / RATE_LIMIT_BURST", &e));
+    let proxy = proxy::Proxy::new(Arc::new(upstreams), Arc::new(limiter));
+    let routes = tonic::service::Routes::from(axum::Router::new().fallback_service(proxy));
+    let verifier = auth_adapter::Verifier::new(&settings.auth);
+    let refresh = Duration::from_secs(settings.auth.refresh_seconds);
+    let listed: Vec<&'static str> = SERVICES.iter().map(|(name, _)| *name).collect();
+    let mut srv = Server::new(settings.server.clone(), routes, vec![SERVICE_NAME], server::probe(|| async { true }))
+        .with_auth(verifier, refresh, PUBLIC)
+        .with_reflection(listed);
+    if let Some(cors) = cors(&settings.cors_origins) {
+        srv = srv.with_cors(cors);
+    }
+    let external = CancellationToken::new();
+    let result = srv.run(external).await;
+    stopping.cancel();
+    if let Err(e) = result {
+        server::fail("server failed", &e);
+    }
+}
