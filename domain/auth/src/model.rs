@@ -92,7 +92,12 @@ impl Credential {
     ///
     /// # Errors
     /// `BadCredentials` for a wrong password (locking the customer at the limit).
-    pub fn record_attempt(&mut self, password_ok: bool, now: DateTime<Utc>, policy: Lockout) -> Result<(), LoginRefusal> {
+    pub fn record_attempt(
+        &mut self,
+        password_ok: bool,
+        now: DateTime<Utc>,
+        policy: Lockout,
+    ) -> Result<(), LoginRefusal> {
         if password_ok {
             self.failed_attempts = 0;
             self.locked_until = None;
@@ -128,7 +133,9 @@ mod tests {
             c.check_not_locked(now).unwrap();
         }
         assert_eq!(c.record_attempt(false, now, policy), Err(LoginRefusal::BadCredentials));
-        assert!(matches!(c.check_not_locked(now), Err(LoginRefusal::Locked { retry_after }) if retry_after == Duration::from_secs(30)));
+        assert!(
+            matches!(c.check_not_locked(now), Err(LoginRefusal::Locked { retry_after }) if retry_after == Duration::from_secs(30))
+        );
         // once the lock is over, a right password clears everything
         let later = now + chrono::Duration::seconds(31);
         c.check_not_locked(later).unwrap();

@@ -95,7 +95,8 @@ impl<R: CredentialRepository, H: PasswordHasher, S: TokenSigner> AuthService<R, 
         if let Some(h) = self.decoy_hash.get() {
             return h.clone();
         }
-        let hash = self.hasher.hash(&Password::new("decoy-password-never-used").expect("valid")).await.unwrap_or_default();
+        let hash =
+            self.hasher.hash(&Password::new("decoy-password-never-used").expect("valid")).await.unwrap_or_default();
         self.decoy_hash.get_or_init(|| hash).clone()
     }
 
@@ -202,7 +203,9 @@ mod tests {
     #[test]
     fn bad_registrations_name_the_field() {
         let s = service();
-        assert!(matches!(block_on(s.register("", "correct horse")), Err(AuthError::Invalid(v)) if v.field == "customer_id"));
+        assert!(
+            matches!(block_on(s.register("", "correct horse")), Err(AuthError::Invalid(v)) if v.field == "customer_id")
+        );
         assert!(matches!(block_on(s.register("c-1", "short")), Err(AuthError::Invalid(v)) if v.field == "password"));
     }
 }
