@@ -40,7 +40,7 @@ SERVICES = set(READINESS)
 RELATIONAL = {"mission", "reward", "wallet", "gift", "notification", "auth"}
 HPA_SCALED = {"gateway", "mypage"}
 # Binaries other engineers are still writing: reported, not failed, while absent.
-PENDING_BINARIES = {"auth", "gateway"}
+PENDING_BINARIES: set[str] = set()
 # Defaults of the binaries when the variable is unset.
 DEFAULT_DRAIN, DEFAULT_GRACE = 0.0, 10.0
 
@@ -310,13 +310,10 @@ def check_service_container(res: Results, subj: str, svc: str, c: dict, pod: dic
             None if rp and rp.get("port") == 8080 and rp.get("service") == want
             else f"readinessProbe must be grpc {{port: 8080, service: {want}}}, "
                  f"is {c.get('readinessProbe')}")
-    # Liveness: the overall service "" (only the process); the gateway, whose "" follows
-    # readiness, uses a TCP check instead.
+    # Liveness: the overall service "" (only the process, never the dependencies).
     lp = c.get("livenessProbe") or {}
     live_ok = (lp.get("grpc") or {}).get("service", "") == "" and "grpc" in lp
-    if svc == "gateway":
-        live_ok = "tcpSocket" in lp
-    want_live = "tcpSocket" if svc == "gateway" else 'grpc service ""'
+    want_live = 'grpc service ""'
     res.add(subj, "liveness", None if live_ok else
             f"livenessProbe must be {want_live}, is {lp or None}")
     sp = (c.get("startupProbe") or {})
