@@ -62,6 +62,12 @@ pub fn connected(client: &async_nats::Client) -> bool {
     client.connection_state() == async_nats::connection::State::Connected
 }
 
+/// Whether NATS answers: connected, and a PING gets its PONG within `timeout` (a server
+/// that is connected but wedged counts as down).
+pub async fn responsive(client: &async_nats::Client, timeout: Duration) -> bool {
+    connected(client) && matches!(tokio::time::timeout(timeout, client.flush()).await, Ok(Ok(())))
+}
+
 /// A private nats-server per test: own port, own store directory, killed on drop.
 /// It can be stopped and started again on the same port and data.
 pub mod testing {

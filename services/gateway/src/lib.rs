@@ -90,7 +90,7 @@ pub async fn run(settings: Settings) {
     let upstreams =
         upstream::Upstreams::from_settings(&settings.upstreams).unwrap_or_else(|e| server::fail("upstreams", &e));
     let stopping = CancellationToken::new();
-    upstreams.watch_health(stopping.clone());
+    upstreams.watch_health(stopping.clone()).await;
     let limiter = proxy::RateLimiter::new(settings.rate_per_second, settings.rate_burst)
         .unwrap_or_else(|e| server::fail("RATE_LIMIT_PER_SECOND / RATE_LIMIT_BURST", &e));
     let proxy = proxy::Proxy::new(Arc::new(upstreams), Arc::new(limiter));

@@ -56,7 +56,7 @@ pub async fn run(settings: Settings) {
         let client = client.clone();
         server::probe(move || {
             let client = client.clone();
-            async move { nats_adapter::connected(&client) }
+            async move { nats_adapter::responsive(&client, std::time::Duration::from_secs(1)).await }
         })
     };
     let routes = tonic::service::Routes::new(grpc::server(app.clone()));

@@ -61,7 +61,9 @@ pub async fn run(settings: Settings) {
         let (db, client) = (db.clone(), client.clone());
         server::probe(move || {
             let (db, client) = (db.clone(), client.clone());
-            async move { nats_adapter::connected(&client) && db.ping(Duration::from_secs(1)).await }
+            async move {
+                nats_adapter::responsive(&client, Duration::from_secs(1)).await && db.ping(Duration::from_secs(1)).await
+            }
         })
     };
     let routes = tonic::service::Routes::new(grpc::server(app.clone()));
