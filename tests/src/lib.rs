@@ -5,6 +5,7 @@
 //! README's test command does). Each process's log goes to `<tmp>/<name>.log`; set
 //! `E2E_LOGS=1` to see them on the terminal instead.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -209,6 +210,10 @@ pub struct Options {
     pub gateway: bool,
     /// Extra settings for the gateway (rate limits...).
     pub gateway_env: Vec<(&'static str, String)>,
+    /// Every relational service on its own fresh PostgreSQL database instead of SQLite.
+    pub postgres: bool,
+    /// Settings for every service (e.g. `DRAIN_SECONDS`).
+    pub service_env: Vec<(&'static str, String)>,
 }
 
 /// Signs tokens the way an identity provider would, for tests; every service trusts its
@@ -271,6 +276,10 @@ pub fn with_token(channel: Channel, token: &str) -> Authed {
 
 /// The whole system's services on one private NATS, each on its own database.
 pub struct System {
+    /// Kept so the PostgreSQL databases live as long as the system.
+    pub databases: Vec<TestDatabase>,
+    /// The database URL each service was started with.
+    pub database_urls: HashMap<&'static str, String>,
     pub tokens: Tokens,
     pub dir: tempfile::TempDir,
     pub nats: NatsServer,
@@ -301,14 +310,29 @@ impl System {
     pub async fn start_with(options: Options) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let nats = NatsServer::start();
-        let sqlite = |svc: &str| format!("sqlite://{}", dir.path().join(format!("{svc}.db")).display());
-        let [m, r, w, g] = options
-            .databases
-            .unwrap_or_else(|| [sqlite("mission"), sqlite("reward"), sqlite("wallet"), sqlite("gift")]);
+        let mut databases = Vec::new();
+        let mut database_urls = HashMap::new();
+        let mut db_for = |svc: &'static str| {
+            let url = if options.postgres {
+                let db = TestDatabase::postgres();
+                let url = db.url.clone();
+                databases.push(db);
+                url
+            } else {
+                format!("sqlite://{}", dir.path().join(format!("{svc}.db")).display())
+            };
+            database_urls.insert(svc, url.clone());
+            url
+        };
+        let [m, r, w, g] = match options.databases {
+            Some(given) => given,
+            None => [db_for("mission"), db_for("reward"), db_for("wallet"), db_for("gift")],
+        };
+        let (auth_db, notification_db) = (db_for("auth"), db_for("notification"));
         let tokens = Tokens::new(dir.path());
         let auth = options.gateway.then(|| {
             let env = [
-                ("DATABASE_URL", sqlite("auth")),
+                ("DATABASE_URL", auth_db.clone()),
                 ("AUTH_KEYS_DIR", dir.path().join("keys").display().to_string()),
                 ("ADMIN_CUSTOMERS", ADMIN.to_owned()),
                 ("ARGON2_MEMORY_KIB", "4096".to_owned()),
@@ -321,6 +345,7 @@ impl System {
         let base = |extra: Vec<(&'static str, String)>| {
             let mut env =
                 vec![("NATS_URL", nats.url()), ("JWKS_FILES", jwks.clone()), ("JWKS_URLS", jwks_urls.clone())];
+            env.extend(options.service_env.iter().cloned());
             env.extend(extra);
             env
         };
@@ -337,7 +362,7 @@ impl System {
             "notification",
             "notification",
             &base(vec![
-                ("DATABASE_URL", sqlite("notification")),
+                ("DATABASE_URL", notification_db),
                 ("MAILBOX_DIR", dir.path().join("mailbox").display().to_string()),
             ]),
             dir.path(),
@@ -367,7 +392,22 @@ impl System {
         if let Some(g) = &gateway {
             g.wait_serving(GATEWAY).await;
         }
-        Self { tokens, dir, nats, mission, reward, wallet, mypage, gift, notification, gift_proxy, auth, gateway }
+        Self {
+            databases,
+            database_urls,
+            tokens,
+            dir,
+            nats,
+            mission,
+            reward,
+            wallet,
+            mypage,
+            gift,
+            notification,
+            gift_proxy,
+            auth,
+            gateway,
+        }
     }
 
     /// The gateway (panics when the system was started without it).
@@ -431,6 +471,8 @@ pub async fn count_events(nats_url: &str, stream: &str, subject: &str) -> u64 {
 pub struct SlowProxy {
     pub addr: SocketAddr,
     delay_ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// `true`: every connection is cut and new ones are refused (an outage).
+    down: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -442,10 +484,15 @@ impl SlowProxy {
         let addr = std_listener.local_addr().expect("addr");
         let delay_ms = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let delay = delay_ms.clone();
+        let (down, down_rx) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
             let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
             while let Ok((mut client, _)) = listener.accept().await {
                 let delay = delay.clone();
+                let mut down = down_rx.clone();
+                if *down.borrow() {
+                    continue; // refused: the socket is dropped at once
+                }
                 tokio::spawn(async move {
                     use tokio::io::{AsyncReadExt, AsyncWriteExt};
                     let Ok(server) = tokio::net::TcpStream::connect(upstream).await else { return };
@@ -468,12 +515,27 @@ impl SlowProxy {
                         }
                         let _ = sw.shutdown().await;
                     };
-                    let down = tokio::io::copy(&mut sr, &mut cw);
-                    let _ = tokio::join!(up, down);
+                    let back = tokio::io::copy(&mut sr, &mut cw);
+                    let cut = async {
+                        while !*down.borrow_and_update() {
+                            if down.changed().await.is_err() {
+                                std::future::pending::<()>().await;
+                            }
+                        }
+                    };
+                    tokio::select! {
+                        _ = async { tokio::join!(up, back) } => {}
+                        () = cut => {}
+                    }
                 });
             }
         });
-        Self { addr, delay_ms, task }
+        Self { addr, delay_ms, down, task }
+    }
+
+    /// Cuts every connection and refuses new ones (`true`), or lets them through again.
+    pub fn set_down(&self, down: bool) {
+        let _ = self.down.send(down);
     }
 
     pub fn set_delay(&self, delay: Duration) {

@@ -97,6 +97,15 @@ impl From<DieselError> for TxError {
     }
 }
 
+/// A connection whose work failed for a reason other than a business one (a lost socket,
+/// a server restart) leaves the pool instead of going back to it: the next request gets
+/// a fresh connection, so the service recovers by itself when the database returns.
+fn discard_if_broken<T>(conn: deadpool::managed::Object<connection::Manager>, result: &Result<T, StoreError>) {
+    if matches!(result, Err(StoreError::Unavailable(_))) {
+        drop(deadpool::managed::Object::take(conn));
+    }
+}
+
 impl Store {
     /// Opens the database named by `url` (`sqlite://path`, a plain path, or
     /// `postgres://…`), runs the shared and the service's migrations, and pools it.
@@ -163,11 +172,13 @@ impl Store {
             })
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        match result {
+        let result = match result {
             Ok(v) => Ok(v),
             Err(TxError::Store(e)) => Err(e),
             Err(TxError::Diesel(e)) => Err(db(e)),
-        }
+        };
+        discard_if_broken(conn, &result);
+        result
     }
 
     /// Runs `f` on a reader connection, outside any explicit transaction.
@@ -180,7 +191,9 @@ impl Store {
         F: FnOnce(&mut AnyConnection) -> Result<T, StoreError> + Send + 'static,
     {
         let conn = self.reader.get().await.map_err(|e| StoreError::Unavailable(connection::pool_error(e)))?;
-        conn.interact(f).await.map_err(|e| StoreError::Unavailable(e.to_string()))?
+        let result = conn.interact(f).await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        discard_if_broken(conn, &result);
+        result
     }
 
     /// Whether the database answers a trivial query within `timeout`.
