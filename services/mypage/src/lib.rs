@@ -13,12 +13,11 @@ pub mod grpc;
 pub mod kv;
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use grpc_adapter::server::{self, Server, ServerSettings};
+use grpc_adapter::server::ServerSettings;
+use service_runtime::Runtime;
 use mypage_domain::MyPageService;
-use nats_adapter::{NatsSettings, consumer};
-use tokio_util::sync::CancellationToken;
+use nats_adapter::NatsSettings;
 
 pub const SERVICE_NAME: &str = "game.mypage.v1.MyPageService";
 
@@ -40,10 +39,9 @@ pub type App = MyPageService<kv::KvPages>;
 
 /// Builds the service and serves until SIGTERM.
 pub async fn run(settings: Settings) {
-    let client = nats_adapter::connect(&settings.nats, "mypage").await.unwrap_or_else(|e| server::fail("NATS_URL", &e));
-    let js = async_nats::jetstream::new(client.clone());
+    let nats = service_runtime::connect_nats(&settings.nats, "mypage").await;
     let pages = loop {
-        match nats_adapter::kv::ensure_bucket(&js, &settings.bucket, settings.nats.stream_replicas).await {
+        match nats_adapter::kv::ensure_bucket(&nats.js, &settings.bucket, settings.nats.stream_replicas).await {
             Ok(b) => break b,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot open the page bucket yet; retrying");
@@ -52,24 +50,9 @@ pub async fn run(settings: Settings) {
         }
     };
     let app: Arc<App> = Arc::new(MyPageService::new(kv::KvPages::new(pages)));
-    let probe = {
-        let client = client.clone();
-        server::probe(move || {
-            let client = client.clone();
-            async move { nats_adapter::responsive(&client, std::time::Duration::from_secs(1)).await }
-        })
-    };
     let routes = tonic::service::Routes::new(grpc::server(app.clone()));
-    let verifier = auth_adapter::Verifier::new(&settings.auth);
-    let refresh = Duration::from_secs(settings.auth.refresh_seconds);
-    let mut srv =
-        Server::new(settings.server.clone(), routes, vec![SERVICE_NAME], probe).with_auth(verifier, refresh, &[]);
-    let stopping = srv.stopping.clone();
-    let handler = Arc::new(events::Project(app));
-    for spec in events::CONSUMERS {
-        srv.spawn(consumer::run(js.clone(), settings.nats.clone(), spec, handler.clone(), stopping.clone()));
-    }
-    if let Err(e) = srv.run(CancellationToken::new()).await {
-        server::fail("server failed", &e);
-    }
+    Runtime::new(settings.server, &settings.auth, SERVICE_NAME, routes, None, Some(nats))
+        .consume(&events::CONSUMERS, Arc::new(events::Project(app)))
+        .run()
+        .await;
 }
