@@ -16,61 +16,95 @@ pub struct Cli {
 /// Flags every subcommand understands.
 #[derive(Debug, Args)]
 pub struct Global {
-    /// Address used for every service (e.g. http://127.0.0.1:50051, later the gateway).
-    /// Without it, the address comes from `<data-dir>/endpoints.json` written by `up`.
+    /// The gateway (or another address serving every API) to call.
+    /// [default: the gateway in `<data-dir>/endpoints.json`, else http://127.0.0.1:50051]
     #[arg(long, env = "GAMECTL_ENDPOINT", global = true)]
     pub endpoint: Option<String>,
-    /// Where `up` keeps databases, JetStream files and endpoints.json.
+    /// Call each service at its own address from endpoints.json instead of the gateway
+    /// (to look behind it; the services check tokens the same way).
+    #[arg(long, global = true)]
+    pub direct: bool,
+    /// Where `up` keeps databases, keys, JetStream files and endpoints.json, and `login`
+    /// the token.
     #[arg(long, env = "GAMECTL_DATA_DIR", default_value = "./data", global = true)]
     pub data_dir: PathBuf,
     /// Print JSON (camelCase field names, as grpcurl does) instead of text.
     #[arg(long, global = true)]
     pub json: bool,
-    /// Bearer token to send. Without it, a short-lived token is signed with the key `up`
-    /// keeps in `<data-dir>/keys`: as the customer the command names, else as an admin.
+    /// Bearer token to send instead of the one `gamectl login` stored.
     #[arg(long, env = "GAMECTL_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
+    /// Where `login` stores the token and every command reads it [default: <data-dir>/token].
+    #[arg(long, env = "GAMECTL_TOKEN_FILE", global = true)]
+    pub token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Start nats-server and every service, wait until all are SERVING, supervise them
-    /// until Ctrl-C or SIGTERM.
+    /// Start nats-server, the auth service, every service and the gateway, wait until all
+    /// are SERVING, supervise them until Ctrl-C or SIGTERM.
     Up(UpArgs),
-    /// Record that a customer achieved a mission.
-    Achieve {
+    /// Create a customer's credentials with the auth service.
+    Register {
         customer_id: String,
-        mission_code: String,
+        /// Asked on the terminal (without echo) when not given; read from stdin when that
+        /// is not a terminal.
+        #[arg(long, env = "GAMECTL_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+    },
+    /// Get a token for a customer and keep it (readable by you only) for every later
+    /// command.
+    Login {
+        customer_id: String,
+        /// Asked on the terminal (without echo) when not given; read from stdin when that
+        /// is not a terminal.
+        #[arg(long, env = "GAMECTL_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+    },
+    /// Forget the stored token.
+    Logout,
+    /// Who the token is for, its role and when it expires (read from the token, not
+    /// checked).
+    Whoami,
+    /// Start signing tokens with a new key (admins only); tokens signed with the old one
+    /// stay valid until they expire.
+    RotateKey,
+    /// Record that a customer (you, when not named) achieved a mission.
+    #[command(override_usage = "gamectl achieve [OPTIONS] [CUSTOMER_ID] <MISSION_CODE>")]
+    Achieve {
+        /// [CUSTOMER_ID] MISSION_CODE
+        #[arg(value_name = "ARGS", num_args = 1..=2, required = true)]
+        args: Vec<String>,
         /// Idempotency key: repeating a request with the same id has no further effect.
         #[arg(long)]
         request_id: Option<String>,
     },
-    /// The missions a customer achieved.
-    Missions { customer_id: String },
+    /// The missions a customer (you, when not named) achieved.
+    Missions { customer_id: Option<String> },
     /// One mission.
     Mission { mission_id: String },
     /// The missions that can be achieved.
     Catalog,
-    /// The rewards allocated to a customer.
-    Rewards { customer_id: String },
+    /// The rewards allocated to a customer (you, when not named).
+    Rewards { customer_id: Option<String> },
     /// One reward.
     Reward { reward_id: String },
-    /// A customer's wallet.
-    Wallet { customer_id: String },
-    /// Exchange one of a customer's ISSUED rewards for a gift from the gift catalog.
+    /// A customer's wallet (yours, when not named).
+    Wallet { customer_id: Option<String> },
+    /// Exchange one of a customer's (your) ISSUED rewards for a gift from the gift catalog.
+    #[command(override_usage = "gamectl exchange [OPTIONS] [CUSTOMER_ID] <REWARD_ID> <GIFT_CODE>")]
     Exchange {
-        customer_id: String,
-        reward_id: String,
-        /// See `gift-catalog`, e.g. coffee.
-        gift_code: String,
+        /// [CUSTOMER_ID] REWARD_ID GIFT_CODE (see `gift-catalog`, e.g. coffee)
+        #[arg(value_name = "ARGS", num_args = 2..=3, required = true)]
+        args: Vec<String>,
         /// Idempotency key: repeating a request with the same id answers the same result.
         #[arg(long)]
         request_id: Option<String>,
     },
     /// The state of the circuit breaker guarding the wallet's calls to the gift service.
     ExchangeStatus,
-    /// The gifts issued to a customer.
-    Gifts { customer_id: String },
+    /// The gifts issued to a customer (you, when not named).
+    Gifts { customer_id: Option<String> },
     /// One gift.
     Gift { gift_id: String },
     /// The gifts that can be had, and what they cost in points.
@@ -78,19 +112,25 @@ pub enum Command {
     /// Use a gift (once).
     UseGift {
         gift_id: String,
-        /// The customer using it; the gift service checks it is theirs.
+        /// The customer using it [default: you]; the gift service checks it is theirs.
         #[arg(long)]
         customer_id: Option<String>,
     },
-    /// The e-mails sent to a customer.
-    Notifications { customer_id: String },
-    /// A customer's page: everything they have.
+    /// The e-mails sent to a customer (you, when not named).
+    Notifications { customer_id: Option<String> },
+    /// A customer's page (yours, when not named): everything they have.
     Mypage {
-        customer_id: String,
+        customer_id: Option<String>,
         /// Keep printing the page every time it changes, until Ctrl-C.
         #[arg(long)]
         watch: bool,
     },
+}
+
+/// Splits `[CUSTOMER_ID] REST...` (clap checked the count): the customer is there when
+/// there is one more argument than `rest`.
+pub fn optional_customer(mut args: Vec<String>, rest: usize) -> (Option<String>, Vec<String>) {
+    if args.len() > rest { (Some(args.remove(0)), args) } else { (None, args) }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -104,6 +144,10 @@ pub struct UpArgs {
     /// The gateway listens here, each service on base-port + its offset.
     #[arg(long, default_value_t = 50051)]
     pub base_port: u16,
+    /// A customer whose tokens carry the admin role (repeat for more). They still
+    /// register like anyone else.
+    #[arg(long = "admin", value_name = "NAME", default_value = "admin", value_delimiter = ',')]
+    pub admins: Vec<String>,
     /// Where the service binaries are [default: the directory of gamectl itself].
     #[arg(long)]
     pub bin_dir: Option<PathBuf>,
@@ -117,4 +161,46 @@ pub struct UpArgs {
     /// Seconds each child gets to exit after SIGTERM before it is killed.
     #[arg(long, default_value_t = 15.0)]
     pub stop_timeout: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("gamectl").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn the_customer_of_achieve_and_exchange_may_be_left_out() {
+        let Command::Achieve { args, .. } = parse(&["achieve", "daily-login"]).command else { panic!() };
+        assert_eq!(optional_customer(args, 1), (None, vec!["daily-login".to_owned()]));
+        let Command::Achieve { args, .. } = parse(&["achieve", "bob", "daily-login"]).command else { panic!() };
+        assert_eq!(optional_customer(args, 1), (Some("bob".into()), vec!["daily-login".to_owned()]));
+        let Command::Exchange { args, .. } = parse(&["exchange", "r-1", "coffee"]).command else { panic!() };
+        assert_eq!(optional_customer(args, 2).0, None);
+        let Command::Exchange { args, .. } = parse(&["exchange", "bob", "r-1", "coffee"]).command else { panic!() };
+        assert_eq!(optional_customer(args, 2), (Some("bob".into()), vec!["r-1".to_owned(), "coffee".to_owned()]));
+        let too_many = ["gamectl", "achieve", "a", "b", "c"];
+        assert!(Cli::try_parse_from(too_many).is_err());
+        assert!(Cli::try_parse_from(["gamectl", "exchange", "r-1"]).is_err());
+    }
+
+    #[test]
+    fn admins_default_to_admin_and_may_be_repeated() {
+        let Command::Up(up) = parse(&["up"]).command else { panic!() };
+        assert_eq!(up.admins, ["admin"]);
+        let Command::Up(up) = parse(&["up", "--admin", "ops", "--admin", "root"]).command else { panic!() };
+        assert_eq!(up.admins, ["ops", "root"]);
+    }
+
+    #[test]
+    fn global_flags_go_anywhere() {
+        let cli = parse(&["wallet", "--token-file", "/tmp/t", "--direct"]);
+        assert_eq!(cli.global.token_file.as_deref(), Some(std::path::Path::new("/tmp/t")));
+        assert!(cli.global.direct);
+        assert!(matches!(cli.command, Command::Wallet { customer_id: None }));
+    }
 }

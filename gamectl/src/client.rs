@@ -7,13 +7,14 @@ use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use grpc_adapter::pb::auth::v1 as auth_pb;
 use grpc_adapter::pb::{gift, mission, mypage, notification, reward, wallet};
 use serde_json::{Value, json};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::cli::{Command, Global};
+use crate::cli::{self, Command, Global};
 use crate::output;
 use crate::{auth, endpoints};
 
@@ -23,19 +24,38 @@ pub enum Failure {
     /// No address for the service.
     Resolve { service: &'static str, why: String },
     /// The address is known but nothing answers there.
-    Connect { service: &'static str, addr: String, why: String },
-    /// No token to call with.
+    Connect { what: String, addr: String, why: String },
+    /// No token, or no customer, to call with.
     Token(String),
+    /// Local trouble: a password that cannot be read, a token that cannot be stored.
+    Local(String),
     /// The service answered with an error status.
     Status(tonic::Status),
+    /// `register` or `login` was refused: said as it is (logging in again is no advice).
+    Refused(tonic::Status),
 }
 
 impl Failure {
     fn exit_code(&self) -> ExitCode {
         match self {
-            Self::Status(_) => ExitCode::from(1),
-            Self::Resolve { .. } | Self::Connect { .. } | Self::Token(_) => ExitCode::from(2),
+            Self::Status(_) | Self::Refused(_) => ExitCode::from(1),
+            Self::Resolve { .. } | Self::Connect { .. } | Self::Token(_) | Self::Local(_) => ExitCode::from(2),
         }
+    }
+
+    fn refused(self) -> Self {
+        match self {
+            Self::Status(s) => Self::Refused(s),
+            other => other,
+        }
+    }
+}
+
+fn status_text(f: &mut fmt::Formatter<'_>, s: &tonic::Status) -> fmt::Result {
+    write!(f, "{}: {}", code_name(s.code()), s.message())?;
+    match retry_after(s) {
+        Some(secs) => write!(f, "; retry after {secs} s"),
+        None => Ok(()),
     }
 }
 
@@ -43,17 +63,18 @@ impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Resolve { service, why } => write!(f, "no address for {service}: {why}"),
-            Self::Token(why) => f.write_str(why),
-            Self::Connect { service, addr, why } => {
-                write!(f, "cannot reach {service} at {addr}: {why}")
+            Self::Token(why) | Self::Local(why) => f.write_str(why),
+            Self::Connect { what, addr, why } => {
+                write!(f, "cannot reach {what} at {addr}: {why} (is `gamectl up` running? see --endpoint, --data-dir)")
             }
             Self::Status(s) => {
-                write!(f, "{}: {}", code_name(s.code()), s.message())?;
-                match retry_after(s) {
-                    Some(secs) => write!(f, "; retry after {secs} s"),
-                    None => Ok(()),
+                status_text(f, s)?;
+                if s.code() == tonic::Code::Unauthenticated {
+                    f.write_str(" (run gamectl login)")?;
                 }
+                Ok(())
             }
+            Self::Refused(s) => status_text(f, s),
         }
     }
 }
@@ -64,10 +85,11 @@ impl From<tonic::Status> for Failure {
     }
 }
 
-/// The `retry-after` metadata (seconds) of an UNAVAILABLE answer, e.g. from the wallet
-/// while the gift service is failing.
+/// The `retry-after` metadata (seconds) of an UNAVAILABLE answer (e.g. from the wallet
+/// while the gift service is failing) or a RESOURCE_EXHAUSTED one (the gateway's rate
+/// limit, the auth service's lock-out after failed logins).
 pub fn retry_after(s: &tonic::Status) -> Option<&str> {
-    if s.code() != tonic::Code::Unavailable {
+    if !matches!(s.code(), tonic::Code::Unavailable | tonic::Code::ResourceExhausted) {
         return None;
     }
     s.metadata().get("retry-after").and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
@@ -142,33 +164,52 @@ impl tonic::service::Interceptor for Bearer {
 struct Conn<'a> {
     global: &'a Global,
     bearer: Bearer,
+    /// Who the token is for, when there is one.
+    claims: Option<auth::Claims>,
 }
 
 impl<'a> Conn<'a> {
-    fn new(global: &'a Global, command: &Command) -> Result<Self, Failure> {
-        let token = auth::token(global, auth::caller(command)).map_err(Failure::Token)?;
+    fn new(global: &'a Global) -> Result<Self, Failure> {
+        let token = auth::current(global).map_err(Failure::Token)?;
         let value = token
-            .map(|t| {
+            .as_ref()
+            .map(|(t, _)| {
                 format!("Bearer {t}")
                     .parse()
-                    .map_err(|_| Failure::Token("the token is not a valid header value".into()))
+                    .map_err(|_| Failure::Token("the token is not a valid header value (run gamectl login)".into()))
             })
             .transpose()?;
-        Ok(Self { global, bearer: Bearer(value) })
+        let claims = token.and_then(|(t, _)| auth::decode(&t).ok());
+        Ok(Self { global, bearer: Bearer(value), claims })
+    }
+
+    /// The customer a command is about: the one it names, else the one logged in.
+    fn customer(&self, named: Option<String>) -> Result<String, Failure> {
+        if let Some(c) = named {
+            return Ok(c);
+        }
+        self.claims.as_ref().map(|c| c.sub.clone()).ok_or_else(|| {
+            Failure::Token("name the customer, or log in to act as yourself: gamectl login <customer-id>".into())
+        })
     }
 
     async fn connect(&self, service: &'static str) -> Result<Authed, Failure> {
         let global = self.global;
-        let addr = endpoints::resolve(service, global.endpoint.as_deref(), &global.data_dir)
+        let target = endpoints::resolve(service, global.endpoint.as_deref(), global.direct, &global.data_dir)
             .map_err(|why| Failure::Resolve { service, why })?;
+        let addr = target.url;
         let endpoint = Endpoint::from_shared(addr.clone())
             .map_err(|e| Failure::Resolve { service, why: format!("{addr} is not a valid address: {e}") })?;
         let channel = endpoint
             .connect_timeout(Duration::from_secs(5))
             .connect()
             .await
-            .map_err(|e| Failure::Connect { service, addr, why: chain(&e) })?;
+            .map_err(|e| Failure::Connect { what: target.what, addr, why: chain(&e) })?;
         Ok(InterceptedService::new(channel, self.bearer.clone()))
+    }
+
+    async fn auth_client(&self) -> Result<auth_pb::auth_service_client::AuthServiceClient<Authed>, Failure> {
+        Ok(auth_pb::auth_service_client::AuthServiceClient::new(self.connect("auth").await?))
     }
 }
 
@@ -179,10 +220,92 @@ fn emit(global: &Global, json: impl FnOnce() -> Value, text: impl FnOnce() -> St
 }
 
 async fn call(global: &Global, command: Command) -> Result<(), Failure> {
-    let conn = Conn::new(global, &command)?;
+    let conn = Conn::new(global)?;
     match command {
         Command::Up(_) => unreachable!("`up` is not an API call"),
-        Command::Achieve { customer_id, mission_code, request_id } => {
+        Command::Register { customer_id, password } => {
+            let password = auth::password(password, &customer_id, true).map_err(Failure::Local)?;
+            let r = conn
+                .auth_client()
+                .await?
+                .register_customer(auth_pb::RegisterCustomerRequest { customer_id, password })
+                .await
+                .map_err(|s| Failure::from(s).refused())?
+                .into_inner();
+            emit(
+                global,
+                || json!({"customerId": r.customer_id}),
+                || format!("registered {} (next: gamectl login {})", r.customer_id, r.customer_id),
+            );
+        }
+        Command::Login { customer_id, password } => {
+            let password = auth::password(password, &customer_id, false).map_err(Failure::Local)?;
+            let r = conn
+                .auth_client()
+                .await?
+                .issue_token(auth_pb::IssueTokenRequest { customer_id: customer_id.clone(), password })
+                .await
+                .map_err(|s| Failure::from(s).refused())?
+                .into_inner();
+            let path = auth::token_path(global);
+            auth::save_token(&path, &r.access_token)
+                .map_err(|e| Failure::Local(format!("cannot store the token in {}: {e}", path.display())))?;
+            let claims = auth::decode(&r.access_token).ok();
+            let sub = claims.as_ref().map_or(customer_id, |c| c.sub.clone());
+            let role = claims.map(|c| c.role).unwrap_or_default();
+            emit(
+                global,
+                || json!({"customerId": sub, "role": role, "expiresIn": r.expires_in, "tokenFile": path}),
+                || {
+                    format!(
+                        "logged in as {sub} ({role}) for {}; token in {}",
+                        output::duration(r.expires_in),
+                        path.display()
+                    )
+                },
+            );
+        }
+        Command::Logout => {
+            let path = auth::token_path(global);
+            let removed = auth::remove_token(&path)
+                .map_err(|e| Failure::Local(format!("cannot remove {}: {e}", path.display())))?;
+            emit(
+                global,
+                || json!({"loggedOut": removed, "tokenFile": path}),
+                || if removed { "logged out".into() } else { "not logged in".into() },
+            );
+        }
+        Command::Whoami => {
+            let (token, source) = auth::current(global)
+                .map_err(Failure::Token)?
+                .ok_or_else(|| Failure::Token("not logged in (run gamectl login)".into()))?;
+            let c = auth::decode(&token).map_err(|e| Failure::Token(format!("the token is unreadable: {e}")))?;
+            let now = chrono::Utc::now().timestamp();
+            let from = match source {
+                auth::Source::Given => "--token".to_owned(),
+                auth::Source::File(p) => p.display().to_string(),
+            };
+            emit(global, || output::whoami_json(&c, now, &from), || output::whoami_text(&c, now, &from));
+        }
+        Command::RotateKey => {
+            let r =
+                conn.auth_client().await?.rotate_signing_key(auth_pb::RotateSigningKeyRequest {}).await?.into_inner();
+            emit(
+                global,
+                || json!({"keyId": r.key_id}),
+                || {
+                    format!(
+                        "signing with key {}; tokens signed with earlier keys stay valid until they expire",
+                        r.key_id
+                    )
+                },
+            );
+        }
+        Command::Achieve { args, request_id } => {
+            let (customer_id, rest) = cli::optional_customer(args, 1);
+            let customer_id = conn.customer(customer_id)?;
+            let [mission_code]: [String; 1] =
+                rest.try_into().map_err(|_| Failure::Token("achieve: [CUSTOMER_ID] MISSION_CODE".into()))?;
             let mut c = mission::v1::mission_service_client::MissionServiceClient::new(conn.connect("mission").await?);
             let r = c
                 .achieve_mission(mission::v1::AchieveMissionRequest {
@@ -200,6 +323,7 @@ async fn call(global: &Global, command: Command) -> Result<(), Failure> {
             show_mission(global, r.mission.as_ref());
         }
         Command::Missions { customer_id } => {
+            let customer_id = conn.customer(customer_id)?;
             let mut c = mission::v1::mission_service_client::MissionServiceClient::new(conn.connect("mission").await?);
             let r = c.list_missions(mission::v1::ListMissionsRequest { customer_id }).await?.into_inner();
             emit(
@@ -218,6 +342,7 @@ async fn call(global: &Global, command: Command) -> Result<(), Failure> {
             );
         }
         Command::Rewards { customer_id } => {
+            let customer_id = conn.customer(customer_id)?;
             let mut c = reward::v1::reward_service_client::RewardServiceClient::new(conn.connect("reward").await?);
             let r = c.list_rewards(reward::v1::ListRewardsRequest { customer_id }).await?.into_inner();
             emit(
@@ -236,6 +361,7 @@ async fn call(global: &Global, command: Command) -> Result<(), Failure> {
             );
         }
         Command::Wallet { customer_id } => {
+            let customer_id = conn.customer(customer_id)?;
             let mut c = wallet::v1::wallet_service_client::WalletServiceClient::new(conn.connect("wallet").await?);
             let r = c.get_wallet(wallet::v1::GetWalletRequest { customer_id }).await?.into_inner();
             emit(
@@ -244,7 +370,11 @@ async fn call(global: &Global, command: Command) -> Result<(), Failure> {
                 || r.wallet.as_ref().map_or_else(|| "no wallet".into(), output::wallet_text),
             );
         }
-        Command::Exchange { customer_id, reward_id, gift_code, request_id } => {
+        Command::Exchange { args, request_id } => {
+            let (customer_id, rest) = cli::optional_customer(args, 2);
+            let customer_id = conn.customer(customer_id)?;
+            let [reward_id, gift_code]: [String; 2] =
+                rest.try_into().map_err(|_| Failure::Token("exchange: [CUSTOMER_ID] REWARD_ID GIFT_CODE".into()))?;
             let r = wallet_client(&conn)
                 .await?
                 .exchange_reward(wallet::v1::ExchangeRewardRequest {
@@ -266,6 +396,7 @@ async fn call(global: &Global, command: Command) -> Result<(), Failure> {
             emit(global, || output::exchange_status_json(&r), || output::exchange_status_text(&r));
         }
         Command::Gifts { customer_id } => {
+            let customer_id = conn.customer(customer_id)?;
             let r =
                 gift_client(&conn).await?.list_gifts(gift::v1::ListGiftsRequest { customer_id }).await?.into_inner();
             emit(
@@ -295,6 +426,7 @@ async fn call(global: &Global, command: Command) -> Result<(), Failure> {
             show_gift(global, r.gift.as_ref());
         }
         Command::Notifications { customer_id } => {
+            let customer_id = conn.customer(customer_id)?;
             let mut c = notification::v1::notification_service_client::NotificationServiceClient::new(
                 conn.connect("notification").await?,
             );
@@ -307,11 +439,13 @@ async fn call(global: &Global, command: Command) -> Result<(), Failure> {
             );
         }
         Command::Mypage { customer_id, watch: false } => {
+            let customer_id = conn.customer(customer_id)?;
             let mut c = mypage::v1::my_page_service_client::MyPageServiceClient::new(conn.connect("mypage").await?);
             let r = c.get_my_page(mypage::v1::GetMyPageRequest { customer_id }).await?.into_inner();
             show_page(global, r.page.as_ref(), false);
         }
         Command::Mypage { customer_id, watch: true } => {
+            let customer_id = conn.customer(customer_id)?;
             let mut c = mypage::v1::my_page_service_client::MyPageServiceClient::new(conn.connect("mypage").await?);
             let mut stream = c.watch_my_page(mypage::v1::WatchMyPageRequest { customer_id }).await?.into_inner();
             loop {
@@ -409,10 +543,38 @@ mod tests {
     }
 
     #[test]
-    fn an_unreachable_service_names_itself_and_its_address() {
-        let f =
-            Failure::Connect { service: "wallet", addr: "http://127.0.0.1:1".into(), why: "connection refused".into() };
-        assert_eq!(f.to_string(), "cannot reach wallet at http://127.0.0.1:1: connection refused");
+    fn an_unreachable_gateway_names_itself_its_address_and_what_to_check() {
+        let f = Failure::Connect {
+            what: "the gateway".into(),
+            addr: "http://127.0.0.1:1".into(),
+            why: "connection refused".into(),
+        };
+        assert_eq!(
+            f.to_string(),
+            "cannot reach the gateway at http://127.0.0.1:1: connection refused \
+             (is `gamectl up` running? see --endpoint, --data-dir)"
+        );
         assert_eq!(f.exit_code(), ExitCode::from(2));
+    }
+
+    #[test]
+    fn unauthenticated_says_to_log_in_except_when_logging_in() {
+        let s = || tonic::Status::unauthenticated("missing bearer token");
+        assert_eq!(Failure::from(s()).to_string(), "UNAUTHENTICATED: missing bearer token (run gamectl login)");
+        let bad = tonic::Status::unauthenticated("invalid customer id or password");
+        assert_eq!(Failure::from(bad).refused().to_string(), "UNAUTHENTICATED: invalid customer id or password");
+        assert_eq!(Failure::from(s()).refused().exit_code(), ExitCode::from(1));
+        let denied = Failure::from(tonic::Status::permission_denied("admins only"));
+        assert_eq!(denied.to_string(), "PERMISSION_DENIED: admins only");
+    }
+
+    #[test]
+    fn a_lock_out_or_rate_limit_says_when_to_retry() {
+        let mut s = tonic::Status::resource_exhausted("too many failed logins");
+        s.metadata_mut().insert("retry-after", 30u64.into());
+        assert_eq!(
+            Failure::from(s).refused().to_string(),
+            "RESOURCE_EXHAUSTED: too many failed logins; retry after 30 s"
+        );
     }
 }

@@ -2,11 +2,13 @@
 //!
 //! # Layout
 //! - [`cli`] — flags and subcommands.
-//! - [`up`] — starts, supervises and stops nats-server and the services.
-//! - [`services`] — the table of services and their ports.
-//! - [`endpoints`] — `<data-dir>/endpoints.json`, written by `up`, read by clients.
+//! - [`up`] — starts, supervises and stops nats-server, the auth service, the services
+//!   and the gateway.
+//! - [`services`] — the table of services, their ports and their environment.
+//! - [`endpoints`] — `<data-dir>/endpoints.json`, written by `up`; which address clients
+//!   dial (the gateway).
 //! - [`client`] — one gRPC call per subcommand; [`output`] — how answers are printed.
-//! - [`auth`] — the key `up` makes the services trust, and the tokens clients sign with it.
+//! - [`auth`] — the token `login` stores and every command sends, what it says, passwords.
 
 mod auth;
 mod cli;

@@ -165,7 +165,62 @@ pub fn wrap(field: &str, value: Option<Value>) -> Value {
     Value::Object(o)
 }
 
+/// What `whoami` shows: the token's payload as it is, plus when it expires and whether
+/// it already has.
+pub fn whoami_json(c: &crate::auth::Claims, now: i64, from: &str) -> Value {
+    json!({
+        "customerId": c.sub,
+        "role": c.role,
+        "expiresAt": c.exp.and_then(epoch).map_or(Value::Null, Value::String),
+        "expired": c.expired_at(now),
+        "tokenFrom": from,
+        "claims": c.payload,
+    })
+}
+
 // ---------- text ----------
+
+/// Seconds since the epoch as RFC 3339 (UTC).
+fn epoch(secs: i64) -> Option<String> {
+    chrono::DateTime::from_timestamp(secs, 0).map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+}
+
+/// `3600` -> `1h`, `90` -> `1m30s`, `59` -> `59s`.
+pub fn duration(secs: i64) -> String {
+    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    if s > 0 || out.is_empty() {
+        out.push_str(&format!("{s}s"));
+    }
+    out
+}
+
+pub fn whoami_text(c: &crate::auth::Claims, now: i64, from: &str) -> String {
+    let expires = match c.exp {
+        None => "never".to_owned(),
+        Some(exp) => {
+            let at = epoch(exp).unwrap_or_else(|| exp.to_string());
+            if exp <= now {
+                format!("{at} (expired {} ago: run gamectl login)", duration(now - exp))
+            } else {
+                format!("{at} (in {})", duration(exp - now))
+            }
+        }
+    };
+    fields(&[
+        ("customer", c.sub.clone()),
+        ("role", or_dash(&c.role)),
+        ("issuer", or_dash(c.iss.as_deref().unwrap_or_default())),
+        ("expires", expires),
+        ("token", from.to_owned()),
+    ])
+}
 
 /// RFC 3339 in UTC, with as many fraction digits as needed.
 pub fn timestamp(t: Option<&prost_types::Timestamp>) -> Option<String> {
@@ -820,5 +875,45 @@ mod tests {
              n-1           2026-01-01T00:00:00.500Z  email    c-1@players.game-rewards.local  Your gift: Coffee"
         );
         assert_eq!(notifications_text(&[]), "no notifications");
+    }
+
+    fn claims(exp: Option<i64>) -> crate::auth::Claims {
+        crate::auth::Claims {
+            sub: "alice".into(),
+            role: "customer".into(),
+            exp,
+            iss: Some("game-rewards".into()),
+            payload: json!({"sub": "alice", "role": "customer", "exp": exp}),
+        }
+    }
+
+    #[test]
+    fn durations_are_short() {
+        assert_eq!(duration(3600), "1h");
+        assert_eq!(duration(90), "1m30s");
+        assert_eq!(duration(0), "0s");
+        assert_eq!(duration(3725), "1h2m5s");
+    }
+
+    #[test]
+    fn whoami_says_who_what_and_until_when() {
+        let exp = 1_767_225_600; // 2026-01-01T00:00:00Z
+        assert_eq!(
+            whoami_text(&claims(Some(exp)), exp - 3600, "/data/token"),
+            "customer  alice\n\
+             role      customer\n\
+             issuer    game-rewards\n\
+             expires   2026-01-01T00:00:00Z (in 1h)\n\
+             token     /data/token"
+        );
+        let late = whoami_text(&claims(Some(exp)), exp + 120, "--token");
+        assert!(late.contains("(expired 2m ago: run gamectl login)"), "{late}");
+        let v = whoami_json(&claims(Some(exp)), exp + 1, "--token");
+        assert_eq!(v["customerId"], "alice");
+        assert_eq!(v["role"], "customer");
+        assert_eq!(v["expiresAt"], "2026-01-01T00:00:00Z");
+        assert_eq!(v["expired"], true);
+        assert_eq!(v["claims"]["exp"], exp);
+        assert!(whoami_text(&claims(None), 0, "x").contains("expires   never"));
     }
 }

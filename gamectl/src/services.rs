@@ -25,11 +25,11 @@ pub struct ServiceSpec {
 pub const SERVICES: &[ServiceSpec] = &[
     ServiceSpec {
         name: "gateway",
-        health: "",
+        health: "game.gateway.v1.Gateway",
         port_offset: 0,
-        required: false,
+        required: true,
         // The front door opens once everything behind it is SERVING.
-        stage: 2,
+        stage: 3,
         url_env: None,
     },
     ServiceSpec {
@@ -37,7 +37,7 @@ pub const SERVICES: &[ServiceSpec] = &[
         health: "game.mission.v1.MissionService",
         port_offset: 1,
         required: true,
-        stage: 1,
+        stage: 2,
         url_env: Some("MISSION_URL"),
     },
     ServiceSpec {
@@ -45,7 +45,7 @@ pub const SERVICES: &[ServiceSpec] = &[
         health: "game.reward.v1.RewardService",
         port_offset: 2,
         required: true,
-        stage: 1,
+        stage: 2,
         url_env: Some("REWARD_URL"),
     },
     ServiceSpec {
@@ -53,7 +53,7 @@ pub const SERVICES: &[ServiceSpec] = &[
         health: "game.wallet.v1.WalletService",
         port_offset: 3,
         required: true,
-        stage: 1,
+        stage: 2,
         url_env: Some("WALLET_URL"),
     },
     ServiceSpec {
@@ -61,7 +61,7 @@ pub const SERVICES: &[ServiceSpec] = &[
         health: "game.mypage.v1.MyPageService",
         port_offset: 4,
         required: true,
-        stage: 1,
+        stage: 2,
         url_env: Some("MYPAGE_URL"),
     },
     ServiceSpec {
@@ -70,7 +70,7 @@ pub const SERVICES: &[ServiceSpec] = &[
         port_offset: 5,
         required: true,
         // The wallet calls it synchronously.
-        stage: 0,
+        stage: 1,
         url_env: Some("GIFT_URL"),
     },
     ServiceSpec {
@@ -78,15 +78,16 @@ pub const SERVICES: &[ServiceSpec] = &[
         health: "game.notification.v1.NotificationService",
         port_offset: 6,
         required: false,
-        stage: 1,
+        stage: 2,
         url_env: Some("NOTIFICATION_URL"),
     },
     ServiceSpec {
         name: "auth",
         health: "game.auth.v1.AuthService",
         port_offset: 7,
-        required: false,
-        stage: 1,
+        required: true,
+        // Every other service fetches its keys (JWKS_URLS) to verify tokens.
+        stage: 0,
         url_env: Some("AUTH_URL"),
     },
 ];
@@ -127,30 +128,43 @@ pub fn mailbox_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("mailbox")
 }
 
+/// The signing keys of the auth service (`AUTH_KEYS_DIR`): generated on its first start,
+/// kept across runs so that tokens stay valid.
+pub fn keys_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("keys")
+}
+
+/// Where the auth service at `port` publishes its public keys: every service fetches
+/// them from there (and again on an unknown key id, so a rotation reaches everyone).
+pub fn jwks_url(port: u16) -> String {
+    format!("{}/.well-known/jwks.json", url(port))
+}
+
 /// What every child's environment is computed from.
 #[derive(Debug, Clone, Copy)]
 pub struct EnvContext<'a> {
     /// Absolute: children do not run in gamectl's working directory's terms.
     pub data_dir: &'a Path,
     pub nats_url: &'a str,
-    /// The keys services verify bearer tokens with (`JWKS_FILES`).
-    pub jwks_file: Option<&'a Path>,
+    /// The customers whose tokens the auth service makes admin (`ADMIN_CUSTOMERS`).
+    pub admins: &'a [String],
     /// Every service of the table and its port (see [`port_table`]), started or not, so
     /// that a child always learns where the others are (or will be).
     pub ports: &'a [(&'static ServiceSpec, u16)],
 }
 
 /// The environment of the child running `spec` on `port`: what every service reads
-/// (`LISTEN_ADDR`, `DATABASE_URL`, `NATS_URL`, `JWKS_FILES`), the address of every service
-/// (`MISSION_URL`, ..., `AUTH_URL`: a service ignores those it does not call), then the
-/// service's own settings. Later entries win, so a service's own settings may override.
+/// (`LISTEN_ADDR`, `DATABASE_URL`, `NATS_URL`, `JWKS_URLS` = the auth service's keys), the
+/// address of every service (`MISSION_URL`, ..., `AUTH_URL`: a service ignores those it
+/// does not call; the gateway routes to them), then the service's own settings. Later
+/// entries win, so a service's own settings may override.
 pub fn child_env(spec: &ServiceSpec, port: u16, ctx: &EnvContext<'_>) -> Vec<(&'static str, String)> {
     let mut env = vec![
         ("LISTEN_ADDR", format!("127.0.0.1:{port}")),
         ("DATABASE_URL", format!("sqlite://{}/{}.db", ctx.data_dir.display(), spec.name)),
         ("NATS_URL", ctx.nats_url.to_owned()),
     ];
-    env.extend(ctx.jwks_file.map(|f| ("JWKS_FILES", f.display().to_string())));
+    env.extend(ctx.ports.iter().find(|(s, _)| s.name == "auth").map(|(_, p)| ("JWKS_URLS", jwks_url(*p))));
     env.extend(ctx.ports.iter().filter_map(|(s, p)| s.url_env.map(|var| (var, url(*p)))));
     env.extend(own_env(spec.name, ctx));
     env
@@ -160,9 +174,11 @@ pub fn child_env(spec: &ServiceSpec, port: u16, ctx: &EnvContext<'_>) -> Vec<(&'
 fn own_env(name: &str, ctx: &EnvContext<'_>) -> Vec<(&'static str, String)> {
     match name {
         "notification" => vec![("MAILBOX_DIR", mailbox_dir(ctx.data_dir).display().to_string())],
-        // The key ring gamectl signs with and the services trust (see `crate::auth`),
-        // rather than `data/keys` under whatever directory gamectl runs in.
-        "auth" => vec![("AUTH_KEYS_DIR", crate::auth::keys_dir(ctx.data_dir).display().to_string())],
+        // In the data dir rather than `data/keys` under whatever directory gamectl runs in.
+        "auth" => vec![
+            ("AUTH_KEYS_DIR", keys_dir(ctx.data_dir).display().to_string()),
+            ("ADMIN_CUSTOMERS", ctx.admins.join(",")),
+        ],
         _ => Vec::new(),
     }
 }
@@ -199,14 +215,14 @@ mod tests {
     }
 
     #[test]
-    fn names_and_ports_are_unique_and_the_core_five_are_required() {
+    fn names_and_ports_are_unique_and_all_but_notification_are_required() {
         let names: HashSet<_> = SERVICES.iter().map(|s| s.name).collect();
         let offsets: HashSet<_> = SERVICES.iter().map(|s| s.port_offset).collect();
         assert_eq!(names.len(), SERVICES.len());
         assert_eq!(offsets.len(), SERVICES.len());
         assert!(!offsets.contains(&NATS_PORT_OFFSET));
         let required: Vec<_> = SERVICES.iter().filter(|s| s.required).map(|s| s.name).collect();
-        assert_eq!(required, ["mission", "reward", "wallet", "mypage", "gift"]);
+        assert_eq!(required, ["gateway", "mission", "reward", "wallet", "mypage", "gift", "auth"]);
     }
 
     #[test]
@@ -214,13 +230,16 @@ mod tests {
         let health = |n: &str| SERVICES.iter().find(|s| s.name == n).unwrap().health;
         assert_eq!(health("gift"), "game.gift.v1.GiftService");
         assert_eq!(health("notification"), "game.notification.v1.NotificationService");
+        assert_eq!(health("auth"), "game.auth.v1.AuthService");
+        assert_eq!(health("gateway"), "game.gateway.v1.Gateway");
     }
 
     #[test]
-    fn gift_starts_first_and_the_gateway_last() {
+    fn auth_starts_first_then_gift_and_the_gateway_last() {
         let stage = |n: &str| SERVICES.iter().find(|s| s.name == n).unwrap().stage;
-        for s in SERVICES.iter().filter(|s| s.name != "gift") {
-            assert!(s.stage > stage("gift"), "{}", s.name);
+        for s in SERVICES.iter().filter(|s| s.name != "auth") {
+            assert!(s.stage > stage("auth"), "{}", s.name);
+            assert!(s.name == "gift" || s.stage > stage("gift"), "{}", s.name);
             assert!(s.name == "gateway" || s.stage < stage("gateway"), "{}", s.name);
         }
     }
@@ -228,10 +247,11 @@ mod tests {
     fn env_of(name: &str) -> Vec<(&'static str, String)> {
         let ports = port_table(56100).unwrap();
         let (spec, port) = ports.iter().find(|(s, _)| s.name == name).unwrap();
+        let admins = ["ops".to_owned(), "root".to_owned()];
         let ctx = EnvContext {
             data_dir: Path::new("/data"),
             nats_url: "nats://127.0.0.1:56200",
-            jwks_file: Some(Path::new("/data/jwks.json")),
+            admins: &admins,
             ports: &ports,
         };
         child_env(spec, *port, &ctx)
@@ -247,8 +267,17 @@ mod tests {
         assert_eq!(get(&env, "LISTEN_ADDR"), Some("127.0.0.1:56103"));
         assert_eq!(get(&env, "DATABASE_URL"), Some("sqlite:///data/wallet.db"));
         assert_eq!(get(&env, "NATS_URL"), Some("nats://127.0.0.1:56200"));
-        assert_eq!(get(&env, "JWKS_FILES"), Some("/data/jwks.json"));
         assert_eq!(get(&env, "MAILBOX_DIR"), None);
+    }
+
+    #[test]
+    fn every_child_verifies_tokens_with_the_keys_the_auth_service_publishes() {
+        for s in SERVICES {
+            let env = env_of(s.name);
+            assert_eq!(get(&env, "JWKS_URLS"), Some("http://127.0.0.1:56107/.well-known/jwks.json"), "{}", s.name);
+            // Only the auth service's keys: no key ring of gamectl's own any more.
+            assert_eq!(get(&env, "JWKS_FILES"), None, "{}", s.name);
+        }
     }
 
     #[test]
@@ -278,9 +307,24 @@ mod tests {
     }
 
     #[test]
-    fn auth_signs_with_the_key_ring_of_the_data_dir() {
-        assert_eq!(get(&env_of("auth"), "AUTH_KEYS_DIR"), Some("/data/keys"));
+    fn the_gateway_listens_on_the_base_port_and_routes_to_every_service() {
+        let env = env_of("gateway");
+        assert_eq!(get(&env, "LISTEN_ADDR"), Some("127.0.0.1:56100"));
+        for var in ["MISSION_URL", "REWARD_URL", "WALLET_URL", "MYPAGE_URL", "GIFT_URL", "NOTIFICATION_URL", "AUTH_URL"]
+        {
+            assert!(get(&env, var).is_some(), "{var}");
+        }
+    }
+
+    #[test]
+    fn auth_keeps_its_keys_and_database_in_the_data_dir_and_knows_the_admins() {
+        let env = env_of("auth");
+        assert_eq!(get(&env, "AUTH_KEYS_DIR"), Some("/data/keys"));
+        assert_eq!(get(&env, "DATABASE_URL"), Some("sqlite:///data/auth.db"));
+        assert_eq!(get(&env, "ADMIN_CUSTOMERS"), Some("ops,root"));
+        assert_eq!(get(&env, "LISTEN_ADDR"), Some("127.0.0.1:56107"));
         assert_eq!(get(&env_of("gift"), "AUTH_KEYS_DIR"), None);
+        assert_eq!(get(&env_of("gift"), "ADMIN_CUSTOMERS"), None);
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! `gamectl up`: the whole system on one machine. Starts nats-server (unless given one)
-//! and every service binary as child processes, stage by stage (gift first, since the
-//! wallet calls it; see [`services::SERVICES`]), each stage once the previous one reports
-//! SERVING, writes `<data-dir>/endpoints.json`, restarts children that die, and on Ctrl-C or
-//! SIGTERM stops the services first, then nats-server.
+//! and every service binary as child processes, stage by stage (auth first, since every
+//! service fetches its keys; then gift, which the wallet calls; then the rest; the gateway
+//! last, on the base port; see [`services::SERVICES`]), each stage once the previous one
+//! reports SERVING, writes `<data-dir>/endpoints.json`, restarts children that die, and on
+//! Ctrl-C or SIGTERM stops the services first, then nats-server.
 //!
 //! Lines on stdout are meant to be read by people and tests alike: the address table,
 //! `ready: all services SERVING`, `<name> exited (...); restarting`, `stopping`,
@@ -464,6 +465,7 @@ async fn up(global: &Global, args: UpArgs) -> Result<(), String> {
             .ok_or("cannot find the directory of gamectl: pass --bin-dir")?,
     };
     let planned = select_services(args.base_port, |n| binary(&bin_dir, n).is_file())?;
+    let admins: Vec<String> = args.admins.iter().map(|a| a.trim().to_owned()).filter(|a| !a.is_empty()).collect();
     let ports = services::port_table(args.base_port)?;
     let nats = match (args.nats_url.clone(), args.nats_port) {
         (Some(url), _) => Nats::External(url),
@@ -481,7 +483,6 @@ async fn up(global: &Global, args: UpArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot create {}: {e}", global.data_dir.display()))?;
     let data_dir =
         std::fs::canonicalize(&global.data_dir).map_err(|e| format!("{}: {e}", global.data_dir.display()))?;
-    let jwks_file = crate::auth::prepare(&data_dir)?;
     // A file left by an earlier run would send clients to a system that is not up yet.
     let _ = std::fs::remove_file(Endpoints::path(&data_dir));
 
@@ -501,7 +502,7 @@ async fn up(global: &Global, args: UpArgs) -> Result<(), String> {
         bin_dir: &bin_dir,
         planned: &planned,
         ports: &ports,
-        jwks_file: &jwks_file,
+        admins: &admins,
         nats: &nats,
         ready_timeout,
         restart_after,
@@ -532,8 +533,8 @@ struct Start<'a> {
     data_dir: &'a Path,
     bin_dir: &'a Path,
     planned: &'a [Planned],
-    /// The keys every service trusts (see [`crate::auth`]).
-    jwks_file: &'a Path,
+    /// Customers whose tokens carry the admin role.
+    admins: &'a [String],
     /// Every service of the table and its port, started or not.
     ports: &'a [(&'static ServiceSpec, u16)],
     nats: &'a Nats,
@@ -586,13 +587,9 @@ async fn start(system: &mut System, ctx: &Start<'_>) -> Result<(), Interrupted> 
 
     let (announce_tx, announce) = watch::channel(false);
     let mut health = Vec::new();
-    let mut table = Endpoints { nats: nats_url.clone(), services: Default::default() };
-    let env = services::EnvContext {
-        data_dir: ctx.data_dir,
-        nats_url: &nats_url,
-        jwks_file: Some(ctx.jwks_file),
-        ports: ctx.ports,
-    };
+    let mut table = Endpoints { nats: nats_url.clone(), gateway: None, services: Default::default() };
+    let env =
+        services::EnvContext { data_dir: ctx.data_dir, nats_url: &nats_url, admins: ctx.admins, ports: ctx.ports };
     let mailbox =
         ctx.planned.iter().any(|p| p.spec.name == "notification").then(|| services::mailbox_dir(ctx.data_dir));
     if let Some(dir) = &mailbox {
@@ -632,20 +629,37 @@ async fn start(system: &mut System, ctx: &Start<'_>) -> Result<(), Interrupted> 
         wait_serving(&health, deadline, ctx).await?;
     }
 
-    let mut rows = vec![vec!["nats".to_owned(), table.nats.clone()]];
-    rows.extend(ctx.planned.iter().map(|p| vec![p.spec.name.to_owned(), table.services[p.spec.name].clone()]));
-    if let Some(dir) = &mailbox {
-        rows.push(vec!["mailbox".to_owned(), dir.display().to_string()]);
-    }
-    say(output::table(&["SERVICE", "ADDRESS"], &rows));
+    table.gateway = table.services.get("gateway").cloned();
+    say(output::table(&["SERVICE", "ADDRESS"], &ready_rows(&table, ctx.planned, mailbox.as_deref())));
     let path = table
         .write(ctx.data_dir)
         .map_err(|e| format!("cannot write {}: {e}", Endpoints::path(ctx.data_dir).display()))?;
     say(format!("endpoints: {}", path.display()));
+    if let Some(g) = &table.gateway {
+        say(format!("use the gateway: {g} (gamectl finds it in endpoints.json; admins: {})", ctx.admins.join(", ")));
+    }
     say("ready: all services SERVING");
     // Receivers keep reading the last value after the sender is gone.
     announce_tx.send_replace(true);
     Ok(())
+}
+
+/// The ready table: the gateway first (the address to use), nats, the services in start
+/// order, where the e-mails go.
+fn ready_rows(table: &Endpoints, planned: &[Planned], mailbox: Option<&Path>) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    rows.extend(table.gateway.iter().map(|g| vec!["gateway".to_owned(), g.clone()]));
+    rows.push(vec!["nats".to_owned(), table.nats.clone()]);
+    for stage in stages(planned) {
+        rows.extend(
+            planned
+                .iter()
+                .filter(|p| p.spec.stage == stage && p.spec.name != "gateway")
+                .filter_map(|p| table.services.get(p.spec.name).map(|a| vec![p.spec.name.to_owned(), a.clone()])),
+        );
+    }
+    rows.extend(mailbox.map(|d| vec!["mailbox".to_owned(), d.display().to_string()]));
+    rows
 }
 
 /// The stages of the planned services, in start order.
@@ -704,24 +718,52 @@ mod tests {
     }
 
     #[test]
-    fn the_core_five_are_required() {
-        let core = ["mission", "reward", "wallet", "mypage", "gift"];
-        let planned = select_services(50051, |n| core.contains(&n)).unwrap();
-        assert_eq!(planned.len(), 5);
+    fn all_but_notification_are_required() {
+        let planned = select_services(50051, |n| n != "notification").unwrap();
+        assert_eq!(planned.len(), 7);
         let err = select_services(50051, |n| n == "mission").unwrap_err();
-        assert!(err.contains("reward, wallet, mypage, gift"), "{err}");
-        let err = select_services(50051, |n| n != "gift").unwrap_err();
-        assert!(err.contains("missing service binaries: gift"), "{err}");
+        assert!(err.contains("gateway, reward, wallet, mypage, gift, auth"), "{err}");
+        let err = select_services(50051, |n| n != "auth").unwrap_err();
+        assert!(err.contains("missing service binaries: auth"), "{err}");
+        let err = select_services(50051, |n| n != "gateway").unwrap_err();
+        assert!(err.contains("missing service binaries: gateway"), "{err}");
+    }
+
+    fn order(planned: &[Planned]) -> Vec<Vec<&'static str>> {
+        stages(planned)
+            .into_iter()
+            .map(|st| planned.iter().filter(|p| p.spec.stage == st).map(|p| p.spec.name).collect())
+            .collect()
     }
 
     #[test]
-    fn gift_is_started_before_the_others() {
-        let planned = select_services(56000, |n| n != "gateway" && n != "auth").unwrap();
-        let order: Vec<Vec<&str>> = stages(&planned)
-            .into_iter()
-            .map(|st| planned.iter().filter(|p| p.spec.stage == st).map(|p| p.spec.name).collect())
-            .collect();
-        assert_eq!(order, [vec!["gift"], vec!["mission", "reward", "wallet", "mypage", "notification"]]);
+    fn auth_starts_first_then_gift_then_the_rest_and_the_gateway_last() {
+        let planned = select_services(56000, |_| true).unwrap();
+        assert_eq!(
+            order(&planned),
+            [
+                vec!["auth"],
+                vec!["gift"],
+                vec!["mission", "reward", "wallet", "mypage", "notification"],
+                vec!["gateway"]
+            ]
+        );
+    }
+
+    #[test]
+    fn the_ready_table_shows_the_gateway_first() {
+        let planned = select_services(56300, |n| n != "notification").unwrap();
+        let mut table =
+            Endpoints { nats: "nats://127.0.0.1:56400".into(), gateway: None, services: Default::default() };
+        for p in &planned {
+            table.services.insert(p.spec.name.to_owned(), services::url(p.port));
+        }
+        table.gateway = table.services.get("gateway").cloned();
+        let rows = ready_rows(&table, &planned, Some(Path::new("/d/mailbox")));
+        let names: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+        assert_eq!(names, ["gateway", "nats", "auth", "gift", "mission", "reward", "wallet", "mypage", "mailbox"]);
+        assert_eq!(rows[0][1], "http://127.0.0.1:56300");
+        assert_eq!(rows[2][1], "http://127.0.0.1:56307");
     }
 
     #[test]
