@@ -1,9 +1,9 @@
 //! Identity for every service: who is calling, proved by a signed JWT.
 //!
 //! # Layout
-//! - [`keys`]: the signing key ring of our auth service (generated on first start,
+//! - [`keys`] — the signing key ring of our auth service (generated on first start,
 //!   rotated on demand, old keys published until their tokens expire) and token issuing.
-//! - [`verify`]: the [`Verifier`] every service and the gateway use: keys from JWKS
+//! - [`verify`] — the [`Verifier`] every service and the gateway use: keys from JWKS
 //!   (our auth service's or any configured issuer's, e.g. Keycloak), fetched over HTTP or
 //!   read from files, refreshed periodically and when an unknown key id appears.
 //!

@@ -3,12 +3,12 @@
 //! helpers that turn domain errors into client-safe statuses.
 //!
 //! # Layout
-//! - [`pb`]: generated messages, clients and servers of every `game.*.v1` package.
-//! - [`server`]: `Server::run` — listen, serve, report health, drain on SIGTERM.
-//! - [`status`]: `invalid`, `not_found`, `unavailable`, ... (internal detail goes to logs).
-//! - [`telemetry`]: `tracing` set-up (human or JSON with `LOG_FORMAT=json`).
-//! - [`convert`]: timestamps.
-//! - [`auth`]: the authentication layer and the authorisation checks of handlers.
+//! - [`pb`] — generated messages, clients and servers of every `game.*.v1` package.
+//! - [`server`] — `Server::run` — listen, serve, report health, drain on SIGTERM.
+//! - [`status`] — `invalid`, `not_found`, `unavailable`, ... (internal detail goes to logs).
+//! - [`telemetry`] — `tracing` set-up (human or JSON with `LOG_FORMAT=json`).
+//! - [`convert`] — timestamps.
+//! - [`auth`] — the authentication layer and the authorisation checks of handlers.
 
 pub mod auth;
 pub mod convert;

@@ -1,13 +1,13 @@
 //! NATS JetStream for every service.
 //!
 //! # Layout
-//! - [`streams`]: the one table of streams (one per publishing context) and their
+//! - [`streams`] — the one table of streams (one per publishing context) and their
 //!   creation, so any service can make sure a stream it touches exists.
-//! - [`envelope`]: event metadata <-> NATS headers.
-//! - [`relay`]: publishes the outbox in commit order, pipelined, with de-duplication ids.
-//! - [`consumer`]: durable pull consumers with explicit ack after commit, bounded
+//! - [`envelope`] — event metadata <-> NATS headers.
+//! - [`relay`] — publishes the outbox in commit order, pipelined, with de-duplication ids.
+//! - [`consumer`] — durable pull consumers with explicit ack after commit, bounded
 //!   redelivery with backoff, and a dead-letter stream for poison messages.
-//! - [`kv`]: key-value buckets that work on nats-server 2.9.
+//! - [`kv`] — key-value buckets that work on nats-server 2.9.
 
 pub mod consumer;
 pub mod envelope;

@@ -160,14 +160,14 @@ async fn a_consumer_retries_with_backoff_and_dead_letters_poison() {
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        if let Ok(mut dlq) = js.get_stream("DEADLETTER").await {
-            if dlq.info().await.unwrap().state.messages == 1 {
-                let m = dlq.get_raw_message(1).await.unwrap();
-                assert_eq!(m.payload.to_vec(), vec![0xFF]);
-                assert_eq!(m.headers.get(consumer::DEAD_LETTER_REASON).unwrap().as_str(), "poison");
-                assert_eq!(m.headers.get(consumer::DEAD_LETTER_CONSUMER).unwrap().as_str(), "test-flaky");
-                break;
-            }
+        if let Ok(mut dlq) = js.get_stream("DEADLETTER").await
+            && dlq.info().await.unwrap().state.messages == 1
+        {
+            let m = dlq.get_raw_message(1).await.unwrap();
+            assert_eq!(m.payload.to_vec(), vec![0xFF]);
+            assert_eq!(m.headers.get(consumer::DEAD_LETTER_REASON).unwrap().as_str(), "poison");
+            assert_eq!(m.headers.get(consumer::DEAD_LETTER_CONSUMER).unwrap().as_str(), "test-flaky");
+            break;
         }
         assert!(tokio::time::Instant::now() < deadline, "poison was not dead-lettered");
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -293,10 +293,10 @@ impl Drop for Permit {
             return;
         }
         let mut m = self.breaker.lock();
-        if m.epoch == self.epoch {
-            if let Phase::HalfOpen { admitted, .. } = &mut m.phase {
-                *admitted = admitted.saturating_sub(1);
-            }
+        if m.epoch == self.epoch
+            && let Phase::HalfOpen { admitted, .. } = &mut m.phase
+        {
+            *admitted = admitted.saturating_sub(1);
         }
     }
 }

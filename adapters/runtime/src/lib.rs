@@ -120,7 +120,8 @@ impl Runtime {
     pub fn consume<H: Handler>(mut self, specs: &[ConsumerSpec], handler: Arc<H>) -> Self {
         let nats = self.nats();
         for spec in specs {
-            let run = consumer::run(nats.js.clone(), nats.settings.clone(), *spec, handler.clone(), self.stopping.clone());
+            let run =
+                consumer::run(nats.js.clone(), nats.settings.clone(), *spec, handler.clone(), self.stopping.clone());
             self.tasks.push(Box::pin(run));
         }
         self

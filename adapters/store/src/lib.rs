@@ -2,7 +2,7 @@
 //! (the zero-setup default) and PostgreSQL (production), pooled with deadpool.
 //!
 //! # Layout
-//! - [`connection`]: `AnyConnection`, URL parsing, the pool manager and per-connection
+//! - [`connection`] — `AnyConnection`, URL parsing, the pool manager and per-connection
 //!   SQLite settings.
 //! - [`Store`]: the pools, migrations at start-up, `read` / `write` units of work.
 //! - [`outbox`], [`inbox`]: the tables that make publishing and consuming exactly-once
@@ -115,10 +115,10 @@ impl Store {
     pub async fn open(url: &str, migrations: Migrations) -> Result<Self, OpenError> {
         let url = DatabaseUrl::parse(url).map_err(OpenError::Url)?;
         let backend = url.backend();
-        if let DatabaseUrl::Sqlite(path) = &url {
-            if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| OpenError::Connect(format!("{}: {e}", dir.display())))?;
-            }
+        if let DatabaseUrl::Sqlite(path) = &url
+            && let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir).map_err(|e| OpenError::Connect(format!("{}: {e}", dir.display())))?;
         }
         let (writers, readers) = match backend {
             Backend::Sqlite => (1, 4),
@@ -256,11 +256,10 @@ pub mod testing {
 
     impl Drop for TestDatabase {
         fn drop(&mut self) {
-            if let Some(name) = &self.name {
-                if let Ok(mut admin) = PgConnection::establish(&postgres_server()) {
-                    let _ =
-                        diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin);
-                }
+            if let Some(name) = &self.name
+                && let Ok(mut admin) = PgConnection::establish(&postgres_server())
+            {
+                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin);
             }
         }
     }

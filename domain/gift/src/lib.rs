@@ -2,9 +2,9 @@
 //! one per reward), and its use.
 //!
 //! # Layout
-//! - [`model`]: the `Gift` aggregate, the catalog, refusals, events.
-//! - [`ports`]: `GiftRepository`.
-//! - [`service`]: issue (idempotent on the reward), use, queries.
+//! - [`model`] — the `Gift` aggregate, the catalog, refusals, events.
+//! - [`ports`] — `GiftRepository`.
+//! - [`service`] — issue (idempotent on the reward), use, queries.
 
 pub mod model;
 pub mod ports;

@@ -2,9 +2,9 @@
 //! mission later records the reward it earned.
 //!
 //! # Layout
-//! - [`model`]: the `Mission` aggregate, the catalog, value objects, events.
-//! - [`ports`]: what the application needs from the outside (`MissionRepository`).
-//! - [`service`]: the application service driving the aggregate through the ports.
+//! - [`model`] — the `Mission` aggregate, the catalog, value objects, events.
+//! - [`ports`] — what the application needs from the outside (`MissionRepository`).
+//! - [`service`] — the application service driving the aggregate through the ports.
 
 pub mod model;
 pub mod ports;

@@ -151,10 +151,10 @@ mod tests {
             events: Vec<Envelope<MissionEvent>>,
             inbound: Option<Inbound>,
         ) -> Result<(), StoreError> {
-            if let Some(i) = inbound {
-                if !self.inbox.lock().unwrap().insert(i.event_id) {
-                    return Err(StoreError::Duplicate);
-                }
+            if let Some(i) = inbound
+                && !self.inbox.lock().unwrap().insert(i.event_id)
+            {
+                return Err(StoreError::Duplicate);
             }
             let mut missions = self.missions.lock().unwrap();
             let stored = missions.get_mut(&m.id).ok_or(StoreError::Conflict)?;

@@ -2,11 +2,11 @@
 //! context's events, so reading it never calls another service.
 //!
 //! # Layout
-//! - [`model`]: the `MyPage` document and the [`Fact`]s it is built from. Applying a
+//! - [`model`] — the `MyPage` document and the [`Fact`]s it is built from. Applying a
 //!   fact is idempotent and order-tolerant: an entry is created by whichever fact about
 //!   it arrives first, and a status only ever moves forward.
-//! - [`ports`]: `PageStore` (a document per customer with optimistic concurrency).
-//! - [`service`]: applies facts with retry on concurrent writes; reads and watches.
+//! - [`ports`] — `PageStore` (a document per customer with optimistic concurrency).
+//! - [`service`] — applies facts with retry on concurrent writes; reads and watches.
 
 pub mod model;
 pub mod ports;

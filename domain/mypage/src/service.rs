@@ -118,7 +118,7 @@ mod tests {
         let s = MyPageService::new(Memory { conflicts: Mutex::new(2), ..Memory::default() });
         let c = CustomerId::new("c-11").unwrap();
         let fact = Fact::MissionAchieved { mission_id: Uuid::now_v7(), mission_code: "daily-login".into(), points: 10 };
-        block_on(s.apply(&c, &[fact.clone()])).unwrap();
+        block_on(s.apply(&c, std::slice::from_ref(&fact))).unwrap();
         let p = block_on(s.page(&c)).unwrap();
         assert_eq!((p.entries.len(), p.version), (1, 1));
         // the same fact again stores nothing new

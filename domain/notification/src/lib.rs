@@ -2,10 +2,10 @@
 //! to them and when it was used, and keeps a record of every e-mail sent.
 //!
 //! # Layout
-//! - [`model`]: the `Notification` aggregate, the gift facts it reacts to, e-mail
+//! - [`model`] — the `Notification` aggregate, the gift facts it reacts to, e-mail
 //!   addresses and the pure composition of an e-mail from a fact.
-//! - [`ports`]: `NotificationRepository` and `Mailer`.
-//! - [`service`]: the policy "a gift event becomes one e-mail" and the query.
+//! - [`ports`] — `NotificationRepository` and `Mailer`.
+//! - [`service`] — the policy "a gift event becomes one e-mail" and the query.
 
 pub mod model;
 pub mod ports;

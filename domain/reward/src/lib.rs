@@ -2,9 +2,9 @@
 //! follows what the wallet does with it (ISSUED, EXCHANGED).
 //!
 //! # Layout
-//! - [`model`]: the `Reward` aggregate and its events.
-//! - [`ports`]: `RewardRepository`.
-//! - [`service`]: policies (`on_mission_achieved`, ...) and queries.
+//! - [`model`] — the `Reward` aggregate and its events.
+//! - [`ports`] — `RewardRepository`.
+//! - [`service`] — policies (`on_mission_achieved`, ...) and queries.
 
 pub mod model;
 pub mod ports;

@@ -3,10 +3,10 @@
 //! gateway and every service fetch to verify tokens. Needs only its database: no NATS.
 //!
 //! # Layout
-//! - [`grpc`]: the inbound gRPC adapter and the JWKS route.
-//! - [`store`]: the `CredentialRepository` on diesel.
-//! - [`crypto`]: argon2id hashing and token signing with the key ring.
-//! - [`run`]: the composition root.
+//! - [`grpc`] — the inbound gRPC adapter and the JWKS route.
+//! - [`store`] — the `CredentialRepository` on diesel.
+//! - [`crypto`] — argon2id hashing and token signing with the key ring.
+//! - [`run`] — the composition root.
 
 pub mod crypto;
 pub mod grpc;

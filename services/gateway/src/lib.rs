@@ -8,9 +8,9 @@
 //! Health at the gateway reports the gateway itself; reflection lists every public API.
 //!
 //! # Layout
-//! - [`upstream`]: endpoints per service, their health (the gRPC health protocol, like
+//! - [`upstream`] — endpoints per service, their health (the gRPC health protocol, like
 //!   a Kubernetes Service over ready pods), round-robin among the healthy.
-//! - [`proxy`]: the routing service and the rate limiter.
+//! - [`proxy`] — the routing service and the rate limiter.
 
 pub mod proxy;
 pub mod upstream;

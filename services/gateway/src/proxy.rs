@@ -106,10 +106,10 @@ async fn forward(upstreams: &Upstreams, limiter: &RateLimiter, req: http::Reques
         return refuse(Status::unavailable(format!("{service} has no healthy endpoint; try again later")));
     };
     let (mut parts, body) = req.into_parts();
-    if !parts.headers.contains_key("x-request-id") {
-        if let Ok(id) = uuid::Uuid::now_v7().to_string().parse() {
-            parts.headers.insert("x-request-id", id);
-        }
+    if !parts.headers.contains_key("x-request-id")
+        && let Ok(id) = uuid::Uuid::now_v7().to_string().parse()
+    {
+        parts.headers.insert("x-request-id", id);
     }
     let request = http::Request::from_parts(parts, Body::new(body));
     // A channel is a buffer: it must be polled ready before each call.

@@ -3,10 +3,10 @@
 //! synchronously by the wallet; consumes nothing.
 //!
 //! # Layout
-//! - [`grpc`]: the inbound gRPC adapter.
-//! - [`store`]: the `GiftRepository` on diesel, with the outbox.
-//! - [`events`]: domain events -> protobuf.
-//! - [`run`]: the composition root.
+//! - [`grpc`] — the inbound gRPC adapter.
+//! - [`store`] — the `GiftRepository` on diesel, with the outbox.
+//! - [`events`] — domain events -> protobuf.
+//! - [`run`] — the composition root.
 
 pub mod events;
 pub mod grpc;
@@ -16,8 +16,8 @@ use std::sync::Arc;
 
 use gift_domain::{Catalog, GiftService};
 use grpc_adapter::server::ServerSettings;
-use service_runtime::Runtime;
 use nats_adapter::{NatsSettings, streams};
+use service_runtime::Runtime;
 
 pub const SERVICE_NAME: &str = "game.gift.v1.GiftService";
 

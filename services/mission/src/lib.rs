@@ -3,10 +3,10 @@
 //! outbox, `RewardAllocated` in through the `mission-record-reward` consumer.
 //!
 //! # Layout
-//! - [`grpc`]: the inbound gRPC adapter.
-//! - [`store`]: the `MissionRepository` on diesel, with the outbox.
-//! - [`events`]: domain events <-> protobuf, and the consumer's handler.
-//! - [`run`]: the composition root.
+//! - [`grpc`] — the inbound gRPC adapter.
+//! - [`store`] — the `MissionRepository` on diesel, with the outbox.
+//! - [`events`] — domain events <-> protobuf, and the consumer's handler.
+//! - [`run`] — the composition root.
 
 pub mod events;
 pub mod grpc;
@@ -15,9 +15,9 @@ pub mod store;
 use std::sync::Arc;
 
 use grpc_adapter::server::ServerSettings;
-use service_runtime::Runtime;
 use mission_domain::{Catalog, MissionService};
 use nats_adapter::{NatsSettings, streams};
+use service_runtime::Runtime;
 
 pub const SERVICE_NAME: &str = "game.mission.v1.MissionService";
 

@@ -3,10 +3,10 @@
 //! service. The view can be rebuilt by deleting the bucket and the `mypage-*` consumers.
 //!
 //! # Layout
-//! - [`grpc`]: `GetMyPage`, `WatchMyPage`.
-//! - [`kv`]: the `PageStore` on a KV bucket (revision = optimistic concurrency).
-//! - [`events`]: events -> facts, the consumers' handler.
-//! - [`run`]: the composition root.
+//! - [`grpc`] — `GetMyPage`, `WatchMyPage`.
+//! - [`kv`] — the `PageStore` on a KV bucket (revision = optimistic concurrency).
+//! - [`events`] — events -> facts, the consumers' handler.
+//! - [`run`] — the composition root.
 
 pub mod events;
 pub mod grpc;
@@ -15,9 +15,9 @@ pub mod kv;
 use std::sync::Arc;
 
 use grpc_adapter::server::ServerSettings;
-use service_runtime::Runtime;
 use mypage_domain::MyPageService;
 use nats_adapter::NatsSettings;
+use service_runtime::Runtime;
 
 pub const SERVICE_NAME: &str = "game.mypage.v1.MyPageService";
 

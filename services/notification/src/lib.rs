@@ -3,11 +3,11 @@
 //! `game.notification.v1.NotificationService/ListNotifications`.
 //!
 //! # Layout
-//! - [`grpc`]: the inbound gRPC adapter.
-//! - [`events`]: `NotificationSent` on the wire, the `GiftIssued` / `GiftUsed` consumers.
-//! - [`mail`]: the `Mailer` adapters (SMTP relay, or a mailbox directory of `.eml` files).
-//! - [`store`]: the `NotificationRepository` on diesel, with outbox and inbox.
-//! - [`run`]: the composition root.
+//! - [`grpc`] — the inbound gRPC adapter.
+//! - [`events`] — `NotificationSent` on the wire, the `GiftIssued` / `GiftUsed` consumers.
+//! - [`mail`] — the `Mailer` adapters (SMTP relay, or a mailbox directory of `.eml` files).
+//! - [`store`] — the `NotificationRepository` on diesel, with outbox and inbox.
+//! - [`run`] — the composition root.
 
 pub mod events;
 pub mod grpc;
@@ -17,9 +17,9 @@ pub mod store;
 use std::sync::Arc;
 
 use grpc_adapter::server::{self, ServerSettings};
-use service_runtime::Runtime;
 use nats_adapter::{NatsSettings, streams};
 use notification_domain::NotificationService;
+use service_runtime::Runtime;
 
 pub const SERVICE_NAME: &str = "game.notification.v1.NotificationService";
 

@@ -3,10 +3,10 @@
 //! `RewardExchanged`, publishes `RewardAllocated` through the outbox.
 //!
 //! # Layout
-//! - [`grpc`]: the inbound gRPC adapter.
-//! - [`store`]: the `RewardRepository` on diesel, with outbox and inbox.
-//! - [`events`]: domain events <-> protobuf, and the consumers' handlers.
-//! - [`run`]: the composition root.
+//! - [`grpc`] — the inbound gRPC adapter.
+//! - [`store`] — the `RewardRepository` on diesel, with outbox and inbox.
+//! - [`events`] — domain events <-> protobuf, and the consumers' handlers.
+//! - [`run`] — the composition root.
 
 pub mod events;
 pub mod grpc;
@@ -15,9 +15,9 @@ pub mod store;
 use std::sync::Arc;
 
 use grpc_adapter::server::ServerSettings;
-use service_runtime::Runtime;
 use nats_adapter::{NatsSettings, streams};
 use reward_domain::RewardService;
+use service_runtime::Runtime;
 
 pub const SERVICE_NAME: &str = "game.reward.v1.RewardService";
 

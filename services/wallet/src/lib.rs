@@ -2,12 +2,12 @@
 //! `RewardAllocated` into the customer's wallet and publishes `RewardIssued`.
 //!
 //! # Layout
-//! - [`grpc`]: the inbound gRPC adapter.
-//! - [`store`]: the `WalletRepository` on diesel, with outbox and inbox.
-//! - [`events`]: domain events <-> protobuf, and the consumer's handler.
-//! - [`gift_client`]: the call to the gift service, behind deadline, load shedding and
+//! - [`grpc`] — the inbound gRPC adapter.
+//! - [`store`] — the `WalletRepository` on diesel, with outbox and inbox.
+//! - [`events`] — domain events <-> protobuf, and the consumer's handler.
+//! - [`gift_client`] — the call to the gift service, behind deadline, load shedding and
 //!   a circuit breaker.
-//! - [`run`]: the composition root.
+//! - [`run`] — the composition root.
 
 pub mod events;
 pub mod gift_client;
@@ -17,8 +17,8 @@ pub mod store;
 use std::sync::Arc;
 
 use grpc_adapter::server::{self, ServerSettings};
-use service_runtime::Runtime;
 use nats_adapter::{NatsSettings, streams};
+use service_runtime::Runtime;
 use wallet_domain::WalletService;
 
 pub const SERVICE_NAME: &str = "game.wallet.v1.WalletService";
