@@ -20,11 +20,15 @@ use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 pub use nats_adapter::testing::{NatsServer, free_port};
 pub use store_adapter::testing::TestDatabase;
 
-/// Where cargo put the workspace's binaries (next to this test's `deps/` folder).
+/// Where cargo put the workspace's binaries: `GAME_BIN_DIR` when set, else next to this
+/// test's `deps/` folder, or next to the running binary when it is one of them (`bench`).
 pub fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("GAME_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
     let exe = std::env::current_exe().expect("test executable");
-    let deps = exe.parent().expect("deps dir");
-    deps.parent().expect("profile dir").to_path_buf()
+    let dir = exe.parent().expect("executable's dir");
+    if dir.ends_with("deps") { dir.parent().expect("profile dir").to_path_buf() } else { dir.to_path_buf() }
 }
 
 /// The path of a workspace binary, checked to exist.
@@ -155,6 +159,11 @@ impl Service {
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "{} is running", self.name);
         self.spawn();
+    }
+
+    /// The process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     pub fn is_running(&mut self) -> bool {
