@@ -1,0 +1,565 @@
+//! `gamectl` as an operator uses it: `gamectl up` runs the whole system (nats-server and
+//! every service as supervised children), the client commands drive the scenario through
+//! the gateway, a crashed or stuck service is restarted by the supervisor and the event
+//! flow carries on, and SIGTERM stops everything, leaving no process behind.
+//!
+//! Every test runs the real binary in its own data directory with its own ports and reads
+//! what it prints: stdout (the lines meant for people and tests: `ready: all services
+//! SERVING`, `<name> exited (...); restarting`, `stopping`, `stopped`) and stderr (the
+//! children's logs), both kept in memory and shown when a test fails.
+
+use std::collections::{BTreeSet, HashSet};
+use std::io::{BufRead as _, BufReader, Read};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// How long `up` may take to report every service SERVING.
+const READY: Duration = Duration::from_secs(45);
+/// How long an event may take to go from one end of the flow to the other.
+const FLOW: Duration = Duration::from_secs(30);
+/// How long one client command may take.
+const COMMAND: Duration = Duration::from_secs(20);
+const PASSWORD: &str = "correct horse battery";
+
+/// The port of each service relative to the base port (`gamectl/src/services.rs`).
+const GATEWAY: u16 = 0;
+const REWARD: u16 = 2;
+const WALLET: u16 = 3;
+const NATS: u16 = 100;
+const SERVICE_OFFSETS: std::ops::RangeInclusive<u16> = 0..=7;
+
+/// Lines read from one of `gamectl up`'s outputs.
+type Lines = Arc<Mutex<Vec<String>>>;
+
+fn read_lines(from: impl Read + Send + 'static, into: Lines) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        for line in BufReader::new(from).lines().map_while(Result::ok) {
+            into.lock().expect("lines").push(line);
+        }
+    })
+}
+
+/// A base port whose service ports and nats port are free now, below the ephemeral range
+/// (so that ports the OS hands out to other tests do not collide with it), random so that
+/// tests running at the same time do not pick the same.
+fn pick_base_port() -> u16 {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let free = |p: u16| TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], p))).is_ok();
+    for _ in 0..200 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(uuid::Uuid::new_v4().as_u128());
+        let base = 20_000 + u16::try_from(h.finish() % 10_000).expect("below 10000");
+        if SERVICE_OFFSETS.chain([NATS]).all(|o| free(base + o)) {
+            return base;
+        }
+    }
+    panic!("no free base port found");
+}
+
+fn accepts(port: u16) -> bool {
+    TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_millis(500)).is_ok()
+}
+
+fn signal(sig: &str, pid: u32) {
+    let ok = Command::new("kill")
+        .args([format!("-{sig}"), pid.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill -{sig} {pid} failed");
+}
+
+fn signal_quietly(sig: &str, pid: u32) {
+    let _ = Command::new("kill")
+        .args([format!("-{sig}"), pid.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Every live process on the machine: its pid, parent and state (from `/proc/<pid>/stat`).
+fn processes() -> Vec<(u32, u32, char)> {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // `pid (comm) state ppid ...`: comm may hold spaces and parentheses.
+            let mut rest = stat[stat.rfind(')')? + 1..].split_whitespace();
+            let state = rest.next()?.chars().next()?;
+            let ppid = rest.next()?.parse().ok()?;
+            Some((pid, ppid, state))
+        })
+        .collect()
+}
+
+/// Whether a process's command line or environment contains `needle`.
+fn mentions(pid: u32, needle: &[u8]) -> bool {
+    ["cmdline", "environ"]
+        .iter()
+        .any(|f| std::fs::read(format!("/proc/{pid}/{f}")).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle)))
+}
+
+/// `gamectl up` running in its own data directory, stopped (SIGTERM, then SIGKILL for it
+/// and everything it started) when dropped.
+struct Up {
+    child: Option<Child>,
+    pid: u32,
+    base: u16,
+    /// Canonical, as gamectl writes it into its children's settings.
+    data_dir: PathBuf,
+    stdout: Lines,
+    stderr: Lines,
+    _dir: tempfile::TempDir,
+}
+
+impl Up {
+    /// Starts `gamectl up` with `args` (and `env`), on a free base port (another one when
+    /// a port was taken between choosing and starting), and waits until it is ready.
+    async fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
+        for attempt in 1..=3 {
+            let up = Self::spawn(args, env);
+            match up.ready().await {
+                Ok(()) => return up,
+                Err(why) if attempt < 3 && why.contains("is not free") => {
+                    eprintln!("base port {} collided ({why}); trying another", up.base);
+                }
+                Err(why) => panic!("gamectl up did not become ready: {why}\n{}", up.transcript()),
+            }
+        }
+        unreachable!()
+    }
+
+    fn spawn(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data_dir = dir.path().canonicalize().expect("canonical data dir");
+        let base = pick_base_port();
+        let mut child = gamectl(&data_dir)
+            .arg("up")
+            .args(["--base-port", &base.to_string()])
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start gamectl up");
+        let (stdout, stderr) = (Lines::default(), Lines::default());
+        read_lines(child.stdout.take().expect("stdout"), stdout.clone());
+        read_lines(child.stderr.take().expect("stderr"), stderr.clone());
+        Self { pid: child.id(), child: Some(child), base, data_dir, stdout, stderr, _dir: dir }
+    }
+
+    /// Waits for `ready: all services SERVING`; the error says why it did not come.
+    async fn ready(&self) -> Result<(), String> {
+        let deadline = Instant::now() + READY;
+        loop {
+            if self.find(0, |l| l == "ready: all services SERVING").is_some() {
+                return Ok(());
+            }
+            if !self.running() {
+                // Let the readers take the last lines.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let err = self.stderr.lock().expect("lines").join("\n");
+                return Err(format!("gamectl up exited: {err}"));
+            }
+            if Instant::now() > deadline {
+                return Err(format!("not ready after {} s", READY.as_secs()));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn running(&self) -> bool {
+        // A zombie (exited, not yet reaped by us) is not running.
+        processes().iter().any(|&(pid, _, state)| pid == self.pid && state != 'Z')
+    }
+
+    /// The index of the first stdout line from `from` on that satisfies `pred`.
+    fn find(&self, from: usize, pred: impl Fn(&str) -> bool) -> Option<usize> {
+        let lines = self.stdout.lock().expect("lines");
+        lines.iter().enumerate().skip(from).find(|(_, l)| pred(l)).map(|(i, _)| i)
+    }
+
+    fn stdout_len(&self) -> usize {
+        self.stdout.lock().expect("lines").len()
+    }
+
+    /// Waits for a stdout line from `from` on that satisfies `pred`; returns its index.
+    async fn line(&self, from: usize, what: &str, timeout: Duration, pred: impl Fn(&str) -> bool) -> usize {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(i) = self.find(from, &pred) {
+                return i;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "gamectl up did not print {what} within {} s\n{}",
+                timeout.as_secs(),
+                self.transcript()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// What gamectl printed: all of stdout, the end of stderr.
+    fn transcript(&self) -> String {
+        let out = self.stdout.lock().expect("lines").join("\n");
+        let err = self.stderr.lock().expect("lines");
+        let tail = err[err.len().saturating_sub(80)..].join("\n");
+        format!("--- gamectl up stdout ---\n{out}\n--- gamectl up stderr (last 80 lines) ---\n{tail}\n---")
+    }
+
+    /// The child `gamectl up` runs on `base + offset`: its own child whose `LISTEN_ADDR`
+    /// is that port.
+    fn child_on(&self, offset: u16) -> u32 {
+        let needle = format!("LISTEN_ADDR=127.0.0.1:{}\0", self.base + offset);
+        let found: Vec<u32> = processes()
+            .into_iter()
+            .filter(|&(pid, ppid, state)| ppid == self.pid && state != 'Z' && mentions(pid, needle.as_bytes()))
+            .map(|(pid, _, _)| pid)
+            .collect();
+        assert_eq!(found.len(), 1, "one child listening on {}: {found:?}", self.base + offset);
+        found[0]
+    }
+
+    /// Every process started by (or for) this `up`, gamectl itself included: they all
+    /// carry the data directory in their command line or environment.
+    fn tree(&self) -> Vec<u32> {
+        let dir = self.data_dir.display().to_string();
+        let me = std::process::id();
+        processes()
+            .into_iter()
+            .filter(|&(pid, _, state)| pid != me && state != 'Z' && mentions(pid, dir.as_bytes()))
+            .map(|(pid, _, _)| pid)
+            .collect()
+    }
+
+    /// SIGTERM; waits for gamectl to exit and returns how it did.
+    async fn stop(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        signal("TERM", self.pid);
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("gamectl up did not exit within 40 s of SIGTERM\n{}", self.transcript());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Runs `gamectl --data-dir <data-dir> <args>`.
+    async fn ctl(&self, args: &[&str]) -> std::process::Output {
+        let cmd = tokio::process::Command::from(gamectl(&self.data_dir))
+            .args(args)
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        match tokio::time::timeout(COMMAND, cmd).await {
+            Ok(out) => out.expect("run gamectl"),
+            Err(_) => panic!("gamectl {} took over {} s\n{}", args.join(" "), COMMAND.as_secs(), self.transcript()),
+        }
+    }
+
+    /// Runs a command that must succeed; returns its stdout.
+    async fn ok(&self, args: &[&str]) -> String {
+        let out = self.ctl(args).await;
+        assert!(
+            out.status.success(),
+            "gamectl {} failed ({}): {}{}\n{}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.transcript()
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    }
+
+    /// Runs a command with `--json` that must succeed; returns what it printed.
+    async fn json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let text = self.ok(&all).await;
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("gamectl {}: not JSON ({e}): {text}", args.join(" ")))
+    }
+
+    /// A JSON command, when it succeeds (services may be restarting).
+    async fn try_json(&self, args: &[&str]) -> Option<Value> {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = self.ctl(&all).await;
+        out.status.success().then(|| serde_json::from_slice(&out.stdout).ok()).flatten()
+    }
+
+    async fn register_and_login(&self, customer: &str) {
+        let registered = self.ok(&["register", customer, "--password", PASSWORD]).await;
+        assert!(registered.contains(&format!("registered {customer}")), "{registered}");
+        let login = self.json(&["login", customer, "--password", PASSWORD]).await;
+        assert_eq!(login["customerId"], customer, "{login}");
+        let who = self.json(&["whoami"]).await;
+        assert_eq!(who["customerId"], customer, "{who}");
+    }
+
+    /// `achieve <code>` as the logged-in customer; returns the mission id.
+    async fn achieve(&self, code: &str) -> String {
+        let m = self.json(&["achieve", code]).await;
+        let id = m["mission"]["missionId"].as_str().unwrap_or_default().to_owned();
+        assert!(!id.is_empty(), "achieve {code}: {m}");
+        id
+    }
+
+    /// The logged-in customer's wallet items (retried while the wallet restarts).
+    async fn wallet_items(&self) -> Option<Vec<Value>> {
+        let w = self.try_json(&["wallet"]).await?;
+        w["wallet"]["items"].as_array().cloned().or(Some(Vec::new()))
+    }
+
+    /// Waits until the wallet holds exactly the rewards of `missions`, each ISSUED once.
+    async fn wallet_issued(&self, missions: &[String]) -> Vec<Value> {
+        let want: BTreeSet<&str> = missions.iter().map(String::as_str).collect();
+        poll(FLOW, &format!("the wallet shows {} ISSUED items", missions.len()), self, || async {
+            let items = self.wallet_items().await?;
+            let got: BTreeSet<&str> = items.iter().filter_map(|i| i["missionId"].as_str()).collect();
+            let all_issued = items.iter().all(|i| i["status"] == "WALLET_ITEM_STATUS_ISSUED");
+            (got == want && items.len() == missions.len() && all_issued).then_some(items)
+        })
+        .await
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.transcript());
+        }
+        let Some(mut child) = self.child.take() else { return };
+        // A test that failed midway may have left a child stopped.
+        let tree = self.tree();
+        for &pid in &tree {
+            signal_quietly("CONT", pid);
+        }
+        signal_quietly("TERM", self.pid);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if matches!(child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        for pid in self.tree().into_iter().chain(tree) {
+            signal_quietly("KILL", pid);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// `gamectl --data-dir <dir>`, deaf to settings the test's own environment might carry.
+fn gamectl(data_dir: &Path) -> Command {
+    let mut cmd = Command::new(e2e::bin("gamectl"));
+    cmd.arg("--data-dir").arg(data_dir);
+    for var in ["GAMECTL_ENDPOINT", "GAMECTL_DATA_DIR", "GAMECTL_TOKEN", "GAMECTL_TOKEN_FILE", "GAMECTL_PASSWORD"] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// Polls `check` every 200 ms (each poll runs commands: no need to hurry) until it returns
+/// `Some`, or fails after `timeout` showing what `up` printed.
+async fn poll<T, F, Fut>(timeout: Duration, what: &str, up: &Up, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {} s waiting for: {what}\n{}",
+            timeout.as_secs(),
+            up.transcript()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `<name> ...; restarting`, printed by the supervisor.
+fn restarting(name: &str) -> impl Fn(&str) -> bool + '_ {
+    move |l| l.starts_with(&format!("{name} ")) && l.ends_with("; restarting")
+}
+
+#[tokio::test]
+async fn gamectl_up_runs_the_whole_system_and_the_cli_drives_the_scenario() {
+    let started = Instant::now();
+    let mut up = Up::start(&[], &[]).await;
+    let gateway = format!("http://127.0.0.1:{}", up.base + GATEWAY);
+    assert!(up.find(0, |l| l.starts_with("gateway") && l.ends_with(&gateway)).is_some(), "{}", up.transcript());
+
+    let endpoints: Value =
+        serde_json::from_str(&std::fs::read_to_string(up.data_dir.join("endpoints.json")).expect("endpoints.json"))
+            .expect("endpoints.json is JSON");
+    assert_eq!(endpoints["gateway"], gateway.as_str(), "{endpoints}");
+    assert_eq!(endpoints["nats"], format!("nats://127.0.0.1:{}", up.base + NATS), "{endpoints}");
+    let names: BTreeSet<&str> =
+        endpoints["services"].as_object().expect("services").keys().map(String::as_str).collect();
+    let every = ["auth", "gateway", "gift", "mission", "mypage", "notification", "reward", "wallet"];
+    assert_eq!(names, BTreeSet::from(every), "{endpoints}");
+
+    up.register_and_login("alice").await;
+    let mission = up.achieve("daily-login").await;
+    let items = up.wallet_issued(std::slice::from_ref(&mission)).await;
+    let reward = items[0]["rewardId"].as_str().expect("reward id").to_owned();
+    assert_eq!(items[0]["points"], 10, "{items:?}");
+
+    let exchanged = up.json(&["exchange", &reward, "coffee"]).await;
+    let gift = exchanged["giftId"].as_str().unwrap_or_default().to_owned();
+    assert!(!gift.is_empty(), "{exchanged}");
+    assert_eq!(exchanged["item"]["status"], "WALLET_ITEM_STATUS_EXCHANGED", "{exchanged}");
+
+    let used = up.json(&["use-gift", &gift]).await;
+    assert_eq!(used["gift"]["status"], "GIFT_STATUS_USED", "{used}");
+    assert_eq!(used["gift"]["giftCode"], "coffee", "{used}");
+
+    // One e-mail for the gift issued, one for the gift used (text output: a table).
+    let listed = poll(FLOW, "two notifications", &up, || async {
+        let n = up.try_json(&["notifications"]).await?;
+        (n["notifications"].as_array()?.len() == 2).then_some(n)
+    })
+    .await;
+    assert!(listed["notifications"].as_array().expect("list").iter().all(|n| n["customerId"] == "alice"), "{listed}");
+    let text = up.ok(&["notifications"]).await;
+    assert!(text.contains("Your gift: Coffee") && text.contains("You used your gift: Coffee"), "{text}");
+
+    let page = poll(FLOW, "my page shows the gift USED", &up, || async {
+        let p = up.try_json(&["mypage"]).await?;
+        let entries = p["page"]["entries"].as_array()?;
+        (entries.len() == 1 && entries[0]["giftId"] == gift.as_str() && entries[0]["giftStatus"] == "GIFT_STATUS_USED")
+            .then_some(p)
+    })
+    .await;
+    assert_eq!(page["page"]["entries"][0]["missionId"], mission.as_str(), "{page}");
+    assert_eq!(page["page"]["entries"][0]["rewardStatus"], "REWARD_STATUS_EXCHANGED", "{page}");
+
+    // nats-server and the eight services are gamectl's children.
+    let children = processes().into_iter().filter(|&(_, ppid, s)| ppid == up.pid && s != 'Z').count();
+    assert_eq!(children, 9, "nats-server and 8 services\n{}", up.transcript());
+    let tree = up.tree();
+    assert!(tree.len() >= 10, "gamectl and its children: {tree:?}");
+
+    let from = up.stdout_len();
+    let status = up.stop().await;
+    assert_eq!(status.code(), Some(0), "gamectl up exited with {status}\n{}", up.transcript());
+    let stopping = up.line(from, "stopping", Duration::from_secs(5), |l| l == "stopping").await;
+    up.line(stopping, "stopped", Duration::from_secs(5), |l| l == "stopped").await;
+    assert!(
+        up.find(from, |l| l.contains("killing it")).is_none(),
+        "every child stopped on SIGTERM\n{}",
+        up.transcript()
+    );
+
+    let left: Vec<u32> = tree.iter().copied().filter(|pid| up.tree().contains(pid)).collect();
+    assert!(left.is_empty(), "processes left behind: {left:?}");
+    assert!(up.tree().is_empty(), "processes left behind: {:?}", up.tree());
+    assert!(!accepts(up.base + GATEWAY), "the gateway still accepts connections");
+    for offset in SERVICE_OFFSETS.chain([NATS]) {
+        assert!(!accepts(up.base + offset), "port {} still accepts connections", up.base + offset);
+    }
+    assert!(started.elapsed() < Duration::from_secs(60), "took {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn a_crashed_service_is_restarted_and_the_flow_continues() {
+    let started = Instant::now();
+    let mut up = Up::start(&[], &[]).await;
+    up.register_and_login("bob").await;
+    let before = up.achieve("daily-login").await;
+    up.wallet_issued(std::slice::from_ref(&before)).await;
+
+    let wallet = up.child_on(WALLET);
+    let from = up.stdout_len();
+    signal("KILL", wallet);
+    let restart = up.line(from, "wallet exited (...); restarting", Duration::from_secs(10), restarting("wallet")).await;
+    let said = up.stdout.lock().expect("lines")[restart].clone();
+    assert_eq!(said, "wallet exited (signal 9); restarting");
+    up.line(restart, "wallet is SERVING", Duration::from_secs(30), |l| l == "wallet is SERVING").await;
+    let again = up.child_on(WALLET);
+    assert_ne!(again, wallet, "a new wallet process");
+
+    let after = up.achieve("first-win").await;
+    let items = up.wallet_issued(&[before, after.clone()]).await;
+    let points: i64 = items.iter().filter_map(|i| i["points"].as_i64()).sum();
+    assert_eq!(points, 60, "daily-login 10 + first-win 50: {items:?}");
+    // Only the killed child was restarted.
+    let restarts: Vec<String> =
+        up.stdout.lock().expect("lines").iter().filter(|l| l.ends_with("; restarting")).cloned().collect();
+    assert_eq!(restarts, ["wallet exited (signal 9); restarting"]);
+
+    let status = up.stop().await;
+    assert_eq!(status.code(), Some(0), "gamectl up exited with {status}\n{}", up.transcript());
+    assert!(up.tree().is_empty(), "processes left behind: {:?}", up.tree());
+    assert!(started.elapsed() < Duration::from_secs(60), "took {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn a_service_stuck_not_serving_is_restarted_by_the_supervisor() {
+    let started = Instant::now();
+    // A frozen consumer holds the events JetStream delivered to it until their ack wait
+    // runs out; 5 s instead of 30 s keeps the test short (the children inherit it).
+    let args = ["--health-restart-after", "2", "--stop-timeout", "3"];
+    let mut up = Up::start(&args, &[("CONSUMER_ACK_WAIT_SECONDS", "5")]).await;
+    up.register_and_login("carol").await;
+    let mut missions = vec![up.achieve("daily-login").await];
+    up.wallet_issued(&missions).await;
+
+    // SIGSTOP: the process is there, its port accepts connections, nothing answers.
+    let reward = up.child_on(REWARD);
+    let from = up.stdout_len();
+    signal("STOP", reward);
+    let frozen = Instant::now();
+    // Achievements while the reward service is stuck: the mission service takes them.
+    for code in ["tutorial-complete", "first-win", "weekly-streak"] {
+        missions.push(up.achieve(code).await);
+    }
+    let restart = up.line(from, "reward ...; restarting", Duration::from_secs(20), restarting("reward")).await;
+    let said = up.stdout.lock().expect("lines")[restart].clone();
+    assert_eq!(said, "reward not SERVING for 2 s; restarting");
+    assert!(frozen.elapsed() >= Duration::from_secs(2), "restarted after {:?}", frozen.elapsed());
+    up.line(restart, "reward is SERVING", Duration::from_secs(30), |l| l == "reward is SERVING").await;
+    let again = up.child_on(REWARD);
+    assert_ne!(again, reward, "a new reward process");
+    assert!(!processes().iter().any(|&(pid, _, s)| pid == reward && s != 'Z'), "the stuck process is gone");
+
+    // And one after: everything is rewarded, once.
+    missions.push(up.achieve("daily-login").await);
+    let items = up.wallet_issued(&missions).await;
+    let points: i64 = items.iter().filter_map(|i| i["points"].as_i64()).sum();
+    assert_eq!(points, 10 + 20 + 50 + 100 + 10, "{items:?}");
+    let rewards = up.json(&["rewards"]).await;
+    let rewards = rewards["rewards"].as_array().cloned().unwrap_or_default();
+    let rewarded: HashSet<&str> = rewards.iter().filter_map(|r| r["missionId"].as_str()).collect();
+    assert_eq!(rewards.len(), missions.len(), "one reward per mission: {rewards:?}");
+    assert_eq!(rewarded, missions.iter().map(String::as_str).collect(), "{rewards:?}");
+    // Still once each after an ack wait more, when a duplicate delivery would have landed.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(up.wallet_items().await.map(|i| i.len()), Some(missions.len()), "no reward twice");
+
+    let status = up.stop().await;
+    assert_eq!(status.code(), Some(0), "gamectl up exited with {status}\n{}", up.transcript());
+    assert!(up.tree().is_empty(), "processes left behind: {:?}", up.tree());
+    assert!(started.elapsed() < Duration::from_secs(60), "took {:?}", started.elapsed());
+}
