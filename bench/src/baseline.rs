@@ -195,18 +195,19 @@ pub struct CommitFigures {
     pub durability: String,
     /// One row per transaction: `ok_per_s` is commits per second.
     pub one_row: Summary,
-    /// `rows_per_tx` rows per transaction: `ok_per_s` is transactions per second.
+    /// `rows_per_tx` rows per transaction, one INSERT each: `ok_per_s` is transactions per second.
     pub batched: Summary,
     pub rows_per_tx: usize,
     pub batched_rows_per_s: f64,
+    /// `rows_per_tx` rows per transaction in one multi-row INSERT.
+    pub multi_row: Summary,
+    pub multi_row_rows_per_s: f64,
 }
 
-fn commit_loop<C: Connection>(
-    conn: &mut C,
-    rows_per_tx: usize,
-    each: Duration,
-    insert: fn(&mut C, &Row) -> QueryResult<usize>,
-) -> Summary {
+/// Inserts `rows` in a transaction already open: one statement per row, or all in one.
+type Insert<C> = fn(&mut C, &[Row]) -> QueryResult<usize>;
+
+fn commit_loop<C: Connection>(conn: &mut C, rows_per_tx: usize, each: Duration, insert: Insert<C>) -> Summary {
     let mut rec = Recorder::default();
     let mut n = 0u64;
     let start = Instant::now();
@@ -218,13 +219,8 @@ fn commit_loop<C: Connection>(
             })
             .collect();
         let t = Instant::now();
-        let r = conn.transaction(|c| {
-            for r in &rows {
-                insert(c, r)?;
-            }
-            QueryResult::Ok(())
-        });
-        rec.record(t.elapsed(), r.map_err(|_| tonic::Code::Internal));
+        let r = conn.transaction(|c| insert(c, &rows));
+        rec.record(t.elapsed(), r.map(drop).map_err(|_| tonic::Code::Internal));
     }
     rec.summary(start.elapsed())
 }
@@ -233,13 +229,35 @@ fn figures<C: Connection>(
     conn: &mut C,
     durability: String,
     each: Duration,
-    insert: fn(&mut C, &Row) -> QueryResult<usize>,
+    per_row: Insert<C>,
+    multi_row: Insert<C>,
 ) -> CommitFigures {
-    let one_row = commit_loop(conn, 1, each, insert);
+    let one_row = commit_loop(conn, 1, each, per_row);
     let rows_per_tx = 100;
-    let batched = commit_loop(conn, rows_per_tx, each, insert);
+    let batched = commit_loop(conn, rows_per_tx, each, per_row);
     let batched_rows_per_s = batched.ok_per_s * rows_per_tx as f64;
-    CommitFigures { durability, one_row, batched, rows_per_tx, batched_rows_per_s }
+    let multi_row = commit_loop(conn, rows_per_tx, each, multi_row);
+    let multi_row_rows_per_s = multi_row.ok_per_s * rows_per_tx as f64;
+    CommitFigures { durability, one_row, batched, rows_per_tx, batched_rows_per_s, multi_row, multi_row_rows_per_s }
+}
+
+/// One INSERT statement per row.
+macro_rules! per_row {
+    () => {
+        |c, rows| {
+            for r in rows {
+                diesel::insert_into(bench_rows::table).values(r).execute(c)?;
+            }
+            Ok(rows.len())
+        }
+    };
+}
+
+/// One INSERT statement for all the rows.
+macro_rules! multi_row {
+    () => {
+        |c, rows| diesel::insert_into(bench_rows::table).values(rows).execute(c)
+    };
 }
 
 /// SQLite in a file under `dir`, opened like the services open theirs.
@@ -256,7 +274,7 @@ pub async fn sqlite(dir: std::path::PathBuf, each: Duration) -> Result<CommitFig
         // No fsync per commit: a commit survives a crash of the process; the last ones may
         // be lost on power loss.
         let durability = "journal_mode=WAL, synchronous=NORMAL".to_owned();
-        Ok(figures(&mut conn, durability, each, |c, r| diesel::insert_into(bench_rows::table).values(r).execute(c)))
+        Ok(figures(&mut conn, durability, each, per_row!(), multi_row!()))
     })
     .await
     .map_err(|e| e.to_string())?
@@ -281,8 +299,7 @@ pub async fn postgres(each: Duration) -> Result<CommitFigures, String> {
             setting("fsync", &mut conn),
             setting("wal_sync_method", &mut conn)
         );
-        let f =
-            figures(&mut conn, durability, each, |c, r| diesel::insert_into(bench_rows::table).values(r).execute(c));
+        let f = figures(&mut conn, durability, each, per_row!(), multi_row!());
         drop(conn);
         drop(db);
         Ok(f)

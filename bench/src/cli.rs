@@ -97,7 +97,7 @@ impl Plan {
 
     /// Roughly how long the timed phases take, for the progress bar.
     pub fn planned(&self) -> Duration {
-        let baselines = self.baseline * 16;
+        let baselines = self.baseline * 18;
         let reads = self.short * 6;
         let fixed = if self.quick { Duration::from_secs(6) } else { Duration::from_secs(25) };
         baselines + reads + self.load + self.exchange_time * 3 + fixed

@@ -147,6 +147,11 @@ async fn phases(plan: &Plan, progress: &Progress, r: &mut Results) -> Result<(),
          wallet with BREAKER_MIN_CALLS=3, BREAKER_OPEN_SECONDS=3600"
             .into(),
     );
+    r.notes.push(
+        "services run with the harness's READINESS_INTERVAL_SECONDS=0.2: a first readiness probe that fails \
+         is retried that much later, which start -> SERVING includes (the services' default is 1 s)"
+            .into(),
+    );
 
     // ------------------------------------------------------------ idle RSS
     tokio::time::sleep(if plan.quick { Duration::from_millis(500) } else { Duration::from_secs(2) }).await;
@@ -714,6 +719,7 @@ async fn load(
         .collect();
     let cpu_before: Vec<_> = procs.iter().map(|(_, p)| p.and_then(procs::cpu_time)).collect();
     let first = events.snapshot().await;
+    let accepted_at_start = accepted.load(Ordering::Relaxed);
     let start = Instant::now();
     let until = start + plan.load;
     let stop = Arc::new(AtomicBool::new(false));
@@ -781,7 +787,6 @@ async fn load(
     };
 
     let workers = player_workers(plan, sys, &gw_url, "p", Some(players), accepted);
-    let accepted_at_start = accepted.load(Ordering::Relaxed);
     let run = closed_loop(workers, plan.load, Some(done)).await;
     let drain_start = Instant::now();
     let load_s = run.wall.as_secs_f64();
