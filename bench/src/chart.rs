@@ -46,7 +46,7 @@ fn legend(area: &Area<'_>, entries: &[(String, RGBColor)]) -> Result<(), String>
 
 pub fn draw(path: &Path, r: &Results) -> Result<(), String> {
     let e = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
-    let root = SVGBackend::new(path, (1300, 1100)).into_drawing_area();
+    let root = SVGBackend::new(path, (1450, 1100)).into_drawing_area();
     root.fill(&WHITE).map_err(|x| e(&x))?;
     let (top, bottom) = root.split_vertically(650);
     let (top_chart, top_legend) = top.split_horizontally(900);
@@ -139,9 +139,9 @@ pub fn draw(path: &Path, r: &Results) -> Result<(), String> {
         entries.push((name.to_owned(), color));
     }
     chart
-        .draw_series(LineSeries::new(vec![(load_s, 0.0), (load_s, c_max)], BLACK.mix(0.7).stroke_width(2)))
+        .draw_series(LineSeries::new(vec![(load_s, 0.0), (load_s, c_max)], RGBColor(77, 77, 77).stroke_width(2)))
         .map_err(|x| e(&x))?;
-    entries.push((format!("load stops ({load_s:.1} s), then the drain"), RGBColor(150, 150, 150)));
+    entries.push((format!("load stops ({load_s:.1} s), then the drain"), RGBColor(77, 77, 77)));
     legend(&bottom_legend, &entries)?;
     root.present().map_err(|x| e(&x))?;
     Ok(())

@@ -30,8 +30,8 @@ pub struct Args {
     /// Seconds of the main AchieveMission load [default: 20, 2 with --quick]
     #[arg(long)]
     pub duration: Option<f64>,
-    /// Folder for bench.json, table.txt and latency.svg
-    #[arg(long, default_value = "bench-out")]
+    /// Folder for bench.json, table.txt and latency.svg (created if missing)
+    #[arg(long, default_value = "target/bench")]
     pub out: PathBuf,
     /// Every relational service on its own fresh PostgreSQL database instead of SQLite
     #[arg(long)]
