@@ -85,6 +85,8 @@ pub struct Sustained {
     pub rewarded_final: u64,
     /// Rewarded missions over load + drain time.
     pub flow_rate_incl_drain_per_s: f64,
+    /// Rewarded missions per second during the drain: the flow alone, with no new missions.
+    pub drain_rate_per_s: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Default)]
@@ -426,7 +428,13 @@ pub fn table(r: &Results) -> String {
         format!("{} rewarded of {} published", s.rewarded_final, s.published_final),
         "",
     );
-    t.row("  whole-flow rate incl. drain", rate(s.flow_rate_incl_drain_per_s), "", "");
+    t.row(
+        "  whole-flow rate during the drain (no new missions)",
+        rate(s.drain_rate_per_s),
+        format!("missions accepted during the load {}", rate(s.accept_rate_per_s)),
+        ratio(s.drain_rate_per_s, s.accept_rate_per_s),
+    );
+    t.row("  whole-flow rate over load + drain", rate(s.flow_rate_incl_drain_per_s), "", "");
 
     t.section(&format!("Reads through the gateway ({n} clients)"));
     for (name, g, d) in [

@@ -897,6 +897,7 @@ async fn load(
     s.drained = drained.is_some();
     s.rewarded_final = last.rewarded;
     s.published_final = last.achieved;
+    s.drain_rate_per_s = last.rewarded.saturating_sub(end.rewarded) as f64 / drain_s.max(1e-9);
     s.flow_rate_incl_drain_per_s = last.rewarded.saturating_sub(first.rewarded) as f64 / (load_s + drain_s).max(1e-9);
     r.flow.timeline = timeline;
 }
