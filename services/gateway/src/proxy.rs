@@ -103,7 +103,7 @@ async fn forward(upstreams: &Upstreams, limiter: &RateLimiter, req: http::Reques
         return refuse(s);
     }
     let Some(endpoint) = upstream.pick() else {
-        return refuse(Status::unavailable(format!("{service} has no healthy endpoint; try again later")));
+        return refuse(Status::unavailable(format!("{service} has no endpoint; try again later")));
     };
     let (mut parts, body) = req.into_parts();
     if !parts.headers.contains_key("x-request-id")

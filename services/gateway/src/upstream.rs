@@ -4,7 +4,7 @@
 //! endpoint with its own connection. Each endpoint is checked with the gRPC health
 //! protocol for its service name; requests go round-robin to endpoints that are SERVING,
 //! so a replica that starts draining (NOT_SERVING) stops getting new requests before it
-//! stops taking them. An endpoint not checked yet is used only when none is known healthy.
+//! stops taking them. When none is known healthy, the unchecked ones are tried, then all.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -99,12 +99,14 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    /// The next endpoint to use: round-robin over the healthy, else over the unchecked.
+    /// The next endpoint to use: round-robin over the healthy, else over the unchecked,
+    /// else over all of them ("panic routing", as Envoy does): when no endpoint is known
+    /// healthy, a health check that is a moment behind must not fail calls that would work.
     pub fn pick(&self) -> Option<Arc<Endpoint>> {
         let endpoints = self.endpoints.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         let n = endpoints.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
-        for wanted in [HEALTHY, UNKNOWN] {
+        for wanted in [HEALTHY, UNKNOWN, UNHEALTHY] {
             for i in 0..n {
                 let e = &endpoints[(start + i) % n];
                 if e.state.load(Ordering::Relaxed) == wanted {
@@ -281,9 +283,10 @@ mod tests {
         let urls: Vec<_> = mission.endpoints().iter().map(|e| e.url.clone()).collect();
         assert!(urls.contains(&"http://127.0.0.1:1".to_owned()), "{urls:?}");
         assert!(urls.contains(&"http://127.0.0.1:2".to_owned()), "{urls:?}");
-        // nothing listens there: once checked, nothing is picked
+        // nothing listens there: once checked both are unhealthy, and still tried
         tokio::time::sleep(Duration::from_millis(300)).await;
-        assert!(mission.pick().is_none());
+        assert!(mission.endpoints().iter().all(|e| !e.is_healthy()));
+        assert!(mission.pick().is_some(), "panic routing: all unhealthy, all tried");
         stop.cancel();
     }
 }
