@@ -256,3 +256,21 @@ async fn fifty_concurrent_exchanges_of_one_reward_make_one_gift() {
     assert_eq!(gift_ids.len(), 1);
     assert_eq!(gifts_of(&sys, "c-race").await.len(), 2);
 }
+
+#[tokio::test]
+async fn without_the_notification_service_everything_else_works() {
+    let mut sys = System::start().await;
+    assert_eq!(sys.notification.stop(), Some(0));
+    let item = issued_reward(&sys, "c-quiet", "daily-login").await;
+    let answer = exchange(&sys, "c-quiet", &item.reward_id, "coffee", "").await.unwrap();
+    GiftServiceClient::new(sys.as_customer(&sys.gift, "c-quiet"))
+        .use_gift(gift::UseGiftRequest { gift_id: answer.gift_id.clone(), customer_id: "c-quiet".into() })
+        .await
+        .unwrap();
+    eventually(FLOW, "my page shows the used gift", || async {
+        let p = page(&sys, "c-quiet").await;
+        (p.entries.first()?.gift_status == mypage::GiftStatus::Used as i32).then_some(())
+    })
+    .await;
+    assert!(!sys.mailbox().exists() || std::fs::read_dir(sys.mailbox()).unwrap().count() == 0, "no e-mail without it");
+}
