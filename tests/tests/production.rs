@@ -149,7 +149,11 @@ async fn the_whole_scenario_on_postgresql_with_two_replicas_of_every_consumer() 
         "no event lost or doubled by two relays"
     );
     assert_eq!(sys.count_events("REWARD", "game.reward.v1.allocated").await, total);
-    assert_eq!(sys.count_events("WALLET", "game.wallet.v1.issued").await, total);
+    // the wallet's last RewardIssued may still be on its way out of the outbox
+    eventually(FLOW, "every RewardIssued published once", || async {
+        (sys.count_events("WALLET", "game.wallet.v1.issued").await == total).then_some(())
+    })
+    .await;
     for (a, b, consumer) in [(&sys.reward, &reward2, "reward-allocate"), (&sys.wallet, &wallet2, "wallet-issue")] {
         let (x, y) = (handled(a, consumer), handled(b, consumer));
         if x + y != total as usize {
@@ -412,8 +416,12 @@ async fn rolling_the_reward_consumer_loses_and_doubles_no_event() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (sent, failed, errors) = load.finish().await;
     assert_eq!(failed, 0, "every mission was achieved: {errors:?}");
-    let achieved = sys.count_events("MISSION", "game.mission.v1.achieved").await;
-    assert_eq!(achieved, sent);
+    // every accepted mission reaches the stream (the relay may still be publishing the last)
+    let achieved = sent;
+    eventually(FLOW, "every accepted mission is published", || async {
+        (sys.count_events("MISSION", "game.mission.v1.achieved").await == achieved).then_some(())
+    })
+    .await;
     eventually(FLOW, "every achieved mission got its reward", || async {
         (sys.count_events("REWARD", "game.reward.v1.allocated").await == achieved).then_some(())
     })
