@@ -122,7 +122,8 @@ async fn consume<H: Handler>(
     let consumer = bind(js, settings, spec).await?;
     let mut messages = consumer
         .stream()
-        .max_messages_per_batch(256)
+        // Small pulls: replicas of a service share the work instead of one hoarding it.
+        .max_messages_per_batch(32)
         .heartbeat(Duration::from_secs(5))
         .expires(Duration::from_secs(30))
         .messages()
