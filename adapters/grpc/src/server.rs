@@ -233,12 +233,18 @@ async fn keep_readiness(
             }
             last = Some(ready);
         }
+        // While not ready, look again soon: a service becomes SERVING as soon as its
+        // dependencies answer (at start, NATS connects a few milliseconds after we listen).
+        let next = if ready { interval } else { interval.min(NOT_READY_RETRY) };
         tokio::select! {
-            () = tokio::time::sleep(interval) => {}
+            () = tokio::time::sleep(next) => {}
             () = draining.cancelled() => return,
         }
     }
 }
+
+/// How soon a service that is not ready checks its dependencies again.
+const NOT_READY_RETRY: Duration = Duration::from_millis(25);
 
 /// Resolves on SIGTERM or Ctrl-C.
 pub async fn signal() {
