@@ -13,14 +13,8 @@ impl GiftCode {
     /// `gift_code` when empty, longer than 64 bytes, or not `a-z 0-9 - _`.
     pub fn new(raw: impl Into<String>) -> Result<Self, ValidationError> {
         let raw = raw.into();
-        let ok = !raw.is_empty()
-            && raw.len() <= 64
-            && raw.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-        if ok {
-            Ok(Self(raw))
-        } else {
-            Err(ValidationError::new("gift_code", "must be 1-64 characters of a-z, 0-9, '-' or '_'"))
-        }
+        kernel::code("gift_code", &raw)?;
+        Ok(Self(raw))
     }
 
     pub fn as_str(&self) -> &str {

@@ -59,6 +59,28 @@ impl std::fmt::Display for CustomerId {
     }
 }
 
+/// Checks a catalog code (a mission's, a gift's): 1-64 characters of `a-z`, `0-9`, `-`, `_`.
+///
+/// # Errors
+/// `field` when the code breaks the rule.
+pub fn code(field: &'static str, raw: &str) -> Result<(), ValidationError> {
+    let ok = !raw.is_empty()
+        && raw.len() <= 64
+        && raw.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if ok { Ok(()) } else { Err(ValidationError::new(field, "must be 1-64 characters of a-z, 0-9, '-' or '_'")) }
+}
+
+/// Checks a client's idempotency key: empty (none) or at most 128 printable bytes.
+///
+/// # Errors
+/// `request_id` when it is too long or holds control characters.
+pub fn request_id(raw: &str) -> Result<(), ValidationError> {
+    if raw.len() > 128 || raw.chars().any(char::is_control) {
+        return Err(ValidationError::new("request_id", "must be at most 128 printable bytes"));
+    }
+    Ok(())
+}
+
 /// Parses an id we generated (a UUID) from client input.
 ///
 /// # Errors

@@ -14,14 +14,8 @@ impl MissionCode {
     /// digits, `-` and `_`.
     pub fn new(raw: impl Into<String>) -> Result<Self, ValidationError> {
         let raw = raw.into();
-        let ok = !raw.is_empty()
-            && raw.len() <= 64
-            && raw.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-        if ok {
-            Ok(Self(raw))
-        } else {
-            Err(ValidationError::new("mission_code", "must be 1-64 characters of a-z, 0-9, '-' or '_'"))
-        }
+        kernel::code("mission_code", &raw)?;
+        Ok(Self(raw))
     }
 
     pub fn as_str(&self) -> &str {
@@ -114,9 +108,7 @@ impl AchieveMission {
     pub fn new(customer_id: &str, code: &str, request_id: &str) -> Result<Self, ValidationError> {
         let customer_id = CustomerId::new(customer_id)?;
         let code = MissionCode::new(code)?;
-        if request_id.len() > 128 || request_id.chars().any(char::is_control) {
-            return Err(ValidationError::new("request_id", "must be at most 128 printable bytes"));
-        }
+        kernel::request_id(request_id)?;
         Ok(Self { customer_id, code, request_id: request_id.to_owned() })
     }
 }

@@ -74,15 +74,8 @@ impl ExchangeReward {
     pub fn new(customer_id: &str, reward_id: &str, gift_code: &str, request_id: &str) -> Result<Self, ValidationError> {
         let customer_id = CustomerId::new(customer_id)?;
         let reward_id = kernel::parse_id("reward_id", reward_id)?;
-        let code_ok = !gift_code.is_empty()
-            && gift_code.len() <= 64
-            && gift_code.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-        if !code_ok {
-            return Err(ValidationError::new("gift_code", "must be 1-64 characters of a-z, 0-9, '-' or '_'"));
-        }
-        if request_id.len() > 128 || request_id.chars().any(char::is_control) {
-            return Err(ValidationError::new("request_id", "must be at most 128 printable bytes"));
-        }
+        kernel::code("gift_code", gift_code)?;
+        kernel::request_id(request_id)?;
         Ok(Self { customer_id, reward_id, gift_code: gift_code.to_owned(), request_id: request_id.to_owned() })
     }
 }
