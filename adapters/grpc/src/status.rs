@@ -26,6 +26,11 @@ pub fn internal(detail: &dyn std::fmt::Display) -> Status {
     Status::internal("internal error")
 }
 
+/// A request header as text, when present and printable (e.g. `traceparent`).
+pub fn header<T>(req: &tonic::Request<T>, name: &str) -> Option<String> {
+    req.metadata().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
 /// Parses a customer id from a request field.
 ///
 /// # Errors

@@ -45,10 +45,6 @@ fn to_proto(g: Gift) -> pb::Gift {
     }
 }
 
-fn header(req_meta: &tonic::metadata::MetadataMap, name: &str) -> Option<String> {
-    req_meta.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
-}
-
 #[tonic::async_trait]
 impl pb::gift_service_server::GiftService for Handlers {
     async fn list_catalog(
@@ -71,8 +67,8 @@ impl pb::gift_service_server::GiftService for Handlers {
 
     async fn issue_gift(&self, req: Request<pb::IssueGiftRequest>) -> Result<Response<pb::IssueGiftResponse>, Status> {
         let customer = auth::act_for(&req, &req.get_ref().customer_id)?;
-        let traceparent = header(req.metadata(), "traceparent");
-        let cause = header(req.metadata(), "x-request-id");
+        let traceparent = status::header(&req, "traceparent");
+        let cause = status::header(&req, "x-request-id");
         let r = req.into_inner();
         let cmd = IssueGift {
             customer_id: customer,
@@ -105,7 +101,7 @@ impl pb::gift_service_server::GiftService for Handlers {
             "" => status::customer(&auth::identity(&req)?.customer_id)?,
             named => auth::act_for(&req, named)?,
         };
-        let traceparent = header(req.metadata(), "traceparent");
+        let traceparent = status::header(&req, "traceparent");
         let r = req.into_inner();
         let id = status::id("gift_id", &r.gift_id)?;
         let by = Some(customer);

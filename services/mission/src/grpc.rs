@@ -42,17 +42,13 @@ fn to_proto(m: Mission) -> pb::Mission {
     }
 }
 
-fn traceparent<T>(req: &Request<T>) -> Option<String> {
-    req.metadata().get("traceparent").and_then(|v| v.to_str().ok()).map(str::to_owned)
-}
-
 #[tonic::async_trait]
 impl pb::mission_service_server::MissionService for Handlers {
     async fn achieve_mission(
         &self,
         req: Request<pb::AchieveMissionRequest>,
     ) -> Result<Response<pb::AchieveMissionResponse>, Status> {
-        let tp = traceparent(&req);
+        let tp = status::header(&req, "traceparent");
         let customer = auth::act_for(&req, &req.get_ref().customer_id)?;
         let r = req.into_inner();
         let cmd =

@@ -70,7 +70,7 @@ impl pb::wallet_service_server::WalletService for Handlers {
         &self,
         req: Request<pb::ExchangeRewardRequest>,
     ) -> Result<Response<pb::ExchangeRewardResponse>, Status> {
-        let traceparent = req.metadata().get("traceparent").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let traceparent = status::header(&req, "traceparent");
         let who = auth::identity(&req)?;
         let customer = auth::act_for(&req, &req.get_ref().customer_id)?;
         let r = req.into_inner();
