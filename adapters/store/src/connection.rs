@@ -52,7 +52,7 @@ impl DatabaseUrl {
         }
     }
 
-    fn establish(&self) -> ConnectionResult<AnyConnection> {
+    pub(crate) fn establish(&self) -> ConnectionResult<AnyConnection> {
         match self {
             Self::Postgres(url) => PgConnection::establish(url).map(AnyConnection::Postgresql),
             Self::Sqlite(path) => {

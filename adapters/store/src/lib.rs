@@ -12,6 +12,7 @@ pub mod connection;
 pub mod inbox;
 pub mod outbox;
 pub mod schema;
+mod writer;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -74,13 +75,14 @@ pub fn db(e: DieselError) -> StoreError {
     }
 }
 
-/// A service's database: a writer pool and a reader pool (the same pool on PostgreSQL;
-/// on SQLite one writer connection, since SQLite takes one writer at a time anyway and
-/// queueing in-process is cheaper than retrying on `SQLITE_BUSY`).
+/// A service's database. On PostgreSQL one pool serves reads and writes. On SQLite a pool
+/// of readers, and one writer thread that group-commits every waiting unit of work
+/// ([`writer`]): SQLite takes one writer at a time anyway, and one transaction for many
+/// units is cheaper than one each, or than retrying on `SQLITE_BUSY`.
 #[derive(Clone)]
 pub struct Store {
-    writer: Pool,
-    reader: Pool,
+    pool: Pool,
+    group: Option<writer::Writer>,
     backend: Backend,
     /// Wakes the outbox relay after a commit that appended events.
     appended: Arc<tokio::sync::Notify>,
@@ -120,28 +122,26 @@ impl Store {
         {
             std::fs::create_dir_all(dir).map_err(|e| OpenError::Connect(format!("{}: {e}", dir.display())))?;
         }
-        let (writers, readers) = match backend {
-            Backend::Sqlite => (1, 4),
-            Backend::Postgres => (16, 0),
-        };
-        let build = |size: usize| {
-            Pool::builder(Manager::new(url.clone(), Runtime::Tokio1))
-                .max_size(size)
-                .wait_timeout(Some(Duration::from_secs(5)))
-                .create_timeout(Some(Duration::from_secs(5)))
-                .runtime(Runtime::Tokio1)
-                .build()
-                .map_err(|e| OpenError::Connect(e.to_string()))
-        };
-        let writer = build(writers)?;
-        let reader = if readers == 0 { writer.clone() } else { build(readers)? };
-        let store = Self { writer, reader, backend, appended: Arc::default() };
+        let pool = Pool::builder(Manager::new(url.clone(), Runtime::Tokio1))
+            .max_size(match backend {
+                Backend::Sqlite => 4,
+                Backend::Postgres => 16,
+            })
+            .wait_timeout(Some(Duration::from_secs(5)))
+            .create_timeout(Some(Duration::from_secs(5)))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| OpenError::Connect(e.to_string()))?;
+        let mut store = Self { pool, group: None, backend, appended: Arc::default() };
         store.migrate(migrations).await?;
+        if backend == Backend::Sqlite {
+            store.group = Some(writer::Writer::start(url).map_err(|e| OpenError::Connect(e.to_string()))?);
+        }
         Ok(store)
     }
 
     async fn migrate(&self, migrations: Migrations) -> Result<(), OpenError> {
-        let conn = self.writer.get().await.map_err(|e| OpenError::Connect(connection::pool_error(e)))?;
+        let conn = self.pool.get().await.map_err(|e| OpenError::Connect(connection::pool_error(e)))?;
         conn.interact(move |conn| match conn {
             AnyConnection::Sqlite(c) => run_all(c, [&SHARED_SQLITE, migrations.sqlite]),
             AnyConnection::Postgresql(c) => run_all(c, [&SHARED_POSTGRES, migrations.postgres]),
@@ -155,7 +155,8 @@ impl Store {
         self.backend
     }
 
-    /// Runs `f` in one transaction on a writer connection; rolls back on any error.
+    /// Runs `f` in a transaction (on SQLite: in its own savepoint of a group commit); its
+    /// effects are rolled back on any error, and the answer comes after the commit.
     ///
     /// # Errors
     /// What `f` returns, or [`StoreError::Unavailable`] when no connection can be had.
@@ -164,7 +165,10 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&mut AnyConnection) -> Result<T, StoreError> + Send + 'static,
     {
-        let conn = self.writer.get().await.map_err(|e| StoreError::Unavailable(connection::pool_error(e)))?;
+        if let Some(group) = &self.group {
+            return group.write(f).await;
+        }
+        let conn = self.pool.get().await.map_err(|e| StoreError::Unavailable(connection::pool_error(e)))?;
         let result = conn
             .interact(move |conn| {
                 use diesel::Connection;
@@ -190,7 +194,7 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&mut AnyConnection) -> Result<T, StoreError> + Send + 'static,
     {
-        let conn = self.reader.get().await.map_err(|e| StoreError::Unavailable(connection::pool_error(e)))?;
+        let conn = self.pool.get().await.map_err(|e| StoreError::Unavailable(connection::pool_error(e)))?;
         let result = conn.interact(f).await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
         discard_if_broken(conn, &result);
         result

@@ -63,8 +63,43 @@ async fn the_inbox_refuses_an_event_twice(db: TestDatabase) {
     assert!(store.ping(Duration::from_secs(1)).await);
 }
 
+/// Concurrent units of work (on SQLite, committed together in one group transaction):
+/// each caller hears its own outcome, and a failing unit takes back only its own writes.
+async fn concurrent_writes_succeed_or_fail_one_by_one(db: TestDatabase) {
+    let store = open(&db).await;
+    let repeated = Inbound { consumer: "test-consumer", event_id: new_id() };
+    let units: Vec<_> = (0..120)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let m = message(n);
+                store
+                    .write(move |c| {
+                        outbox::append(c, &[m])?;
+                        match n % 4 {
+                            0 => Err(StoreError::Conflict),
+                            1 => inbox::record(c, repeated),
+                            _ => Ok(()),
+                        }
+                    })
+                    .await
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for unit in units {
+        outcomes.push(unit.await.unwrap());
+    }
+    let count = |wanted: &Result<(), StoreError>| outcomes.iter().filter(|o| *o == wanted).count();
+    assert_eq!(count(&Err(StoreError::Conflict)), 30);
+    assert_eq!(count(&Err(StoreError::Duplicate)), 29, "one unit recorded the event, the other 29 were refused");
+    assert_eq!(count(&Ok(())), 61);
+    assert_eq!(store.outbox_len().await.unwrap(), 61, "only the units that succeeded left an event");
+}
+
 store_adapter::on_both_backends!(
     claims_in_commit_order_and_leases_rows,
     a_rolled_back_transaction_leaves_no_event,
-    the_inbox_refuses_an_event_twice
+    the_inbox_refuses_an_event_twice,
+    concurrent_writes_succeed_or_fail_one_by_one
 );
