@@ -194,3 +194,61 @@ async fn a_bucket_works_on_this_server_with_optimistic_concurrency() {
     let again = kv::ensure_bucket(&js, "test", 1).await.unwrap();
     assert_eq!(again.get("k").await.unwrap().unwrap().as_ref(), b"e");
 }
+
+/// Records, per customer, the order events were handled in, and how many ran at once.
+struct Slow {
+    order: std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>,
+    running: AtomicUsize,
+    most_at_once: AtomicUsize,
+}
+
+impl Handler for Slow {
+    async fn handle(&self, d: &Delivery) -> Result<(), HandleError> {
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_at_once.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        self.order.lock().unwrap().entry(d.meta.customer_id.to_string()).or_default().push(d.payload[0]);
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_backlog_is_handled_many_at_once_but_each_customers_events_in_order() {
+    let nats = NatsServer::start();
+    let (_, js) = js(&nats).await;
+    streams::ensure(&js, TEST, 1).await.unwrap();
+    // 4 customers, 25 events each, interleaved, published before the consumer starts
+    for n in 0..100u8 {
+        let customer = CustomerId::new(format!("c-{}", n % 4)).unwrap();
+        let meta = EventMeta::first(new_id(), "req", customer, Utc::now());
+        let m = OutboxMessage::new(&meta, "game.test.v1.thing", "game.test.v1.Thing", vec![n]);
+        let publish = jetstream::message::PublishMessage::build()
+            .payload(m.payload.clone().into())
+            .headers(envelope::headers(&m));
+        js.send_publish(m.subject.clone(), publish).await.unwrap().await.unwrap();
+    }
+    let handler = Arc::new(Slow {
+        order: std::sync::Mutex::default(),
+        running: AtomicUsize::new(0),
+        most_at_once: AtomicUsize::new(0),
+    });
+    let stop = CancellationToken::new();
+    let spec = ConsumerSpec { stream: TEST, durable: "test-slow", filter: "game.test.v1.thing" };
+    let task = tokio::spawn(consumer::run(js.clone(), settings(&nats), spec, handler.clone(), stop.clone()));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while handler.order.lock().unwrap().values().map(Vec::len).sum::<usize>() < 100 {
+        assert!(tokio::time::Instant::now() < deadline, "the backlog was not handled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.cancel();
+    task.await.unwrap();
+    let order = handler.order.lock().unwrap().clone();
+    for c in 0..4u8 {
+        let expected: Vec<u8> = (0..100u8).filter(|n| n % 4 == c).collect();
+        assert_eq!(order[&format!("c-{c}")], expected, "customer c-{c}'s events in publish order");
+    }
+    let most = handler.most_at_once.load(Ordering::SeqCst);
+    assert!(most > 1, "events of different customers were handled at the same time (at most {most} were)");
+    assert!(most <= 4, "never two of one customer's events at once (saw {most} running)");
+}
