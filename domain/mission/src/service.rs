@@ -51,16 +51,15 @@ impl<R: MissionRepository> MissionService<R> {
         let mut cmd = cmd;
         if cmd.request_id.is_empty() {
             cmd.request_id = new_id().to_string();
-        } else if let Some(existing) = self.repo.find_by_request(&cmd.customer_id, &cmd.request_id).await? {
-            return Ok(existing);
         }
         let now = Utc::now();
         let (mission, event) = Mission::achieve(&cmd, &self.catalog, new_id(), now)?;
         let mut meta = EventMeta::first(mission.id, &cmd.request_id, cmd.customer_id.clone(), now);
         meta.traceparent = traceparent;
+        // Insert first, look up only on a repeat: a new request costs one write, not a read
+        // and a write. The store's unique (customer, request id) makes the repeat a duplicate.
         match self.repo.insert(&mission, vec![Envelope { meta, event }]).await {
             Ok(()) => Ok(mission),
-            // A concurrent retry of the same request won the race: answer with its mission.
             Err(StoreError::Duplicate) => self
                 .repo
                 .find_by_request(&cmd.customer_id, &cmd.request_id)
