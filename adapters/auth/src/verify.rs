@@ -47,7 +47,22 @@ pub struct Verifier {
     files: Vec<PathBuf>,
     /// When keys were last fetched because of an unknown key id (rate limit).
     last_forced: std::sync::Mutex<Option<Instant>>,
+    /// Tokens whose signature and claims were checked, so a client's next calls with the
+    /// same token cost a lookup, not a signature check (the gateway and then the service
+    /// each see every call). A hit is still refused once the token expires or its key is
+    /// no longer published.
+    verified: std::sync::Mutex<HashMap<String, Verified>>,
 }
+
+#[derive(Clone)]
+struct Verified {
+    identity: Identity,
+    kid: String,
+    exp: i64,
+}
+
+/// Verified tokens remembered at most; the memory is dropped and refilled when full.
+const VERIFIED_CAPACITY: usize = 1024;
 
 /// Seconds of clock skew tolerated on `exp` and `nbf`.
 const LEEWAY: u64 = 30;
@@ -116,6 +131,7 @@ impl Verifier {
             urls: settings.jwks_urls.iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),
             files: settings.jwks_files.iter().filter(|p| !p.as_os_str().is_empty()).cloned().collect(),
             last_forced: std::sync::Mutex::default(),
+            verified: std::sync::Mutex::default(),
         })
     }
 
@@ -128,6 +144,7 @@ impl Verifier {
             urls: Vec::new(),
             files: Vec::new(),
             last_forced: std::sync::Mutex::default(),
+            verified: std::sync::Mutex::default(),
         })
     }
 
@@ -190,6 +207,28 @@ impl Verifier {
     /// # Errors
     /// [`AuthError`] saying why the token is refused.
     pub fn verify(&self, token: &str) -> Result<Identity, AuthError> {
+        self.remembered(token).map_or_else(|| self.check(token), Ok)
+    }
+
+    /// A token verified before that is still within its `exp` and whose key is still
+    /// published.
+    fn remembered(&self, token: &str) -> Option<Identity> {
+        let hit = self.verified.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(token).cloned()?;
+        let now = jsonwebtoken::get_current_timestamp().cast_signed();
+        let key_known = self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner).contains_key(&hit.kid);
+        (key_known && hit.exp.saturating_add(LEEWAY.cast_signed()) >= now).then_some(hit.identity)
+    }
+
+    fn remember(&self, token: &str, verified: Verified) {
+        let mut memory = self.verified.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if memory.len() >= VERIFIED_CAPACITY {
+            memory.clear();
+        }
+        memory.insert(token.to_owned(), verified);
+    }
+
+    /// The full check: key, algorithm, signature, issuer, audience, times.
+    fn check(&self, token: &str) -> Result<Identity, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
         let kid = header.kid.ok_or(AuthError::Malformed)?;
         let key = self
@@ -221,7 +260,10 @@ impl Verifier {
         if data.claims.sub.trim().is_empty() {
             return Err(AuthError::Malformed);
         }
-        Ok(Identity { role: data.claims.role(), customer_id: data.claims.sub, token: token.to_owned() })
+        let exp = data.claims.exp;
+        let identity = Identity { role: data.claims.role(), customer_id: data.claims.sub, token: token.to_owned() };
+        self.remember(token, Verified { identity: identity.clone(), kid, exp });
+        Ok(identity)
     }
 
     /// Verifies a token; a key id we do not know yet makes us reload the keys first (at
@@ -429,5 +471,35 @@ mod tests {
         let kids: Vec<_> = ring.jwks().unwrap().keys.iter().filter_map(|k| k.common.key_id.clone()).collect();
         assert_eq!(kids, vec![second.clone()]);
         assert_eq!(ring.active().unwrap().0, second);
+    }
+
+    #[tokio::test]
+    async fn a_remembered_token_is_refused_once_its_key_is_withdrawn_or_it_expires() {
+        let f = fixture();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("jwks.json");
+        std::fs::write(&file, serde_json::to_vec(&f.issuer.ring.jwks().unwrap()).unwrap()).unwrap();
+        let settings = AuthSettings {
+            issuers: vec!["game-rewards".into()],
+            audience: "game-rewards".into(),
+            jwks_urls: vec![],
+            jwks_files: vec![file.clone()],
+            refresh_seconds: 60,
+        };
+        let v = Verifier::new(&settings);
+        v.refresh().await.unwrap();
+        // valid for about one more second (the leeway is 30 s)
+        let mut c = claims(&f);
+        c.exp = chrono::Utc::now().timestamp() - LEEWAY.cast_signed() + 1;
+        let short = f.issuer.sign(&c).unwrap();
+        let (long, _) = f.issuer.issue("c-11", Role::Customer).unwrap();
+        v.verify(&short).unwrap();
+        v.verify(&long).unwrap();
+        v.verify(&long).unwrap(); // the second time from memory
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        assert_eq!(v.verify(&short), Err(AuthError::Expired));
+        std::fs::write(&file, serde_json::to_vec(&fixture().issuer.ring.jwks().unwrap()).unwrap()).unwrap();
+        v.refresh().await.unwrap();
+        assert_eq!(v.verify(&long), Err(AuthError::UnknownKey), "the withdrawn key's tokens are no longer accepted");
     }
 }
