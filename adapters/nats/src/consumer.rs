@@ -55,9 +55,22 @@ pub enum HandleError {
     Reject(String),
 }
 
-/// Handles one event; must be idempotent (the inbox makes it so).
+/// Handles events; must be idempotent (the inbox makes it so).
 pub trait Handler: Send + Sync + 'static {
     fn handle(&self, delivery: &Delivery) -> impl Future<Output = Result<(), HandleError>> + Send;
+
+    /// Handles one customer's events, in delivery order, with one outcome per event.
+    /// By default one after another; a handler that can fold several events into one
+    /// write overrides it.
+    fn handle_all(&self, deliveries: &[Delivery]) -> impl Future<Output = Vec<Result<(), HandleError>>> + Send {
+        async move {
+            let mut outcomes = Vec::with_capacity(deliveries.len());
+            for d in deliveries {
+                outcomes.push(self.handle(d).await);
+            }
+            outcomes
+        }
+    }
 }
 
 /// Consumes until `stopping`; finishes the events in hand before returning.
@@ -192,36 +205,60 @@ async fn settle_all<H: Handler>(
             None => by_customer.push((customer, vec![m])),
         }
     }
-    futures::future::join_all(by_customer.into_iter().map(|(_, queue)| async move {
-        for m in queue {
-            settle(js, settings, spec, handler, m).await;
-        }
-    }))
+    futures::future::join_all(
+        by_customer.into_iter().map(|(_, queue)| settle_one_customer(js, settings, spec, handler, queue)),
+    )
     .await;
 }
 
-async fn settle<H: Handler>(
+/// Handles one customer's events and acknowledges each by its outcome.
+async fn settle_one_customer<H: Handler>(
     js: &jetstream::Context,
     settings: &NatsSettings,
     spec: ConsumerSpec,
     handler: &H,
-    message: jetstream::Message,
+    messages: Vec<jetstream::Message>,
 ) {
-    let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
-    let outcome = match envelope::meta(message.headers.as_ref()) {
-        Err(e) => Err(HandleError::Reject(e.to_string())),
-        Ok((meta, event_type)) => {
-            let delivery = Delivery {
-                meta,
-                event_type,
-                subject: message.subject.to_string(),
-                payload: message.payload.clone(),
-                delivered,
-                consumer: spec.durable,
-            };
-            handler.handle(&delivery).await
+    let mut outcomes: Vec<Option<Result<(), HandleError>>> = Vec::with_capacity(messages.len());
+    let mut deliveries = Vec::with_capacity(messages.len());
+    for message in &messages {
+        match envelope::meta(message.headers.as_ref()) {
+            Err(e) => outcomes.push(Some(Err(HandleError::Reject(e.to_string())))),
+            Ok((meta, event_type)) => {
+                deliveries.push(Delivery {
+                    meta,
+                    event_type,
+                    subject: message.subject.to_string(),
+                    payload: message.payload.clone(),
+                    delivered: delivered_count(message),
+                    consumer: spec.durable,
+                });
+                outcomes.push(None);
+            }
         }
-    };
+    }
+    let mut handled = handler.handle_all(&deliveries).await.into_iter();
+    for (message, outcome) in messages.into_iter().zip(outcomes) {
+        let outcome = outcome
+            .or_else(|| handled.next())
+            .unwrap_or_else(|| Err(HandleError::Retry(format!("{} gave fewer outcomes than events", spec.durable))));
+        settle(js, settings, spec, message, outcome).await;
+    }
+}
+
+fn delivered_count(message: &jetstream::Message) -> i64 {
+    message.info().map(|i| i.delivered).unwrap_or(1)
+}
+
+/// Acknowledges one event by its outcome: ack, redeliver later, or dead-letter.
+async fn settle(
+    js: &jetstream::Context,
+    settings: &NatsSettings,
+    spec: ConsumerSpec,
+    message: jetstream::Message,
+    outcome: Result<(), HandleError>,
+) {
+    let delivered = delivered_count(&message);
     let ack = match outcome {
         Ok(()) => {
             tracing::debug!(consumer = spec.durable, subject = %message.subject, delivered, "event handled");

@@ -96,11 +96,43 @@ pub fn fact(subject_name: &str, payload: &[u8]) -> Result<Option<Fact>, HandleEr
 
 pub struct Project(pub Arc<App>);
 
+fn retry(e: MyPageError) -> HandleError {
+    match e {
+        MyPageError::Unavailable(_) => HandleError::Retry(e.to_string()),
+    }
+}
+
 impl Handler for Project {
     async fn handle(&self, d: &Delivery) -> Result<(), HandleError> {
         let Some(fact) = fact(&d.subject, &d.payload)? else { return Ok(()) };
-        self.0.apply(&d.meta.customer_id, &[fact]).await.map_err(|e| match e {
-            MyPageError::Unavailable(_) => HandleError::Retry(e.to_string()),
-        })
+        self.0.apply(&d.meta.customer_id, &[fact]).await.map_err(retry)
+    }
+
+    /// One customer's events become one page update: a backlog of N events costs one
+    /// read and one write of the page instead of N of each.
+    async fn handle_all(&self, deliveries: &[Delivery]) -> Vec<Result<(), HandleError>> {
+        let Some(first) = deliveries.first() else { return Vec::new() };
+        let mut outcomes: Vec<Result<(), HandleError>> = Vec::with_capacity(deliveries.len());
+        let (mut facts, mut fact_at) = (Vec::new(), Vec::new());
+        for d in deliveries {
+            match fact(&d.subject, &d.payload) {
+                Ok(Some(f)) => {
+                    facts.push(f);
+                    fact_at.push(outcomes.len());
+                    outcomes.push(Ok(()));
+                }
+                other => outcomes.push(other.map(drop)),
+            }
+        }
+        if !facts.is_empty()
+            && let Err(e) = self.0.apply(&first.meta.customer_id, &facts).await
+        {
+            // The page was not stored: every fact in it comes back later.
+            let reason = e.to_string();
+            for i in fact_at {
+                outcomes[i] = Err(HandleError::Retry(reason.clone()));
+            }
+        }
+        outcomes
     }
 }
