@@ -27,6 +27,11 @@ pub struct Args {
     /// Simulated players at once, each a closed loop (its next call when the last one answered) [default: 32, 4 with --quick]
     #[arg(long)]
     pub players: Option<usize>,
+    /// AchieveMission calls per second offered in all during the main load, paced (each
+    /// call timed from when it was due); without it every player calls as fast as answers
+    /// come. With a rate the system can follow, the backlog shows whether the flow keeps up.
+    #[arg(long)]
+    pub rate: Option<f64>,
     /// Seconds of the main AchieveMission load [default: 20, 2 with --quick]
     #[arg(long)]
     pub duration: Option<f64>,
@@ -48,6 +53,8 @@ pub struct Args {
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub players: usize,
+    /// Offered AchieveMission rate of the main load (paced), or as fast as answered.
+    pub rate: Option<f64>,
     pub load: Duration,
     pub out: PathBuf,
     pub postgres: bool,
@@ -78,6 +85,7 @@ impl Plan {
         let secs = |normal: f64, quick: f64| Duration::from_secs_f64(if q { quick } else { normal });
         Self {
             players: a.players.unwrap_or(if q { 4 } else { 32 }).max(1),
+            rate: a.rate.filter(|r| r.is_finite() && *r > 0.0),
             load: Duration::from_secs_f64(a.duration.unwrap_or(if q { 2.0 } else { 20.0 }).max(0.5)),
             out: a.out.clone(),
             postgres: a.postgres,

@@ -1,6 +1,8 @@
-//! Closed-loop load: each worker makes its next call when the last one answered, until a
-//! deadline or until it has no more work. Every call is timed into the worker's own
-//! histogram; they are merged at the end.
+//! Load: each worker makes its next call when the last one answered (closed loop) or, when
+//! paced, when the next slot of a fixed total rate is due and it is free (open loop as long
+//! as enough workers are free), until a deadline or until it has no more work. Every call
+//! is timed into the worker's own histogram; they are merged at the end. A paced call is
+//! timed from the moment it was due, so a system that falls behind shows it in latency.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -50,16 +52,36 @@ impl Run {
 
 /// Runs `workers` concurrently for `duration`; `done` counts calls as they finish.
 pub async fn closed_loop<W: Worker>(workers: Vec<W>, duration: Duration, done: Option<Arc<AtomicU64>>) -> Run {
+    paced_loop(workers, duration, done, None).await
+}
+
+/// [`closed_loop`], or at most `rate` calls per second in all when it is given.
+pub async fn paced_loop<W: Worker>(
+    workers: Vec<W>,
+    duration: Duration,
+    done: Option<Arc<AtomicU64>>,
+    rate: Option<f64>,
+) -> Run {
     let start = Instant::now();
+    let slots = Arc::new(AtomicU64::new(0));
     let deadline = start + duration;
     let tasks: Vec<_> = workers
         .into_iter()
         .map(|mut w| {
-            let done = done.clone();
+            let (done, slots) = (done.clone(), slots.clone());
             tokio::spawn(async move {
                 let mut rec = Recorder::default();
                 while Instant::now() < deadline {
-                    let t = Instant::now();
+                    let mut t = Instant::now();
+                    if let Some(rate) = rate.filter(|r| *r > 0.0) {
+                        let slot = slots.fetch_add(1, Ordering::Relaxed);
+                        let due = start + Duration::from_secs_f64(slot as f64 / rate);
+                        if due >= deadline {
+                            break;
+                        }
+                        tokio::time::sleep_until(due.into()).await;
+                        t = due;
+                    }
                     let outcome = match tokio::time::timeout(CALL_LIMIT, w.call()).await {
                         Ok(Some(o)) => o,
                         Ok(None) => break,

@@ -30,6 +30,8 @@ pub struct Meta {
     pub profile: String,
     pub backend: String,
     pub players: usize,
+    /// Offered AchieveMission rate of the main load when paced (`--rate`).
+    pub rate: Option<f64>,
     pub load_s: f64,
     pub missions_per_player: u32,
     pub quick: bool,
@@ -298,7 +300,8 @@ pub fn table(r: &Results) -> String {
     let commits1 = db.as_ref().map_or(0.0, |s| s.one_row.ok_per_s);
     let n = m.players;
 
-    t.section(&format!("AchieveMission through the gateway ({n} players, closed loop, {:.0} s)", am.wall_s));
+    let style = m.rate.map_or_else(|| "closed loop".to_owned(), |r| format!("paced at {r:.0}/s"));
+    t.section(&format!("AchieveMission through the gateway ({n} players, {style}, {:.0} s)", am.wall_s));
     t.row(
         "throughput",
         rate(am.ok_per_s),

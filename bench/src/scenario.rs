@@ -33,7 +33,7 @@ use wallet::wallet_service_client::WalletServiceClient;
 
 use crate::baseline;
 use crate::cli::{Args, Plan};
-use crate::drive::{FnWorker, Run, Worker, closed_loop};
+use crate::drive::{FnWorker, Run, Worker, closed_loop, paced_loop};
 use crate::hist::{Outcome, Recorder, grpc};
 use crate::procs;
 use crate::progress::Progress;
@@ -92,6 +92,7 @@ fn meta(plan: &Plan) -> Meta {
         profile: if cfg!(debug_assertions) { "debug" } else { "release" }.into(),
         backend: if plan.postgres { "postgres" } else { "sqlite" }.into(),
         players: plan.players,
+        rate: plan.rate,
         load_s: plan.load.as_secs_f64(),
         missions_per_player: plan.missions_per_player,
         quick: plan.quick,
@@ -708,7 +709,8 @@ async fn load(
     r: &mut Results,
 ) {
     let gw_url = sys.gateway().url();
-    progress.phase(&format!("load: {} players achieving missions through the gateway", plan.players), plan.load);
+    let pace = plan.rate.map_or_else(String::new, |r| format!(", paced at {r:.0}/s"));
+    progress.phase(&format!("load: {} players achieving missions through the gateway{pace}", plan.players), plan.load);
     let procs: Vec<(String, Option<u32>)> = services(sys)
         .into_iter()
         .map(|(n, s)| (n.to_owned(), s.pid()))
@@ -787,7 +789,7 @@ async fn load(
     };
 
     let workers = player_workers(plan, sys, &gw_url, "p", Some(players), accepted);
-    let run = closed_loop(workers, plan.load, Some(done)).await;
+    let run = paced_loop(workers, plan.load, Some(done), plan.rate).await;
     let drain_start = Instant::now();
     let load_s = run.wall.as_secs_f64();
     let end = events.snapshot().await;
