@@ -55,11 +55,30 @@ fn run_all<DB: diesel::backend::Backend>(
     Ok(())
 }
 
+/// Reader connections on SQLite (the one writer is the group-commit thread).
+const SQLITE_READERS: usize = 4;
+/// Connections per process on PostgreSQL unless `DATABASE_POOL_SIZE` says otherwise. Every
+/// replica of every service holds up to this many, so it is kept small: replicas x
+/// services x pool must stay under the server's `max_connections` (100 by default).
+const POSTGRES_POOL: usize = 8;
+
+fn postgres_pool_size() -> Result<usize, OpenError> {
+    match std::env::var("DATABASE_POOL_SIZE") {
+        Err(_) => Ok(POSTGRES_POOL),
+        Ok(raw) => match raw.trim().parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(OpenError::PoolSize(format!("must be a positive number, not '{raw}'"))),
+        },
+    }
+}
+
 /// Why the store could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     #[error("DATABASE_URL: {0}")]
     Url(String),
+    #[error("DATABASE_POOL_SIZE: {0}")]
+    PoolSize(String),
     #[error("cannot connect to the database: {0}")]
     Connect(String),
     #[error("migrations failed: {0}")]
@@ -124,8 +143,8 @@ impl Store {
         }
         let pool = Pool::builder(Manager::new(url.clone(), Runtime::Tokio1))
             .max_size(match backend {
-                Backend::Sqlite => 4,
-                Backend::Postgres => 16,
+                Backend::Sqlite => SQLITE_READERS,
+                Backend::Postgres => postgres_pool_size()?,
             })
             .wait_timeout(Some(Duration::from_secs(5)))
             .create_timeout(Some(Duration::from_secs(5)))
