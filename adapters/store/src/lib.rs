@@ -219,12 +219,21 @@ impl Store {
         result
     }
 
-    /// Whether the database answers a trivial query within `timeout`.
+    /// Whether the database answers a trivial query within `timeout`, through a reader
+    /// and, on SQLite, through the writer thread too (a writer that stopped or hangs
+    /// makes the service not ready rather than failing every write).
     pub async fn ping(&self, timeout: Duration) -> bool {
-        let probe = self.read(|c| {
+        fn select_one(c: &mut AnyConnection) -> Result<(), StoreError> {
             use diesel::RunQueryDsl;
             diesel::sql_query("SELECT 1").execute(c).map(drop).map_err(db)
-        });
+        }
+        let probe = async {
+            self.read(select_one).await?;
+            match &self.group {
+                Some(group) => group.write(select_one).await,
+                None => Ok(()),
+            }
+        };
         matches!(tokio::time::timeout(timeout, probe).await, Ok(Ok(())))
     }
 

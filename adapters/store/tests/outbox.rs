@@ -97,7 +97,25 @@ async fn concurrent_writes_succeed_or_fail_one_by_one(db: TestDatabase) {
     assert_eq!(store.outbox_len().await.unwrap(), 61, "only the units that succeeded left an event");
 }
 
+/// A unit of work that panics fails with its writes rolled back, and the store goes on.
+async fn a_panicking_unit_of_work_is_rolled_back_and_the_store_goes_on(db: TestDatabase) {
+    let store = open(&db).await;
+    let m = message(1);
+    let panicked = store
+        .write(move |c| -> Result<(), StoreError> {
+            outbox::append(c, &[m])?;
+            panic!("a bug in a repository");
+        })
+        .await;
+    assert!(matches!(panicked, Err(StoreError::Unavailable(_))), "{panicked:?}");
+    assert_eq!(store.outbox_len().await.unwrap(), 0, "its writes were rolled back");
+    store.write(|c| outbox::append(c, &[message(2)])).await.unwrap();
+    assert_eq!(store.outbox_len().await.unwrap(), 1);
+    assert!(store.ping(Duration::from_secs(1)).await);
+}
+
 store_adapter::on_both_backends!(
+    a_panicking_unit_of_work_is_rolled_back_and_the_store_goes_on,
     claims_in_commit_order_and_leases_rows,
     a_rolled_back_transaction_leaves_no_event,
     the_inbox_refuses_an_event_twice,
