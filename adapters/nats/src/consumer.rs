@@ -57,6 +57,11 @@ pub enum HandleError {
 
 /// Handles events; must be idempotent (the inbox makes it so).
 pub trait Handler: Send + Sync + 'static {
+    /// Most events handled at once (of different customers). Their writes meet in the
+    /// store's group commit, so a backlog drains in a few transactions instead of one per
+    /// event. A handler that calls something outside (an SMTP server) takes fewer.
+    const IN_HAND: usize = 128;
+
     fn handle(&self, delivery: &Delivery) -> impl Future<Output = Result<(), HandleError>> + Send;
 
     /// Handles one customer's events, in delivery order, with one outcome per event.
@@ -152,7 +157,7 @@ async fn consume<H: Handler>(
         let mut in_hand = vec![delivered(next)?];
         // Whatever else has already arrived is handled together with it.
         let mut interrupted = None;
-        while in_hand.len() < IN_HAND {
+        while in_hand.len() < H::IN_HAND.max(1) {
             match messages.next().now_or_never() {
                 None => break,
                 Some(next) => match delivered(next) {
@@ -170,10 +175,6 @@ async fn consume<H: Handler>(
         }
     }
 }
-
-/// Most events handled at once by one consumer. Their writes meet in the store's group
-/// commit, so a backlog drains in a few transactions instead of one per event.
-const IN_HAND: usize = 128;
 
 fn delivered(next: Option<Result<jetstream::Message, impl std::fmt::Display>>) -> Result<jetstream::Message, String> {
     match next {

@@ -90,6 +90,9 @@ fn to_handle_error(e: NotificationError) -> HandleError {
 }
 
 impl Handler for OnGift {
+    /// Each e-mail opens its own SMTP connection: a few at once, not a backlog's worth.
+    const IN_HAND: usize = 4;
+
     async fn handle(&self, d: &Delivery) -> Result<(), HandleError> {
         let fact = self.decode(d.payload.as_ref())?;
         match self.app.on_gift_event(d.inbound(), &d.meta, fact).await.map_err(to_handle_error)? {
