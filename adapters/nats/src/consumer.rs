@@ -130,6 +130,14 @@ pub async fn bind(
         .map_err(|e| format!("consumer {}: {e}", spec.durable))
 }
 
+/// What settling an event needs: where to ack and dead-letter, and the redelivery limits.
+#[derive(Clone, Copy)]
+struct Settler<'a> {
+    js: &'a jetstream::Context,
+    settings: &'a NatsSettings,
+    spec: ConsumerSpec,
+}
+
 async fn consume<H: Handler>(
     js: &jetstream::Context,
     settings: &NatsSettings,
@@ -169,7 +177,7 @@ async fn consume<H: Handler>(
                 },
             }
         }
-        settle_all(js, settings, spec, handler, in_hand).await;
+        settle_all(Settler { js, settings, spec }, handler, in_hand).await;
         if let Some(e) = interrupted {
             return Err(e);
         }
@@ -186,13 +194,7 @@ fn delivered(next: Option<Result<jetstream::Message, impl std::fmt::Display>>) -
 
 /// Handles `messages` concurrently, except that one customer's events are handled one
 /// after another in delivery order (the order a single consumer used to give them).
-async fn settle_all<H: Handler>(
-    js: &jetstream::Context,
-    settings: &NatsSettings,
-    spec: ConsumerSpec,
-    handler: &H,
-    messages: Vec<jetstream::Message>,
-) {
+async fn settle_all<H: Handler>(to: Settler<'_>, handler: &H, messages: Vec<jetstream::Message>) {
     let mut by_customer: Vec<(String, Vec<jetstream::Message>)> = Vec::new();
     for m in messages {
         let customer = m
@@ -206,20 +208,11 @@ async fn settle_all<H: Handler>(
             None => by_customer.push((customer, vec![m])),
         }
     }
-    futures::future::join_all(
-        by_customer.into_iter().map(|(_, queue)| settle_one_customer(js, settings, spec, handler, queue)),
-    )
-    .await;
+    futures::future::join_all(by_customer.into_iter().map(|(_, queue)| settle_one_customer(to, handler, queue))).await;
 }
 
 /// Handles one customer's events and acknowledges each by its outcome.
-async fn settle_one_customer<H: Handler>(
-    js: &jetstream::Context,
-    settings: &NatsSettings,
-    spec: ConsumerSpec,
-    handler: &H,
-    messages: Vec<jetstream::Message>,
-) {
+async fn settle_one_customer<H: Handler>(to: Settler<'_>, handler: &H, messages: Vec<jetstream::Message>) {
     let mut outcomes: Vec<Option<Result<(), HandleError>>> = Vec::with_capacity(messages.len());
     let mut deliveries = Vec::with_capacity(messages.len());
     for message in &messages {
@@ -232,7 +225,7 @@ async fn settle_one_customer<H: Handler>(
                     subject: message.subject.to_string(),
                     payload: message.payload.clone(),
                     delivered: delivered_count(message),
-                    consumer: spec.durable,
+                    consumer: to.spec.durable,
                 });
                 outcomes.push(None);
             }
@@ -242,8 +235,8 @@ async fn settle_one_customer<H: Handler>(
     for (message, outcome) in messages.into_iter().zip(outcomes) {
         let outcome = outcome
             .or_else(|| handled.next())
-            .unwrap_or_else(|| Err(HandleError::Retry(format!("{} gave fewer outcomes than events", spec.durable))));
-        settle(js, settings, spec, message, outcome).await;
+            .unwrap_or_else(|| Err(HandleError::Retry(format!("{} gave fewer outcomes than events", to.spec.durable))));
+        settle(to, message, outcome).await;
     }
 }
 
@@ -252,13 +245,8 @@ fn delivered_count(message: &jetstream::Message) -> i64 {
 }
 
 /// Acknowledges one event by its outcome: ack, redeliver later, or dead-letter.
-async fn settle(
-    js: &jetstream::Context,
-    settings: &NatsSettings,
-    spec: ConsumerSpec,
-    message: jetstream::Message,
-    outcome: Result<(), HandleError>,
-) {
+async fn settle(to: Settler<'_>, message: jetstream::Message, outcome: Result<(), HandleError>) {
+    let Settler { js, settings, spec } = to;
     let delivered = delivered_count(&message);
     let ack = match outcome {
         Ok(()) => {
