@@ -133,6 +133,30 @@ pub fn append(conn: &mut AnyConnection, messages: &[OutboxMessage]) -> Result<()
 }
 
 impl Store {
+    /// [`Store::write`] with `events` appended to the outbox in the same transaction,
+    /// after `f` succeeded; wakes the relay once they are committed.
+    ///
+    /// # Errors
+    /// What `f` returns; [`StoreError::Duplicate`] when an event id is already there.
+    pub async fn write_with_events<T, F>(&self, events: Vec<OutboxMessage>, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut AnyConnection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let appended = !events.is_empty();
+        let value = self
+            .write(move |c| {
+                let value = f(c)?;
+                append(c, &events)?;
+                Ok(value)
+            })
+            .await?;
+        if appended {
+            self.notify_appended();
+        }
+        Ok(value)
+    }
+
     /// Claims up to `limit` unclaimed (or lease-expired) events, oldest first, for
     /// `lease`. On PostgreSQL, rows another replica's relay holds are skipped, so several
     /// replicas can relay at once without publishing the same row concurrently.

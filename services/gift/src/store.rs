@@ -4,7 +4,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use gift_domain::{Gift, GiftCode, GiftEvent, GiftRepository, GiftStatus};
 use kernel::{CustomerId, Envelope, StoreError};
-use store_adapter::{Migrations, Store, db, outbox};
+use store_adapter::{Migrations, Store, db};
 use uuid::Uuid;
 
 use crate::events;
@@ -129,13 +129,11 @@ impl GiftRepository for SqlGifts {
         let row = Row::from(gift);
         let messages: Vec<_> = events.iter().map(events::to_outbox).collect();
         self.store
-            .write(move |c| {
+            .write_with_events(messages, move |c| {
                 diesel::insert_into(gifts::table).values(&row).execute(c).map_err(db)?;
-                outbox::append(c, &messages)
+                Ok(())
             })
-            .await?;
-        self.store.notify_appended();
-        Ok(())
+            .await
     }
 
     async fn update(&self, gift: &Gift, events: Vec<Envelope<GiftEvent>>) -> Result<(), StoreError> {
@@ -143,7 +141,7 @@ impl GiftRepository for SqlGifts {
         let row = Row { version: expected + 1, ..Row::from(gift) };
         let messages: Vec<_> = events.iter().map(events::to_outbox).collect();
         self.store
-            .write(move |c| {
+            .write_with_events(messages, move |c| {
                 let n = diesel::update(gifts::table.find(&row.id).filter(gifts::version.eq(expected)))
                     .set(&row)
                     .execute(c)
@@ -151,11 +149,9 @@ impl GiftRepository for SqlGifts {
                 if n == 0 {
                     return Err(StoreError::Conflict);
                 }
-                outbox::append(c, &messages)
+                Ok(())
             })
-            .await?;
-        self.store.notify_appended();
-        Ok(())
+            .await
     }
 }
 

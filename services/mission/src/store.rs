@@ -4,7 +4,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use kernel::{CustomerId, Envelope, Inbound, StoreError};
 use mission_domain::{Mission, MissionCode, MissionEvent, MissionRepository, MissionStatus};
-use store_adapter::{Migrations, Store, db, inbox, outbox};
+use store_adapter::{Migrations, Store, db, inbox};
 use uuid::Uuid;
 
 use crate::events;
@@ -127,13 +127,11 @@ impl MissionRepository for SqlMissions {
         let row = Row::from(mission);
         let messages: Vec<_> = events.iter().map(events::to_outbox).collect();
         self.store
-            .write(move |c| {
+            .write_with_events(messages, move |c| {
                 diesel::insert_into(missions::table).values(&row).execute(c).map_err(db)?;
-                outbox::append(c, &messages)
+                Ok(())
             })
-            .await?;
-        self.store.notify_appended();
-        Ok(())
+            .await
     }
 
     async fn update(
@@ -145,9 +143,8 @@ impl MissionRepository for SqlMissions {
         let expected = mission.version;
         let row = Row { version: expected + 1, ..Row::from(mission) };
         let messages: Vec<_> = events.iter().map(events::to_outbox).collect();
-        let appended = !messages.is_empty();
         self.store
-            .write(move |c| {
+            .write_with_events(messages, move |c| {
                 if let Some(i) = inbound {
                     inbox::record(c, i)?;
                 }
@@ -158,13 +155,9 @@ impl MissionRepository for SqlMissions {
                 if n == 0 {
                     return Err(StoreError::Conflict);
                 }
-                outbox::append(c, &messages)
+                Ok(())
             })
-            .await?;
-        if appended {
-            self.store.notify_appended();
-        }
-        Ok(())
+            .await
     }
 }
 

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use kernel::{CustomerId, Envelope, Inbound, StoreError};
 use notification_domain::{Channel, EmailAddress, Notification, NotificationEvent, NotificationRepository};
 use store_adapter::schema::inbox::dsl as i;
-use store_adapter::{Migrations, Store, db, inbox, outbox};
+use store_adapter::{Migrations, Store, db, inbox};
 use uuid::Uuid;
 
 use crate::events;
@@ -114,14 +114,12 @@ impl NotificationRepository for SqlNotifications {
         let row = Row::from(notification);
         let messages: Vec<_> = events.iter().map(events::to_outbox).collect();
         self.store
-            .write(move |c| {
+            .write_with_events(messages, move |c| {
                 inbox::record(c, inbound)?;
                 diesel::insert_into(notifications::table).values(&row).execute(c).map_err(db)?;
-                outbox::append(c, &messages)
+                Ok(())
             })
-            .await?;
-        self.store.notify_appended();
-        Ok(())
+            .await
     }
 
     async fn list_by_customer(&self, customer: &CustomerId) -> Result<Vec<Notification>, StoreError> {

@@ -3,7 +3,7 @@
 use diesel::prelude::*;
 use kernel::{CustomerId, Envelope, Inbound, StoreError};
 use reward_domain::{Reward, RewardEvent, RewardRepository, RewardStatus};
-use store_adapter::{Migrations, Store, db, inbox, outbox};
+use store_adapter::{Migrations, Store, db, inbox};
 use uuid::Uuid;
 
 use crate::events;
@@ -104,14 +104,12 @@ impl RewardRepository for SqlRewards {
         let row = Row::from(reward);
         let messages: Vec<_> = events.iter().map(events::to_outbox).collect();
         self.store
-            .write(move |c| {
+            .write_with_events(messages, move |c| {
                 inbox::record(c, inbound)?;
                 diesel::insert_into(rewards::table).values(&row).execute(c).map_err(db)?;
-                outbox::append(c, &messages)
+                Ok(())
             })
-            .await?;
-        self.store.notify_appended();
-        Ok(())
+            .await
     }
 
     async fn update(&self, reward: &Reward, inbound: Inbound) -> Result<(), StoreError> {

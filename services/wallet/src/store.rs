@@ -2,7 +2,7 @@
 
 use diesel::prelude::*;
 use kernel::{CustomerId, Envelope, Inbound, StoreError};
-use store_adapter::{Migrations, Store, db, inbox, outbox};
+use store_adapter::{Migrations, Store, db, inbox};
 use uuid::Uuid;
 use wallet_domain::{ItemStatus, WalletEvent, WalletItem, WalletRepository};
 
@@ -120,14 +120,12 @@ impl WalletRepository for SqlWallet {
         let row = Row::from(item);
         let messages: Vec<_> = events.iter().map(events::to_outbox).collect();
         self.store
-            .write(move |c| {
+            .write_with_events(messages, move |c| {
                 inbox::record(c, inbound)?;
                 diesel::insert_into(wallet_items::table).values(&row).execute(c).map_err(db)?;
-                outbox::append(c, &messages)
+                Ok(())
             })
-            .await?;
-        self.store.notify_appended();
-        Ok(())
+            .await
     }
 
     async fn update(&self, item: &WalletItem, events: Vec<Envelope<WalletEvent>>) -> Result<(), StoreError> {
@@ -141,7 +139,7 @@ impl SqlWallet {
         let row = Row { version: expected + 1, ..Row::from(item) };
         let messages: Vec<_> = events.iter().map(events::to_outbox).collect();
         self.store
-            .write(move |c| {
+            .write_with_events(messages, move |c| {
                 let n =
                     diesel::update(wallet_items::table.find(&row.reward_id).filter(wallet_items::version.eq(expected)))
                         .set(&row)
@@ -150,11 +148,9 @@ impl SqlWallet {
                 if n == 0 {
                     return Err(StoreError::Conflict);
                 }
-                outbox::append(c, &messages)
+                Ok(())
             })
-            .await?;
-        self.store.notify_appended();
-        Ok(())
+            .await
     }
 }
 
