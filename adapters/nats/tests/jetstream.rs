@@ -34,6 +34,13 @@ fn event(n: u8) -> OutboxMessage {
     OutboxMessage::new(&meta, "game.test.v1.thing", "game.test.v1.Thing", vec![n])
 }
 
+/// Publishes `m` as the relay would and waits for JetStream's ack.
+async fn publish(js: &jetstream::Context, m: &OutboxMessage) {
+    let message =
+        jetstream::message::PublishMessage::build().payload(m.payload.clone().into()).headers(envelope::headers(m));
+    js.send_publish(m.subject.clone(), message).await.unwrap().await.unwrap();
+}
+
 async fn all_payloads(js: &jetstream::Context, name: &str) -> Vec<Vec<u8>> {
     let mut stream = js.get_stream(name).await.unwrap();
     let count = stream.info().await.unwrap().state.messages;
@@ -144,10 +151,7 @@ async fn a_consumer_retries_with_backoff_and_dead_letters_poison() {
     streams::ensure(&js, TEST, 1).await.unwrap();
     for payload in [1u8, 0xFF] {
         let m = event(payload);
-        let publish = jetstream::message::PublishMessage::build()
-            .payload(m.payload.clone().into())
-            .headers(envelope::headers(&m));
-        js.send_publish(m.subject.clone(), publish).await.unwrap().await.unwrap();
+        publish(&js, &m).await;
     }
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let handler = Arc::new(Flaky { seen: AtomicUsize::new(0), handled: tx });
@@ -223,10 +227,7 @@ async fn a_backlog_is_handled_many_at_once_but_each_customers_events_in_order() 
         let customer = CustomerId::new(format!("c-{}", n % 4)).unwrap();
         let meta = EventMeta::first(new_id(), "req", customer, Utc::now());
         let m = OutboxMessage::new(&meta, "game.test.v1.thing", "game.test.v1.Thing", vec![n]);
-        let publish = jetstream::message::PublishMessage::build()
-            .payload(m.payload.clone().into())
-            .headers(envelope::headers(&m));
-        js.send_publish(m.subject.clone(), publish).await.unwrap().await.unwrap();
+        publish(&js, &m).await;
     }
     let handler = Arc::new(Slow {
         order: std::sync::Mutex::default(),
