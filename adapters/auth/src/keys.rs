@@ -78,7 +78,10 @@ impl KeyRing {
         };
         let pem = pair.to_pkcs8_pem(LineEnding::LF).map_err(other)?;
         let kid = uuid::Uuid::new_v4().simple().to_string()[..16].to_owned();
-        let created = Utc::now().timestamp_millis();
+        // Strictly after the newest key, even within one millisecond: the order of creation
+        // decides which key signs.
+        let newest = self.stored()?.last().map_or(i64::MIN, |k| k.created_ms);
+        let created = Utc::now().timestamp_millis().max(newest.saturating_add(1));
         let path = self.dir.join(format!("{created}-{kid}.pem"));
         let tmp = self.dir.join(format!(".{kid}.tmp"));
         write_private(&tmp, pem.as_bytes())?;

@@ -502,4 +502,18 @@ mod tests {
         v.refresh().await.unwrap();
         assert_eq!(v.verify(&long), Err(AuthError::UnknownKey), "the withdrawn key's tokens are no longer accepted");
     }
+
+    #[test]
+    fn rotations_within_one_millisecond_still_make_the_newest_key_sign() {
+        let dir = tempfile::tempdir().unwrap();
+        let ring = KeyRing::open(dir.path(), Duration::from_secs(3600)).unwrap();
+        let mut kids = vec![ring.active().unwrap().0];
+        for _ in 0..20 {
+            let kid = ring.rotate().unwrap();
+            assert_eq!(ring.active().unwrap().0, kid, "the key made last signs");
+            kids.push(kid);
+        }
+        let published: Vec<_> = ring.jwks().unwrap().keys.iter().filter_map(|k| k.common.key_id.clone()).collect();
+        assert_eq!(published, kids, "published in the order they were made");
+    }
 }
