@@ -313,9 +313,9 @@ mod tests {
             ttl: Duration::from_secs(600),
         };
         let now = chrono::Utc::now().timestamp();
-        let (token, _) = issuer.issue("alice", auth_adapter::Role::Customer).unwrap();
+        let (token, _) = issuer.issue("alice", auth_adapter::Role::Player).unwrap();
         let c = decode(&token).unwrap();
-        assert_eq!((c.sub.as_str(), c.role.as_str(), c.iss.as_deref()), ("alice", "customer", Some("game-rewards")));
+        assert_eq!((c.sub.as_str(), c.role.as_str(), c.iss.as_deref()), ("alice", "player", Some("game-rewards")));
         let exp = c.exp.unwrap();
         assert!((now + 590..=now + 610).contains(&exp), "{exp} vs {now}");
         assert!(!c.expired_at(now));

@@ -249,7 +249,7 @@ impl Tokens {
     }
 
     pub fn customer(&self, customer: &str) -> String {
-        self.issuer.issue(customer, auth_adapter::Role::Customer).expect("token").0
+        self.issuer.issue(customer, auth_adapter::Role::Player).expect("token").0
     }
 
     pub fn admin(&self) -> String {

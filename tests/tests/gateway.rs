@@ -171,7 +171,7 @@ async fn every_bad_token_is_unauthenticated_at_the_gateway_and_changes_nothing()
             audience: "game-rewards".into(),
             ttl: Duration::from_secs(60),
         }
-        .issue("bob", auth_adapter::Role::Customer)
+        .issue("bob", auth_adapter::Role::Player)
         .unwrap()
         .0
     };

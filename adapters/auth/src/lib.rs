@@ -16,20 +16,49 @@ pub mod verify;
 pub use keys::{KeyRing, TokenIssuer};
 pub use verify::{AuthSettings, Verifier};
 
-/// What a caller may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a caller may do. One role per token, from our own records (never from a request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
-    Customer,
-    /// May read any customer's things.
+    /// A customer playing the game: acts on their own things only.
+    Player,
+    /// An operator: reads anyone's things, reports missions, grants roles; never acts as
+    /// an owner (exchanging or using someone else's things).
     Admin,
+    /// A trusted game server (a service account): reports what players did, for any
+    /// player.
+    GameServer,
+    /// One of our own roles calling another internally (the wallet calling the gift
+    /// service): the only caller of internal methods.
+    Service,
 }
 
 impl Role {
+    pub const ALL: [Self; 4] = [Self::Player, Self::Admin, Self::GameServer, Self::Service];
+
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::Customer => "customer",
+            Self::Player => "player",
             Self::Admin => "admin",
+            Self::GameServer => "game_server",
+            Self::Service => "service",
         }
+    }
+
+    /// The role a claim names; `customer` is the older name of `player`.
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "player" | "customer" => Some(Self::Player),
+            "admin" => Some(Self::Admin),
+            "game_server" => Some(Self::GameServer),
+            "service" => Some(Self::Service),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -48,9 +77,20 @@ impl Identity {
         self.role == Role::Admin
     }
 
-    /// Whether this caller may act on `customer`'s things.
+    /// Whether this caller may read `customer`'s things: the customer, or an admin.
+    pub fn may_read(&self, customer: &str) -> bool {
+        self.is_admin() || self.is_customer(customer)
+    }
+
+    /// Whether this caller is the player `customer` (the only one who may act as the
+    /// owner of their things: exchange a reward, use a gift).
+    pub fn is_customer(&self, customer: &str) -> bool {
+        self.role == Role::Player && self.customer_id == customer
+    }
+
+    /// Whether this caller may act on `customer`'s things (older name of [`Self::may_read`]).
     pub fn may_act_for(&self, customer: &str) -> bool {
-        self.is_admin() || self.customer_id == customer
+        self.may_read(customer)
     }
 }
 
@@ -105,9 +145,17 @@ pub struct RealmAccess {
 }
 
 impl Claims {
+    /// The role the token carries: its `role` claim, else the most trusted of Keycloak's
+    /// realm roles we know, else `player`. An unknown `role` is a player, never more.
     pub fn role(&self) -> Role {
-        let keycloak_admin = self.realm_access.as_ref().is_some_and(|r| r.roles.iter().any(|x| x == "admin"));
-        if self.role.as_deref() == Some("admin") || keycloak_admin { Role::Admin } else { Role::Customer }
+        if let Some(role) = self.role.as_deref() {
+            return Role::parse(role).unwrap_or(Role::Player);
+        }
+        let realm = self.realm_access.as_ref().map(|r| r.roles.as_slice()).unwrap_or_default();
+        [Role::Admin, Role::GameServer, Role::Service]
+            .into_iter()
+            .find(|r| realm.iter().any(|x| x == r.as_str()))
+            .unwrap_or(Role::Player)
     }
 }
 

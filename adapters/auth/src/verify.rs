@@ -354,10 +354,10 @@ mod tests {
     #[test]
     fn a_token_we_issued_verifies_with_its_subject_and_role() {
         let f = fixture();
-        let (token, ttl) = f.issuer.issue("c-11", Role::Customer).unwrap();
+        let (token, ttl) = f.issuer.issue("c-11", Role::Player).unwrap();
         assert_eq!(ttl, 3600);
         let id = f.verifier.verify(&token).unwrap();
-        assert_eq!((id.customer_id.as_str(), id.role), ("c-11", Role::Customer));
+        assert_eq!((id.customer_id.as_str(), id.role), ("c-11", Role::Player));
         let (admin, _) = f.issuer.issue("ops", Role::Admin).unwrap();
         assert!(f.verifier.verify(&admin).unwrap().is_admin());
     }
@@ -375,7 +375,7 @@ mod tests {
     #[test]
     fn a_wrong_signature_is_refused() {
         let f = fixture();
-        let (token, _) = f.issuer.issue("c-11", Role::Customer).unwrap();
+        let (token, _) = f.issuer.issue("c-11", Role::Player).unwrap();
         let (head, _) = token.rsplit_once('.').unwrap();
         let forged = format!("{head}.{}", encode(&[7u8; 64]));
         assert_eq!(f.verifier.verify(&forged), Err(AuthError::BadSignature));
@@ -427,7 +427,7 @@ mod tests {
     fn an_unknown_key_is_refused_and_keycloak_roles_are_understood() {
         let f = fixture();
         let other = fixture();
-        let (token, _) = other.issuer.issue("c-11", Role::Customer).unwrap();
+        let (token, _) = other.issuer.issue("c-11", Role::Player).unwrap();
         assert_eq!(f.verifier.verify(&token), Err(AuthError::UnknownKey));
         let mut c = claims(&f);
         c.role = None;
@@ -438,11 +438,11 @@ mod tests {
     #[test]
     fn after_rotation_old_tokens_still_verify_and_new_ones_use_the_new_key() {
         let f = fixture();
-        let (old, _) = f.issuer.issue("c-11", Role::Customer).unwrap();
+        let (old, _) = f.issuer.issue("c-11", Role::Player).unwrap();
         let old_kid = f.issuer.ring.active().unwrap().0;
         let new_kid = f.issuer.ring.rotate().unwrap();
         assert_ne!(old_kid, new_kid);
-        let (new, _) = f.issuer.issue("c-11", Role::Customer).unwrap();
+        let (new, _) = f.issuer.issue("c-11", Role::Player).unwrap();
         let jwks = f.issuer.ring.jwks().unwrap();
         let kids: Vec<_> = jwks.keys.iter().filter_map(|k| k.common.key_id.clone()).collect();
         assert_eq!(kids, vec![old_kid, new_kid.clone()], "both keys are published");
@@ -492,7 +492,7 @@ mod tests {
         let mut c = claims(&f);
         c.exp = chrono::Utc::now().timestamp() - LEEWAY.cast_signed() + 1;
         let short = f.issuer.sign(&c).unwrap();
-        let (long, _) = f.issuer.issue("c-11", Role::Customer).unwrap();
+        let (long, _) = f.issuer.issue("c-11", Role::Player).unwrap();
         v.verify(&short).unwrap();
         v.verify(&long).unwrap();
         v.verify(&long).unwrap(); // the second time from memory

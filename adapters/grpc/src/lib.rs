@@ -9,9 +9,11 @@
 //! - [`telemetry`] — `tracing` set-up (human or JSON with `LOG_FORMAT=json`).
 //! - [`convert`] — timestamps.
 //! - [`auth`] — the authentication layer and the authorisation checks of handlers.
+//! - [`peer`] — the client's address behind trusted proxies.
 
 pub mod auth;
 pub mod convert;
+pub mod peer;
 pub mod server;
 pub mod status;
 pub mod telemetry;

@@ -55,7 +55,7 @@ pub struct Signer(pub TokenIssuer);
 
 impl TokenSigner for Signer {
     fn sign(&self, customer: &CustomerId, admin: bool) -> Result<(String, i64), String> {
-        let role = if admin { Role::Admin } else { Role::Customer };
+        let role = if admin { Role::Admin } else { Role::Player };
         self.0.issue(customer.as_str(), role).map_err(|e| e.to_string())
     }
 }
