@@ -3,11 +3,13 @@
 //!
 //! # Layout
 //! - [`model`] — the `Mission` aggregate, the catalog, value objects, events.
+//! - [`rules`] — the economy: repeat rules, periods, windows, prerequisites, who reports.
 //! - [`ports`] — what the application needs from the outside (`MissionRepository`).
 //! - [`service`] — the application service driving the aggregate through the ports.
 
 pub mod model;
 pub mod ports;
+pub mod rules;
 pub mod service;
 
 pub use model::*;

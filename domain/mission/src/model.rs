@@ -5,7 +5,7 @@ use kernel::{CustomerId, ValidationError};
 use uuid::Uuid;
 
 /// A mission's code in the catalog, e.g. `daily-login`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MissionCode(String);
 
 impl MissionCode {

@@ -1,0 +1,827 @@
+//! The rules of the mission economy: which missions exist, what each is worth, how often a
+//! customer may achieve it, when, after what, and who may report it.
+//!
+//! Everything here is a pure function of (catalog, history, clock). A decision names the
+//! *slot* an achievement takes (`2026-11-26#1`: the first achievement of that game day);
+//! the mission store holds a unique key per (customer, mission, slot), so two concurrent
+//! reports can never both take the last slot — the loser re-reads the history and is
+//! refused. Periods reset at the catalog's `reset_at` in its time zone (daylight saving
+//! included); weeks start on Monday.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use chrono_tz::Tz;
+
+use crate::model::MissionCode;
+
+/// How often a customer may achieve a mission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repeat {
+    Once,
+    /// Up to `max_per_period` times per game day.
+    Daily,
+    /// Up to `max_per_period` times per game week (Monday to Monday).
+    Weekly,
+    Unlimited,
+}
+
+impl Repeat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Once => "once",
+            Self::Daily => "daily",
+            Self::Weekly => "weekly",
+            Self::Unlimited => "unlimited",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "once" => Some(Self::Once),
+            "daily" => Some(Self::Daily),
+            "weekly" => Some(Self::Weekly),
+            "unlimited" => Some(Self::Unlimited),
+            _ => None,
+        }
+    }
+
+    /// The period in words, for messages ("today", "this week").
+    fn this_period(self) -> &'static str {
+        match self {
+            Self::Daily => "today",
+            Self::Weekly => "this week",
+            Self::Once | Self::Unlimited => "",
+        }
+    }
+}
+
+/// Who may report that a customer achieved a mission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportedBy {
+    /// The player, for themselves (game servers and admins may too).
+    Player,
+    /// Only a trusted game server (or an admin): what a client cannot be trusted to say.
+    GameServer,
+}
+
+impl ReportedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Player => "player",
+            Self::GameServer => "game_server",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "player" => Some(Self::Player),
+            "game_server" => Some(Self::GameServer),
+            _ => None,
+        }
+    }
+}
+
+/// The kind of caller reporting an achievement (from the verified token).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reporter {
+    /// A player reporting for themselves (that it is themselves is checked at the edge).
+    Player,
+    GameServer,
+    Admin,
+}
+
+/// One mission of the catalog and its rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissionRule {
+    pub code: MissionCode,
+    pub title: String,
+    /// What the mission's reward is worth.
+    pub points: i64,
+    pub repeat: Repeat,
+    /// For daily and weekly missions: achievements per period (default 1).
+    pub max_per_period: u32,
+    pub reported_by: ReportedBy,
+    /// Limited-time events: achievable from this instant...
+    pub available_from: Option<DateTime<Utc>>,
+    /// ...until this one (exclusive).
+    pub available_until: Option<DateTime<Utc>>,
+    /// Missions the customer must have achieved before this one.
+    pub requires: Vec<MissionCode>,
+}
+
+impl MissionRule {
+    /// Achievements allowed per period (`once`: 1 ever; `unlimited`: no cap).
+    pub fn cap(&self) -> Option<u32> {
+        match self.repeat {
+            Repeat::Once => Some(1),
+            Repeat::Daily | Repeat::Weekly => Some(self.max_per_period),
+            Repeat::Unlimited => None,
+        }
+    }
+}
+
+/// When periods reset: a time of day in a time zone. Default: 00:00 UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    pub reset_at: NaiveTime,
+    pub time_zone: Tz,
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Self { reset_at: NaiveTime::MIN, time_zone: Tz::UTC }
+    }
+}
+
+/// A stretch of time during which a capped mission counts its achievements.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Period {
+    /// Names the period in slot keys: `2026-11-26` (a game day), `2026-W48` (a game week),
+    /// `once`.
+    pub key: String,
+    pub start: DateTime<Utc>,
+    /// When the next period starts (`None` for `once`: there is no next).
+    pub end: Option<DateTime<Utc>>,
+}
+
+impl Schedule {
+    /// The instant the period resets on local date `date`. A reset time that does not exist
+    /// that day (the clock jumps over it) is taken as the same wall time in the offset
+    /// before the jump, i.e. shifted forward by the gap; one that happens twice (the clock
+    /// falls back) is the first.
+    pub fn reset_on(&self, date: NaiveDate) -> DateTime<Utc> {
+        let local = NaiveDateTime::new(date, self.reset_at);
+        match self.time_zone.from_local_datetime(&local).earliest() {
+            Some(t) => t.with_timezone(&Utc),
+            None => {
+                // In a gap: use the offset a few hours earlier (before the jump).
+                let before = local - Duration::hours(3);
+                let offset = self
+                    .time_zone
+                    .from_local_datetime(&before)
+                    .earliest()
+                    .map_or(Duration::zero(), |t| t.naive_local() - t.naive_utc());
+                DateTime::from_naive_utc_and_offset(local - offset, Utc)
+            }
+        }
+    }
+
+    /// The game day `now` falls in: the local date, or the day before while that date's
+    /// reset has not come yet.
+    pub fn game_day(&self, now: DateTime<Utc>) -> NaiveDate {
+        let date = now.with_timezone(&self.time_zone).date_naive();
+        if now < self.reset_on(date) { date.pred_opt().unwrap_or(date) } else { date }
+    }
+
+    /// The period of a capped rule that holds `now`; `None` for `unlimited`.
+    pub fn period(&self, repeat: Repeat, now: DateTime<Utc>) -> Option<Period> {
+        match repeat {
+            Repeat::Unlimited => None,
+            Repeat::Once => Some(Period { key: "once".into(), start: DateTime::<Utc>::MIN_UTC, end: None }),
+            Repeat::Daily => {
+                let day = self.game_day(now);
+                Some(Period {
+                    key: day.format("%Y-%m-%d").to_string(),
+                    start: self.reset_on(day),
+                    end: day.succ_opt().map(|d| self.reset_on(d)),
+                })
+            }
+            Repeat::Weekly => {
+                let day = self.game_day(now);
+                let monday = day - Duration::days(i64::from(day.weekday().num_days_from_monday()));
+                let week = monday.iso_week();
+                Some(Period {
+                    key: format!("{}-W{:02}", week.year(), week.week()),
+                    start: self.reset_on(monday),
+                    end: monday.checked_add_signed(Duration::days(7)).map(|d| self.reset_on(d)),
+                })
+            }
+        }
+    }
+
+    /// An instant as the players of this catalog read it (RFC 3339 with the local offset).
+    pub fn local(&self, t: DateTime<Utc>) -> String {
+        t.with_timezone(&self.time_zone).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    }
+}
+
+/// What the store knows of a customer, as far as one decision needs it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct History {
+    /// Achievements of this mission in the current period (any period for `once`).
+    pub in_period: u32,
+    /// Which of the mission's prerequisites the customer has achieved.
+    pub achieved: BTreeSet<MissionCode>,
+}
+
+/// Why an achievement is refused. Nothing is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// A player reported a mission only a game server may report.
+    ReportedByGameServer {
+        code: MissionCode,
+    },
+    NotYetAvailable {
+        code: MissionCode,
+        from: DateTime<Utc>,
+    },
+    NoLongerAvailable {
+        code: MissionCode,
+        until: DateTime<Utc>,
+    },
+    /// A `once` mission achieved before.
+    AlreadyAchieved {
+        code: MissionCode,
+    },
+    /// The period's cap is reached; `next` is when the next period starts, if the mission
+    /// is still available then.
+    PeriodLimitReached {
+        code: MissionCode,
+        repeat: Repeat,
+        max: u32,
+        next: Option<DateTime<Utc>>,
+    },
+    PrerequisiteMissing {
+        code: MissionCode,
+        missing: MissionCode,
+    },
+}
+
+impl Refusal {
+    /// Machine-readable reason (the `reason` of a `google.rpc.ErrorInfo`).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::ReportedByGameServer { .. } => "MISSION_REPORTED_BY_GAME_SERVER",
+            Self::NotYetAvailable { .. } => "MISSION_NOT_YET_AVAILABLE",
+            Self::NoLongerAvailable { .. } => "MISSION_NO_LONGER_AVAILABLE",
+            Self::AlreadyAchieved { .. } => "MISSION_ALREADY_ACHIEVED",
+            Self::PeriodLimitReached { .. } => "MISSION_PERIOD_LIMIT_REACHED",
+            Self::PrerequisiteMissing { .. } => "MISSION_PREREQUISITE_MISSING",
+        }
+    }
+
+    /// The mission refused.
+    pub fn code(&self) -> &MissionCode {
+        match self {
+            Self::ReportedByGameServer { code }
+            | Self::NotYetAvailable { code, .. }
+            | Self::NoLongerAvailable { code, .. }
+            | Self::AlreadyAchieved { code }
+            | Self::PeriodLimitReached { code, .. }
+            | Self::PrerequisiteMissing { code, .. } => code,
+        }
+    }
+
+    /// When the customer may try again, if ever.
+    pub fn next_available(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Self::NotYetAvailable { from, .. } => Some(*from),
+            Self::PeriodLimitReached { next, .. } => *next,
+            _ => None,
+        }
+    }
+
+    /// Whether the caller lacks the right (PERMISSION_DENIED) rather than the customer
+    /// having used up the mission (FAILED_PRECONDITION).
+    pub fn is_permission(&self) -> bool {
+        matches!(self, Self::ReportedByGameServer { .. })
+    }
+
+    /// The refusal in words a player understands, times in the catalog's time zone.
+    pub fn message(&self, schedule: &Schedule) -> String {
+        match self {
+            Self::ReportedByGameServer { code } => {
+                format!("{} is reported by the game server, not by players", code.as_str())
+            }
+            Self::NotYetAvailable { code, from } => {
+                format!("{} is not available yet; available from {}", code.as_str(), schedule.local(*from))
+            }
+            Self::NoLongerAvailable { code, until } => {
+                format!("{} is no longer available; it ended at {}", code.as_str(), schedule.local(*until))
+            }
+            Self::AlreadyAchieved { code } => {
+                format!("{} was already achieved; it can be achieved once", code.as_str())
+            }
+            Self::PeriodLimitReached { code, repeat, max, next } => {
+                let done = if *max == 1 {
+                    format!("{} was already achieved {}", code.as_str(), repeat.this_period())
+                } else {
+                    format!("{} was already achieved {max} times {}", code.as_str(), repeat.this_period())
+                };
+                match next {
+                    Some(t) => format!("{done}; next from {}", schedule.local(*t)),
+                    None => format!("{done}; the event ends before the next period"),
+                }
+            }
+            Self::PrerequisiteMissing { code, missing } => {
+                format!("{} requires {} to be achieved first", code.as_str(), missing.as_str())
+            }
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message(&Schedule::default()))
+    }
+}
+
+impl std::error::Error for Refusal {}
+
+/// An accepted achievement: the slot it takes (unique per customer and mission), or none
+/// for an `unlimited` mission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub slot: Option<String>,
+}
+
+/// Where a mission stands for a customer now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Availability {
+    pub code: MissionCode,
+    /// The customer can achieve it now (whoever may report it).
+    pub available: bool,
+    /// Why not, when not.
+    pub refusal: Option<Refusal>,
+    /// When it can next be achieved: now when available; `None` when never again.
+    pub next_at: Option<DateTime<Utc>>,
+    /// Achievements left in the current period (`None`: no cap).
+    pub remaining: Option<u32>,
+}
+
+/// The checks every report goes through, in order: who reports, the availability window,
+/// prerequisites, the period's cap.
+///
+/// # Errors
+/// The [`Refusal`] naming the first rule broken.
+pub fn decide(
+    rule: &MissionRule,
+    schedule: &Schedule,
+    reporter: Reporter,
+    history: &History,
+    now: DateTime<Utc>,
+) -> Result<Decision, Refusal> {
+    if reporter == Reporter::Player && rule.reported_by == ReportedBy::GameServer {
+        return Err(Refusal::ReportedByGameServer { code: rule.code.clone() });
+    }
+    check(rule, schedule, history, now)
+}
+
+/// The rules that depend on the customer and the clock, not on who reports.
+fn check(rule: &MissionRule, schedule: &Schedule, history: &History, now: DateTime<Utc>) -> Result<Decision, Refusal> {
+    let code = || rule.code.clone();
+    if let Some(from) = rule.available_from
+        && now < from
+    {
+        return Err(Refusal::NotYetAvailable { code: code(), from });
+    }
+    if let Some(until) = rule.available_until
+        && now >= until
+    {
+        return Err(Refusal::NoLongerAvailable { code: code(), until });
+    }
+    if let Some(missing) = rule.requires.iter().find(|r| !history.achieved.contains(*r)) {
+        return Err(Refusal::PrerequisiteMissing { code: code(), missing: missing.clone() });
+    }
+    let (Some(period), Some(cap)) = (schedule.period(rule.repeat, now), rule.cap()) else {
+        return Ok(Decision { slot: None });
+    };
+    if history.in_period >= cap {
+        return Err(match rule.repeat {
+            Repeat::Once => Refusal::AlreadyAchieved { code: code() },
+            repeat => Refusal::PeriodLimitReached {
+                code: code(),
+                repeat,
+                max: cap,
+                next: period.end.filter(|next| rule.available_until.is_none_or(|until| *next < until)),
+            },
+        });
+    }
+    Ok(Decision { slot: Some(format!("{}#{}", period.key, history.in_period + 1)) })
+}
+
+/// Where `rule` stands for a customer with `history` at `now`.
+pub fn availability(rule: &MissionRule, schedule: &Schedule, history: &History, now: DateTime<Utc>) -> Availability {
+    let remaining = rule.cap().map(|cap| cap.saturating_sub(history.in_period));
+    match check(rule, schedule, history, now) {
+        Ok(_) => {
+            Availability { code: rule.code.clone(), available: true, refusal: None, next_at: Some(now), remaining }
+        }
+        Err(refusal) => Availability {
+            code: rule.code.clone(),
+            available: false,
+            next_at: refusal.next_available(),
+            refusal: Some(refusal),
+            remaining,
+        },
+    }
+}
+
+/// A catalog entry or setting that breaks a rule, naming the mission and the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{field}: {reason}", mission.as_ref().map(|m| format!("mission '{m}': ")).unwrap_or_default())]
+pub struct CatalogError {
+    pub mission: Option<String>,
+    pub field: &'static str,
+    pub reason: String,
+}
+
+impl CatalogError {
+    fn of(mission: &str, field: &'static str, reason: impl Into<String>) -> Self {
+        Self { mission: Some(mission.to_owned()), field, reason: reason.into() }
+    }
+}
+
+/// The missions that can be achieved, with their rules and when periods reset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Catalog {
+    schedule: Schedule,
+    missions: Vec<MissionRule>,
+}
+
+/// The most points one achievement may be worth (a typo of a few zeros is a mistake).
+pub const MAX_POINTS: i64 = 1_000_000;
+
+impl Catalog {
+    /// Checks the catalog as a whole: unique codes, sane points and titles, caps only where
+    /// they mean something, windows that open before they close, prerequisites that exist
+    /// and never loop.
+    ///
+    /// # Errors
+    /// The first [`CatalogError`], naming the mission and the field.
+    pub fn new(schedule: Schedule, missions: Vec<MissionRule>) -> Result<Self, CatalogError> {
+        if missions.is_empty() {
+            return Err(CatalogError { mission: None, field: "missions", reason: "at least one mission".into() });
+        }
+        let mut seen = BTreeSet::new();
+        for m in &missions {
+            let code = m.code.as_str();
+            if !seen.insert(code) {
+                return Err(CatalogError::of(code, "code", "appears twice"));
+            }
+            let title = m.title.trim();
+            if title.is_empty() || title.len() > 200 {
+                return Err(CatalogError::of(code, "title", "must be 1-200 bytes"));
+            }
+            if !(1..=MAX_POINTS).contains(&m.points) {
+                return Err(CatalogError::of(code, "points", format!("must be between 1 and {MAX_POINTS}")));
+            }
+            if m.max_per_period == 0 {
+                return Err(CatalogError::of(code, "max_per_period", "must be at least 1"));
+            }
+            if m.max_per_period != 1 && matches!(m.repeat, Repeat::Once | Repeat::Unlimited) {
+                return Err(CatalogError::of(code, "max_per_period", "only daily and weekly missions have one"));
+            }
+            if let (Some(from), Some(until)) = (m.available_from, m.available_until)
+                && from >= until
+            {
+                return Err(CatalogError::of(code, "available_until", "must be after available_from"));
+            }
+        }
+        for m in &missions {
+            for r in &m.requires {
+                if r == &m.code {
+                    return Err(CatalogError::of(m.code.as_str(), "requires", "a mission cannot require itself"));
+                }
+                if !seen.contains(r.as_str()) {
+                    return Err(CatalogError::of(
+                        m.code.as_str(),
+                        "requires",
+                        format!("unknown mission '{}'", r.as_str()),
+                    ));
+                }
+            }
+        }
+        let catalog = Self { schedule, missions };
+        catalog.check_no_cycle()?;
+        Ok(catalog)
+    }
+
+    fn check_no_cycle(&self) -> Result<(), CatalogError> {
+        // Depth-first search; a mission met again on the current path closes a loop.
+        let edges: BTreeMap<&str, Vec<&str>> = self
+            .missions
+            .iter()
+            .map(|m| (m.code.as_str(), m.requires.iter().map(MissionCode::as_str).collect()))
+            .collect();
+        fn visit<'a>(
+            at: &'a str,
+            edges: &BTreeMap<&'a str, Vec<&'a str>>,
+            path: &mut Vec<&'a str>,
+            done: &mut BTreeSet<&'a str>,
+        ) -> Result<(), CatalogError> {
+            if done.contains(at) {
+                return Ok(());
+            }
+            if path.contains(&at) {
+                return Err(CatalogError::of(at, "requires", format!("loops: {} -> {at}", path.join(" -> "))));
+            }
+            path.push(at);
+            for next in edges.get(at).into_iter().flatten() {
+                visit(next, edges, path, done)?;
+            }
+            path.pop();
+            done.insert(at);
+            Ok(())
+        }
+        let mut done = BTreeSet::new();
+        for code in edges.keys() {
+            visit(code, &edges, &mut Vec::new(), &mut done)?;
+        }
+        Ok(())
+    }
+
+    pub fn schedule(&self) -> &Schedule {
+        &self.schedule
+    }
+
+    pub fn missions(&self) -> &[MissionRule] {
+        &self.missions
+    }
+
+    /// # Errors
+    /// `mission_code` when the code is not in the catalog.
+    pub fn find(&self, code: &MissionCode) -> Result<&MissionRule, kernel::ValidationError> {
+        self.missions
+            .iter()
+            .find(|m| &m.code == code)
+            .ok_or_else(|| kernel::ValidationError::new("mission_code", format!("unknown mission '{}'", code.as_str())))
+    }
+}
+
+impl Default for Catalog {
+    /// The built-in catalog, fixed so that clients and tests can rely on it.
+    fn default() -> Self {
+        let m = |code: &str, title: &str, points, repeat, reported_by| MissionRule {
+            code: MissionCode::new(code).expect("catalog codes are valid"),
+            title: title.to_owned(),
+            points,
+            repeat,
+            max_per_period: 1,
+            reported_by,
+            available_from: None,
+            available_until: None,
+            requires: Vec::new(),
+        };
+        let missions = vec![
+            m("daily-login", "Log in today", 10, Repeat::Daily, ReportedBy::Player),
+            m("tutorial-complete", "Finish the tutorial", 20, Repeat::Once, ReportedBy::Player),
+            m("first-win", "Win your first match", 50, Repeat::Once, ReportedBy::GameServer),
+            m("weekly-streak", "Play seven days in a row", 100, Repeat::Weekly, ReportedBy::GameServer),
+            m("match-played", "Play a match", 1, Repeat::Unlimited, ReportedBy::GameServer),
+        ];
+        Self::new(Schedule::default(), missions).expect("the built-in catalog is valid")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(c: &str) -> MissionCode {
+        MissionCode::new(c).unwrap()
+    }
+
+    fn at(rfc3339: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(rfc3339).unwrap().with_timezone(&Utc)
+    }
+
+    fn seoul_4am() -> Schedule {
+        Schedule { reset_at: NaiveTime::from_hms_opt(4, 0, 0).unwrap(), time_zone: chrono_tz::Asia::Seoul }
+    }
+
+    fn rule(c: &str, repeat: Repeat) -> MissionRule {
+        MissionRule {
+            code: code(c),
+            title: c.into(),
+            points: 10,
+            repeat,
+            max_per_period: 1,
+            reported_by: ReportedBy::Player,
+            available_from: None,
+            available_until: None,
+            requires: vec![],
+        }
+    }
+
+    fn done(n: u32) -> History {
+        History { in_period: n, achieved: BTreeSet::new() }
+    }
+
+    // ---- periods ----
+
+    #[test]
+    fn given_a_4am_seoul_reset_when_it_is_3am_local_then_the_game_day_is_still_yesterday() {
+        let s = seoul_4am();
+        // 03:00 in Seoul (UTC+9) on the 27th is 18:00 UTC on the 26th.
+        let p = s.period(Repeat::Daily, at("2026-11-26T18:00:00Z")).unwrap();
+        assert_eq!(p.key, "2026-11-26");
+        assert_eq!(s.local(p.start), "2026-11-26T04:00:00+09:00");
+        assert_eq!(s.local(p.end.unwrap()), "2026-11-27T04:00:00+09:00");
+        // One second after the reset: the 27th.
+        assert_eq!(s.period(Repeat::Daily, at("2026-11-26T19:00:01Z")).unwrap().key, "2026-11-27");
+        // Exactly at the reset: the new day.
+        assert_eq!(s.period(Repeat::Daily, at("2026-11-26T19:00:00Z")).unwrap().key, "2026-11-27");
+    }
+
+    #[test]
+    fn given_weeks_start_on_monday_at_the_reset_when_it_is_monday_before_the_reset_then_it_is_last_week() {
+        let s = seoul_4am();
+        // Monday 2026-11-30 02:00 in Seoul: still Sunday's game day, week 48.
+        let early = s.period(Repeat::Weekly, at("2026-11-29T17:00:00Z")).unwrap();
+        assert_eq!(early.key, "2026-W48");
+        assert_eq!(s.local(early.start), "2026-11-23T04:00:00+09:00");
+        assert_eq!(s.local(early.end.unwrap()), "2026-11-30T04:00:00+09:00");
+        // Monday 05:00: week 49.
+        assert_eq!(s.period(Repeat::Weekly, at("2026-11-29T20:00:00Z")).unwrap().key, "2026-W49");
+    }
+
+    #[test]
+    fn given_a_zone_with_daylight_saving_then_a_day_is_23_or_25_hours_and_resets_stay_at_local_time() {
+        let s = Schedule { reset_at: NaiveTime::from_hms_opt(4, 0, 0).unwrap(), time_zone: chrono_tz::Europe::Berlin };
+        // Clocks go back on Sunday 2026-10-25 (03:00 CEST -> 02:00 CET): a 25-hour day.
+        let p = s.period(Repeat::Daily, at("2026-10-25T12:00:00Z")).unwrap();
+        assert_eq!(s.local(p.start), "2026-10-25T04:00:00+01:00");
+        let sat = s.period(Repeat::Daily, at("2026-10-24T12:00:00Z")).unwrap();
+        assert_eq!(s.local(sat.start), "2026-10-24T04:00:00+02:00");
+        assert_eq!(sat.end.unwrap() - sat.start, Duration::hours(25));
+        // Clocks go forward on Sunday 2026-03-29 (02:00 CET -> 03:00 CEST): a 23-hour day.
+        let sat = s.period(Repeat::Daily, at("2026-03-28T12:00:00Z")).unwrap();
+        assert_eq!(sat.end.unwrap() - sat.start, Duration::hours(23));
+    }
+
+    #[test]
+    fn given_a_reset_time_the_clock_skips_then_the_reset_moves_forward_by_the_gap() {
+        // 02:30 does not exist in Berlin on 2026-03-29: the reset is at 03:30 CEST (01:30 UTC).
+        let s = Schedule { reset_at: NaiveTime::from_hms_opt(2, 30, 0).unwrap(), time_zone: chrono_tz::Europe::Berlin };
+        let day = NaiveDate::from_ymd_opt(2026, 3, 29).unwrap();
+        assert_eq!(s.reset_on(day), at("2026-03-29T01:30:00Z"));
+        // And one that happens twice (02:30 on 2026-10-25) is the first: 02:30 CEST.
+        let s = Schedule { time_zone: chrono_tz::Europe::Berlin, ..s };
+        assert_eq!(s.reset_on(NaiveDate::from_ymd_opt(2026, 10, 25).unwrap()), at("2026-10-25T00:30:00Z"));
+    }
+
+    // ---- decisions ----
+
+    #[test]
+    fn given_a_daily_mission_not_yet_achieved_today_when_reported_then_it_takes_todays_first_slot() {
+        let d = decide(
+            &rule("daily-login", Repeat::Daily),
+            &seoul_4am(),
+            Reporter::Player,
+            &done(0),
+            at("2026-11-26T20:00:00Z"),
+        );
+        assert_eq!(d.unwrap().slot.as_deref(), Some("2026-11-27#1"));
+    }
+
+    #[test]
+    fn given_a_daily_mission_achieved_today_when_reported_again_then_it_is_refused_until_the_next_reset() {
+        let s = seoul_4am();
+        let err =
+            decide(&rule("daily-login", Repeat::Daily), &s, Reporter::Player, &done(1), at("2026-11-26T20:00:00Z"))
+                .unwrap_err();
+        assert_eq!(err.reason(), "MISSION_PERIOD_LIMIT_REACHED");
+        assert_eq!(err.next_available(), Some(at("2026-11-27T19:00:00Z")));
+        assert_eq!(err.message(&s), "daily-login was already achieved today; next from 2026-11-28T04:00:00+09:00");
+    }
+
+    #[test]
+    fn given_a_cap_of_three_per_week_when_two_are_done_then_the_third_slot_is_taken_and_a_fourth_refused() {
+        let mut r = rule("weekly-streak", Repeat::Weekly);
+        r.max_per_period = 3;
+        let now = at("2026-11-26T10:00:00Z");
+        let s = Schedule::default();
+        assert_eq!(decide(&r, &s, Reporter::GameServer, &done(2), now).unwrap().slot.as_deref(), Some("2026-W48#3"));
+        let err = decide(&r, &s, Reporter::GameServer, &done(3), now).unwrap_err();
+        assert_eq!(
+            err.message(&s),
+            "weekly-streak was already achieved 3 times this week; next from 2026-11-30T00:00:00Z"
+        );
+    }
+
+    #[test]
+    fn given_a_once_mission_achieved_when_reported_again_then_it_is_refused_for_good() {
+        let r = rule("tutorial-complete", Repeat::Once);
+        let now = at("2026-11-26T10:00:00Z");
+        assert_eq!(
+            decide(&r, &Schedule::default(), Reporter::Player, &done(0), now).unwrap().slot.as_deref(),
+            Some("once#1")
+        );
+        let err = decide(&r, &Schedule::default(), Reporter::Player, &done(1), now).unwrap_err();
+        assert_eq!(err.reason(), "MISSION_ALREADY_ACHIEVED");
+        assert_eq!(err.next_available(), None);
+    }
+
+    #[test]
+    fn given_an_unlimited_mission_when_reported_any_number_of_times_then_it_takes_no_slot() {
+        let r = rule("match-played", Repeat::Unlimited);
+        assert_eq!(decide(&r, &Schedule::default(), Reporter::Player, &done(999), Utc::now()).unwrap().slot, None);
+    }
+
+    #[test]
+    fn given_a_game_server_mission_when_a_player_reports_it_then_permission_is_denied_but_a_game_server_or_admin_may() {
+        let mut r = rule("first-win", Repeat::Once);
+        r.reported_by = ReportedBy::GameServer;
+        let now = Utc::now();
+        let err = decide(&r, &Schedule::default(), Reporter::Player, &done(0), now).unwrap_err();
+        assert!(err.is_permission());
+        assert_eq!(err.to_string(), "first-win is reported by the game server, not by players");
+        decide(&r, &Schedule::default(), Reporter::GameServer, &done(0), now).unwrap();
+        decide(&r, &Schedule::default(), Reporter::Admin, &done(0), now).unwrap();
+    }
+
+    #[test]
+    fn given_a_limited_time_event_then_it_is_refused_before_and_after_its_window() {
+        let mut r = rule("halloween", Repeat::Daily);
+        r.available_from = Some(at("2026-10-30T00:00:00Z"));
+        r.available_until = Some(at("2026-11-01T00:00:00Z"));
+        let s = Schedule::default();
+        let before = decide(&r, &s, Reporter::Player, &done(0), at("2026-10-29T23:59:59Z")).unwrap_err();
+        assert_eq!(before.next_available(), Some(at("2026-10-30T00:00:00Z")));
+        decide(&r, &s, Reporter::Player, &done(0), at("2026-10-30T00:00:00Z")).unwrap();
+        let after = decide(&r, &s, Reporter::Player, &done(0), at("2026-11-01T00:00:00Z")).unwrap_err();
+        assert_eq!(after.reason(), "MISSION_NO_LONGER_AVAILABLE");
+        // On the last day, done: no next period inside the window.
+        let last = decide(&r, &s, Reporter::Player, &done(1), at("2026-10-31T12:00:00Z")).unwrap_err();
+        assert_eq!(last.next_available(), None);
+        assert!(last.message(&s).ends_with("the event ends before the next period"), "{}", last.message(&s));
+    }
+
+    #[test]
+    fn given_a_prerequisite_not_achieved_then_the_mission_is_refused_naming_it() {
+        let mut r = rule("first-win", Repeat::Once);
+        r.requires = vec![code("tutorial-complete")];
+        let err = decide(&r, &Schedule::default(), Reporter::Admin, &done(0), Utc::now()).unwrap_err();
+        assert_eq!(err.to_string(), "first-win requires tutorial-complete to be achieved first");
+        let history = History { in_period: 0, achieved: BTreeSet::from([code("tutorial-complete")]) };
+        decide(&r, &Schedule::default(), Reporter::Admin, &history, Utc::now()).unwrap();
+    }
+
+    #[test]
+    fn availability_says_when_next_and_what_is_left() {
+        let s = Schedule::default();
+        let now = at("2026-11-26T10:00:00Z");
+        let r = rule("daily-login", Repeat::Daily);
+        let free = availability(&r, &s, &done(0), now);
+        assert!(free.available);
+        assert_eq!((free.next_at, free.remaining), (Some(now), Some(1)));
+        let used = availability(&r, &s, &done(1), now);
+        assert!(!used.available);
+        assert_eq!((used.next_at, used.remaining), (Some(at("2026-11-27T00:00:00Z")), Some(0)));
+        let unlimited = availability(&rule("m", Repeat::Unlimited), &s, &done(5), now);
+        assert_eq!((unlimited.available, unlimited.remaining), (true, None));
+    }
+
+    // ---- the catalog ----
+
+    #[test]
+    fn the_default_catalog_is_the_one_clients_rely_on() {
+        let c = Catalog::default();
+        let summary: Vec<(&str, i64, &str, &str)> = c
+            .missions()
+            .iter()
+            .map(|m| (m.code.as_str(), m.points, m.repeat.as_str(), m.reported_by.as_str()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("daily-login", 10, "daily", "player"),
+                ("tutorial-complete", 20, "once", "player"),
+                ("first-win", 50, "once", "game_server"),
+                ("weekly-streak", 100, "weekly", "game_server"),
+                ("match-played", 1, "unlimited", "game_server"),
+            ]
+        );
+        assert_eq!(c.schedule(), &Schedule::default());
+    }
+
+    #[test]
+    fn a_broken_catalog_names_the_mission_and_the_field() {
+        let s = Schedule::default();
+        let err = |missions| Catalog::new(s, missions).unwrap_err().to_string();
+        let twice = vec![rule("a", Repeat::Once), rule("a", Repeat::Daily)];
+        assert_eq!(err(twice), "mission 'a': code: appears twice");
+        let mut free = rule("a", Repeat::Once);
+        free.points = 0;
+        assert_eq!(err(vec![free]), "mission 'a': points: must be between 1 and 1000000");
+        let mut capped = rule("a", Repeat::Unlimited);
+        capped.max_per_period = 3;
+        assert_eq!(err(vec![capped]), "mission 'a': max_per_period: only daily and weekly missions have one");
+        let mut unknown = rule("a", Repeat::Once);
+        unknown.requires = vec![code("b")];
+        assert_eq!(err(vec![unknown]), "mission 'a': requires: unknown mission 'b'");
+        let mut a = rule("a", Repeat::Once);
+        a.requires = vec![code("b")];
+        let mut b = rule("b", Repeat::Once);
+        b.requires = vec![code("a")];
+        assert!(err(vec![a, b]).contains("requires: loops"));
+        let mut window = rule("a", Repeat::Daily);
+        window.available_from = Some(at("2026-11-02T00:00:00Z"));
+        window.available_until = Some(at("2026-11-01T00:00:00Z"));
+        assert_eq!(err(vec![window]), "mission 'a': available_until: must be after available_from");
+        assert_eq!(err(vec![]), "missions: at least one mission");
+    }
+}
