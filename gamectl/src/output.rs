@@ -29,6 +29,8 @@ pub fn mission_json(m: &mission::v1::Mission) -> Value {
         "rewardId": m.reward_id,
         "achievedAt": timestamp_json(m.achieved_at.as_ref()),
         "rewardPoints": m.reward_points,
+        "reportedBy": m.reported_by,
+        "slot": m.slot,
     })
 }
 
@@ -288,6 +290,8 @@ pub fn mission_text(m: &mission::v1::Mission) -> String {
         ("points", m.reward_points.to_string()),
         ("reward", or_dash(&m.reward_id)),
         ("achieved", timestamp(m.achieved_at.as_ref()).unwrap_or_else(|| "-".into())),
+        ("reported", or_dash(&m.reported_by)),
+        ("slot", or_dash(&m.slot)),
     ])
 }
 
@@ -531,6 +535,8 @@ mod tests {
             reward_id: String::new(),
             achieved_at: ts(),
             reward_points: 100,
+            reported_by: "studio-1".into(),
+            slot: "once#1".into(),
         }
     }
 
@@ -546,6 +552,8 @@ mod tests {
                 "rewardId": "",
                 "achievedAt": "2026-01-01T00:00:00.500Z",
                 "rewardPoints": 100,
+                "reportedBy": "studio-1",
+                "slot": "once#1",
             })
         );
     }
@@ -569,7 +577,9 @@ mod tests {
              status    ACHIEVED\n\
              points    100\n\
              reward    -\n\
-             achieved  2026-01-01T00:00:00.500Z"
+             achieved  2026-01-01T00:00:00.500Z\n\
+             reported  studio-1\n\
+             slot      once#1"
         );
     }
 

@@ -14,6 +14,21 @@ pub fn not_found(what: &str) -> Status {
     Status::not_found(format!("{what} not found"))
 }
 
+/// The domain of our `google.rpc.ErrorInfo` details.
+pub const ERROR_DOMAIN: &str = "game-rewards";
+
+/// `FAILED_PRECONDITION` for a business rule that refuses a request (a mission's cap, a
+/// gift out of stock): `message` for people, and in the status details a
+/// `google.rpc.ErrorInfo` with `reason` (e.g. `MISSION_PERIOD_LIMIT_REACHED`), domain
+/// [`ERROR_DOMAIN`] and `metadata`, for programs.
+pub fn refused(message: impl Into<String>, reason: &str, metadata: Vec<(&str, String)>) -> Status {
+    use tonic_types::{ErrorDetails, StatusExt};
+    let metadata: std::collections::HashMap<String, String> =
+        metadata.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    let details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata);
+    Status::with_error_details(tonic::Code::FailedPrecondition, message, details)
+}
+
 /// `UNAVAILABLE` with a generic message; `detail` goes to the log only.
 pub fn unavailable(detail: &dyn std::fmt::Display) -> Status {
     tracing::warn!(%detail, "request failed: a dependency is unavailable");

@@ -7,6 +7,8 @@
 //! - run durable consumers;
 //! - serve with authentication until SIGTERM, then drain.
 
+pub mod catalog_file;
+
 use std::sync::Arc;
 use std::time::Duration;
 

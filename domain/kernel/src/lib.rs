@@ -6,6 +6,9 @@
 //!   causation, trace context).
 //! - [`Inbound`]: the identity of an event being handled, for idempotent consumers.
 //! - [`StoreError`]: what a repository port may fail with.
+//! - [`schedule`]: game days and weeks, when the economy's periods reset.
+
+pub mod schedule;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;

@@ -2,8 +2,9 @@
 //! mission later records the reward it earned.
 //!
 //! # Layout
-//! - [`model`] — the `Mission` aggregate, the catalog, value objects, events.
-//! - [`rules`] — the economy: repeat rules, periods, windows, prerequisites, who reports.
+//! - [`model`] — the `Mission` aggregate, value objects, events.
+//! - [`rules`] — the economy: the catalog, repeat rules, periods, windows, prerequisites,
+//!   who reports.
 //! - [`ports`] — what the application needs from the outside (`MissionRepository`).
 //! - [`service`] — the application service driving the aggregate through the ports.
 
@@ -14,4 +15,5 @@ pub mod service;
 
 pub use model::*;
 pub use ports::MissionRepository;
+pub use rules::{Catalog, MissionRule, Refusal, Reporter};
 pub use service::{MissionError, MissionService};

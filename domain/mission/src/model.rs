@@ -4,6 +4,8 @@ use chrono::{DateTime, Utc};
 use kernel::{CustomerId, ValidationError};
 use uuid::Uuid;
 
+use crate::rules::{Decision, MissionRule, Reporter};
+
 /// A mission's code in the catalog, e.g. `daily-login`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MissionCode(String);
@@ -20,53 +22,6 @@ impl MissionCode {
 
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-}
-
-/// A mission that can be achieved, and the points its reward is worth.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CatalogMission {
-    pub code: MissionCode,
-    pub title: String,
-    pub reward_points: i64,
-}
-
-/// The missions that can be achieved.
-#[derive(Debug, Clone)]
-pub struct Catalog(Vec<CatalogMission>);
-
-impl Catalog {
-    pub fn new(missions: Vec<CatalogMission>) -> Self {
-        Self(missions)
-    }
-
-    pub fn missions(&self) -> &[CatalogMission] {
-        &self.0
-    }
-
-    /// # Errors
-    /// `mission_code` when the code is not in the catalog.
-    pub fn find(&self, code: &MissionCode) -> Result<&CatalogMission, ValidationError> {
-        self.0
-            .iter()
-            .find(|m| &m.code == code)
-            .ok_or_else(|| ValidationError::new("mission_code", format!("unknown mission '{}'", code.as_str())))
-    }
-}
-
-impl Default for Catalog {
-    fn default() -> Self {
-        let m = |code: &str, title: &str, reward_points| CatalogMission {
-            code: MissionCode::new(code).expect("catalog codes are valid"),
-            title: title.to_owned(),
-            reward_points,
-        };
-        Self(vec![
-            m("daily-login", "Log in today", 10),
-            m("first-win", "Win your first match", 50),
-            m("tutorial-complete", "Finish the tutorial", 20),
-            m("weekly-streak", "Play seven days in a row", 100),
-        ])
     }
 }
 
@@ -93,6 +48,14 @@ impl MissionStatus {
     }
 }
 
+/// Who reports an achievement: the kind of caller, and its subject (the verified token's
+/// `sub`: a player's id, a game server's client id, an operator's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub kind: Reporter,
+    pub subject: String,
+}
+
 /// A request to achieve a mission, validated.
 #[derive(Debug, Clone)]
 pub struct AchieveMission {
@@ -100,16 +63,17 @@ pub struct AchieveMission {
     pub code: MissionCode,
     /// The client's idempotency key.
     pub request_id: String,
+    pub caller: Caller,
 }
 
 impl AchieveMission {
     /// # Errors
     /// The field at fault: `customer_id`, `mission_code` or `request_id` (at most 128 bytes).
-    pub fn new(customer_id: &str, code: &str, request_id: &str) -> Result<Self, ValidationError> {
+    pub fn new(customer_id: &str, code: &str, request_id: &str, caller: Caller) -> Result<Self, ValidationError> {
         let customer_id = CustomerId::new(customer_id)?;
         let code = MissionCode::new(code)?;
         kernel::request_id(request_id)?;
-        Ok(Self { customer_id, code, request_id: request_id.to_owned() })
+        Ok(Self { customer_id, code, request_id: request_id.to_owned(), caller })
     }
 }
 
@@ -124,6 +88,11 @@ pub struct Mission {
     pub reward_points: i64,
     pub request_id: String,
     pub achieved_at: DateTime<Utc>,
+    /// The period slot the achievement took (`2026-11-26#1`), unique per customer and
+    /// mission; `None` for an `unlimited` mission.
+    pub slot: Option<String>,
+    /// The subject of whoever reported it (the player, a game server, an operator).
+    pub reported_by: String,
     /// Optimistic-concurrency version, bumped by every change.
     pub version: i64,
 }
@@ -152,36 +121,35 @@ pub enum MissionRefusal {
 }
 
 impl Mission {
-    /// Decides a new achievement.
-    ///
-    /// # Errors
-    /// `mission_code` when the code is not in the catalog.
+    /// A new achievement of `rule`, in the slot the rules decided.
     pub fn achieve(
         cmd: &AchieveMission,
-        catalog: &Catalog,
+        rule: &MissionRule,
+        decision: Decision,
         id: Uuid,
         now: DateTime<Utc>,
-    ) -> Result<(Self, MissionEvent), ValidationError> {
-        let entry = catalog.find(&cmd.code)?;
+    ) -> (Self, MissionEvent) {
         let mission = Self {
             id,
             customer_id: cmd.customer_id.clone(),
             code: cmd.code.clone(),
             status: MissionStatus::Achieved,
             reward_id: None,
-            reward_points: entry.reward_points,
+            reward_points: rule.points,
             request_id: cmd.request_id.clone(),
             achieved_at: now,
+            slot: decision.slot,
+            reported_by: cmd.caller.subject.clone(),
             version: 0,
         };
         let event = MissionEvent::Achieved {
             mission_id: id,
             customer_id: cmd.customer_id.clone(),
             code: cmd.code.clone(),
-            reward_points: entry.reward_points,
+            reward_points: rule.points,
             achieved_at: now,
         };
-        Ok((mission, event))
+        (mission, event)
     }
 
     /// Records the reward the mission earned. Recording the same reward again changes
@@ -211,44 +179,41 @@ impl Mission {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rules::Catalog;
 
     fn cmd(code: &str) -> AchieveMission {
-        AchieveMission::new("c-11", code, "req-1").unwrap()
+        let player = Caller { kind: Reporter::Player, subject: "c-11".into() };
+        AchieveMission::new("c-11", code, "req-1", player).unwrap()
+    }
+
+    fn achieve(code: &str, slot: Option<&str>) -> (Mission, MissionEvent) {
+        let catalog = Catalog::default();
+        let rule = catalog.find(&MissionCode::new(code).unwrap()).unwrap();
+        Mission::achieve(&cmd(code), rule, Decision { slot: slot.map(str::to_owned) }, Uuid::now_v7(), Utc::now())
     }
 
     #[test]
-    fn given_the_default_catalog_when_achieving_daily_login_then_the_mission_is_achieved_with_its_points() {
-        let (m, e) = Mission::achieve(&cmd("daily-login"), &Catalog::default(), Uuid::now_v7(), Utc::now()).unwrap();
+    fn given_the_default_catalog_when_achieving_daily_login_then_the_mission_is_achieved_with_its_points_and_slot() {
+        let (m, e) = achieve("daily-login", Some("2026-11-26#1"));
         assert_eq!(m.status, MissionStatus::Achieved);
         assert_eq!(m.reward_id, None);
         assert_eq!(m.reward_points, 10);
+        assert_eq!(m.slot.as_deref(), Some("2026-11-26#1"));
+        assert_eq!(m.reported_by, "c-11");
         assert!(matches!(e, MissionEvent::Achieved { reward_points: 10, .. }));
     }
 
     #[test]
-    fn given_the_catalog_when_achieving_an_unknown_code_then_mission_code_is_refused() {
-        let err = Mission::achieve(&cmd("no-such-thing"), &Catalog::default(), Uuid::now_v7(), Utc::now()).unwrap_err();
-        assert_eq!(err.field, "mission_code");
-    }
-
-    #[test]
     fn malformed_input_names_the_field() {
-        assert_eq!(AchieveMission::new("", "daily-login", "").unwrap_err().field, "customer_id");
-        assert_eq!(AchieveMission::new("c", "Daily Login", "").unwrap_err().field, "mission_code");
-        assert_eq!(AchieveMission::new("c", "daily-login", &"r".repeat(200)).unwrap_err().field, "request_id");
-    }
-
-    #[test]
-    fn every_default_mission_rewards_at_least_ten_points() {
-        assert!(Catalog::default().missions().iter().all(|m| m.reward_points >= 10));
-        for code in ["daily-login", "first-win", "tutorial-complete"] {
-            Catalog::default().find(&MissionCode::new(code).unwrap()).unwrap();
-        }
+        let p = || Caller { kind: Reporter::Player, subject: "c".into() };
+        assert_eq!(AchieveMission::new("", "daily-login", "", p()).unwrap_err().field, "customer_id");
+        assert_eq!(AchieveMission::new("c", "Daily Login", "", p()).unwrap_err().field, "mission_code");
+        assert_eq!(AchieveMission::new("c", "daily-login", &"r".repeat(200), p()).unwrap_err().field, "request_id");
     }
 
     #[test]
     fn given_an_achieved_mission_when_its_reward_is_recorded_then_it_is_rewarded_once() {
-        let (mut m, _) = Mission::achieve(&cmd("first-win"), &Catalog::default(), Uuid::now_v7(), Utc::now()).unwrap();
+        let (mut m, _) = achieve("first-win", Some("once#1"));
         let reward = Uuid::now_v7();
         let e = m.record_reward(reward).unwrap();
         assert!(matches!(e, Some(MissionEvent::Rewarded { reward_id, .. }) if reward_id == reward));

@@ -5,7 +5,8 @@ use std::future::Future;
 use kernel::{CustomerId, Envelope, Inbound, StoreError};
 use uuid::Uuid;
 
-use crate::model::{Mission, MissionEvent};
+use crate::model::{Mission, MissionCode, MissionEvent};
+use crate::rules::History;
 
 /// Where missions live, with the outbox of the events they cause.
 ///
@@ -24,10 +25,22 @@ pub trait MissionRepository: Send + Sync + 'static {
     /// The customer's missions, oldest first.
     fn list_by_customer(&self, customer: &CustomerId) -> impl Future<Output = Result<Vec<Mission>, StoreError>> + Send;
 
+    /// What one decision needs to know of a customer's past: how many times they achieved
+    /// `code` in the period named `period` (slots `<period>#n`; 0 when `None`), and which of
+    /// `requires` they ever achieved.
+    fn history(
+        &self,
+        customer: &CustomerId,
+        code: &MissionCode,
+        period: Option<&str>,
+        requires: &[MissionCode],
+    ) -> impl Future<Output = Result<History, StoreError>> + Send;
+
     /// Stores a new mission and its events in one transaction.
     ///
     /// # Errors
-    /// [`StoreError::Duplicate`] when the customer already used the request id.
+    /// [`StoreError::Duplicate`] when the customer already used the request id, or already
+    /// holds the mission's slot (another achievement took it first); nothing is written.
     fn insert(
         &self,
         mission: &Mission,

@@ -1,11 +1,12 @@
 //! The mission application service: loads, lets the aggregate decide, stores.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use kernel::{CustomerId, Envelope, EventMeta, Inbound, StoreError, ValidationError, new_id};
 use uuid::Uuid;
 
-use crate::model::{AchieveMission, Catalog, Mission, MissionRefusal};
+use crate::model::{AchieveMission, Mission, MissionRefusal};
 use crate::ports::MissionRepository;
+use crate::rules::{self, Availability, Catalog, History, MissionRule, Refusal};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MissionError {
@@ -15,6 +16,9 @@ pub enum MissionError {
     NotFound(&'static str),
     #[error(transparent)]
     Refused(#[from] MissionRefusal),
+    /// The economy's rules refuse the achievement; nothing was written.
+    #[error(transparent)]
+    Rule(#[from] Refusal),
     #[error("unavailable: {0}")]
     Unavailable(String),
 }
@@ -27,6 +31,11 @@ impl From<StoreError> for MissionError {
 
 /// How often a change is retried when another writer got there first.
 const CONFLICT_RETRIES: usize = 8;
+
+/// How often an achievement decides again after a concurrent one took its slot. Each
+/// retry re-reads the history, so one retry sees the slot taken; more only under a storm
+/// of concurrent reports for the same customer and mission.
+const SLOT_RETRIES: usize = 8;
 
 pub struct MissionService<R> {
     repo: R,
@@ -42,31 +51,94 @@ impl<R: MissionRepository> MissionService<R> {
         &self.catalog
     }
 
-    /// Achieves a mission; the same `(customer, request_id)` again returns the first
-    /// mission and achieves nothing.
+    async fn history(
+        &self,
+        cmd: &AchieveMission,
+        rule: &MissionRule,
+        now: DateTime<Utc>,
+    ) -> Result<History, StoreError> {
+        let period = rules::period(self.catalog.schedule(), rule.repeat, now);
+        self.repo.history(&cmd.customer_id, &cmd.code, period.as_ref().map(|p| p.key.as_str()), &rule.requires).await
+    }
+
+    /// Achieves a mission if the economy's rules allow it; the same `(customer,
+    /// request_id)` again returns the first mission and achieves nothing (never a refusal).
+    ///
+    /// The store holds one row per (customer, mission, slot): a decision names its slot and
+    /// the insert either takes it or finds it taken, so concurrent reports cannot both take
+    /// the last one. The loser decides again on a fresh history and is refused once the cap
+    /// is reached.
     ///
     /// # Errors
-    /// `Invalid` for an unknown mission code; `Unavailable` when the store is down.
+    /// `Invalid` for an unknown mission code; `Rule` when the rules refuse it (who reports,
+    /// window, prerequisites, cap); `Unavailable` when the store is down.
     pub async fn achieve(&self, cmd: AchieveMission, traceparent: Option<String>) -> Result<Mission, MissionError> {
         let mut cmd = cmd;
         if cmd.request_id.is_empty() {
             cmd.request_id = new_id().to_string();
         }
+        let rule = self.catalog.find(&cmd.code)?;
+        let schedule = self.catalog.schedule();
         let now = Utc::now();
-        let (mission, event) = Mission::achieve(&cmd, &self.catalog, new_id(), now)?;
-        let mut meta = EventMeta::first(mission.id, &cmd.request_id, cmd.customer_id.clone(), now);
-        meta.traceparent = traceparent;
-        // Insert first, look up only on a repeat: a new request costs one write, not a read
-        // and a write. The store's unique (customer, request id) makes the repeat a duplicate.
-        match self.repo.insert(&mission, vec![Envelope { meta, event }]).await {
-            Ok(()) => Ok(mission),
-            Err(StoreError::Duplicate) => self
-                .repo
-                .find_by_request(&cmd.customer_id, &cmd.request_id)
-                .await?
-                .ok_or(MissionError::Unavailable("duplicate request without a mission".into())),
-            Err(e) => Err(e.into()),
+        // The common case costs one write: a mission taken at most once per period and
+        // without prerequisites tries its first slot without reading; the unique slot says
+        // whether it was free.
+        let mut history = if rule.cap() == Some(1) && rule.requires.is_empty() {
+            History::default()
+        } else {
+            self.history(&cmd, rule, now).await?
+        };
+        for _ in 0..SLOT_RETRIES {
+            let decision = match rules::decide(rule, schedule, cmd.caller.kind, &history, now) {
+                Ok(d) => d,
+                // A retry of a request that was accepted is answered as the first time.
+                Err(refusal) if !refusal.is_permission() => {
+                    return match self.repo.find_by_request(&cmd.customer_id, &cmd.request_id).await? {
+                        Some(first) => Ok(first),
+                        None => Err(refusal.into()),
+                    };
+                }
+                Err(refusal) => return Err(refusal.into()),
+            };
+            let (mission, event) = Mission::achieve(&cmd, rule, decision, new_id(), now);
+            let mut meta = EventMeta::first(mission.id, &cmd.request_id, cmd.customer_id.clone(), now);
+            meta.traceparent.clone_from(&traceparent);
+            match self.repo.insert(&mission, vec![Envelope { meta, event }]).await {
+                Ok(()) => return Ok(mission),
+                // The request id or the slot was taken: a retry gets the first mission;
+                // otherwise someone else took the slot, so decide again on what is there now.
+                Err(StoreError::Duplicate) => {
+                    if let Some(first) = self.repo.find_by_request(&cmd.customer_id, &cmd.request_id).await? {
+                        return Ok(first);
+                    }
+                    history = self.history(&cmd, rule, now).await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
+        Err(MissionError::Unavailable("too many concurrent achievements of one mission".into()))
+    }
+
+    /// Where each mission of the catalog stands for `customer` at `now`, in catalog order.
+    ///
+    /// # Errors
+    /// `Unavailable` when the store is down.
+    pub async fn availability(
+        &self,
+        customer: &CustomerId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Availability>, MissionError> {
+        let schedule = self.catalog.schedule();
+        let mut out = Vec::with_capacity(self.catalog.missions().len());
+        for rule in self.catalog.missions() {
+            let period = rules::period(schedule, rule.repeat, now);
+            let history = self
+                .repo
+                .history(customer, &rule.code, period.as_ref().map(|p| p.key.as_str()), &rule.requires)
+                .await?;
+            out.push(rules::availability(rule, schedule, &history, now));
+        }
+        Ok(out)
     }
 
     /// # Errors
@@ -110,20 +182,27 @@ impl<R: MissionRepository> MissionService<R> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{HashMap, HashSet};
+    use std::collections::{BTreeSet, HashMap, HashSet};
     use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU32, Ordering};
 
     use futures::executor::block_on;
 
     use super::*;
-    use crate::model::{MissionEvent, MissionStatus};
+    use crate::model::{Caller, MissionCode, MissionEvent, MissionStatus};
+    use crate::rules::{MissionRule, Repeat, ReportedBy, Reporter, Schedule};
 
-    /// An in-memory repository, faithful to the port's contract.
+    /// An in-memory repository, faithful to the port's contract: unique (customer, request
+    /// id) and unique (customer, mission, slot).
     #[derive(Default)]
     struct Memory {
         missions: Mutex<HashMap<Uuid, Mission>>,
         inbox: Mutex<HashSet<Uuid>>,
         outbox: Mutex<Vec<Envelope<MissionEvent>>>,
+        /// The next this many history reads miss the latest achievement (a read that raced
+        /// a concurrent insert).
+        stale_reads: AtomicU32,
+        history_reads: AtomicU32,
     }
 
     impl MissionRepository for Memory {
@@ -136,11 +215,41 @@ mod tests {
         async fn list_by_customer(&self, c: &CustomerId) -> Result<Vec<Mission>, StoreError> {
             Ok(self.missions.lock().unwrap().values().filter(|m| &m.customer_id == c).cloned().collect())
         }
+        async fn history(
+            &self,
+            c: &CustomerId,
+            code: &MissionCode,
+            period: Option<&str>,
+            requires: &[MissionCode],
+        ) -> Result<History, StoreError> {
+            self.history_reads.fetch_add(1, Ordering::SeqCst);
+            let missions = self.missions.lock().unwrap();
+            let mine: Vec<&Mission> = missions.values().filter(|m| &m.customer_id == c).collect();
+            let mut in_period = match period {
+                None => 0,
+                Some(p) => mine
+                    .iter()
+                    .filter(|m| &m.code == code && m.slot.as_deref().is_some_and(|s| s.starts_with(&format!("{p}#"))))
+                    .count() as u32,
+            };
+            if self.stale_reads.load(Ordering::SeqCst) > 0 {
+                self.stale_reads.fetch_sub(1, Ordering::SeqCst);
+                in_period = in_period.saturating_sub(1);
+            }
+            let achieved: BTreeSet<MissionCode> =
+                mine.iter().filter(|m| requires.contains(&m.code)).map(|m| m.code.clone()).collect();
+            Ok(History { in_period, achieved })
+        }
         async fn insert(&self, m: &Mission, events: Vec<Envelope<MissionEvent>>) -> Result<(), StoreError> {
-            if self.find_by_request(&m.customer_id, &m.request_id).await?.is_some() {
+            let mut missions = self.missions.lock().unwrap();
+            let taken = missions.values().any(|o| {
+                o.customer_id == m.customer_id
+                    && (o.request_id == m.request_id || (o.code == m.code && o.slot.is_some() && o.slot == m.slot))
+            });
+            if taken {
                 return Err(StoreError::Duplicate);
             }
-            self.missions.lock().unwrap().insert(m.id, m.clone());
+            missions.insert(m.id, m.clone());
             self.outbox.lock().unwrap().extend(events);
             Ok(())
         }
@@ -170,19 +279,77 @@ mod tests {
         MissionService::new(Memory::default(), Catalog::default())
     }
 
+    fn code(c: &str) -> MissionCode {
+        MissionCode::new(c).unwrap()
+    }
+
+    /// The default catalog plus `extra` missions.
+    fn with_missions(extra: Vec<MissionRule>) -> MissionService<Memory> {
+        let mut missions = Catalog::default().missions().to_vec();
+        missions.extend(extra);
+        MissionService::new(Memory::default(), Catalog::new(Schedule::default(), missions).unwrap())
+    }
+
+    fn rule(c: &str, repeat: Repeat, max: u32, requires: &[&str]) -> MissionRule {
+        MissionRule {
+            code: code(c),
+            title: c.into(),
+            points: 5,
+            repeat,
+            max_per_period: max,
+            reported_by: ReportedBy::Player,
+            available_from: None,
+            available_until: None,
+            requires: requires.iter().map(|r| code(r)).collect(),
+        }
+    }
+
+    fn player() -> Caller {
+        Caller { kind: Reporter::Player, subject: "c-11".into() }
+    }
+
+    fn game_server() -> Caller {
+        Caller { kind: Reporter::GameServer, subject: "studio-1".into() }
+    }
+
+    fn try_achieve(
+        s: &MissionService<Memory>,
+        code: &str,
+        request_id: &str,
+        by: Caller,
+    ) -> Result<Mission, MissionError> {
+        block_on(s.achieve(AchieveMission::new("c-11", code, request_id, by).unwrap(), None))
+    }
+
     fn achieve(s: &MissionService<Memory>, request_id: &str) -> Mission {
-        block_on(s.achieve(AchieveMission::new("c-11", "daily-login", request_id).unwrap(), None)).unwrap()
+        try_achieve(s, "daily-login", request_id, player()).unwrap()
+    }
+
+    fn refusal(r: Result<Mission, MissionError>) -> Refusal {
+        match r {
+            Err(MissionError::Rule(refusal)) => refusal,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
     }
 
     #[test]
-    fn given_a_request_when_achieving_then_one_mission_and_one_event_are_stored() {
+    fn given_a_request_when_achieving_then_one_mission_and_one_event_are_stored_with_slot_and_reporter() {
         let s = service();
         let m = achieve(&s, "r1");
         assert_eq!(m.status, MissionStatus::Achieved);
+        assert!(m.slot.as_deref().is_some_and(|slot| slot.ends_with("#1")), "{:?}", m.slot);
+        assert_eq!(m.reported_by, "c-11");
         let outbox = s.repo.outbox.lock().unwrap();
         assert_eq!(outbox.len(), 1);
         assert_eq!(outbox[0].meta.correlation_id, m.id.to_string());
         assert_eq!(outbox[0].meta.causation_id, "r1");
+    }
+
+    #[test]
+    fn given_a_cap_of_one_without_prerequisites_then_the_achievement_is_one_write_without_a_read() {
+        let s = service();
+        achieve(&s, "r1");
+        assert_eq!(s.repo.history_reads.load(Ordering::SeqCst), 0);
     }
 
     #[test]
@@ -192,8 +359,96 @@ mod tests {
         let again = achieve(&s, "r1");
         assert_eq!(first.id, again.id);
         assert_eq!(s.repo.outbox.lock().unwrap().len(), 1);
-        // without a request id every call is a new achievement
-        assert_ne!(achieve(&s, "").id, achieve(&s, "").id);
+    }
+
+    #[test]
+    fn given_daily_login_achieved_today_when_reported_again_with_a_new_request_then_it_is_refused_and_nothing_written()
+    {
+        let s = service();
+        achieve(&s, "r1");
+        let r = refusal(try_achieve(&s, "daily-login", "r2", player()));
+        assert_eq!(r.reason(), "MISSION_PERIOD_LIMIT_REACHED");
+        assert!(r.next_available().is_some());
+        assert_eq!(s.repo.missions.lock().unwrap().len(), 1);
+        assert_eq!(s.repo.outbox.lock().unwrap().len(), 1);
+        // without a request id it is a new request, refused all the same
+        refusal(try_achieve(&s, "daily-login", "", player()));
+    }
+
+    #[test]
+    fn given_a_once_mission_when_a_game_server_reports_it_twice_then_the_second_is_refused() {
+        let s = service();
+        let m = try_achieve(&s, "first-win", "w1", game_server()).unwrap();
+        assert_eq!((m.slot.as_deref(), m.reported_by.as_str()), (Some("once#1"), "studio-1"));
+        assert_eq!(refusal(try_achieve(&s, "first-win", "w2", game_server())).reason(), "MISSION_ALREADY_ACHIEVED");
+    }
+
+    #[test]
+    fn given_a_game_server_mission_when_a_player_reports_it_then_permission_is_denied_and_nothing_written() {
+        let s = service();
+        let r = refusal(try_achieve(&s, "first-win", "w1", player()));
+        assert!(r.is_permission());
+        assert!(s.repo.missions.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn given_an_unlimited_mission_then_a_game_server_reports_it_any_number_of_times() {
+        let s = service();
+        for i in 0..10 {
+            let m = try_achieve(&s, "match-played", &format!("m{i}"), game_server()).unwrap();
+            assert_eq!(m.slot, None);
+        }
+        assert_eq!(s.repo.missions.lock().unwrap().len(), 10);
+    }
+
+    #[test]
+    fn given_a_cap_of_two_when_reported_three_times_then_the_third_is_refused_but_a_retry_of_the_first_is_answered() {
+        let s = with_missions(vec![rule("quest", Repeat::Daily, 2, &[])]);
+        let first = try_achieve(&s, "quest", "q1", player()).unwrap();
+        let second = try_achieve(&s, "quest", "q2", player()).unwrap();
+        assert_eq!(
+            (first.slot.unwrap().split_once('#').unwrap().1, second.slot.unwrap().split_once('#').unwrap().1),
+            ("1", "2")
+        );
+        assert_eq!(refusal(try_achieve(&s, "quest", "q3", player())).reason(), "MISSION_PERIOD_LIMIT_REACHED");
+        assert_eq!(try_achieve(&s, "quest", "q1", player()).unwrap().id, first.id, "a retry is never refused");
+    }
+
+    #[test]
+    fn given_a_stale_history_when_the_slot_turns_out_taken_then_it_decides_again_on_a_fresh_read() {
+        let s = with_missions(vec![rule("quest", Repeat::Daily, 3, &[])]);
+        try_achieve(&s, "quest", "q1", player()).unwrap();
+        // The read misses q1, as if it had raced it: slot #1 is tried, taken, re-read -> #2.
+        s.repo.stale_reads.store(1, Ordering::SeqCst);
+        let m = try_achieve(&s, "quest", "q2", player()).unwrap();
+        assert!(m.slot.unwrap().ends_with("#2"));
+        assert_eq!(s.repo.history_reads.load(Ordering::SeqCst), 3, "q1's read, q2's stale read, the re-read");
+    }
+
+    #[test]
+    fn given_a_prerequisite_when_it_is_missing_then_refused_and_once_achieved_then_accepted() {
+        let s = with_missions(vec![rule("boss", Repeat::Once, 1, &["tutorial-complete"])]);
+        let r = refusal(try_achieve(&s, "boss", "b1", player()));
+        assert_eq!(r.reason(), "MISSION_PREREQUISITE_MISSING");
+        try_achieve(&s, "tutorial-complete", "t1", player()).unwrap();
+        try_achieve(&s, "boss", "b2", player()).unwrap();
+    }
+
+    #[test]
+    fn availability_says_per_mission_what_is_left_and_when_next() {
+        let s = service();
+        achieve(&s, "r1");
+        try_achieve(&s, "first-win", "w1", game_server()).unwrap();
+        let now = Utc::now();
+        let a = block_on(s.availability(&CustomerId::new("c-11").unwrap(), now)).unwrap();
+        let by = |c: &str| a.iter().find(|x| x.code.as_str() == c).unwrap();
+        assert!(!by("daily-login").available);
+        assert!(by("daily-login").next_at.is_some_and(|t| t > now));
+        assert_eq!(by("daily-login").remaining, Some(0));
+        assert!(!by("first-win").available);
+        assert_eq!(by("first-win").next_at, None, "never again");
+        assert!(by("tutorial-complete").available);
+        assert_eq!((by("match-played").available, by("match-played").remaining), (true, None));
     }
 
     #[test]

@@ -2,10 +2,13 @@
 
 use std::sync::Arc;
 
+use auth_adapter::Role;
+use chrono::Utc;
 use grpc_adapter::convert::timestamp;
 use grpc_adapter::pb::mission::v1 as pb;
 use grpc_adapter::{auth, status};
-use mission_domain::{AchieveMission, Mission, MissionError, MissionStatus};
+use mission_domain::rules::{Availability, Repeat, ReportedBy, Schedule};
+use mission_domain::{AchieveMission, Caller, Mission, MissionError, MissionStatus, Refusal, Reporter};
 use tonic::{Request, Response, Status};
 
 use crate::App;
@@ -18,11 +21,27 @@ pub struct Handlers {
     app: Arc<App>,
 }
 
-fn to_status(e: MissionError) -> Status {
+/// A refusal of the economy's rules: PERMISSION_DENIED naming the mission when the caller
+/// may not report it; otherwise FAILED_PRECONDITION with the player's message and a
+/// `google.rpc.ErrorInfo` (reason, `mission_code`, `next_available_at` when there is one).
+fn refused(r: &Refusal, schedule: &Schedule) -> Status {
+    let message = r.message(schedule);
+    if r.is_permission() {
+        return Status::permission_denied(message);
+    }
+    let mut metadata = vec![("mission_code", r.code().as_str().to_owned())];
+    if let Some(next) = r.next_available() {
+        metadata.push(("next_available_at", schedule.local(next)));
+    }
+    status::refused(message, r.reason(), metadata)
+}
+
+fn to_status(e: MissionError, schedule: &Schedule) -> Status {
     match e {
         MissionError::Invalid(v) => status::invalid(&v),
         MissionError::NotFound(what) => status::not_found(what),
         MissionError::Refused(r) => Status::failed_precondition(r.to_string()),
+        MissionError::Rule(r) => refused(&r, schedule),
         MissionError::Unavailable(detail) => status::unavailable(&detail),
     }
 }
@@ -39,7 +58,40 @@ fn to_proto(m: Mission) -> pb::Mission {
         reward_id: m.reward_id.map(|r| r.to_string()).unwrap_or_default(),
         achieved_at: Some(timestamp(m.achieved_at)),
         reward_points: m.reward_points,
+        reported_by: m.reported_by,
+        slot: m.slot.unwrap_or_default(),
     }
+}
+
+fn availability_to_proto(a: Availability, schedule: &Schedule) -> pb::MissionAvailability {
+    pb::MissionAvailability {
+        mission_code: a.code.as_str().to_owned(),
+        available: a.available,
+        reason: a.refusal.as_ref().map(|r| r.reason().to_owned()).unwrap_or_default(),
+        message: a.refusal.as_ref().map(|r| r.message(schedule)).unwrap_or_default(),
+        next_available_at: a.next_at.map(timestamp),
+        remaining_in_period: a.remaining,
+    }
+}
+
+/// Who reports an achievement, from the verified token: a player only for themselves, a
+/// game server or an admin for anyone. Our own services (role `service`) report nothing.
+///
+/// # Errors
+/// `UNAUTHENTICATED` without a token, `INVALID_ARGUMENT` for a malformed customer id,
+/// `PERMISSION_DENIED` for a player reporting for someone else, or a service.
+fn caller<T>(req: &Request<T>, customer: &str) -> Result<Caller, Status> {
+    let who = auth::identity(req)?;
+    let customer = status::customer(customer)?;
+    let kind = match who.role {
+        Role::Player if who.customer_id == customer.as_str() => Reporter::Player,
+        Role::GameServer => Reporter::GameServer,
+        Role::Admin => Reporter::Admin,
+        Role::Player | Role::Service => {
+            return Err(Status::permission_denied("customer_id: you may only act for yourself"));
+        }
+    };
+    Ok(Caller { kind, subject: who.customer_id })
 }
 
 #[tonic::async_trait]
@@ -49,11 +101,12 @@ impl pb::mission_service_server::MissionService for Handlers {
         req: Request<pb::AchieveMissionRequest>,
     ) -> Result<Response<pb::AchieveMissionResponse>, Status> {
         let tp = status::header(&req, "traceparent");
-        let customer = auth::act_for(&req, &req.get_ref().customer_id)?;
+        let by = caller(&req, &req.get_ref().customer_id)?;
         let r = req.into_inner();
         let cmd =
-            AchieveMission::new(customer.as_str(), &r.mission_code, &r.request_id).map_err(|e| status::invalid(&e))?;
-        let mission = self.app.achieve(cmd, tp).await.map_err(to_status)?;
+            AchieveMission::new(&r.customer_id, &r.mission_code, &r.request_id, by).map_err(|e| status::invalid(&e))?;
+        let schedule = self.app.catalog().schedule();
+        let mission = self.app.achieve(cmd, tp).await.map_err(|e| to_status(e, schedule))?;
         Ok(Response::new(pb::AchieveMissionResponse { mission: Some(to_proto(mission)) }))
     }
 
@@ -63,7 +116,7 @@ impl pb::mission_service_server::MissionService for Handlers {
     ) -> Result<Response<pb::GetMissionResponse>, Status> {
         let who = auth::identity(&req)?;
         let id = status::id("mission_id", &req.get_ref().mission_id)?;
-        let mission = self.app.get(id).await.map_err(to_status)?;
+        let mission = self.app.get(id).await.map_err(|e| to_status(e, self.app.catalog().schedule()))?;
         auth::check_owner(&who, mission.customer_id.as_str(), "mission")?;
         Ok(Response::new(pb::GetMissionResponse { mission: Some(to_proto(mission)) }))
     }
@@ -73,7 +126,7 @@ impl pb::mission_service_server::MissionService for Handlers {
         req: Request<pb::ListMissionsRequest>,
     ) -> Result<Response<pb::ListMissionsResponse>, Status> {
         let customer = auth::act_for(&req, &req.get_ref().customer_id)?;
-        let missions = self.app.list(&customer).await.map_err(to_status)?;
+        let missions = self.app.list(&customer).await.map_err(|e| to_status(e, self.app.catalog().schedule()))?;
         Ok(Response::new(pb::ListMissionsResponse { missions: missions.into_iter().map(to_proto).collect() }))
     }
 
@@ -81,17 +134,50 @@ impl pb::mission_service_server::MissionService for Handlers {
         &self,
         _: Request<pb::ListCatalogRequest>,
     ) -> Result<Response<pb::ListCatalogResponse>, Status> {
-        let missions = self
-            .app
-            .catalog()
+        let catalog = self.app.catalog();
+        let missions = catalog
             .missions()
             .iter()
             .map(|m| pb::CatalogMission {
                 mission_code: m.code.as_str().to_owned(),
                 title: m.title.clone(),
-                reward_points: m.reward_points,
+                reward_points: m.points,
+                repeat: match m.repeat {
+                    Repeat::Once => pb::Repeat::Once,
+                    Repeat::Daily => pb::Repeat::Daily,
+                    Repeat::Weekly => pb::Repeat::Weekly,
+                    Repeat::Unlimited => pb::Repeat::Unlimited,
+                } as i32,
+                max_per_period: m.cap().unwrap_or(0),
+                reported_by: match m.reported_by {
+                    ReportedBy::Player => pb::Reporter::Player,
+                    ReportedBy::GameServer => pb::Reporter::GameServer,
+                } as i32,
+                available_from: m.available_from.map(timestamp),
+                available_until: m.available_until.map(timestamp),
+                requires: m.requires.iter().map(|r| r.as_str().to_owned()).collect(),
             })
             .collect();
-        Ok(Response::new(pb::ListCatalogResponse { missions }))
+        let schedule = catalog.schedule();
+        Ok(Response::new(pb::ListCatalogResponse {
+            missions,
+            reset_at: schedule.reset_at.format("%H:%M:%S").to_string(),
+            time_zone: schedule.time_zone.name().to_owned(),
+        }))
+    }
+
+    async fn get_availability(
+        &self,
+        req: Request<pb::GetAvailabilityRequest>,
+    ) -> Result<Response<pb::GetAvailabilityResponse>, Status> {
+        let customer = auth::act_for(&req, &req.get_ref().customer_id)?;
+        let schedule = self.app.catalog().schedule();
+        let now = Utc::now();
+        let missions = self.app.availability(&customer, now).await.map_err(|e| to_status(e, schedule))?;
+        Ok(Response::new(pb::GetAvailabilityResponse {
+            customer_id: customer.to_string(),
+            missions: missions.into_iter().map(|a| availability_to_proto(a, schedule)).collect(),
+            as_of: Some(timestamp(now)),
+        }))
     }
 }

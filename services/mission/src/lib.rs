@@ -4,14 +4,17 @@
 //!
 //! # Layout
 //! - [`grpc`] — the inbound gRPC adapter.
+//! - [`catalog`] — the mission catalog file (`MISSION_CATALOG`).
 //! - [`store`] — the `MissionRepository` on diesel, with the outbox.
 //! - [`events`] — domain events <-> protobuf, and the consumer's handler.
 //! - [`run`] — the composition root.
 
+pub mod catalog;
 pub mod events;
 pub mod grpc;
 pub mod store;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use grpc_adapter::server::ServerSettings;
@@ -33,15 +36,24 @@ pub struct Settings {
     /// `sqlite://path` (default) or `postgres://...`.
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/mission.db")]
     pub database_url: String,
+    /// The mission catalog, a TOML file (format: `config/missions.toml`); without it the
+    /// built-in default catalog.
+    #[arg(long, env = "MISSION_CATALOG")]
+    pub mission_catalog: Option<PathBuf>,
 }
 
 pub type App = MissionService<store::SqlMissions>;
 
 /// Builds the service and serves until SIGTERM.
 pub async fn run(settings: Settings) {
+    // The catalog first: a mistake in it stops the process before anything is opened.
+    let catalog = match &settings.mission_catalog {
+        Some(path) => catalog::load(path).unwrap_or_else(|e| grpc_adapter::server::fail("MISSION_CATALOG", &e)),
+        None => Catalog::default(),
+    };
     let db = service_runtime::open_store(&settings.database_url, store::MIGRATIONS).await;
     let nats = service_runtime::connect_nats(&settings.nats, "mission").await;
-    let app: Arc<App> = Arc::new(MissionService::new(store::SqlMissions::new(db.clone()), Catalog::default()));
+    let app: Arc<App> = Arc::new(MissionService::new(store::SqlMissions::new(db.clone()), catalog));
     let routes = tonic::service::Routes::new(grpc::server(app.clone()));
     Runtime::new(settings.server, &settings.auth, SERVICE_NAME, routes, Some(db), Some(nats))
         .public(&["/game.mission.v1.MissionService/ListCatalog"])

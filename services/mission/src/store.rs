@@ -3,6 +3,7 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use kernel::{CustomerId, Envelope, Inbound, StoreError};
+use mission_domain::rules::History;
 use mission_domain::{Mission, MissionCode, MissionEvent, MissionRepository, MissionStatus};
 use store_adapter::{Migrations, Store, db, inbox};
 use uuid::Uuid;
@@ -24,6 +25,8 @@ diesel::table! {
         request_id -> Text,
         achieved_at -> Timestamp,
         version -> BigInt,
+        slot -> Nullable<Text>,
+        reported_by -> Text,
     }
 }
 
@@ -39,6 +42,8 @@ struct Row {
     request_id: String,
     achieved_at: NaiveDateTime,
     version: i64,
+    slot: Option<String>,
+    reported_by: String,
 }
 
 impl From<&Mission> for Row {
@@ -53,6 +58,8 @@ impl From<&Mission> for Row {
             request_id: m.request_id.clone(),
             achieved_at: m.achieved_at.naive_utc(),
             version: m.version,
+            slot: m.slot.clone(),
+            reported_by: m.reported_by.clone(),
         }
     }
 }
@@ -73,6 +80,8 @@ impl TryFrom<Row> for Mission {
             reward_points: r.reward_points,
             request_id: r.request_id,
             achieved_at: DateTime::<Utc>::from_naive_utc_and_offset(r.achieved_at, Utc),
+            slot: r.slot,
+            reported_by: r.reported_by,
             version: r.version,
         })
     }
@@ -123,6 +132,52 @@ impl MissionRepository for SqlMissions {
         rows.into_iter().map(Mission::try_from).collect()
     }
 
+    async fn history(
+        &self,
+        customer: &CustomerId,
+        code: &MissionCode,
+        period: Option<&str>,
+        requires: &[MissionCode],
+    ) -> Result<History, StoreError> {
+        let (customer, code) = (customer.to_string(), code.as_str().to_owned());
+        // Slots of a period are `<key>#<n>`: the range [`<key>#`, `<key>$`) holds exactly
+        // them ('$' follows '#'), and the unique index (customer, mission, slot) serves it.
+        let range = period.map(|p| (format!("{p}#"), format!("{p}$")));
+        let requires: Vec<String> = requires.iter().map(|r| r.as_str().to_owned()).collect();
+        let (in_period, achieved) = self
+            .store
+            .read(move |c| {
+                let in_period: i64 = match range {
+                    None => 0,
+                    Some((from, to)) => missions::table
+                        .filter(missions::customer_id.eq(&customer))
+                        .filter(missions::mission_code.eq(&code))
+                        .filter(missions::slot.ge(from).and(missions::slot.lt(to)))
+                        .count()
+                        .get_result(c)
+                        .map_err(db)?,
+                };
+                let achieved: Vec<String> = if requires.is_empty() {
+                    Vec::new()
+                } else {
+                    missions::table
+                        .filter(missions::customer_id.eq(&customer))
+                        .filter(missions::mission_code.eq_any(requires))
+                        .select(missions::mission_code)
+                        .distinct()
+                        .load(c)
+                        .map_err(db)?
+                };
+                Ok((in_period, achieved))
+            })
+            .await?;
+        let achieved = achieved
+            .into_iter()
+            .map(|c| MissionCode::new(c).map_err(|_| corrupt("mission_code")))
+            .collect::<Result<_, _>>()?;
+        Ok(History { in_period: u32::try_from(in_period).unwrap_or(u32::MAX), achieved })
+    }
+
     async fn insert(&self, mission: &Mission, events: Vec<Envelope<MissionEvent>>) -> Result<(), StoreError> {
         let row = Row::from(mission);
         let messages: Vec<_> = events.iter().map(events::to_outbox).collect();
@@ -164,7 +219,8 @@ impl MissionRepository for SqlMissions {
 #[cfg(test)]
 mod tests {
     use kernel::new_id;
-    use mission_domain::{AchieveMission, Catalog};
+    use mission_domain::rules::Decision;
+    use mission_domain::{AchieveMission, Caller, Catalog, Reporter};
     use store_adapter::testing::TestDatabase;
 
     use super::*;
@@ -174,20 +230,34 @@ mod tests {
         (SqlMissions::new(store.clone()), store)
     }
 
-    fn mission(request: &str) -> (Mission, Vec<Envelope<MissionEvent>>) {
-        let cmd = AchieveMission::new("c-11", "daily-login", request).unwrap();
-        let (m, e) = Mission::achieve(&cmd, &Catalog::default(), new_id(), Utc::now()).unwrap();
+    fn code(c: &str) -> MissionCode {
+        MissionCode::new(c).unwrap()
+    }
+
+    /// A mission of `code` for customer c-11 by `request`, in `slot`.
+    fn achieved(code: &str, request: &str, slot: Option<&str>) -> (Mission, Vec<Envelope<MissionEvent>>) {
+        let by = Caller { kind: Reporter::GameServer, subject: "studio-1".into() };
+        let cmd = AchieveMission::new("c-11", code, request, by).unwrap();
+        let catalog = Catalog::default();
+        let rule = catalog.find(&cmd.code).unwrap();
+        let decision = Decision { slot: slot.map(str::to_owned) };
+        let (m, e) = Mission::achieve(&cmd, rule, decision, new_id(), Utc::now());
         let meta = kernel::EventMeta::first(m.id, request, m.customer_id.clone(), Utc::now());
         (m, vec![Envelope { meta, event: e }])
     }
 
+    fn mission(request: &str) -> (Mission, Vec<Envelope<MissionEvent>>) {
+        achieved("match-played", request, None)
+    }
+
     async fn stores_and_finds_missions_with_their_events(db: TestDatabase) {
         let (repo, store) = repo(&db).await;
-        let (m, events) = mission("r1");
+        let (m, events) = achieved("daily-login", "r1", Some("2026-11-26#1"));
         repo.insert(&m, events).await.unwrap();
         let mut back = repo.get(m.id).await.unwrap().unwrap();
         back.achieved_at = m.achieved_at; // storage keeps microseconds
         assert_eq!(back, m);
+        assert_eq!((back.slot.as_deref(), back.reported_by.as_str()), (Some("2026-11-26#1"), "studio-1"));
         assert_eq!(repo.find_by_request(&m.customer_id, "r1").await.unwrap().unwrap().id, m.id);
         assert_eq!(repo.list_by_customer(&m.customer_id).await.unwrap().len(), 1);
         assert!(repo.get(new_id()).await.unwrap().is_none());
@@ -200,6 +270,74 @@ mod tests {
         let (again, events) = mission("r1");
         assert_eq!(repo.insert(&again, events).await, Err(StoreError::Duplicate));
         assert_eq!(store.outbox_len().await.unwrap(), 1);
+    }
+
+    async fn a_slot_is_taken_once_per_customer_and_mission_and_unlimited_missions_take_none(db: TestDatabase) {
+        let (repo, store) = repo(&db).await;
+        let (first, events) = achieved("daily-login", "r1", Some("2026-11-26#1"));
+        repo.insert(&first, events).await.unwrap();
+        // another request for the same slot: refused by the unique key, nothing written
+        let (second, events) = achieved("daily-login", "r2", Some("2026-11-26#1"));
+        assert_eq!(repo.insert(&second, events).await, Err(StoreError::Duplicate));
+        // the same slot name for another mission or another customer is another slot
+        let (other_mission, events) = achieved("tutorial-complete", "r3", Some("2026-11-26#1"));
+        repo.insert(&other_mission, events).await.unwrap();
+        let (mut other_customer, events) = achieved("daily-login", "r4", Some("2026-11-26#1"));
+        other_customer.customer_id = CustomerId::new("c-12").unwrap();
+        repo.insert(&other_customer, events).await.unwrap();
+        // unlimited: no slot, any number of rows
+        for i in 0..3 {
+            let (m, events) = mission(&format!("u{i}"));
+            repo.insert(&m, events).await.unwrap();
+        }
+        assert_eq!(store.outbox_len().await.unwrap(), 6);
+    }
+
+    async fn fifty_concurrent_inserts_of_one_slot_store_exactly_one(db: TestDatabase) {
+        let (repo, store) = repo(&db).await;
+        let inserts = (0..50).map(|i| {
+            let repo = repo.clone();
+            async move {
+                let (m, events) = achieved("first-win", &format!("w{i}"), Some("once#1"));
+                repo.insert(&m, events).await
+            }
+        });
+        let results = futures::future::join_all(inserts).await;
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
+        assert!(results.iter().all(|r| matches!(r, Ok(()) | Err(StoreError::Duplicate))), "{results:?}");
+        assert_eq!(store.outbox_len().await.unwrap(), 1);
+    }
+
+    async fn history_counts_the_periods_slots_and_the_prerequisites_achieved(db: TestDatabase) {
+        let (repo, _) = repo(&db).await;
+        for (code, request, slot) in [
+            ("daily-login", "a", Some("2026-11-25#1")),
+            ("daily-login", "b", Some("2026-11-26#1")),
+            ("daily-login", "c", Some("2026-11-26#2")),
+            ("weekly-streak", "d", Some("2026-W48#1")),
+            ("tutorial-complete", "e", Some("once#1")),
+            ("match-played", "f", None),
+        ] {
+            let (m, events) = achieved(code, request, slot);
+            repo.insert(&m, events).await.unwrap();
+        }
+        let c = CustomerId::new("c-11").unwrap();
+        let h = repo.history(&c, &code("daily-login"), Some("2026-11-26"), &[]).await.unwrap();
+        assert_eq!(h.in_period, 2);
+        assert!(h.achieved.is_empty());
+        let h = repo.history(&c, &code("daily-login"), Some("2026-11-27"), &[]).await.unwrap();
+        assert_eq!(h.in_period, 0);
+        let h = repo.history(&c, &code("tutorial-complete"), Some("once"), &[]).await.unwrap();
+        assert_eq!(h.in_period, 1);
+        let requires = [code("tutorial-complete"), code("first-win"), code("match-played")];
+        let h = repo.history(&c, &code("weekly-streak"), None, &requires).await.unwrap();
+        assert_eq!(h.in_period, 0);
+        assert_eq!(h.achieved, [code("match-played"), code("tutorial-complete")].into_iter().collect());
+        let stranger = CustomerId::new("c-99").unwrap();
+        assert_eq!(
+            repo.history(&stranger, &code("daily-login"), Some("2026-11-26"), &requires).await.unwrap(),
+            History::default()
+        );
     }
 
     async fn updates_check_the_version_and_the_inbox(db: TestDatabase) {
@@ -223,6 +361,9 @@ mod tests {
     store_adapter::on_both_backends!(
         stores_and_finds_missions_with_their_events,
         the_same_request_twice_is_a_duplicate_and_writes_nothing,
+        a_slot_is_taken_once_per_customer_and_mission_and_unlimited_missions_take_none,
+        fifty_concurrent_inserts_of_one_slot_store_exactly_one,
+        history_counts_the_periods_slots_and_the_prerequisites_achieved,
         updates_check_the_version_and_the_inbox
     );
 }
