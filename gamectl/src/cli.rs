@@ -83,8 +83,9 @@ pub enum Command {
     Missions { customer_id: Option<String> },
     /// One mission.
     Mission { mission_id: String },
-    /// The missions that can be achieved.
-    Catalog,
+    /// The missions that can be achieved and their rules; with where each stands for a
+    /// customer (you, when logged in as a player).
+    Catalog { customer_id: Option<String> },
     /// The rewards allocated to a customer (you, when not named).
     Rewards { customer_id: Option<String> },
     /// One reward.

@@ -309,13 +309,29 @@ async fn call(global: &Global, command: Command) -> Result<(), Failure> {
                 || output::missions_text(&r.missions),
             );
         }
-        Command::Catalog => {
+        Command::Catalog { customer_id } => {
             let mut c = mission::v1::mission_service_client::MissionServiceClient::new(conn.connect("mission").await?);
             let r = c.list_catalog(mission::v1::ListCatalogRequest {}).await?.into_inner();
+            // Where each mission stands: for the customer named, else for the player
+            // logged in (a game server's or an operator's own token has no missions).
+            let customer = match customer_id {
+                Some(named) => Some(named),
+                None => conn
+                    .claims
+                    .as_ref()
+                    .filter(|c| matches!(c.role.as_str(), "" | "player" | "customer"))
+                    .map(|c| c.sub.clone()),
+            };
+            let availability = match customer {
+                Some(customer_id) => {
+                    Some(c.get_availability(mission::v1::GetAvailabilityRequest { customer_id }).await?.into_inner())
+                }
+                None => None,
+            };
             emit(
                 global,
-                || json!({"missions": r.missions.iter().map(output::catalog_mission_json).collect::<Vec<_>>()}),
-                || output::catalog_text(&r.missions),
+                || output::catalog_json(&r, availability.as_ref()),
+                || output::catalog_text(&r, availability.as_ref()),
             );
         }
         Command::Rewards { customer_id } => {

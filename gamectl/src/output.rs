@@ -35,10 +35,47 @@ pub fn mission_json(m: &mission::v1::Mission) -> Value {
 }
 
 pub fn catalog_mission_json(m: &mission::v1::CatalogMission) -> Value {
+    let repeat = mission::v1::Repeat::try_from(m.repeat).ok();
+    let by = mission::v1::Reporter::try_from(m.reported_by).ok();
     json!({
         "missionCode": m.mission_code,
         "title": m.title,
         "rewardPoints": m.reward_points,
+        "repeat": enum_json(repeat.map(|r| r.as_str_name()), m.repeat),
+        "maxPerPeriod": m.max_per_period,
+        "reportedBy": enum_json(by.map(|r| r.as_str_name()), m.reported_by),
+        "availableFrom": timestamp_json(m.available_from.as_ref()),
+        "availableUntil": timestamp_json(m.available_until.as_ref()),
+        "requires": m.requires,
+    })
+}
+
+/// The mission catalog: the rules, when periods reset, and (when asked for a customer)
+/// where each mission stands for them.
+pub fn catalog_json(c: &mission::v1::ListCatalogResponse, a: Option<&mission::v1::GetAvailabilityResponse>) -> Value {
+    let mut v = json!({
+        "missions": c.missions.iter().map(catalog_mission_json).collect::<Vec<_>>(),
+        "resetAt": c.reset_at,
+        "timeZone": c.time_zone,
+    });
+    if let Some(a) = a {
+        v["availability"] = json!({
+            "customerId": a.customer_id,
+            "asOf": timestamp_json(a.as_of.as_ref()),
+            "missions": a.missions.iter().map(availability_json).collect::<Vec<_>>(),
+        });
+    }
+    v
+}
+
+pub fn availability_json(a: &mission::v1::MissionAvailability) -> Value {
+    json!({
+        "missionCode": a.mission_code,
+        "available": a.available,
+        "reason": a.reason,
+        "message": a.message,
+        "nextAvailableAt": timestamp_json(a.next_available_at.as_ref()),
+        "remainingInPeriod": a.remaining_in_period,
     })
 }
 
@@ -112,6 +149,11 @@ pub fn catalog_gift_json(g: &gift::v1::CatalogGift) -> Value {
         "giftCode": g.gift_code,
         "name": g.name,
         "costPoints": g.cost_points,
+        "stock": g.stock,
+        "remaining": g.remaining,
+        "perCustomerLimit": g.per_customer_limit.as_ref().map(|l| json!({"period": l.period, "count": l.count})),
+        "availableFrom": timestamp_json(g.available_from.as_ref()),
+        "availableUntil": timestamp_json(g.available_until.as_ref()),
     })
 }
 
@@ -315,13 +357,90 @@ pub fn missions_text(ms: &[mission::v1::Mission]) -> String {
     table(&["MISSION", "CODE", "STATUS", "POINTS", "REWARD", "ACHIEVED"], &rows)
 }
 
-pub fn catalog_text(ms: &[mission::v1::CatalogMission]) -> String {
-    if ms.is_empty() {
+/// `REPEAT_DAILY` with 2 per period -> `daily x2`.
+fn repeat_text(m: &mission::v1::CatalogMission) -> String {
+    let r = mission::v1::Repeat::try_from(m.repeat).ok();
+    let name = match r.map(|r| r.as_str_name()) {
+        Some(n) if !n.ends_with("_UNSPECIFIED") => n.trim_start_matches("REPEAT_").to_ascii_lowercase(),
+        Some(_) => "-".to_owned(),
+        None => m.repeat.to_string(),
+    };
+    if m.max_per_period > 1 { format!("{name} x{}", m.max_per_period) } else { name }
+}
+
+fn reporter_text(m: &mission::v1::CatalogMission) -> String {
+    match mission::v1::Reporter::try_from(m.reported_by) {
+        Ok(mission::v1::Reporter::Player) => "player".to_owned(),
+        Ok(mission::v1::Reporter::GameServer) => "game server".to_owned(),
+        _ => "-".to_owned(),
+    }
+}
+
+/// The mission catalog as a table, with where each mission stands for a customer when
+/// `availability` is given, then the conditions (windows, prerequisites) and the reset.
+pub fn catalog_text(
+    c: &mission::v1::ListCatalogResponse,
+    availability: Option<&mission::v1::GetAvailabilityResponse>,
+) -> String {
+    if c.missions.is_empty() {
         return "no missions in the catalog".to_owned();
     }
-    let rows: Vec<Vec<String>> =
-        ms.iter().map(|m| vec![m.mission_code.clone(), m.reward_points.to_string(), m.title.clone()]).collect();
-    table(&["CODE", "POINTS", "TITLE"], &rows)
+    let mut headers = vec!["CODE", "POINTS", "REPEAT", "REPORTED BY"];
+    if availability.is_some() {
+        headers.extend(["NOW", "LEFT", "NEXT"]);
+    }
+    headers.push("TITLE");
+    let rows: Vec<Vec<String>> = c
+        .missions
+        .iter()
+        .map(|m| {
+            let mut row = vec![m.mission_code.clone(), m.reward_points.to_string(), repeat_text(m), reporter_text(m)];
+            if let Some(a) = availability {
+                let here = a.missions.iter().find(|x| x.mission_code == m.mission_code);
+                row.push(here.map_or("-", |x| if x.available { "yes" } else { "no" }).to_owned());
+                row.push(here.and_then(|x| x.remaining_in_period).map_or_else(|| "-".to_owned(), |n| n.to_string()));
+                let next = here.filter(|x| !x.available).map(|x| timestamp(x.next_available_at.as_ref()));
+                row.push(match next {
+                    None => "-".to_owned(),
+                    Some(Some(t)) => t,
+                    Some(None) => "never".to_owned(),
+                });
+            }
+            row.push(m.title.clone());
+            row
+        })
+        .collect();
+    let mut out = table(&headers, &rows);
+    for m in &c.missions {
+        let mut conditions = Vec::new();
+        if !m.requires.is_empty() {
+            conditions.push(format!("requires {}", m.requires.join(", ")));
+        }
+        if let Some(from) = timestamp(m.available_from.as_ref()) {
+            conditions.push(format!("from {from}"));
+        }
+        if let Some(until) = timestamp(m.available_until.as_ref()) {
+            conditions.push(format!("until {until}"));
+        }
+        if !conditions.is_empty() {
+            out.push_str(&format!("\n{}: {}", m.mission_code, conditions.join("; ")));
+        }
+    }
+    if !c.reset_at.is_empty() {
+        out.push_str(&format!("\ndays start at {} {}; weeks on Monday", c.reset_at, c.time_zone));
+    }
+    if let Some(a) = availability {
+        let why: Vec<String> = a
+            .missions
+            .iter()
+            .filter(|x| !x.available && !x.message.is_empty())
+            .map(|x| format!("{}: {}", x.mission_code, x.message))
+            .collect();
+        if !why.is_empty() {
+            out.push_str(&format!("\nfor {}:\n  {}", a.customer_id, why.join("\n  ")));
+        }
+    }
+    out
 }
 
 fn reward_status(r: &reward::v1::Reward) -> String {
@@ -456,9 +575,20 @@ pub fn gift_catalog_text(gs: &[gift::v1::CatalogGift]) -> String {
     if gs.is_empty() {
         return "no gifts in the catalog".to_owned();
     }
-    let rows: Vec<Vec<String>> =
-        gs.iter().map(|g| vec![g.gift_code.clone(), g.cost_points.to_string(), g.name.clone()]).collect();
-    table(&["CODE", "COST", "NAME"], &rows)
+    let rows: Vec<Vec<String>> = gs
+        .iter()
+        .map(|g| {
+            let left = match (g.remaining, g.stock) {
+                (Some(left), Some(stock)) => format!("{left}/{stock}"),
+                (Some(left), None) => left.to_string(),
+                _ => "-".to_owned(),
+            };
+            let limit =
+                g.per_customer_limit.as_ref().map_or_else(|| "-".to_owned(), |l| format!("{} {}", l.count, l.period));
+            vec![g.gift_code.clone(), g.cost_points.to_string(), left, limit, g.name.clone()]
+        })
+        .collect();
+    table(&["CODE", "COST", "LEFT", "PER CUSTOMER", "NAME"], &rows)
 }
 
 pub fn notifications_text(ns: &[notification::v1::Notification]) -> String {
@@ -838,22 +968,120 @@ mod tests {
     }
 
     #[test]
-    fn the_gift_catalog_shows_codes_costs_and_names() {
+    fn the_gift_catalog_shows_codes_costs_what_is_left_limits_and_names() {
         let catalog = [
-            gift::v1::CatalogGift { gift_code: "coffee".into(), name: "Coffee".into(), cost_points: 10 },
-            gift::v1::CatalogGift { gift_code: "movie-ticket".into(), name: "Movie ticket".into(), cost_points: 50 },
+            gift::v1::CatalogGift {
+                gift_code: "coffee".into(),
+                name: "Coffee".into(),
+                cost_points: 10,
+                ..Default::default()
+            },
+            gift::v1::CatalogGift {
+                gift_code: "founders-badge".into(),
+                name: "Founder's badge".into(),
+                cost_points: 20,
+                stock: Some(3),
+                remaining: Some(1),
+                per_customer_limit: Some(gift::v1::PerCustomerLimit { period: "ever".into(), count: 1 }),
+                ..Default::default()
+            },
         ];
         assert_eq!(
             gift_catalog_text(&catalog),
-            "CODE          COST  NAME\n\
-             coffee        10    Coffee\n\
-             movie-ticket  50    Movie ticket"
+            "CODE            COST  LEFT  PER CUSTOMER  NAME\n\
+             coffee          10    -     -             Coffee\n\
+             founders-badge  20    1/3   1 ever        Founder's badge"
         );
         assert_eq!(
             catalog_gift_json(&catalog[1]),
-            json!({"giftCode": "movie-ticket", "name": "Movie ticket", "costPoints": 50})
+            json!({
+                "giftCode": "founders-badge", "name": "Founder's badge", "costPoints": 20, "stock": 3, "remaining": 1,
+                "perCustomerLimit": {"period": "ever", "count": 1}, "availableFrom": null, "availableUntil": null,
+            })
         );
+        assert_eq!(catalog_gift_json(&catalog[0])["stock"], Value::Null);
         assert_eq!(gift_catalog_text(&[]), "no gifts in the catalog");
+    }
+
+    fn mission_catalog() -> mission::v1::ListCatalogResponse {
+        let m = |code: &str, points, repeat: mission::v1::Repeat, max, by: mission::v1::Reporter| {
+            mission::v1::CatalogMission {
+                mission_code: code.into(),
+                title: code.to_uppercase(),
+                reward_points: points,
+                repeat: repeat as i32,
+                max_per_period: max,
+                reported_by: by as i32,
+                ..Default::default()
+            }
+        };
+        use mission::v1::{Repeat, Reporter};
+        let mut boss = m("boss", 50, Repeat::Once, 1, Reporter::GameServer);
+        boss.requires = vec!["daily-login".into()];
+        mission::v1::ListCatalogResponse {
+            missions: vec![
+                m("daily-login", 10, Repeat::Daily, 2, Reporter::Player),
+                boss,
+                m("match-played", 1, Repeat::Unlimited, 0, Reporter::GameServer),
+            ],
+            reset_at: "04:00:00".into(),
+            time_zone: "Asia/Seoul".into(),
+        }
+    }
+
+    #[test]
+    fn the_mission_catalog_shows_each_rule_and_when_periods_reset() {
+        assert_eq!(
+            catalog_text(&mission_catalog(), None),
+            "CODE          POINTS  REPEAT     REPORTED BY  TITLE\n\
+             daily-login   10      daily x2   player       DAILY-LOGIN\n\
+             boss          50      once       game server  BOSS\n\
+             match-played  1       unlimited  game server  MATCH-PLAYED\n\
+             boss: requires daily-login\n\
+             days start at 04:00:00 Asia/Seoul; weeks on Monday"
+        );
+        let j = catalog_json(&mission_catalog(), None);
+        assert_eq!(j["missions"][0]["repeat"], "REPEAT_DAILY");
+        assert_eq!(j["missions"][0]["maxPerPeriod"], 2);
+        assert_eq!(j["missions"][1]["reportedBy"], "REPORTER_GAME_SERVER");
+        assert_eq!((j["resetAt"].as_str(), j["timeZone"].as_str()), (Some("04:00:00"), Some("Asia/Seoul")));
+        assert!(j.get("availability").is_none());
+    }
+
+    #[test]
+    fn with_availability_the_catalog_says_what_the_customer_can_do_now_and_when_next() {
+        let a = |code: &str, available, left: Option<u32>, next, message: &str| mission::v1::MissionAvailability {
+            mission_code: code.into(),
+            available,
+            reason: if available { String::new() } else { "WHY".into() },
+            message: message.into(),
+            next_available_at: next,
+            remaining_in_period: left,
+        };
+        let availability = mission::v1::GetAvailabilityResponse {
+            customer_id: "alice".into(),
+            missions: vec![
+                a("daily-login", false, Some(0), ts(), "daily-login was already achieved 2 times today"),
+                a("boss", false, Some(1), None, "boss requires daily-login to be achieved first"),
+                a("match-played", true, None, ts(), ""),
+            ],
+            as_of: ts(),
+        };
+        let text = catalog_text(&mission_catalog(), Some(&availability));
+        assert!(
+            text.starts_with(
+                "CODE          POINTS  REPEAT     REPORTED BY  NOW  LEFT  NEXT                      TITLE\n\
+                 daily-login   10      daily x2   player       no   0     2026-01-01T00:00:00.500Z  DAILY-LOGIN\n\
+                 boss          50      once       game server  no   1     never                     BOSS\n\
+                 match-played  1       unlimited  game server  yes  -     -                         MATCH-PLAYED\n"
+            ),
+            "{text}"
+        );
+        assert!(text.ends_with("for alice:\n  daily-login: daily-login was already achieved 2 times today\n  boss: boss requires daily-login to be achieved first"), "{text}");
+        let j = catalog_json(&mission_catalog(), Some(&availability));
+        assert_eq!(j["availability"]["missions"][0]["remainingInPeriod"], 0);
+        assert_eq!(j["availability"]["missions"][2]["remainingInPeriod"], Value::Null);
+        assert_eq!(j["availability"]["missions"][0]["available"], false);
     }
 
     #[test]

@@ -87,7 +87,11 @@ pub fn decode<T: DeserializeOwned>(value: toml::Value) -> Result<T, FieldError> 
         let quoted =
             |prefix: &str| message.strip_prefix(prefix).and_then(|rest| rest.split('`').next()).map(str::to_owned);
         let path = e.to_string().lines().find_map(|l| l.strip_prefix("in `")?.strip_suffix('`').map(str::to_owned));
-        let field = quoted("unknown field `").or_else(|| quoted("missing field `")).or(path);
+        let key = quoted("unknown field `").or_else(|| quoted("missing field `"));
+        let field = match (path, key) {
+            (Some(path), Some(key)) => Some(format!("{path}.{key}")),
+            (path, key) => key.or(path),
+        };
         FieldError { field, reason: message }
     })
 }

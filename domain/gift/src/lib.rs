@@ -2,14 +2,17 @@
 //! one per reward), and its use.
 //!
 //! # Layout
-//! - [`model`] — the `Gift` aggregate, the catalog, refusals, events.
+//! - [`model`] — the `Gift` aggregate, refusals, events.
+//! - [`rules`] — the economy: the catalog, stock, per-customer limits, windows.
 //! - [`ports`] — `GiftRepository`.
 //! - [`service`] — issue (idempotent on the reward), use, queries.
 
 pub mod model;
 pub mod ports;
+pub mod rules;
 pub mod service;
 
 pub use model::*;
-pub use ports::GiftRepository;
+pub use ports::{GiftRepository, InsertError};
+pub use rules::Catalog;
 pub use service::{GiftError, GiftService};

@@ -4,6 +4,8 @@ use chrono::{DateTime, Utc};
 use kernel::{CustomerId, ValidationError};
 use uuid::Uuid;
 
+use crate::rules::{Decision, GiftRule, Refusal};
+
 /// A gift's code in the catalog, e.g. `coffee`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct GiftCode(String);
@@ -19,46 +21,6 @@ impl GiftCode {
 
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CatalogGift {
-    pub code: GiftCode,
-    pub name: String,
-    pub cost_points: i64,
-}
-
-#[derive(Debug, Clone)]
-pub struct Catalog(Vec<CatalogGift>);
-
-impl Catalog {
-    pub fn new(gifts: Vec<CatalogGift>) -> Self {
-        Self(gifts)
-    }
-
-    pub fn gifts(&self) -> &[CatalogGift] {
-        &self.0
-    }
-
-    /// # Errors
-    /// `gift_code` when the code is not in the catalog.
-    pub fn find(&self, code: &GiftCode) -> Result<&CatalogGift, ValidationError> {
-        self.0
-            .iter()
-            .find(|g| &g.code == code)
-            .ok_or_else(|| ValidationError::new("gift_code", format!("unknown gift '{}'", code.as_str())))
-    }
-}
-
-impl Default for Catalog {
-    fn default() -> Self {
-        let g = |code: &str, name: &str, cost_points| CatalogGift {
-            code: GiftCode::new(code).expect("valid"),
-            name: name.into(),
-            cost_points,
-        };
-        Self(vec![g("coffee", "Coffee", 10), g("movie-ticket", "Movie ticket", 50), g("game-skin", "Game skin", 100)])
     }
 }
 
@@ -107,6 +69,9 @@ pub struct Gift {
     pub status: GiftStatus,
     pub issued_at: DateTime<Utc>,
     pub used_at: Option<DateTime<Utc>>,
+    /// The per-customer limit's slot it took (`ever#1`), unique per customer and gift;
+    /// `None` when the gift has no per-customer limit.
+    pub slot: Option<String>,
     pub version: i64,
 }
 
@@ -129,33 +94,46 @@ pub enum GiftRefusal {
     AlreadyUsed,
     #[error("gift not found")]
     NotOwner,
+    /// The catalog's rules refuse it: window, per-customer limit, stock.
+    #[error(transparent)]
+    Rule(#[from] Refusal),
 }
 
 impl Gift {
-    /// Decides a new gift for a reward.
+    /// Whether the reward's points pay for `rule`'s gift.
     ///
     /// # Errors
-    /// `Invalid` (`gift_code`) for a code not in the catalog; `NotEnoughPoints`.
+    /// `NotEnoughPoints`.
+    pub fn check_points(cmd: &IssueGift, rule: &GiftRule) -> Result<(), GiftRefusal> {
+        if cmd.points < rule.cost_points {
+            return Err(GiftRefusal::NotEnoughPoints { cost: rule.cost_points, points: cmd.points });
+        }
+        Ok(())
+    }
+
+    /// A new gift of `rule` for a reward, in the slot the rules decided.
+    ///
+    /// # Errors
+    /// `NotEnoughPoints`.
     pub fn issue(
         cmd: &IssueGift,
-        catalog: &Catalog,
+        rule: &GiftRule,
+        decision: Decision,
         id: Uuid,
         now: DateTime<Utc>,
     ) -> Result<(Self, GiftEvent), GiftRefusal> {
-        let entry = catalog.find(&cmd.code)?;
-        if cmd.points < entry.cost_points {
-            return Err(GiftRefusal::NotEnoughPoints { cost: entry.cost_points, points: cmd.points });
-        }
+        Self::check_points(cmd, rule)?;
         let gift = Self {
             id,
             customer_id: cmd.customer_id.clone(),
             reward_id: cmd.reward_id,
             mission_id: cmd.mission_id,
             code: cmd.code.clone(),
-            name: entry.name.clone(),
+            name: rule.name.clone(),
             status: GiftStatus::Issued,
             issued_at: now,
             used_at: None,
+            slot: decision.slot,
             version: 0,
         };
         Ok((gift.clone(), GiftEvent::Issued(gift)))
@@ -187,6 +165,7 @@ impl Gift {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rules::Catalog;
 
     fn cmd(code: &str, points: i64) -> IssueGift {
         IssueGift {
@@ -198,40 +177,37 @@ mod tests {
         }
     }
 
+    fn issue(code: &str, points: i64) -> Result<(Gift, GiftEvent), GiftRefusal> {
+        let catalog = Catalog::default();
+        let rule = catalog.find(&GiftCode::new(code).unwrap()).unwrap();
+        Gift::issue(&cmd(code, points), rule, Decision { slot: None }, Uuid::now_v7(), Utc::now())
+    }
+
     #[test]
     fn given_a_reward_worth_ten_when_exchanged_for_coffee_then_a_gift_is_issued() {
-        let (g, e) = Gift::issue(&cmd("coffee", 10), &Catalog::default(), Uuid::now_v7(), Utc::now()).unwrap();
+        let (g, e) = issue("coffee", 10).unwrap();
         assert_eq!((g.status, g.name.as_str()), (GiftStatus::Issued, "Coffee"));
         assert!(matches!(e, GiftEvent::Issued(_)));
     }
 
     #[test]
     fn given_a_reward_worth_ten_when_asking_for_a_movie_ticket_then_points_are_short() {
-        let err = Gift::issue(&cmd("movie-ticket", 10), &Catalog::default(), Uuid::now_v7(), Utc::now()).unwrap_err();
-        assert_eq!(err, GiftRefusal::NotEnoughPoints { cost: 50, points: 10 });
+        assert_eq!(issue("movie-ticket", 10).unwrap_err(), GiftRefusal::NotEnoughPoints { cost: 50, points: 10 });
     }
 
     #[test]
     fn an_unknown_gift_names_the_field() {
-        let err = Gift::issue(&cmd("yacht", 1000), &Catalog::default(), Uuid::now_v7(), Utc::now()).unwrap_err();
-        assert!(matches!(err, GiftRefusal::Invalid(v) if v.field == "gift_code"));
+        let err = Catalog::default().find(&GiftCode::new("yacht").unwrap()).unwrap_err();
+        assert_eq!(err.field, "gift_code");
     }
 
     #[test]
     fn given_an_issued_gift_when_used_twice_then_the_second_use_is_refused() {
-        let (mut g, _) = Gift::issue(&cmd("coffee", 10), &Catalog::default(), Uuid::now_v7(), Utc::now()).unwrap();
+        let (mut g, _) = issue("coffee", 10).unwrap();
         let owner = g.customer_id.clone();
         assert_eq!(g.use_by(Some(&CustomerId::new("someone-else").unwrap()), Utc::now()), Err(GiftRefusal::NotOwner));
         assert!(matches!(g.use_by(Some(&owner), Utc::now()), Ok(GiftEvent::Used(_))));
         assert_eq!(g.status, GiftStatus::Used);
         assert_eq!(g.use_by(None, Utc::now()), Err(GiftRefusal::AlreadyUsed));
-    }
-
-    #[test]
-    fn every_default_gift_is_there_and_a_coffee_costs_ten() {
-        let c = Catalog::default();
-        assert_eq!(c.find(&GiftCode::new("coffee").unwrap()).unwrap().cost_points, 10);
-        assert_eq!(c.find(&GiftCode::new("movie-ticket").unwrap()).unwrap().cost_points, 50);
-        assert_eq!(c.find(&GiftCode::new("game-skin").unwrap()).unwrap().cost_points, 100);
     }
 }

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use gift_domain::rules::{Refusal, Schedule};
 use gift_domain::{Gift, GiftCode, GiftError, GiftRefusal, GiftStatus, IssueGift};
 use grpc_adapter::convert::timestamp;
 use grpc_adapter::pb::gift::v1 as pb;
@@ -18,8 +19,19 @@ pub struct Handlers {
     app: Arc<App>,
 }
 
-fn to_status(e: GiftError) -> Status {
+/// A refusal of the catalog's rules: FAILED_PRECONDITION with the customer's message and
+/// a `google.rpc.ErrorInfo` (reason, `gift_code`, `next_available_at` when there is one).
+fn refused(r: &Refusal, schedule: &Schedule) -> Status {
+    let mut metadata = vec![("gift_code", r.code().as_str().to_owned())];
+    if let Some(next) = r.next_available() {
+        metadata.push(("next_available_at", schedule.local(next)));
+    }
+    status::refused(r.message(schedule), r.reason(), metadata)
+}
+
+fn to_status(e: GiftError, schedule: &Schedule) -> Status {
     match e {
+        GiftError::Refused(GiftRefusal::Rule(r)) => refused(&r, schedule),
         GiftError::Refused(GiftRefusal::Invalid(v)) => status::invalid(&v),
         GiftError::Refused(GiftRefusal::NotOwner) => Status::permission_denied("this gift is not yours"),
         GiftError::NotFound(_) => status::not_found("gift"),
@@ -45,24 +57,41 @@ fn to_proto(g: Gift) -> pb::Gift {
     }
 }
 
+impl Handlers {
+    fn status(&self, e: GiftError) -> Status {
+        to_status(e, self.app.catalog().schedule())
+    }
+}
+
 #[tonic::async_trait]
 impl pb::gift_service_server::GiftService for Handlers {
     async fn list_catalog(
         &self,
         _: Request<pb::ListCatalogRequest>,
     ) -> Result<Response<pb::ListCatalogResponse>, Status> {
-        let gifts = self
-            .app
-            .catalog()
-            .gifts()
-            .iter()
-            .map(|g| pb::CatalogGift {
-                gift_code: g.code.as_str().to_owned(),
-                name: g.name.clone(),
-                cost_points: g.cost_points,
+        let offers = self.app.offers().await.map_err(|e| self.status(e))?;
+        let gifts = offers
+            .into_iter()
+            .map(|o| pb::CatalogGift {
+                gift_code: o.rule.code.as_str().to_owned(),
+                name: o.rule.name.clone(),
+                cost_points: o.rule.cost_points,
+                stock: o.rule.stock,
+                remaining: o.left,
+                per_customer_limit: o
+                    .rule
+                    .per_customer
+                    .map(|l| pb::PerCustomerLimit { period: l.period.as_str().to_owned(), count: l.count }),
+                available_from: o.rule.available_from.map(timestamp),
+                available_until: o.rule.available_until.map(timestamp),
             })
             .collect();
-        Ok(Response::new(pb::ListCatalogResponse { gifts }))
+        let schedule = self.app.catalog().schedule();
+        Ok(Response::new(pb::ListCatalogResponse {
+            gifts,
+            reset_at: schedule.reset_at.format("%H:%M:%S").to_string(),
+            time_zone: schedule.time_zone.name().to_owned(),
+        }))
     }
 
     async fn issue_gift(&self, req: Request<pb::IssueGiftRequest>) -> Result<Response<pb::IssueGiftResponse>, Status> {
@@ -77,21 +106,21 @@ impl pb::gift_service_server::GiftService for Handlers {
             code: GiftCode::new(r.gift_code).map_err(|e| status::invalid(&e))?,
             points: r.points,
         };
-        let gift = self.app.issue(cmd, cause, traceparent).await.map_err(to_status)?;
+        let gift = self.app.issue(cmd, cause, traceparent).await.map_err(|e| self.status(e))?;
         Ok(Response::new(pb::IssueGiftResponse { gift: Some(to_proto(gift)) }))
     }
 
     async fn get_gift(&self, req: Request<pb::GetGiftRequest>) -> Result<Response<pb::GetGiftResponse>, Status> {
         let who = auth::identity(&req)?;
         let id = status::id("gift_id", &req.get_ref().gift_id)?;
-        let gift = self.app.get(id).await.map_err(to_status)?;
+        let gift = self.app.get(id).await.map_err(|e| self.status(e))?;
         auth::check_owner(&who, gift.customer_id.as_str(), "gift")?;
         Ok(Response::new(pb::GetGiftResponse { gift: Some(to_proto(gift)) }))
     }
 
     async fn list_gifts(&self, req: Request<pb::ListGiftsRequest>) -> Result<Response<pb::ListGiftsResponse>, Status> {
         let customer = auth::act_for(&req, &req.get_ref().customer_id)?;
-        let gifts = self.app.list(&customer).await.map_err(to_status)?;
+        let gifts = self.app.list(&customer).await.map_err(|e| self.status(e))?;
         Ok(Response::new(pb::ListGiftsResponse { gifts: gifts.into_iter().map(to_proto).collect() }))
     }
 
@@ -105,7 +134,7 @@ impl pb::gift_service_server::GiftService for Handlers {
         let r = req.into_inner();
         let id = status::id("gift_id", &r.gift_id)?;
         let by = Some(customer);
-        let gift = self.app.use_gift(id, by.as_ref(), traceparent).await.map_err(to_status)?;
+        let gift = self.app.use_gift(id, by.as_ref(), traceparent).await.map_err(|e| self.status(e))?;
         Ok(Response::new(pb::UseGiftResponse { gift: Some(to_proto(gift)) }))
     }
 }

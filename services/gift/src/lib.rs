@@ -4,18 +4,21 @@
 //!
 //! # Layout
 //! - [`grpc`] — the inbound gRPC adapter.
+//! - [`catalog`] — the gift catalog file (`GIFT_CATALOG`).
 //! - [`store`] — the `GiftRepository` on diesel, with the outbox.
 //! - [`events`] — domain events -> protobuf.
 //! - [`run`] — the composition root.
 
+pub mod catalog;
 pub mod events;
 pub mod grpc;
 pub mod store;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use gift_domain::{Catalog, GiftService};
-use grpc_adapter::server::ServerSettings;
+use grpc_adapter::server::{self, ServerSettings};
 use nats_adapter::{NatsSettings, streams};
 use service_runtime::Runtime;
 
@@ -33,15 +36,29 @@ pub struct Settings {
     /// `sqlite://path` (default) or `postgres://...`.
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/gift.db")]
     pub database_url: String,
+    /// The gift catalog, a TOML file (format: `config/gifts.toml`); without it the built-in
+    /// default catalog.
+    #[arg(long, env = "GIFT_CATALOG")]
+    pub gift_catalog: Option<PathBuf>,
 }
 
 pub type App = GiftService<store::SqlGifts>;
 
 /// Builds the service and serves until SIGTERM.
 pub async fn run(settings: Settings) {
+    // The catalog first: a mistake in it stops the process before anything is opened.
+    let catalog = match &settings.gift_catalog {
+        Some(path) => catalog::load(path).unwrap_or_else(|e| server::fail("GIFT_CATALOG", &e)),
+        None => Catalog::default(),
+    };
     let db = service_runtime::open_store(&settings.database_url, store::MIGRATIONS).await;
+    let gifts = store::SqlGifts::new(db.clone());
+    // The stock counters follow the catalog before the first exchange is served.
+    if let Err(e) = gifts.sync_stock(&catalog).await {
+        server::fail("cannot set the gift stock in the database", &e);
+    }
     let nats = service_runtime::connect_nats(&settings.nats, "gift").await;
-    let app: Arc<App> = Arc::new(GiftService::new(store::SqlGifts::new(db.clone()), Catalog::default()));
+    let app: Arc<App> = Arc::new(GiftService::new(gifts, catalog));
     let routes = tonic::service::Routes::new(grpc::server(app));
     // Issuing a gift needs only the database: the outbox holds events while NATS is down.
     Runtime::new(settings.server, &settings.auth, SERVICE_NAME, routes, Some(db), Some(nats))

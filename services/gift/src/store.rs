@@ -2,9 +2,11 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
-use gift_domain::{Gift, GiftCode, GiftEvent, GiftRepository, GiftStatus};
+use std::collections::HashMap;
+
+use gift_domain::{Catalog, Gift, GiftCode, GiftEvent, GiftRepository, GiftStatus, InsertError};
 use kernel::{CustomerId, Envelope, StoreError};
-use store_adapter::{Migrations, Store, db};
+use store_adapter::{AnyConnection, Migrations, Store, db};
 use uuid::Uuid;
 
 use crate::events;
@@ -25,6 +27,15 @@ diesel::table! {
         issued_at -> Timestamp,
         used_at -> Nullable<Timestamp>,
         version -> BigInt,
+        limit_slot -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    gift_stock (gift_code) {
+        gift_code -> Text,
+        stock -> BigInt,
+        issued -> BigInt,
     }
 }
 
@@ -41,6 +52,7 @@ struct Row {
     issued_at: NaiveDateTime,
     used_at: Option<NaiveDateTime>,
     version: i64,
+    limit_slot: Option<String>,
 }
 
 impl From<&Gift> for Row {
@@ -56,6 +68,7 @@ impl From<&Gift> for Row {
             issued_at: g.issued_at.naive_utc(),
             used_at: g.used_at.map(|t| t.naive_utc()),
             version: g.version,
+            limit_slot: g.slot.clone(),
         }
     }
 }
@@ -81,6 +94,7 @@ impl TryFrom<Row> for Gift {
             status: GiftStatus::parse(&r.status).ok_or_else(|| corrupt("status"))?,
             issued_at: DateTime::<Utc>::from_naive_utc_and_offset(r.issued_at, Utc),
             used_at: r.used_at.map(|t| DateTime::<Utc>::from_naive_utc_and_offset(t, Utc)),
+            slot: r.limit_slot,
             version: r.version,
         })
     }
@@ -94,6 +108,45 @@ pub struct SqlGifts {
 impl SqlGifts {
     pub fn new(store: Store) -> Self {
         Self { store }
+    }
+
+    /// Makes the stock counters follow the catalog: a counter per stocked gift with the
+    /// catalog's stock (a new one starts at the gifts of that code already issued), none
+    /// for the others. Run at start, before serving.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the store cannot be used.
+    pub async fn sync_stock(&self, catalog: &Catalog) -> Result<(), StoreError> {
+        use diesel::sql_types::{BigInt, Text};
+        let stocked: Vec<(String, i64)> =
+            catalog.gifts().iter().filter_map(|g| Some((g.code.as_str().to_owned(), i64::from(g.stock?)))).collect();
+        self.store
+            .write(move |c| {
+                for (code, stock) in &stocked {
+                    // ON CONFLICT is not in MultiConnection's DSL: the same statement in
+                    // each backend's placeholders.
+                    let sql = |p: [&str; 3]| {
+                        format!(
+                            "INSERT INTO gift_stock (gift_code, stock, issued) \
+                             SELECT {}, {}, COUNT(*) FROM gifts WHERE gift_code = {} \
+                             ON CONFLICT (gift_code) DO UPDATE SET stock = excluded.stock",
+                            p[0], p[1], p[2]
+                        )
+                    };
+                    let q = |sql: String| {
+                        diesel::sql_query(sql).bind::<Text, _>(code).bind::<BigInt, _>(*stock).bind::<Text, _>(code)
+                    };
+                    match c {
+                        AnyConnection::Sqlite(c) => q(sql(["?", "?", "?"])).execute(c),
+                        AnyConnection::Postgresql(c) => q(sql(["$1", "$2", "$3"])).execute(c),
+                    }
+                    .map_err(db)?;
+                }
+                let codes: Vec<&String> = stocked.iter().map(|(code, _)| code).collect();
+                diesel::delete(gift_stock::table.filter(gift_stock::gift_code.ne_all(codes))).execute(c).map_err(db)?;
+                Ok(())
+            })
+            .await
     }
 
     async fn one(
@@ -125,15 +178,71 @@ impl GiftRepository for SqlGifts {
         rows.into_iter().map(Gift::try_from).collect()
     }
 
-    async fn insert(&self, gift: &Gift, events: Vec<Envelope<GiftEvent>>) -> Result<(), StoreError> {
+    async fn count_in_period(&self, customer: &CustomerId, code: &GiftCode, period: &str) -> Result<u32, StoreError> {
+        let (customer, code) = (customer.to_string(), code.as_str().to_owned());
+        // Slots of a period are `<key>#<n>`: [`<key>#`, `<key>$`) holds exactly them.
+        let (from, to) = (format!("{period}#"), format!("{period}$"));
+        let n: i64 = self
+            .store
+            .read(move |c| {
+                gifts::table
+                    .filter(gifts::customer_id.eq(customer))
+                    .filter(gifts::gift_code.eq(code))
+                    .filter(gifts::limit_slot.ge(from).and(gifts::limit_slot.lt(to)))
+                    .count()
+                    .get_result(c)
+                    .map_err(db)
+            })
+            .await?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    async fn issued_from_stock(&self) -> Result<HashMap<GiftCode, u32>, StoreError> {
+        let rows: Vec<(String, i64)> = self
+            .store
+            .read(|c| gift_stock::table.select((gift_stock::gift_code, gift_stock::issued)).load(c).map_err(db))
+            .await?;
+        rows.into_iter()
+            .map(|(code, issued)| {
+                let code = GiftCode::new(code).map_err(|_| corrupt("gift_stock.gift_code"))?;
+                Ok((code, u32::try_from(issued).unwrap_or(u32::MAX)))
+            })
+            .collect()
+    }
+
+    async fn insert(&self, gift: &Gift, from_stock: bool, events: Vec<Envelope<GiftEvent>>) -> Result<(), InsertError> {
         let row = Row::from(gift);
         let messages: Vec<_> = events.iter().map(events::to_outbox).collect();
-        self.store
+        let written = self
+            .store
             .write_with_events(messages, move |c| {
+                if from_stock {
+                    // Taken only while some is left: concurrent takers queue on the row
+                    // (PostgreSQL re-checks the condition on the row they then see), so
+                    // the last one is taken once.
+                    let taken = diesel::update(
+                        gift_stock::table
+                            .filter(gift_stock::gift_code.eq(&row.gift_code))
+                            .filter(gift_stock::issued.lt(gift_stock::stock)),
+                    )
+                    .set(gift_stock::issued.eq(gift_stock::issued + 1))
+                    .execute(c)
+                    .map_err(db)?;
+                    if taken == 0 {
+                        // Conflict stands for "none left" inside this unit only; the
+                        // transaction rolls back and nothing is written.
+                        return Err(StoreError::Conflict);
+                    }
+                }
                 diesel::insert_into(gifts::table).values(&row).execute(c).map_err(db)?;
                 Ok(())
             })
-            .await
+            .await;
+        match written {
+            Ok(()) => Ok(()),
+            Err(StoreError::Conflict) => Err(InsertError::OutOfStock),
+            Err(e) => Err(InsertError::Store(e)),
+        }
     }
 
     async fn update(&self, gift: &Gift, events: Vec<Envelope<GiftEvent>>) -> Result<(), StoreError> {
@@ -157,32 +266,57 @@ impl GiftRepository for SqlGifts {
 
 #[cfg(test)]
 mod tests {
-    use gift_domain::{Catalog, IssueGift};
+    use gift_domain::IssueGift;
+    use gift_domain::rules::{Decision, Schedule};
     use kernel::{EventMeta, new_id};
     use store_adapter::testing::TestDatabase;
 
     use super::*;
 
-    fn issued() -> (Gift, Vec<Envelope<GiftEvent>>) {
+    fn issued_to(customer: &str, code: &str, slot: Option<&str>) -> (Gift, Vec<Envelope<GiftEvent>>) {
         let cmd = IssueGift {
-            customer_id: CustomerId::new("c-11").unwrap(),
+            customer_id: CustomerId::new(customer).unwrap(),
             reward_id: new_id(),
             mission_id: new_id(),
-            code: GiftCode::new("coffee").unwrap(),
-            points: 10,
+            code: GiftCode::new(code).unwrap(),
+            points: 100,
         };
-        let (g, e) = Gift::issue(&cmd, &Catalog::default(), new_id(), Utc::now()).unwrap();
+        let catalog = Catalog::default();
+        let rule = catalog.find(&cmd.code).unwrap();
+        let decision = Decision { slot: slot.map(str::to_owned) };
+        let (g, e) = Gift::issue(&cmd, rule, decision, new_id(), Utc::now()).unwrap();
         let meta = EventMeta::first(g.mission_id, "req", g.customer_id.clone(), Utc::now());
         (g, vec![Envelope { meta, event: e }])
     }
 
-    async fn one_gift_per_reward_and_use_checks_the_version(db: TestDatabase) {
+    fn issued() -> (Gift, Vec<Envelope<GiftEvent>>) {
+        issued_to("c-11", "coffee", None)
+    }
+
+    async fn repo(db: &TestDatabase, catalog: &Catalog) -> (SqlGifts, Store) {
         let store = Store::open(&db.url, MIGRATIONS).await.unwrap();
         let repo = SqlGifts::new(store.clone());
+        repo.sync_stock(catalog).await.unwrap();
+        (repo, store)
+    }
+
+    /// The default catalog with founders-badge's stock set to `n`.
+    fn badges(n: u32) -> Catalog {
+        let mut gifts = Catalog::default().gifts().to_vec();
+        gifts.iter_mut().find(|g| g.code.as_str() == "founders-badge").unwrap().stock = Some(n);
+        Catalog::new(Schedule::default(), gifts).unwrap()
+    }
+
+    async fn one_gift_per_reward_and_use_checks_the_version(db: TestDatabase) {
+        let (repo, store) = repo(&db, &Catalog::default()).await;
         let (mut g, events) = issued();
-        repo.insert(&g, events.clone()).await.unwrap();
+        repo.insert(&g, false, events.clone()).await.unwrap();
         let other = Gift { id: new_id(), ..g.clone() };
-        assert_eq!(repo.insert(&other, events).await, Err(StoreError::Duplicate), "a second gift for the reward");
+        assert_eq!(
+            repo.insert(&other, false, events).await,
+            Err(InsertError::Store(StoreError::Duplicate)),
+            "a second gift for the reward"
+        );
         assert_eq!(repo.find_by_reward(g.reward_id).await.unwrap().unwrap().id, g.id);
         let used = g.use_by(None, Utc::now()).unwrap();
         let meta = EventMeta::first(g.mission_id, "use", g.customer_id.clone(), Utc::now());
@@ -195,5 +329,54 @@ mod tests {
         assert_eq!(store.outbox_len().await.unwrap(), 2);
     }
 
-    store_adapter::on_both_backends!(one_gift_per_reward_and_use_checks_the_version);
+    async fn twenty_concurrent_takers_of_the_last_three_get_exactly_three(db: TestDatabase) {
+        let (repo, store) = repo(&db, &Catalog::default()).await;
+        let inserts = (0..20).map(|i| {
+            let repo = repo.clone();
+            async move {
+                let (g, events) = issued_to(&format!("c-{i}"), "founders-badge", Some("ever#1"));
+                repo.insert(&g, true, events).await
+            }
+        });
+        let results = futures::future::join_all(inserts).await;
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 3, "{results:?}");
+        assert_eq!(results.iter().filter(|r| **r == Err(InsertError::OutOfStock)).count(), 17, "{results:?}");
+        assert_eq!(store.outbox_len().await.unwrap(), 3, "no event for a gift not issued");
+        let issued = repo.issued_from_stock().await.unwrap();
+        assert_eq!(issued[&GiftCode::new("founders-badge").unwrap()], 3);
+        assert_eq!(issued[&GiftCode::new("movie-ticket").unwrap()], 0);
+        assert!(!issued.contains_key(&GiftCode::new("coffee").unwrap()), "coffee has no stock");
+    }
+
+    async fn a_slot_refused_takes_no_stock_and_a_new_stock_counts_what_was_issued(db: TestDatabase) {
+        let (repo, _) = repo(&db, &Catalog::default()).await;
+        let (g, events) = issued_to("c-1", "founders-badge", Some("ever#1"));
+        repo.insert(&g, true, events).await.unwrap();
+        let (again, events) = issued_to("c-1", "founders-badge", Some("ever#1"));
+        assert_eq!(repo.insert(&again, true, events).await, Err(InsertError::Store(StoreError::Duplicate)));
+        let badge = GiftCode::new("founders-badge").unwrap();
+        assert_eq!(repo.issued_from_stock().await.unwrap()[&badge], 1, "the refused one took none");
+        assert_eq!(repo.count_in_period(&g.customer_id, &badge, "ever").await.unwrap(), 1);
+        assert_eq!(repo.count_in_period(&g.customer_id, &badge, "2026-11-26").await.unwrap(), 0);
+        // A restart with a bigger stock keeps what was issued.
+        repo.sync_stock(&badges(10)).await.unwrap();
+        assert_eq!(repo.issued_from_stock().await.unwrap()[&badge], 1);
+        // Without stock the counter goes; with stock again it starts from the gifts issued.
+        let mut gifts = Catalog::default().gifts().to_vec();
+        gifts.iter_mut().for_each(|g| g.stock = None);
+        repo.sync_stock(&Catalog::new(Schedule::default(), gifts).unwrap()).await.unwrap();
+        assert!(repo.issued_from_stock().await.unwrap().is_empty());
+        repo.sync_stock(&badges(2)).await.unwrap();
+        assert_eq!(repo.issued_from_stock().await.unwrap()[&badge], 1);
+        let (other, events) = issued_to("c-2", "founders-badge", Some("ever#1"));
+        repo.insert(&other, true, events).await.unwrap();
+        let (third, events) = issued_to("c-3", "founders-badge", Some("ever#1"));
+        assert_eq!(repo.insert(&third, true, events).await, Err(InsertError::OutOfStock));
+    }
+
+    store_adapter::on_both_backends!(
+        one_gift_per_reward_and_use_checks_the_version,
+        twenty_concurrent_takers_of_the_last_three_get_exactly_three,
+        a_slot_refused_takes_no_stock_and_a_new_stock_counts_what_was_issued
+    );
 }
