@@ -2,7 +2,8 @@
 //! 1. CORS and grpc-web (a browser's HTTP/1.1 call becomes plain gRPC),
 //! 2. authentication: no valid token, no further (public methods excepted),
 //! 3. a request id if the client sent none (traceparent passes through untouched),
-//! 4. a token-bucket rate limit per customer (per peer address for public methods),
+//! 4. a token-bucket rate limit per customer (per peer address for public methods; a game
+//!    server, reporting for many players, per subject at its own higher rate),
 //! 5. routing by gRPC service name to one of that service's healthy endpoints.
 //!
 //! Health at the gateway reports the gateway itself; reflection lists every public API.
@@ -58,6 +59,13 @@ pub struct Settings {
     /// Requests a customer may make in a burst.
     #[arg(long, env = "RATE_LIMIT_BURST", default_value_t = 100.0)]
     pub rate_burst: f64,
+    /// Requests per second each game server (a token with role `game_server`) may make,
+    /// sustained: it reports for many players at once.
+    #[arg(long, env = "GAME_SERVER_RATE_PER_SECOND", default_value_t = 2000.0)]
+    pub game_server_rate_per_second: f64,
+    /// Requests a game server may make in a burst.
+    #[arg(long, env = "GAME_SERVER_RATE_BURST", default_value_t = 4000.0)]
+    pub game_server_rate_burst: f64,
     /// Origins allowed to call from a browser (grpc-web), comma-separated; `*` for any.
     #[arg(long, env = "CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
@@ -91,8 +99,12 @@ pub async fn run(settings: Settings) {
         upstream::Upstreams::from_settings(&settings.upstreams).unwrap_or_else(|e| server::fail("upstreams", &e));
     let stopping = CancellationToken::new();
     upstreams.watch_health(stopping.clone()).await;
-    let limiter = proxy::RateLimiter::new(settings.rate_per_second, settings.rate_burst)
-        .unwrap_or_else(|e| server::fail("RATE_LIMIT_PER_SECOND / RATE_LIMIT_BURST", &e));
+    let limiter = proxy::Limits {
+        players: proxy::RateLimiter::new(settings.rate_per_second, settings.rate_burst)
+            .unwrap_or_else(|e| server::fail("RATE_LIMIT_PER_SECOND / RATE_LIMIT_BURST", &e)),
+        game_servers: proxy::RateLimiter::new(settings.game_server_rate_per_second, settings.game_server_rate_burst)
+            .unwrap_or_else(|e| server::fail("GAME_SERVER_RATE_PER_SECOND / GAME_SERVER_RATE_BURST", &e)),
+    };
     let proxy = proxy::Proxy::new(Arc::new(upstreams), Arc::new(limiter));
     let routes = tonic::service::Routes::from(axum::Router::new().fallback_service(proxy));
     let verifier = auth_adapter::Verifier::new(&settings.auth);

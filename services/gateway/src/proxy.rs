@@ -52,14 +52,40 @@ impl RateLimiter {
     }
 }
 
+/// The rate limits: one for players (and anonymous callers), one for game servers, which
+/// report for many players at once.
+pub struct Limits {
+    pub players: RateLimiter,
+    pub game_servers: RateLimiter,
+}
+
+impl Limits {
+    /// Takes a token from the caller's own bucket: a game server's is keyed by its subject
+    /// in its own limiter, so it is limited neither like a player nor by one.
+    fn take(&self, key: &Key) -> Result<(), Duration> {
+        match key {
+            Key::GameServer(subject) => self.game_servers.take(&format!("game-server:{subject}")),
+            Key::Customer(who) => self.players.take(&format!("customer:{who}")),
+            Key::Peer(addr) => self.players.take(&format!("peer:{addr}")),
+        }
+    }
+}
+
+/// Whose bucket a call takes from.
+enum Key {
+    GameServer(String),
+    Customer(String),
+    Peer(String),
+}
+
 #[derive(Clone)]
 pub struct Proxy {
     upstreams: Arc<Upstreams>,
-    limiter: Arc<RateLimiter>,
+    limiter: Arc<Limits>,
 }
 
 impl Proxy {
-    pub fn new(upstreams: Arc<Upstreams>, limiter: Arc<RateLimiter>) -> Self {
+    pub fn new(upstreams: Arc<Upstreams>, limiter: Arc<Limits>) -> Self {
         Self { upstreams, limiter }
     }
 }
@@ -83,17 +109,19 @@ impl Service<http::Request<axum::body::Body>> for Proxy {
     }
 }
 
-async fn forward(upstreams: &Upstreams, limiter: &RateLimiter, req: http::Request<axum::body::Body>) -> Response {
+async fn forward(upstreams: &Upstreams, limiter: &Limits, req: http::Request<axum::body::Body>) -> Response {
     let service = req.uri().path().trim_start_matches('/').split('/').next().unwrap_or_default().to_owned();
     let Some(upstream) = upstreams.get(&service) else {
         return refuse(Status::unimplemented(format!("unknown service '{service}'")));
     };
-    // Authenticated callers are limited per customer, anonymous ones per address.
+    // Authenticated callers are limited per customer (game servers per subject, at their
+    // own rate), anonymous ones per address.
     let key = match req.extensions().get::<Identity>() {
-        Some(who) => format!("customer:{}", who.customer_id),
+        Some(who) if who.role == auth_adapter::Role::GameServer => Key::GameServer(who.customer_id.clone()),
+        Some(who) => Key::Customer(who.customer_id.clone()),
         None => {
             let peer = req.extensions().get::<tonic::transport::server::TcpConnectInfo>().and_then(|i| i.remote_addr());
-            format!("peer:{}", peer.map(|a| a.ip().to_string()).unwrap_or_default())
+            Key::Peer(peer.map(|a| a.ip().to_string()).unwrap_or_default())
         }
     };
     if let Err(wait) = limiter.take(&key) {
@@ -139,5 +167,20 @@ mod tests {
         std::thread::sleep(Duration::from_millis(120));
         l.take("c-1").expect("refilled");
         assert!(RateLimiter::new(0.0, 1.0).is_err());
+    }
+
+    #[test]
+    fn a_game_server_has_its_own_bucket_at_its_own_rate_apart_from_a_player_of_the_same_name() {
+        let limits =
+            Limits { players: RateLimiter::new(1.0, 2.0).unwrap(), game_servers: RateLimiter::new(1.0, 50.0).unwrap() };
+        for _ in 0..50 {
+            limits.take(&Key::GameServer("studio".into())).expect("the game server's burst");
+        }
+        assert!(limits.take(&Key::GameServer("studio".into())).is_err());
+        limits.take(&Key::GameServer("other-studio".into())).expect("each game server its own bucket");
+        for _ in 0..2 {
+            limits.take(&Key::Customer("studio".into())).expect("a player named like it is apart");
+        }
+        assert!(limits.take(&Key::Customer("studio".into())).is_err());
     }
 }
