@@ -223,6 +223,10 @@ pub struct Options {
     pub postgres: bool,
     /// Settings for every service (e.g. `DRAIN_SECONDS`).
     pub service_env: Vec<(&'static str, String)>,
+    /// Extra settings for the mission service (e.g. `MISSION_CATALOG`).
+    pub mission_env: Vec<(&'static str, String)>,
+    /// Extra settings for the gift service (e.g. `GIFT_CATALOG`).
+    pub gift_env: Vec<(&'static str, String)>,
 }
 
 /// Signs tokens the way an identity provider would, for tests; every service trusts its
@@ -254,6 +258,11 @@ impl Tokens {
 
     pub fn admin(&self) -> String {
         self.issuer.issue("operator", auth_adapter::Role::Admin).expect("token").0
+    }
+
+    /// A token of the trusted game server [`GAME_SERVER`] (role `game_server`).
+    pub fn game_server(&self) -> String {
+        self.issuer.issue(GAME_SERVER, auth_adapter::Role::GameServer).expect("token").0
     }
 
     pub fn issuer(&self) -> &auth_adapter::TokenIssuer {
@@ -310,6 +319,8 @@ pub const AUTH: &str = "game.auth.v1.AuthService";
 pub const GATEWAY: &str = "game.gateway.v1.Gateway";
 /// The customer the auth service makes an admin in tests.
 pub const ADMIN: &str = "ops";
+/// The game server (service account) of test tokens with role `game_server`.
+pub const GAME_SERVER: &str = "studio-1";
 
 impl System {
     pub async fn start() -> Self {
@@ -358,10 +369,14 @@ impl System {
             env.extend(extra);
             env
         };
-        let gift = Service::start("gift", "gift", &base(vec![("DATABASE_URL", g)]), dir.path());
+        let mut gift_env = base(vec![("DATABASE_URL", g)]);
+        gift_env.extend(options.gift_env);
+        let gift = Service::start("gift", "gift", &gift_env, dir.path());
         let gift_proxy = options.gift_proxy.then(|| SlowProxy::start(gift.addr));
         let gift_url = gift_proxy.as_ref().map_or_else(|| gift.url(), |p| format!("http://{}", p.addr));
-        let mission = Service::start("mission", "mission", &base(vec![("DATABASE_URL", m)]), dir.path());
+        let mut mission_env = base(vec![("DATABASE_URL", m)]);
+        mission_env.extend(options.mission_env);
+        let mission = Service::start("mission", "mission", &mission_env, dir.path());
         let reward = Service::start("reward", "reward", &base(vec![("DATABASE_URL", r)]), dir.path());
         let mut wallet_env = base(vec![("DATABASE_URL", w), ("GIFT_URL", gift_url)]);
         wallet_env.extend(options.wallet_env);
@@ -444,6 +459,12 @@ impl System {
     /// A channel to `service` acting as an admin.
     pub fn as_admin(&self, service: &Service) -> Authed {
         with_token(service.channel(), &self.tokens.admin())
+    }
+
+    /// A channel to `service` acting as the trusted game server, which reports missions
+    /// for any customer.
+    pub fn as_game_server(&self, service: &Service) -> Authed {
+        with_token(service.channel(), &self.tokens.game_server())
     }
 
     pub fn sqlite(&self, name: &str) -> String {
@@ -577,6 +598,7 @@ pub mod api {
     use super::System;
     use super::clients::*;
 
+    /// A player reports a mission for themselves (a `player` mission, within its rule).
     pub async fn achieve(sys: &System, customer: &str, code: &str, request_id: &str) -> mission::Mission {
         MissionServiceClient::new(sys.as_customer(&sys.mission, customer))
             .achieve_mission(mission::AchieveMissionRequest {
@@ -586,6 +608,22 @@ pub mod api {
             })
             .await
             .expect("achieve")
+            .into_inner()
+            .mission
+            .expect("mission")
+    }
+
+    /// The game server reports that a customer achieved a mission (any mission, within
+    /// its rule; `match-played` as often as wanted).
+    pub async fn report(sys: &System, customer: &str, code: &str, request_id: &str) -> mission::Mission {
+        MissionServiceClient::new(sys.as_game_server(&sys.mission))
+            .achieve_mission(mission::AchieveMissionRequest {
+                customer_id: customer.into(),
+                mission_code: code.into(),
+                request_id: request_id.into(),
+            })
+            .await
+            .unwrap_or_else(|s| panic!("report {code} for {customer}: {s:?}"))
             .into_inner()
             .mission
             .expect("mission")
@@ -629,10 +667,10 @@ pub mod api {
             .expect("page")
     }
 
-    /// Achieves a mission and waits until its reward is ISSUED in the wallet; returns the
-    /// wallet item.
+    /// The game server reports a mission and the test waits until its reward is ISSUED in
+    /// the wallet; returns the wallet item.
     pub async fn issued_reward(sys: &System, customer: &str, code: &str) -> wallet::WalletItem {
-        let m = achieve(sys, customer, code, "").await;
+        let m = report(sys, customer, code, "").await;
         super::eventually(std::time::Duration::from_secs(30), "the reward reaches the wallet", || async {
             wallet_of(sys, customer).await.items.into_iter().find(|i| i.mission_id == m.mission_id)
         })

@@ -206,8 +206,9 @@ async fn a_slow_gift_service_opens_the_breaker_on_slow_calls() {
     ];
     let sys = System::start_with(Options { wallet_env, gift_proxy: true, ..Options::default() }).await;
     let mut items = Vec::new();
-    for _ in 0..4 {
-        items.push(issued_reward(&sys, "c-slow", "daily-login").await);
+    // four rewards worth a coffee: four different missions (each may be had once today)
+    for code in ["daily-login", "tutorial-complete", "first-win", "weekly-streak"] {
+        items.push(issued_reward(&sys, "c-slow", code).await);
     }
     sys.gift_proxy.as_ref().unwrap().set_delay(Duration::from_millis(500));
     for item in &items[..3] {

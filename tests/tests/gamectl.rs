@@ -500,10 +500,10 @@ async fn a_crashed_service_is_restarted_and_the_flow_continues() {
     let again = up.child_on(WALLET);
     assert_ne!(again, wallet, "a new wallet process");
 
-    let after = up.achieve("first-win").await;
+    let after = up.achieve("tutorial-complete").await;
     let items = up.wallet_issued(&[before, after.clone()]).await;
     let points: i64 = items.iter().filter_map(|i| i["points"].as_i64()).sum();
-    assert_eq!(points, 60, "daily-login 10 + first-win 50: {items:?}");
+    assert_eq!(points, 30, "daily-login 10 + tutorial-complete 20: {items:?}");
     // Only the killed child was restarted.
     let restarts: Vec<String> =
         up.stdout.lock().expect("lines").iter().filter(|l| l.ends_with("; restarting")).cloned().collect();
@@ -521,7 +521,25 @@ async fn a_service_stuck_not_serving_is_restarted_by_the_supervisor() {
     // A frozen consumer holds the events JetStream delivered to it until their ack wait
     // runs out; 5 s instead of 30 s keeps the test short (the children inherit it).
     let args = ["--health-restart-after", "2", "--stop-timeout", "3"];
-    let mut up = Up::start(&args, &[("CONSUMER_ACK_WAIT_SECONDS", "5")]).await;
+    // A catalog (configuration, as a studio would write it) in which the player reports
+    // every mission and may log in any number of times: this test is about the flow, not
+    // the rules.
+    let catalog = tempfile::NamedTempFile::new().expect("catalog file");
+    let mission = |code: &str, points: u32, repeat: &str| {
+        format!(
+            "[[missions]]\ncode = \"{code}\"\ntitle = \"{code}\"\npoints = {points}\nrepeat = \"{repeat}\"\nreported_by = \"player\"\n"
+        )
+    };
+    let text = [
+        mission("daily-login", 10, "unlimited"),
+        mission("tutorial-complete", 20, "once"),
+        mission("first-win", 50, "once"),
+        mission("weekly-streak", 100, "once"),
+    ]
+    .concat();
+    std::fs::write(catalog.path(), text).expect("write the catalog");
+    let catalog_path = catalog.path().display().to_string();
+    let mut up = Up::start(&args, &[("CONSUMER_ACK_WAIT_SECONDS", "5"), ("MISSION_CATALOG", &catalog_path)]).await;
     up.register_and_login("carol").await;
     let mut missions = vec![up.achieve("daily-login").await];
     up.wallet_issued(&missions).await;

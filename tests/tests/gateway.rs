@@ -51,7 +51,8 @@ async fn a_registered_customer_goes_through_the_whole_scenario_via_the_gateway()
     let token = login(&sys, "alice").await;
     let ch = || with_token(sys.gateway().channel(), &token);
 
-    let m = MissionServiceClient::new(ch())
+    // alice wins her first match: the game server reports it, through the gateway too
+    let m = MissionServiceClient::new(with_token(sys.gateway().channel(), &sys.tokens.game_server()))
         .achieve_mission(mission::AchieveMissionRequest {
             customer_id: "alice".into(),
             mission_code: "first-win".into(),

@@ -120,19 +120,23 @@ async fn the_whole_scenario_on_postgresql_with_two_replicas_of_every_consumer() 
     }
 
     let customers: Vec<String> = (0..8).map(|i| format!("pg-{i}")).collect();
-    let per_customer = 6;
+    // What the game server reports for each customer: every mission the rules allow once
+    // today, and matches played.
+    const CODES: [&str; 6] =
+        ["daily-login", "tutorial-complete", "first-win", "weekly-streak", "match-played", "match-played"];
+    let per_customer = CODES.len();
     let mut calls = Vec::new();
     for c in &customers {
         for i in 0..per_customer {
             // alternate between the two mission replicas: both relays publish
             let target = if i % 2 == 0 { &sys.mission } else { &mission2 };
-            let ch = sys.as_customer(target, c);
+            let ch = sys.as_game_server(target);
             let c = c.clone();
             calls.push(async move {
                 MissionServiceClient::new(ch)
                     .achieve_mission(mission::AchieveMissionRequest {
                         customer_id: c,
-                        mission_code: "daily-login".into(),
+                        mission_code: CODES[i].into(),
                         request_id: format!("r{i}"),
                     })
                     .await
@@ -171,7 +175,8 @@ async fn the_whole_scenario_on_postgresql_with_two_replicas_of_every_consumer() 
     for c in &customers {
         let token = sys.tokens.customer(c);
         let ch = || with_token(sys.gateway().channel(), &token);
-        let item = wallet_of(&sys, c).await.items[0].clone();
+        let item =
+            wallet_of(&sys, c).await.items.into_iter().find(|i| i.points >= 10).expect("a reward worth a coffee");
         let g = WalletServiceClient::new(ch())
             .exchange_reward(wallet::ExchangeRewardRequest {
                 customer_id: c.clone(),
@@ -391,15 +396,16 @@ async fn rolling_the_reward_consumer_loses_and_doubles_no_event() {
 
     let customers: Vec<String> = (0..4).map(|i| format!("roll-{i}")).collect();
     let gw = sys.gateway().channel();
-    let tokens: Vec<String> = customers.iter().map(|c| sys.tokens.customer(c)).collect();
+    // The game server reports matches played for four players, through the gateway.
+    let token = sys.tokens.game_server();
     let names = customers.clone();
     let load = Load::start(4, move |n| {
         let i = (n % 4) as usize;
-        let (gw, t, c) = (gw.clone(), tokens[i].clone(), names[i].clone());
+        let (gw, t, c) = (gw.clone(), token.clone(), names[i].clone());
         async move {
             let m = mission::AchieveMissionRequest {
                 customer_id: c,
-                mission_code: "daily-login".into(),
+                mission_code: "match-played".into(),
                 request_id: format!("n{n}"),
             };
             MissionServiceClient::new(with_token(gw, &t)).achieve_mission(m).await.map(drop)

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use e2e::api::{achieve, missions, page, rewards, wallet_of};
+use e2e::api::{achieve, missions, page, report, rewards, wallet_of};
 use e2e::clients::*;
 use e2e::{REWARD, Service, System, eventually};
 use futures::StreamExt;
@@ -144,8 +144,8 @@ async fn bad_input_is_refused_naming_the_field_and_changes_nothing() {
 #[tokio::test]
 async fn the_same_request_twice_achieves_once() {
     let sys = System::start().await;
-    let a = achieve(&sys, "c-7", "first-win", "req-42").await;
-    let b = achieve(&sys, "c-7", "first-win", "req-42").await;
+    let a = report(&sys, "c-7", "first-win", "req-42").await;
+    let b = report(&sys, "c-7", "first-win", "req-42").await;
     assert_eq!(a.mission_id, b.mission_id);
     all_issued(&sys, "c-7", 1).await;
     assert_eq!(rewards(&sys, "c-7").await.len(), 1);
@@ -156,7 +156,7 @@ async fn missions_achieved_while_reward_is_down_are_all_rewarded_once_it_returns
     let mut sys = System::start().await;
     assert_eq!(sys.reward.stop(), Some(0), "reward exits cleanly on SIGTERM");
     for i in 0..20 {
-        achieve(&sys, "c-replay", "daily-login", &format!("r{i}")).await;
+        report(&sys, "c-replay", "match-played", &format!("r{i}")).await;
     }
     sys.reward.restart();
     sys.reward.wait_serving(REWARD).await;
@@ -184,12 +184,12 @@ async fn two_reward_replicas_share_the_work_without_duplicates() {
 
     let mut calls = Vec::new();
     for i in 0..200 {
-        let ch = sys.as_customer(&sys.mission, &format!("c-scale-{}", i % 10));
+        let ch = sys.as_game_server(&sys.mission);
         calls.push(async move {
             MissionServiceClient::new(ch)
                 .achieve_mission(mission::AchieveMissionRequest {
                     customer_id: format!("c-scale-{}", i % 10),
-                    mission_code: "daily-login".into(),
+                    mission_code: "match-played".into(),
                     request_id: format!("r{i}"),
                 })
                 .await
@@ -222,13 +222,13 @@ async fn missions_achieved_while_nats_is_down_flow_through_when_it_returns() {
     let mut sys = System::start().await;
     sys.nats.stop();
     for i in 0..10 {
-        achieve(&sys, "c-outage", "tutorial-complete", &format!("r{i}")).await;
+        report(&sys, "c-outage", "match-played", &format!("r{i}")).await;
     }
     sys.nats.resume();
     all_issued(&sys, "c-outage", 10).await;
     eventually(FLOW, "my page catches up", || async {
         let p = page(&sys, "c-outage").await;
-        (p.entries.len() == 10 && p.points_issued == 200).then_some(())
+        (p.entries.len() == 10 && p.points_issued == 10).then_some(())
     })
     .await;
 }
