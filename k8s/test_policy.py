@@ -340,6 +340,10 @@ def check_service_container(res: Results, subj: str, svc: str, c: dict, pod: dic
 
 # --------------------------------------------------------------------------- overlays
 
+# The services reading an economy catalog file: the setting and the file's name.
+CATALOGS = {"mission": ("MISSION_CATALOG", "missions.toml"), "gift": ("GIFT_CATALOG", "gifts.toml")}
+
+
 def env_of(docs: list[dict], svc: str) -> tuple[dict, dict, dict]:
     """(deployment, container, resolved env) of one of our services."""
     d = next(d for d in of_kind(docs, "Deployment") if name(d) == svc)
@@ -412,6 +416,25 @@ def check_overlay(docs: list[dict], res: Results, where: str, profile: str) -> N
                 if isinstance(url, str) and "postgres" in url:
                     problems.append("a PostgreSQL URL (password) is in plain configuration")
             res.add(subj, "database", problems)
+
+        # The economy's catalogs: the setting names a file of a ConfigMap mounted read-only.
+        if svc in CATALOGS:
+            var, file = CATALOGS[svc]
+            path = env.get(var)
+            pod = d["spec"]["template"]["spec"]
+            cms = {name(x): x for x in of_kind(docs, "ConfigMap") if ns(x) == ns(d)}
+            problems = []
+            mount = next((m for m in c.get("volumeMounts") or []
+                          if isinstance(path, str) and path == f"{m['mountPath'].rstrip('/')}/{file}"), None)
+            volume = next((v for v in pod.get("volumes") or [] if mount and v["name"] == mount["name"]), None)
+            cm = cms.get(((volume or {}).get("configMap") or {}).get("name"))
+            if mount is None:
+                problems.append(f"{var} {path!r} is not {file} in a mounted volume")
+            elif not mount.get("readOnly"):
+                problems.append(f"the {file} volume is not mounted read-only")
+            elif cm is None or file not in (cm.get("data") or {}):
+                problems.append(f"{var}: no ConfigMap volume holding {file}")
+            res.add(subj, "catalog", problems)
 
         # Every in-cluster address a service is configured with exists as a Service port.
         services = {name(s): s for s in of_kind(docs, "Service") if ns(s) == ns(d)}

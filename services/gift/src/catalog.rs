@@ -101,9 +101,11 @@ mod tests {
     const ONE: &str = "[[gifts]]\ncode = \"hat\"\nname = \"A hat\"\ncost_points = 5\n";
 
     #[test]
-    fn the_shipped_file_is_the_built_in_default_catalog() {
-        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/gifts.toml");
-        assert_eq!(load(&shipped).unwrap(), Catalog::default());
+    fn the_shipped_files_config_and_the_kubernetes_configmap_are_the_built_in_default_catalog() {
+        for file in ["config/gifts.toml", "k8s/base/catalog/gifts.toml"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(file);
+            assert_eq!(load(&path).unwrap(), Catalog::default(), "{file}");
+        }
     }
 
     #[test]

@@ -87,10 +87,6 @@ mod tests {
 
     use super::*;
 
-    fn shipped() -> std::path::PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/missions.toml")
-    }
-
     fn load_text(text: &str) -> Result<Catalog, String> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("missions.toml");
@@ -101,8 +97,11 @@ mod tests {
     const ONE: &str = "[[missions]]\ncode = \"quest\"\ntitle = \"A quest\"\npoints = 5\nrepeat = \"daily\"\nreported_by = \"player\"\n";
 
     #[test]
-    fn the_shipped_file_is_the_built_in_default_catalog() {
-        assert_eq!(load(&shipped()).unwrap(), Catalog::default());
+    fn the_shipped_files_config_and_the_kubernetes_configmap_are_the_built_in_default_catalog() {
+        for file in ["config/missions.toml", "k8s/base/catalog/missions.toml"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(file);
+            assert_eq!(load(&path).unwrap(), Catalog::default(), "{file}");
+        }
     }
 
     #[test]
