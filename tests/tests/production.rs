@@ -127,7 +127,7 @@ async fn the_whole_scenario_on_postgresql_with_two_replicas_of_every_consumer() 
     let per_customer = CODES.len();
     let mut calls = Vec::new();
     for c in &customers {
-        for i in 0..per_customer {
+        for (i, code) in CODES.iter().enumerate() {
             // alternate between the two mission replicas: both relays publish
             let target = if i % 2 == 0 { &sys.mission } else { &mission2 };
             let ch = sys.as_game_server(target);
@@ -136,7 +136,7 @@ async fn the_whole_scenario_on_postgresql_with_two_replicas_of_every_consumer() 
                 MissionServiceClient::new(ch)
                     .achieve_mission(mission::AchieveMissionRequest {
                         customer_id: c,
-                        mission_code: CODES[i].into(),
+                        mission_code: (*code).into(),
                         request_id: format!("r{i}"),
                     })
                     .await
