@@ -180,15 +180,16 @@ impl GiftRepository for SqlGifts {
 
     async fn count_in_period(&self, customer: &CustomerId, code: &GiftCode, period: &str) -> Result<u32, StoreError> {
         let (customer, code) = (customer.to_string(), code.as_str().to_owned());
-        // Slots of a period are `<key>#<n>`: [`<key>#`, `<key>$`) holds exactly them.
-        let (from, to) = (format!("{period}#"), format!("{period}$"));
+        // Slots of a period are `<key>#<n>`; a LIKE prefix does not depend on the
+        // database's collation as a range of text would (period keys hold no `%` or `_`).
+        let pattern = format!("{period}#%");
         let n: i64 = self
             .store
             .read(move |c| {
                 gifts::table
                     .filter(gifts::customer_id.eq(customer))
                     .filter(gifts::gift_code.eq(code))
-                    .filter(gifts::limit_slot.ge(from).and(gifts::limit_slot.lt(to)))
+                    .filter(gifts::limit_slot.like(pattern))
                     .count()
                     .get_result(c)
                     .map_err(db)

@@ -140,19 +140,21 @@ impl MissionRepository for SqlMissions {
         requires: &[MissionCode],
     ) -> Result<History, StoreError> {
         let (customer, code) = (customer.to_string(), code.as_str().to_owned());
-        // Slots of a period are `<key>#<n>`: the range [`<key>#`, `<key>$`) holds exactly
-        // them ('$' follows '#'), and the unique index (customer, mission, slot) serves it.
-        let range = period.map(|p| (format!("{p}#"), format!("{p}$")));
+        // Slots of a period are `<key>#<n>`. A LIKE prefix rather than a range: a range of
+        // text depends on the database's collation (PostgreSQL's may ignore punctuation),
+        // a pattern does not; period keys hold no `%` or `_`. The unique index (customer,
+        // mission, slot) narrows it to one customer's one mission.
+        let pattern = period.map(|p| format!("{p}#%"));
         let requires: Vec<String> = requires.iter().map(|r| r.as_str().to_owned()).collect();
         let (in_period, achieved) = self
             .store
             .read(move |c| {
-                let in_period: i64 = match range {
+                let in_period: i64 = match pattern {
                     None => 0,
-                    Some((from, to)) => missions::table
+                    Some(pattern) => missions::table
                         .filter(missions::customer_id.eq(&customer))
                         .filter(missions::mission_code.eq(&code))
-                        .filter(missions::slot.ge(from).and(missions::slot.lt(to)))
+                        .filter(missions::slot.like(pattern))
                         .count()
                         .get_result(c)
                         .map_err(db)?,
