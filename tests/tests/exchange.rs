@@ -183,7 +183,12 @@ async fn with_gift_down_exchange_fails_fast_and_nothing_changes_while_missions_f
     assert_eq!(item_status(&sys, "c-11", &item.reward_id).await, wallet::WalletItemStatus::Issued as i32);
     assert_eq!(sys.count_events("WALLET", EXCHANGED).await, 0);
     issued_reward(&sys, "c-11", "daily-login").await;
-    assert!(rewards(&sys, "c-11").await.iter().all(|r| r.status == reward::RewardStatus::Issued as i32));
+    // The reward context follows the wallet's RewardIssued a moment later.
+    eventually(FLOW, "both rewards ISSUED in the reward context", || async {
+        let r = rewards(&sys, "c-11").await;
+        (r.len() == 2 && r.iter().all(|r| r.status == reward::RewardStatus::Issued as i32)).then_some(())
+    })
+    .await;
 
     // gift returns: after the open period a probe goes through and the exchange succeeds
     sys.gift.restart();

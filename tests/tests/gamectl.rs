@@ -16,7 +16,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// How long `up` may take to report every service SERVING.
 const READY: Duration = Duration::from_secs(45);
@@ -422,6 +422,22 @@ async fn gamectl_up_runs_the_whole_system_and_the_cli_drives_the_scenario() {
 
     up.register_and_login("alice").await;
     let mission = up.achieve("daily-login").await;
+    // The catalog shows the rules and, logged in, that today's login is used up.
+    let catalog = up.json(&["catalog"]).await;
+    let daily = |v: &Value, key: &str| {
+        v[key].as_array().and_then(|a| a.iter().find(|m| m["missionCode"] == "daily-login")).cloned()
+    };
+    assert_eq!(daily(&catalog, "missions").map(|m| m["repeat"].clone()), Some(json!("REPEAT_DAILY")), "{catalog}");
+    let standing = daily(&catalog["availability"], "missions").unwrap_or_default();
+    assert_eq!(
+        (standing["available"].clone(), standing["remainingInPeriod"].clone()),
+        (json!(false), json!(0)),
+        "{catalog}"
+    );
+    let again = up.ctl(&["achieve", "daily-login"]).await;
+    assert_eq!(again.status.code(), Some(1), "a second login today is refused");
+    let said = String::from_utf8_lossy(&again.stderr);
+    assert!(said.contains("FAILED_PRECONDITION: daily-login was already achieved today; next from "), "{said}");
     let items = up.wallet_issued(std::slice::from_ref(&mission)).await;
     let reward = items[0]["rewardId"].as_str().expect("reward id").to_owned();
     assert_eq!(items[0]["points"], 10, "{items:?}");
