@@ -856,15 +856,16 @@ def self_test_monitoring(res: Results, prod: list[dict]) -> None:
     def no_podmonitor(docs):
         docs.remove(obj(docs, "PodMonitor"))
 
+    pm, rule = "fixture/PodMonitor/game-rewards", "fixture/PrometheusRule/game-rewards"
     for fault, plant, expected in (
-        ("no metrics port", no_metrics_port, [("fixture/Deployment/mission/mission", "metrics-port"),
-                                              ("fixture/PodMonitor/game-rewards", "podmonitor")]),
-        ("PodMonitor selects everything", selects_everything, [("fixture/PodMonitor/game-rewards", "podmonitor")]),
-        ("misspelt PodMonitor field", misspelt_field, [("fixture/PodMonitor/game-rewards", "podmonitor")]),
+        ("no metrics port", no_metrics_port,
+         [("fixture/Deployment/mission/mission", "metrics-port"), (pm, "podmonitor")]),
+        ("PodMonitor selects everything", selects_everything, [(pm, "podmonitor")]),
+        ("misspelt PodMonitor field", misspelt_field, [(pm, "podmonitor")]),
         ("alert without description and runbook section", alert_without_runbook,
-         [("fixture/PrometheusRule/game-rewards/BreakerOpen", "alert"),
-          ("fixture/PrometheusRule/game-rewards", "prometheusrule")]),
-        ("stale dashboard ConfigMap", stale_dashboard, [("fixture/ConfigMap/game-rewards-grafana-dashboard", "dashboard")]),
+         [(f"{rule}/BreakerOpen", "alert"), (rule, "prometheusrule")]),
+        ("stale dashboard ConfigMap", stale_dashboard,
+         [("fixture/ConfigMap/game-rewards-grafana-dashboard", "dashboard")]),
         ("metrics port open to all", metrics_open_to_all, [("fixture/network", "netpol-reach")]),
         ("no PodMonitor", no_podmonitor, [("fixture", "monitoring")]),
     ):

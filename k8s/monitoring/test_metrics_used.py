@@ -65,7 +65,8 @@ class PromqlNames(unittest.TestCase):
         self.assertEqual(metric_names(expr), {"h_bucket", "g"})
 
     def test_strings_may_hold_anything(self):
-        expr = 'label_replace(up_ness, "dst", "$1 not_a_metric", "src", "(.*)") and max(readiness{a="b c"})'
+        expr = ('label_replace(up_ness, "dst", "$1 not_a_metric", "src", "(.*)") '
+                'and max(readiness{a="b c"})')
         self.assertEqual(metric_names(expr), {"up_ness", "readiness"})
 
     def test_grafana_variables_are_not_metrics(self):
