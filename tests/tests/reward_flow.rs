@@ -251,14 +251,7 @@ async fn an_event_delivered_twice_has_one_effect() {
     .encode_to_vec();
     // The same event twice, as after a republish outside JetStream's de-duplication window.
     for msg_id in ["first", "second"] {
-        let mut h = async_nats::HeaderMap::new();
-        h.insert("Nats-Msg-Id", msg_id);
-        h.insert("Game-Event-Id", event_id.as_str());
-        h.insert("Game-Event-Type", "game.events.v1.MissionAchieved");
-        h.insert("Game-Correlation-Id", mission_id.as_str());
-        h.insert("Game-Causation-Id", "test");
-        h.insert("Game-Customer-Id", "c-dup");
-        h.insert("Game-Occurred-At", "2026-11-25T12:00:00Z");
+        let h = e2e::events::headers("game.events.v1.MissionAchieved", &event_id, msg_id, "c-dup", &mission_id);
         js.publish_with_headers("game.mission.v1.achieved", h, body.clone().into()).await.unwrap().await.unwrap();
     }
     eventually(FLOW, "the reward is issued", || async {

@@ -130,7 +130,7 @@ pub async fn responsive(client: &async_nats::Client, timeout: Duration) -> bool 
 /// `gamectl up` gives it: every role's credentials and permissions from [`access`].
 pub mod testing {
     use std::net::TcpListener;
-    use std::path::PathBuf;
+    use std::path::{Path, PathBuf};
     use std::process::{Child, Command, Stdio};
     use std::time::{Duration, Instant};
 
@@ -209,34 +209,13 @@ pub mod testing {
         }
 
         /// A client acting as `user` (a role, or [`access::OPERATOR`]; anonymous when
-        /// the server is not secured), with the role's own inbox prefix, and the errors
-        /// the server sends it (permission violations).
+        /// the server is not secured), and the errors the server sends it.
         ///
         /// # Errors
         /// When the server refuses the connection.
-        pub async fn connect_as(
-            &self,
-            user: &str,
-        ) -> Result<(async_nats::Client, tokio::sync::mpsc::UnboundedReceiver<async_nats::ServerError>), String>
-        {
-            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-            let mut options = async_nats::ConnectOptions::new().event_callback(move |event| {
-                let tx = tx.clone();
-                async move {
-                    if let async_nats::Event::ServerError(e) = event {
-                        let _ = tx.send(e);
-                    }
-                }
-            });
-            if let Some(c) = &self.credentials {
-                let seed = std::fs::read_to_string(c.seed_file(user)).map_err(|e| format!("{user}'s seed: {e}"))?;
-                options = options.nkey(seed.trim().to_owned());
-            }
-            if user != access::OPERATOR {
-                options = options.custom_inbox_prefix(crate::roles::inbox_prefix(user));
-            }
-            let client = options.connect(self.url()).await.map_err(|e| e.to_string())?;
-            Ok((client, rx))
+        pub async fn connect_as(&self, user: &str) -> Result<(async_nats::Client, ServerErrors), String> {
+            let seed = self.credentials.as_ref().map(|c| c.seed_file(user));
+            connect_as(&self.url(), user, seed.as_deref()).await
         }
 
         /// A client that may do anything: the operator (anonymous on an open server).
@@ -278,6 +257,41 @@ pub mod testing {
                 let _ = c.wait();
             }
         }
+    }
+
+    /// What a server reports to a client: permission violations, mostly.
+    pub type ServerErrors = tokio::sync::mpsc::UnboundedReceiver<async_nats::ServerError>;
+
+    /// A client acting as `user` with the seed in `seed_file` (anonymous without one),
+    /// under the role's own inbox prefix as a service would be, and the errors the
+    /// server sends it: to try, as an attacker holding some credentials would, what the
+    /// server lets them do.
+    ///
+    /// # Errors
+    /// When the seed cannot be read or the server refuses the connection.
+    pub async fn connect_as(
+        url: &str,
+        user: &str,
+        seed_file: Option<&Path>,
+    ) -> Result<(async_nats::Client, ServerErrors), String> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut options = async_nats::ConnectOptions::new().event_callback(move |event| {
+            let tx = tx.clone();
+            async move {
+                if let async_nats::Event::ServerError(e) = event {
+                    let _ = tx.send(e);
+                }
+            }
+        });
+        if let Some(path) = seed_file {
+            let seed = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            options = options.nkey(seed.trim().to_owned());
+        }
+        if user != access::OPERATOR {
+            options = options.custom_inbox_prefix(crate::roles::inbox_prefix(user));
+        }
+        let client = options.connect(url).await.map_err(|e| e.to_string())?;
+        Ok((client, rx))
     }
 
     impl Drop for NatsServer {
