@@ -383,6 +383,29 @@ mod tests {
     }
 
     #[test]
+    fn the_prod_overlay_grants_what_the_role_table_says() {
+        let prod = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../k8s/overlays/prod");
+        let read = |file: &str| std::fs::read_to_string(prod.join(file)).unwrap();
+        let squeeze = |s: &str| s.chars().filter(|c| !c.is_whitespace()).collect::<String>();
+        let generated = serde_json::to_string_pretty(&helm_accounts()).unwrap();
+        assert!(
+            squeeze(&read("nats-values.yaml")).contains(&format!("accounts:{}", squeeze(&generated))),
+            "k8s/overlays/prod/nats-values.yaml: make config.merge.accounts\n{generated}\n\
+             and re-render nats.rendered.yaml"
+        );
+        // As the chart renders it: "<< $VAR >>" becomes a bare $VAR (a variable of nats.conf).
+        let mut rendered = generated.clone();
+        for user in user_names() {
+            let var = helm_env_var(user);
+            rendered = rendered.replace(&format!("\"<< ${var} >>\""), &format!("${var}"));
+        }
+        assert!(
+            squeeze(&read("nats.rendered.yaml")).contains(&format!("\"accounts\":{}", squeeze(&rendered))),
+            "k8s/overlays/prod/nats.rendered.yaml: nats.conf must hold \"accounts\": {rendered}"
+        );
+    }
+
+    #[test]
     fn subjects_match_as_nats_server_matches_them() {
         assert!(matches("a.>", "a.b.c"));
         assert!(!matches("a.>", "a"));
