@@ -1,7 +1,8 @@
 //! The event bus under attack (issue 10, item 3): with the whole system running on a
 //! nats-server secured as `gamectl up` secures it, someone holding one service's
 //! credentials, or none, tries to mint points, listen in on another service, or read a
-//! stream. The server refuses each (and says so); nothing changes.
+//! stream. The server refuses each (and says so); nothing changes. A service whose key is
+//! refused stops at start, naming the setting.
 
 use std::time::Duration;
 
@@ -107,4 +108,28 @@ async fn a_service_cannot_listen_in_on_another_nor_read_a_stream_it_does_not_con
         (sys.count_events("WALLET", "game.wallet.v1.issued").await == 1).then_some(())
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_service_whose_key_the_bus_refuses_stops_at_start_naming_the_setting() {
+    let nats = e2e::NatsServer::start_secured();
+    let dir = tempfile::tempdir().unwrap();
+    // Mission's key of another installation (well formed, unknown to this server), and a
+    // file that holds no key.
+    let elsewhere = nats_adapter::access::Credentials::ensure(&dir.path().join("elsewhere")).unwrap();
+    let stranger = elsewhere.seed_file("mission");
+    let garbage = dir.path().join("garbage.nk");
+    std::fs::write(&garbage, "not a key").unwrap();
+    for (seed, why) in [(&stranger, "refused"), (&garbage, "")] {
+        let out = std::process::Command::new(e2e::bin("mission"))
+            .env("NATS_URL", nats.url())
+            .env("NATS_NKEY_SEED_FILE", seed)
+            .env("DATABASE_URL", format!("sqlite://{}", dir.path().join("mission.db").display()))
+            .env("LISTEN_ADDR", "127.0.0.1:0")
+            .output()
+            .expect("mission runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("NATS_NKEY_SEED_FILE") && stderr.contains(why), "{stderr}");
+    }
 }
