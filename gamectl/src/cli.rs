@@ -136,8 +136,8 @@ pub fn optional_customer(mut args: Vec<String>, rest: usize) -> (Option<String>,
 
 #[derive(Debug, Clone, Args)]
 pub struct UpArgs {
-    /// Use this NATS server instead of starting one (the services connect to it without
-    /// credentials, unless NATS_NKEY_SEED_FILE is set for them).
+    /// Use this NATS server instead of starting one; the services connect to it without
+    /// credentials, so it must let anonymous clients in.
     #[arg(long)]
     pub nats_url: Option<String>,
     /// Port of the nats-server started by gamectl [default: base-port + 100].
