@@ -41,6 +41,10 @@ READINESS = {
 SERVICES = set(READINESS)
 RELATIONAL = {"mission", "reward", "wallet", "gift", "notification", "auth"}
 HPA_SCALED = {"gateway", "mypage"}
+# The services that talk to NATS, each its own user on the bus (nats_adapter::roles), and
+# the operator's user for people.
+NATS_ROLES = {"mission", "reward", "wallet", "gift", "notification", "mypage"}
+NATS_USERS = NATS_ROLES | {"operator"}
 # Binaries other engineers are still writing: reported, not failed, while absent.
 PENDING_BINARIES: set[str] = set()
 # Defaults of the binaries when the variable is unset.
@@ -443,6 +447,114 @@ def check_overlay(docs: list[dict], res: Results, where: str, profile: str) -> N
 
     check_network(docs, res, where)
     check_monitoring(docs, res, where, profile)
+    check_bus(docs, res, where, profile)
+
+
+# --------------------------------------------------------------------------- the bus
+
+def parse_nats_conf(text: str) -> dict:
+    """The Helm chart's nats.conf: JSON but for bare values (`10Gi`, `$VAR`)."""
+    def quote(m: re.Match) -> str:
+        v = m.group(2)
+        if re.fullmatch(r"-?\d+(\.\d+)?|true|false|null", v):
+            return m.group(0)
+        return m.group(1) + json.dumps(v)
+    return json.loads(re.sub(r'(":\s*)([^"\s\[\]{},][^\s,\]}]*)', quote, text))
+
+
+def seed_problems(svc: str, c: dict, pod: dict, seed: object) -> list[str]:
+    """Where a service's NATS_NKEY_SEED_FILE comes from: its own Secret, read-only."""
+    if not isinstance(seed, str):
+        return ["no NATS_NKEY_SEED_FILE: it would connect anonymously and be refused"]
+    mounts = [m for m in c.get("volumeMounts") or [] if seed.startswith(m["mountPath"].rstrip("/") + "/")]
+    if not mounts:
+        return [f"NATS_NKEY_SEED_FILE {seed} is on no mounted volume"]
+    m = mounts[0]
+    volume = next((v for v in pod.get("volumes") or [] if v["name"] == m["name"]), {})
+    secret = volume.get("secret")
+    problems = [] if m.get("readOnly") else [f"{m['mountPath']} is not mounted read-only"]
+    if not secret:
+        return problems + [f"volume {m['name']} is not a Secret"]
+    if secret.get("secretName") != f"nats-{svc}":
+        problems.append(f"the seed comes from Secret {secret.get('secretName')}, not nats-{svc}")
+    rel = seed[len(m["mountPath"].rstrip("/")) + 1:]
+    items = secret.get("items")
+    item = next((i for i in items or [] if i["path"] == rel), None)
+    key = item["key"] if item else (None if items else rel)
+    if key != "seed":
+        problems.append(f"{seed} is not the key `seed` of the Secret")
+    mode = (item or {}).get("mode", secret.get("defaultMode", 0o644))
+    if mode & 0o007:
+        problems.append(f"the seed file is readable by others (mode {mode:o})")
+    return problems
+
+
+def check_bus(docs: list[dict], res: Results, where: str, profile: str) -> None:
+    """Prod: every service on the bus has its own key, NATS admits users with keys only,
+    each service's user limited to its own subjects. (Dev runs an open NATS.)"""
+    if profile != "prod":
+        return
+    deployments = {name(d) for d in of_kind(docs, "Deployment")}
+    for svc in sorted(SERVICES & deployments):
+        d, c, env = env_of(docs, svc)
+        pod = d["spec"]["template"]["spec"]
+        seed = env.get("NATS_NKEY_SEED_FILE")
+        if svc in NATS_ROLES:
+            problems = seed_problems(svc, c, pod, seed)
+        else:
+            nats_volumes = [v["name"] for v in pod.get("volumes") or []
+                            if (v.get("secret") or {}).get("secretName", "").startswith("nats-")]
+            problems = [] if seed is None and not nats_volumes else [f"{svc} does not use NATS but gets a key"]
+        res.add(f"{where}/Deployment/{svc}", "bus-credentials", problems)
+
+    subj = f"{where}/StatefulSet/nats"
+    sts = next((s for s in of_kind(docs, "StatefulSet") if name(s) == "nats"), None)
+    if sts is None:
+        res.add(subj, "bus-auth", "no NATS StatefulSet")
+        return
+    pod = sts["spec"]["template"]["spec"]
+    container = next(c for c in pod["containers"] if c["name"] == "nats")
+    cm_names = [v["configMap"]["name"] for v in pod.get("volumes") or [] if v.get("configMap")]
+    cms = [c for c in of_kind(docs, "ConfigMap") if name(c) in cm_names and "nats.conf" in (c.get("data") or {})]
+    if not cms:
+        res.add(subj, "bus-auth", "no nats.conf")
+        return
+    conf = parse_nats_conf(cms[0]["data"]["nats.conf"])
+    env = resolve_env(container, {})
+    problems = []
+    for key in ("no_auth_user", "authorization"):
+        if key in conf:
+            problems.append(f"nats.conf has `{key}`: clients outside the accounts' users")
+    users = [u for a in (conf.get("accounts") or {}).values() for u in (a.get("users") or [])]
+    seen = set()
+    for u in users:
+        m = re.fullmatch(r"\$NATS_NKEY_([A-Z]+)", str(u.get("nkey", "")))
+        if not m or "password" in u:
+            problems.append(f"a user without a public key from the environment: {u.get('nkey') or u}")
+            continue
+        user = m.group(1).lower()
+        seen.add(user)
+        src = env.get(f"NATS_NKEY_{m.group(1)}")
+        if not (isinstance(src, Secret) and src.name == f"nats-{user}" and src.key == "nkey"):
+            problems.append(f"NATS_NKEY_{m.group(1)} does not come from Secret nats-{user}, key nkey")
+        if user == "operator":
+            continue
+        perms = u.get("permissions") or {}
+        pub = (perms.get("publish") or {}).get("allow")
+        sub = (perms.get("subscribe") or {}).get("allow")
+        if not pub or not sub:
+            problems.append(f"{user} may publish or subscribe to anything")
+            continue
+        for pattern in pub:
+            other = re.match(r"game\.([a-z]+)\.v1\.", pattern)
+            if pattern in (">", "game.>", "$JS.API.>") or (other and other.group(1) != user):
+                problems.append(f"{user} may publish {pattern}")
+        if sub != [f"_INBOX.{user}.>"]:
+            problems.append(f"{user} subscribes to {sub}, not only its own inbox")
+    missing = sorted(NATS_USERS - seen)
+    if missing:
+        problems.append(f"no NATS user for {', '.join(missing)}")
+    res.add(subj, "bus-auth", problems)
 
 
 # --------------------------------------------------------------------------- network
@@ -811,13 +923,25 @@ def self_test(res: Results, good: dict[str, list[dict]]) -> None:
             if d["kind"] == "NetworkPolicy" and name(d) == "default-deny-all":
                 d["spec"]["ingress"] = [{}]  # allow all ingress
                 d["spec"]["egress"] = [{}]
+            if d["kind"] == "Deployment" and name(d) == "wallet":
+                for v in d["spec"]["template"]["spec"]["volumes"]:
+                    if (v.get("secret") or {}).get("secretName") == "nats-wallet":
+                        v["secret"]["secretName"] = "nats-reward"  # another service's key
+            if d["kind"] == "Deployment" and name(d) == "mypage":
+                for c in d["spec"]["template"]["spec"]["containers"]:
+                    c["env"] = [e for e in c.get("env") or [] if e["name"] != "NATS_NKEY_SEED_FILE"]
+            if d["kind"] == "ConfigMap" and "nats.conf" in (d.get("data") or {}):
+                d["data"]["nats.conf"] = d["data"]["nats.conf"].replace("{", '{"no_auth_user": "x",', 1)
         found = Results()
         check_overlay(docs, found, "fixture", "prod")
         reported = {(r.subject, r.code) for r in found.failures()}
         for subject, code in (("fixture/Deployment/mission", "database"),
                               ("fixture/Deployment/mission", "replicas"),
                               ("fixture", "netpol-default-deny"),
-                              ("fixture/network", "netpol-reach")):
+                              ("fixture/network", "netpol-reach"),
+                              ("fixture/Deployment/wallet", "bus-credentials"),
+                              ("fixture/Deployment/mypage", "bus-credentials"),
+                              ("fixture/StatefulSet/nats", "bus-auth")):
             res.add(f"self-test/{subject}", code, None if (subject, code) in reported else
                     f"the checker did not report the planted '{code}' fault")
         self_test_monitoring(res, good["prod"])

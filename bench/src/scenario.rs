@@ -192,7 +192,7 @@ async fn phases(plan: &Plan, progress: &Progress, r: &mut Results) -> Result<(),
     r.flow.idle = idle.summary(idle_start.elapsed());
 
     // ------------------------------------------------------------ the load
-    let events = Events::connect(&sys.nats.url()).await?;
+    let events = Events::connect(&sys.nats).await?;
     let players = Arc::new(Mutex::new(Vec::<Player>::new()));
     load(plan, progress, &sys, &events, &players, &accepted, r).await;
 
@@ -647,8 +647,9 @@ struct Events {
 }
 
 impl Events {
-    async fn connect(url: &str) -> Result<Self, String> {
-        let client = async_nats::connect(url).await.map_err(|e| format!("nats: {e}"))?;
+    /// As the operator: the system's NATS lets no one else read every stream.
+    async fn connect(nats: &e2e::NatsServer) -> Result<Self, String> {
+        let (client, _) = nats.connect_as(e2e::NATS_OPERATOR).await.map_err(|e| format!("nats: {e}"))?;
         Ok(Self { js: async_nats::jetstream::new(client) })
     }
 
@@ -746,7 +747,7 @@ async fn load(
     let monitor = {
         let (stop, done, accepted, progress) = (stop.clone(), done.clone(), accepted.clone(), progress.clone());
         let procs = procs.clone();
-        let events = Events::connect(&sys.nats.url()).await;
+        let events = Events::connect(&sys.nats).await;
         let every = plan.sample_every;
         tokio::spawn(async move {
             let mut timeline = Vec::new();

@@ -41,8 +41,9 @@ pub struct Global {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Start nats-server, the auth service, every service and the gateway, wait until all
-    /// are SERVING, supervise them until Ctrl-C or SIGTERM.
+    /// Start nats-server (with authentication: a key per service in <data-dir>/nats-auth),
+    /// the auth service, every service and the gateway, wait until all are SERVING,
+    /// supervise them until Ctrl-C or SIGTERM.
     Up(UpArgs),
     /// Create a customer's credentials with the auth service.
     Register {
@@ -135,7 +136,8 @@ pub fn optional_customer(mut args: Vec<String>, rest: usize) -> (Option<String>,
 
 #[derive(Debug, Clone, Args)]
 pub struct UpArgs {
-    /// Use this NATS server instead of starting one.
+    /// Use this NATS server instead of starting one; the services connect to it without
+    /// credentials, so it must let anonymous clients in.
     #[arg(long)]
     pub nats_url: Option<String>,
     /// Port of the nats-server started by gamectl [default: base-port + 100].

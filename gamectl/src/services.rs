@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use nats_adapter::access::Credentials;
+
 /// One service binary and how `up` runs it.
 #[derive(Debug, PartialEq, Eq)]
 pub struct ServiceSpec {
@@ -134,6 +136,13 @@ pub fn keys_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("keys")
 }
 
+/// The bus credentials of every service and of the operator (`<user>.nk`, 0600) and the
+/// nats-server configuration holding their public keys and permissions: made on the
+/// first `up`, the seeds kept across runs.
+pub fn nats_auth_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("nats-auth")
+}
+
 /// Where the auth service at `port` publishes its public keys: every service fetches
 /// them from there (and again on an unknown key id, so a rotation reaches everyone).
 pub fn jwks_url(port: u16) -> String {
@@ -146,6 +155,9 @@ pub struct EnvContext<'a> {
     /// Absolute: children do not run in gamectl's working directory's terms.
     pub data_dir: &'a Path,
     pub nats_url: &'a str,
+    /// The bus credentials, when `up` runs the nats-server (with --nats-url the services
+    /// connect as that server lets them: anonymously).
+    pub nats_credentials: Option<&'a Credentials>,
     /// The customers whose tokens the auth service makes admin (`ADMIN_CUSTOMERS`).
     pub admins: &'a [String],
     /// Every service of the table and its port (see [`port_table`]), started or not, so
@@ -154,7 +166,8 @@ pub struct EnvContext<'a> {
 }
 
 /// The environment of the child running `spec` on `port`: what every service reads
-/// (`LISTEN_ADDR`, `DATABASE_URL`, `NATS_URL`, `JWKS_URLS` = the auth service's keys), the
+/// (`LISTEN_ADDR`, `DATABASE_URL`, `NATS_URL` and its own `NATS_NKEY_SEED_FILE`,
+/// `JWKS_URLS` = the auth service's keys), the
 /// address of every service (`MISSION_URL`, ..., `AUTH_URL`: a service ignores those it
 /// does not call; the gateway routes to them), then the service's own settings. Later
 /// entries win, so a service's own settings may override.
@@ -164,6 +177,11 @@ pub fn child_env(spec: &ServiceSpec, port: u16, ctx: &EnvContext<'_>) -> Vec<(&'
         ("DATABASE_URL", format!("sqlite://{}/{}.db", ctx.data_dir.display(), spec.name)),
         ("NATS_URL", ctx.nats_url.to_owned()),
     ];
+    if let Some(creds) = ctx.nats_credentials
+        && nats_adapter::roles::find(spec.name).is_some()
+    {
+        env.push(("NATS_NKEY_SEED_FILE", creds.seed_file(spec.name).display().to_string()));
+    }
     env.extend(ctx.ports.iter().find(|(s, _)| s.name == "auth").map(|(_, p)| ("JWKS_URLS", jwks_url(*p))));
     env.extend(ctx.ports.iter().filter_map(|(s, p)| s.url_env.map(|var| (var, url(*p)))));
     env.extend(own_env(spec.name, ctx));
@@ -248,9 +266,11 @@ mod tests {
         let ports = port_table(56100).unwrap();
         let (spec, port) = ports.iter().find(|(s, _)| s.name == name).unwrap();
         let admins = ["ops".to_owned(), "root".to_owned()];
+        let creds = Credentials { dir: nats_auth_dir(Path::new("/data")) };
         let ctx = EnvContext {
             data_dir: Path::new("/data"),
             nats_url: "nats://127.0.0.1:56200",
+            nats_credentials: Some(&creds),
             admins: &admins,
             ports: &ports,
         };
@@ -268,6 +288,17 @@ mod tests {
         assert_eq!(get(&env, "DATABASE_URL"), Some("sqlite:///data/wallet.db"));
         assert_eq!(get(&env, "NATS_URL"), Some("nats://127.0.0.1:56200"));
         assert_eq!(get(&env, "MAILBOX_DIR"), None);
+    }
+
+    #[test]
+    fn every_service_on_the_bus_gets_its_own_credentials_and_the_others_none() {
+        for s in SERVICES {
+            let seed = get(&env_of(s.name), "NATS_NKEY_SEED_FILE").map(str::to_owned);
+            match s.name {
+                "auth" | "gateway" => assert_eq!(seed, None, "{} does not use NATS", s.name),
+                name => assert_eq!(seed, Some(format!("/data/nats-auth/{name}.nk"))),
+            }
+        }
     }
 
     #[test]

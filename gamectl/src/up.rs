@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{ExitCode, ExitStatus, Stdio};
 use std::time::Duration;
 
+use nats_adapter::access::Credentials;
 use tokio::io::{AsyncBufReadExt as _, AsyncRead, BufReader};
 use tokio::process::Child;
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -544,23 +545,25 @@ struct Start<'a> {
 }
 
 async fn start(system: &mut System, ctx: &Start<'_>) -> Result<(), Interrupted> {
+    let mut nats_credentials = None;
     let nats_url = match *ctx.nats {
         Nats::External(ref url) => url.clone(),
         Nats::Child(port) => {
-            let spec = ChildSpec {
-                name: "nats",
-                program: PathBuf::from("nats-server"),
-                args: vec![
-                    "-a".into(),
-                    "127.0.0.1".into(),
-                    "-p".into(),
-                    port.to_string(),
-                    "-js".into(),
-                    "-sd".into(),
-                    ctx.data_dir.join("nats").display().to_string(),
-                ],
-                env: Vec::new(),
-            };
+            // Our own server always runs with authentication and per-service permissions.
+            let dir = services::nats_auth_dir(ctx.data_dir);
+            let creds = Credentials::ensure(&dir).map_err(|e| format!("cannot prepare the NATS credentials: {e}"))?;
+            let mut args: Vec<String> = vec![
+                "-a".into(),
+                "127.0.0.1".into(),
+                "-p".into(),
+                port.to_string(),
+                "-js".into(),
+                "-sd".into(),
+                ctx.data_dir.join("nats").display().to_string(),
+            ];
+            args.extend(creds.server_flags());
+            nats_credentials = Some(creds);
+            let spec = ChildSpec { name: "nats", program: PathBuf::from("nats-server"), args, env: Vec::new() };
             let child = supervise(spec, system.stop_nats.clone()).map_err(|e| {
                 if e.kind() == std::io::ErrorKind::NotFound {
                     "nats-server is not installed: install it: apt-get install nats-server \
@@ -588,8 +591,13 @@ async fn start(system: &mut System, ctx: &Start<'_>) -> Result<(), Interrupted> 
     let (announce_tx, announce) = watch::channel(false);
     let mut health = Vec::new();
     let mut table = Endpoints { nats: nats_url.clone(), gateway: None, services: Default::default() };
-    let env =
-        services::EnvContext { data_dir: ctx.data_dir, nats_url: &nats_url, admins: ctx.admins, ports: ctx.ports };
+    let env = services::EnvContext {
+        data_dir: ctx.data_dir,
+        nats_url: &nats_url,
+        nats_credentials: nats_credentials.as_ref(),
+        admins: ctx.admins,
+        ports: ctx.ports,
+    };
     let mailbox =
         ctx.planned.iter().any(|p| p.spec.name == "notification").then(|| services::mailbox_dir(ctx.data_dir));
     if let Some(dir) = &mailbox {
@@ -637,6 +645,12 @@ async fn start(system: &mut System, ctx: &Start<'_>) -> Result<(), Interrupted> 
     say(format!("endpoints: {}", path.display()));
     if let Some(g) = &table.gateway {
         say(format!("use the gateway: {g} (gamectl finds it in endpoints.json; admins: {})", ctx.admins.join(", ")));
+    }
+    if let Some(creds) = &nats_credentials {
+        say(format!(
+            "nats: authentication on, each service limited to its own subjects; the operator's key: {}",
+            creds.seed_file(nats_adapter::access::OPERATOR).display()
+        ));
     }
     say("ready: all services SERVING");
     // Receivers keep reading the last value after the sender is gone.

@@ -1,5 +1,7 @@
 //! The end-to-end harness: real service binaries as child processes, a private
-//! nats-server, fresh databases, real gRPC over loopback sockets.
+//! nats-server with the authorisation `gamectl up` gives it (every service with its own
+//! credentials and permissions; tests that publish or inspect events act as the
+//! operator), fresh databases, real gRPC over loopback sockets.
 //!
 //! The binaries must be built first (`cargo build --workspace --bins`, which the
 //! README's test command does). Each process's log goes to `<tmp>/<name>.log`; set
@@ -17,7 +19,8 @@ use tonic::transport::Channel;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-pub use nats_adapter::testing::{NatsServer, free_port};
+pub use nats_adapter::access::OPERATOR as NATS_OPERATOR;
+pub use nats_adapter::testing::{NatsServer, ServerErrors, connect_as as nats_connect_as, free_port};
 pub use store_adapter::testing::TestDatabase;
 
 /// Where cargo put the workspace's binaries: `GAME_BIN_DIR` when set, else next to this
@@ -318,7 +321,7 @@ impl System {
 
     pub async fn start_with(options: Options) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let nats = NatsServer::start();
+        let nats = NatsServer::start_secured();
         let mut databases = Vec::new();
         let mut database_urls = HashMap::new();
         let mut db_for = |svc: &'static str| {
@@ -351,41 +354,47 @@ impl System {
         });
         let jwks = tokens.jwks_file.display().to_string();
         let jwks_urls = auth.as_ref().map(|a| format!("http://{}/.well-known/jwks.json", a.addr)).unwrap_or_default();
-        let base = |extra: Vec<(&'static str, String)>| {
-            let mut env =
-                vec![("NATS_URL", nats.url()), ("JWKS_FILES", jwks.clone()), ("JWKS_URLS", jwks_urls.clone())];
+        let base = |role: &str, extra: Vec<(&'static str, String)>| {
+            let mut env = nats.service_env(role);
+            env.extend([("JWKS_FILES", jwks.clone()), ("JWKS_URLS", jwks_urls.clone())]);
             env.extend(options.service_env.iter().cloned());
             env.extend(extra);
             env
         };
-        let gift = Service::start("gift", "gift", &base(vec![("DATABASE_URL", g)]), dir.path());
+        let gift = Service::start("gift", "gift", &base("gift", vec![("DATABASE_URL", g)]), dir.path());
         let gift_proxy = options.gift_proxy.then(|| SlowProxy::start(gift.addr));
         let gift_url = gift_proxy.as_ref().map_or_else(|| gift.url(), |p| format!("http://{}", p.addr));
-        let mission = Service::start("mission", "mission", &base(vec![("DATABASE_URL", m)]), dir.path());
-        let reward = Service::start("reward", "reward", &base(vec![("DATABASE_URL", r)]), dir.path());
-        let mut wallet_env = base(vec![("DATABASE_URL", w), ("GIFT_URL", gift_url)]);
+        let mission = Service::start("mission", "mission", &base("mission", vec![("DATABASE_URL", m)]), dir.path());
+        let reward = Service::start("reward", "reward", &base("reward", vec![("DATABASE_URL", r)]), dir.path());
+        let mut wallet_env = base("wallet", vec![("DATABASE_URL", w), ("GIFT_URL", gift_url)]);
         wallet_env.extend(options.wallet_env);
         let wallet = Service::start("wallet", "wallet", &wallet_env, dir.path());
-        let mypage = Service::start("mypage", "mypage", &base(vec![]), dir.path());
+        let mypage = Service::start("mypage", "mypage", &base("mypage", vec![]), dir.path());
         let notification = Service::start(
             "notification",
             "notification",
-            &base(vec![
-                ("DATABASE_URL", notification_db),
-                ("MAILBOX_DIR", dir.path().join("mailbox").display().to_string()),
-            ]),
+            &base(
+                "notification",
+                vec![
+                    ("DATABASE_URL", notification_db),
+                    ("MAILBOX_DIR", dir.path().join("mailbox").display().to_string()),
+                ],
+            ),
             dir.path(),
         );
         let gateway = options.gateway.then(|| {
-            let mut env = base(vec![
-                ("MISSION_URL", mission.url()),
-                ("REWARD_URL", reward.url()),
-                ("WALLET_URL", wallet.url()),
-                ("MYPAGE_URL", mypage.url()),
-                ("GIFT_URL", gift.url()),
-                ("NOTIFICATION_URL", notification.url()),
-                ("AUTH_URL", auth.as_ref().map(Service::url).unwrap_or_default()),
-            ]);
+            let mut env = base(
+                "gateway",
+                vec![
+                    ("MISSION_URL", mission.url()),
+                    ("REWARD_URL", reward.url()),
+                    ("WALLET_URL", wallet.url()),
+                    ("MYPAGE_URL", mypage.url()),
+                    ("GIFT_URL", gift.url()),
+                    ("NOTIFICATION_URL", notification.url()),
+                    ("AUTH_URL", auth.as_ref().map(Service::url).unwrap_or_default()),
+                ],
+            );
             env.extend(options.gateway_env);
             Service::start("gateway", "gateway", &env, dir.path())
         });
@@ -428,12 +437,12 @@ impl System {
         self.dir.path().join("mailbox")
     }
 
-    pub fn env(&self, db: &str) -> Vec<(&'static str, String)> {
-        vec![
-            ("NATS_URL", self.nats.url()),
-            ("DATABASE_URL", db.to_owned()),
-            ("JWKS_FILES", self.tokens.jwks_file.display().to_string()),
-        ]
+    /// What one more process of `role` (e.g. a second replica) is started with: NATS
+    /// and its credentials, `db`, the test keys.
+    pub fn env(&self, role: &str, db: &str) -> Vec<(&'static str, String)> {
+        let mut env = self.nats.service_env(role);
+        env.extend([("DATABASE_URL", db.to_owned()), ("JWKS_FILES", self.tokens.jwks_file.display().to_string())]);
+        env
     }
 
     /// A channel to `service` acting as `customer`.
@@ -452,17 +461,30 @@ impl System {
 
     /// How many events on `subject` the stream holds.
     pub async fn count_events(&self, stream: &str, subject: &str) -> u64 {
-        count_events(&self.nats.url(), stream, subject).await
+        count_events(&self.nats.operator().await, stream, subject).await
+    }
+
+    /// What nats-server refused the services (its `Publish Violation` / `Subscription
+    /// Violation` log lines): none while the system does its work, or some permission it
+    /// needs is missing (the services see only timeouts).
+    pub fn bus_violations(&self) -> Vec<String> {
+        self.nats.log().lines().filter(|l| l.contains("Violation")).map(str::to_owned).collect()
+    }
+
+    /// JetStream as the operator, who may publish and read anything (test events).
+    pub async fn operator_js(&self) -> async_nats::jetstream::Context {
+        async_nats::jetstream::new(self.nats.operator().await)
     }
 }
 
-/// How many events on `subject` a stream holds (an ephemeral consumer's pending count).
+/// How many events on `subject` a stream holds (an ephemeral consumer's pending count),
+/// asked by `client` (one that may read it: the operator).
 ///
 /// # Panics
 /// When NATS or the stream cannot be reached.
-pub async fn count_events(nats_url: &str, stream: &str, subject: &str) -> u64 {
+pub async fn count_events(client: &async_nats::Client, stream: &str, subject: &str) -> u64 {
     use async_nats::jetstream::consumer::{AckPolicy, pull};
-    let js = async_nats::jetstream::new(async_nats::connect(nats_url).await.expect("nats"));
+    let js = async_nats::jetstream::new(client.clone());
     let stream = js.get_stream(stream).await.expect("stream");
     let mut consumer = stream
         .create_consumer(pull::Config {
@@ -565,6 +587,46 @@ pub mod clients {
     pub use grpc_adapter::pb::mypage::v1::my_page_service_client::MyPageServiceClient;
     pub use grpc_adapter::pb::reward::v1::reward_service_client::RewardServiceClient;
     pub use grpc_adapter::pb::wallet::v1::wallet_service_client::WalletServiceClient;
+}
+
+/// Events made by hand, as a test (or an attacker) would put them on the bus.
+pub mod events {
+    use grpc_adapter::pb::events::v1 as ev;
+    use prost::Message;
+
+    /// The envelope headers of an event: `msg_id` is JetStream's de-duplication id.
+    pub fn headers(
+        event_type: &str,
+        event_id: &str,
+        msg_id: &str,
+        customer: &str,
+        correlation: &str,
+    ) -> async_nats::HeaderMap {
+        let mut h = async_nats::HeaderMap::new();
+        h.insert("Nats-Msg-Id", msg_id);
+        h.insert("Game-Event-Id", event_id);
+        h.insert("Game-Event-Type", event_type);
+        h.insert("Game-Correlation-Id", correlation);
+        h.insert("Game-Causation-Id", "test");
+        h.insert("Game-Customer-Id", customer);
+        h.insert("Game-Occurred-At", "2026-11-25T12:00:00Z");
+        h
+    }
+
+    /// A `RewardAllocated` no mission earned: `points` for `customer`, new ids.
+    pub fn reward_allocated(customer: &str, points: i64) -> (async_nats::HeaderMap, bytes::Bytes) {
+        let (reward_id, mission_id) = (uuid::Uuid::now_v7().to_string(), uuid::Uuid::now_v7().to_string());
+        let body = ev::RewardAllocated {
+            reward_id: reward_id.clone(),
+            mission_id: mission_id.clone(),
+            customer_id: customer.into(),
+            points,
+            mission_code: "daily-login".into(),
+        };
+        let event_id = uuid::Uuid::now_v7().to_string();
+        let h = headers("game.events.v1.RewardAllocated", &event_id, &event_id, customer, &mission_id);
+        (h, body.encode_to_vec().into())
+    }
 }
 
 /// The calls tests make over and over, with the happy answer unwrapped.

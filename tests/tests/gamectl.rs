@@ -1,7 +1,8 @@
 //! `gamectl` as an operator uses it: `gamectl up` runs the whole system (nats-server and
 //! every service as supervised children), the client commands drive the scenario through
 //! the gateway, a crashed or stuck service is restarted by the supervisor and the event
-//! flow carries on, and SIGTERM stops everything, leaving no process behind.
+//! flow carries on, the bus admits each service only to its own subjects and no one
+//! without credentials, and SIGTERM stops everything, leaving no process behind.
 //!
 //! Every test runs the real binary in its own data directory with its own ports and reads
 //! what it prints: stdout (the lines meant for people and tests: `ready: all services
@@ -562,4 +563,64 @@ async fn a_service_stuck_not_serving_is_restarted_by_the_supervisor() {
     assert_eq!(status.code(), Some(0), "gamectl up exited with {status}\n{}", up.transcript());
     assert!(up.tree().is_empty(), "processes left behind: {:?}", up.tree());
     assert!(started.elapsed() < Duration::from_secs(60), "took {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn gamectl_up_secures_the_bus_with_per_service_keys_kept_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut up = Up::start(&[], &[]).await;
+    let nats = format!("nats://127.0.0.1:{}", up.base + NATS);
+
+    // Every key readable by its owner only; the server's configuration holds public keys.
+    let auth = up.data_dir.join("nats-auth");
+    let mode = |p: &Path| std::fs::metadata(p).expect("exists").permissions().mode() & 0o777;
+    assert_eq!(mode(&auth), 0o700);
+    let conf = std::fs::read_to_string(auth.join("nats-server.conf")).expect("server configuration");
+    assert_eq!(mode(&auth.join("nats-server.conf")), 0o600);
+    for user in ["operator", "mission", "reward", "wallet", "gift", "notification", "mypage"] {
+        let seed_file = auth.join(format!("{user}.nk"));
+        assert_eq!(mode(&seed_file), 0o600, "{user}.nk");
+        let seed = std::fs::read_to_string(&seed_file).expect("seed");
+        assert!(seed.starts_with("SU") && !conf.contains(seed.trim()), "{user}'s seed stays out of the server's file");
+    }
+    assert!(up.find(0, |l| l.starts_with("nats: authentication on")).is_some(), "{}", up.transcript());
+
+    // No credentials: no connection.
+    let anonymous = async_nats::connect(&nats).await.expect_err("an anonymous client was let in");
+    assert_eq!(anonymous.kind(), async_nats::ConnectErrorKind::AuthorizationViolation);
+
+    // A customer with one real reward, then 1,000,000 points allocated with the mission
+    // service's key: refused by the server, which says so (its log is on our stderr).
+    up.register_and_login("mallory").await;
+    let mission = up.achieve("daily-login").await;
+    up.wallet_issued(std::slice::from_ref(&mission)).await;
+    let (client, mut errors) =
+        e2e::nats_connect_as(&nats, "mission", Some(&auth.join("mission.nk"))).await.expect("mission's key");
+    let (headers, payload) = e2e::events::reward_allocated("mallory", 1_000_000);
+    client.publish_with_headers("game.reward.v1.allocated", headers, payload).await.expect("sent");
+    client.flush().await.expect("flushed");
+    let refused = tokio::time::timeout(Duration::from_secs(5), errors.recv()).await.expect("refused").expect("error");
+    assert!(refused.to_string().contains("Permissions Violation for Publish"), "{refused}");
+    poll(Duration::from_secs(5), "nats-server logs the violation", &up, || async {
+        let stderr = up.stderr.lock().expect("lines");
+        stderr.iter().any(|l| l.starts_with("[nats] ") && l.contains("Publish Violation")).then_some(())
+    })
+    .await;
+
+    // The operator's key may publish it (after the forged one): it arrives, nothing else.
+    let (operator, _) =
+        e2e::nats_connect_as(&nats, "operator", Some(&auth.join("operator.nk"))).await.expect("the operator's key");
+    let (headers, payload) = e2e::events::reward_allocated("mallory", 500);
+    let js = async_nats::jetstream::new(operator);
+    js.publish_with_headers("game.reward.v1.allocated", headers, payload).await.unwrap().await.expect("stored");
+    let items = poll(FLOW, "the operator's allocation in the wallet", &up, || async {
+        let items = up.wallet_items().await?;
+        (items.len() == 2).then_some(items)
+    })
+    .await;
+    let points: i64 = items.iter().filter_map(|i| i["points"].as_i64()).sum();
+    assert_eq!(points, 510, "the mission's 10 and the operator's 500, nothing forged: {items:?}");
+
+    let status = up.stop().await;
+    assert_eq!(status.code(), Some(0), "gamectl up exited with {status}\n{}", up.transcript());
 }

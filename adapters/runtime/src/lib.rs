@@ -31,9 +31,11 @@ pub struct Nats {
     pub settings: NatsSettings,
 }
 
-/// Connects to NATS as `name`, or exits when the URL is malformed.
+/// Connects to NATS as `name`, or exits when the URL is malformed or the credentials
+/// are unusable or refused.
 pub async fn connect_nats(settings: &NatsSettings, name: &str) -> Nats {
-    let client = nats_adapter::connect(settings, name).await.unwrap_or_else(|e| server::fail("NATS_URL", &e));
+    let client =
+        nats_adapter::connect(settings, name).await.unwrap_or_else(|e| server::fail("cannot connect to NATS", &e));
     Nats { js: jetstream::new(client.clone()), client, settings: settings.clone() }
 }
 

@@ -40,7 +40,7 @@ pub type App = GiftService<store::SqlGifts>;
 /// Builds the service and serves until SIGTERM.
 pub async fn run(settings: Settings) {
     let db = service_runtime::open_store(&settings.database_url, store::MIGRATIONS).await;
-    let nats = service_runtime::connect_nats(&settings.nats, "gift").await;
+    let nats = service_runtime::connect_nats(&settings.nats, nats_adapter::roles::gift::ROLE.name).await;
     let app: Arc<App> = Arc::new(GiftService::new(store::SqlGifts::new(db.clone()), Catalog::default()));
     let routes = tonic::service::Routes::new(grpc::server(app));
     // Issuing a gift needs only the database: the outbox holds events while NATS is down.

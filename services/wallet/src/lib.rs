@@ -45,7 +45,7 @@ pub type App = WalletService<store::SqlWallet, gift_client::GiftClient>;
 pub async fn run(settings: Settings) {
     let gifts = gift_client::GiftClient::new(&settings.gift).unwrap_or_else(|e| server::fail("invalid settings", &e));
     let db = service_runtime::open_store(&settings.database_url, store::MIGRATIONS).await;
-    let nats = service_runtime::connect_nats(&settings.nats, "wallet").await;
+    let nats = service_runtime::connect_nats(&settings.nats, nats_adapter::roles::wallet::ROLE.name).await;
     let app: Arc<App> = Arc::new(WalletService::new(store::SqlWallet::new(db.clone()), gifts));
     let routes = tonic::service::Routes::new(grpc::server(app.clone()));
     Runtime::new(settings.server, &settings.auth, SERVICE_NAME, routes, Some(db), Some(nats))
