@@ -249,8 +249,12 @@ impl Revocation {
     /// Revokes what was issued until `now`, within its second too: tokens carry `iat` in
     /// whole seconds, so "before the next second" catches a token issued a moment earlier
     /// in the same second (and the auth service gives later tokens `iat >= before`).
-    pub fn at(subject: &str, now: DateTime<Utc>) -> Self {
-        Self { subject: subject.to_owned(), before: now.timestamp() + 1 }
+    /// Tokens issued after the `previous` revocation carry `iat = previous.before`, which
+    /// may be that same next second: this one then reaches one second further.
+    pub fn at(subject: &str, now: DateTime<Utc>, previous: Option<&Revocation>) -> Self {
+        let next_second = now.timestamp() + 1;
+        let after_previous = previous.map_or(i64::MIN, |p| p.before.saturating_add(1));
+        Self { subject: subject.to_owned(), before: next_second.max(after_previous) }
     }
 }
 
@@ -398,9 +402,15 @@ mod tests {
     }
 
     #[test]
-    fn a_revocation_covers_the_whole_second_it_was_made_in() {
+    fn a_revocation_covers_the_whole_second_it_was_made_in_and_reaches_past_the_previous_one() {
         let now = DateTime::from_timestamp(1_800_000_000, 700_000_000).unwrap();
-        assert_eq!(Revocation::at("c-11", now).before, 1_800_000_001);
+        let first = Revocation::at("c-11", now, None);
+        assert_eq!(first.before, 1_800_000_001);
+        // A token issued after `first`, in the same second, has iat = 1_800_000_001: a
+        // second revocation in that second must refuse it too.
+        assert_eq!(Revocation::at("c-11", now, Some(&first)).before, 1_800_000_002);
+        let long_ago = Revocation { subject: "c-11".into(), before: 1_000 };
+        assert_eq!(Revocation::at("c-11", now, Some(&long_ago)).before, 1_800_000_001);
     }
 
     #[test]

@@ -312,7 +312,8 @@ where
                 (AuditAction::RoleGranted, None)
             } else {
                 // The tokens still carrying the role must go too.
-                (AuditAction::RoleRevoked, Some(Revocation::at(customer.as_str(), now)))
+                let previous = self.accounts.revocation(customer.as_str()).await?;
+                (AuditAction::RoleRevoked, Some(Revocation::at(customer.as_str(), now, previous.as_ref())))
             };
             let audit = AuditEntry::new(actor, action, customer.as_str(), role.as_str(), now);
             match self.accounts.update(&account, audit, revocation).await {
@@ -364,7 +365,8 @@ where
         let subject = CustomerId::new(subject)?;
         for _ in 0..CONFLICT_RETRIES {
             let now = Utc::now();
-            let revocation = Revocation::at(subject.as_str(), now);
+            let previous = self.accounts.revocation(subject.as_str()).await?;
+            let revocation = Revocation::at(subject.as_str(), now, previous.as_ref());
             let audit = AuditEntry::new(
                 actor,
                 AuditAction::TokensRevoked,
@@ -731,6 +733,17 @@ mod tests {
         assert!(
             matches!(block_on(s.revoke_tokens("admin", "")), Err(AuthError::Invalid(v)) if v.field == "customer_id")
         );
+    }
+
+    #[test]
+    fn a_second_revocation_in_the_same_second_refuses_the_token_issued_after_the_first() {
+        let s = service();
+        block_on(s.register("c-11", "correct horse")).unwrap();
+        let first = block_on(s.revoke_tokens("admin", "c-11")).unwrap();
+        let between = block_on(s.issue_token("c-11", "correct horse", HOME)).unwrap();
+        assert!(between.access_token.ends_with(&format!("-{}", first.before)), "iat = the first revocation");
+        let second = block_on(s.revoke_tokens("admin", "c-11")).unwrap();
+        assert!(second.before > first.before, "the token issued between them is refused too");
     }
 
     #[test]
