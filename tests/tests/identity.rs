@@ -453,3 +453,86 @@ async fn revoked_tokens_are_refused_by_the_gateway_and_every_service_within_five
         .unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied);
 }
+
+#[tokio::test]
+async fn while_the_wallet_has_no_service_token_an_exchange_is_unavailable_with_retry_after_and_changes_nothing() {
+    let mut sys = System::start().await;
+    let item = e2e::api::issued_reward(&sys, "quinn", "daily-login").await;
+    // A wallet replica starting while the auth service is down has no token.
+    assert_eq!(sys.auth.stop(), Some(0));
+    let mut env = sys.env(&sys.database_urls["wallet"]);
+    env.push(("GIFT_URL", sys.gift.url()));
+    let wallet2 = e2e::Service::start("wallet-2", "wallet", &env, sys.dir.path());
+    wallet2.wait_serving(e2e::WALLET).await;
+    let token = sys.tokens.customer("quinn");
+    let exchange = || async {
+        WalletServiceClient::new(with_token(wallet2.channel(), &token))
+            .exchange_reward(wallet::ExchangeRewardRequest {
+                customer_id: "quinn".into(),
+                reward_id: item.reward_id.clone(),
+                gift_code: "coffee".into(),
+                request_id: "q-1".into(),
+            })
+            .await
+    };
+    let e = exchange().await.unwrap_err();
+    assert_eq!(e.code(), Code::Unavailable, "{}", e.message());
+    assert_eq!(retry_after_header(&e), Some(1));
+    let wallet_now = e2e::api::wallet_of(&sys, "quinn").await;
+    assert_eq!(wallet_now.items[0].status, wallet::WalletItemStatus::Issued as i32, "nothing changed");
+    assert_eq!(sys.count_events("GIFT", "game.gift.v1.issued").await, 0);
+    assert_eq!(sys.count_events("WALLET", "game.wallet.v1.exchanged").await, 0);
+    // The auth service back: the replica gets its token and the same request goes through.
+    sys.auth.restart();
+    sys.auth.wait_serving(e2e::AUTH).await;
+    let done =
+        eventually(Duration::from_secs(30), "the exchange goes through", || async { exchange().await.ok() }).await;
+    assert_eq!(done.into_inner().item.unwrap().status, wallet::WalletItemStatus::Exchanged as i32);
+}
+
+fn retry_after_header(e: &tonic::Status) -> Option<u64> {
+    e.metadata().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
+}
+
+/// Runs a binary that must refuse to start; returns what it said.
+fn refuses_to_start(bin: &str, env: &[(&str, String)]) -> String {
+    let out = std::process::Command::new(e2e::bin(bin))
+        .env_clear()
+        .env("LISTEN_ADDR", "127.0.0.1:0")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1), "{bin} must stop: {out:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_bad_identity_setting_stops_the_process_at_start_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = ("AUTH_KEYS_DIR", dir.path().join("keys").display().to_string());
+    let db = ("DATABASE_URL", format!("sqlite://{}", dir.path().join("auth.db").display()));
+    let short = dir.path().join("short.password");
+    std::fs::write(&short, "short\n").unwrap();
+    let said =
+        refuses_to_start("auth", &[keys.clone(), db.clone(), ("ADMIN_PASSWORD_FILE", short.display().to_string())]);
+    assert!(said.contains("ADMIN_PASSWORD_FILE") && said.contains("password"), "{said}");
+    let plain = dir.path().join("accounts.json");
+    std::fs::write(
+        &plain,
+        r#"{"service_accounts": [{"client_id": "svc-wallet", "role": "service", "secret_hash": "the secret"}]}"#,
+    )
+    .unwrap();
+    let said =
+        refuses_to_start("auth", &[keys.clone(), db.clone(), ("SERVICE_ACCOUNTS_FILE", plain.display().to_string())]);
+    assert!(said.contains("SERVICE_ACCOUNTS_FILE") && said.contains("secret_hash"), "{said}");
+    let said = refuses_to_start("auth", &[keys, db, ("TRUSTED_PROXIES", "the gateway".into())]);
+    assert!(said.contains("TRUSTED_PROXIES"), "{said}");
+    let said = refuses_to_start("wallet", &[]);
+    assert!(said.contains("SERVICE_CLIENT_ID"), "{said}");
+    let said = refuses_to_start(
+        "wallet",
+        &[("SERVICE_CLIENT_ID", "svc-wallet".into()), ("SERVICE_CLIENT_SECRET_FILE", "/nonexistent/secret".into())],
+    );
+    assert!(said.contains("SERVICE_CLIENT_SECRET_FILE"), "{said}");
+    assert!(!dir.path().join("auth.db").exists(), "nothing was created");
+}
