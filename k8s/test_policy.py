@@ -45,6 +45,8 @@ HPA_SCALED = {"gateway", "mypage"}
 # the operator's user for people.
 NATS_ROLES = {"mission", "reward", "wallet", "gift", "notification", "mypage"}
 NATS_USERS = NATS_ROLES | {"operator"}
+# Settings naming a file that holds a secret: it must be on a Secret volume.
+SECRET_FILES = {"ADMIN_PASSWORD_FILE", "SERVICE_ACCOUNTS_FILE", "SERVICE_CLIENT_SECRET_FILE"}
 # Binaries other engineers are still writing: reported, not failed, while absent.
 PENDING_BINARIES: set[str] = set()
 # Defaults of the binaries when the variable is unset.
@@ -54,7 +56,7 @@ COMMON_ENV = {
     "LISTEN_ADDR", "NATS_URL", "STREAM_REPLICAS", "CONSUMER_MAX_DELIVER",
     "CONSUMER_ACK_WAIT_SECONDS", "DRAIN_SECONDS", "SHUTDOWN_GRACE_SECONDS",
     "READINESS_INTERVAL_SECONDS", "LOG_FORMAT", "RUST_LOG",
-    "JWT_ISSUERS", "JWT_AUDIENCE", "JWKS_URLS", "METRICS_ADDR",
+    "JWT_ISSUERS", "JWT_AUDIENCE", "JWKS_URLS", "REVOCATION_URLS", "METRICS_ADDR",
 }
 # Prometheus scrapes every role here (container port `metrics`, METRICS_ADDR).
 METRICS_PORT = 9464
@@ -65,13 +67,15 @@ REQUIRED_ENV = {
     "reward": {"DATABASE_URL"},
     "gift": {"DATABASE_URL"},
     "wallet": {"DATABASE_URL", "GIFT_URL", "GIFT_DEADLINE_MS", "GIFT_MAX_IN_FLIGHT",
+               "SERVICE_CLIENT_ID", "SERVICE_CLIENT_SECRET_FILE", "AUTH_URL",
                "BREAKER_FAILURE_RATE", "BREAKER_SLOW_CALL_RATE", "BREAKER_SLOW_CALL_MS",
                "BREAKER_WINDOW", "BREAKER_MIN_CALLS", "BREAKER_OPEN_SECONDS",
                "BREAKER_HALF_OPEN_CALLS"},
     "mypage": {"MYPAGE_BUCKET"},
     "notification": {"DATABASE_URL", "MAILBOX_DIR", "MAIL_FROM", "RECIPIENT_DOMAIN"},
     "auth": {"DATABASE_URL", "AUTH_ISSUER", "AUTH_AUDIENCE", "AUTH_KEYS_DIR",
-             "TOKEN_TTL_SECONDS"},
+             "TOKEN_TTL_SECONDS", "ADMIN_PASSWORD_FILE", "SERVICE_ACCOUNTS_FILE",
+             "TRUSTED_PROXIES"},
     "gateway": {"MISSION_URL", "REWARD_URL", "WALLET_URL", "MYPAGE_URL", "GIFT_URL",
                 "NOTIFICATION_URL", "AUTH_URL", "RATE_LIMIT_PER_SECOND",
                 "RATE_LIMIT_BURST", "CORS_ALLOWED_ORIGINS"},
@@ -350,6 +354,14 @@ def check_service_container(res: Results, subj: str, svc: str, c: dict, pod: dic
     if env.get("METRICS_ADDR") != f"0.0.0.0:{METRICS_PORT}":
         problems.append(f"METRICS_ADDR is {env.get('METRICS_ADDR')!r}, not 0.0.0.0:{METRICS_PORT}")
     res.add(subj, "metrics-port", problems)
+    # Files of secrets (the first admin's password, service accounts) come from Secrets.
+    secret_volumes = {v["name"] for v in pod.get("volumes") or [] if v.get("secret")}
+    secret_mounts = [m["mountPath"].rstrip("/") + "/" for m in c.get("volumeMounts") or []
+                     if m["name"] in secret_volumes]
+    res.add(subj, "secret-files", [
+        f"{key} {value} is not on a Secret volume" for key, value in sorted(env.items())
+        if key in SECRET_FILES and isinstance(value, str)
+        and not any(value.startswith(m) for m in secret_mounts)])
 
     missing = sorted((COMMON_ENV | REQUIRED_ENV[svc]) - set(env))
     problems = [f"missing {', '.join(missing)}"] if missing else []
@@ -927,6 +939,9 @@ def self_test(res: Results, good: dict[str, list[dict]]) -> None:
                 for v in d["spec"]["template"]["spec"]["volumes"]:
                     if (v.get("secret") or {}).get("secretName") == "nats-wallet":
                         v["secret"]["secretName"] = "nats-reward"  # another service's key
+                    if v["name"] == "service-account":
+                        v.pop("secret")
+                        v["emptyDir"] = {}
             if d["kind"] == "Deployment" and name(d) == "mypage":
                 for c in d["spec"]["template"]["spec"]["containers"]:
                     c["env"] = [e for e in c.get("env") or [] if e["name"] != "NATS_NKEY_SEED_FILE"]
@@ -934,8 +949,10 @@ def self_test(res: Results, good: dict[str, list[dict]]) -> None:
                 d["data"]["nats.conf"] = d["data"]["nats.conf"].replace("{", '{"no_auth_user": "x",', 1)
         found = Results()
         check_overlay(docs, found, "fixture", "prod")
+        check_workloads(docs, found, "fixture")
         reported = {(r.subject, r.code) for r in found.failures()}
         for subject, code in (("fixture/Deployment/mission", "database"),
+                              ("fixture/Deployment/wallet/wallet", "secret-files"),
                               ("fixture/Deployment/mission", "replicas"),
                               ("fixture", "netpol-default-deny"),
                               ("fixture/network", "netpol-reach"),

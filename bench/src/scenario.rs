@@ -109,9 +109,7 @@ fn services(sys: &System) -> Vec<(&'static str, &Service)> {
     if let Some(g) = &sys.gateway {
         v.push(("gateway", g));
     }
-    if let Some(a) = &sys.auth {
-        v.push(("auth", a));
-    }
+    v.push(("auth", &sys.auth));
     v.extend([
         ("mission", &sys.mission),
         ("reward", &sys.reward),
@@ -385,9 +383,12 @@ async fn startup_times(plan: &Plan, sys: &Arc<System>, nats: &e2e::NatsServer, r
             match name {
                 "auth" => {
                     env.push(("AUTH_KEYS_DIR", dir.path().join(format!("keys-{rep}")).display().to_string()));
-                    env.push(("ADMIN_CUSTOMERS", e2e::ADMIN.to_owned()));
+                    env.push(("ADMIN_PASSWORD_FILE", sys.secrets.admin_password_file.display().to_string()));
                 }
-                "wallet" => env.push(("GIFT_URL", sys.gift.url())),
+                "wallet" => {
+                    env.push(("GIFT_URL", sys.gift.url()));
+                    env.extend(e2e::wallet_account_env(&sys.auth, &sys.secrets));
+                }
                 "gateway" => {
                     for (var, svc) in [
                         ("MISSION_URL", &sys.mission),

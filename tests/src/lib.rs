@@ -218,7 +218,8 @@ pub struct Options {
     pub wallet_env: Vec<(&'static str, String)>,
     /// Put a proxy between wallet and gift whose added delay the test controls.
     pub gift_proxy: bool,
-    /// Also start the auth service and the gateway in front of everything.
+    /// Also start the gateway in front of everything (the auth service always runs: the
+    /// wallet gets its service token there).
     pub gateway: bool,
     /// Extra settings for the gateway (rate limits...).
     pub gateway_env: Vec<(&'static str, String)>,
@@ -257,6 +258,17 @@ impl Tokens {
 
     pub fn admin(&self) -> String {
         self.issuer.issue("operator", auth_adapter::Role::Admin).expect("token").0
+    }
+
+    /// A token of one of our services (role `service`, `sub` = `svc-<name>`), as the
+    /// auth service gives a service account.
+    pub fn service(&self, name: &str) -> String {
+        self.issuer.issue(&format!("svc-{name}"), auth_adapter::Role::Service).expect("token").0
+    }
+
+    /// A game server's token (role `game_server`).
+    pub fn game_server(&self, name: &str) -> String {
+        self.issuer.issue(&format!("svc-{name}"), auth_adapter::Role::GameServer).expect("token").0
     }
 
     pub fn issuer(&self) -> &auth_adapter::TokenIssuer {
@@ -303,16 +315,60 @@ pub struct System {
     pub notification: Service,
     /// Present when [`Options::gift_proxy`] was asked for.
     pub gift_proxy: Option<SlowProxy>,
+    /// Always there: the wallet's service token comes from it.
+    pub auth: Service,
     /// Present when [`Options::gateway`] was asked for.
-    pub auth: Option<Service>,
     pub gateway: Option<Service>,
+    /// What the auth service and the wallet were given: the first admin's password, the
+    /// wallet's service account.
+    pub secrets: Secrets,
+}
+
+/// The files a system's auth service and wallet are started with (each 0600), as
+/// `gamectl up` writes them.
+pub struct Secrets {
+    pub admin_password_file: PathBuf,
+    pub admin_password: String,
+    /// The wallet's service account secret (`SERVICE_CLIENT_SECRET_FILE`).
+    pub wallet_secret_file: PathBuf,
+    /// `SERVICE_ACCOUNTS_FILE`: the wallet's client id, role and secret hash.
+    pub service_accounts_file: PathBuf,
+}
+
+/// The wallet's service account in tests.
+pub const WALLET_CLIENT_ID: &str = "svc-wallet";
+
+impl Secrets {
+    /// # Panics
+    /// When the files cannot be written.
+    pub fn write(dir: &Path) -> Self {
+        use auth_adapter::secret;
+        let admin_password = secret::generate().expect("random");
+        let admin_password_file = dir.join("admin.password");
+        secret::write_private(&admin_password_file, format!("{admin_password}\n").as_bytes()).expect("admin.password");
+        let wallet_secret = secret::generate().expect("random");
+        let wallet_secret_file = dir.join("wallet.secret");
+        secret::write_private(&wallet_secret_file, wallet_secret.as_bytes()).expect("wallet.secret");
+        // Cheap hashing: the hash carries its own cost, the auth service verifies it as is.
+        let hash = secret::hash(&wallet_secret, secret::Cost { memory_kib: 4096, iterations: 1 }).expect("hash");
+        let file = secret::ServiceAccountsFile {
+            service_accounts: vec![secret::ProvisionedAccount {
+                client_id: WALLET_CLIENT_ID.into(),
+                role: "service".into(),
+                secret_hash: hash,
+            }],
+        };
+        let service_accounts_file = dir.join("service-accounts.json");
+        secret::write_private(&service_accounts_file, &serde_json::to_vec(&file).expect("json")).expect("accounts");
+        Self { admin_password_file, admin_password, wallet_secret_file, service_accounts_file }
+    }
 }
 
 pub const NOTIFICATION: &str = "game.notification.v1.NotificationService";
 pub const AUTH: &str = "game.auth.v1.AuthService";
 pub const GATEWAY: &str = "game.gateway.v1.Gateway";
-/// The customer the auth service makes an admin in tests.
-pub const ADMIN: &str = "ops";
+/// The first admin the auth service creates at start (`ADMIN_ID`).
+pub const ADMIN: &str = "admin";
 
 impl System {
     pub async fn start() -> Self {
@@ -342,21 +398,13 @@ impl System {
         };
         let (auth_db, notification_db) = (db_for("auth"), db_for("notification"));
         let tokens = Tokens::new(dir.path());
-        let auth = options.gateway.then(|| {
-            let env = [
-                ("DATABASE_URL", auth_db.clone()),
-                ("AUTH_KEYS_DIR", dir.path().join("keys").display().to_string()),
-                ("ADMIN_CUSTOMERS", ADMIN.to_owned()),
-                ("ARGON2_MEMORY_KIB", "4096".to_owned()),
-                ("ARGON2_ITERATIONS", "1".to_owned()),
-            ];
-            Service::start("auth", "auth", &env, dir.path())
-        });
+        let secrets = Secrets::write(dir.path());
+        let auth = Service::start("auth", "auth", &auth_env(&auth_db, dir.path(), &secrets), dir.path());
         let jwks = tokens.jwks_file.display().to_string();
-        let jwks_urls = auth.as_ref().map(|a| format!("http://{}/.well-known/jwks.json", a.addr)).unwrap_or_default();
         let base = |role: &str, extra: Vec<(&'static str, String)>| {
             let mut env = nats.service_env(role);
-            env.extend([("JWKS_FILES", jwks.clone()), ("JWKS_URLS", jwks_urls.clone())]);
+            env.push(("JWKS_FILES", jwks.clone()));
+            env.extend(verifier_env(&auth));
             env.extend(options.service_env.iter().cloned());
             env.extend(extra);
             env
@@ -367,6 +415,7 @@ impl System {
         let mission = Service::start("mission", "mission", &base("mission", vec![("DATABASE_URL", m)]), dir.path());
         let reward = Service::start("reward", "reward", &base("reward", vec![("DATABASE_URL", r)]), dir.path());
         let mut wallet_env = base("wallet", vec![("DATABASE_URL", w), ("GIFT_URL", gift_url)]);
+        wallet_env.extend(wallet_account_env(&auth, &secrets));
         wallet_env.extend(options.wallet_env);
         let wallet = Service::start("wallet", "wallet", &wallet_env, dir.path());
         let mypage = Service::start("mypage", "mypage", &base("mypage", vec![]), dir.path());
@@ -392,7 +441,7 @@ impl System {
                     ("MYPAGE_URL", mypage.url()),
                     ("GIFT_URL", gift.url()),
                     ("NOTIFICATION_URL", notification.url()),
-                    ("AUTH_URL", auth.as_ref().map(Service::url).unwrap_or_default()),
+                    ("AUTH_URL", auth.url()),
                 ],
             );
             env.extend(options.gateway_env);
@@ -404,9 +453,7 @@ impl System {
         wallet.wait_serving(WALLET).await;
         mypage.wait_serving(MYPAGE).await;
         notification.wait_serving(NOTIFICATION).await;
-        if let Some(a) = &auth {
-            a.wait_serving(AUTH).await;
-        }
+        auth.wait_serving(AUTH).await;
         if let Some(g) = &gateway {
             g.wait_serving(GATEWAY).await;
         }
@@ -425,6 +472,7 @@ impl System {
             gift_proxy,
             auth,
             gateway,
+            secrets,
         }
     }
 
@@ -437,12 +485,33 @@ impl System {
         self.dir.path().join("mailbox")
     }
 
-    /// What one more process of `role` (e.g. a second replica) is started with: NATS
-    /// and its credentials, `db`, the test keys.
+    /// What one more process of `role` (e.g. a second replica) is started with: NATS and
+    /// its credentials, `db`, the keys and revocations to verify tokens with, and (read by
+    /// the wallet only) its service account.
     pub fn env(&self, role: &str, db: &str) -> Vec<(&'static str, String)> {
         let mut env = self.nats.service_env(role);
         env.extend([("DATABASE_URL", db.to_owned()), ("JWKS_FILES", self.tokens.jwks_file.display().to_string())]);
+        env.extend(verifier_env(&self.auth));
+        env.extend(wallet_account_env(&self.auth, &self.secrets));
         env
+    }
+
+    /// A token of the first admin, from the auth service (logged in with the password
+    /// it was started with).
+    ///
+    /// # Panics
+    /// When the auth service refuses.
+    pub async fn admin_token(&self) -> String {
+        use grpc_adapter::pb::auth::v1 as auth;
+        auth::auth_service_client::AuthServiceClient::new(self.auth.channel())
+            .issue_token(auth::IssueTokenRequest {
+                customer_id: ADMIN.into(),
+                password: self.secrets.admin_password.clone(),
+            })
+            .await
+            .expect("the first admin logs in")
+            .into_inner()
+            .access_token
     }
 
     /// A channel to `service` acting as `customer`.
@@ -475,6 +544,39 @@ impl System {
     pub async fn operator_js(&self) -> async_nats::jetstream::Context {
         async_nats::jetstream::new(self.nats.operator().await)
     }
+}
+
+/// The auth service's settings in tests: cheap hashing, the first admin, the wallet's
+/// service account, and the loopback as the trusted proxy (the gateway, and tests acting
+/// as one to pick the client address a login comes from).
+pub fn auth_env(db: &str, dir: &Path, secrets: &Secrets) -> Vec<(&'static str, String)> {
+    vec![
+        ("DATABASE_URL", db.to_owned()),
+        ("AUTH_KEYS_DIR", dir.join("keys").display().to_string()),
+        ("ADMIN_ID", ADMIN.to_owned()),
+        ("ADMIN_PASSWORD_FILE", secrets.admin_password_file.display().to_string()),
+        ("SERVICE_ACCOUNTS_FILE", secrets.service_accounts_file.display().to_string()),
+        ("TRUSTED_PROXIES", "127.0.0.1".to_owned()),
+        ("ARGON2_MEMORY_KIB", "4096".to_owned()),
+        ("ARGON2_ITERATIONS", "1".to_owned()),
+    ]
+}
+
+/// Where every service gets the auth service's keys and revocations.
+pub fn verifier_env(auth: &Service) -> Vec<(&'static str, String)> {
+    vec![
+        ("JWKS_URLS", format!("http://{}/.well-known/jwks.json", auth.addr)),
+        ("REVOCATION_URLS", format!("http://{}/revocations", auth.addr)),
+    ]
+}
+
+/// The wallet's service account (other services ignore these settings).
+pub fn wallet_account_env(auth: &Service, secrets: &Secrets) -> Vec<(&'static str, String)> {
+    vec![
+        ("SERVICE_CLIENT_ID", WALLET_CLIENT_ID.to_owned()),
+        ("SERVICE_CLIENT_SECRET_FILE", secrets.wallet_secret_file.display().to_string()),
+        ("AUTH_URL", auth.url()),
+    ]
 }
 
 /// How many events on `subject` a stream holds (an ephemeral consumer's pending count),
@@ -582,6 +684,8 @@ impl Drop for SlowProxy {
 
 /// Generated clients, re-exported for the tests.
 pub mod clients {
+    pub use grpc_adapter::pb::auth::v1::auth_service_client::AuthServiceClient;
+    pub use grpc_adapter::pb::gift::v1::gift_issuing_service_client::GiftIssuingServiceClient;
     pub use grpc_adapter::pb::gift::v1::gift_service_client::GiftServiceClient;
     pub use grpc_adapter::pb::mission::v1::mission_service_client::MissionServiceClient;
     pub use grpc_adapter::pb::mypage::v1::my_page_service_client::MyPageServiceClient;

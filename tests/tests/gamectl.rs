@@ -624,3 +624,107 @@ async fn gamectl_up_secures_the_bus_with_per_service_keys_kept_private() {
     let status = up.stop().await;
     assert_eq!(status.code(), Some(0), "gamectl up exited with {status}\n{}", up.transcript());
 }
+
+/// The permission bits of a file.
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode() & 0o777
+}
+
+#[tokio::test]
+async fn gamectl_up_makes_the_first_admin_and_keeps_every_secret_private_and_an_operator_manages_identity() {
+    let mut up = Up::start(&[], &[]).await;
+    let data = up.data_dir.clone();
+    let password_file = data.join("admin.password");
+    let said =
+        up.find(0, |l| l.starts_with("first admin: admin, password in ")).map(|i| up.stdout.lock().unwrap()[i].clone());
+    assert!(said.as_deref().is_some_and(|l| l.contains(&password_file.display().to_string())), "{}", up.transcript());
+
+    // Nobody can take `admin`: it exists before the gateway opens.
+    let taken = up.ctl(&["register", "admin", "--password", PASSWORD]).await;
+    assert!(!taken.status.success());
+    assert!(String::from_utf8_lossy(&taken.stderr).contains("ALREADY_EXISTS"), "{taken:?}");
+    let admin_password = std::fs::read_to_string(&password_file).expect("admin.password");
+    let login = up.json(&["login", "admin", "--password", admin_password.trim()]).await;
+    assert_eq!((login["customerId"].as_str(), login["role"].as_str()), (Some("admin"), Some("admin")), "{login}");
+
+    // Secrets on disk are readable by their owner only.
+    let mut private = vec![
+        password_file.clone(),
+        data.join("secrets/wallet.secret"),
+        data.join("secrets/service-accounts.json"),
+        data.join("auth.db"),
+        data.join("auth.db-wal"),
+        data.join("auth.db-shm"),
+        data.join("token"),
+    ];
+    private.extend(std::fs::read_dir(data.join("keys")).expect("keys").map(|e| e.expect("key").path()));
+    assert!(private.iter().any(|p| p.extension().is_some_and(|e| e == "pem")), "a signing key");
+    for file in &private {
+        assert_eq!(mode(file), 0o600, "{}", file.display());
+    }
+    assert_eq!(mode(&data.join("keys")), 0o700);
+    assert_eq!(mode(&data.join("secrets")), 0o700);
+    let accounts = std::fs::read_to_string(data.join("secrets/service-accounts.json")).unwrap();
+    let wallet_secret = std::fs::read_to_string(data.join("secrets/wallet.secret")).unwrap();
+    assert!(accounts.contains("svc-wallet") && !accounts.contains(wallet_secret.trim()), "hashes, never secrets");
+
+    // Roles: granted and revoked by the admin, audited.
+    let bob_token = data.join("bob.token");
+    let bob_file = bob_token.display().to_string();
+    up.ok(&["register", "bob", "--password", PASSWORD]).await;
+    up.ok(&["--token-file", &bob_file, "login", "bob", "--password", PASSWORD]).await;
+    let denied = up.ctl(&["--token-file", &bob_file, "role", "grant", "bob", "admin"]).await;
+    assert!(String::from_utf8_lossy(&denied.stderr).contains("PERMISSION_DENIED"), "{denied:?}");
+    let granted = up.json(&["role", "grant", "bob", "admin"]).await;
+    assert_eq!((granted["role"].as_str(), granted["changed"].as_bool()), (Some("admin"), Some(true)), "{granted}");
+    let relogin = up.json(&["--token-file", &bob_file, "login", "bob", "--password", PASSWORD]).await;
+    assert_eq!(relogin["role"], "admin", "{relogin}");
+    let revoked = up.json(&["role", "revoke", "bob", "admin"]).await;
+    assert_eq!(revoked["role"], "player", "{revoked}");
+    let audit = up.json(&["audit", "--subject", "bob"]).await;
+    let actions: Vec<&str> = audit["entries"].as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
+    assert_eq!(actions, ["role_revoked", "role_granted"], "{audit}");
+    assert!(up.ok(&["audit"]).await.contains("admin_created"));
+
+    // Revocation: bob's token stops working within seconds; a new login works.
+    up.ok(&["--token-file", &bob_file, "login", "bob", "--password", PASSWORD]).await;
+    up.ok(&["--token-file", &bob_file, "wallet"]).await;
+    up.ok(&["revoke", "bob"]).await;
+    poll(Duration::from_secs(5), "bob's token refused", &up, || async {
+        let out = up.ctl(&["--token-file", &bob_file, "wallet"]).await;
+        String::from_utf8_lossy(&out.stderr).contains("UNAUTHENTICATED").then_some(())
+    })
+    .await;
+    up.ok(&["--token-file", &bob_file, "login", "bob", "--password", PASSWORD]).await;
+    up.ok(&["--token-file", &bob_file, "wallet"]).await;
+
+    // A service account for a game server: secret shown once, then a login of its own.
+    let created = up.json(&["service-account", "create", "match-server"]).await;
+    assert_eq!(
+        (created["clientId"].as_str(), created["role"].as_str()),
+        (Some("svc-match-server"), Some("game_server"))
+    );
+    let secret = created["clientSecret"].as_str().expect("secret").to_owned();
+    let gs_file = data.join("gs.token").display().to_string();
+    let gs = up
+        .json(&["--token-file", &gs_file, "login", "--service-account", "svc-match-server", "--secret", &secret])
+        .await;
+    assert_eq!(
+        (gs["customerId"].as_str(), gs["role"].as_str()),
+        (Some("svc-match-server"), Some("game_server")),
+        "{gs}"
+    );
+    assert_eq!(mode(Path::new(&gs_file)), 0o600);
+
+    // The wallet, with the service account up provisioned, exchanges.
+    up.register_and_login("carol").await;
+    let mission = up.achieve("daily-login").await;
+    let items = up.wallet_issued(std::slice::from_ref(&mission)).await;
+    let reward = items[0]["rewardId"].as_str().expect("reward").to_owned();
+    let exchanged = up.json(&["exchange", &reward, "coffee"]).await;
+    assert_eq!(exchanged["item"]["status"], "WALLET_ITEM_STATUS_EXCHANGED", "{exchanged}");
+
+    let status = up.stop().await;
+    assert_eq!(status.code(), Some(0), "{}", up.transcript());
+}

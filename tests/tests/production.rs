@@ -308,7 +308,7 @@ fn roll_gateway(sys: &System, overrides: &[(&'static str, String)]) -> Service {
         ("MYPAGE_URL", sys.mypage.url()),
         ("GIFT_URL", sys.gift.url()),
         ("NOTIFICATION_URL", sys.notification.url()),
-        ("AUTH_URL", sys.auth.as_ref().map(Service::url).unwrap_or_default()),
+        ("AUTH_URL", sys.auth.url()),
         ("RATE_LIMIT_PER_SECOND", "100000".into()),
         ("RATE_LIMIT_BURST", "100000".into()),
     ]);

@@ -10,11 +10,13 @@
 //! - [`convert`] — timestamps.
 //! - [`auth`] — the authentication layer and the authorisation checks of handlers.
 //! - [`peer`] — the client's address behind trusted proxies.
+//! - [`service_token`] — a service's own token (its service account) for internal calls.
 
 pub mod auth;
 pub mod convert;
 pub mod peer;
 pub mod server;
+pub mod service_token;
 pub mod status;
 pub mod telemetry;
 

@@ -103,7 +103,18 @@ impl Server {
         } else {
             tracing::warn!("no JWKS_URLS or JWKS_FILES: every protected call will be refused");
         }
+        if !verifier.has_revocation_sources() {
+            tracing::warn!("no REVOCATION_URLS: a revoked token is accepted here until it expires");
+        }
         self.auth = Some(crate::auth::AuthLayer::new(verifier, public));
+        self
+    }
+
+    /// Methods (path prefixes, e.g. a whole internal service) only callers with the role
+    /// `service` may call; call after [`Self::with_auth`].
+    #[must_use]
+    pub fn with_internal(mut self, internal: &[&str]) -> Self {
+        self.auth = self.auth.map(|a| a.internal(internal));
         self
     }
 

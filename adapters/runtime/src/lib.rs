@@ -47,6 +47,7 @@ pub struct Runtime {
     auth: auth_adapter::AuthSettings,
     service_name: &'static str,
     public: Vec<&'static str>,
+    internal: Vec<&'static str>,
     routes: tonic::service::Routes,
     db: Option<Store>,
     nats: Option<Nats>,
@@ -73,6 +74,7 @@ impl Runtime {
             auth: auth.clone(),
             service_name,
             public: Vec::new(),
+            internal: Vec::new(),
             routes,
             db,
             nats,
@@ -86,6 +88,14 @@ impl Runtime {
     #[must_use]
     pub fn public(mut self, paths: &[&'static str]) -> Self {
         self.public.extend_from_slice(paths);
+        self
+    }
+
+    /// Methods only our own services may call (a token with the role `service`), as gRPC
+    /// path prefixes: e.g. a whole internal service, `/game.gift.v1.GiftIssuingService/`.
+    #[must_use]
+    pub fn internal(mut self, paths: &[&'static str]) -> Self {
+        self.internal.extend_from_slice(paths);
         self
     }
 
@@ -149,11 +159,9 @@ impl Runtime {
         });
         let verifier = auth_adapter::Verifier::new(&self.auth);
         let refresh = Duration::from_secs(self.auth.refresh_seconds);
-        let mut server = Server::new(self.settings, self.routes, vec![self.service_name], probe).with_auth(
-            verifier,
-            refresh,
-            &self.public,
-        );
+        let mut server = Server::new(self.settings, self.routes, vec![self.service_name], probe)
+            .with_auth(verifier, refresh, &self.public)
+            .with_internal(&self.internal);
         server.stopping = self.stopping;
         for task in self.tasks {
             server.spawn(task);

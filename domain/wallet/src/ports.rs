@@ -45,7 +45,8 @@ pub trait WalletRepository: Send + Sync + 'static {
 }
 
 /// The gift service, as the wallet needs it: issue a gift for a reward, idempotent on
-/// the reward (asking again returns the same gift).
+/// the reward (asking again returns the same gift). The adapter calls it as the wallet
+/// itself (its own service identity), never with the customer's credentials.
 pub trait GiftIssuer: Send + Sync + 'static {
     /// # Errors
     /// [`GiftCallError`]: a refusal of the request, or the gift service unavailable.
@@ -63,8 +64,6 @@ pub struct GiftRequest {
     pub gift_code: String,
     pub points: i64,
     pub traceparent: Option<String>,
-    /// The caller's bearer token: the gift service is called on the caller's behalf.
-    pub credentials: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

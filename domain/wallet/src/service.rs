@@ -126,7 +126,6 @@ impl<R: WalletRepository, G: GiftIssuer> WalletService<R, G> {
         &self,
         cmd: ExchangeReward,
         traceparent: Option<String>,
-        credentials: Option<String>,
     ) -> Result<(WalletItem, Uuid), WalletError> {
         let slot = self.exchanges.slot(cmd.reward_id);
         let _one_at_a_time = slot.lock().await;
@@ -145,7 +144,6 @@ impl<R: WalletRepository, G: GiftIssuer> WalletService<R, G> {
                     gift_code: cmd.gift_code.clone(),
                     points: item.points,
                     traceparent: traceparent.clone(),
-                    credentials: credentials.clone(),
                 })
                 .await?;
             let event = item.exchange(gift_id, &cmd)?;
@@ -272,7 +270,7 @@ mod tests {
     fn given_an_issued_reward_when_the_gift_service_issues_a_gift_then_the_item_is_exchanged_with_one_event() {
         let gift = new_id();
         let (s, item) = with_item(Gifts::answering(Ok(gift)));
-        let (exchanged, gift_id) = block_on(s.exchange(cmd(&item, "x1"), None, None)).unwrap();
+        let (exchanged, gift_id) = block_on(s.exchange(cmd(&item, "x1"), None)).unwrap();
         assert_eq!((exchanged.status, gift_id), (ItemStatus::Exchanged, gift));
         let outbox = s.repo.outbox.lock().unwrap();
         assert!(matches!(outbox.last().unwrap().event, WalletEvent::Exchanged { gift_id, .. } if gift_id == gift));
@@ -283,10 +281,10 @@ mod tests {
     fn given_an_exchanged_reward_the_same_request_gets_the_same_answer_and_another_is_refused() {
         let gift = new_id();
         let (s, item) = with_item(Gifts::answering(Ok(gift)));
-        block_on(s.exchange(cmd(&item, "x1"), None, None)).unwrap();
-        let (_, again) = block_on(s.exchange(cmd(&item, "x1"), None, None)).unwrap();
+        block_on(s.exchange(cmd(&item, "x1"), None)).unwrap();
+        let (_, again) = block_on(s.exchange(cmd(&item, "x1"), None)).unwrap();
         assert_eq!(again, gift);
-        let err = block_on(s.exchange(cmd(&item, "x2"), None, None)).unwrap_err();
+        let err = block_on(s.exchange(cmd(&item, "x2"), None)).unwrap_err();
         assert!(matches!(err, WalletError::Refused(ExchangeRefusal::AlreadyExchanged)));
         assert_eq!(*s.gifts.calls.lock().unwrap(), 1, "neither asked the gift service again");
     }
@@ -295,7 +293,7 @@ mod tests {
     fn given_the_gift_service_is_down_when_exchanging_then_the_item_stays_issued_and_nothing_is_published() {
         let down = GiftCallError::Unavailable { retry_after: Duration::from_secs(7), reason: "open".into() };
         let (s, item) = with_item(Gifts::answering(Err(down)));
-        let err = block_on(s.exchange(cmd(&item, ""), None, None)).unwrap_err();
+        let err = block_on(s.exchange(cmd(&item, ""), None)).unwrap_err();
         assert!(
             matches!(err, WalletError::GiftUnavailable { retry_after, .. } if retry_after == Duration::from_secs(7))
         );
@@ -306,7 +304,7 @@ mod tests {
     #[test]
     fn given_the_gift_service_refuses_then_nothing_changes() {
         let (s, item) = with_item(Gifts::answering(Err(GiftCallError::Refused("not enough points".into()))));
-        assert!(matches!(block_on(s.exchange(cmd(&item, ""), None, None)), Err(WalletError::GiftRefused(_))));
+        assert!(matches!(block_on(s.exchange(cmd(&item, ""), None)), Err(WalletError::GiftRefused(_))));
         assert_eq!(block_on(s.repo.get(item.reward_id)).unwrap().unwrap().status, ItemStatus::Issued);
     }
 
@@ -314,15 +312,9 @@ mod tests {
     fn someone_elses_or_an_unknown_reward_is_not_found() {
         let (s, item) = with_item(Gifts::answering(Ok(new_id())));
         let other = ExchangeReward::new("c-12", &item.reward_id.to_string(), "coffee", "").unwrap();
-        assert!(matches!(
-            block_on(s.exchange(other, None, None)),
-            Err(WalletError::Refused(ExchangeRefusal::NotFound))
-        ));
+        assert!(matches!(block_on(s.exchange(other, None)), Err(WalletError::Refused(ExchangeRefusal::NotFound))));
         let unknown = ExchangeReward::new("c-11", &new_id().to_string(), "coffee", "").unwrap();
-        assert!(matches!(
-            block_on(s.exchange(unknown, None, None)),
-            Err(WalletError::Refused(ExchangeRefusal::NotFound))
-        ));
+        assert!(matches!(block_on(s.exchange(unknown, None)), Err(WalletError::Refused(ExchangeRefusal::NotFound))));
         assert_eq!(*s.gifts.calls.lock().unwrap(), 0);
     }
 

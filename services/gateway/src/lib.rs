@@ -36,6 +36,7 @@ pub const SERVICES: &[(&str, &str)] = &[
 pub const PUBLIC: &[&str] = &[
     "/game.auth.v1.AuthService/RegisterCustomer",
     "/game.auth.v1.AuthService/IssueToken",
+    "/game.auth.v1.AuthService/IssueServiceToken",
     "/game.auth.v1.AuthService/GetJwks",
     "/game.mission.v1.MissionService/ListCatalog",
     "/game.gift.v1.GiftService/ListCatalog",
