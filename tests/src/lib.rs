@@ -650,7 +650,6 @@ pub mod raw {
     use bytes::Bytes;
     use http_body_util::BodyExt;
     use tonic::Code;
-    use tonic::transport::Channel;
 
     /// A message in gRPC's frame: no compression, its length, the bytes.
     pub fn frame(message: &[u8]) -> Vec<u8> {
@@ -668,12 +667,13 @@ pub mod raw {
         pub data: Vec<Vec<u8>>,
     }
 
-    /// POSTs `body` (framed or not, as given) to `path` over HTTP/2, as gRPC.
+    /// POSTs `body` (framed or not, as given) to `path` over HTTP/2, as gRPC; a plain
+    /// HTTP/2 client, which enforces no deadline of its own.
     ///
     /// # Panics
     /// When the connection fails.
-    pub async fn grpc(channel: &Channel, path: &str, token: Option<&str>, body: Vec<u8>) -> Answer {
-        grpc_with(channel, path, token, body, &[]).await
+    pub async fn grpc(addr: SocketAddr, path: &str, token: Option<&str>, body: Vec<u8>) -> Answer {
+        grpc_with(addr, path, token, body, &[]).await
     }
 
     /// [`grpc`] with extra headers.
@@ -681,15 +681,18 @@ pub mod raw {
     /// # Panics
     /// When the connection fails.
     pub async fn grpc_with(
-        channel: &Channel,
+        addr: SocketAddr,
         path: &str,
         token: Option<&str>,
         body: Vec<u8>,
         headers: &[(&str, &str)],
     ) -> Answer {
+        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .http2_only(true)
+            .build_http::<http_body_util::Full<Bytes>>();
         let mut req = http::Request::builder()
             .method("POST")
-            .uri(path)
+            .uri(format!("http://{addr}{path}"))
             .header("content-type", "application/grpc")
             .header("te", "trailers");
         if let Some(t) = token {
@@ -698,8 +701,8 @@ pub mod raw {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let req = req.body(tonic::body::Body::new(http_body_util::Full::new(Bytes::from(body)))).expect("request");
-        let response = tower::ServiceExt::oneshot(channel.clone(), req).await.expect("an HTTP answer");
+        let req = req.body(http_body_util::Full::new(Bytes::from(body))).expect("request");
+        let response = client.request(req).await.expect("an HTTP answer");
         let (parts, body) = response.into_parts();
         if let Some(status) = tonic::Status::from_header_map(&parts.headers) {
             return Answer { code: status.code(), message: status.message().to_owned(), data: vec![] };

@@ -2,11 +2,21 @@
 //! requests, anonymous floods from one address, forged forwarding headers, stalled
 //! services, and request ids reused for another request.
 
+use std::time::{Duration, Instant};
+
+use e2e::clients::*;
 use e2e::raw::{self, Answer};
-use e2e::{Options, System};
+use e2e::{Options, System, with_token};
+use grpc_adapter::pb::auth::v1 as auth;
+use grpc_adapter::pb::auth::v1::auth_service_client::AuthServiceClient;
 use grpc_adapter::pb::mission::v1 as mission;
+use grpc_adapter::pb::mypage::v1 as mypage;
+use grpc_adapter::pb::notification::v1 as notification;
+use grpc_adapter::pb::notification::v1::notification_service_client::NotificationServiceClient;
+use grpc_adapter::pb::notification::v1::notification_service_server::{NotificationService, NotificationServiceServer};
 use prost::Message;
 use tonic::Code;
+use tonic::transport::{Channel, Endpoint};
 
 const ACHIEVE: &str = "/game.mission.v1.MissionService/AchieveMission";
 
@@ -96,9 +106,8 @@ async fn malformed_requests_are_refused_by_name_without_decoder_text_everywhere_
     let token = sys.tokens.customer("mal");
     let targets = [("gateway", sys.gateway()), ("mission", &sys.mission)];
     for (name, service) in targets {
-        let channel = service.channel();
         for case in malformed_cases() {
-            let answer = raw::grpc(&channel, ACHIEVE, Some(&token), case.body.clone()).await;
+            let answer = raw::grpc(service.addr, ACHIEVE, Some(&token), case.body.clone()).await;
             check(&format!("gRPC to {name}"), &case, &answer);
             let (addr, token, body) = (service.addr, token.clone(), case.body.clone());
             let (_, answer) = tokio::task::spawn_blocking(move || {
@@ -110,7 +119,7 @@ async fn malformed_requests_are_refused_by_name_without_decoder_text_everywhere_
         }
         // A message over the limit, sent whole.
         let big = raw::frame(&vec![b'x'; 4 * 1024 * 1024 + 1]);
-        let answer = raw::grpc(&channel, ACHIEVE, Some(&token), big).await;
+        let answer = raw::grpc(service.addr, ACHIEVE, Some(&token), big).await;
         assert_eq!(answer.code, Code::ResourceExhausted, "oversized to {name}: {answer:?}");
         // A browser's GET, and a plain HTTP/1.1 GET, carry no message.
         for content_type in [Some("application/grpc-web+proto"), None] {
@@ -129,20 +138,239 @@ async fn malformed_requests_are_refused_by_name_without_decoder_text_everywhere_
             }
         }
         // The health service reads its requests the same way.
-        let health = raw::grpc(&channel, "/grpc.health.v1.Health/Check", None, raw::frame(&[0x0a, 1, 0xff])).await;
+        let health = raw::grpc(service.addr, "/grpc.health.v1.Health/Check", None, raw::frame(&[0x0a, 1, 0xff])).await;
         assert_eq!(health.code, Code::InvalidArgument, "health at {name}: {health:?}");
         assert_eq!(health.message, "request: not a valid HealthCheckRequest message");
     }
     // Nothing was achieved, and a well-formed request still works.
     let list = mission::ListMissionsRequest { customer_id: "mal".into() }.encode_to_vec();
-    let answer = raw::grpc(
-        &sys.gateway().channel(),
-        "/game.mission.v1.MissionService/ListMissions",
-        Some(&token),
-        raw::frame(&list),
-    )
-    .await;
+    let answer =
+        raw::grpc(sys.gateway().addr, "/game.mission.v1.MissionService/ListMissions", Some(&token), raw::frame(&list))
+            .await;
     assert_eq!(answer.code, Code::Ok, "{answer:?}");
     let missions = mission::ListMissionsResponse::decode(answer.data[0].as_slice()).unwrap().missions;
     assert!(missions.is_empty(), "a malformed request achieved {missions:?}");
+}
+
+/// A notification service that answers with what the gateway told it: the client's
+/// address (`x-forwarded-for`) as the subject, the deadline (`grpc-timeout`) as the channel.
+struct Echo;
+
+#[tonic::async_trait]
+impl NotificationService for Echo {
+    async fn list_notifications(
+        &self,
+        req: tonic::Request<notification::ListNotificationsRequest>,
+    ) -> Result<tonic::Response<notification::ListNotificationsResponse>, tonic::Status> {
+        let header = |name: &str| {
+            let values: Vec<_> = req.metadata().get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
+            values.join(" | ")
+        };
+        let seen = notification::Notification {
+            subject: header("x-forwarded-for"),
+            channel: header("grpc-timeout"),
+            ..Default::default()
+        };
+        Ok(tonic::Response::new(notification::ListNotificationsResponse { notifications: vec![seen] }))
+    }
+}
+
+/// Serves [`Echo`] (with health) on a free port; returns its URL.
+async fn start_echo() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter.set_service_status(e2e::NOTIFICATION, tonic_health::ServingStatus::Serving).await;
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(health)
+            .add_service(NotificationServiceServer::new(Echo))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    format!("http://{addr}")
+}
+
+/// What the upstream saw of a call through the gateway: (x-forwarded-for, grpc-timeout).
+async fn seen_upstream(channel: Channel, token: &str, forwarded: Option<&str>) -> (String, String) {
+    let mut req = tonic::Request::new(notification::ListNotificationsRequest { customer_id: "eve".into() });
+    req.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    if let Some(f) = forwarded {
+        req.metadata_mut().insert("x-forwarded-for", f.parse().unwrap());
+    }
+    let answer = NotificationServiceClient::new(channel).list_notifications(req).await.expect("echo");
+    let seen = answer.into_inner().notifications.remove(0);
+    (seen.subject, seen.channel)
+}
+
+/// A channel to `service` whose connections leave from `local` (e.g. 127.0.0.2).
+fn channel_from(service: &e2e::Service, local: &str) -> Channel {
+    Endpoint::from_shared(service.url()).unwrap().local_address(Some(local.parse().unwrap())).connect_lazy()
+}
+
+async fn register(channel: Channel, customer: &str, forwarded: Option<&str>) -> Result<(), tonic::Status> {
+    let mut req = tonic::Request::new(auth::RegisterCustomerRequest {
+        customer_id: customer.into(),
+        password: "correct horse battery".into(),
+    });
+    if let Some(f) = forwarded {
+        req.metadata_mut().insert("x-forwarded-for", f.parse().unwrap());
+    }
+    AuthServiceClient::new(channel).register_customer(req).await.map(drop)
+}
+
+async fn issue_token(channel: Channel, customer: &str) -> Result<String, tonic::Status> {
+    let req = auth::IssueTokenRequest { customer_id: customer.into(), password: "correct horse battery".into() };
+    AuthServiceClient::new(channel).issue_token(req).await.map(|r| r.into_inner().access_token)
+}
+
+fn retry_after(e: &tonic::Status) -> u64 {
+    e.metadata().get("retry-after").expect("retry-after").to_str().unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn anonymous_calls_are_limited_per_client_address_and_a_forged_forwarded_for_changes_nothing() {
+    let echo = start_echo().await;
+    let sys = System::start_with(Options {
+        gateway: true,
+        gateway_env: vec![("NOTIFICATION_URL", echo)],
+        ..Options::default()
+    })
+    .await;
+    let gateway = sys.gateway();
+    // 30 registrations from 127.0.0.1, each claiming to come from somewhere else.
+    for i in 0..30 {
+        let forged = format!("203.0.113.{i}");
+        register(gateway.channel(), &format!("anon-{i}"), Some(&forged)).await.expect("within the limit");
+    }
+    let refused = register(gateway.channel(), "anon-30", Some("198.51.100.99")).await.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{}", refused.message());
+    assert!((1..=60).contains(&retry_after(&refused)), "retry-after: the oldest call leaves the window");
+    // Every call without a token counts: logging in and reading the catalog too.
+    assert_eq!(issue_token(gateway.channel(), "anon-0").await.unwrap_err().code(), Code::ResourceExhausted);
+    let catalog = MissionServiceClient::new(gateway.channel()).list_catalog(mission::ListCatalogRequest {}).await;
+    assert_eq!(catalog.unwrap_err().code(), Code::ResourceExhausted);
+
+    // Another address is not affected; the refused registration did not happen.
+    let other = channel_from(gateway, "127.0.0.2");
+    register(other.clone(), "anon-other", None).await.expect("another address registers");
+    issue_token(other.clone(), "anon-0").await.expect("registered within the limit");
+    let never = issue_token(other, "anon-30").await.unwrap_err();
+    assert_eq!(never.code(), Code::Unauthenticated, "the refused registration left nothing");
+
+    // A customer with a token is counted as a customer, not by the address.
+    let token = sys.tokens.customer("eve");
+    let (forwarded, timeout) = seen_upstream(gateway.channel(), &token, Some("6.6.6.6")).await;
+    assert_eq!(forwarded, "127.0.0.1", "the forged address is replaced by the peer's");
+    assert_eq!(timeout, "10000m", "the upstream is told the default deadline");
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_client_is_limited_and_passed_on() {
+    let echo = start_echo().await;
+    let sys = System::start_with(Options {
+        gateway: true,
+        gateway_env: vec![
+            ("NOTIFICATION_URL", echo),
+            ("TRUSTED_PROXIES", "127.0.0.1".into()),
+            ("ANONYMOUS_RATE_PER_MINUTE", "3".into()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let gateway = sys.gateway();
+    for i in 0..3 {
+        register(gateway.channel(), &format!("via-{i}"), Some("198.51.100.7")).await.expect("within the limit");
+    }
+    let refused = register(gateway.channel(), "via-3", Some("198.51.100.7")).await.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+    // The proxy's own address and another client behind it have their own counts; a
+    // client prepending a forged hop is still counted as what the proxy saw.
+    register(gateway.channel(), "via-4", Some("198.51.100.8")).await.expect("another client");
+    let forged = register(gateway.channel(), "via-5", Some("6.6.6.6, 198.51.100.7")).await.unwrap_err();
+    assert_eq!(forged.code(), Code::ResourceExhausted);
+    register(gateway.channel(), "via-6", None).await.expect("the proxy itself");
+
+    let token = sys.tokens.customer("eve");
+    assert_eq!(seen_upstream(gateway.channel(), &token, Some("198.51.100.7")).await.0, "198.51.100.7");
+    assert_eq!(seen_upstream(gateway.channel(), &token, Some("6.6.6.6, 198.51.100.9")).await.0, "198.51.100.9");
+    assert_eq!(seen_upstream(gateway.channel(), &token, None).await.0, "127.0.0.1");
+    // From an address that is not a trusted proxy, the header is not believed.
+    let untrusted = channel_from(gateway, "127.0.0.2");
+    assert_eq!(seen_upstream(untrusted, &token, Some("198.51.100.7")).await.0, "127.0.0.2");
+}
+
+/// Sends SIGSTOP or SIGCONT to a service: a process that accepts connections and never answers.
+fn signal(service: &e2e::Service, sig: &str) {
+    let pid = service.pid().expect("running").to_string();
+    assert!(std::process::Command::new("kill").args([sig, &pid]).status().unwrap().success());
+}
+
+#[tokio::test]
+async fn a_call_to_a_stalled_service_ends_at_its_deadline_while_a_watch_outlives_the_default() {
+    let sys = System::start_with(Options {
+        gateway: true,
+        gateway_env: vec![("UPSTREAM_TIMEOUT_SECONDS", "1".into())],
+        ..Options::default()
+    })
+    .await;
+    let token = sys.tokens.customer("wendy");
+    let gateway = || with_token(sys.gateway().channel(), &token);
+    let mut watch = MyPageServiceClient::new(gateway())
+        .watch_my_page(mypage::WatchMyPageRequest { customer_id: "wendy".into() })
+        .await
+        .expect("watch")
+        .into_inner();
+    let watching = Instant::now();
+    watch.message().await.expect("the first page").expect("a page");
+
+    signal(&sys.mission, "-STOP");
+    let list = || mission::ListMissionsRequest { customer_id: "wendy".into() };
+    let started = Instant::now();
+    // Bounded here too: without the gateway's deadline this call would wait forever.
+    let mut client = MissionServiceClient::new(gateway());
+    let call = client.list_missions(list());
+    let err = tokio::time::timeout(Duration::from_secs(10), call).await.expect("an answer").unwrap_err();
+    let took = started.elapsed();
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{}", err.message());
+    assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(5), "the default of 1 s: {took:?}");
+    // The client's own deadline wins (sent raw: a tonic client would give up by itself).
+    let started = Instant::now();
+    let call = raw::grpc_with(
+        sys.gateway().addr,
+        "/game.mission.v1.MissionService/ListMissions",
+        Some(&token),
+        raw::frame(&list().encode_to_vec()),
+        &[("grpc-timeout", "300m")],
+    );
+    let answer = tokio::time::timeout(Duration::from_secs(10), call).await.expect("an answer");
+    let took = started.elapsed();
+    assert_eq!(answer.code, Code::DeadlineExceeded, "{answer:?}");
+    assert!(took >= Duration::from_millis(250) && took < Duration::from_millis(900), "the client's 300 ms: {took:?}");
+    signal(&sys.mission, "-CONT");
+
+    // The watch has outlived the default deadline and still follows the page.
+    tokio::time::sleep(Duration::from_millis(2500).saturating_sub(watching.elapsed())).await;
+    let achieved = MissionServiceClient::new(gateway())
+        .achieve_mission(mission::AchieveMissionRequest {
+            customer_id: "wendy".into(),
+            mission_code: "daily-login".into(),
+            request_id: "w-1".into(),
+        })
+        .await
+        .expect("mission answers again")
+        .into_inner()
+        .mission
+        .unwrap();
+    let update = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let page = watch.message().await.expect("the watch is still open").expect("a page").page.unwrap();
+            if page.entries.iter().any(|e| e.mission_id == achieved.mission_id) {
+                return page;
+            }
+        }
+    })
+    .await
+    .expect("the achieved mission reaches the watch");
+    assert!(watching.elapsed() > Duration::from_secs(2), "watched for longer than the default deadline");
+    assert_eq!(update.customer_id, "wendy");
 }
