@@ -9,11 +9,13 @@ use e2e::raw::{self, Answer};
 use e2e::{Options, System, with_token};
 use grpc_adapter::pb::auth::v1 as auth;
 use grpc_adapter::pb::auth::v1::auth_service_client::AuthServiceClient;
+use grpc_adapter::pb::gift::v1 as gift;
 use grpc_adapter::pb::mission::v1 as mission;
 use grpc_adapter::pb::mypage::v1 as mypage;
 use grpc_adapter::pb::notification::v1 as notification;
 use grpc_adapter::pb::notification::v1::notification_service_client::NotificationServiceClient;
 use grpc_adapter::pb::notification::v1::notification_service_server::{NotificationService, NotificationServiceServer};
+use grpc_adapter::pb::wallet::v1 as wallet;
 use prost::Message;
 use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
@@ -373,4 +375,59 @@ async fn a_call_to_a_stalled_service_ends_at_its_deadline_while_a_watch_outlives
     .expect("the achieved mission reaches the watch");
     assert!(watching.elapsed() > Duration::from_secs(2), "watched for longer than the default deadline");
     assert_eq!(update.customer_id, "wendy");
+}
+
+#[tokio::test]
+async fn a_request_id_reused_for_another_request_is_refused_and_changes_nothing() {
+    let sys = System::start_with(Options { gateway: true, ..Options::default() }).await;
+    let token = sys.tokens.customer("rita");
+    let gateway = || with_token(sys.gateway().channel(), &token);
+    let achieve = |code: &str, request_id: &str| {
+        let request = mission::AchieveMissionRequest {
+            customer_id: "rita".into(),
+            mission_code: code.into(),
+            request_id: request_id.into(),
+        };
+        async move {
+            MissionServiceClient::new(gateway()).achieve_mission(request).await.map(|r| r.into_inner().mission.unwrap())
+        }
+    };
+    let first = achieve("daily-login", "r-1").await.unwrap();
+    let reused = achieve("first-win", "r-1").await.unwrap_err();
+    assert_eq!(reused.code(), Code::FailedPrecondition);
+    assert_eq!(reused.message(), "request id already used for another request");
+    assert_eq!(achieve("daily-login", "r-1").await.unwrap().mission_id, first.mission_id, "the same request again");
+    let missions = e2e::api::missions(&sys, "rita").await;
+    assert_eq!(missions.len(), 1, "{missions:?}");
+
+    let a = e2e::api::issued_reward(&sys, "rita", "first-win").await;
+    let b = e2e::api::issued_reward(&sys, "rita", "tutorial-complete").await;
+    let exchange = |reward: &str, gift: &str| {
+        let request = wallet::ExchangeRewardRequest {
+            customer_id: "rita".into(),
+            reward_id: reward.into(),
+            gift_code: gift.into(),
+            request_id: "x-1".into(),
+        };
+        async move { WalletServiceClient::new(gateway()).exchange_reward(request).await.map(|r| r.into_inner().gift_id) }
+    };
+    let gift = exchange(&a.reward_id, "coffee").await.unwrap();
+    for (what, reward, gift) in
+        [("another reward", &b.reward_id, "coffee"), ("another gift", &a.reward_id, "movie-ticket")]
+    {
+        let e = exchange(reward, gift).await.unwrap_err();
+        assert_eq!(e.code(), Code::FailedPrecondition, "{what}: {}", e.message());
+        assert_eq!(e.message(), "request id already used for another request", "{what}");
+    }
+    assert_eq!(exchange(&a.reward_id, "coffee").await.unwrap(), gift, "the same request again");
+    let wallet = e2e::api::wallet_of(&sys, "rita").await;
+    let status = |id: &str| wallet.items.iter().find(|i| i.reward_id == id).unwrap().status;
+    assert_eq!(status(&b.reward_id), wallet::WalletItemStatus::Issued as i32, "the other reward is untouched");
+    let gifts = GiftServiceClient::new(gateway())
+        .list_gifts(gift::ListGiftsRequest { customer_id: "rita".into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .gifts;
+    assert_eq!(gifts.len(), 1, "one gift: {gifts:?}");
 }
