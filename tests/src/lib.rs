@@ -161,6 +161,29 @@ impl Service {
         self.spawn();
     }
 
+    /// Freezes the process (SIGSTOP): it keeps its sockets and accepts connections, but
+    /// never answers — a hung service, as its callers see it.
+    ///
+    /// # Panics
+    /// When the process is not running.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a frozen process go on (SIGCONT).
+    ///
+    /// # Panics
+    /// When the process is not running.
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.pid().unwrap_or_else(|| panic!("{} is not running", self.name)).to_string();
+        let sent = Command::new("kill").args([sig, &pid]).status().map(|s| s.success());
+        assert!(matches!(sent, Ok(true)), "kill {sig} {}", self.name);
+    }
+
     /// The process id while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)

@@ -301,12 +301,6 @@ async fn behind_a_trusted_proxy_the_forwarded_client_is_limited_and_passed_on() 
     assert_eq!(seen_upstream(untrusted, &token, Some("198.51.100.7")).await.0, "127.0.0.2");
 }
 
-/// Sends SIGSTOP or SIGCONT to a service: a process that accepts connections and never answers.
-fn signal(service: &e2e::Service, sig: &str) {
-    let pid = service.pid().expect("running").to_string();
-    assert!(std::process::Command::new("kill").args([sig, &pid]).status().unwrap().success());
-}
-
 #[tokio::test]
 async fn a_call_to_a_stalled_service_ends_at_its_deadline_while_a_watch_outlives_the_default() {
     let sys = System::start_with(Options {
@@ -325,7 +319,7 @@ async fn a_call_to_a_stalled_service_ends_at_its_deadline_while_a_watch_outlives
     let watching = Instant::now();
     watch.message().await.expect("the first page").expect("a page");
 
-    signal(&sys.mission, "-STOP");
+    sys.mission.freeze();
     let list = || mission::ListMissionsRequest { customer_id: "wendy".into() };
     let started = Instant::now();
     // Bounded here too: without the gateway's deadline this call would wait forever.
@@ -348,7 +342,7 @@ async fn a_call_to_a_stalled_service_ends_at_its_deadline_while_a_watch_outlives
     let took = started.elapsed();
     assert_eq!(answer.code, Code::DeadlineExceeded, "{answer:?}");
     assert!(took >= Duration::from_millis(250) && took < Duration::from_millis(900), "the client's 300 ms: {took:?}");
-    signal(&sys.mission, "-CONT");
+    sys.mission.thaw();
 
     // The watch has outlived the default deadline and still follows the page.
     tokio::time::sleep(Duration::from_millis(2500).saturating_sub(watching.elapsed())).await;
