@@ -336,8 +336,15 @@ mod tests {
     }
 }
 
+/// When a request reached our first layer, in its extensions: tonic's server starts the
+/// client's `grpc-timeout` at the same moment, so a deadline of ours counted from here
+/// ends no later than tonic's (the gateway's upstream deadline does).
+#[derive(Debug, Clone, Copy)]
+pub struct Arrival(pub tokio::time::Instant);
+
 /// grpc-web for browsers, without tonic-web's refusal of every other HTTP/1.1 request:
-/// plain HTTP/1.1 (the auth service's JWKS) goes straight to the routes.
+/// plain HTTP/1.1 (the auth service's JWKS) goes straight to the routes. Also stamps
+/// each request with its [`Arrival`].
 #[derive(Clone, Copy)]
 pub struct WebLayer;
 
@@ -370,7 +377,8 @@ where
         self.plain.poll_ready(cx)
     }
 
-    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+    fn call(&mut self, mut req: http::Request<Body>) -> Self::Future {
+        req.extensions_mut().insert(Arrival(tokio::time::Instant::now()));
         let grpc_web = req
             .headers()
             .get(http::header::CONTENT_TYPE)

@@ -4,6 +4,11 @@
 //! The contracts say which methods stream ([`grpc_adapter::methods`]), so a new
 //! streaming method needs no list here.
 //!
+//! The deadline counts from the request's arrival ([`grpc_adapter::server::Arrival`]),
+//! and a client's deadline is taken a few milliseconds short: our `DEADLINE_EXCEEDED`
+//! then reaches the client before its own timer or tonic's server timeout (which would
+//! answer `CANCELLED`) gives up.
+//!
 //! The deadline covers the whole call: waiting for the answer's headers, then its body.
 //! When it passes, the client gets `DEADLINE_EXCEEDED` (as the status of an answer not
 //! yet started, or as the trailers of a started one) and the upstream stream is dropped,

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use auth_adapter::Identity;
 use grpc_adapter::peer::{self, FORWARDED_FOR, TrustedProxies};
+use grpc_adapter::server::Arrival;
 use tonic::Status;
 use tonic::body::Body;
 use tower::Service;
@@ -87,6 +88,7 @@ async fn forward(upstreams: &Upstreams, policy: &Policy, req: http::Request<axum
         return refuse(Status::unavailable(format!("{service} has no endpoint; try again later")));
     };
     let (mut parts, body) = req.into_parts();
+    let arrival = parts.extensions.get::<Arrival>().map_or_else(tokio::time::Instant::now, |a| a.0);
     let deadline = deadline_of(&mut parts, policy.default_deadline);
     if !parts.headers.contains_key("x-request-id")
         && let Ok(id) = uuid::Uuid::now_v7().to_string().parse()
@@ -103,7 +105,7 @@ async fn forward(upstreams: &Upstreams, policy: &Policy, req: http::Request<axum
     let request = http::Request::from_parts(parts, Body::new(body));
     // A channel is a buffer: it must be polled ready before each call.
     let call = tower::ServiceExt::oneshot(endpoint.channel.clone(), request);
-    let until = deadline.map(|d| tokio::time::Instant::now() + d);
+    let until = deadline.map(|d| arrival + d);
     let answer = match until {
         Some(until) => match tokio::time::timeout_at(until, call).await {
             Ok(answer) => answer,
@@ -144,23 +146,29 @@ fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// The call's deadline — the client's, else `default` unless the method streams its
-/// answer — written into the request's `grpc-timeout` for the upstream to honour too.
+/// How much sooner than the client's deadline the gateway gives up on the upstream (as
+/// Envoy's `grpc_timeout_header_offset`): the client then reads our `DEADLINE_EXCEEDED`
+/// instead of its own timer's verdict or tonic's server timeout, which answers
+/// `CANCELLED: Timeout expired` when the client's `grpc-timeout` passes.
+const CLIENT_DEADLINE_OFFSET: Duration = Duration::from_millis(5);
+
+/// The call's deadline — the client's (a little sooner), else `default` unless the
+/// method streams its answer — written into the request's `grpc-timeout` for the
+/// upstream to honour too.
 fn deadline_of(parts: &mut http::request::Parts, default: Duration) -> Option<Duration> {
     let asked = parts.headers.get(GRPC_TIMEOUT).and_then(|v| v.to_str().ok()).and_then(deadline::parse);
-    if let Some(asked) = asked {
-        return Some(asked);
-    }
     // An unreadable value is replaced, not passed on for the upstream to misread.
     parts.headers.remove(GRPC_TIMEOUT);
     let streams = grpc_adapter::methods::shape(parts.uri.path()).is_some_and(|s| s.server_streaming);
-    if streams {
-        return None;
-    }
-    if let Ok(value) = deadline::encode(default).parse() {
+    let deadline = match asked {
+        Some(asked) => asked.saturating_sub(CLIENT_DEADLINE_OFFSET).max(asked / 2),
+        None if streams => return None,
+        None => default,
+    };
+    if let Ok(value) = deadline::encode(deadline).parse() {
         parts.headers.insert(GRPC_TIMEOUT, value);
     }
-    Some(default)
+    Some(deadline)
 }
 
 #[cfg(test)]
@@ -179,8 +187,10 @@ mod tests {
     fn the_deadline_is_the_clients_else_the_default_except_for_a_stream_without_one() {
         let default = Duration::from_secs(10);
         let mut p = parts("/game.mission.v1.MissionService/AchieveMission", Some("250m"));
-        assert_eq!(deadline_of(&mut p, default), Some(Duration::from_millis(250)));
-        assert_eq!(p.headers[GRPC_TIMEOUT], "250m", "passed on as it came");
+        assert_eq!(deadline_of(&mut p, default), Some(Duration::from_millis(245)), "a little sooner");
+        assert_eq!(p.headers[GRPC_TIMEOUT], "245m", "and the upstream is told");
+        let mut p = parts("/game.mission.v1.MissionService/AchieveMission", Some("4m"));
+        assert_eq!(deadline_of(&mut p, default), Some(Duration::from_millis(2)), "never all of a short one");
 
         let mut p = parts("/game.mission.v1.MissionService/AchieveMission", None);
         assert_eq!(deadline_of(&mut p, default), Some(default));
@@ -195,6 +205,6 @@ mod tests {
         assert!(!p.headers.contains_key(GRPC_TIMEOUT));
 
         let mut p = parts("/game.mypage.v1.MyPageService/WatchMyPage", Some("2S"));
-        assert_eq!(deadline_of(&mut p, default), Some(Duration::from_secs(2)), "unless the client set one");
+        assert_eq!(deadline_of(&mut p, default), Some(Duration::from_millis(1995)), "unless the client set one");
     }
 }
