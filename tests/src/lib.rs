@@ -710,9 +710,7 @@ pub mod raw {
         body: Vec<u8>,
         headers: &[(&str, &str)],
     ) -> Answer {
-        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .http2_only(true)
-            .build_http::<http_body_util::Full<Bytes>>();
+        let client = client();
         let mut req = http::Request::builder()
             .method("POST")
             .uri(format!("http://{addr}{path}"))
@@ -735,6 +733,24 @@ pub mod raw {
         let data = parse_frames(&collected.to_bytes()).0;
         let status = tonic::Status::from_header_map(&trailers).unwrap_or_else(|| tonic::Status::unknown("no status"));
         Answer { code: status.code(), message: status.message().to_owned(), data }
+    }
+
+    type Client = hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        http_body_util::Full<Bytes>,
+    >;
+
+    /// One HTTP/2 client per test process (it pools connections), Nagle's algorithm off:
+    /// with it, each small call waits ~40 ms for the server's delayed ACK.
+    fn client() -> &'static Client {
+        static CLIENT: std::sync::OnceLock<Client> = std::sync::OnceLock::new();
+        CLIENT.get_or_init(|| {
+            let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            connector.set_nodelay(true);
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .http2_only(true)
+                .build(connector)
+        })
     }
 
     /// Sends `method path` with `body` (already framed, or anything) over HTTP/1.1 as a
