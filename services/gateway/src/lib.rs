@@ -68,7 +68,7 @@ pub struct Settings {
     /// Calls without a token (registration, token issuing, catalogs) each client address
     /// may make in any minute.
     #[arg(long, env = "ANONYMOUS_RATE_PER_MINUTE", default_value_t = 30)]
-    pub anonymous_per_minute: u32,
+    pub anonymous_rate_per_minute: u32,
     /// Proxies (addresses or CIDR networks, comma-separated) in front of the gateway whose
     /// `x-forwarded-for` names the client; none by default: the TCP peer is the client.
     #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',')]
@@ -112,7 +112,7 @@ pub fn policy(s: &Settings) -> Result<proxy::Policy, (&'static str, String)> {
     let per_customer = limit::RateLimiter::new(s.rate_per_second, s.rate_burst)
         .map_err(|e| ("RATE_LIMIT_PER_SECOND / RATE_LIMIT_BURST", e))?;
     let anonymous =
-        limit::AddressLimiter::per_minute(s.anonymous_per_minute).map_err(|e| ("ANONYMOUS_RATE_PER_MINUTE", e))?;
+        limit::AddressLimiter::per_minute(s.anonymous_rate_per_minute).map_err(|e| ("ANONYMOUS_RATE_PER_MINUTE", e))?;
     let trusted = grpc_adapter::peer::TrustedProxies::parse(&s.trusted_proxies).map_err(|e| ("TRUSTED_PROXIES", e))?;
     let default_deadline = Duration::try_from_secs_f64(s.upstream_timeout_seconds)
         .ok()
@@ -144,5 +144,29 @@ pub async fn run(settings: Settings) {
     stopping.cancel();
     if let Err(e) = result {
         server::fail("server failed", &e);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    fn refused(args: &[&str]) -> &'static str {
+        let settings = Settings::try_parse_from([&["gateway"], args].concat()).expect("parses");
+        policy(&settings).err().expect("refused").0
+    }
+
+    #[test]
+    fn a_bad_edge_setting_is_refused_by_its_name() {
+        assert!(policy(&Settings::try_parse_from(["gateway"]).unwrap()).is_ok(), "the defaults are good");
+        assert_eq!(refused(&["--anonymous-rate-per-minute=0"]), "ANONYMOUS_RATE_PER_MINUTE");
+        assert_eq!(refused(&["--trusted-proxies=10.0.0.0/8,nope"]), "TRUSTED_PROXIES");
+        for bad in ["0", "-1", "NaN", "inf"] {
+            assert_eq!(refused(&[&format!("--upstream-timeout-seconds={bad}")]), "UPSTREAM_TIMEOUT_SECONDS", "{bad}");
+        }
+        assert!(Settings::try_parse_from(["gateway", "--max-request-bytes=0"]).is_err(), "MAX_REQUEST_BYTES");
+        assert!(Settings::try_parse_from(["gateway", "--max-request-bytes=4194305"]).is_err(), "over tonic's limit");
     }
 }
