@@ -3,7 +3,6 @@
 //! is not found, like an unknown one; admins read but never act), reflection, grpc-web,
 //! rate limits, login throttling and key rotation.
 
-use std::io::{Read, Write};
 use std::time::Duration;
 
 use e2e::clients::*;
@@ -503,50 +502,6 @@ async fn reflection_at_the_gateway_lists_every_public_service_like_grpcurl_list(
     }
 }
 
-/// A grpc-web call over plain HTTP/1.1, as a browser makes it.
-fn grpc_web(addr: std::net::SocketAddr, path: &str, token: &str, message: &impl Message) -> (String, Vec<u8>) {
-    let body = message.encode_to_vec();
-    let mut frame = vec![0u8];
-    frame.extend_from_slice(&u32::try_from(body.len()).unwrap().to_be_bytes());
-    frame.extend_from_slice(&body);
-    let mut conn = std::net::TcpStream::connect(addr).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/grpc-web+proto\r\nX-Grpc-Web: 1\r\nAuthorization: Bearer {token}\r\nOrigin: http://localhost:3000\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        frame.len()
-    );
-    conn.write_all(head.as_bytes()).unwrap();
-    conn.write_all(&frame).unwrap();
-    let mut raw = Vec::new();
-    let _ = conn.read_to_end(&mut raw);
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("http response") + 4;
-    (String::from_utf8_lossy(&raw[..split]).into_owned(), raw[split..].to_vec())
-}
-
-/// The data frames and trailer text of a grpc-web body (chunked encoding undone crudely).
-fn frames(body: &[u8]) -> (Vec<Vec<u8>>, String) {
-    let (mut data, mut trailers, mut i) = (Vec::new(), String::new(), 0);
-    while i + 5 <= body.len() {
-        if body[i] != 0 && body[i] != 0x80 {
-            i += 1; // chunk-size lines of a chunked body
-            continue;
-        }
-        let len = u32::from_be_bytes([body[i + 1], body[i + 2], body[i + 3], body[i + 4]]) as usize;
-        if i + 5 + len > body.len() {
-            i += 1;
-            continue;
-        }
-        let payload = body[i + 5..i + 5 + len].to_vec();
-        if body[i] == 0x80 {
-            trailers.push_str(&String::from_utf8_lossy(&payload))
-        } else {
-            data.push(payload)
-        }
-        i += 5 + len;
-    }
-    (data, trailers)
-}
-
 #[tokio::test]
 async fn a_browser_reaches_a_service_through_grpc_web_on_the_same_port() {
     let sys = System::start_with(Options {
@@ -557,12 +512,15 @@ async fn a_browser_reaches_a_service_through_grpc_web_on_the_same_port() {
     .await;
     let token = login(&sys, "erin").await;
     let addr = sys.gateway().addr;
-    let (head, body) = tokio::task::spawn_blocking(move || {
-        grpc_web(
+    let (head, answer) = tokio::task::spawn_blocking(move || {
+        let message = mypage::GetMyPageRequest { customer_id: "erin".into() }.encode_to_vec();
+        e2e::raw::grpc_web(
             addr,
+            "POST",
             "/game.mypage.v1.MyPageService/GetMyPage",
-            &token,
-            &mypage::GetMyPageRequest { customer_id: "erin".into() },
+            Some("application/grpc-web+proto"),
+            Some(&token),
+            &e2e::raw::frame(&message),
         )
     })
     .await
@@ -570,8 +528,8 @@ async fn a_browser_reaches_a_service_through_grpc_web_on_the_same_port() {
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(head.to_ascii_lowercase().contains("application/grpc-web"), "{head}");
     assert!(head.to_ascii_lowercase().contains("access-control-allow-origin"), "CORS: {head}");
-    let (data, trailers) = frames(&body);
-    assert!(trailers.contains("grpc-status:0") || trailers.contains("grpc-status: 0"), "trailers: {trailers:?}");
+    assert_eq!(answer.code, Code::Ok, "{answer:?}");
+    let data = answer.data;
     let page = mypage::GetMyPageResponse::decode(data[0].as_slice()).unwrap().page.unwrap();
     assert_eq!(page.customer_id, "erin");
 }

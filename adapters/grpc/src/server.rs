@@ -33,6 +33,11 @@ pub struct ServerSettings {
     /// Seconds between readiness checks of the database and NATS.
     #[arg(long, env = "READINESS_INTERVAL_SECONDS", default_value_t = 1.0)]
     pub readiness_interval_seconds: f64,
+    /// Largest request message accepted, in bytes (larger: RESOURCE_EXHAUSTED); at most
+    /// 4 MiB, tonic's own limit.
+    #[arg(long, env = "MAX_REQUEST_BYTES", default_value_t = crate::guard::DEFAULT_MAX_REQUEST_BYTES,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::guard::DEFAULT_MAX_REQUEST_BYTES)))]
+    pub max_request_bytes: u32,
 }
 
 impl ServerSettings {
@@ -140,7 +145,8 @@ impl Server {
         let _ = std::io::stdout().flush();
         tracing::info!(%addr, services = ?names, "serving");
 
-        let (reporter, health) = tonic_health::server::health_reporter();
+        let reporter = HealthReporter::new();
+        let health = health_server(&reporter);
         for name in &names {
             reporter.set_service_status(*name, ServingStatus::NotServing).await;
         }
@@ -164,6 +170,8 @@ impl Server {
             .layer(tower::util::option_layer(cors))
             .layer(WebLayer)
             .layer(tower::util::option_layer(auth))
+            // After authentication: a caller without a token does not get its body read.
+            .layer(crate::guard::GuardLayer::new(settings.max_request_bytes))
             .add_routes(routes)
             .serve_with_incoming_shutdown(incoming(listener), server_stop.cancelled_owned());
         let mut serve = tokio::spawn(serve);
@@ -207,6 +215,34 @@ fn incoming(listener: TcpListener) -> impl tokio_stream::Stream<Item = std::io::
         conn.set_nodelay(true)?;
         Ok(conn)
     })
+}
+
+/// The gRPC health service (tonic-health's), served through our generated server so
+/// that its requests are read like every other (see `build.rs`).
+fn health_server(reporter: &HealthReporter) -> crate::pb::health::v1::health_server::HealthServer<Health> {
+    let service = tonic_health::server::HealthService::from_health_reporter(reporter.clone());
+    crate::pb::health::v1::health_server::HealthServer::new(Health(service))
+}
+
+pub struct Health(tonic_health::server::HealthService);
+
+#[tonic::async_trait]
+impl crate::pb::health::v1::health_server::Health for Health {
+    async fn check(
+        &self,
+        req: tonic::Request<tonic_health::pb::HealthCheckRequest>,
+    ) -> Result<tonic::Response<tonic_health::pb::HealthCheckResponse>, tonic::Status> {
+        tonic_health::pb::health_server::Health::check(&self.0, req).await
+    }
+
+    type WatchStream = tonic_health::server::WatchStream;
+
+    async fn watch(
+        &self,
+        req: tonic::Request<tonic_health::pb::HealthCheckRequest>,
+    ) -> Result<tonic::Response<Self::WatchStream>, tonic::Status> {
+        tonic_health::pb::health_server::Health::watch(&self.0, req).await
+    }
 }
 
 /// Reflection lists only this service's own APIs and health.
@@ -311,8 +347,15 @@ mod tests {
     }
 }
 
+/// When a request reached our first layer, in its extensions: tonic's server starts the
+/// client's `grpc-timeout` at the same moment, so a deadline of ours counted from here
+/// ends no later than tonic's (the gateway's upstream deadline does).
+#[derive(Debug, Clone, Copy)]
+pub struct Arrival(pub tokio::time::Instant);
+
 /// grpc-web for browsers, without tonic-web's refusal of every other HTTP/1.1 request:
-/// plain HTTP/1.1 (the auth service's JWKS) goes straight to the routes.
+/// plain HTTP/1.1 (the auth service's JWKS) goes straight to the routes. Also stamps
+/// each request with its [`Arrival`].
 #[derive(Clone, Copy)]
 pub struct WebLayer;
 
@@ -345,7 +388,8 @@ where
         self.plain.poll_ready(cx)
     }
 
-    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+    fn call(&mut self, mut req: http::Request<Body>) -> Self::Future {
+        req.extensions_mut().insert(Arrival(tokio::time::Instant::now()));
         let grpc_web = req
             .headers()
             .get(http::header::CONTENT_TYPE)

@@ -46,7 +46,8 @@ impl<R: MissionRepository> MissionService<R> {
     /// mission and achieves nothing.
     ///
     /// # Errors
-    /// `Invalid` for an unknown mission code; `Unavailable` when the store is down.
+    /// `Invalid` for an unknown mission code; `Refused(RequestReused)` when the request id
+    /// achieved another mission code; `Unavailable` when the store is down.
     pub async fn achieve(&self, cmd: AchieveMission, traceparent: Option<String>) -> Result<Mission, MissionError> {
         let mut cmd = cmd;
         if cmd.request_id.is_empty() {
@@ -60,11 +61,17 @@ impl<R: MissionRepository> MissionService<R> {
         // and a write. The store's unique (customer, request id) makes the repeat a duplicate.
         match self.repo.insert(&mission, vec![Envelope { meta, event }]).await {
             Ok(()) => Ok(mission),
-            Err(StoreError::Duplicate) => self
-                .repo
-                .find_by_request(&cmd.customer_id, &cmd.request_id)
-                .await?
-                .ok_or(MissionError::Unavailable("duplicate request without a mission".into())),
+            Err(StoreError::Duplicate) => {
+                let first = self
+                    .repo
+                    .find_by_request(&cmd.customer_id, &cmd.request_id)
+                    .await?
+                    .ok_or(MissionError::Unavailable("duplicate request without a mission".into()))?;
+                if first.code != cmd.code {
+                    return Err(MissionRefusal::from(kernel::RequestReused).into());
+                }
+                Ok(first)
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -194,6 +201,22 @@ mod tests {
         assert_eq!(s.repo.outbox.lock().unwrap().len(), 1);
         // without a request id every call is a new achievement
         assert_ne!(achieve(&s, "").id, achieve(&s, "").id);
+    }
+
+    #[test]
+    fn given_an_achieved_request_when_its_id_comes_with_another_mission_then_it_is_refused_and_nothing_is_written() {
+        let s = service();
+        let first = achieve(&s, "r1");
+        let other = AchieveMission::new("c-11", "first-win", "r1").unwrap();
+        let err = block_on(s.achieve(other, None)).unwrap_err();
+        assert!(matches!(err, MissionError::Refused(MissionRefusal::RequestReused(_))), "{err:?}");
+        assert_eq!(err.to_string(), "request id already used for another request");
+        assert_eq!(block_on(s.list(&first.customer_id)).unwrap(), vec![first.clone()]);
+        assert_eq!(s.repo.outbox.lock().unwrap().len(), 1);
+        // the same request again still gets the first answer; another customer's key is theirs
+        assert_eq!(achieve(&s, "r1").id, first.id);
+        let theirs = AchieveMission::new("c-12", "first-win", "r1").unwrap();
+        assert_ne!(block_on(s.achieve(theirs, None)).unwrap().id, first.id);
     }
 
     #[test]

@@ -33,10 +33,19 @@ pub trait WalletRepository: Send + Sync + 'static {
         inbound: Inbound,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// The customer's item exchanged by `request_id`, if any.
+    fn find_by_exchange_request(
+        &self,
+        customer: &CustomerId,
+        request_id: &str,
+    ) -> impl Future<Output = Result<Option<WalletItem>, StoreError>> + Send;
+
     /// Stores a changed item and its events in one transaction.
     ///
     /// # Errors
-    /// [`StoreError::Conflict`] when the stored version is not `item.version`.
+    /// [`StoreError::Conflict`] when the stored version is not `item.version`;
+    /// [`StoreError::Duplicate`] when another of the customer's items was exchanged by
+    /// the same request id (a request id names one exchange). Nothing is written.
     fn update(
         &self,
         item: &WalletItem,

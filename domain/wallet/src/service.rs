@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use kernel::{CustomerId, Envelope, EventMeta, Inbound, StoreError, ValidationError};
+use kernel::{CustomerId, Envelope, EventMeta, Inbound, RequestReused, StoreError, ValidationError};
 use uuid::Uuid;
 
 use crate::model::{ExchangeDecision, ExchangeRefusal, ExchangeReward, Wallet, WalletItem};
@@ -119,9 +119,12 @@ impl<R: WalletRepository, G: GiftIssuer> WalletService<R, G> {
     /// On any failure the item stays ISSUED and nothing is published. A retry after a
     /// failed commit asks the gift service again and gets the same gift.
     ///
+    /// A request id names one exchange: the same id again with another reward or gift
+    /// is refused before the gift service is asked, and nothing is written.
+    ///
     /// # Errors
-    /// `Refused` (not found, already exchanged), `GiftRefused`, `GiftUnavailable`
-    /// (with when to retry), `Unavailable` (our store).
+    /// `Refused` (not found, already exchanged, request id reused), `GiftRefused`,
+    /// `GiftUnavailable` (with when to retry), `Unavailable` (our store).
     pub async fn exchange(
         &self,
         cmd: ExchangeReward,
@@ -135,6 +138,7 @@ impl<R: WalletRepository, G: GiftIssuer> WalletService<R, G> {
                 let gift = item.gift_id.ok_or(WalletError::Unavailable("exchanged item without gift".into()))?;
                 return Ok((item, gift));
             }
+            self.check_request_unused(&cmd).await?;
             let gift_id = self
                 .gifts
                 .issue_gift(GiftRequest {
@@ -156,10 +160,23 @@ impl<R: WalletRepository, G: GiftIssuer> WalletService<R, G> {
                 }
                 // Another replica committed first: look again (it will say what happened).
                 Err(StoreError::Conflict) => continue,
+                // A concurrent exchange of another reward took the request id first.
+                Err(StoreError::Duplicate) => return Err(ExchangeRefusal::from(RequestReused).into()),
                 Err(e) => return Err(e.into()),
             }
         }
         Err(WalletError::Unavailable("too many concurrent changes".into()))
+    }
+
+    /// Refuses a request id that already exchanged another of the customer's rewards.
+    async fn check_request_unused(&self, cmd: &ExchangeReward) -> Result<(), WalletError> {
+        if cmd.request_id.is_empty() {
+            return Ok(());
+        }
+        match self.repo.find_by_exchange_request(&cmd.customer_id, &cmd.request_id).await? {
+            Some(other) if other.reward_id != cmd.reward_id => Err(ExchangeRefusal::from(RequestReused).into()),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -189,7 +206,17 @@ mod tests {
         async fn list_by_customer(&self, c: &CustomerId) -> Result<Vec<WalletItem>, StoreError> {
             Ok(self.items.lock().unwrap().values().filter(|i| &i.customer_id == c).cloned().collect())
         }
+        async fn find_by_exchange_request(&self, c: &CustomerId, r: &str) -> Result<Option<WalletItem>, StoreError> {
+            let items = self.items.lock().unwrap();
+            Ok(items.values().find(|i| &i.customer_id == c && i.exchange_request_id.as_deref() == Some(r)).cloned())
+        }
         async fn update(&self, item: &WalletItem, events: Vec<Envelope<WalletEvent>>) -> Result<(), StoreError> {
+            if let Some(r) = &item.exchange_request_id
+                && let Some(other) = self.find_by_exchange_request(&item.customer_id, r).await?
+                && other.reward_id != item.reward_id
+            {
+                return Err(StoreError::Duplicate);
+            }
             let mut items = self.items.lock().unwrap();
             let stored = items.get_mut(&item.reward_id).ok_or(StoreError::Conflict)?;
             if stored.version != item.version {
@@ -287,6 +314,30 @@ mod tests {
         let err = block_on(s.exchange(cmd(&item, "x2"), None)).unwrap_err();
         assert!(matches!(err, WalletError::Refused(ExchangeRefusal::AlreadyExchanged)));
         assert_eq!(*s.gifts.calls.lock().unwrap(), 1, "neither asked the gift service again");
+    }
+
+    #[test]
+    fn given_a_request_id_that_exchanged_a_reward_when_it_comes_with_another_reward_or_gift_then_it_is_refused() {
+        let gift = new_id();
+        let (s, first) = with_item(Gifts::answering(Ok(gift)));
+        let second = WalletItem { reward_id: new_id(), ..first.clone() };
+        s.repo.items.lock().unwrap().insert(second.reward_id, second.clone());
+        block_on(s.exchange(cmd(&first, "x1"), None)).unwrap();
+        let outbox = s.repo.outbox.lock().unwrap().len();
+
+        let another_reward = block_on(s.exchange(cmd(&second, "x1"), None)).unwrap_err();
+        let another_gift = ExchangeReward { gift_code: "movie-ticket".into(), ..cmd(&first, "x1") };
+        let another_gift = block_on(s.exchange(another_gift, None)).unwrap_err();
+        for err in [another_reward, another_gift] {
+            assert!(matches!(err, WalletError::Refused(ExchangeRefusal::RequestReused(_))), "{err:?}");
+            assert_eq!(err.to_string(), "request id already used for another request");
+        }
+        assert_eq!(block_on(s.repo.get(second.reward_id)).unwrap().unwrap().status, ItemStatus::Issued);
+        assert_eq!(s.repo.outbox.lock().unwrap().len(), outbox, "nothing written");
+        assert_eq!(*s.gifts.calls.lock().unwrap(), 1, "the gift service was not asked again");
+        // the same request still gets its first answer; a new id exchanges the other reward
+        assert_eq!(block_on(s.exchange(cmd(&first, "x1"), None)).unwrap().1, gift);
+        block_on(s.exchange(cmd(&second, "x2"), None)).unwrap();
     }
 
     #[test]

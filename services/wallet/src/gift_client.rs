@@ -95,13 +95,24 @@ pub struct GiftClient {
 }
 
 /// Failures of the gift service itself; business refusals are answers, not failures.
+///
+/// A call past its deadline is a failure however it ends: our timeout layer's `Elapsed`,
+/// tonic's own client-side timeout (the `grpc-timeout` we set), which it reports as
+/// `CANCELLED: Timeout expired`, or gift's `DEADLINE_EXCEEDED`/`CANCELLED` when it gives
+/// up first. Counted only as slow, a hung gift took many more calls to open the breaker.
+/// (A call our own caller abandons is dropped and never classified.)
 fn is_failure(result: &Result<pb::IssueGiftResponse, BoxError>) -> bool {
     match result {
         Ok(_) => false,
         Err(e) => match e.downcast_ref::<Status>() {
             Some(s) => matches!(
                 s.code(),
-                Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted | Code::Internal | Code::Unknown
+                Code::Unavailable
+                    | Code::DeadlineExceeded
+                    | Code::Cancelled
+                    | Code::ResourceExhausted
+                    | Code::Internal
+                    | Code::Unknown
             ),
             None => true, // deadline elapsed, transport
         },
@@ -231,5 +242,39 @@ impl GiftIssuer for GiftClient {
             rejected: s.rejected,
             transitions: s.transitions,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(e: impl Into<BoxError>) -> bool {
+        is_failure(&Err(e.into()))
+    }
+
+    #[test]
+    fn a_call_past_its_deadline_is_a_failure_however_it_ends() {
+        // tonic's client-side timeout, as the wallet's client receives it
+        assert!(failed(Status::from_error(Box::new(tonic::TimeoutExpired(())))));
+        assert!(failed(Status::cancelled("Timeout expired")));
+        assert!(failed(Status::deadline_exceeded("deadline")));
+        let elapsed: BoxError = Box::new(tower::timeout::error::Elapsed::new());
+        assert!(is_failure(&Err(elapsed)));
+        assert!(failed(Status::unavailable("down")));
+    }
+
+    #[test]
+    fn business_refusals_are_answers_not_failures() {
+        for s in [
+            Status::invalid_argument("gift_code: unknown gift"),
+            Status::failed_precondition("not enough points"),
+            Status::not_found("reward"),
+            Status::already_exists("gift"),
+            Status::permission_denied("no"),
+        ] {
+            assert!(!failed(s.clone()), "{s:?}");
+        }
+        assert!(!is_failure(&Ok(pb::IssueGiftResponse::default())));
     }
 }

@@ -22,7 +22,9 @@ fn to_status(e: WalletError) -> Status {
         WalletError::Invalid(v) => status::invalid(&v),
         WalletError::NotFound(what) => status::not_found(what),
         WalletError::Refused(ExchangeRefusal::NotFound) => status::not_found("reward"),
-        WalletError::Refused(r @ ExchangeRefusal::AlreadyExchanged) => Status::failed_precondition(r.to_string()),
+        WalletError::Refused(r @ (ExchangeRefusal::AlreadyExchanged | ExchangeRefusal::RequestReused(_))) => {
+            Status::failed_precondition(r.to_string())
+        }
         WalletError::GiftInvalid(why) => Status::invalid_argument(why),
         WalletError::GiftRefused(why) => Status::failed_precondition(why),
         WalletError::GiftUnavailable { retry_after, reason } => {
