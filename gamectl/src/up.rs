@@ -637,6 +637,7 @@ async fn start(system: &mut System, ctx: &Start<'_>) -> Result<(), Interrupted> 
     say(format!("endpoints: {}", path.display()));
     if let Some(g) = &table.gateway {
         say(format!("use the gateway: {g} (gamectl finds it in endpoints.json; admins: {})", ctx.admins.join(", ")));
+        say(format!("my page in a browser: {g}/"));
     }
     say("ready: all services SERVING");
     // Receivers keep reading the last value after the sender is gone.

@@ -11,9 +11,11 @@
 //! - [`upstream`] — endpoints per service, their health (the gRPC health protocol, like
 //!   a Kubernetes Service over ready pods), round-robin among the healthy.
 //! - [`proxy`] — the routing service and the rate limiter.
+//! - [`web`] — my page in the browser, answered to plain GETs before all of the above.
 
 pub mod proxy;
 pub mod upstream;
+pub mod web;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -100,7 +102,8 @@ pub async fn run(settings: Settings) {
     let listed: Vec<&'static str> = SERVICES.iter().map(|(name, _)| *name).collect();
     let mut srv = Server::new(settings.server.clone(), routes, vec![SERVICE_NAME], server::probe(|| async { true }))
         .with_auth(verifier, refresh, PUBLIC)
-        .with_reflection(listed);
+        .with_reflection(listed)
+        .with_pages(web::pages());
     if let Some(cors) = cors(&settings.cors_origins) {
         srv = srv.with_cors(cors);
     }
