@@ -16,7 +16,8 @@ import { startSystem } from "./system.mjs";
 const OUT = join(import.meta.dirname, "..", "test-output");
 mkdirSync(OUT, { recursive: true });
 
-const customer = `alice-${Date.now().toString(36)}`;
+// Every run starts a fresh system (its own data dir): the name is free.
+const customer = "alice";
 const password = "correct horse battery";
 /** Raw gRPC code names or bracketed codes must never reach a person. */
 const RAW_CODE = /\b(UNAVAILABLE|UNAUTHENTICATED|FAILED_PRECONDITION|RESOURCE_EXHAUSTED|INVALID_ARGUMENT|PERMISSION_DENIED|NOT_FOUND|INTERNAL|UNKNOWN)\b|\[[a-z_]+\]|grpc/;
