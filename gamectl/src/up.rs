@@ -648,6 +648,7 @@ async fn start(system: &mut System, ctx: &Start<'_>) -> Result<(), Interrupted> 
     say(format!("endpoints: {}", path.display()));
     if let Some(g) = &table.gateway {
         say(format!("use the gateway: {g} (gamectl finds it in endpoints.json)"));
+        say(format!("my page in a browser: {g}/"));
     }
     if let Some(creds) = &nats_credentials {
         say(format!(

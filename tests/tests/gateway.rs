@@ -1,7 +1,7 @@
 //! One front door: the whole scenario as a registered customer through the gateway, every
 //! way a token can be wrong, customers kept apart on every service (someone else's thing
 //! is not found, like an unknown one; admins read but never act), reflection, grpc-web,
-//! rate limits, login throttling and key rotation.
+//! rate limits, login throttling, key rotation, and the web page served at the root.
 
 use std::time::Duration;
 
@@ -532,6 +532,57 @@ async fn a_browser_reaches_a_service_through_grpc_web_on_the_same_port() {
     let data = answer.data;
     let page = mypage::GetMyPageResponse::decode(data[0].as_slice()).unwrap().page.unwrap();
     assert_eq!(page.customer_id, "erin");
+}
+
+/// A plain HTTP/1.1 GET, as a browser loading a page makes it: the head and the body.
+fn http_get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
+    use std::io::{Read as _, Write as _};
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let head = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/html\r\nConnection: close\r\n\r\n");
+    conn.write_all(head.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    let _ = conn.read_to_end(&mut raw);
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("http response") + 4;
+    (String::from_utf8_lossy(&raw[..split]).into_owned(), String::from_utf8_lossy(&raw[split..]).into_owned())
+}
+
+#[tokio::test]
+async fn the_web_page_is_served_to_anyone_at_the_root_while_every_api_still_needs_a_token() {
+    let sys = system().await;
+    let addr = sys.gateway().addr;
+    let (page, nothing, api) = tokio::task::spawn_blocking(move || {
+        (
+            http_get(addr, "/"),
+            http_get(addr, "/no-such-page"),
+            e2e::raw::grpc_web(
+                addr,
+                "POST",
+                "/game.mypage.v1.MyPageService/GetMyPage",
+                Some("application/grpc-web+proto"),
+                None,
+                &e2e::raw::frame(&mypage::GetMyPageRequest { customer_id: "erin".into() }.encode_to_vec()),
+            ),
+        )
+    })
+    .await
+    .unwrap();
+    let (head, html) = page;
+    let head = head.to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("content-type: text/html"), "{head}");
+    assert!(head.contains("content-security-policy: default-src 'none'"), "{head}");
+    assert!(html.contains(r#"<script type="module" src="/assets/"#), "{html}");
+    // Every asset the page names is there, without a token.
+    let script = html.split('"').find(|s| s.starts_with("/assets/main-")).expect("the script").to_owned();
+    let (head, js) = tokio::task::spawn_blocking(move || http_get(addr, &script)).await.unwrap();
+    assert!(head.starts_with("HTTP/1.1 200") && head.contains("immutable"), "{head}");
+    assert!(js.contains("sessionStorage"), "the page's own script");
+    assert!(nothing.0.starts_with("HTTP/1.1 404"), "{}", nothing.0);
+    // The page is public; the data is not: grpc-web without a token is refused as before.
+    let (head, answer) = api;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(answer.code, Code::Unauthenticated, "{answer:?}");
 }
 
 #[tokio::test]

@@ -63,7 +63,12 @@ pub struct Server {
     /// Services listed by reflection, when not just `names` (the gateway lists everyone's).
     reflection: Option<Vec<&'static str>>,
     cors: Option<tower_http::cors::CorsLayer>,
+    pages: Option<Pages>,
 }
+
+/// Answers every plain HTTP GET and HEAD, before authentication: the gateway's web page
+/// (its files are public). gRPC and grpc-web are POSTs and never reach it.
+pub type Pages = Arc<dyn Fn(&http::Request<Body>) -> http::Response<Body> + Send + Sync>;
 
 impl Server {
     pub fn new(settings: ServerSettings, routes: Routes, names: Vec<&'static str>, probe: Probe) -> Self {
@@ -77,7 +82,15 @@ impl Server {
             auth: None,
             reflection: None,
             cors: None,
+            pages: None,
         }
+    }
+
+    /// Serves a web page: every GET and HEAD goes to `pages` instead of the routes.
+    #[must_use]
+    pub fn with_pages(mut self, pages: Pages) -> Self {
+        self.pages = Some(pages);
+        self
     }
 
     /// Lists `names` in server reflection instead of the services whose health we report.
@@ -134,7 +147,7 @@ impl Server {
     /// # Errors
     /// When the address cannot be bound or the server fails.
     pub async fn run(self, external: CancellationToken) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        let Self { settings, routes, names, probe, stopping, mut tasks, auth, reflection: listed, cors } = self;
+        let Self { settings, routes, names, probe, stopping, mut tasks, auth, reflection: listed, cors, pages } = self;
         let listed = listed.unwrap_or_else(|| names.clone());
         let listener = TcpListener::bind(settings.listen)
             .await
@@ -168,7 +181,7 @@ impl Server {
         let serve = tonic::transport::Server::builder()
             .accept_http1(true)
             .layer(tower::util::option_layer(cors))
-            .layer(WebLayer)
+            .layer(WebLayer { pages })
             .layer(tower::util::option_layer(auth))
             // After authentication: a caller without a token does not get its body read.
             .layer(crate::guard::GuardLayer::new(settings.max_request_bytes))
@@ -353,16 +366,29 @@ mod tests {
 #[derive(Debug, Clone, Copy)]
 pub struct Arrival(pub tokio::time::Instant);
 
+fn is_grpc_web<B>(req: &http::Request<B>) -> bool {
+    req.headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/grpc-web"))
+}
+
 /// grpc-web for browsers, without tonic-web's refusal of every other HTTP/1.1 request:
-/// plain HTTP/1.1 (the auth service's JWKS) goes straight to the routes. Also stamps
-/// each request with its [`Arrival`].
-#[derive(Clone, Copy)]
-pub struct WebLayer;
+/// plain HTTP/1.1 (the auth service's JWKS) goes straight to the routes, and GET/HEAD to
+/// the web page when there is one. Also stamps each request with its [`Arrival`].
+#[derive(Clone)]
+pub struct WebLayer {
+    pages: Option<Pages>,
+}
 
 impl<S: Clone> tower::Layer<S> for WebLayer {
     type Service = Web<S>;
     fn layer(&self, inner: S) -> Web<S> {
-        Web { web: tower::Layer::layer(&tonic_web::GrpcWebLayer::new(), inner.clone()), plain: inner }
+        Web {
+            web: tower::Layer::layer(&tonic_web::GrpcWebLayer::new(), inner.clone()),
+            plain: inner,
+            pages: self.pages.clone(),
+        }
     }
 }
 
@@ -370,6 +396,7 @@ impl<S: Clone> tower::Layer<S> for WebLayer {
 pub struct Web<S> {
     web: tonic_web::GrpcWebService<S>,
     plain: S,
+    pages: Option<Pages>,
 }
 
 type Body = tonic::body::Body;
@@ -389,12 +416,16 @@ where
     }
 
     fn call(&mut self, mut req: http::Request<Body>) -> Self::Future {
+        // A page for a browser's GET; a grpc-web GET goes on to tonic-web (which refuses it).
+        if let Some(pages) = &self.pages
+            && matches!(*req.method(), http::Method::GET | http::Method::HEAD)
+            && !is_grpc_web(&req)
+        {
+            let page = pages(&req);
+            return Box::pin(std::future::ready(Ok(page)));
+        }
         req.extensions_mut().insert(Arrival(tokio::time::Instant::now()));
-        let grpc_web = req
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.starts_with("application/grpc-web"));
+        let grpc_web = is_grpc_web(&req);
         let preflight = req.method() == http::Method::OPTIONS;
         if req.version() == http::Version::HTTP_2 || grpc_web || preflight {
             let web = self.web.clone();

@@ -16,11 +16,13 @@
 //! - [`proxy`] — the routing service.
 //! - [`limit`] — the rate limits: per customer, per client address.
 //! - [`deadline`] — the deadline of every upstream call.
+//! - [`web`] — my page in the browser, answered to plain GETs before all of the above.
 
 pub mod deadline;
 pub mod limit;
 pub mod proxy;
 pub mod upstream;
+pub mod web;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -136,7 +138,8 @@ pub async fn run(settings: Settings) {
     let listed: Vec<&'static str> = SERVICES.iter().map(|(name, _)| *name).collect();
     let mut srv = Server::new(settings.server.clone(), routes, vec![SERVICE_NAME], server::probe(|| async { true }))
         .with_auth(verifier, refresh, PUBLIC)
-        .with_reflection(listed);
+        .with_reflection(listed)
+        .with_pages(web::pages());
     if let Some(cors) = cors(&settings.cors_origins) {
         srv = srv.with_cors(cors);
     }
