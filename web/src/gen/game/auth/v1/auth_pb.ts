@@ -4,13 +4,15 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file game/auth/v1/auth.proto.
  */
 export const file_game_auth_v1_auth: GenFile = /*@__PURE__*/
-  fileDesc("ChdnYW1lL2F1dGgvdjEvYXV0aC5wcm90bxIMZ2FtZS5hdXRoLnYxIkAKF1JlZ2lzdGVyQ3VzdG9tZXJSZXF1ZXN0EhMKC2N1c3RvbWVyX2lkGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJIi8KGFJlZ2lzdGVyQ3VzdG9tZXJSZXNwb25zZRITCgtjdXN0b21lcl9pZBgBIAEoCSI6ChFJc3N1ZVRva2VuUmVxdWVzdBITCgtjdXN0b21lcl9pZBgBIAEoCRIQCghwYXNzd29yZBgCIAEoCSJSChJJc3N1ZVRva2VuUmVzcG9uc2USFAoMYWNjZXNzX3Rva2VuGAEgASgJEhIKCnRva2VuX3R5cGUYAiABKAkSEgoKZXhwaXJlc19pbhgDIAEoAyIQCg5HZXRKd2tzUmVxdWVzdCI1Cg9HZXRKd2tzUmVzcG9uc2USEQoJandrc19qc29uGAEgASgJEg8KB2tleV9pZHMYAiADKAkiGQoXUm90YXRlU2lnbmluZ0tleVJlcXVlc3QiKgoYUm90YXRlU2lnbmluZ0tleVJlc3BvbnNlEg4KBmtleV9pZBgBIAEoCTLsAgoLQXV0aFNlcnZpY2USYQoQUmVnaXN0ZXJDdXN0b21lchIlLmdhbWUuYXV0aC52MS5SZWdpc3RlckN1c3RvbWVyUmVxdWVzdBomLmdhbWUuYXV0aC52MS5SZWdpc3RlckN1c3RvbWVyUmVzcG9uc2USTwoKSXNzdWVUb2tlbhIfLmdhbWUuYXV0aC52MS5Jc3N1ZVRva2VuUmVxdWVzdBogLmdhbWUuYXV0aC52MS5Jc3N1ZVRva2VuUmVzcG9uc2USRgoHR2V0SndrcxIcLmdhbWUuYXV0aC52MS5HZXRKd2tzUmVxdWVzdBodLmdhbWUuYXV0aC52MS5HZXRKd2tzUmVzcG9uc2USYQoQUm90YXRlU2lnbmluZ0tleRIlLmdhbWUuYXV0aC52MS5Sb3RhdGVTaWduaW5nS2V5UmVxdWVzdBomLmdhbWUuYXV0aC52MS5Sb3RhdGVTaWduaW5nS2V5UmVzcG9uc2ViBnByb3RvMw");
+  fileDesc("ChdnYW1lL2F1dGgvdjEvYXV0aC5wcm90bxIMZ2FtZS5hdXRoLnYxIkAKF1JlZ2lzdGVyQ3VzdG9tZXJSZXF1ZXN0EhMKC2N1c3RvbWVyX2lkGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJIi8KGFJlZ2lzdGVyQ3VzdG9tZXJSZXNwb25zZRITCgtjdXN0b21lcl9pZBgBIAEoCSI6ChFJc3N1ZVRva2VuUmVxdWVzdBITCgtjdXN0b21lcl9pZBgBIAEoCRIQCghwYXNzd29yZBgCIAEoCSJSChJJc3N1ZVRva2VuUmVzcG9uc2USFAoMYWNjZXNzX3Rva2VuGAEgASgJEhIKCnRva2VuX3R5cGUYAiABKAkSEgoKZXhwaXJlc19pbhgDIAEoAyJEChhJc3N1ZVNlcnZpY2VUb2tlblJlcXVlc3QSEQoJY2xpZW50X2lkGAEgASgJEhUKDWNsaWVudF9zZWNyZXQYAiABKAkiEAoOR2V0Sndrc1JlcXVlc3QiNQoPR2V0Sndrc1Jlc3BvbnNlEhEKCWp3a3NfanNvbhgBIAEoCRIPCgdrZXlfaWRzGAIgAygJIhkKF1JvdGF0ZVNpZ25pbmdLZXlSZXF1ZXN0IioKGFJvdGF0ZVNpZ25pbmdLZXlSZXNwb25zZRIOCgZrZXlfaWQYASABKAkiNQoQR3JhbnRSb2xlUmVxdWVzdBITCgtjdXN0b21lcl9pZBgBIAEoCRIMCgRyb2xlGAIgASgJIkcKEUdyYW50Um9sZVJlc3BvbnNlEhMKC2N1c3RvbWVyX2lkGAEgASgJEgwKBHJvbGUYAiABKAkSDwoHY2hhbmdlZBgDIAEoCCI2ChFSZXZva2VSb2xlUmVxdWVzdBITCgtjdXN0b21lcl9pZBgBIAEoCRIMCgRyb2xlGAIgASgJIkgKElJldm9rZVJvbGVSZXNwb25zZRITCgtjdXN0b21lcl9pZBgBIAEoCRIMCgRyb2xlGAIgASgJEg8KB2NoYW5nZWQYAyABKAgiOQobQ3JlYXRlU2VydmljZUFjY291bnRSZXF1ZXN0EgwKBG5hbWUYASABKAkSDAoEcm9sZRgCIAEoCSJWChxDcmVhdGVTZXJ2aWNlQWNjb3VudFJlc3BvbnNlEhEKCWNsaWVudF9pZBgBIAEoCRIVCg1jbGllbnRfc2VjcmV0GAIgASgJEgwKBHJvbGUYAyABKAkiKgoTUmV2b2tlVG9rZW5zUmVxdWVzdBITCgtjdXN0b21lcl9pZBgBIAEoCSJfChRSZXZva2VUb2tlbnNSZXNwb25zZRITCgtjdXN0b21lcl9pZBgBIAEoCRIyCg5yZXZva2VkX2JlZm9yZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiOQoXTGlzdEF1ZGl0RW50cmllc1JlcXVlc3QSDwoHc3ViamVjdBgBIAEoCRINCgVsaW1pdBgCIAEoDSJ0CgpBdWRpdEVudHJ5EiYKAmF0GAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVhY3RvchgCIAEoCRIOCgZhY3Rpb24YAyABKAkSDwoHc3ViamVjdBgEIAEoCRIOCgZkZXRhaWwYBSABKAkiRQoYTGlzdEF1ZGl0RW50cmllc1Jlc3BvbnNlEikKB2VudHJpZXMYASADKAsyGC5nYW1lLmF1dGgudjEuQXVkaXRFbnRyeTKTBwoLQXV0aFNlcnZpY2USYQoQUmVnaXN0ZXJDdXN0b21lchIlLmdhbWUuYXV0aC52MS5SZWdpc3RlckN1c3RvbWVyUmVxdWVzdBomLmdhbWUuYXV0aC52MS5SZWdpc3RlckN1c3RvbWVyUmVzcG9uc2USTwoKSXNzdWVUb2tlbhIfLmdhbWUuYXV0aC52MS5Jc3N1ZVRva2VuUmVxdWVzdBogLmdhbWUuYXV0aC52MS5Jc3N1ZVRva2VuUmVzcG9uc2USXQoRSXNzdWVTZXJ2aWNlVG9rZW4SJi5nYW1lLmF1dGgudjEuSXNzdWVTZXJ2aWNlVG9rZW5SZXF1ZXN0GiAuZ2FtZS5hdXRoLnYxLklzc3VlVG9rZW5SZXNwb25zZRJGCgdHZXRKd2tzEhwuZ2FtZS5hdXRoLnYxLkdldEp3a3NSZXF1ZXN0Gh0uZ2FtZS5hdXRoLnYxLkdldEp3a3NSZXNwb25zZRJhChBSb3RhdGVTaWduaW5nS2V5EiUuZ2FtZS5hdXRoLnYxLlJvdGF0ZVNpZ25pbmdLZXlSZXF1ZXN0GiYuZ2FtZS5hdXRoLnYxLlJvdGF0ZVNpZ25pbmdLZXlSZXNwb25zZRJMCglHcmFudFJvbGUSHi5nYW1lLmF1dGgudjEuR3JhbnRSb2xlUmVxdWVzdBofLmdhbWUuYXV0aC52MS5HcmFudFJvbGVSZXNwb25zZRJPCgpSZXZva2VSb2xlEh8uZ2FtZS5hdXRoLnYxLlJldm9rZVJvbGVSZXF1ZXN0GiAuZ2FtZS5hdXRoLnYxLlJldm9rZVJvbGVSZXNwb25zZRJtChRDcmVhdGVTZXJ2aWNlQWNjb3VudBIpLmdhbWUuYXV0aC52MS5DcmVhdGVTZXJ2aWNlQWNjb3VudFJlcXVlc3QaKi5nYW1lLmF1dGgudjEuQ3JlYXRlU2VydmljZUFjY291bnRSZXNwb25zZRJVCgxSZXZva2VUb2tlbnMSIS5nYW1lLmF1dGgudjEuUmV2b2tlVG9rZW5zUmVxdWVzdBoiLmdhbWUuYXV0aC52MS5SZXZva2VUb2tlbnNSZXNwb25zZRJhChBMaXN0QXVkaXRFbnRyaWVzEiUuZ2FtZS5hdXRoLnYxLkxpc3RBdWRpdEVudHJpZXNSZXF1ZXN0GiYuZ2FtZS5hdXRoLnYxLkxpc3RBdWRpdEVudHJpZXNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message game.auth.v1.RegisterCustomerRequest
@@ -105,6 +107,28 @@ export const IssueTokenResponseSchema: GenMessage<IssueTokenResponse> = /*@__PUR
   messageDesc(file_game_auth_v1_auth, 3);
 
 /**
+ * @generated from message game.auth.v1.IssueServiceTokenRequest
+ */
+export type IssueServiceTokenRequest = Message<"game.auth.v1.IssueServiceTokenRequest"> & {
+  /**
+   * @generated from field: string client_id = 1;
+   */
+  clientId: string;
+
+  /**
+   * @generated from field: string client_secret = 2;
+   */
+  clientSecret: string;
+};
+
+/**
+ * Describes the message game.auth.v1.IssueServiceTokenRequest.
+ * Use `create(IssueServiceTokenRequestSchema)` to create a new message.
+ */
+export const IssueServiceTokenRequestSchema: GenMessage<IssueServiceTokenRequest> = /*@__PURE__*/
+  messageDesc(file_game_auth_v1_auth, 4);
+
+/**
  * @generated from message game.auth.v1.GetJwksRequest
  */
 export type GetJwksRequest = Message<"game.auth.v1.GetJwksRequest"> & {
@@ -115,7 +139,7 @@ export type GetJwksRequest = Message<"game.auth.v1.GetJwksRequest"> & {
  * Use `create(GetJwksRequestSchema)` to create a new message.
  */
 export const GetJwksRequestSchema: GenMessage<GetJwksRequest> = /*@__PURE__*/
-  messageDesc(file_game_auth_v1_auth, 4);
+  messageDesc(file_game_auth_v1_auth, 5);
 
 /**
  * @generated from message game.auth.v1.GetJwksResponse
@@ -139,7 +163,7 @@ export type GetJwksResponse = Message<"game.auth.v1.GetJwksResponse"> & {
  * Use `create(GetJwksResponseSchema)` to create a new message.
  */
 export const GetJwksResponseSchema: GenMessage<GetJwksResponse> = /*@__PURE__*/
-  messageDesc(file_game_auth_v1_auth, 5);
+  messageDesc(file_game_auth_v1_auth, 6);
 
 /**
  * @generated from message game.auth.v1.RotateSigningKeyRequest
@@ -152,7 +176,7 @@ export type RotateSigningKeyRequest = Message<"game.auth.v1.RotateSigningKeyRequ
  * Use `create(RotateSigningKeyRequestSchema)` to create a new message.
  */
 export const RotateSigningKeyRequestSchema: GenMessage<RotateSigningKeyRequest> = /*@__PURE__*/
-  messageDesc(file_game_auth_v1_auth, 6);
+  messageDesc(file_game_auth_v1_auth, 7);
 
 /**
  * @generated from message game.auth.v1.RotateSigningKeyResponse
@@ -169,17 +193,314 @@ export type RotateSigningKeyResponse = Message<"game.auth.v1.RotateSigningKeyRes
  * Use `create(RotateSigningKeyResponseSchema)` to create a new message.
  */
 export const RotateSigningKeyResponseSchema: GenMessage<RotateSigningKeyResponse> = /*@__PURE__*/
-  messageDesc(file_game_auth_v1_auth, 7);
+  messageDesc(file_game_auth_v1_auth, 8);
 
 /**
- * Customers' credentials and the tokens that prove who they are. Tokens are JWTs
- * (EdDSA) with `sub` = customer id, `iss`, `aud`, `exp`, `iat`, `nbf`, `jti`, `role`.
+ * @generated from message game.auth.v1.GrantRoleRequest
+ */
+export type GrantRoleRequest = Message<"game.auth.v1.GrantRoleRequest"> & {
+  /**
+   * @generated from field: string customer_id = 1;
+   */
+  customerId: string;
+
+  /**
+   * `admin`: the only role a customer can be given (game servers and services are
+   * service accounts).
+   *
+   * @generated from field: string role = 2;
+   */
+  role: string;
+};
+
+/**
+ * Describes the message game.auth.v1.GrantRoleRequest.
+ * Use `create(GrantRoleRequestSchema)` to create a new message.
+ */
+export const GrantRoleRequestSchema: GenMessage<GrantRoleRequest> = /*@__PURE__*/
+  messageDesc(file_game_auth_v1_auth, 9);
+
+/**
+ * @generated from message game.auth.v1.GrantRoleResponse
+ */
+export type GrantRoleResponse = Message<"game.auth.v1.GrantRoleResponse"> & {
+  /**
+   * @generated from field: string customer_id = 1;
+   */
+  customerId: string;
+
+  /**
+   * @generated from field: string role = 2;
+   */
+  role: string;
+
+  /**
+   * False when the customer already had it (nothing changed).
+   *
+   * @generated from field: bool changed = 3;
+   */
+  changed: boolean;
+};
+
+/**
+ * Describes the message game.auth.v1.GrantRoleResponse.
+ * Use `create(GrantRoleResponseSchema)` to create a new message.
+ */
+export const GrantRoleResponseSchema: GenMessage<GrantRoleResponse> = /*@__PURE__*/
+  messageDesc(file_game_auth_v1_auth, 10);
+
+/**
+ * @generated from message game.auth.v1.RevokeRoleRequest
+ */
+export type RevokeRoleRequest = Message<"game.auth.v1.RevokeRoleRequest"> & {
+  /**
+   * @generated from field: string customer_id = 1;
+   */
+  customerId: string;
+
+  /**
+   * @generated from field: string role = 2;
+   */
+  role: string;
+};
+
+/**
+ * Describes the message game.auth.v1.RevokeRoleRequest.
+ * Use `create(RevokeRoleRequestSchema)` to create a new message.
+ */
+export const RevokeRoleRequestSchema: GenMessage<RevokeRoleRequest> = /*@__PURE__*/
+  messageDesc(file_game_auth_v1_auth, 11);
+
+/**
+ * @generated from message game.auth.v1.RevokeRoleResponse
+ */
+export type RevokeRoleResponse = Message<"game.auth.v1.RevokeRoleResponse"> & {
+  /**
+   * @generated from field: string customer_id = 1;
+   */
+  customerId: string;
+
+  /**
+   * The role the customer has now (`player`).
+   *
+   * @generated from field: string role = 2;
+   */
+  role: string;
+
+  /**
+   * False when the customer did not have the role (nothing changed).
+   *
+   * @generated from field: bool changed = 3;
+   */
+  changed: boolean;
+};
+
+/**
+ * Describes the message game.auth.v1.RevokeRoleResponse.
+ * Use `create(RevokeRoleResponseSchema)` to create a new message.
+ */
+export const RevokeRoleResponseSchema: GenMessage<RevokeRoleResponse> = /*@__PURE__*/
+  messageDesc(file_game_auth_v1_auth, 12);
+
+/**
+ * @generated from message game.auth.v1.CreateServiceAccountRequest
+ */
+export type CreateServiceAccountRequest = Message<"game.auth.v1.CreateServiceAccountRequest"> & {
+  /**
+   * 1-64 characters of a-z, 0-9, '-', '_'; the client id is `svc-<name>`.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * `game_server` or `service`.
+   *
+   * @generated from field: string role = 2;
+   */
+  role: string;
+};
+
+/**
+ * Describes the message game.auth.v1.CreateServiceAccountRequest.
+ * Use `create(CreateServiceAccountRequestSchema)` to create a new message.
+ */
+export const CreateServiceAccountRequestSchema: GenMessage<CreateServiceAccountRequest> = /*@__PURE__*/
+  messageDesc(file_game_auth_v1_auth, 13);
+
+/**
+ * @generated from message game.auth.v1.CreateServiceAccountResponse
+ */
+export type CreateServiceAccountResponse = Message<"game.auth.v1.CreateServiceAccountResponse"> & {
+  /**
+   * @generated from field: string client_id = 1;
+   */
+  clientId: string;
+
+  /**
+   * Shown this once: only its hash is kept.
+   *
+   * @generated from field: string client_secret = 2;
+   */
+  clientSecret: string;
+
+  /**
+   * @generated from field: string role = 3;
+   */
+  role: string;
+};
+
+/**
+ * Describes the message game.auth.v1.CreateServiceAccountResponse.
+ * Use `create(CreateServiceAccountResponseSchema)` to create a new message.
+ */
+export const CreateServiceAccountResponseSchema: GenMessage<CreateServiceAccountResponse> = /*@__PURE__*/
+  messageDesc(file_game_auth_v1_auth, 14);
+
+/**
+ * @generated from message game.auth.v1.RevokeTokensRequest
+ */
+export type RevokeTokensRequest = Message<"game.auth.v1.RevokeTokensRequest"> & {
+  /**
+   * A customer id or a service account's client id.
+   *
+   * @generated from field: string customer_id = 1;
+   */
+  customerId: string;
+};
+
+/**
+ * Describes the message game.auth.v1.RevokeTokensRequest.
+ * Use `create(RevokeTokensRequestSchema)` to create a new message.
+ */
+export const RevokeTokensRequestSchema: GenMessage<RevokeTokensRequest> = /*@__PURE__*/
+  messageDesc(file_game_auth_v1_auth, 15);
+
+/**
+ * @generated from message game.auth.v1.RevokeTokensResponse
+ */
+export type RevokeTokensResponse = Message<"game.auth.v1.RevokeTokensResponse"> & {
+  /**
+   * @generated from field: string customer_id = 1;
+   */
+  customerId: string;
+
+  /**
+   * Tokens issued before this instant are refused.
+   *
+   * @generated from field: google.protobuf.Timestamp revoked_before = 2;
+   */
+  revokedBefore?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message game.auth.v1.RevokeTokensResponse.
+ * Use `create(RevokeTokensResponseSchema)` to create a new message.
+ */
+export const RevokeTokensResponseSchema: GenMessage<RevokeTokensResponse> = /*@__PURE__*/
+  messageDesc(file_game_auth_v1_auth, 16);
+
+/**
+ * @generated from message game.auth.v1.ListAuditEntriesRequest
+ */
+export type ListAuditEntriesRequest = Message<"game.auth.v1.ListAuditEntriesRequest"> & {
+  /**
+   * Only the entries about this customer or client id, when set.
+   *
+   * @generated from field: string subject = 1;
+   */
+  subject: string;
+
+  /**
+   * At most this many (default and maximum 500).
+   *
+   * @generated from field: uint32 limit = 2;
+   */
+  limit: number;
+};
+
+/**
+ * Describes the message game.auth.v1.ListAuditEntriesRequest.
+ * Use `create(ListAuditEntriesRequestSchema)` to create a new message.
+ */
+export const ListAuditEntriesRequestSchema: GenMessage<ListAuditEntriesRequest> = /*@__PURE__*/
+  messageDesc(file_game_auth_v1_auth, 17);
+
+/**
+ * @generated from message game.auth.v1.AuditEntry
+ */
+export type AuditEntry = Message<"game.auth.v1.AuditEntry"> & {
+  /**
+   * @generated from field: google.protobuf.Timestamp at = 1;
+   */
+  at?: Timestamp | undefined;
+
+  /**
+   * Who did it: an admin's id, or `bootstrap` for what the service set up at start.
+   *
+   * @generated from field: string actor = 2;
+   */
+  actor: string;
+
+  /**
+   * `admin_created`, `role_granted`, `role_revoked`, `service_account_created`,
+   * `service_account_provisioned`, `tokens_revoked`.
+   *
+   * @generated from field: string action = 3;
+   */
+  action: string;
+
+  /**
+   * To whom: a customer id or a client id.
+   *
+   * @generated from field: string subject = 4;
+   */
+  subject: string;
+
+  /**
+   * What: the role, for instance.
+   *
+   * @generated from field: string detail = 5;
+   */
+  detail: string;
+};
+
+/**
+ * Describes the message game.auth.v1.AuditEntry.
+ * Use `create(AuditEntrySchema)` to create a new message.
+ */
+export const AuditEntrySchema: GenMessage<AuditEntry> = /*@__PURE__*/
+  messageDesc(file_game_auth_v1_auth, 18);
+
+/**
+ * @generated from message game.auth.v1.ListAuditEntriesResponse
+ */
+export type ListAuditEntriesResponse = Message<"game.auth.v1.ListAuditEntriesResponse"> & {
+  /**
+   * @generated from field: repeated game.auth.v1.AuditEntry entries = 1;
+   */
+  entries: AuditEntry[];
+};
+
+/**
+ * Describes the message game.auth.v1.ListAuditEntriesResponse.
+ * Use `create(ListAuditEntriesResponseSchema)` to create a new message.
+ */
+export const ListAuditEntriesResponseSchema: GenMessage<ListAuditEntriesResponse> = /*@__PURE__*/
+  messageDesc(file_game_auth_v1_auth, 19);
+
+/**
+ * Customers' and service accounts' credentials, their roles, and the tokens that prove
+ * who they are. Tokens are JWTs (EdDSA) with `sub` = customer id (or a service account's
+ * client id), `iss`, `aud`, `exp`, `iat`, `nbf`, `jti`, `role` (`player`, `admin`,
+ * `game_server`, `service`). A role comes from our records, never from a request.
  *
  * @generated from service game.auth.v1.AuthService
  */
 export const AuthService: GenService<{
   /**
-   * Creates a customer's credentials. Public.
+   * Creates a customer's credentials, with the role `player`. Public. Ids starting with
+   * `svc-` are reserved for service accounts.
    *
    * @generated from rpc game.auth.v1.AuthService.RegisterCustomer
    */
@@ -189,14 +510,27 @@ export const AuthService: GenService<{
     output: typeof RegisterCustomerResponseSchema;
   },
   /**
-   * Exchanges credentials for an access token. Public; repeated failures for one
-   * customer lock it for a while (RESOURCE_EXHAUSTED with `retry-after`).
+   * Exchanges credentials for an access token carrying the customer's role. Public.
+   * Failed attempts are throttled per (customer, client address) with growing delays,
+   * and per client address across customers (RESOURCE_EXHAUSTED with `retry-after`);
+   * the right password from another address is never held up by them.
    *
    * @generated from rpc game.auth.v1.AuthService.IssueToken
    */
   issueToken: {
     methodKind: "unary";
     input: typeof IssueTokenRequestSchema;
+    output: typeof IssueTokenResponseSchema;
+  },
+  /**
+   * Exchanges a service account's client id and secret for a short-lived token with
+   * `sub` = client id and the account's role. Public; throttled like IssueToken.
+   *
+   * @generated from rpc game.auth.v1.AuthService.IssueServiceToken
+   */
+  issueServiceToken: {
+    methodKind: "unary";
+    input: typeof IssueServiceTokenRequestSchema;
     output: typeof IssueTokenResponseSchema;
   },
   /**
@@ -219,6 +553,60 @@ export const AuthService: GenService<{
     methodKind: "unary";
     input: typeof RotateSigningKeyRequestSchema;
     output: typeof RotateSigningKeyResponseSchema;
+  },
+  /**
+   * Gives a customer a role (`admin`). Admins only; audited.
+   *
+   * @generated from rpc game.auth.v1.AuthService.GrantRole
+   */
+  grantRole: {
+    methodKind: "unary";
+    input: typeof GrantRoleRequestSchema;
+    output: typeof GrantRoleResponseSchema;
+  },
+  /**
+   * Takes a role back (the customer is a player again) and revokes the customer's
+   * tokens. Admins only; audited.
+   *
+   * @generated from rpc game.auth.v1.AuthService.RevokeRole
+   */
+  revokeRole: {
+    methodKind: "unary";
+    input: typeof RevokeRoleRequestSchema;
+    output: typeof RevokeRoleResponseSchema;
+  },
+  /**
+   * Creates a service account (a game server, or one of our services) with a random
+   * secret, answered once and stored only hashed. Admins only; audited.
+   *
+   * @generated from rpc game.auth.v1.AuthService.CreateServiceAccount
+   */
+  createServiceAccount: {
+    methodKind: "unary";
+    input: typeof CreateServiceAccountRequestSchema;
+    output: typeof CreateServiceAccountResponseSchema;
+  },
+  /**
+   * Every token issued to the subject (a customer or a service account) before now is
+   * refused by the gateway and every service within seconds (they fetch the
+   * revocations, also served as HTTP GET /revocations). Admins only; audited.
+   *
+   * @generated from rpc game.auth.v1.AuthService.RevokeTokens
+   */
+  revokeTokens: {
+    methodKind: "unary";
+    input: typeof RevokeTokensRequestSchema;
+    output: typeof RevokeTokensResponseSchema;
+  },
+  /**
+   * The audit trail of role, account and token changes, newest first. Admins only.
+   *
+   * @generated from rpc game.auth.v1.AuthService.ListAuditEntries
+   */
+  listAuditEntries: {
+    methodKind: "unary";
+    input: typeof ListAuditEntriesRequestSchema;
+    output: typeof ListAuditEntriesResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_game_auth_v1_auth, 0);

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file game/gift/v1/gift.proto.
  */
 export const file_game_gift_v1_gift: GenFile = /*@__PURE__*/
-  fileDesc("ChdnYW1lL2dpZnQvdjEvZ2lmdC5wcm90bxIMZ2FtZS5naWZ0LnYxIkMKC0NhdGFsb2dHaWZ0EhEKCWdpZnRfY29kZRgBIAEoCRIMCgRuYW1lGAIgASgJEhMKC2Nvc3RfcG9pbnRzGAMgASgDIvoBCgRHaWZ0Eg8KB2dpZnRfaWQYASABKAkSEwoLY3VzdG9tZXJfaWQYAiABKAkSEQoJcmV3YXJkX2lkGAMgASgJEhEKCWdpZnRfY29kZRgEIAEoCRIMCgRuYW1lGAUgASgJEigKBnN0YXR1cxgGIAEoDjIYLmdhbWUuZ2lmdC52MS5HaWZ0U3RhdHVzEi0KCWlzc3VlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoHdXNlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKbWlzc2lvbl9pZBgJIAEoCSIUChJMaXN0Q2F0YWxvZ1JlcXVlc3QiPwoTTGlzdENhdGFsb2dSZXNwb25zZRIoCgVnaWZ0cxgBIAMoCzIZLmdhbWUuZ2lmdC52MS5DYXRhbG9nR2lmdCJxChBJc3N1ZUdpZnRSZXF1ZXN0EhMKC2N1c3RvbWVyX2lkGAEgASgJEhEKCXJld2FyZF9pZBgCIAEoCRIRCglnaWZ0X2NvZGUYAyABKAkSDgoGcG9pbnRzGAQgASgDEhIKCm1pc3Npb25faWQYBSABKAkiNQoRSXNzdWVHaWZ0UmVzcG9uc2USIAoEZ2lmdBgBIAEoCzISLmdhbWUuZ2lmdC52MS5HaWZ0IiEKDkdldEdpZnRSZXF1ZXN0Eg8KB2dpZnRfaWQYASABKAkiMwoPR2V0R2lmdFJlc3BvbnNlEiAKBGdpZnQYASABKAsyEi5nYW1lLmdpZnQudjEuR2lmdCInChBMaXN0R2lmdHNSZXF1ZXN0EhMKC2N1c3RvbWVyX2lkGAEgASgJIjYKEUxpc3RHaWZ0c1Jlc3BvbnNlEiEKBWdpZnRzGAEgAygLMhIuZ2FtZS5naWZ0LnYxLkdpZnQiNgoOVXNlR2lmdFJlcXVlc3QSDwoHZ2lmdF9pZBgBIAEoCRITCgtjdXN0b21lcl9pZBgCIAEoCSIzCg9Vc2VHaWZ0UmVzcG9uc2USIAoEZ2lmdBgBIAEoCzISLmdhbWUuZ2lmdC52MS5HaWZ0KlcKCkdpZnRTdGF0dXMSGwoXR0lGVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIWChJHSUZUX1NUQVRVU19JU1NVRUQQARIUChBHSUZUX1NUQVRVU19VU0VEEAIyjQMKC0dpZnRTZXJ2aWNlElIKC0xpc3RDYXRhbG9nEiAuZ2FtZS5naWZ0LnYxLkxpc3RDYXRhbG9nUmVxdWVzdBohLmdhbWUuZ2lmdC52MS5MaXN0Q2F0YWxvZ1Jlc3BvbnNlEkwKCUlzc3VlR2lmdBIeLmdhbWUuZ2lmdC52MS5Jc3N1ZUdpZnRSZXF1ZXN0Gh8uZ2FtZS5naWZ0LnYxLklzc3VlR2lmdFJlc3BvbnNlEkYKB0dldEdpZnQSHC5nYW1lLmdpZnQudjEuR2V0R2lmdFJlcXVlc3QaHS5nYW1lLmdpZnQudjEuR2V0R2lmdFJlc3BvbnNlEkwKCUxpc3RHaWZ0cxIeLmdhbWUuZ2lmdC52MS5MaXN0R2lmdHNSZXF1ZXN0Gh8uZ2FtZS5naWZ0LnYxLkxpc3RHaWZ0c1Jlc3BvbnNlEkYKB1VzZUdpZnQSHC5nYW1lLmdpZnQudjEuVXNlR2lmdFJlcXVlc3QaHS5nYW1lLmdpZnQudjEuVXNlR2lmdFJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChdnYW1lL2dpZnQvdjEvZ2lmdC5wcm90bxIMZ2FtZS5naWZ0LnYxIkMKC0NhdGFsb2dHaWZ0EhEKCWdpZnRfY29kZRgBIAEoCRIMCgRuYW1lGAIgASgJEhMKC2Nvc3RfcG9pbnRzGAMgASgDIvoBCgRHaWZ0Eg8KB2dpZnRfaWQYASABKAkSEwoLY3VzdG9tZXJfaWQYAiABKAkSEQoJcmV3YXJkX2lkGAMgASgJEhEKCWdpZnRfY29kZRgEIAEoCRIMCgRuYW1lGAUgASgJEigKBnN0YXR1cxgGIAEoDjIYLmdhbWUuZ2lmdC52MS5HaWZ0U3RhdHVzEi0KCWlzc3VlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoHdXNlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKbWlzc2lvbl9pZBgJIAEoCSIUChJMaXN0Q2F0YWxvZ1JlcXVlc3QiPwoTTGlzdENhdGFsb2dSZXNwb25zZRIoCgVnaWZ0cxgBIAMoCzIZLmdhbWUuZ2lmdC52MS5DYXRhbG9nR2lmdCJxChBJc3N1ZUdpZnRSZXF1ZXN0EhMKC2N1c3RvbWVyX2lkGAEgASgJEhEKCXJld2FyZF9pZBgCIAEoCRIRCglnaWZ0X2NvZGUYAyABKAkSDgoGcG9pbnRzGAQgASgDEhIKCm1pc3Npb25faWQYBSABKAkiNQoRSXNzdWVHaWZ0UmVzcG9uc2USIAoEZ2lmdBgBIAEoCzISLmdhbWUuZ2lmdC52MS5HaWZ0IiEKDkdldEdpZnRSZXF1ZXN0Eg8KB2dpZnRfaWQYASABKAkiMwoPR2V0R2lmdFJlc3BvbnNlEiAKBGdpZnQYASABKAsyEi5nYW1lLmdpZnQudjEuR2lmdCInChBMaXN0R2lmdHNSZXF1ZXN0EhMKC2N1c3RvbWVyX2lkGAEgASgJIjYKEUxpc3RHaWZ0c1Jlc3BvbnNlEiEKBWdpZnRzGAEgAygLMhIuZ2FtZS5naWZ0LnYxLkdpZnQiNgoOVXNlR2lmdFJlcXVlc3QSDwoHZ2lmdF9pZBgBIAEoCRITCgtjdXN0b21lcl9pZBgCIAEoCSIzCg9Vc2VHaWZ0UmVzcG9uc2USIAoEZ2lmdBgBIAEoCzISLmdhbWUuZ2lmdC52MS5HaWZ0KlcKCkdpZnRTdGF0dXMSGwoXR0lGVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIWChJHSUZUX1NUQVRVU19JU1NVRUQQARIUChBHSUZUX1NUQVRVU19VU0VEEAIyvwIKC0dpZnRTZXJ2aWNlElIKC0xpc3RDYXRhbG9nEiAuZ2FtZS5naWZ0LnYxLkxpc3RDYXRhbG9nUmVxdWVzdBohLmdhbWUuZ2lmdC52MS5MaXN0Q2F0YWxvZ1Jlc3BvbnNlEkYKB0dldEdpZnQSHC5nYW1lLmdpZnQudjEuR2V0R2lmdFJlcXVlc3QaHS5nYW1lLmdpZnQudjEuR2V0R2lmdFJlc3BvbnNlEkwKCUxpc3RHaWZ0cxIeLmdhbWUuZ2lmdC52MS5MaXN0R2lmdHNSZXF1ZXN0Gh8uZ2FtZS5naWZ0LnYxLkxpc3RHaWZ0c1Jlc3BvbnNlEkYKB1VzZUdpZnQSHC5nYW1lLmdpZnQudjEuVXNlR2lmdFJlcXVlc3QaHS5nYW1lLmdpZnQudjEuVXNlR2lmdFJlc3BvbnNlMmIKEkdpZnRJc3N1aW5nU2VydmljZRJMCglJc3N1ZUdpZnQSHi5nYW1lLmdpZnQudjEuSXNzdWVHaWZ0UmVxdWVzdBofLmdhbWUuZ2lmdC52MS5Jc3N1ZUdpZnRSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message game.gift.v1.CatalogGift
@@ -264,7 +264,7 @@ export type UseGiftRequest = Message<"game.gift.v1.UseGiftRequest"> & {
   giftId: string;
 
   /**
-   * The customer using it (from the token once identity is in place).
+   * The customer using it: empty or the caller (the owner, from the token).
    *
    * @generated from field: string customer_id = 2;
    */
@@ -323,7 +323,7 @@ export const GiftStatusSchema: GenEnum<GiftStatus> = /*@__PURE__*/
 
 /**
  * Gifts (products) a reward can be exchanged for. Generic context: could be a
- * third-party product service.
+ * third-party product service. Public (routed by the gateway).
  *
  * @generated from service game.gift.v1.GiftService
  */
@@ -339,17 +339,8 @@ export const GiftService: GenService<{
     output: typeof ListCatalogResponseSchema;
   },
   /**
-   * Issues a gift for a reward. Idempotent on reward_id: the same reward never yields two
-   * gifts; asking again returns the gift already issued.
+   * One gift: its owner's, or any for an admin; anyone else's is NOT_FOUND.
    *
-   * @generated from rpc game.gift.v1.GiftService.IssueGift
-   */
-  issueGift: {
-    methodKind: "unary";
-    input: typeof IssueGiftRequestSchema;
-    output: typeof IssueGiftResponseSchema;
-  },
-  /**
    * @generated from rpc game.gift.v1.GiftService.GetGift
    */
   getGift: {
@@ -366,7 +357,7 @@ export const GiftService: GenService<{
     output: typeof ListGiftsResponseSchema;
   },
   /**
-   * Marks the gift USED. Once: a second use is FAILED_PRECONDITION.
+   * Marks the gift USED. Its owner only; once: a second use is FAILED_PRECONDITION.
    *
    * @generated from rpc game.gift.v1.GiftService.UseGift
    */
@@ -377,4 +368,27 @@ export const GiftService: GenService<{
   },
 }> = /*@__PURE__*/
   serviceDesc(file_game_gift_v1_gift, 0);
+
+/**
+ * Internal: called by the wallet when a customer exchanges a reward, with the wallet's
+ * own service token (role `service`; any other token is PERMISSION_DENIED). Never routed
+ * by the gateway nor listed by its reflection.
+ *
+ * @generated from service game.gift.v1.GiftIssuingService
+ */
+export const GiftIssuingService: GenService<{
+  /**
+   * Issues a gift for a reward. The price comes from the gift catalog, the reward's worth
+   * from the wallet. Idempotent on reward_id: the same reward never yields two gifts;
+   * asking again returns the gift already issued.
+   *
+   * @generated from rpc game.gift.v1.GiftIssuingService.IssueGift
+   */
+  issueGift: {
+    methodKind: "unary";
+    input: typeof IssueGiftRequestSchema;
+    output: typeof IssueGiftResponseSchema;
+  },
+}> = /*@__PURE__*/
+  serviceDesc(file_game_gift_v1_gift, 1);
 
