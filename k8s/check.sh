@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
-# Checks the Kubernetes manifests, offline (only pip may reach the network, to install
-# kubernetes-validate when it is missing):
+# Checks the Kubernetes manifests and the monitoring, offline (only pip may reach the
+# network, to install kubernetes-validate when it is missing):
 #   1. every overlay renders with `kubectl kustomize`;
 #   2. the renderings (and the example Secrets) validate with
-#      `kubernetes-validate --strict` against each Kubernetes version we claim;
+#      `kubernetes-validate --strict` against each Kubernetes version we claim; it has no
+#      schema for the prometheus-operator's objects (PodMonitor, PrometheusRule), which are
+#      left to the policy test, and any other object it has no schema for fails;
 #   3. the policy test (k8s/test_policy.py): probes, resources, security, PDBs, rollout,
 #      grace periods, readiness names, configuration, NetworkPolicy reachability, the
-#      Dockerfile, plus its self-test on broken fixtures.
+#      Dockerfile, the metrics port, the PodMonitor and PrometheusRule (shape, selection,
+#      runbook sections), the dashboard ConfigMap, plus its self-test on broken fixtures;
+#   4. the monitoring (k8s/monitoring/check.py): `promtool check rules` and
+#      `promtool test rules` on the PrometheusRule's spec, every alert tested firing, quiet
+#      and pending, each case failing against a mutated rule, the dashboard's structure and
+#      queries; metrics_used.py's unit tests and its verdict on a fixture scrape.
+#      Needs promtool (Debian's `prometheus` package; .ci/run installs it).
 # Prints one line per check group and ends with `k8s: N passed, M failed`; exits
 # non-zero when anything failed.
 #   bash k8s/check.sh
@@ -58,10 +66,20 @@ for o in "${OVERLAYS[@]}"; do
   fi
 done
 
-# 2. Validate against the schemas of each version, strictly (unknown fields fail).
+# 2. Validate against the schemas of each version, strictly (unknown fields fail). The
+#    prometheus-operator's objects have no schema here: test_policy.py checks them.
+for o in "${rendered[@]}"; do
+  python3 - "$work/$o.yaml" >"$work/$o.core.yaml" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+yaml.safe_dump_all([d for d in docs if not d.get("apiVersion", "").startswith("monitoring.coreos.com/")],
+                   sys.stdout, sort_keys=False)
+PY
+done
 for v in "${VERSIONS[@]}"; do
   for o in "${rendered[@]}"; do
-    if out=$(kubernetes-validate --strict --quiet -k "$v" "$work/$o.yaml" 2>&1); then
+    if out=$(kubernetes-validate --strict --quiet -k "$v" "$work/$o.core.yaml" 2>&1) \
+        && ! grep -q "find schema" <<<"$out"; then
       ok "validate overlays/$o against Kubernetes $v"
     else
       bad "validate overlays/$o against Kubernetes $v:"$'\n'"$out"
@@ -88,6 +106,28 @@ if [ "${#rendered[@]}" -gt 0 ]; then
   else
     bad "policy test crashed (exit $status)"
   fi
+fi
+
+# 4. Monitoring: rules, alert tests, dashboard (each of its checks counts), and the
+#    metric-name checker on its fixture scrape.
+out=$(python3 k8s/monitoring/check.py check 2>&1)
+printf '%s\n' "$out" | grep -v '^monitoring: '
+if counts=$(grep -E '^monitoring: [0-9]+ passed, [0-9]+ failed$' <<<"$out"); then
+  read -r _ p _ f _ <<<"$counts"
+  passed=$((passed + p))
+  failed=$((failed + f))
+else
+  bad "k8s/monitoring/check.py crashed"
+fi
+if out=$(python3 -m unittest k8s/monitoring/test_metrics_used.py k8s/monitoring/test_check.py 2>&1); then
+  ok "unit tests of metrics_used.py and check.py ($(grep -oE 'Ran [0-9]+ tests' <<<"$out"))"
+else
+  bad "unit tests of metrics_used.py and check.py:"$'\n'"$out"
+fi
+if out=$(python3 k8s/monitoring/metrics_used.py k8s/monitoring/testdata/scrape.prom 2>&1); then
+  ok "metrics_used.py finds every used metric in the fixture scrape ($(tail -1 <<<"$out"))"
+else
+  bad "metrics_used.py on the fixture scrape:"$'\n'"$out"
 fi
 
 finish

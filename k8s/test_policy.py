@@ -13,6 +13,7 @@ Exit status: 0 when nothing failed. `--summary FILE` writes "passed failed" for 
 from __future__ import annotations
 
 import copy
+import json
 import re
 import subprocess
 import sys
@@ -24,6 +25,7 @@ import yaml
 
 K8S = Path(__file__).resolve().parent
 REPO = K8S.parent
+MONITORING = K8S / "monitoring"
 
 # The contract of the services (see k8s/README.md).
 READINESS = {
@@ -39,6 +41,12 @@ READINESS = {
 SERVICES = set(READINESS)
 RELATIONAL = {"mission", "reward", "wallet", "gift", "notification", "auth"}
 HPA_SCALED = {"gateway", "mypage"}
+# The services that talk to NATS, each its own user on the bus (nats_adapter::roles), and
+# the operator's user for people.
+NATS_ROLES = {"mission", "reward", "wallet", "gift", "notification", "mypage"}
+NATS_USERS = NATS_ROLES | {"operator"}
+# Settings naming a file that holds a secret: it must be on a Secret volume.
+SECRET_FILES = {"ADMIN_PASSWORD_FILE", "SERVICE_ACCOUNTS_FILE", "SERVICE_CLIENT_SECRET_FILE"}
 # Binaries other engineers are still writing: reported, not failed, while absent.
 PENDING_BINARIES: set[str] = set()
 # Defaults of the binaries when the variable is unset.
@@ -48,20 +56,26 @@ COMMON_ENV = {
     "LISTEN_ADDR", "NATS_URL", "STREAM_REPLICAS", "CONSUMER_MAX_DELIVER",
     "CONSUMER_ACK_WAIT_SECONDS", "DRAIN_SECONDS", "SHUTDOWN_GRACE_SECONDS",
     "READINESS_INTERVAL_SECONDS", "LOG_FORMAT", "RUST_LOG",
-    "JWT_ISSUERS", "JWT_AUDIENCE", "JWKS_URLS",
+    "JWT_ISSUERS", "JWT_AUDIENCE", "JWKS_URLS", "REVOCATION_URLS", "METRICS_ADDR",
 }
+# Prometheus scrapes every role here (container port `metrics`, METRICS_ADDR).
+METRICS_PORT = 9464
+# The job label the alerts select (the PodMonitor's jobLabel names a pod label with it).
+METRICS_JOB = "game-rewards"
 REQUIRED_ENV = {
     "mission": {"DATABASE_URL"},
     "reward": {"DATABASE_URL"},
     "gift": {"DATABASE_URL"},
     "wallet": {"DATABASE_URL", "GIFT_URL", "GIFT_DEADLINE_MS", "GIFT_MAX_IN_FLIGHT",
+               "SERVICE_CLIENT_ID", "SERVICE_CLIENT_SECRET_FILE", "AUTH_URL",
                "BREAKER_FAILURE_RATE", "BREAKER_SLOW_CALL_RATE", "BREAKER_SLOW_CALL_MS",
                "BREAKER_WINDOW", "BREAKER_MIN_CALLS", "BREAKER_OPEN_SECONDS",
                "BREAKER_HALF_OPEN_CALLS"},
     "mypage": {"MYPAGE_BUCKET"},
     "notification": {"DATABASE_URL", "MAILBOX_DIR", "MAIL_FROM", "RECIPIENT_DOMAIN"},
     "auth": {"DATABASE_URL", "AUTH_ISSUER", "AUTH_AUDIENCE", "AUTH_KEYS_DIR",
-             "TOKEN_TTL_SECONDS"},
+             "TOKEN_TTL_SECONDS", "ADMIN_PASSWORD_FILE", "SERVICE_ACCOUNTS_FILE",
+             "TRUSTED_PROXIES"},
     "gateway": {"MISSION_URL", "REWARD_URL", "WALLET_URL", "MYPAGE_URL", "GIFT_URL",
                 "NOTIFICATION_URL", "AUTH_URL", "RATE_LIMIT_PER_SECOND",
                 "RATE_LIMIT_BURST", "CORS_ALLOWED_ORIGINS"},
@@ -331,6 +345,24 @@ def check_service_container(res: Results, subj: str, svc: str, c: dict, pod: dic
             f"terminationGracePeriodSeconds {tgps} must exceed preStop {pre} + "
             f"DRAIN_SECONDS {drain} + SHUTDOWN_GRACE_SECONDS {grace} (and DRAIN_SECONDS > 0)")
 
+    # Metrics: a TCP port named `metrics` that METRICS_ADDR listens on (the PodMonitor
+    # scrapes it by that name, the NetworkPolicy opens it by number).
+    m = next((p for p in c.get("ports") or [] if p.get("name") == "metrics"), None)
+    problems = []
+    if not m or m.get("containerPort") != METRICS_PORT or m.get("protocol", "TCP") != "TCP":
+        problems.append(f"no TCP container port named metrics on {METRICS_PORT} (has {m})")
+    if env.get("METRICS_ADDR") != f"0.0.0.0:{METRICS_PORT}":
+        problems.append(f"METRICS_ADDR is {env.get('METRICS_ADDR')!r}, not 0.0.0.0:{METRICS_PORT}")
+    res.add(subj, "metrics-port", problems)
+    # Files of secrets (the first admin's password, service accounts) come from Secrets.
+    secret_volumes = {v["name"] for v in pod.get("volumes") or [] if v.get("secret")}
+    secret_mounts = [m["mountPath"].rstrip("/") + "/" for m in c.get("volumeMounts") or []
+                     if m["name"] in secret_volumes]
+    res.add(subj, "secret-files", [
+        f"{key} {value} is not on a Secret volume" for key, value in sorted(env.items())
+        if key in SECRET_FILES and isinstance(value, str)
+        and not any(value.startswith(m) for m in secret_mounts)])
+
     missing = sorted((COMMON_ENV | REQUIRED_ENV[svc]) - set(env))
     problems = [f"missing {', '.join(missing)}"] if missing else []
     if env.get("LISTEN_ADDR") not in (None, "0.0.0.0:8080"):
@@ -449,6 +481,115 @@ def check_overlay(docs: list[dict], res: Results, where: str, profile: str) -> N
         res.add(subj, "addresses", problems)
 
     check_network(docs, res, where)
+    check_monitoring(docs, res, where, profile)
+    check_bus(docs, res, where, profile)
+
+
+# --------------------------------------------------------------------------- the bus
+
+def parse_nats_conf(text: str) -> dict:
+    """The Helm chart's nats.conf: JSON but for bare values (`10Gi`, `$VAR`)."""
+    def quote(m: re.Match) -> str:
+        v = m.group(2)
+        if re.fullmatch(r"-?\d+(\.\d+)?|true|false|null", v):
+            return m.group(0)
+        return m.group(1) + json.dumps(v)
+    return json.loads(re.sub(r'(":\s*)([^"\s\[\]{},][^\s,\]}]*)', quote, text))
+
+
+def seed_problems(svc: str, c: dict, pod: dict, seed: object) -> list[str]:
+    """Where a service's NATS_NKEY_SEED_FILE comes from: its own Secret, read-only."""
+    if not isinstance(seed, str):
+        return ["no NATS_NKEY_SEED_FILE: it would connect anonymously and be refused"]
+    mounts = [m for m in c.get("volumeMounts") or [] if seed.startswith(m["mountPath"].rstrip("/") + "/")]
+    if not mounts:
+        return [f"NATS_NKEY_SEED_FILE {seed} is on no mounted volume"]
+    m = mounts[0]
+    volume = next((v for v in pod.get("volumes") or [] if v["name"] == m["name"]), {})
+    secret = volume.get("secret")
+    problems = [] if m.get("readOnly") else [f"{m['mountPath']} is not mounted read-only"]
+    if not secret:
+        return problems + [f"volume {m['name']} is not a Secret"]
+    if secret.get("secretName") != f"nats-{svc}":
+        problems.append(f"the seed comes from Secret {secret.get('secretName')}, not nats-{svc}")
+    rel = seed[len(m["mountPath"].rstrip("/")) + 1:]
+    items = secret.get("items")
+    item = next((i for i in items or [] if i["path"] == rel), None)
+    key = item["key"] if item else (None if items else rel)
+    if key != "seed":
+        problems.append(f"{seed} is not the key `seed` of the Secret")
+    mode = (item or {}).get("mode", secret.get("defaultMode", 0o644))
+    if mode & 0o007:
+        problems.append(f"the seed file is readable by others (mode {mode:o})")
+    return problems
+
+
+def check_bus(docs: list[dict], res: Results, where: str, profile: str) -> None:
+    """Prod: every service on the bus has its own key, NATS admits users with keys only,
+    each service's user limited to its own subjects. (Dev runs an open NATS.)"""
+    if profile != "prod":
+        return
+    deployments = {name(d) for d in of_kind(docs, "Deployment")}
+    for svc in sorted(SERVICES & deployments):
+        d, c, env = env_of(docs, svc)
+        pod = d["spec"]["template"]["spec"]
+        seed = env.get("NATS_NKEY_SEED_FILE")
+        if svc in NATS_ROLES:
+            problems = seed_problems(svc, c, pod, seed)
+        else:
+            nats_volumes = [v["name"] for v in pod.get("volumes") or []
+                            if (v.get("secret") or {}).get("secretName", "").startswith("nats-")]
+            problems = [] if seed is None and not nats_volumes else [f"{svc} does not use NATS but gets a key"]
+        res.add(f"{where}/Deployment/{svc}", "bus-credentials", problems)
+
+    subj = f"{where}/StatefulSet/nats"
+    sts = next((s for s in of_kind(docs, "StatefulSet") if name(s) == "nats"), None)
+    if sts is None:
+        res.add(subj, "bus-auth", "no NATS StatefulSet")
+        return
+    pod = sts["spec"]["template"]["spec"]
+    container = next(c for c in pod["containers"] if c["name"] == "nats")
+    cm_names = [v["configMap"]["name"] for v in pod.get("volumes") or [] if v.get("configMap")]
+    cms = [c for c in of_kind(docs, "ConfigMap") if name(c) in cm_names and "nats.conf" in (c.get("data") or {})]
+    if not cms:
+        res.add(subj, "bus-auth", "no nats.conf")
+        return
+    conf = parse_nats_conf(cms[0]["data"]["nats.conf"])
+    env = resolve_env(container, {})
+    problems = []
+    for key in ("no_auth_user", "authorization"):
+        if key in conf:
+            problems.append(f"nats.conf has `{key}`: clients outside the accounts' users")
+    users = [u for a in (conf.get("accounts") or {}).values() for u in (a.get("users") or [])]
+    seen = set()
+    for u in users:
+        m = re.fullmatch(r"\$NATS_NKEY_([A-Z]+)", str(u.get("nkey", "")))
+        if not m or "password" in u:
+            problems.append(f"a user without a public key from the environment: {u.get('nkey') or u}")
+            continue
+        user = m.group(1).lower()
+        seen.add(user)
+        src = env.get(f"NATS_NKEY_{m.group(1)}")
+        if not (isinstance(src, Secret) and src.name == f"nats-{user}" and src.key == "nkey"):
+            problems.append(f"NATS_NKEY_{m.group(1)} does not come from Secret nats-{user}, key nkey")
+        if user == "operator":
+            continue
+        perms = u.get("permissions") or {}
+        pub = (perms.get("publish") or {}).get("allow")
+        sub = (perms.get("subscribe") or {}).get("allow")
+        if not pub or not sub:
+            problems.append(f"{user} may publish or subscribe to anything")
+            continue
+        for pattern in pub:
+            other = re.match(r"game\.([a-z]+)\.v1\.", pattern)
+            if pattern in (">", "game.>", "$JS.API.>") or (other and other.group(1) != user):
+                problems.append(f"{user} may publish {pattern}")
+        if sub != [f"_INBOX.{user}.>"]:
+            problems.append(f"{user} subscribes to {sub}, not only its own inbox")
+    missing = sorted(NATS_USERS - seen)
+    if missing:
+        problems.append(f"no NATS user for {', '.join(missing)}")
+    res.add(subj, "bus-auth", problems)
 
 
 # --------------------------------------------------------------------------- network
@@ -541,11 +682,202 @@ def check_network(docs: list[dict], res: Results, where: str) -> None:
     expectations.append(("outside -> NATS", None, "nats", 4222, False))
     expectations.append(("NATS -> NATS routes", "nats", "nats", 6222, True))
 
+    # Prometheus (kube-prometheus-stack: namespace monitoring, its pods' name label) may
+    # reach the metrics port of every role where the overlay ships the monitoring, and
+    # nothing else; nobody else may reach the metrics port.
+    monitored = bool(of_kind(docs, "PodMonitor"))
+    ps = ps | {
+        "prometheus": {"labels": {"app.kubernetes.io/name": "prometheus"}, "ns": "monitoring"},
+        "grafana": {"labels": {"app.kubernetes.io/name": "grafana"}, "ns": "monitoring"},
+        "prometheus-elsewhere": {"labels": {"app.kubernetes.io/name": "prometheus"}, "ns": "other"},
+    }
+    for s in sorted(SERVICES):
+        expectations.append((f"Prometheus -> {s} metrics", "prometheus", s, METRICS_PORT, monitored))
+        expectations.append((f"Prometheus -> {s} gRPC", "prometheus", s, 8080, s == "gateway"))
+        expectations.append((f"grafana (monitoring namespace) -> {s} metrics", "grafana", s,
+                             METRICS_PORT, False))
+        expectations.append((f"a Prometheus in another namespace -> {s} metrics",
+                             "prometheus-elsewhere", s, METRICS_PORT, False))
+        expectations.append((f"outside -> {s} metrics", None, s, METRICS_PORT, False))
+        for b in ("gateway", "mission"):
+            if s != b:
+                expectations.append((f"{s} -> {b} metrics", s, b, METRICS_PORT, False))
+    expectations.append(("Prometheus -> NATS", "prometheus", "nats", 4222, False))
+
     for label, a, b, port, want in expectations:
         got = allowed(policies, ps[a] if a else None, ps[b] if b else None, port)
         res.add(f"{where}/network", "netpol-reach",
                 None if got == want else f"{label}:{port} is {'allowed' if got else 'denied'}, "
                                          f"must be {'allowed' if want else 'denied'}")
+
+
+# --------------------------------------------------------------------------- monitoring
+
+# The fields of the prometheus-operator's CRDs (monitoring.coreos.com/v1) we may use:
+# kubernetes-validate has no schema for them, so a misspelt field is caught here.
+PODMONITOR_SPEC = {
+    "jobLabel", "podTargetLabels", "podMetricsEndpoints", "selector", "namespaceSelector",
+    "sampleLimit", "targetLimit", "labelLimit", "labelNameLengthLimit",
+    "labelValueLengthLimit", "keepDroppedTargets", "attachMetadata", "scrapeClass",
+    "scrapeProtocols", "bodySizeLimit",
+}
+POD_ENDPOINT = {
+    "port", "portNumber", "targetPort", "path", "scheme", "params", "interval",
+    "scrapeTimeout", "honorLabels", "honorTimestamps", "trackTimestampsStaleness",
+    "metricRelabelings", "relabelings", "proxyUrl", "followRedirects", "enableHttp2",
+    "filterRunning", "basicAuth", "oauth2", "authorization", "bearerTokenSecret", "tlsConfig",
+}
+RELABEL = {"sourceLabels", "separator", "targetLabel", "regex", "modulus", "replacement",
+           "action"}
+RULE_GROUP = {"name", "interval", "rules", "partial_response_strategy", "limit",
+              "query_offset", "labels"}
+RULE = {"record", "alert", "expr", "for", "keep_firing_for", "labels", "annotations"}
+SEVERITIES = {"critical", "warning"}
+
+
+def unknown(obj: dict, allowed: set[str], where: str) -> list[str]:
+    return [f"unknown field {where}.{k}" for k in sorted(set(obj) - allowed)]
+
+
+def runbook_anchors(text: str) -> dict[str, str]:
+    """GitHub's anchors of the Markdown headings: {anchor: heading}."""
+    out = {}
+    for m in re.finditer(r"^#{1,6}\s+(.+?)\s*#*\s*$", text, re.M):
+        heading = m.group(1)
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        out[slug] = heading
+    return out
+
+
+def check_monitoring(docs: list[dict], res: Results, where: str, profile: str) -> None:
+    monitors = of_kind(docs, "PodMonitor", "ServiceMonitor")
+    rules = of_kind(docs, "PrometheusRule")
+    dashboards = [c for c in of_kind(docs, "ConfigMap")
+                  if (c["metadata"].get("labels") or {}).get("grafana_dashboard") == "1"]
+    if profile == "dev" and not (monitors or rules or dashboards):
+        return  # dev ships no monitoring (no prometheus-operator needed there)
+    res.add(where, "monitoring", [f"no {what}" for what, objs in (
+        ("PodMonitor", monitors), ("PrometheusRule", rules),
+        ("Grafana dashboard ConfigMap (label grafana_dashboard=1)", dashboards)) if not objs])
+    for m in monitors:
+        check_podmonitor(m, docs, res, where)
+    for r in rules:
+        check_prometheusrule(r, res, where)
+    source = json.loads((MONITORING / "grafana-dashboard.json").read_text())
+    for c in dashboards:
+        data = c.get("data") or {}
+        problems = []
+        if list(data) != ["game-rewards.json"]:
+            problems.append(f"data keys {sorted(data)}, want one game-rewards.json")
+        for key, value in data.items():
+            try:
+                if json.loads(value) != source:
+                    problems.append(f"{key} differs from k8s/monitoring/grafana-dashboard.json")
+            except ValueError as e:
+                problems.append(f"{key} is not JSON: {e}")
+        res.add(f"{where}/ConfigMap/{name(c)}", "dashboard", problems)
+
+
+def check_podmonitor(m: dict, docs: list[dict], res: Results, where: str) -> None:
+    subj = f"{where}/{m['kind']}/{name(m)}"
+    problems = []
+    if m.get("apiVersion") != "monitoring.coreos.com/v1" or m["kind"] != "PodMonitor":
+        problems.append(f"{m.get('apiVersion')} {m['kind']} is not a monitoring.coreos.com/v1 "
+                        "PodMonitor (the metrics port is on the pods, not on the Services)")
+    spec = m.get("spec") or {}
+    problems += unknown(spec, PODMONITOR_SPEC, "spec")
+    endpoints = spec.get("podMetricsEndpoints") or []
+    if not endpoints:
+        problems.append("no podMetricsEndpoints")
+    for i, e in enumerate(endpoints):
+        problems += unknown(e, POD_ENDPOINT, f"podMetricsEndpoints[{i}]")
+        for j, r in enumerate(e.get("relabelings") or []):
+            problems += unknown(r, RELABEL, f"podMetricsEndpoints[{i}].relabelings[{j}]")
+        if not any(r.get("targetLabel") == "role" and r.get("action", "replace") == "replace"
+                   and r.get("sourceLabels") == ["__meta_kubernetes_pod_label_app_kubernetes_io_name"]
+                   for r in e.get("relabelings") or []):
+            problems.append(f"podMetricsEndpoints[{i}] does not set `role` from the pod's "
+                            "app.kubernetes.io/name (the alerts group by it)")
+    names = (spec.get("namespaceSelector") or {}).get("matchNames")
+    if not (spec.get("namespaceSelector") or {}).get("any") and names is not None \
+            and ns(m) not in names:
+        problems.append(f"namespaceSelector {names} leaves out its own namespace {ns(m)}")
+    selected = {}
+    for w in of_kind(docs, "Deployment", "StatefulSet"):
+        labels = w["spec"]["template"].get("metadata", {}).get("labels") or {}
+        if ns(w) == ns(m) and selector_matches(spec.get("selector"), labels):
+            selected[labels.get("app.kubernetes.io/name", name(w))] = (w, labels)
+    if spec.get("selector") in (None, {}):
+        problems.append("selector is empty (it would select every pod of the namespace)")
+    problems += [f"does not select the pods of {s}" for s in sorted(SERVICES - set(selected))]
+    problems += [f"selects {s}, which has no metrics port" for s in sorted(set(selected) - SERVICES)]
+    for s, (w, labels) in sorted(selected.items()):
+        ports = {p.get("name") for c in containers(w) for p in c.get("ports") or []}
+        for e in endpoints:
+            if e.get("port") not in ports:
+                problems.append(f"{s}'s pods have no container port named {e.get('port')!r}")
+        job = spec.get("jobLabel")
+        if labels.get(job or "") != METRICS_JOB:
+            problems.append(f"jobLabel {job!r} does not give {s}'s series job={METRICS_JOB} "
+                            "(the alerts select it)")
+    res.add(subj, "podmonitor", problems)
+
+
+def check_prometheusrule(r: dict, res: Results, where: str) -> None:
+    subj = f"{where}/PrometheusRule/{name(r)}"
+    problems = []
+    if r.get("apiVersion") != "monitoring.coreos.com/v1":
+        problems.append(f"apiVersion {r.get('apiVersion')}, not monitoring.coreos.com/v1")
+    spec = r.get("spec") or {}
+    problems += unknown(spec, {"groups"}, "spec")
+    groups = spec.get("groups") or []
+    if not groups:
+        problems.append("no rule groups")
+    if len({g.get("name") for g in groups}) != len(groups):
+        problems.append("rule group names repeat")
+    runbook = MONITORING / "RUNBOOK.md"
+    anchors = runbook_anchors(runbook.read_text()) if runbook.exists() else {}
+    used_anchors = set()
+    for gi, g in enumerate(groups):
+        problems += unknown(g, RULE_GROUP, f"groups[{gi}]")
+        for ri, rule in enumerate(g.get("rules") or []):
+            at = f"groups[{gi}].rules[{ri}]"
+            problems += unknown(rule, RULE, at)
+            if ("alert" in rule) == ("record" in rule):
+                problems.append(f"{at}: needs exactly one of alert and record")
+            if not str(rule.get("expr") or "").strip():
+                problems.append(f"{at}: no expr")
+            if "alert" not in rule:
+                continue
+            a = rule["alert"]
+            labels, notes = rule.get("labels") or {}, rule.get("annotations") or {}
+            bad = []
+            if labels.get("severity") not in SEVERITIES:
+                bad.append(f"severity {labels.get('severity')!r} is not one of {sorted(SEVERITIES)}")
+            bad += [f"no {k} annotation" for k in ("summary", "description")
+                    if not str(notes.get(k) or "").strip()]
+            url = str(notes.get("runbook_url") or "")
+            mm = re.search(r"/k8s/monitoring/RUNBOOK\.md#([\w-]+)$", url)
+            if not mm:
+                bad.append(f"runbook_url {url!r} does not point at a section of "
+                           "k8s/monitoring/RUNBOOK.md")
+            elif mm.group(1) not in anchors:
+                bad.append(f"RUNBOOK.md has no section #{mm.group(1)}")
+            else:
+                used_anchors.add(mm.group(1))
+            res.add(f"{subj}/{a}", "alert", bad)
+    # Sections of alerts that no longer exist mislead whoever is paged.
+    stale = [h for slug, h in anchors.items()
+             if slug not in used_anchors and slug not in ("game-rewards-runbook", "before-you-start")]
+    res.add("k8s/monitoring/RUNBOOK.md", "runbook",
+            [f"section {h!r} belongs to no alert" for h in stale])
+    # One source: the overlay ships k8s/monitoring/prometheusrule.yaml unchanged, the file
+    # whose spec promtool tests (k8s/monitoring/check.py).
+    source = yaml.safe_load((MONITORING / "prometheusrule.yaml").read_text())
+    if spec != source.get("spec"):
+        problems.append("spec differs from k8s/monitoring/prometheusrule.yaml, "
+                        "the file promtool tests")
+    res.add(subj, "prometheusrule", problems)
 
 
 # --------------------------------------------------------------------------- build
@@ -602,6 +934,7 @@ def self_test(res: Results, good: dict[str, list[dict]]) -> None:
         ("mission", "probes"), ("mission", "resources"), ("mission", "security"),
         ("mission", "pdb"), ("mission", "max-unavailable"), ("mission", "grace"),
         ("mission", "readiness-name"), ("mission", "startup"), ("mission", "config"),
+        ("mission", "metrics-port"),
         ("mission", "service"), ("mission", "serviceaccount"), ("mission", "image"),
         ("wallet", "readiness-name"), ("wallet", "liveness"), ("wallet", "resources"),
         ("wallet", "security"), ("wallet", "rwo-rollout"), ("wallet", "pdb"),
@@ -625,15 +958,90 @@ def self_test(res: Results, good: dict[str, list[dict]]) -> None:
             if d["kind"] == "NetworkPolicy" and name(d) == "default-deny-all":
                 d["spec"]["ingress"] = [{}]  # allow all ingress
                 d["spec"]["egress"] = [{}]
+            if d["kind"] == "Deployment" and name(d) == "wallet":
+                for v in d["spec"]["template"]["spec"]["volumes"]:
+                    if (v.get("secret") or {}).get("secretName") == "nats-wallet":
+                        v["secret"]["secretName"] = "nats-reward"  # another service's key
+                    if v["name"] == "service-account":
+                        v.pop("secret")
+                        v["emptyDir"] = {}
+            if d["kind"] == "Deployment" and name(d) == "mypage":
+                for c in d["spec"]["template"]["spec"]["containers"]:
+                    c["env"] = [e for e in c.get("env") or [] if e["name"] != "NATS_NKEY_SEED_FILE"]
+            if d["kind"] == "ConfigMap" and "nats.conf" in (d.get("data") or {}):
+                d["data"]["nats.conf"] = d["data"]["nats.conf"].replace("{", '{"no_auth_user": "x",', 1)
         found = Results()
         check_overlay(docs, found, "fixture", "prod")
+        check_workloads(docs, found, "fixture")
         reported = {(r.subject, r.code) for r in found.failures()}
         for subject, code in (("fixture/Deployment/mission", "database"),
+                              ("fixture/Deployment/wallet/wallet", "secret-files"),
                               ("fixture/Deployment/mission", "replicas"),
                               ("fixture", "netpol-default-deny"),
-                              ("fixture/network", "netpol-reach")):
+                              ("fixture/network", "netpol-reach"),
+                              ("fixture/Deployment/wallet", "bus-credentials"),
+                              ("fixture/Deployment/mypage", "bus-credentials"),
+                              ("fixture/StatefulSet/nats", "bus-auth")):
             res.add(f"self-test/{subject}", code, None if (subject, code) in reported else
                     f"the checker did not report the planted '{code}' fault")
+        self_test_monitoring(res, good["prod"])
+
+
+def self_test_monitoring(res: Results, prod: list[dict]) -> None:
+    """Faults of the monitoring, each planted alone into a copy of the prod rendering."""
+    def obj(docs: list[dict], kind: str, n: str | None = None) -> dict:
+        return next(d for d in docs if d["kind"] == kind and (n is None or name(d) == n))
+
+    def no_metrics_port(docs):
+        c = obj(docs, "Deployment", "mission")["spec"]["template"]["spec"]["containers"][0]
+        c["ports"] = [p for p in c["ports"] if p["name"] != "metrics"]
+
+    def selects_everything(docs):
+        obj(docs, "PodMonitor")["spec"]["selector"] = {}
+
+    def misspelt_field(docs):
+        pm = obj(docs, "PodMonitor")["spec"]
+        pm["podMetricEndpoints"] = pm.pop("podMetricsEndpoints")
+
+    def alert_without_runbook(docs):
+        rules = [r for g in obj(docs, "PrometheusRule")["spec"]["groups"] for r in g["rules"]]
+        a = next(r for r in rules if r.get("alert") == "BreakerOpen")
+        del a["annotations"]["description"]
+        a["annotations"]["runbook_url"] = a["annotations"]["runbook_url"].split("#")[0] + "#nowhere"
+
+    def stale_dashboard(docs):
+        c = next(d for d in docs if d["kind"] == "ConfigMap"
+                 and (d["metadata"].get("labels") or {}).get("grafana_dashboard") == "1")
+        c["data"]["game-rewards.json"] = json.dumps({"title": "old"})
+
+    def metrics_open_to_all(docs):
+        obj(docs, "NetworkPolicy", "metrics-from-prometheus")["spec"]["ingress"][0].pop("from")
+
+    def no_podmonitor(docs):
+        docs.remove(obj(docs, "PodMonitor"))
+
+    pm, rule = "fixture/PodMonitor/game-rewards", "fixture/PrometheusRule/game-rewards"
+    for fault, plant, expected in (
+        ("no metrics port", no_metrics_port,
+         [("fixture/Deployment/mission/mission", "metrics-port"), (pm, "podmonitor")]),
+        ("PodMonitor selects everything", selects_everything, [(pm, "podmonitor")]),
+        ("misspelt PodMonitor field", misspelt_field, [(pm, "podmonitor")]),
+        ("alert without description and runbook section", alert_without_runbook,
+         [(f"{rule}/BreakerOpen", "alert"), (rule, "prometheusrule")]),
+        ("stale dashboard ConfigMap", stale_dashboard,
+         [("fixture/ConfigMap/game-rewards-grafana-dashboard", "dashboard")]),
+        ("metrics port open to all", metrics_open_to_all, [("fixture/network", "netpol-reach")]),
+        ("no PodMonitor", no_podmonitor, [("fixture", "monitoring")]),
+    ):
+        docs = copy.deepcopy(prod)
+        plant(docs)
+        found = Results()
+        check_workloads(docs, found, "fixture")
+        check_overlay(docs, found, "fixture", "prod")
+        reported = {(r.subject, r.code) for r in found.failures()}
+        for subject, code in expected:
+            res.add(f"self-test/{fault}", code, None if (subject, code) in reported else
+                    f"the checker did not report the planted fault ({subject} [{code}])")
 
 
 # --------------------------------------------------------------------------- main

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use e2e::{Authed, Options, Service, System, with_token};
+use e2e::{Authed, GAME_SERVER, Options, Service, System, with_token};
 use futures::StreamExt as _;
 use grpc_adapter::pb::mission::v1 as mission;
 use grpc_adapter::pb::mypage::v1 as mypage;
@@ -117,9 +117,7 @@ fn services(sys: &System) -> Vec<(&'static str, &Service)> {
     if let Some(g) = &sys.gateway {
         v.push(("gateway", g));
     }
-    if let Some(a) = &sys.auth {
-        v.push(("auth", a));
-    }
+    v.push(("auth", &sys.auth));
     v.extend([
         ("mission", &sys.mission),
         ("reward", &sys.reward),
@@ -211,7 +209,7 @@ async fn phases(plan: &Plan, progress: &Progress, r: &mut Results) -> Result<(),
     r.flow.idle = idle.summary(idle_start.elapsed());
 
     // ------------------------------------------------------------ the load
-    let events = Events::connect(&sys.nats.url()).await?;
+    let events = Events::connect(&sys.nats).await?;
     let players = Arc::new(Mutex::new(Vec::<Player>::new()));
     load(plan, progress, &sys, &events, &players, &accepted, r).await;
 
@@ -404,9 +402,12 @@ async fn startup_times(plan: &Plan, sys: &Arc<System>, nats: &e2e::NatsServer, r
             match name {
                 "auth" => {
                     env.push(("AUTH_KEYS_DIR", dir.path().join(format!("keys-{rep}")).display().to_string()));
-                    env.push(("ADMIN_CUSTOMERS", e2e::ADMIN.to_owned()));
+                    env.push(("ADMIN_PASSWORD_FILE", sys.secrets.admin_password_file.display().to_string()));
                 }
-                "wallet" => env.push(("GIFT_URL", sys.gift.url())),
+                "wallet" => {
+                    env.push(("GIFT_URL", sys.gift.url()));
+                    env.extend(e2e::wallet_account_env(&sys.auth, &sys.secrets));
+                }
                 "gateway" => {
                     for (var, svc) in [
                         ("MISSION_URL", &sys.mission),
@@ -547,7 +548,7 @@ fn player_workers(
         .enumerate()
         .map(|(i, channel)| PlayerWorker {
             sys: sys.clone(),
-            reporter: MissionServiceClient::new(with_token(channel, &sys.tokens.game_server())),
+            reporter: MissionServiceClient::new(with_token(channel, &sys.tokens.game_server(GAME_SERVER))),
             prefix: format!("{tag}{i}"),
             per_player: plan.missions_per_player,
             seq: 0,
@@ -593,7 +594,7 @@ async fn sample_flows(
         };
         let _ = tokio::time::timeout(Duration::from_secs(10), stream.next()).await; // the current page
         // The game server reports what the player did.
-        let mut missions = MissionServiceClient::new(with_token(gateway.clone(), &sys.tokens.game_server()));
+        let mut missions = MissionServiceClient::new(with_token(gateway.clone(), &sys.tokens.game_server(GAME_SERVER)));
         for n in 0..25 {
             if !more(flows) {
                 break 'players;
@@ -668,8 +669,9 @@ struct Events {
 }
 
 impl Events {
-    async fn connect(url: &str) -> Result<Self, String> {
-        let client = async_nats::connect(url).await.map_err(|e| format!("nats: {e}"))?;
+    /// As the operator: the system's NATS lets no one else read every stream.
+    async fn connect(nats: &e2e::NatsServer) -> Result<Self, String> {
+        let (client, _) = nats.connect_as(e2e::NATS_OPERATOR).await.map_err(|e| format!("nats: {e}"))?;
         Ok(Self { js: async_nats::jetstream::new(client) })
     }
 
@@ -767,7 +769,7 @@ async fn load(
     let monitor = {
         let (stop, done, accepted, progress) = (stop.clone(), done.clone(), accepted.clone(), progress.clone());
         let procs = procs.clone();
-        let events = Events::connect(&sys.nats.url()).await;
+        let events = Events::connect(&sys.nats).await;
         let every = plan.sample_every;
         tokio::spawn(async move {
             let mut timeline = Vec::new();

@@ -1,7 +1,7 @@
 //! Who gamectl calls as: the token `gamectl login` got from the auth service and keeps
 //! in `<data-dir>/token` (readable by its owner only), or one given with `--token`;
 //! what such a token says about its holder (read, not verified: the services verify);
-//! and the password `register` and `login` send.
+//! and the password `register` and `login` send (or a service account's secret).
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -97,7 +97,7 @@ pub fn current(global: &Global) -> Result<Option<(String, Source)>, String> {
 pub struct Claims {
     /// The customer id.
     pub sub: String,
-    /// `customer` or `admin` (empty when the token has no role claim).
+    /// `player`, `admin`, `game_server` or `service` (empty when the token has no role claim).
     pub role: String,
     /// Expiry, seconds since the epoch.
     pub exp: Option<i64>,
@@ -171,21 +171,55 @@ fn base64url(text: &str) -> Option<Vec<u8>> {
 /// # Errors
 /// When none is given, the two entries differ, or stdin cannot be read.
 pub fn password(given: Option<String>, customer: &str, confirm: bool) -> Result<String, String> {
-    let password = match given {
-        Some(p) => p,
-        None if std::io::stdin().is_terminal() => {
-            let first = prompt(&format!("Password for {customer}: "))?;
-            if confirm && prompt("Repeat it: ")? != first {
-                return Err("the passwords differ".into());
-            }
-            first
-        }
-        None => read_line().map_err(|e| format!("cannot read the password from stdin: {e}"))?,
+    let ask = Ask {
+        prompt: &format!("Password for {customer}: "),
+        what: "password",
+        how: "pass --password, set GAMECTL_PASSWORD",
     };
-    if password.is_empty() {
-        return Err("no password: pass --password, set GAMECTL_PASSWORD, or type it when asked".into());
+    ask.read(given, confirm)
+}
+
+/// A service account's secret: `--secret` (or `GAMECTL_SERVICE_SECRET`), else asked on the
+/// terminal without echo, else one line read from stdin.
+///
+/// # Errors
+/// When none is given or stdin cannot be read.
+pub fn service_secret(given: Option<String>, client_id: &str) -> Result<String, String> {
+    let ask = Ask {
+        prompt: &format!("Secret of {client_id}: "),
+        what: "secret",
+        how: "pass --secret, set GAMECTL_SERVICE_SECRET",
+    };
+    ask.read(given, false)
+}
+
+/// How to ask for something secret.
+struct Ask<'a> {
+    prompt: &'a str,
+    /// What it is, in messages.
+    what: &'a str,
+    /// The ways to give it without being asked.
+    how: &'a str,
+}
+
+impl Ask<'_> {
+    fn read(&self, given: Option<String>, confirm: bool) -> Result<String, String> {
+        let value = match given {
+            Some(p) => p,
+            None if std::io::stdin().is_terminal() => {
+                let first = prompt(self.prompt)?;
+                if confirm && prompt("Repeat it: ")? != first {
+                    return Err(format!("the {}s differ", self.what));
+                }
+                first
+            }
+            None => read_line().map_err(|e| format!("cannot read the {} from stdin: {e}", self.what))?,
+        };
+        if value.is_empty() {
+            return Err(format!("no {}: {}, or type it when asked", self.what, self.how));
+        }
+        Ok(value)
     }
-    Ok(password)
 }
 
 fn read_line() -> std::io::Result<String> {
@@ -233,7 +267,7 @@ fn prompt(text: &str) -> Result<String, String> {
         // The Enter the user typed was not echoed either.
         let _ = writeln!(err);
     }
-    line.map_err(|e| format!("cannot read the password: {e}"))
+    line.map_err(|e| format!("cannot read it: {e}"))
 }
 
 #[cfg(test)]
@@ -367,5 +401,7 @@ mod tests {
     fn a_given_password_is_used_and_an_empty_one_refused() {
         assert_eq!(password(Some("s3cret-pass".into()), "alice", true).unwrap(), "s3cret-pass");
         assert!(password(Some(String::new()), "alice", false).unwrap_err().contains("--password"));
+        assert!(service_secret(Some(String::new()), "svc-gs").unwrap_err().contains("--secret"));
+        assert_eq!(service_secret(Some("s3cret".into()), "svc-gs").unwrap(), "s3cret");
     }
 }

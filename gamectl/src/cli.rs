@@ -41,8 +41,9 @@ pub struct Global {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Start nats-server, the auth service, every service and the gateway, wait until all
-    /// are SERVING, supervise them until Ctrl-C or SIGTERM.
+    /// Start nats-server (with authentication: a key per service in <data-dir>/nats-auth),
+    /// the auth service, every service and the gateway, wait until all are SERVING,
+    /// supervise them until Ctrl-C or SIGTERM.
     Up(UpArgs),
     /// Create a customer's credentials with the auth service.
     Register {
@@ -52,14 +53,25 @@ pub enum Command {
         #[arg(long, env = "GAMECTL_PASSWORD", hide_env_values = true)]
         password: Option<String>,
     },
-    /// Get a token for a customer and keep it (readable by you only) for every later
-    /// command.
+    /// Get a token for a customer (or, with --service-account, for a service account) and
+    /// keep it (readable by you only) for every later command.
+    #[command(
+        override_usage = "gamectl login <CUSTOMER_ID> [--password P]\n       gamectl login --service-account <CLIENT_ID> [--secret S]"
+    )]
     Login {
-        customer_id: String,
+        #[arg(required_unless_present = "service_account", conflicts_with = "service_account")]
+        customer_id: Option<String>,
         /// Asked on the terminal (without echo) when not given; read from stdin when that
         /// is not a terminal.
-        #[arg(long, env = "GAMECTL_PASSWORD", hide_env_values = true)]
+        #[arg(long, env = "GAMECTL_PASSWORD", hide_env_values = true, conflicts_with = "service_account")]
         password: Option<String>,
+        /// Log in as this service account (a game server): its client id, `svc-<name>`.
+        #[arg(long, value_name = "CLIENT_ID")]
+        service_account: Option<String>,
+        /// The service account's secret; asked on the terminal when not given, or read
+        /// from stdin.
+        #[arg(long, env = "GAMECTL_SERVICE_SECRET", hide_env_values = true, conflicts_with = "customer_id")]
+        secret: Option<String>,
     },
     /// Forget the stored token.
     Logout,
@@ -69,6 +81,28 @@ pub enum Command {
     /// Start signing tokens with a new key (admins only); tokens signed with the old one
     /// stay valid until they expire.
     RotateKey,
+    /// Give or take back a customer's role (admins only; audited).
+    Role {
+        #[command(subcommand)]
+        command: RoleCommand,
+    },
+    /// Refuse every token issued to a customer (or service account) until now, everywhere
+    /// within seconds (admins only; audited). They log in again to get a new one.
+    Revoke { customer_id: String },
+    /// Service accounts: game servers and our own services (admins only).
+    ServiceAccount {
+        #[command(subcommand)]
+        command: ServiceAccountCommand,
+    },
+    /// Who changed which role, account or tokens, and when, newest first (admins only).
+    Audit {
+        /// Only what concerns this customer or client id.
+        #[arg(long)]
+        subject: Option<String>,
+        /// At most this many entries [default and maximum: 500].
+        #[arg(long)]
+        limit: Option<u32>,
+    },
     /// Record that a customer (you, when not named) achieved a mission.
     #[command(override_usage = "gamectl achieve [OPTIONS] [CUSTOMER_ID] <MISSION_CODE>")]
     Achieve {
@@ -128,6 +162,37 @@ pub enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum RoleCommand {
+    /// Give a customer a role: `admin` (they get it with their next login).
+    Grant { customer_id: String, role: String },
+    /// Take a role back: the customer is a player again, and their tokens are revoked.
+    Revoke { customer_id: String, role: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServiceAccountCommand {
+    /// Create a service account; its secret is printed this once (only its hash is kept).
+    Create {
+        /// 1-64 characters of a-z, 0-9, '-', '_'; the client id is `svc-<name>`.
+        name: String,
+        #[arg(long, default_value = "game_server", value_parser = ["game_server", "service"])]
+        role: String,
+    },
+    /// Print the `SERVICE_ACCOUNTS_FILE` the auth service provisions at start, for one
+    /// account whose secret you give (e.g. for a Kubernetes Secret): the secret's argon2id
+    /// hash, never the secret. Calls nothing.
+    ProvisionFile {
+        /// `svc-<name>`.
+        client_id: String,
+        #[arg(long, default_value = "service", value_parser = ["game_server", "service"])]
+        role: String,
+        /// Asked on the terminal when not given, or read from stdin.
+        #[arg(long, env = "GAMECTL_SERVICE_SECRET", hide_env_values = true)]
+        secret: Option<String>,
+    },
+}
+
 /// Splits `[CUSTOMER_ID] REST...` (clap checked the count): the customer is there when
 /// there is one more argument than `rest`.
 pub fn optional_customer(mut args: Vec<String>, rest: usize) -> (Option<String>, Vec<String>) {
@@ -136,7 +201,8 @@ pub fn optional_customer(mut args: Vec<String>, rest: usize) -> (Option<String>,
 
 #[derive(Debug, Clone, Args)]
 pub struct UpArgs {
-    /// Use this NATS server instead of starting one.
+    /// Use this NATS server instead of starting one; the services connect to it without
+    /// credentials, so it must let anonymous clients in.
     #[arg(long)]
     pub nats_url: Option<String>,
     /// Port of the nats-server started by gamectl [default: base-port + 100].
@@ -145,10 +211,6 @@ pub struct UpArgs {
     /// The gateway listens here, each service on base-port + its offset.
     #[arg(long, default_value_t = 50051)]
     pub base_port: u16,
-    /// A customer whose tokens carry the admin role (repeat for more). They still
-    /// register like anyone else.
-    #[arg(long = "admin", value_name = "NAME", default_value = "admin", value_delimiter = ',')]
-    pub admins: Vec<String>,
     /// Where the service binaries are [default: the directory of gamectl itself].
     #[arg(long)]
     pub bin_dir: Option<PathBuf>,
@@ -190,11 +252,48 @@ mod tests {
     }
 
     #[test]
-    fn admins_default_to_admin_and_may_be_repeated() {
-        let Command::Up(up) = parse(&["up"]).command else { panic!() };
-        assert_eq!(up.admins, ["admin"]);
-        let Command::Up(up) = parse(&["up", "--admin", "ops", "--admin", "root"]).command else { panic!() };
-        assert_eq!(up.admins, ["ops", "root"]);
+    fn nobody_is_made_admin_by_name() {
+        assert!(Cli::try_parse_from(["gamectl", "up", "--admin", "ops"]).is_err());
+    }
+
+    #[test]
+    fn login_is_for_a_customer_or_a_service_account_not_both() {
+        let Command::Login { customer_id, service_account, .. } = parse(&["login", "alice"]).command else { panic!() };
+        assert_eq!((customer_id.as_deref(), service_account), (Some("alice"), None));
+        let Command::Login { customer_id, service_account, secret, .. } =
+            parse(&["login", "--service-account", "svc-gs", "--secret", "s3cret-s3cret"]).command
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (customer_id, service_account.as_deref(), secret.as_deref()),
+            (None, Some("svc-gs"), Some("s3cret-s3cret"))
+        );
+        assert!(Cli::try_parse_from(["gamectl", "login"]).is_err());
+        assert!(Cli::try_parse_from(["gamectl", "login", "alice", "--service-account", "svc-gs"]).is_err());
+        assert!(Cli::try_parse_from(["gamectl", "login", "alice", "--secret", "x"]).is_err());
+    }
+
+    #[test]
+    fn roles_service_accounts_and_revocation_have_their_commands() {
+        let Command::Role { command: RoleCommand::Grant { customer_id, role } } =
+            parse(&["role", "grant", "bob", "admin"]).command
+        else {
+            panic!()
+        };
+        assert_eq!((customer_id.as_str(), role.as_str()), ("bob", "admin"));
+        assert!(matches!(
+            parse(&["role", "revoke", "bob", "admin"]).command,
+            Command::Role { command: RoleCommand::Revoke { .. } }
+        ));
+        let Command::ServiceAccount { command: ServiceAccountCommand::Create { name, role } } =
+            parse(&["service-account", "create", "match-server"]).command
+        else {
+            panic!()
+        };
+        assert_eq!((name.as_str(), role.as_str()), ("match-server", "game_server"));
+        assert!(Cli::try_parse_from(["gamectl", "service-account", "create", "x", "--role", "admin"]).is_err());
+        assert!(matches!(parse(&["revoke", "bob"]).command, Command::Revoke { customer_id } if customer_id == "bob"));
     }
 
     #[test]

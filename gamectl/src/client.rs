@@ -215,20 +215,38 @@ async fn call(global: &Global, command: Command) -> Result<(), Failure> {
                 || format!("registered {} (next: gamectl login {})", r.customer_id, r.customer_id),
             );
         }
-        Command::Login { customer_id, password } => {
-            let password = auth::password(password, &customer_id, false).map_err(Failure::Local)?;
-            let r = conn
-                .auth_client()
-                .await?
-                .issue_token(auth_pb::IssueTokenRequest { customer_id: customer_id.clone(), password })
-                .await
-                .map_err(|s| Failure::from(s).refused())?
-                .into_inner();
+        Command::Login { customer_id, password, service_account, secret } => {
+            let (r, named) = match (customer_id, service_account) {
+                (_, Some(client_id)) => {
+                    let client_secret = auth::service_secret(secret, &client_id).map_err(Failure::Local)?;
+                    let r = conn
+                        .auth_client()
+                        .await?
+                        .issue_service_token(auth_pb::IssueServiceTokenRequest {
+                            client_id: client_id.clone(),
+                            client_secret,
+                        })
+                        .await
+                        .map_err(|s| Failure::from(s).refused())?;
+                    (r.into_inner(), client_id)
+                }
+                (Some(customer_id), None) => {
+                    let password = auth::password(password, &customer_id, false).map_err(Failure::Local)?;
+                    let r = conn
+                        .auth_client()
+                        .await?
+                        .issue_token(auth_pb::IssueTokenRequest { customer_id: customer_id.clone(), password })
+                        .await
+                        .map_err(|s| Failure::from(s).refused())?;
+                    (r.into_inner(), customer_id)
+                }
+                (None, None) => return Err(Failure::Local("login: name a customer, or --service-account".into())),
+            };
             let path = auth::token_path(global);
             auth::save_token(&path, &r.access_token)
                 .map_err(|e| Failure::Local(format!("cannot store the token in {}: {e}", path.display())))?;
             let claims = auth::decode(&r.access_token).ok();
-            let sub = claims.as_ref().map_or(customer_id, |c| c.sub.clone());
+            let sub = claims.as_ref().map_or(named, |c| c.sub.clone());
             let role = claims.map(|c| c.role).unwrap_or_default();
             emit(
                 global,
@@ -276,6 +294,82 @@ async fn call(global: &Global, command: Command) -> Result<(), Failure> {
                         r.key_id
                     )
                 },
+            );
+        }
+        Command::Role { command } => {
+            let mut c = conn.auth_client().await?;
+            let (customer_id, role, changed, granted) = match command {
+                cli::RoleCommand::Grant { customer_id, role } => {
+                    let r = c.grant_role(auth_pb::GrantRoleRequest { customer_id, role }).await?.into_inner();
+                    (r.customer_id, r.role, r.changed, true)
+                }
+                cli::RoleCommand::Revoke { customer_id, role } => {
+                    let r = c.revoke_role(auth_pb::RevokeRoleRequest { customer_id, role }).await?.into_inner();
+                    (r.customer_id, r.role, r.changed, false)
+                }
+            };
+            emit(
+                global,
+                || json!({"customerId": customer_id, "role": role, "changed": changed}),
+                || match (granted, changed) {
+                    (true, true) => format!("{customer_id} is now {role} (from their next login)"),
+                    (false, true) => format!("{customer_id} is now {role}; their tokens are revoked"),
+                    (_, false) => format!("{customer_id} is {role}: nothing changed"),
+                },
+            );
+        }
+        Command::Revoke { customer_id } => {
+            let r = conn
+                .auth_client()
+                .await?
+                .revoke_tokens(auth_pb::RevokeTokensRequest { customer_id })
+                .await?
+                .into_inner();
+            let before = output::timestamp(r.revoked_before.as_ref()).unwrap_or_default();
+            emit(
+                global,
+                || json!({"customerId": r.customer_id, "revokedBefore": before}),
+                || format!("every token of {} issued before {before} is refused from now on", r.customer_id),
+            );
+        }
+        Command::ServiceAccount { command: cli::ServiceAccountCommand::Create { name, role } } => {
+            let r = conn
+                .auth_client()
+                .await?
+                .create_service_account(auth_pb::CreateServiceAccountRequest { name, role })
+                .await?
+                .into_inner();
+            emit(
+                global,
+                || json!({"clientId": r.client_id, "clientSecret": r.client_secret, "role": r.role}),
+                || {
+                    format!(
+                        "service account {} ({})\nsecret: {}\nKeep the secret now: it is not shown again. Log in with: \
+                         gamectl login --service-account {}",
+                        r.client_id, r.role, r.client_secret, r.client_id
+                    )
+                },
+            );
+        }
+        Command::ServiceAccount { command: cli::ServiceAccountCommand::ProvisionFile { client_id, role, secret } } => {
+            let secret = auth::service_secret(secret, &client_id).map_err(Failure::Local)?;
+            let file = crate::secrets::provision_file(&[(client_id, role, secret)]).map_err(Failure::Local)?;
+            let _ = writeln!(std::io::stdout(), "{file}");
+        }
+        Command::Audit { subject, limit } => {
+            let r = conn
+                .auth_client()
+                .await?
+                .list_audit_entries(auth_pb::ListAuditEntriesRequest {
+                    subject: subject.unwrap_or_default(),
+                    limit: limit.unwrap_or(0),
+                })
+                .await?
+                .into_inner();
+            emit(
+                global,
+                || json!({"entries": r.entries.iter().map(output::audit_json).collect::<Vec<_>>()}),
+                || output::audit_text(&r.entries),
             );
         }
         Command::Achieve { args, request_id } => {

@@ -9,12 +9,15 @@
 //!   dial (the gateway).
 //! - [`client`] — one gRPC call per subcommand; [`output`] — how answers are printed.
 //! - [`auth`] — the token `login` stores and every command sends, what it says, passwords.
+//! - [`secrets`] — the first admin's password and the service accounts' secrets `up`
+//!   keeps in the data dir (0600).
 
 mod auth;
 mod cli;
 mod client;
 mod endpoints;
 mod output;
+mod secrets;
 mod services;
 mod up;
 

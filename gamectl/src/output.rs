@@ -5,7 +5,7 @@
 //! every field is present (defaults included), and 64-bit integers are numbers.
 
 use chrono::SecondsFormat;
-use grpc_adapter::pb::{gift, mission, mypage, notification, reward, wallet};
+use grpc_adapter::pb::{auth, gift, mission, mypage, notification, reward, wallet};
 use serde_json::{Value, json};
 
 // ---------- JSON ----------
@@ -589,6 +589,35 @@ pub fn gift_catalog_text(gs: &[gift::v1::CatalogGift]) -> String {
         })
         .collect();
     table(&["CODE", "COST", "LEFT", "PER CUSTOMER", "NAME"], &rows)
+}
+
+pub fn audit_json(e: &auth::v1::AuditEntry) -> Value {
+    json!({
+        "at": timestamp_json(e.at.as_ref()),
+        "actor": e.actor,
+        "action": e.action,
+        "subject": e.subject,
+        "detail": e.detail,
+    })
+}
+
+pub fn audit_text(es: &[auth::v1::AuditEntry]) -> String {
+    if es.is_empty() {
+        return "no audit entries".to_owned();
+    }
+    let rows: Vec<Vec<String>> = es
+        .iter()
+        .map(|e| {
+            vec![
+                timestamp(e.at.as_ref()).unwrap_or_else(|| "-".into()),
+                or_dash(&e.actor),
+                or_dash(&e.action),
+                or_dash(&e.subject),
+                or_dash(&e.detail),
+            ]
+        })
+        .collect();
+    table(&["AT", "ACTOR", "ACTION", "SUBJECT", "DETAIL"], &rows)
 }
 
 pub fn notifications_text(ns: &[notification::v1::Notification]) -> String {

@@ -3,6 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
+use nats_adapter::access::Credentials;
+
+use crate::secrets;
+
 /// One service binary and how `up` runs it.
 #[derive(Debug, PartialEq, Eq)]
 pub struct ServiceSpec {
@@ -134,10 +138,23 @@ pub fn keys_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("keys")
 }
 
+/// The bus credentials of every service and of the operator (`<user>.nk`, 0600) and the
+/// nats-server configuration holding their public keys and permissions: made on the
+/// first `up`, the seeds kept across runs.
+pub fn nats_auth_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("nats-auth")
+}
+
 /// Where the auth service at `port` publishes its public keys: every service fetches
 /// them from there (and again on an unknown key id, so a rotation reaches everyone).
 pub fn jwks_url(port: u16) -> String {
     format!("{}/.well-known/jwks.json", url(port))
+}
+
+/// Where the auth service at `port` lists revoked tokens: every service fetches them
+/// every couple of seconds.
+pub fn revocations_url(port: u16) -> String {
+    format!("{}/revocations", url(port))
 }
 
 /// What every child's environment is computed from.
@@ -146,15 +163,19 @@ pub struct EnvContext<'a> {
     /// Absolute: children do not run in gamectl's working directory's terms.
     pub data_dir: &'a Path,
     pub nats_url: &'a str,
-    /// The customers whose tokens the auth service makes admin (`ADMIN_CUSTOMERS`).
-    pub admins: &'a [String],
+    /// The bus credentials, when `up` runs the nats-server (with --nats-url the services
+    /// connect as that server lets them: anonymously).
+    pub nats_credentials: Option<&'a Credentials>,
+    /// The first admin's password and the service accounts' secrets (see [`secrets`]).
+    pub secrets: &'a secrets::Paths,
     /// Every service of the table and its port (see [`port_table`]), started or not, so
     /// that a child always learns where the others are (or will be).
     pub ports: &'a [(&'static ServiceSpec, u16)],
 }
 
 /// The environment of the child running `spec` on `port`: what every service reads
-/// (`LISTEN_ADDR`, `DATABASE_URL`, `NATS_URL`, `JWKS_URLS` = the auth service's keys), the
+/// (`LISTEN_ADDR`, `DATABASE_URL`, `NATS_URL` and its own `NATS_NKEY_SEED_FILE`,
+/// `JWKS_URLS` = the auth service's keys, `REVOCATION_URLS` = its revocations), the
 /// address of every service (`MISSION_URL`, ..., `AUTH_URL`: a service ignores those it
 /// does not call; the gateway routes to them), then the service's own settings. Later
 /// entries win, so a service's own settings may override.
@@ -164,7 +185,15 @@ pub fn child_env(spec: &ServiceSpec, port: u16, ctx: &EnvContext<'_>) -> Vec<(&'
         ("DATABASE_URL", format!("sqlite://{}/{}.db", ctx.data_dir.display(), spec.name)),
         ("NATS_URL", ctx.nats_url.to_owned()),
     ];
-    env.extend(ctx.ports.iter().find(|(s, _)| s.name == "auth").map(|(_, p)| ("JWKS_URLS", jwks_url(*p))));
+    if let Some(creds) = ctx.nats_credentials
+        && nats_adapter::roles::find(spec.name).is_some()
+    {
+        env.push(("NATS_NKEY_SEED_FILE", creds.seed_file(spec.name).display().to_string()));
+    }
+    if let Some((_, auth)) = ctx.ports.iter().find(|(s, _)| s.name == "auth") {
+        env.push(("JWKS_URLS", jwks_url(*auth)));
+        env.push(("REVOCATION_URLS", revocations_url(*auth)));
+    }
     env.extend(ctx.ports.iter().filter_map(|(s, p)| s.url_env.map(|var| (var, url(*p)))));
     env.extend(own_env(spec.name, ctx));
     env
@@ -177,9 +206,19 @@ fn own_env(name: &str, ctx: &EnvContext<'_>) -> Vec<(&'static str, String)> {
         // In the data dir rather than `data/keys` under whatever directory gamectl runs in.
         "auth" => vec![
             ("AUTH_KEYS_DIR", keys_dir(ctx.data_dir).display().to_string()),
-            ("ADMIN_CUSTOMERS", ctx.admins.join(",")),
+            ("ADMIN_ID", secrets::ADMIN_ID.to_owned()),
+            ("ADMIN_PASSWORD_FILE", ctx.secrets.admin_password_file.display().to_string()),
+            ("SERVICE_ACCOUNTS_FILE", ctx.secrets.service_accounts_file.display().to_string()),
+            // The gateway, on this machine, tells it the client's address.
+            ("TRUSTED_PROXIES", "127.0.0.1".to_owned()),
         ],
-        _ => Vec::new(),
+        service => match ctx.secrets.secret_file(service) {
+            Some((account, file)) => vec![
+                ("SERVICE_CLIENT_ID", account.client_id.to_owned()),
+                ("SERVICE_CLIENT_SECRET_FILE", file.display().to_string()),
+            ],
+            None => Vec::new(),
+        },
     }
 }
 
@@ -247,11 +286,13 @@ mod tests {
     fn env_of(name: &str) -> Vec<(&'static str, String)> {
         let ports = port_table(56100).unwrap();
         let (spec, port) = ports.iter().find(|(s, _)| s.name == name).unwrap();
-        let admins = ["ops".to_owned(), "root".to_owned()];
+        let secrets = secrets::Paths::of(Path::new("/data"));
+        let creds = Credentials { dir: nats_auth_dir(Path::new("/data")) };
         let ctx = EnvContext {
             data_dir: Path::new("/data"),
             nats_url: "nats://127.0.0.1:56200",
-            admins: &admins,
+            nats_credentials: Some(&creds),
+            secrets: &secrets,
             ports: &ports,
         };
         child_env(spec, *port, &ctx)
@@ -271,10 +312,22 @@ mod tests {
     }
 
     #[test]
+    fn every_service_on_the_bus_gets_its_own_credentials_and_the_others_none() {
+        for s in SERVICES {
+            let seed = get(&env_of(s.name), "NATS_NKEY_SEED_FILE").map(str::to_owned);
+            match s.name {
+                "auth" | "gateway" => assert_eq!(seed, None, "{} does not use NATS", s.name),
+                name => assert_eq!(seed, Some(format!("/data/nats-auth/{name}.nk"))),
+            }
+        }
+    }
+
+    #[test]
     fn every_child_verifies_tokens_with_the_keys_the_auth_service_publishes() {
         for s in SERVICES {
             let env = env_of(s.name);
             assert_eq!(get(&env, "JWKS_URLS"), Some("http://127.0.0.1:56107/.well-known/jwks.json"), "{}", s.name);
+            assert_eq!(get(&env, "REVOCATION_URLS"), Some("http://127.0.0.1:56107/revocations"), "{}", s.name);
             // Only the auth service's keys: no key ring of gamectl's own any more.
             assert_eq!(get(&env, "JWKS_FILES"), None, "{}", s.name);
         }
@@ -317,14 +370,31 @@ mod tests {
     }
 
     #[test]
-    fn auth_keeps_its_keys_and_database_in_the_data_dir_and_knows_the_admins() {
+    fn auth_keeps_its_keys_and_database_in_the_data_dir_and_gets_the_first_admin_and_service_accounts() {
         let env = env_of("auth");
         assert_eq!(get(&env, "AUTH_KEYS_DIR"), Some("/data/keys"));
         assert_eq!(get(&env, "DATABASE_URL"), Some("sqlite:///data/auth.db"));
-        assert_eq!(get(&env, "ADMIN_CUSTOMERS"), Some("ops,root"));
+        assert_eq!(get(&env, "ADMIN_ID"), Some("admin"));
+        assert_eq!(get(&env, "ADMIN_PASSWORD_FILE"), Some("/data/admin.password"));
+        assert_eq!(get(&env, "SERVICE_ACCOUNTS_FILE"), Some("/data/secrets/service-accounts.json"));
+        assert_eq!(get(&env, "TRUSTED_PROXIES"), Some("127.0.0.1"));
+        assert_eq!(get(&env, "ADMIN_CUSTOMERS"), None, "nobody is admin by name");
         assert_eq!(get(&env, "LISTEN_ADDR"), Some("127.0.0.1:56107"));
-        assert_eq!(get(&env_of("gift"), "AUTH_KEYS_DIR"), None);
-        assert_eq!(get(&env_of("gift"), "ADMIN_CUSTOMERS"), None);
+        for other in ["gift", "wallet", "gateway"] {
+            assert_eq!(get(&env_of(other), "AUTH_KEYS_DIR"), None);
+            assert_eq!(get(&env_of(other), "ADMIN_PASSWORD_FILE"), None);
+        }
+    }
+
+    #[test]
+    fn the_wallet_alone_gets_its_service_account() {
+        let env = env_of("wallet");
+        assert_eq!(get(&env, "SERVICE_CLIENT_ID"), Some("svc-wallet"));
+        assert_eq!(get(&env, "SERVICE_CLIENT_SECRET_FILE"), Some("/data/secrets/wallet.secret"));
+        assert_eq!(get(&env, "AUTH_URL"), Some("http://127.0.0.1:56107"));
+        for other in ["gift", "mission", "gateway", "auth"] {
+            assert_eq!(get(&env_of(other), "SERVICE_CLIENT_SECRET_FILE"), None, "{other}");
+        }
     }
 
     #[test]

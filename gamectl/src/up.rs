@@ -5,8 +5,11 @@
 //! reports SERVING, writes `<data-dir>/endpoints.json`, restarts children that die, and on
 //! Ctrl-C or SIGTERM stops the services first, then nats-server.
 //!
+//! Before anything starts, it makes the secrets the auth service and the wallet need
+//! (the first admin's password, the wallet's service account; see [`crate::secrets`]).
+//!
 //! Lines on stdout are meant to be read by people and tests alike: the address table,
-//! `ready: all services SERVING`, `<name> exited (...); restarting`, `stopping`,
+//! where the first admin's password is, `ready: all services SERVING`, `<name> exited (...); restarting`, `stopping`,
 //! `stopped`. Children's own output goes to stderr, each line prefixed `[<name>] `.
 
 use std::io::Write as _;
@@ -15,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{ExitCode, ExitStatus, Stdio};
 use std::time::Duration;
 
+use nats_adapter::access::Credentials;
 use tokio::io::{AsyncBufReadExt as _, AsyncRead, BufReader};
 use tokio::process::Child;
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -465,7 +469,6 @@ async fn up(global: &Global, args: UpArgs) -> Result<(), String> {
             .ok_or("cannot find the directory of gamectl: pass --bin-dir")?,
     };
     let planned = select_services(args.base_port, |n| binary(&bin_dir, n).is_file())?;
-    let admins: Vec<String> = args.admins.iter().map(|a| a.trim().to_owned()).filter(|a| !a.is_empty()).collect();
     let ports = services::port_table(args.base_port)?;
     let nats = match (args.nats_url.clone(), args.nats_port) {
         (Some(url), _) => Nats::External(url),
@@ -485,6 +488,7 @@ async fn up(global: &Global, args: UpArgs) -> Result<(), String> {
         std::fs::canonicalize(&global.data_dir).map_err(|e| format!("{}: {e}", global.data_dir.display()))?;
     // A file left by an earlier run would send clients to a system that is not up yet.
     let _ = std::fs::remove_file(Endpoints::path(&data_dir));
+    let secrets = crate::secrets::prepare(&data_dir)?;
 
     let shutdown = CancellationToken::new();
     let force = CancellationToken::new();
@@ -502,7 +506,7 @@ async fn up(global: &Global, args: UpArgs) -> Result<(), String> {
         bin_dir: &bin_dir,
         planned: &planned,
         ports: &ports,
-        admins: &admins,
+        secrets: &secrets,
         nats: &nats,
         ready_timeout,
         restart_after,
@@ -533,8 +537,8 @@ struct Start<'a> {
     data_dir: &'a Path,
     bin_dir: &'a Path,
     planned: &'a [Planned],
-    /// Customers whose tokens carry the admin role.
-    admins: &'a [String],
+    /// The first admin's password and the service accounts' secrets.
+    secrets: &'a crate::secrets::Paths,
     /// Every service of the table and its port, started or not.
     ports: &'a [(&'static ServiceSpec, u16)],
     nats: &'a Nats,
@@ -544,23 +548,25 @@ struct Start<'a> {
 }
 
 async fn start(system: &mut System, ctx: &Start<'_>) -> Result<(), Interrupted> {
+    let mut nats_credentials = None;
     let nats_url = match *ctx.nats {
         Nats::External(ref url) => url.clone(),
         Nats::Child(port) => {
-            let spec = ChildSpec {
-                name: "nats",
-                program: PathBuf::from("nats-server"),
-                args: vec![
-                    "-a".into(),
-                    "127.0.0.1".into(),
-                    "-p".into(),
-                    port.to_string(),
-                    "-js".into(),
-                    "-sd".into(),
-                    ctx.data_dir.join("nats").display().to_string(),
-                ],
-                env: Vec::new(),
-            };
+            // Our own server always runs with authentication and per-service permissions.
+            let dir = services::nats_auth_dir(ctx.data_dir);
+            let creds = Credentials::ensure(&dir).map_err(|e| format!("cannot prepare the NATS credentials: {e}"))?;
+            let mut args: Vec<String> = vec![
+                "-a".into(),
+                "127.0.0.1".into(),
+                "-p".into(),
+                port.to_string(),
+                "-js".into(),
+                "-sd".into(),
+                ctx.data_dir.join("nats").display().to_string(),
+            ];
+            args.extend(creds.server_flags());
+            nats_credentials = Some(creds);
+            let spec = ChildSpec { name: "nats", program: PathBuf::from("nats-server"), args, env: Vec::new() };
             let child = supervise(spec, system.stop_nats.clone()).map_err(|e| {
                 if e.kind() == std::io::ErrorKind::NotFound {
                     "nats-server is not installed: install it: apt-get install nats-server \
@@ -588,8 +594,13 @@ async fn start(system: &mut System, ctx: &Start<'_>) -> Result<(), Interrupted> 
     let (announce_tx, announce) = watch::channel(false);
     let mut health = Vec::new();
     let mut table = Endpoints { nats: nats_url.clone(), gateway: None, services: Default::default() };
-    let env =
-        services::EnvContext { data_dir: ctx.data_dir, nats_url: &nats_url, admins: ctx.admins, ports: ctx.ports };
+    let env = services::EnvContext {
+        data_dir: ctx.data_dir,
+        nats_url: &nats_url,
+        nats_credentials: nats_credentials.as_ref(),
+        secrets: ctx.secrets,
+        ports: ctx.ports,
+    };
     let mailbox =
         ctx.planned.iter().any(|p| p.spec.name == "notification").then(|| services::mailbox_dir(ctx.data_dir));
     if let Some(dir) = &mailbox {
@@ -636,8 +647,22 @@ async fn start(system: &mut System, ctx: &Start<'_>) -> Result<(), Interrupted> 
         .map_err(|e| format!("cannot write {}: {e}", Endpoints::path(ctx.data_dir).display()))?;
     say(format!("endpoints: {}", path.display()));
     if let Some(g) = &table.gateway {
-        say(format!("use the gateway: {g} (gamectl finds it in endpoints.json; admins: {})", ctx.admins.join(", ")));
+        say(format!("use the gateway: {g} (gamectl finds it in endpoints.json)"));
+        say(format!("my page in a browser: {g}/"));
     }
+    if let Some(creds) = &nats_credentials {
+        say(format!(
+            "nats: authentication on, each service limited to its own subjects; the operator's key: {}",
+            creds.seed_file(nats_adapter::access::OPERATOR).display()
+        ));
+    }
+    say(format!(
+        "first admin: {}, password in {} (readable by you only): gamectl login {} --password \"$(cat {})\"",
+        crate::secrets::ADMIN_ID,
+        ctx.secrets.admin_password_file.display(),
+        crate::secrets::ADMIN_ID,
+        ctx.secrets.admin_password_file.display()
+    ));
     say("ready: all services SERVING");
     // Receivers keep reading the last value after the sender is gone.
     announce_tx.send_replace(true);

@@ -1,5 +1,7 @@
 //! The end-to-end harness: real service binaries as child processes, a private
-//! nats-server, fresh databases, real gRPC over loopback sockets.
+//! nats-server with the authorisation `gamectl up` gives it (every service with its own
+//! credentials and permissions; tests that publish or inspect events act as the
+//! operator), fresh databases, real gRPC over loopback sockets.
 //!
 //! The binaries must be built first (`cargo build --workspace --bins`, which the
 //! README's test command does). Each process's log goes to `<tmp>/<name>.log`; set
@@ -17,7 +19,8 @@ use tonic::transport::Channel;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-pub use nats_adapter::testing::{NatsServer, free_port};
+pub use nats_adapter::access::OPERATOR as NATS_OPERATOR;
+pub use nats_adapter::testing::{NatsServer, ServerErrors, connect_as as nats_connect_as, free_port};
 pub use store_adapter::testing::TestDatabase;
 
 /// Where cargo put the workspace's binaries: `GAME_BIN_DIR` when set, else next to this
@@ -161,6 +164,29 @@ impl Service {
         self.spawn();
     }
 
+    /// Freezes the process (SIGSTOP): it keeps its sockets and accepts connections, but
+    /// never answers — a hung service, as its callers see it.
+    ///
+    /// # Panics
+    /// When the process is not running.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a frozen process go on (SIGCONT).
+    ///
+    /// # Panics
+    /// When the process is not running.
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.pid().unwrap_or_else(|| panic!("{} is not running", self.name)).to_string();
+        let sent = Command::new("kill").args([sig, &pid]).status().map(|s| s.success());
+        assert!(matches!(sent, Ok(true)), "kill {sig} {}", self.name);
+    }
+
     /// The process id while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
@@ -215,7 +241,8 @@ pub struct Options {
     pub wallet_env: Vec<(&'static str, String)>,
     /// Put a proxy between wallet and gift whose added delay the test controls.
     pub gift_proxy: bool,
-    /// Also start the auth service and the gateway in front of everything.
+    /// Also start the gateway in front of everything (the auth service always runs: the
+    /// wallet gets its service token there).
     pub gateway: bool,
     /// Extra settings for the gateway (rate limits...).
     pub gateway_env: Vec<(&'static str, String)>,
@@ -260,9 +287,15 @@ impl Tokens {
         self.issuer.issue("operator", auth_adapter::Role::Admin).expect("token").0
     }
 
-    /// A token of the trusted game server [`GAME_SERVER`] (role `game_server`).
-    pub fn game_server(&self) -> String {
-        self.issuer.issue(GAME_SERVER, auth_adapter::Role::GameServer).expect("token").0
+    /// A token of one of our services (role `service`, `sub` = `svc-<name>`), as the
+    /// auth service gives a service account.
+    pub fn service(&self, name: &str) -> String {
+        self.issuer.issue(&format!("svc-{name}"), auth_adapter::Role::Service).expect("token").0
+    }
+
+    /// A game server's token (role `game_server`).
+    pub fn game_server(&self, name: &str) -> String {
+        self.issuer.issue(&format!("svc-{name}"), auth_adapter::Role::GameServer).expect("token").0
     }
 
     pub fn issuer(&self) -> &auth_adapter::TokenIssuer {
@@ -309,18 +342,65 @@ pub struct System {
     pub notification: Service,
     /// Present when [`Options::gift_proxy`] was asked for.
     pub gift_proxy: Option<SlowProxy>,
+    /// Always there: the wallet's service token comes from it.
+    pub auth: Service,
     /// Present when [`Options::gateway`] was asked for.
-    pub auth: Option<Service>,
     pub gateway: Option<Service>,
+    /// What the auth service and the wallet were given: the first admin's password, the
+    /// wallet's service account.
+    pub secrets: Secrets,
+}
+
+/// The files a system's auth service and wallet are started with (each 0600), as
+/// `gamectl up` writes them.
+pub struct Secrets {
+    pub admin_password_file: PathBuf,
+    pub admin_password: String,
+    /// The wallet's service account secret (`SERVICE_CLIENT_SECRET_FILE`).
+    pub wallet_secret_file: PathBuf,
+    /// `SERVICE_ACCOUNTS_FILE`: the wallet's client id, role and secret hash.
+    pub service_accounts_file: PathBuf,
+}
+
+/// The wallet's service account in tests.
+pub const WALLET_CLIENT_ID: &str = "svc-wallet";
+
+impl Secrets {
+    /// # Panics
+    /// When the files cannot be written.
+    pub fn write(dir: &Path) -> Self {
+        use auth_adapter::secret;
+        let admin_password = secret::generate().expect("random");
+        let admin_password_file = dir.join("admin.password");
+        secret::write_private(&admin_password_file, format!("{admin_password}\n").as_bytes()).expect("admin.password");
+        let wallet_secret = secret::generate().expect("random");
+        let wallet_secret_file = dir.join("wallet.secret");
+        secret::write_private(&wallet_secret_file, wallet_secret.as_bytes()).expect("wallet.secret");
+        // Cheap hashing: the hash carries its own cost, the auth service verifies it as is.
+        let hash = secret::hash(&wallet_secret, secret::Cost { memory_kib: 4096, iterations: 1 }).expect("hash");
+        let file = secret::ServiceAccountsFile {
+            service_accounts: vec![secret::ProvisionedAccount {
+                client_id: WALLET_CLIENT_ID.into(),
+                role: "service".into(),
+                secret_hash: hash,
+            }],
+        };
+        let service_accounts_file = dir.join("service-accounts.json");
+        secret::write_private(&service_accounts_file, &serde_json::to_vec(&file).expect("json")).expect("accounts");
+        Self { admin_password_file, admin_password, wallet_secret_file, service_accounts_file }
+    }
 }
 
 pub const NOTIFICATION: &str = "game.notification.v1.NotificationService";
 pub const AUTH: &str = "game.auth.v1.AuthService";
 pub const GATEWAY: &str = "game.gateway.v1.Gateway";
-/// The customer the auth service makes an admin in tests.
-pub const ADMIN: &str = "ops";
-/// The game server (service account) of test tokens with role `game_server`.
+/// The first admin the auth service creates at start (`ADMIN_ID`).
+pub const ADMIN: &str = "admin";
+/// The game server of the economy's tests, by its service account's name.
 pub const GAME_SERVER: &str = "studio-1";
+/// The subject of its tokens (`Tokens::game_server(GAME_SERVER)`): what missions it
+/// reports record as `reported_by`.
+pub const GAME_SERVER_SUBJECT: &str = "svc-studio-1";
 
 impl System {
     pub async fn start() -> Self {
@@ -329,7 +409,7 @@ impl System {
 
     pub async fn start_with(options: Options) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let nats = NatsServer::start();
+        let nats = NatsServer::start_secured();
         let mut databases = Vec::new();
         let mut database_urls = HashMap::new();
         let mut db_for = |svc: &'static str| {
@@ -350,57 +430,56 @@ impl System {
         };
         let (auth_db, notification_db) = (db_for("auth"), db_for("notification"));
         let tokens = Tokens::new(dir.path());
-        let auth = options.gateway.then(|| {
-            let env = [
-                ("DATABASE_URL", auth_db.clone()),
-                ("AUTH_KEYS_DIR", dir.path().join("keys").display().to_string()),
-                ("ADMIN_CUSTOMERS", ADMIN.to_owned()),
-                ("ARGON2_MEMORY_KIB", "4096".to_owned()),
-                ("ARGON2_ITERATIONS", "1".to_owned()),
-            ];
-            Service::start("auth", "auth", &env, dir.path())
-        });
+        let secrets = Secrets::write(dir.path());
+        let auth = Service::start("auth", "auth", &auth_env(&auth_db, dir.path(), &secrets), dir.path());
         let jwks = tokens.jwks_file.display().to_string();
-        let jwks_urls = auth.as_ref().map(|a| format!("http://{}/.well-known/jwks.json", a.addr)).unwrap_or_default();
-        let base = |extra: Vec<(&'static str, String)>| {
-            let mut env =
-                vec![("NATS_URL", nats.url()), ("JWKS_FILES", jwks.clone()), ("JWKS_URLS", jwks_urls.clone())];
+        let base = |role: &str, extra: Vec<(&'static str, String)>| {
+            let mut env = nats.service_env(role);
+            env.push(("JWKS_FILES", jwks.clone()));
+            env.extend(verifier_env(&auth));
             env.extend(options.service_env.iter().cloned());
             env.extend(extra);
             env
         };
-        let mut gift_env = base(vec![("DATABASE_URL", g)]);
+        let mut gift_env = base("gift", vec![("DATABASE_URL", g)]);
         gift_env.extend(options.gift_env);
         let gift = Service::start("gift", "gift", &gift_env, dir.path());
         let gift_proxy = options.gift_proxy.then(|| SlowProxy::start(gift.addr));
         let gift_url = gift_proxy.as_ref().map_or_else(|| gift.url(), |p| format!("http://{}", p.addr));
-        let mut mission_env = base(vec![("DATABASE_URL", m)]);
+        let mut mission_env = base("mission", vec![("DATABASE_URL", m)]);
         mission_env.extend(options.mission_env);
         let mission = Service::start("mission", "mission", &mission_env, dir.path());
-        let reward = Service::start("reward", "reward", &base(vec![("DATABASE_URL", r)]), dir.path());
-        let mut wallet_env = base(vec![("DATABASE_URL", w), ("GIFT_URL", gift_url)]);
+        let reward = Service::start("reward", "reward", &base("reward", vec![("DATABASE_URL", r)]), dir.path());
+        let mut wallet_env = base("wallet", vec![("DATABASE_URL", w), ("GIFT_URL", gift_url)]);
+        wallet_env.extend(wallet_account_env(&auth, &secrets));
         wallet_env.extend(options.wallet_env);
         let wallet = Service::start("wallet", "wallet", &wallet_env, dir.path());
-        let mypage = Service::start("mypage", "mypage", &base(vec![]), dir.path());
+        let mypage = Service::start("mypage", "mypage", &base("mypage", vec![]), dir.path());
         let notification = Service::start(
             "notification",
             "notification",
-            &base(vec![
-                ("DATABASE_URL", notification_db),
-                ("MAILBOX_DIR", dir.path().join("mailbox").display().to_string()),
-            ]),
+            &base(
+                "notification",
+                vec![
+                    ("DATABASE_URL", notification_db),
+                    ("MAILBOX_DIR", dir.path().join("mailbox").display().to_string()),
+                ],
+            ),
             dir.path(),
         );
         let gateway = options.gateway.then(|| {
-            let mut env = base(vec![
-                ("MISSION_URL", mission.url()),
-                ("REWARD_URL", reward.url()),
-                ("WALLET_URL", wallet.url()),
-                ("MYPAGE_URL", mypage.url()),
-                ("GIFT_URL", gift.url()),
-                ("NOTIFICATION_URL", notification.url()),
-                ("AUTH_URL", auth.as_ref().map(Service::url).unwrap_or_default()),
-            ]);
+            let mut env = base(
+                "gateway",
+                vec![
+                    ("MISSION_URL", mission.url()),
+                    ("REWARD_URL", reward.url()),
+                    ("WALLET_URL", wallet.url()),
+                    ("MYPAGE_URL", mypage.url()),
+                    ("GIFT_URL", gift.url()),
+                    ("NOTIFICATION_URL", notification.url()),
+                    ("AUTH_URL", auth.url()),
+                ],
+            );
             env.extend(options.gateway_env);
             Service::start("gateway", "gateway", &env, dir.path())
         });
@@ -410,9 +489,7 @@ impl System {
         wallet.wait_serving(WALLET).await;
         mypage.wait_serving(MYPAGE).await;
         notification.wait_serving(NOTIFICATION).await;
-        if let Some(a) = &auth {
-            a.wait_serving(AUTH).await;
-        }
+        auth.wait_serving(AUTH).await;
         if let Some(g) = &gateway {
             g.wait_serving(GATEWAY).await;
         }
@@ -431,6 +508,7 @@ impl System {
             gift_proxy,
             auth,
             gateway,
+            secrets,
         }
     }
 
@@ -443,12 +521,33 @@ impl System {
         self.dir.path().join("mailbox")
     }
 
-    pub fn env(&self, db: &str) -> Vec<(&'static str, String)> {
-        vec![
-            ("NATS_URL", self.nats.url()),
-            ("DATABASE_URL", db.to_owned()),
-            ("JWKS_FILES", self.tokens.jwks_file.display().to_string()),
-        ]
+    /// What one more process of `role` (e.g. a second replica) is started with: NATS and
+    /// its credentials, `db`, the keys and revocations to verify tokens with, and (read by
+    /// the wallet only) its service account.
+    pub fn env(&self, role: &str, db: &str) -> Vec<(&'static str, String)> {
+        let mut env = self.nats.service_env(role);
+        env.extend([("DATABASE_URL", db.to_owned()), ("JWKS_FILES", self.tokens.jwks_file.display().to_string())]);
+        env.extend(verifier_env(&self.auth));
+        env.extend(wallet_account_env(&self.auth, &self.secrets));
+        env
+    }
+
+    /// A token of the first admin, from the auth service (logged in with the password
+    /// it was started with).
+    ///
+    /// # Panics
+    /// When the auth service refuses.
+    pub async fn admin_token(&self) -> String {
+        use grpc_adapter::pb::auth::v1 as auth;
+        auth::auth_service_client::AuthServiceClient::new(self.auth.channel())
+            .issue_token(auth::IssueTokenRequest {
+                customer_id: ADMIN.into(),
+                password: self.secrets.admin_password.clone(),
+            })
+            .await
+            .expect("the first admin logs in")
+            .into_inner()
+            .access_token
     }
 
     /// A channel to `service` acting as `customer`.
@@ -464,7 +563,7 @@ impl System {
     /// A channel to `service` acting as the trusted game server, which reports missions
     /// for any customer.
     pub fn as_game_server(&self, service: &Service) -> Authed {
-        with_token(service.channel(), &self.tokens.game_server())
+        with_token(service.channel(), &self.tokens.game_server(GAME_SERVER))
     }
 
     pub fn sqlite(&self, name: &str) -> String {
@@ -473,17 +572,63 @@ impl System {
 
     /// How many events on `subject` the stream holds.
     pub async fn count_events(&self, stream: &str, subject: &str) -> u64 {
-        count_events(&self.nats.url(), stream, subject).await
+        count_events(&self.nats.operator().await, stream, subject).await
+    }
+
+    /// What nats-server refused the services (its `Publish Violation` / `Subscription
+    /// Violation` log lines): none while the system does its work, or some permission it
+    /// needs is missing (the services see only timeouts).
+    pub fn bus_violations(&self) -> Vec<String> {
+        self.nats.log().lines().filter(|l| l.contains("Violation")).map(str::to_owned).collect()
+    }
+
+    /// JetStream as the operator, who may publish and read anything (test events).
+    pub async fn operator_js(&self) -> async_nats::jetstream::Context {
+        async_nats::jetstream::new(self.nats.operator().await)
     }
 }
 
-/// How many events on `subject` a stream holds (an ephemeral consumer's pending count).
+/// The auth service's settings in tests: cheap hashing, the first admin, the wallet's
+/// service account, and the loopback as the trusted proxy (the gateway, and tests acting
+/// as one to pick the client address a login comes from).
+pub fn auth_env(db: &str, dir: &Path, secrets: &Secrets) -> Vec<(&'static str, String)> {
+    vec![
+        ("DATABASE_URL", db.to_owned()),
+        ("AUTH_KEYS_DIR", dir.join("keys").display().to_string()),
+        ("ADMIN_ID", ADMIN.to_owned()),
+        ("ADMIN_PASSWORD_FILE", secrets.admin_password_file.display().to_string()),
+        ("SERVICE_ACCOUNTS_FILE", secrets.service_accounts_file.display().to_string()),
+        ("TRUSTED_PROXIES", "127.0.0.1".to_owned()),
+        ("ARGON2_MEMORY_KIB", "4096".to_owned()),
+        ("ARGON2_ITERATIONS", "1".to_owned()),
+    ]
+}
+
+/// Where every service gets the auth service's keys and revocations.
+pub fn verifier_env(auth: &Service) -> Vec<(&'static str, String)> {
+    vec![
+        ("JWKS_URLS", format!("http://{}/.well-known/jwks.json", auth.addr)),
+        ("REVOCATION_URLS", format!("http://{}/revocations", auth.addr)),
+    ]
+}
+
+/// The wallet's service account (other services ignore these settings).
+pub fn wallet_account_env(auth: &Service, secrets: &Secrets) -> Vec<(&'static str, String)> {
+    vec![
+        ("SERVICE_CLIENT_ID", WALLET_CLIENT_ID.to_owned()),
+        ("SERVICE_CLIENT_SECRET_FILE", secrets.wallet_secret_file.display().to_string()),
+        ("AUTH_URL", auth.url()),
+    ]
+}
+
+/// How many events on `subject` a stream holds (an ephemeral consumer's pending count),
+/// asked by `client` (one that may read it: the operator).
 ///
 /// # Panics
 /// When NATS or the stream cannot be reached.
-pub async fn count_events(nats_url: &str, stream: &str, subject: &str) -> u64 {
+pub async fn count_events(client: &async_nats::Client, stream: &str, subject: &str) -> u64 {
     use async_nats::jetstream::consumer::{AckPolicy, pull};
-    let js = async_nats::jetstream::new(async_nats::connect(nats_url).await.expect("nats"));
+    let js = async_nats::jetstream::new(client.clone());
     let stream = js.get_stream(stream).await.expect("stream");
     let mut consumer = stream
         .create_consumer(pull::Config {
@@ -581,11 +726,53 @@ impl Drop for SlowProxy {
 
 /// Generated clients, re-exported for the tests.
 pub mod clients {
+    pub use grpc_adapter::pb::auth::v1::auth_service_client::AuthServiceClient;
+    pub use grpc_adapter::pb::gift::v1::gift_issuing_service_client::GiftIssuingServiceClient;
     pub use grpc_adapter::pb::gift::v1::gift_service_client::GiftServiceClient;
     pub use grpc_adapter::pb::mission::v1::mission_service_client::MissionServiceClient;
     pub use grpc_adapter::pb::mypage::v1::my_page_service_client::MyPageServiceClient;
     pub use grpc_adapter::pb::reward::v1::reward_service_client::RewardServiceClient;
     pub use grpc_adapter::pb::wallet::v1::wallet_service_client::WalletServiceClient;
+}
+
+/// Events made by hand, as a test (or an attacker) would put them on the bus.
+pub mod events {
+    use grpc_adapter::pb::events::v1 as ev;
+    use prost::Message;
+
+    /// The envelope headers of an event: `msg_id` is JetStream's de-duplication id.
+    pub fn headers(
+        event_type: &str,
+        event_id: &str,
+        msg_id: &str,
+        customer: &str,
+        correlation: &str,
+    ) -> async_nats::HeaderMap {
+        let mut h = async_nats::HeaderMap::new();
+        h.insert("Nats-Msg-Id", msg_id);
+        h.insert("Game-Event-Id", event_id);
+        h.insert("Game-Event-Type", event_type);
+        h.insert("Game-Correlation-Id", correlation);
+        h.insert("Game-Causation-Id", "test");
+        h.insert("Game-Customer-Id", customer);
+        h.insert("Game-Occurred-At", "2026-11-25T12:00:00Z");
+        h
+    }
+
+    /// A `RewardAllocated` no mission earned: `points` for `customer`, new ids.
+    pub fn reward_allocated(customer: &str, points: i64) -> (async_nats::HeaderMap, bytes::Bytes) {
+        let (reward_id, mission_id) = (uuid::Uuid::now_v7().to_string(), uuid::Uuid::now_v7().to_string());
+        let body = ev::RewardAllocated {
+            reward_id: reward_id.clone(),
+            mission_id: mission_id.clone(),
+            customer_id: customer.into(),
+            points,
+            mission_code: "daily-login".into(),
+        };
+        let event_id = uuid::Uuid::now_v7().to_string();
+        let h = headers("game.events.v1.RewardAllocated", &event_id, &event_id, customer, &mission_id);
+        (h, body.encode_to_vec().into())
+    }
 }
 
 /// The calls tests make over and over, with the happy answer unwrapped.
@@ -675,5 +862,181 @@ pub mod api {
             wallet_of(sys, customer).await.items.into_iter().find(|i| i.mission_id == m.mission_id)
         })
         .await
+    }
+}
+
+/// Calls made byte by byte, as a client that does not follow the rules would: any body
+/// over gRPC (HTTP/2) or grpc-web (HTTP/1.1), and what status came back.
+pub mod raw {
+    use std::io::{Read, Write};
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use http_body_util::BodyExt;
+    use tonic::Code;
+
+    /// A message in gRPC's frame: no compression, its length, the bytes.
+    pub fn frame(message: &[u8]) -> Vec<u8> {
+        let mut frame = vec![0u8];
+        frame.extend_from_slice(&u32::try_from(message.len()).expect("small").to_be_bytes());
+        frame.extend_from_slice(message);
+        frame
+    }
+
+    /// The status a call ended with, and the data frames of the answer.
+    #[derive(Debug, Clone)]
+    pub struct Answer {
+        pub code: Code,
+        pub message: String,
+        pub data: Vec<Vec<u8>>,
+    }
+
+    /// POSTs `body` (framed or not, as given) to `path` over HTTP/2, as gRPC; a plain
+    /// HTTP/2 client, which enforces no deadline of its own.
+    ///
+    /// # Panics
+    /// When the connection fails.
+    pub async fn grpc(addr: SocketAddr, path: &str, token: Option<&str>, body: Vec<u8>) -> Answer {
+        grpc_with(addr, path, token, body, &[]).await
+    }
+
+    /// [`grpc`] with extra headers.
+    ///
+    /// # Panics
+    /// When the connection fails.
+    pub async fn grpc_with(
+        addr: SocketAddr,
+        path: &str,
+        token: Option<&str>,
+        body: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let client = client();
+        let mut req = http::Request::builder()
+            .method("POST")
+            .uri(format!("http://{addr}{path}"))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers");
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(http_body_util::Full::new(Bytes::from(body))).expect("request");
+        let response = client.request(req).await.expect("an HTTP answer");
+        let (parts, body) = response.into_parts();
+        if let Some(status) = tonic::Status::from_header_map(&parts.headers) {
+            return Answer { code: status.code(), message: status.message().to_owned(), data: vec![] };
+        }
+        let collected = body.collect().await.expect("the answer's body");
+        let trailers = collected.trailers().cloned().unwrap_or_default();
+        let data = parse_frames(&collected.to_bytes()).0;
+        let status = tonic::Status::from_header_map(&trailers).unwrap_or_else(|| tonic::Status::unknown("no status"));
+        Answer { code: status.code(), message: status.message().to_owned(), data }
+    }
+
+    type Client = hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        http_body_util::Full<Bytes>,
+    >;
+
+    /// One HTTP/2 client per test process (it pools connections), Nagle's algorithm off:
+    /// with it, each small call waits ~40 ms for the server's delayed ACK.
+    fn client() -> &'static Client {
+        static CLIENT: std::sync::OnceLock<Client> = std::sync::OnceLock::new();
+        CLIENT.get_or_init(|| {
+            let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            connector.set_nodelay(true);
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .http2_only(true)
+                .build(connector)
+        })
+    }
+
+    /// Sends `method path` with `body` (already framed, or anything) over HTTP/1.1 as a
+    /// browser's grpc-web call, or as a plain request when `content_type` is `None`.
+    ///
+    /// # Panics
+    /// When the connection fails or the answer is not HTTP.
+    pub fn grpc_web(
+        addr: SocketAddr,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        token: Option<&str>,
+        body: &[u8],
+    ) -> (String, Answer) {
+        let mut conn = std::net::TcpStream::connect(addr).expect("connect");
+        conn.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://localhost:3000\r\n");
+        if let Some(ct) = content_type {
+            head.push_str(&format!("Content-Type: {ct}\r\nX-Grpc-Web: 1\r\n"));
+        }
+        if let Some(t) = token {
+            head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+        }
+        head.push_str(&format!("Content-Length: {}\r\nConnection: close\r\n\r\n", body.len()));
+        conn.write_all(head.as_bytes()).expect("write");
+        conn.write_all(body).expect("write");
+        let mut raw = Vec::new();
+        let _ = conn.read_to_end(&mut raw);
+        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("an HTTP answer") + 4;
+        let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+        let (data, trailers) = parse_frames(&raw[split..]);
+        // A status is in the headers (an answer without messages) or in the trailer frame.
+        let field = |name: &str| {
+            head.lines().chain(trailers.lines()).find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+            })
+        };
+        let code = field("grpc-status").and_then(|c| c.parse::<i32>().ok()).map_or(Code::Unknown, Code::from_i32);
+        let message = field("grpc-message").map(|m| percent_decode(&m)).unwrap_or_default();
+        (head, Answer { code, message, data })
+    }
+
+    fn percent_decode(s: &str) -> String {
+        let bytes = s.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'%'
+                && i + 2 < bytes.len()
+                && let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+            {
+                out.push(b);
+                i += 3;
+            } else {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// The data frames and trailer text of a grpc-web body (chunked encoding undone crudely).
+    pub fn parse_frames(body: &[u8]) -> (Vec<Vec<u8>>, String) {
+        let (mut data, mut trailers, mut i) = (Vec::new(), String::new(), 0);
+        while i + 5 <= body.len() {
+            if body[i] != 0 && body[i] != 0x80 {
+                i += 1; // chunk-size lines of a chunked body
+                continue;
+            }
+            let len = u32::from_be_bytes([body[i + 1], body[i + 2], body[i + 3], body[i + 4]]) as usize;
+            if i + 5 + len > body.len() {
+                i += 1;
+                continue;
+            }
+            let payload = body[i + 5..i + 5 + len].to_vec();
+            if body[i] == 0x80 {
+                trailers.push_str(&String::from_utf8_lossy(&payload));
+            } else {
+                data.push(payload);
+            }
+            i += 5 + len;
+        }
+        (data, trailers)
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use e2e::api::{issued_reward, report, rewards, wallet_of};
 use e2e::clients::*;
-use e2e::{Authed, GAME_SERVER, MISSION, Options, Service, System, eventually, with_token};
+use e2e::{Authed, GAME_SERVER, GAME_SERVER_SUBJECT, MISSION, Options, Service, System, eventually, with_token};
 use grpc_adapter::pb::gift::v1 as gift;
 use grpc_adapter::pb::mission::v1 as mission;
 use grpc_adapter::pb::wallet::v1 as wallet;
@@ -52,7 +52,7 @@ fn count(results: &[Result<mission::Mission, tonic::Status>], code: Code) -> usi
 async fn the_25_call_farming_attempt_of_issue_11_now_gets_a_player_one_daily_login_and_a_game_server_one_first_win() {
     let sys = System::start_with(Options { gateway: true, ..Options::default() }).await;
     let player = || with_token(sys.gateway().channel(), &sys.tokens.customer("farmer"));
-    let server = || with_token(sys.gateway().channel(), &sys.tokens.game_server());
+    let server = || with_token(sys.gateway().channel(), &sys.tokens.game_server(GAME_SERVER));
 
     // The attempt as the issue tried it: one player's token, a new request id each time.
     let mut by_player = Vec::new();
@@ -96,7 +96,10 @@ async fn the_25_call_farming_attempt_of_issue_11_now_gets_a_player_one_daily_log
     // A retry of the accepted request is answered with the first mission, never refused.
     let first = by_server[0].as_ref().unwrap();
     let again = achieve_with(server(), "farmer", "first-win", "gs-0").await.expect("a retry is answered");
-    assert_eq!((again.mission_id.as_str(), again.reported_by.as_str()), (first.mission_id.as_str(), GAME_SERVER));
+    assert_eq!(
+        (again.mission_id.as_str(), again.reported_by.as_str()),
+        (first.mission_id.as_str(), GAME_SERVER_SUBJECT)
+    );
 
     let w = eventually(FLOW, "two rewards in the wallet", || async {
         let w = wallet_of(&sys, "farmer").await;
@@ -184,7 +187,7 @@ async fn a_daily_mission_can_be_achieved_again_once_its_period_resets() {
 /// spread over `targets`; then exactly one mission, one reward, one wallet item.
 async fn fifty_racing_once_achievements(sys: &System, targets: &[&Service], customer: &str) {
     let calls = (0..50).map(|i| {
-        let ch = with_token(targets[i % targets.len()].channel(), &sys.tokens.game_server());
+        let ch = with_token(targets[i % targets.len()].channel(), &sys.tokens.game_server(GAME_SERVER));
         async move { achieve_with(ch, customer, "first-win", &format!("race-{i}")).await }
     });
     let results = futures::future::join_all(calls).await;
@@ -221,7 +224,8 @@ async fn fifty_racing_achievements_of_a_once_mission_make_one_mission_one_reward
 #[tokio::test]
 async fn fifty_racing_achievements_on_postgresql_through_two_mission_replicas_make_one_of_each() {
     let sys = System::start_with(Options { postgres: true, ..Options::default() }).await;
-    let second = Service::start("mission-2", "mission", &sys.env(&sys.database_urls["mission"]), sys.dir.path());
+    let second =
+        Service::start("mission-2", "mission", &sys.env("mission", &sys.database_urls["mission"]), sys.dir.path());
     second.wait_serving(MISSION).await;
     fifty_racing_once_achievements(&sys, &[&sys.mission, &second], "pg-racer").await;
 }
@@ -261,7 +265,7 @@ async fn players_report_their_own_player_missions_and_a_game_server_or_an_admin_
         }
     };
     let seen = shown("p-2", &by_server.mission_id).await;
-    assert_eq!((seen.reported_by.as_str(), seen.slot.ends_with("#1")), (GAME_SERVER, true));
+    assert_eq!((seen.reported_by.as_str(), seen.slot.ends_with("#1")), (GAME_SERVER_SUBJECT, true));
     assert_eq!(shown("p-3", &by_admin.mission_id).await.reported_by, "operator");
     assert_eq!(shown("p-1", &mine.mission_id).await.slot, "once#1");
     let unlimited = report(&sys, "p-1", "match-played", "").await;
@@ -319,7 +323,7 @@ async fn twenty_exchanges_racing_for_the_last_three_founders_badges_issue_exactl
     );
 
     // The gift's refusal itself carries the ErrorInfo.
-    let direct = GiftServiceClient::new(sys.as_customer(&sys.gift, "fan-0"))
+    let direct = GiftIssuingServiceClient::new(with_token(sys.gift.channel(), &sys.tokens.service("wallet")))
         .issue_gift(gift::IssueGiftRequest {
             customer_id: "fan-0".into(),
             reward_id: uuid::Uuid::now_v7().to_string(),

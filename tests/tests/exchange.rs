@@ -230,6 +230,43 @@ async fn a_slow_gift_service_opens_the_breaker_on_slow_calls() {
 }
 
 #[tokio::test]
+async fn a_hung_gift_service_opens_the_breaker_within_its_minimum_number_of_calls() {
+    let wallet_env = vec![
+        ("BREAKER_MIN_CALLS", "3".to_owned()),
+        ("GIFT_DEADLINE_MS", "500".to_owned()),
+        // Slowness alone cannot open it here: the timeouts must count as failures.
+        ("BREAKER_SLOW_CALL_MS", "60000".to_owned()),
+        ("BREAKER_OPEN_SECONDS", "30".to_owned()),
+    ];
+    let sys = System::start_with(Options { wallet_env, ..Options::default() }).await;
+    let mut items = Vec::new();
+    // Four missions a customer may each have once now, each worth a coffee.
+    for code in ["daily-login", "tutorial-complete", "first-win", "weekly-streak"] {
+        items.push(issued_reward(&sys, "c-hung", code).await);
+    }
+    sys.gift.freeze();
+    for (n, item) in items[..3].iter().enumerate() {
+        let started = Instant::now();
+        let err = exchange(&sys, "c-hung", &item.reward_id, "coffee", "").await.unwrap_err();
+        assert_eq!(err.code(), Code::Unavailable, "call {n}: {}", err.message());
+        assert!(retry_after(&err) >= 1);
+        assert!(started.elapsed() < Duration::from_secs(3), "bounded by the gift deadline: {:?}", started.elapsed());
+    }
+    let status = breaker(&sys).await;
+    assert_eq!(status.breaker_state, wallet::BreakerState::Open as i32, "three timeouts of three open it: {status:?}");
+    let started = Instant::now();
+    let err = exchange(&sys, "c-hung", &items[3].reward_id, "coffee", "").await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+    assert!(started.elapsed() < Duration::from_millis(300), "open: no call to the hung gift");
+    assert!((1..=30).contains(&retry_after(&err)), "retry-after is the time left open");
+    for item in &items {
+        assert_eq!(item_status(&sys, "c-hung", &item.reward_id).await, wallet::WalletItemStatus::Issued as i32);
+    }
+    assert_eq!(sys.count_events("WALLET", EXCHANGED).await, 0);
+    sys.gift.thaw();
+}
+
+#[tokio::test]
 async fn fifty_concurrent_exchanges_of_one_reward_make_one_gift() {
     let sys = System::start().await;
     let item = issued_reward(&sys, "c-race", "first-win").await;

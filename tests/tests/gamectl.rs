@@ -1,7 +1,8 @@
 //! `gamectl` as an operator uses it: `gamectl up` runs the whole system (nats-server and
 //! every service as supervised children), the client commands drive the scenario through
 //! the gateway, a crashed or stuck service is restarted by the supervisor and the event
-//! flow carries on, and SIGTERM stops everything, leaving no process behind.
+//! flow carries on, the bus admits each service only to its own subjects and no one
+//! without credentials, and SIGTERM stops everything, leaving no process behind.
 //!
 //! Every test runs the real binary in its own data directory with its own ports and reads
 //! what it prints: stdout (the lines meant for people and tests: `ready: all services
@@ -596,4 +597,168 @@ async fn a_service_stuck_not_serving_is_restarted_by_the_supervisor() {
     assert_eq!(status.code(), Some(0), "gamectl up exited with {status}\n{}", up.transcript());
     assert!(up.tree().is_empty(), "processes left behind: {:?}", up.tree());
     assert!(started.elapsed() < Duration::from_secs(60), "took {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn gamectl_up_secures_the_bus_with_per_service_keys_kept_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut up = Up::start(&[], &[]).await;
+    let nats = format!("nats://127.0.0.1:{}", up.base + NATS);
+
+    // Every key readable by its owner only; the server's configuration holds public keys.
+    let auth = up.data_dir.join("nats-auth");
+    let mode = |p: &Path| std::fs::metadata(p).expect("exists").permissions().mode() & 0o777;
+    assert_eq!(mode(&auth), 0o700);
+    let conf = std::fs::read_to_string(auth.join("nats-server.conf")).expect("server configuration");
+    assert_eq!(mode(&auth.join("nats-server.conf")), 0o600);
+    for user in ["operator", "mission", "reward", "wallet", "gift", "notification", "mypage"] {
+        let seed_file = auth.join(format!("{user}.nk"));
+        assert_eq!(mode(&seed_file), 0o600, "{user}.nk");
+        let seed = std::fs::read_to_string(&seed_file).expect("seed");
+        assert!(seed.starts_with("SU") && !conf.contains(seed.trim()), "{user}'s seed stays out of the server's file");
+    }
+    assert!(up.find(0, |l| l.starts_with("nats: authentication on")).is_some(), "{}", up.transcript());
+
+    // No credentials: no connection.
+    let anonymous = async_nats::connect(&nats).await.expect_err("an anonymous client was let in");
+    assert_eq!(anonymous.kind(), async_nats::ConnectErrorKind::AuthorizationViolation);
+
+    // A customer with one real reward, then 1,000,000 points allocated with the mission
+    // service's key: refused by the server, which says so (its log is on our stderr).
+    up.register_and_login("mallory").await;
+    let mission = up.achieve("daily-login").await;
+    up.wallet_issued(std::slice::from_ref(&mission)).await;
+    let (client, mut errors) =
+        e2e::nats_connect_as(&nats, "mission", Some(&auth.join("mission.nk"))).await.expect("mission's key");
+    let (headers, payload) = e2e::events::reward_allocated("mallory", 1_000_000);
+    client.publish_with_headers("game.reward.v1.allocated", headers, payload).await.expect("sent");
+    client.flush().await.expect("flushed");
+    let refused = tokio::time::timeout(Duration::from_secs(5), errors.recv()).await.expect("refused").expect("error");
+    assert!(refused.to_string().contains("Permissions Violation for Publish"), "{refused}");
+    poll(Duration::from_secs(5), "nats-server logs the violation", &up, || async {
+        let stderr = up.stderr.lock().expect("lines");
+        stderr.iter().any(|l| l.starts_with("[nats] ") && l.contains("Publish Violation")).then_some(())
+    })
+    .await;
+
+    // The operator's key may publish it (after the forged one): it arrives, nothing else.
+    let (operator, _) =
+        e2e::nats_connect_as(&nats, "operator", Some(&auth.join("operator.nk"))).await.expect("the operator's key");
+    let (headers, payload) = e2e::events::reward_allocated("mallory", 500);
+    let js = async_nats::jetstream::new(operator);
+    js.publish_with_headers("game.reward.v1.allocated", headers, payload).await.unwrap().await.expect("stored");
+    let items = poll(FLOW, "the operator's allocation in the wallet", &up, || async {
+        let items = up.wallet_items().await?;
+        (items.len() == 2).then_some(items)
+    })
+    .await;
+    let points: i64 = items.iter().filter_map(|i| i["points"].as_i64()).sum();
+    assert_eq!(points, 510, "the mission's 10 and the operator's 500, nothing forged: {items:?}");
+
+    let status = up.stop().await;
+    assert_eq!(status.code(), Some(0), "gamectl up exited with {status}\n{}", up.transcript());
+}
+
+/// The permission bits of a file.
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode() & 0o777
+}
+
+#[tokio::test]
+async fn gamectl_up_makes_the_first_admin_and_keeps_every_secret_private_and_an_operator_manages_identity() {
+    let mut up = Up::start(&[], &[]).await;
+    let data = up.data_dir.clone();
+    let password_file = data.join("admin.password");
+    let said =
+        up.find(0, |l| l.starts_with("first admin: admin, password in ")).map(|i| up.stdout.lock().unwrap()[i].clone());
+    assert!(said.as_deref().is_some_and(|l| l.contains(&password_file.display().to_string())), "{}", up.transcript());
+
+    // Nobody can take `admin`: it exists before the gateway opens.
+    let taken = up.ctl(&["register", "admin", "--password", PASSWORD]).await;
+    assert!(!taken.status.success());
+    assert!(String::from_utf8_lossy(&taken.stderr).contains("ALREADY_EXISTS"), "{taken:?}");
+    let admin_password = std::fs::read_to_string(&password_file).expect("admin.password");
+    let login = up.json(&["login", "admin", "--password", admin_password.trim()]).await;
+    assert_eq!((login["customerId"].as_str(), login["role"].as_str()), (Some("admin"), Some("admin")), "{login}");
+
+    // Secrets on disk are readable by their owner only.
+    let mut private = vec![
+        password_file.clone(),
+        data.join("secrets/wallet.secret"),
+        data.join("secrets/service-accounts.json"),
+        data.join("auth.db"),
+        data.join("auth.db-wal"),
+        data.join("auth.db-shm"),
+        data.join("token"),
+    ];
+    private.extend(std::fs::read_dir(data.join("keys")).expect("keys").map(|e| e.expect("key").path()));
+    assert!(private.iter().any(|p| p.extension().is_some_and(|e| e == "pem")), "a signing key");
+    for file in &private {
+        assert_eq!(mode(file), 0o600, "{}", file.display());
+    }
+    assert_eq!(mode(&data.join("keys")), 0o700);
+    assert_eq!(mode(&data.join("secrets")), 0o700);
+    let accounts = std::fs::read_to_string(data.join("secrets/service-accounts.json")).unwrap();
+    let wallet_secret = std::fs::read_to_string(data.join("secrets/wallet.secret")).unwrap();
+    assert!(accounts.contains("svc-wallet") && !accounts.contains(wallet_secret.trim()), "hashes, never secrets");
+
+    // Roles: granted and revoked by the admin, audited.
+    let bob_token = data.join("bob.token");
+    let bob_file = bob_token.display().to_string();
+    up.ok(&["register", "bob", "--password", PASSWORD]).await;
+    up.ok(&["--token-file", &bob_file, "login", "bob", "--password", PASSWORD]).await;
+    let denied = up.ctl(&["--token-file", &bob_file, "role", "grant", "bob", "admin"]).await;
+    assert!(String::from_utf8_lossy(&denied.stderr).contains("PERMISSION_DENIED"), "{denied:?}");
+    let granted = up.json(&["role", "grant", "bob", "admin"]).await;
+    assert_eq!((granted["role"].as_str(), granted["changed"].as_bool()), (Some("admin"), Some(true)), "{granted}");
+    let relogin = up.json(&["--token-file", &bob_file, "login", "bob", "--password", PASSWORD]).await;
+    assert_eq!(relogin["role"], "admin", "{relogin}");
+    let revoked = up.json(&["role", "revoke", "bob", "admin"]).await;
+    assert_eq!(revoked["role"], "player", "{revoked}");
+    let audit = up.json(&["audit", "--subject", "bob"]).await;
+    let actions: Vec<&str> = audit["entries"].as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
+    assert_eq!(actions, ["role_revoked", "role_granted"], "{audit}");
+    assert!(up.ok(&["audit"]).await.contains("admin_created"));
+
+    // Revocation: bob's token stops working within seconds; a new login works.
+    up.ok(&["--token-file", &bob_file, "login", "bob", "--password", PASSWORD]).await;
+    up.ok(&["--token-file", &bob_file, "wallet"]).await;
+    up.ok(&["revoke", "bob"]).await;
+    poll(Duration::from_secs(5), "bob's token refused", &up, || async {
+        let out = up.ctl(&["--token-file", &bob_file, "wallet"]).await;
+        String::from_utf8_lossy(&out.stderr).contains("UNAUTHENTICATED").then_some(())
+    })
+    .await;
+    up.ok(&["--token-file", &bob_file, "login", "bob", "--password", PASSWORD]).await;
+    up.ok(&["--token-file", &bob_file, "wallet"]).await;
+
+    // A service account for a game server: secret shown once, then a login of its own.
+    let created = up.json(&["service-account", "create", "match-server"]).await;
+    assert_eq!(
+        (created["clientId"].as_str(), created["role"].as_str()),
+        (Some("svc-match-server"), Some("game_server"))
+    );
+    let secret = created["clientSecret"].as_str().expect("secret").to_owned();
+    let gs_file = data.join("gs.token").display().to_string();
+    let gs = up
+        .json(&["--token-file", &gs_file, "login", "--service-account", "svc-match-server", "--secret", &secret])
+        .await;
+    assert_eq!(
+        (gs["customerId"].as_str(), gs["role"].as_str()),
+        (Some("svc-match-server"), Some("game_server")),
+        "{gs}"
+    );
+    assert_eq!(mode(Path::new(&gs_file)), 0o600);
+
+    // The wallet, with the service account up provisioned, exchanges.
+    up.register_and_login("carol").await;
+    let mission = up.achieve("daily-login").await;
+    let items = up.wallet_issued(std::slice::from_ref(&mission)).await;
+    let reward = items[0]["rewardId"].as_str().expect("reward").to_owned();
+    let exchanged = up.json(&["exchange", &reward, "coffee"]).await;
+    assert_eq!(exchanged["item"]["status"], "WALLET_ITEM_STATUS_EXCHANGED", "{exchanged}");
+
+    let status = up.stop().await;
+    assert_eq!(status.code(), Some(0), "{}", up.transcript());
 }

@@ -38,19 +38,19 @@ impl Setup {
     /// `extra`: more environment, e.g. `SMTP_URL`.
     async fn start(extra: &[(&str, String)]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let nats = NatsServer::start();
+        let nats = NatsServer::start_secured();
         let tokens = e2e::Tokens::new(dir.path());
-        let mut env = vec![
+        let mut env: Vec<(&str, String)> = nats.service_env("notification");
+        env.extend([
             ("JWKS_FILES", tokens.jwks_file.display().to_string()),
-            ("NATS_URL", nats.url()),
             ("DATABASE_URL", format!("sqlite://{}", dir.path().join("notification.db").display())),
             ("MAILBOX_DIR", dir.path().join("mailbox").display().to_string()),
-        ];
+        ]);
         env.extend(extra.iter().cloned());
         let service = Service::start("notification", "notification", &env, dir.path());
         service.wait_serving(NOTIFICATION).await;
-        let js = jetstream::new(async_nats::connect(nats.url()).await.expect("connect"));
-        // The gift service owns GIFT; it is not running here, so make sure it exists.
+        // The operator plays the gift service, which owns GIFT and is not running here.
+        let js = jetstream::new(nats.operator().await);
         streams::ensure(&js, streams::GIFT, 1).await.expect("GIFT stream");
         Self { dir, _nats: nats, service, js, tokens }
     }

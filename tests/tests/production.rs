@@ -103,7 +103,7 @@ async fn the_whole_scenario_on_postgresql_with_two_replicas_of_every_consumer() 
     .await;
     // second replicas, on the same databases
     let second = |name: &'static str, svc: &Service, extra: Vec<(&'static str, String)>| {
-        let mut env = sys.env(&sys.database_urls.get(name).cloned().unwrap_or_default());
+        let mut env = sys.env(name, &sys.database_urls.get(name).cloned().unwrap_or_default());
         env.push(debug.clone());
         env.extend(extra);
         let _ = svc;
@@ -214,6 +214,8 @@ async fn the_whole_scenario_on_postgresql_with_two_replicas_of_every_consumer() 
         Some(())
     })
     .await;
+    // every replica of every role did all of it within its permissions on the bus
+    assert_eq!(sys.bus_violations(), Vec::<String>::new());
     drop((mission2, reward2, wallet2, mypage2, notification2));
 }
 
@@ -303,7 +305,7 @@ fn slot_urls(slots: [u16; 3]) -> String {
 /// A gateway whose upstream lists hold every address a replica may take (in Kubernetes:
 /// the addresses a headless Service resolves to).
 fn roll_gateway(sys: &System, overrides: &[(&'static str, String)]) -> Service {
-    let mut env = sys.env("");
+    let mut env = sys.env("gateway", "");
     env.extend([
         ("MISSION_URL", sys.mission.url()),
         ("REWARD_URL", sys.reward.url()),
@@ -311,7 +313,7 @@ fn roll_gateway(sys: &System, overrides: &[(&'static str, String)]) -> Service {
         ("MYPAGE_URL", sys.mypage.url()),
         ("GIFT_URL", sys.gift.url()),
         ("NOTIFICATION_URL", sys.notification.url()),
-        ("AUTH_URL", sys.auth.as_ref().map(Service::url).unwrap_or_default()),
+        ("AUTH_URL", sys.auth.url()),
         ("RATE_LIMIT_PER_SECOND", "100000".into()),
         ("RATE_LIMIT_BURST", "100000".into()),
     ]);
@@ -326,9 +328,9 @@ async fn rolling_mypage_and_wallet_behind_the_gateway_fails_no_request() {
         System::start_with(Options { postgres: true, gateway: true, service_env: drain.clone(), ..Options::default() })
             .await;
     let (m_slots, w_slots) = ([free_port(), free_port(), free_port()], [free_port(), free_port(), free_port()]);
-    let mut mypage_env = sys.env("");
+    let mut mypage_env = sys.env("mypage", "");
     mypage_env.extend(drain.clone());
-    let mut wallet_env = sys.env(&sys.database_urls["wallet"]);
+    let mut wallet_env = sys.env("wallet", &sys.database_urls["wallet"]);
     wallet_env.extend(drain.clone());
     wallet_env.push(("GIFT_URL", sys.gift.url()));
     let dir = sys.dir.path().to_path_buf();
@@ -384,7 +386,7 @@ async fn rolling_the_reward_consumer_loses_and_doubles_no_event() {
     let mut sys =
         System::start_with(Options { postgres: true, gateway: true, service_env: drain.clone(), ..Options::default() })
             .await;
-    let mut reward_env = sys.env(&sys.database_urls["reward"]);
+    let mut reward_env = sys.env("reward", &sys.database_urls["reward"]);
     reward_env.extend(drain);
     let dir = sys.dir.path().to_path_buf();
     let slots = [free_port(), free_port(), free_port()];
@@ -397,7 +399,7 @@ async fn rolling_the_reward_consumer_loses_and_doubles_no_event() {
     let customers: Vec<String> = (0..4).map(|i| format!("roll-{i}")).collect();
     let gw = sys.gateway().channel();
     // The game server reports matches played for four players, through the gateway.
-    let token = sys.tokens.game_server();
+    let token = sys.tokens.game_server(e2e::GAME_SERVER);
     let names = customers.clone();
     let load = Load::start(4, move |n| {
         let i = (n % 4) as usize;

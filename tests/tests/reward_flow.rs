@@ -93,6 +93,8 @@ async fn an_achieved_mission_flows_into_reward_wallet_mission_and_my_page() {
         last = tokio::time::timeout(FLOW, watch.next()).await.expect("watch update").unwrap().unwrap().page.unwrap();
     }
     assert_eq!(last.entries, p.entries);
+    // all of it within each service's permissions on the bus
+    assert_eq!(sys.bus_violations(), Vec::<String>::new());
 }
 
 #[tokio::test]
@@ -174,7 +176,7 @@ async fn two_reward_replicas_share_the_work_without_duplicates() {
     let db = e2e::TestDatabase::postgres();
     let mut sys = System::start().await;
     sys.reward.stop();
-    let mut env = sys.env(&db.url);
+    let mut env = sys.env("reward", &db.url);
     env.push(("RUST_LOG", "info,nats_adapter::consumer=debug".into()));
     let a = Service::start("reward-a", "reward", &env, sys.dir.path());
     let b = Service::start("reward-b", "reward", &env, sys.dir.path());
@@ -236,7 +238,7 @@ async fn missions_achieved_while_nats_is_down_flow_through_when_it_returns() {
 #[tokio::test]
 async fn an_event_delivered_twice_has_one_effect() {
     let sys = System::start().await;
-    let js = async_nats::jetstream::new(async_nats::connect(sys.nats.url()).await.unwrap());
+    let js = sys.operator_js().await;
     let mission_id = uuid::Uuid::now_v7().to_string();
     let event_id = uuid::Uuid::now_v7().to_string();
     let body = ev::MissionAchieved {
@@ -249,14 +251,7 @@ async fn an_event_delivered_twice_has_one_effect() {
     .encode_to_vec();
     // The same event twice, as after a republish outside JetStream's de-duplication window.
     for msg_id in ["first", "second"] {
-        let mut h = async_nats::HeaderMap::new();
-        h.insert("Nats-Msg-Id", msg_id);
-        h.insert("Game-Event-Id", event_id.as_str());
-        h.insert("Game-Event-Type", "game.events.v1.MissionAchieved");
-        h.insert("Game-Correlation-Id", mission_id.as_str());
-        h.insert("Game-Causation-Id", "test");
-        h.insert("Game-Customer-Id", "c-dup");
-        h.insert("Game-Occurred-At", "2026-11-25T12:00:00Z");
+        let h = e2e::events::headers("game.events.v1.MissionAchieved", &event_id, msg_id, "c-dup", &mission_id);
         js.publish_with_headers("game.mission.v1.achieved", h, body.clone().into()).await.unwrap().await.unwrap();
     }
     eventually(FLOW, "the reward is issued", || async {

@@ -13,6 +13,7 @@ use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 
+use crate::secret::write_private;
 use crate::{Claims, Role};
 
 #[derive(Debug, Clone)]
@@ -41,7 +42,7 @@ impl KeyRing {
     /// When the directory cannot be created or read, or a key cannot be written.
     pub fn open(dir: impl Into<PathBuf>, token_ttl: Duration) -> io::Result<Self> {
         let ring = Self { dir: dir.into(), token_ttl };
-        std::fs::create_dir_all(&ring.dir)?;
+        create_private_dir(&ring.dir)?;
         if ring.stored()?.is_empty() {
             ring.rotate()?;
         }
@@ -142,18 +143,16 @@ impl KeyRing {
     }
 }
 
+/// The key directory, created readable by its owner only (0700).
 #[cfg(unix)]
-fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
 }
 
 #[cfg(not(unix))]
-fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    std::fs::write(path, bytes)
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(dir)
 }
 
 /// Signs tokens with the ring's active key.
@@ -171,14 +170,32 @@ impl TokenIssuer {
     /// # Errors
     /// When the signing key cannot be read.
     pub fn issue(&self, customer_id: &str, role: Role) -> io::Result<(String, i64)> {
+        self.issue_with(customer_id, role, self.ttl, None)
+    }
+
+    /// A signed token for `subject` with `role` living `ttl`, and its lifetime in seconds.
+    /// `iat` is at least `min_issued_at`: a token issued in the second of a revocation of
+    /// `subject`'s tokens (which refuses those with an earlier `iat`) must still be
+    /// accepted (see [`crate::revoked`]).
+    ///
+    /// # Errors
+    /// When the signing key cannot be read.
+    pub fn issue_with(
+        &self,
+        subject: &str,
+        role: Role,
+        ttl: Duration,
+        min_issued_at: Option<i64>,
+    ) -> io::Result<(String, i64)> {
         let now = Utc::now().timestamp();
-        let ttl = i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX);
+        let ttl = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX).max(1);
+        let iat = min_issued_at.map_or(now, |min| now.max(min));
         let claims = Claims {
-            sub: customer_id.to_owned(),
+            sub: subject.to_owned(),
             iss: self.issuer.clone(),
             aud: serde_json::Value::String(self.audience.clone()),
-            exp: now + ttl,
-            iat: now,
+            exp: now.saturating_add(ttl),
+            iat,
             nbf: now,
             jti: uuid::Uuid::now_v7().to_string(),
             role: Some(role.as_str().to_owned()),

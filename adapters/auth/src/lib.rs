@@ -5,12 +5,17 @@
 //!   rotated on demand, old keys published until their tokens expire) and token issuing.
 //! - [`verify`] — the [`Verifier`] every service and the gateway use: keys from JWKS
 //!   (our auth service's or any configured issuer's, e.g. Keycloak), fetched over HTTP or
-//!   read from files, refreshed periodically and when an unknown key id appears.
+//!   read from files, refreshed periodically and when an unknown key id appears; and the
+//!   revocations our auth service publishes, refreshed every couple of seconds.
+//! - [`secret`] — argon2id hashes of passwords and service-account secrets, and random
+//!   secrets (the auth service, `gamectl up` and the tests make them the same way).
 //!
-//! Tokens carry `sub` (the customer id), `iss`, `aud`, `exp`, `iat`, `nbf`, `jti` and a
-//! `role` claim (`customer` or `admin`); Keycloak's `realm_access.roles` is understood too.
+//! Tokens carry `sub` (the customer id, or a service account's client id), `iss`, `aud`,
+//! `exp`, `iat`, `nbf`, `jti` and a `role` claim (`player`, `admin`, `game_server`,
+//! `service`); Keycloak's `realm_access.roles` is understood too.
 
 pub mod keys;
+pub mod secret;
 pub mod verify;
 
 pub use keys::{KeyRing, TokenIssuer};
@@ -68,8 +73,11 @@ pub struct Identity {
     /// The token's `sub`: the customer id.
     pub customer_id: String,
     pub role: Role,
-    /// The bearer token itself, to call another service on the caller's behalf.
+    /// The bearer token itself.
     pub token: String,
+    /// The token's `iat` (seconds since the epoch): a revocation refuses the tokens
+    /// issued before it.
+    pub issued_at: i64,
 }
 
 impl Identity {
@@ -115,6 +123,18 @@ pub enum AuthError {
     WrongIssuer,
     #[error("token not meant for this audience")]
     WrongAudience,
+    #[error("token revoked")]
+    Revoked,
+}
+
+/// Whether a token issued at `issued_at` is refused by a revocation of its subject's
+/// tokens issued before `revoked_before` (both seconds since the epoch, as `iat` is).
+///
+/// The auth service records a revocation at time `t` as "before `floor(t) + 1`" and
+/// issues that subject's later tokens with `iat >= floor(t) + 1`, so that second-precision
+/// `iat` neither lets a token of the revoked second through nor refuses a new one.
+pub fn revoked(issued_at: i64, revoked_before: Option<i64>) -> bool {
+    revoked_before.is_some_and(|before| issued_at < before)
 }
 
 /// The claims we issue and read.

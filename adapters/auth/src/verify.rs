@@ -1,4 +1,5 @@
-//! Token verification against JWK sets from our auth service or any configured issuer.
+//! Token verification against JWK sets from our auth service or any configured issuer,
+//! and against the revocations our auth service publishes.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -30,6 +31,14 @@ pub struct AuthSettings {
     /// Seconds between key refreshes.
     #[arg(long, env = "JWKS_REFRESH_SECONDS", default_value_t = 60)]
     pub refresh_seconds: u64,
+    /// Where our auth service lists revoked tokens (plain http), comma-separated:
+    /// `http://<auth>/revocations`. Without it a revoked token is accepted until it expires.
+    #[arg(long, env = "REVOCATION_URLS", value_delimiter = ',')]
+    pub revocation_urls: Vec<String>,
+    /// Seconds between refreshes of the revocations: a revoked token is refused everywhere
+    /// within about this long (plus one request to the auth service).
+    #[arg(long, env = "REVOCATION_REFRESH_SECONDS", default_value_t = 2.0)]
+    pub revocation_refresh_seconds: f64,
 }
 
 #[derive(Clone)]
@@ -47,6 +56,12 @@ pub struct Verifier {
     files: Vec<PathBuf>,
     /// When keys were last fetched because of an unknown key id (rate limit).
     last_forced: std::sync::Mutex<Option<Instant>>,
+    /// Subject -> its tokens issued before this time (`iat`, seconds) are refused. Checked
+    /// on every call, remembered tokens included, so a revocation reaches tokens already
+    /// verified.
+    revocations: RwLock<HashMap<String, i64>>,
+    revocation_urls: Vec<String>,
+    revocation_refresh: Duration,
     /// Tokens whose signature and claims were checked, so a client's next calls with the
     /// same token cost a lookup, not a signature check (the gateway and then the service
     /// each see every call). A hit is still refused once the token expires or its key is
@@ -56,6 +71,7 @@ pub struct Verifier {
 
 #[derive(Clone)]
 struct Verified {
+    /// `issued_at` included: checked against the revocations on every hit.
     identity: Identity,
     kid: String,
     exp: i64,
@@ -102,11 +118,24 @@ fn keys_of(set: &JwkSet) -> HashMap<String, Key> {
     keys
 }
 
+/// The revocations our auth service serves at `GET /revocations`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RevocationList {
+    pub revocations: Vec<Revocation>,
+}
+
+/// Every token of `subject` issued before `before` (`iat`, seconds since the epoch) is refused.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Revocation {
+    pub subject: String,
+    pub before: i64,
+}
+
 async fn fetch(url: &str) -> Result<Vec<u8>, String> {
     use http_body_util::BodyExt;
     let uri: http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
     if uri.scheme_str() != Some("http") {
-        return Err(format!("{url}: only http:// JWKS URLs are fetched; mount others with JWKS_FILES"));
+        return Err(format!("{url}: only http:// URLs are fetched; mount JWKS from elsewhere with JWKS_FILES"));
     }
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<http_body_util::Empty<bytes::Bytes>>();
@@ -121,16 +150,26 @@ async fn fetch(url: &str) -> Result<Vec<u8>, String> {
     Ok(body.to_bytes().to_vec())
 }
 
+fn non_empty(list: &[String]) -> Vec<String> {
+    list.iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect()
+}
+
 impl Verifier {
-    /// A verifier for the settings; call [`Self::refresh`] (or [`Self::spawn_refresh`]) to load keys.
+    /// A verifier for the settings; call [`Self::refresh`] (or [`Self::spawn_refresh`]) to
+    /// load keys and revocations.
     pub fn new(settings: &AuthSettings) -> Arc<Self> {
         Arc::new(Self {
             keys: RwLock::default(),
-            issuers: settings.issuers.iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),
+            issuers: non_empty(&settings.issuers),
             audience: settings.audience.clone(),
-            urls: settings.jwks_urls.iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),
+            urls: non_empty(&settings.jwks_urls),
             files: settings.jwks_files.iter().filter(|p| !p.as_os_str().is_empty()).cloned().collect(),
             last_forced: std::sync::Mutex::default(),
+            revocations: RwLock::default(),
+            revocation_urls: non_empty(&settings.revocation_urls),
+            revocation_refresh: Duration::try_from_secs_f64(settings.revocation_refresh_seconds)
+                .unwrap_or(Duration::from_secs(2))
+                .max(Duration::from_millis(100)),
             verified: std::sync::Mutex::default(),
         })
     }
@@ -144,8 +183,68 @@ impl Verifier {
             urls: Vec::new(),
             files: Vec::new(),
             last_forced: std::sync::Mutex::default(),
+            revocations: RwLock::default(),
+            revocation_urls: Vec::new(),
+            revocation_refresh: Duration::from_secs(2),
             verified: std::sync::Mutex::default(),
         })
+    }
+
+    /// Whether revocations are fetched (`REVOCATION_URLS`).
+    pub fn has_revocation_sources(&self) -> bool {
+        !self.revocation_urls.is_empty()
+    }
+
+    /// Replaces the revocations in force (the auth service sets its own from its store).
+    pub fn set_revocations(&self, list: &[Revocation]) {
+        let fresh = list.iter().map(|r| (r.subject.clone(), r.before)).collect();
+        *self.revocations.write().unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
+    }
+
+    /// Reloads the revocations from every URL; keeps the previous ones when a source
+    /// fails (an auth outage must not stop every service, nor forget a revocation).
+    ///
+    /// # Errors
+    /// The failures, joined.
+    pub async fn refresh_revocations(&self) -> Result<usize, String> {
+        let mut fresh: HashMap<String, i64> = HashMap::new();
+        let mut errors = Vec::new();
+        for url in &self.revocation_urls {
+            let parsed = fetch(url)
+                .await
+                .and_then(|b| serde_json::from_slice::<RevocationList>(&b).map_err(|e| format!("{url}: {e}")));
+            match parsed {
+                Ok(list) => {
+                    for r in list.revocations {
+                        let before = fresh.entry(r.subject).or_insert(r.before);
+                        *before = (*before).max(r.before);
+                    }
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        let n = fresh.len();
+        let mut held = self.revocations.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if errors.is_empty() {
+            *held = fresh;
+            Ok(n)
+        } else {
+            for (subject, before) in fresh {
+                let b = held.entry(subject).or_insert(before);
+                *b = (*b).max(before);
+            }
+            Err(errors.join("; "))
+        }
+    }
+
+    fn is_revoked(&self, identity: &Identity) -> bool {
+        let before = self
+            .revocations
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&identity.customer_id)
+            .copied();
+        crate::revoked(identity.issued_at, before)
     }
 
     pub fn has_sources(&self) -> bool {
@@ -187,8 +286,29 @@ impl Verifier {
         if errors.is_empty() { Ok(n) } else { Err(errors.join("; ")) }
     }
 
-    /// Refreshes the keys every `every` for as long as the process runs.
+    /// Refreshes the keys every `every`, and the revocations every
+    /// `REVOCATION_REFRESH_SECONDS`, for as long as the process runs.
     pub fn spawn_refresh(self: &Arc<Self>, every: Duration) {
+        if self.has_revocation_sources() {
+            let me = Arc::downgrade(self);
+            let interval = self.revocation_refresh;
+            tokio::spawn(async move {
+                let mut failing = false;
+                loop {
+                    let Some(v) = me.upgrade() else { return };
+                    match v.refresh_revocations().await {
+                        Err(e) if !failing => {
+                            tracing::warn!(error = %e, "revocations refresh failed; keeping the ones we have");
+                            failing = true;
+                        }
+                        Err(_) => {}
+                        Ok(_) => failing = false,
+                    }
+                    drop(v);
+                    tokio::time::sleep(interval).await;
+                }
+            });
+        }
         let me = Arc::downgrade(self);
         tokio::spawn(async move {
             loop {
@@ -207,7 +327,11 @@ impl Verifier {
     /// # Errors
     /// [`AuthError`] saying why the token is refused.
     pub fn verify(&self, token: &str) -> Result<Identity, AuthError> {
-        self.remembered(token).map_or_else(|| self.check(token), Ok)
+        let identity = self.remembered(token).map_or_else(|| self.check(token), Ok)?;
+        if self.is_revoked(&identity) {
+            return Err(AuthError::Revoked);
+        }
+        Ok(identity)
     }
 
     /// A token verified before that is still within its `exp` and whose key is still
@@ -261,7 +385,12 @@ impl Verifier {
             return Err(AuthError::Malformed);
         }
         let exp = data.claims.exp;
-        let identity = Identity { role: data.claims.role(), customer_id: data.claims.sub, token: token.to_owned() };
+        let identity = Identity {
+            role: data.claims.role(),
+            customer_id: data.claims.sub,
+            token: token.to_owned(),
+            issued_at: data.claims.iat,
+        };
         self.remember(token, Verified { identity: identity.clone(), kid, exp });
         Ok(identity)
     }
@@ -485,6 +614,8 @@ mod tests {
             jwks_urls: vec![],
             jwks_files: vec![file.clone()],
             refresh_seconds: 60,
+            revocation_urls: vec![],
+            revocation_refresh_seconds: 2.0,
         };
         let v = Verifier::new(&settings);
         v.refresh().await.unwrap();
@@ -501,6 +632,66 @@ mod tests {
         std::fs::write(&file, serde_json::to_vec(&fixture().issuer.ring.jwks().unwrap()).unwrap()).unwrap();
         v.refresh().await.unwrap();
         assert_eq!(v.verify(&long), Err(AuthError::UnknownKey), "the withdrawn key's tokens are no longer accepted");
+    }
+
+    #[test]
+    fn a_revocation_refuses_earlier_tokens_even_remembered_ones_and_not_later_ones() {
+        let f = fixture();
+        let (old, _) = f.issuer.issue("c-11", Role::Player).unwrap();
+        let (other, _) = f.issuer.issue("c-12", Role::Player).unwrap();
+        assert_eq!(f.verifier.verify(&old).unwrap().customer_id, "c-11", "verified and remembered");
+        // Revoked in this very second: recorded as "before the next second".
+        let before = chrono::Utc::now().timestamp() + 1;
+        f.verifier.set_revocations(&[Revocation { subject: "c-11".into(), before }]);
+        assert_eq!(f.verifier.verify(&old), Err(AuthError::Revoked), "the remembered token too");
+        assert!(f.verifier.verify(&other).is_ok(), "another subject's token is untouched");
+        // A token issued after the revocation, still within its second, carries iat >= before.
+        let (new, _) = f.issuer.issue_with("c-11", Role::Player, Duration::from_secs(60), Some(before)).unwrap();
+        assert_eq!(f.verifier.verify(&new).unwrap().issued_at, before);
+        f.verifier.set_revocations(&[]);
+        assert!(f.verifier.verify(&old).is_ok(), "lifted");
+        assert!(crate::revoked(10, Some(11)) && !crate::revoked(11, Some(11)) && !crate::revoked(1, None));
+    }
+
+    #[tokio::test]
+    async fn revocations_come_from_the_auth_service_and_survive_its_outage() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let body = serde_json::to_string(&RevocationList {
+            revocations: vec![Revocation { subject: "c-11".into(), before: i64::MAX }],
+        })
+        .unwrap();
+        // Answers one request, then goes away.
+        tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = conn.read(&mut buf).await;
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            conn.write_all(answer.as_bytes()).await.unwrap();
+        });
+        let f = fixture();
+        let settings = AuthSettings {
+            issuers: vec!["game-rewards".into()],
+            audience: "game-rewards".into(),
+            jwks_urls: vec![],
+            jwks_files: vec![],
+            refresh_seconds: 60,
+            revocation_urls: vec![format!("http://{addr}/revocations")],
+            revocation_refresh_seconds: 2.0,
+        };
+        let v = Verifier::new(&settings);
+        v.set_revocations(&[]);
+        *v.keys.write().unwrap() = keys_of(&f.issuer.ring.jwks().unwrap());
+        let (token, _) = f.issuer.issue("c-11", Role::Player).unwrap();
+        assert!(v.verify(&token).is_ok());
+        assert_eq!(v.refresh_revocations().await, Ok(1));
+        assert_eq!(v.verify(&token), Err(AuthError::Revoked));
+        assert!(v.refresh_revocations().await.is_err(), "the server is gone");
+        assert_eq!(v.verify(&token), Err(AuthError::Revoked), "the revocation is kept through the outage");
     }
 
     #[test]

@@ -10,11 +10,19 @@
 //! - [`convert`] — timestamps.
 //! - [`auth`] — the authentication layer and the authorisation checks of handlers.
 //! - [`peer`] — the client's address behind trusted proxies.
+//! - [`service_token`] — a service's own token (its service account) for internal calls.
+//! - [`guard`] — the framing check of every request (one whole message, within the limit).
+//! - [`codec`] — the servers' codec: a request that does not decode is `INVALID_ARGUMENT`.
+//! - [`methods`] — each method's shape (streaming or not), from the compiled contracts.
 
 pub mod auth;
+pub mod codec;
 pub mod convert;
+pub mod guard;
+pub mod methods;
 pub mod peer;
 pub mod server;
+pub mod service_token;
 pub mod status;
 pub mod telemetry;
 
@@ -24,41 +32,56 @@ pub mod pb {
     pub mod mission {
         pub mod v1 {
             tonic::include_proto!("game.mission.v1");
+            include!(concat!(env!("OUT_DIR"), "/server/game.mission.v1.rs"));
         }
     }
     pub mod reward {
         pub mod v1 {
             tonic::include_proto!("game.reward.v1");
+            include!(concat!(env!("OUT_DIR"), "/server/game.reward.v1.rs"));
         }
     }
     pub mod wallet {
         pub mod v1 {
             tonic::include_proto!("game.wallet.v1");
+            include!(concat!(env!("OUT_DIR"), "/server/game.wallet.v1.rs"));
         }
     }
     pub mod mypage {
         pub mod v1 {
             tonic::include_proto!("game.mypage.v1");
+            include!(concat!(env!("OUT_DIR"), "/server/game.mypage.v1.rs"));
         }
     }
     pub mod gift {
         pub mod v1 {
             tonic::include_proto!("game.gift.v1");
+            include!(concat!(env!("OUT_DIR"), "/server/game.gift.v1.rs"));
         }
     }
     pub mod notification {
         pub mod v1 {
             tonic::include_proto!("game.notification.v1");
+            include!(concat!(env!("OUT_DIR"), "/server/game.notification.v1.rs"));
         }
     }
     pub mod auth {
         pub mod v1 {
             tonic::include_proto!("game.auth.v1");
+            include!(concat!(env!("OUT_DIR"), "/server/game.auth.v1.rs"));
         }
     }
     pub mod events {
         pub mod v1 {
             tonic::include_proto!("game.events.v1");
+        }
+    }
+
+    /// The health service's server, generated with our request codec (its messages are
+    /// tonic-health's).
+    pub mod health {
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/server/grpc.health.v1.rs"));
         }
     }
 

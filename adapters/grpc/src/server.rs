@@ -33,6 +33,11 @@ pub struct ServerSettings {
     /// Seconds between readiness checks of the database and NATS.
     #[arg(long, env = "READINESS_INTERVAL_SECONDS", default_value_t = 1.0)]
     pub readiness_interval_seconds: f64,
+    /// Largest request message accepted, in bytes (larger: RESOURCE_EXHAUSTED); at most
+    /// 4 MiB, tonic's own limit.
+    #[arg(long, env = "MAX_REQUEST_BYTES", default_value_t = crate::guard::DEFAULT_MAX_REQUEST_BYTES,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::guard::DEFAULT_MAX_REQUEST_BYTES)))]
+    pub max_request_bytes: u32,
 }
 
 impl ServerSettings {
@@ -58,7 +63,12 @@ pub struct Server {
     /// Services listed by reflection, when not just `names` (the gateway lists everyone's).
     reflection: Option<Vec<&'static str>>,
     cors: Option<tower_http::cors::CorsLayer>,
+    pages: Option<Pages>,
 }
+
+/// Answers every plain HTTP GET and HEAD, before authentication: the gateway's web page
+/// (its files are public). gRPC and grpc-web are POSTs and never reach it.
+pub type Pages = Arc<dyn Fn(&http::Request<Body>) -> http::Response<Body> + Send + Sync>;
 
 impl Server {
     pub fn new(settings: ServerSettings, routes: Routes, names: Vec<&'static str>, probe: Probe) -> Self {
@@ -72,7 +82,15 @@ impl Server {
             auth: None,
             reflection: None,
             cors: None,
+            pages: None,
         }
+    }
+
+    /// Serves a web page: every GET and HEAD goes to `pages` instead of the routes.
+    #[must_use]
+    pub fn with_pages(mut self, pages: Pages) -> Self {
+        self.pages = Some(pages);
+        self
     }
 
     /// Lists `names` in server reflection instead of the services whose health we report.
@@ -103,7 +121,18 @@ impl Server {
         } else {
             tracing::warn!("no JWKS_URLS or JWKS_FILES: every protected call will be refused");
         }
+        if !verifier.has_revocation_sources() {
+            tracing::warn!("no REVOCATION_URLS: a revoked token is accepted here until it expires");
+        }
         self.auth = Some(crate::auth::AuthLayer::new(verifier, public));
+        self
+    }
+
+    /// Methods (path prefixes, e.g. a whole internal service) only callers with the role
+    /// `service` may call; call after [`Self::with_auth`].
+    #[must_use]
+    pub fn with_internal(mut self, internal: &[&str]) -> Self {
+        self.auth = self.auth.map(|a| a.internal(internal));
         self
     }
 
@@ -118,7 +147,7 @@ impl Server {
     /// # Errors
     /// When the address cannot be bound or the server fails.
     pub async fn run(self, external: CancellationToken) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        let Self { settings, routes, names, probe, stopping, mut tasks, auth, reflection: listed, cors } = self;
+        let Self { settings, routes, names, probe, stopping, mut tasks, auth, reflection: listed, cors, pages } = self;
         let listed = listed.unwrap_or_else(|| names.clone());
         let listener = TcpListener::bind(settings.listen)
             .await
@@ -129,7 +158,8 @@ impl Server {
         let _ = std::io::stdout().flush();
         tracing::info!(%addr, services = ?names, "serving");
 
-        let (reporter, health) = tonic_health::server::health_reporter();
+        let reporter = HealthReporter::new();
+        let health = health_server(&reporter);
         for name in &names {
             reporter.set_service_status(*name, ServingStatus::NotServing).await;
         }
@@ -151,8 +181,10 @@ impl Server {
         let serve = tonic::transport::Server::builder()
             .accept_http1(true)
             .layer(tower::util::option_layer(cors))
-            .layer(WebLayer)
+            .layer(WebLayer { pages })
             .layer(tower::util::option_layer(auth))
+            // After authentication: a caller without a token does not get its body read.
+            .layer(crate::guard::GuardLayer::new(settings.max_request_bytes))
             .add_routes(routes)
             .serve_with_incoming_shutdown(incoming(listener), server_stop.cancelled_owned());
         let mut serve = tokio::spawn(serve);
@@ -196,6 +228,34 @@ fn incoming(listener: TcpListener) -> impl tokio_stream::Stream<Item = std::io::
         conn.set_nodelay(true)?;
         Ok(conn)
     })
+}
+
+/// The gRPC health service (tonic-health's), served through our generated server so
+/// that its requests are read like every other (see `build.rs`).
+fn health_server(reporter: &HealthReporter) -> crate::pb::health::v1::health_server::HealthServer<Health> {
+    let service = tonic_health::server::HealthService::from_health_reporter(reporter.clone());
+    crate::pb::health::v1::health_server::HealthServer::new(Health(service))
+}
+
+pub struct Health(tonic_health::server::HealthService);
+
+#[tonic::async_trait]
+impl crate::pb::health::v1::health_server::Health for Health {
+    async fn check(
+        &self,
+        req: tonic::Request<tonic_health::pb::HealthCheckRequest>,
+    ) -> Result<tonic::Response<tonic_health::pb::HealthCheckResponse>, tonic::Status> {
+        tonic_health::pb::health_server::Health::check(&self.0, req).await
+    }
+
+    type WatchStream = tonic_health::server::WatchStream;
+
+    async fn watch(
+        &self,
+        req: tonic::Request<tonic_health::pb::HealthCheckRequest>,
+    ) -> Result<tonic::Response<Self::WatchStream>, tonic::Status> {
+        tonic_health::pb::health_server::Health::watch(&self.0, req).await
+    }
 }
 
 /// Reflection lists only this service's own APIs and health.
@@ -300,15 +360,35 @@ mod tests {
     }
 }
 
+/// When a request reached our first layer, in its extensions: tonic's server starts the
+/// client's `grpc-timeout` at the same moment, so a deadline of ours counted from here
+/// ends no later than tonic's (the gateway's upstream deadline does).
+#[derive(Debug, Clone, Copy)]
+pub struct Arrival(pub tokio::time::Instant);
+
+fn is_grpc_web<B>(req: &http::Request<B>) -> bool {
+    req.headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/grpc-web"))
+}
+
 /// grpc-web for browsers, without tonic-web's refusal of every other HTTP/1.1 request:
-/// plain HTTP/1.1 (the auth service's JWKS) goes straight to the routes.
-#[derive(Clone, Copy)]
-pub struct WebLayer;
+/// plain HTTP/1.1 (the auth service's JWKS) goes straight to the routes, and GET/HEAD to
+/// the web page when there is one. Also stamps each request with its [`Arrival`].
+#[derive(Clone)]
+pub struct WebLayer {
+    pages: Option<Pages>,
+}
 
 impl<S: Clone> tower::Layer<S> for WebLayer {
     type Service = Web<S>;
     fn layer(&self, inner: S) -> Web<S> {
-        Web { web: tower::Layer::layer(&tonic_web::GrpcWebLayer::new(), inner.clone()), plain: inner }
+        Web {
+            web: tower::Layer::layer(&tonic_web::GrpcWebLayer::new(), inner.clone()),
+            plain: inner,
+            pages: self.pages.clone(),
+        }
     }
 }
 
@@ -316,6 +396,7 @@ impl<S: Clone> tower::Layer<S> for WebLayer {
 pub struct Web<S> {
     web: tonic_web::GrpcWebService<S>,
     plain: S,
+    pages: Option<Pages>,
 }
 
 type Body = tonic::body::Body;
@@ -334,12 +415,17 @@ where
         self.plain.poll_ready(cx)
     }
 
-    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
-        let grpc_web = req
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.starts_with("application/grpc-web"));
+    fn call(&mut self, mut req: http::Request<Body>) -> Self::Future {
+        // A page for a browser's GET; a grpc-web GET goes on to tonic-web (which refuses it).
+        if let Some(pages) = &self.pages
+            && matches!(*req.method(), http::Method::GET | http::Method::HEAD)
+            && !is_grpc_web(&req)
+        {
+            let page = pages(&req);
+            return Box::pin(std::future::ready(Ok(page)));
+        }
+        req.extensions_mut().insert(Arrival(tokio::time::Instant::now()));
+        let grpc_web = is_grpc_web(&req);
         let preflight = req.method() == http::Method::OPTIONS;
         if req.version() == http::Version::HTTP_2 || grpc_web || preflight {
             let web = self.web.clone();

@@ -18,7 +18,7 @@ use crate::envelope;
 use crate::streams::{self, StreamSpec};
 
 /// A durable consumer: its name is `<consumer-context>-<policy>`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConsumerSpec {
     pub stream: StreamSpec,
     pub durable: &'static str,
@@ -102,16 +102,18 @@ pub async fn run<H: Handler>(
     }
 }
 
-/// Creates (or binds) the durable consumer.
+/// Creates (or binds) the durable consumer on the producer's stream, which it waits for
+/// rather than creates (a reader has no right over another role's stream), and makes
+/// sure the dead-letter stream exists.
 ///
 /// # Errors
-/// When JetStream cannot be reached.
+/// When the producer's stream does not exist yet, or JetStream cannot be reached.
 pub async fn bind(
     js: &jetstream::Context,
     settings: &NatsSettings,
     spec: ConsumerSpec,
 ) -> Result<jetstream::consumer::Consumer<pull::Config>, String> {
-    let stream = streams::ensure(js, spec.stream, settings.stream_replicas).await?;
+    let stream = streams::existing(js, spec.stream).await?;
     streams::ensure(js, streams::DEAD_LETTER, settings.stream_replicas).await?;
     stream
         .get_or_create_consumer(
@@ -301,7 +303,7 @@ async fn dead_letter(
     headers.insert(DEAD_LETTER_CONSUMER, spec.durable);
     headers.insert(DEAD_LETTER_SUBJECT, message.subject.as_str());
     let publish = PublishMessage::build().payload(message.payload.clone()).headers(headers);
-    js.send_publish(format!("game.deadletter.{}", spec.durable), publish)
+    js.send_publish(streams::dead_letter_subject(spec.durable), publish)
         .await
         .map_err(|e| e.to_string())?
         .await

@@ -8,13 +8,19 @@
 //! - [`consumer`] — durable pull consumers with explicit ack after commit, bounded
 //!   redelivery with backoff, and a dead-letter stream for poison messages.
 //! - [`kv`] — key-value buckets that work on nats-server 2.9.
+//! - [`roles`] — each service's stream, consumers and buckets: the one table.
+//! - [`access`] — each role's permissions, the server configuration and the NKEY
+//!   credentials that enforce them.
 
+pub mod access;
 pub mod consumer;
 pub mod envelope;
 pub mod kv;
 pub mod relay;
+pub mod roles;
 pub mod streams;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 pub use async_nats;
@@ -33,28 +39,78 @@ pub struct NatsSettings {
     /// Seconds a delivered event may stay unacknowledged before it is redelivered.
     #[arg(long = "ack-wait-seconds", env = "CONSUMER_ACK_WAIT_SECONDS", default_value_t = 30)]
     pub ack_wait_seconds: u64,
+    /// The file holding this service's NKEY seed (`SU...`), its credentials on the bus.
+    /// Without it the service connects anonymously (a server without authentication).
+    #[arg(long = "nats-nkey-seed-file", env = "NATS_NKEY_SEED_FILE")]
+    pub nkey_seed_file: Option<PathBuf>,
 }
 
-/// Connects in the background: a service starts (and reports NOT_SERVING) even while
-/// NATS is down, and reconnects for ever.
+/// Why a connection to NATS could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("NATS_NKEY_SEED_FILE {path}: {reason}")]
+    Seed { path: PathBuf, reason: String },
+    /// The server refused the credentials (or their absence).
+    #[error("NATS_NKEY_SEED_FILE: the server refused this service's credentials ({0})")]
+    Refused(async_nats::ConnectError),
+    #[error("NATS_URL: {0}")]
+    Url(#[from] async_nats::ConnectError),
+}
+
+/// Connects as `name`. When NATS answers at start, wrong credentials are an error (the
+/// process stops, naming the setting); when it does not, the connection is made in the
+/// background: a service starts (and reports NOT_SERVING) while NATS is down, and
+/// reconnects for ever. It authenticates with its seed when it has one, and receives
+/// replies under its role's own inbox prefix ([`roles::inbox_prefix`]), the only place
+/// its permissions let it subscribe.
 ///
 /// # Errors
-/// When the URL is malformed.
-pub async fn connect(settings: &NatsSettings, name: &str) -> Result<async_nats::Client, async_nats::ConnectError> {
-    async_nats::ConnectOptions::new()
-        .name(name)
-        .retry_on_initial_connect()
-        .max_reconnects(None)
-        .connection_timeout(Duration::from_secs(2))
-        .event_callback(|event| async move {
-            match event {
-                async_nats::Event::Connected => tracing::info!("NATS connected"),
-                async_nats::Event::Disconnected => tracing::warn!("NATS disconnected"),
-                other => tracing::debug!(%other, "NATS event"),
+/// When the seed file cannot be read or holds no user seed, the server refuses the
+/// credentials, or the URL is malformed.
+pub async fn connect(settings: &NatsSettings, name: &str) -> Result<async_nats::Client, ConnectError> {
+    let seed = match &settings.nkey_seed_file {
+        None => None,
+        Some(path) => {
+            let seed = std::fs::read_to_string(path)
+                .map_err(|e| ConnectError::Seed { path: path.clone(), reason: e.to_string() })?;
+            let seed = seed.trim().to_owned();
+            access::user_key(&seed).map_err(|reason| ConnectError::Seed { path: path.clone(), reason })?;
+            Some(seed)
+        }
+    };
+    let options = || {
+        let options = match &seed {
+            Some(seed) => async_nats::ConnectOptions::with_nkey(seed.clone()),
+            None => async_nats::ConnectOptions::new(),
+        };
+        options
+            .name(name)
+            .custom_inbox_prefix(roles::inbox_prefix(name))
+            .max_reconnects(None)
+            .connection_timeout(Duration::from_secs(2))
+            .event_callback(|event| async move {
+                match event {
+                    async_nats::Event::Connected => tracing::info!("NATS connected"),
+                    async_nats::Event::Disconnected => tracing::warn!("NATS disconnected"),
+                    // Every publish or subscription outside this role's permissions: the
+                    // server drops those silently (a publish returns Ok, a JetStream call
+                    // times out), and this error is the only trace.
+                    async_nats::Event::ServerError(e) => tracing::error!(error = %e, "NATS refused"),
+                    other => tracing::debug!(%other, "NATS event"),
+                }
+            })
+    };
+    match options().connect(&settings.url).await {
+        Ok(client) => Ok(client),
+        Err(e) => match e.kind() {
+            async_nats::ConnectErrorKind::AuthorizationViolation | async_nats::ConnectErrorKind::Authentication => {
+                Err(ConnectError::Refused(e))
             }
-        })
-        .connect(&settings.url)
-        .await
+            async_nats::ConnectErrorKind::ServerParse => Err(ConnectError::Url(e)),
+            // Not reachable now: keep trying in the background.
+            _ => Ok(options().retry_on_initial_connect().connect(&settings.url).await?),
+        },
+    }
 }
 
 /// Whether the connection to NATS is up.
@@ -69,17 +125,22 @@ pub async fn responsive(client: &async_nats::Client, timeout: Duration) -> bool 
 }
 
 /// A private nats-server per test: own port, own store directory, killed on drop.
-/// It can be stopped and started again on the same port and data.
+/// It can be stopped and started again on the same port and data. Started
+/// [`secured`](testing::NatsServer::start_secured), it runs with the authorisation
+/// `gamectl up` gives it: every role's credentials and permissions from [`access`].
 pub mod testing {
     use std::net::TcpListener;
-    use std::path::PathBuf;
+    use std::path::{Path, PathBuf};
     use std::process::{Child, Command, Stdio};
     use std::time::{Duration, Instant};
+
+    use crate::access::{self, Credentials};
 
     pub struct NatsServer {
         pub port: u16,
         dir: tempfile::TempDir,
         child: Option<Child>,
+        credentials: Option<Credentials>,
     }
 
     /// A port free right now on loopback.
@@ -92,10 +153,27 @@ pub mod testing {
     }
 
     impl NatsServer {
+        /// A server anyone may use, as a developer's plain nats-server.
+        ///
         /// # Panics
         /// When nats-server is not installed or does not come up.
         pub fn start() -> Self {
-            let mut s = Self { port: free_port(), dir: tempfile::tempdir().expect("temp dir"), child: None };
+            Self::launch(false)
+        }
+
+        /// A server that refuses anonymous clients and holds every role to its
+        /// permissions; the operator user may do anything.
+        ///
+        /// # Panics
+        /// When nats-server is not installed or does not come up.
+        pub fn start_secured() -> Self {
+            Self::launch(true)
+        }
+
+        fn launch(secured: bool) -> Self {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let credentials = secured.then(|| Credentials::ensure(&dir.path().join("auth")).expect("NATS credentials"));
+            let mut s = Self { port: free_port(), dir, child: None, credentials };
             s.resume();
             s
         }
@@ -108,15 +186,58 @@ pub mod testing {
             self.dir.path().to_path_buf()
         }
 
-        /// Starts the server again (same port, same JetStream data).
+        /// The credentials, when secured.
+        pub fn credentials(&self) -> Option<&Credentials> {
+            self.credentials.as_ref()
+        }
+
+        /// The environment a service of `role` needs to reach this server: `NATS_URL`,
+        /// and its `NATS_NKEY_SEED_FILE` when the server is secured.
+        pub fn service_env(&self, role: &str) -> Vec<(&'static str, String)> {
+            let mut env = vec![("NATS_URL", self.url())];
+            if let Some(c) = &self.credentials
+                && crate::roles::find(role).is_some()
+            {
+                env.push(("NATS_NKEY_SEED_FILE", c.seed_file(role).display().to_string()));
+            }
+            env
+        }
+
+        /// What the server wrote to its log (permission violations among it).
+        pub fn log(&self) -> String {
+            std::fs::read_to_string(self.dir.path().join("nats-server.log")).unwrap_or_default()
+        }
+
+        /// A client acting as `user` (a role, or [`access::OPERATOR`]; anonymous when
+        /// the server is not secured), and the errors the server sends it.
+        ///
+        /// # Errors
+        /// When the server refuses the connection.
+        pub async fn connect_as(&self, user: &str) -> Result<(async_nats::Client, ServerErrors), String> {
+            let seed = self.credentials.as_ref().map(|c| c.seed_file(user));
+            connect_as(&self.url(), user, seed.as_deref()).await
+        }
+
+        /// A client that may do anything: the operator (anonymous on an open server).
+        ///
+        /// # Panics
+        /// When the server refuses it.
+        pub async fn operator(&self) -> async_nats::Client {
+            self.connect_as(access::OPERATOR).await.expect("operator connects").0
+        }
+
+        /// Starts the server again (same port, same JetStream data, same credentials).
         ///
         /// # Panics
         /// When it does not come up within 10 s.
         pub fn resume(&mut self) {
             assert!(self.child.is_none(), "already running");
-            let child = Command::new(binary())
-                .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
-                .arg(self.dir.path())
+            let mut command = Command::new(binary());
+            command.args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"]).arg(self.dir.path());
+            if let Some(c) = &self.credentials {
+                command.args(c.server_flags()).arg("-l").arg(self.dir.path().join("nats-server.log"));
+            }
+            let child = command
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
@@ -136,6 +257,41 @@ pub mod testing {
                 let _ = c.wait();
             }
         }
+    }
+
+    /// What a server reports to a client: permission violations, mostly.
+    pub type ServerErrors = tokio::sync::mpsc::UnboundedReceiver<async_nats::ServerError>;
+
+    /// A client acting as `user` with the seed in `seed_file` (anonymous without one),
+    /// under the role's own inbox prefix as a service would be, and the errors the
+    /// server sends it: to try, as an attacker holding some credentials would, what the
+    /// server lets them do.
+    ///
+    /// # Errors
+    /// When the seed cannot be read or the server refuses the connection.
+    pub async fn connect_as(
+        url: &str,
+        user: &str,
+        seed_file: Option<&Path>,
+    ) -> Result<(async_nats::Client, ServerErrors), String> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut options = async_nats::ConnectOptions::new().event_callback(move |event| {
+            let tx = tx.clone();
+            async move {
+                if let async_nats::Event::ServerError(e) = event {
+                    let _ = tx.send(e);
+                }
+            }
+        });
+        if let Some(path) = seed_file {
+            let seed = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            options = options.nkey(seed.trim().to_owned());
+        }
+        if user != access::OPERATOR {
+            options = options.custom_inbox_prefix(crate::roles::inbox_prefix(user));
+        }
+        let client = options.connect(url).await.map_err(|e| e.to_string())?;
+        Ok((client, rx))
     }
 
     impl Drop for NatsServer {

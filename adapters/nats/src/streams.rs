@@ -30,7 +30,13 @@ pub mod subject {
     pub const NOTIFICATION_SENT: &str = "game.notification.v1.sent";
 }
 
-/// Creates the stream if it does not exist (whoever comes first, with the same config).
+/// Where a durable consumer dead-letters the events it can never handle.
+pub fn dead_letter_subject(durable: &str) -> String {
+    format!("game.deadletter.{durable}")
+}
+
+/// Creates the stream if it does not exist (its owner, or for [`DEAD_LETTER`] whoever
+/// comes first, with the same config).
 ///
 /// # Errors
 /// When JetStream cannot be reached or refuses the config.
@@ -46,4 +52,13 @@ pub async fn ensure(js: &jetstream::Context, spec: StreamSpec, replicas: usize) 
     })
     .await
     .map_err(|e| format!("stream {}: {e}", spec.name))
+}
+
+/// The stream, once its owner created it: a reader looks it up (INFO) and never creates
+/// it, so it needs no right over another role's stream.
+///
+/// # Errors
+/// When it does not exist (yet), or JetStream cannot be reached.
+pub async fn existing(js: &jetstream::Context, spec: StreamSpec) -> Result<stream::Stream, String> {
+    js.get_stream(spec.name).await.map_err(|e| format!("stream {} (created by its publisher): {e}", spec.name))
 }

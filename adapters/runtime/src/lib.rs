@@ -33,9 +33,11 @@ pub struct Nats {
     pub settings: NatsSettings,
 }
 
-/// Connects to NATS as `name`, or exits when the URL is malformed.
+/// Connects to NATS as `name`, or exits when the URL is malformed or the credentials
+/// are unusable or refused.
 pub async fn connect_nats(settings: &NatsSettings, name: &str) -> Nats {
-    let client = nats_adapter::connect(settings, name).await.unwrap_or_else(|e| server::fail("NATS_URL", &e));
+    let client =
+        nats_adapter::connect(settings, name).await.unwrap_or_else(|e| server::fail("cannot connect to NATS", &e));
     Nats { js: jetstream::new(client.clone()), client, settings: settings.clone() }
 }
 
@@ -47,6 +49,7 @@ pub struct Runtime {
     auth: auth_adapter::AuthSettings,
     service_name: &'static str,
     public: Vec<&'static str>,
+    internal: Vec<&'static str>,
     routes: tonic::service::Routes,
     db: Option<Store>,
     nats: Option<Nats>,
@@ -73,6 +76,7 @@ impl Runtime {
             auth: auth.clone(),
             service_name,
             public: Vec::new(),
+            internal: Vec::new(),
             routes,
             db,
             nats,
@@ -86,6 +90,14 @@ impl Runtime {
     #[must_use]
     pub fn public(mut self, paths: &[&'static str]) -> Self {
         self.public.extend_from_slice(paths);
+        self
+    }
+
+    /// Methods only our own services may call (a token with the role `service`), as gRPC
+    /// path prefixes: e.g. a whole internal service, `/game.gift.v1.GiftIssuingService/`.
+    #[must_use]
+    pub fn internal(mut self, paths: &[&'static str]) -> Self {
+        self.internal.extend_from_slice(paths);
         self
     }
 
@@ -149,11 +161,9 @@ impl Runtime {
         });
         let verifier = auth_adapter::Verifier::new(&self.auth);
         let refresh = Duration::from_secs(self.auth.refresh_seconds);
-        let mut server = Server::new(self.settings, self.routes, vec![self.service_name], probe).with_auth(
-            verifier,
-            refresh,
-            &self.public,
-        );
+        let mut server = Server::new(self.settings, self.routes, vec![self.service_name], probe)
+            .with_auth(verifier, refresh, &self.public)
+            .with_internal(&self.internal);
         server.stopping = self.stopping;
         for task in self.tasks {
             server.spawn(task);

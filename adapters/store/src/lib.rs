@@ -127,6 +127,38 @@ fn discard_if_broken<T>(conn: deadpool::managed::Object<connection::Manager>, re
     }
 }
 
+/// A SQLite database (password hashes, customers' data) is readable by its owner only:
+/// the file is created 0600 before SQLite opens it, and SQLite gives its `-wal` and
+/// `-shm` files the database's mode. A database made looser by an earlier version is
+/// made private.
+#[cfg(unix)]
+fn private_sqlite_files(db: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    if db.as_os_str() == ":memory:" || db.to_string_lossy().starts_with("file:") {
+        return Ok(());
+    }
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(db) {
+        Ok(_) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let file = std::path::PathBuf::from(format!("{}{suffix}", db.display()));
+        match std::fs::metadata(&file) {
+            Ok(m) if m.permissions().mode() & 0o077 != 0 => {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn private_sqlite_files(_: &std::path::Path) -> std::io::Result<()> {
+    Ok(())
+}
+
 impl Store {
     /// Opens the database named by `url` (`sqlite://path`, a plain path, or
     /// `postgres://…`), runs the shared and the service's migrations, and pools it.
@@ -136,10 +168,11 @@ impl Store {
     pub async fn open(url: &str, migrations: Migrations) -> Result<Self, OpenError> {
         let url = DatabaseUrl::parse(url).map_err(OpenError::Url)?;
         let backend = url.backend();
-        if let DatabaseUrl::Sqlite(path) = &url
-            && let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(dir).map_err(|e| OpenError::Connect(format!("{}: {e}", dir.display())))?;
+        if let DatabaseUrl::Sqlite(path) = &url {
+            if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| OpenError::Connect(format!("{}: {e}", dir.display())))?;
+            }
+            private_sqlite_files(std::path::Path::new(path)).map_err(|e| OpenError::Connect(format!("{path}: {e}")))?;
         }
         let pool = Pool::builder(Manager::new(url.clone(), Runtime::Tokio1))
             .max_size(match backend {

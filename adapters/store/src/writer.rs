@@ -123,7 +123,7 @@ fn serve(url: &DatabaseUrl, units: &mpsc::Receiver<Box<dyn Unit>>) {
             // Start the next batch on a fresh connection if this one is left unusable.
             if conn
                 .as_mut()
-                .is_some_and(|c| <AnyConnection as Connection>::TransactionManager::is_broken_transaction_manager(c))
+                .is_some_and(<AnyConnection as Connection>::TransactionManager::is_broken_transaction_manager)
             {
                 conn = None;
             }

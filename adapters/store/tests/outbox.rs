@@ -121,3 +121,25 @@ store_adapter::on_both_backends!(
     the_inbox_refuses_an_event_twice,
     concurrent_writes_succeed_or_fail_one_by_one
 );
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_sqlite_database_and_its_wal_and_shm_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let db = TestDatabase::sqlite();
+    let path = std::path::PathBuf::from(db.url.strip_prefix("sqlite://").unwrap());
+    let store = open(&db).await;
+    store.write(move |c| outbox::append(c, &[message(1)])).await.unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
+    // One an earlier version left readable by everyone is made private when opened.
+    let old = TestDatabase::sqlite();
+    let path = std::path::PathBuf::from(old.url.strip_prefix("sqlite://").unwrap());
+    std::fs::write(&path, b"").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let _store = open(&old).await;
+    assert_eq!(mode(&path), 0o600);
+}

@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`CustomerId`], [`parse_id`]: identifiers, validated once at the edge.
+//! - [`request_id`], [`RequestReused`]: clients' idempotency keys and their one rule.
 //! - [`EventMeta`], [`Envelope`]: what travels with every domain event (correlation,
 //!   causation, trace context).
 //! - [`Inbound`]: the identity of an event being handled, for idempotent consumers.
@@ -83,6 +84,13 @@ pub fn request_id(raw: &str) -> Result<(), ValidationError> {
     }
     Ok(())
 }
+
+/// A client's idempotency key sent again with different parameters. Payment APIs treat
+/// it as a mistake, not as a new request nor as a repeat: answering the first result
+/// would tell the client its new request succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("request id already used for another request")]
+pub struct RequestReused;
 
 /// Parses an id we generated (a UUID) from client input.
 ///

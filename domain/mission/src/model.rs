@@ -118,6 +118,9 @@ pub enum MissionEvent {
 pub enum MissionRefusal {
     #[error("mission {mission} already recorded reward {recorded}, not {offered}")]
     OtherRewardRecorded { mission: Uuid, recorded: Uuid, offered: Uuid },
+    /// The customer's request id achieved another mission code.
+    #[error(transparent)]
+    RequestReused(#[from] kernel::RequestReused),
 }
 
 impl Mission {

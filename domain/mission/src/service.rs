@@ -42,6 +42,12 @@ pub struct MissionService<R> {
     catalog: Catalog,
 }
 
+/// The answer to a request id that already achieved `first`: the first mission again when
+/// it is the same request, a refusal when the id came back with another mission code.
+fn same_request(first: Mission, cmd: &AchieveMission) -> Result<Mission, MissionError> {
+    if first.code == cmd.code { Ok(first) } else { Err(MissionRefusal::from(kernel::RequestReused).into()) }
+}
+
 impl<R: MissionRepository> MissionService<R> {
     pub fn new(repo: R, catalog: Catalog) -> Self {
         Self { repo, catalog }
@@ -71,7 +77,8 @@ impl<R: MissionRepository> MissionService<R> {
     ///
     /// # Errors
     /// `Invalid` for an unknown mission code; `Rule` when the rules refuse it (who reports,
-    /// window, prerequisites, cap); `Unavailable` when the store is down.
+    /// window, prerequisites, cap); `Refused(RequestReused)` when the request id achieved
+    /// another mission code; `Unavailable` when the store is down.
     pub async fn achieve(&self, cmd: AchieveMission, traceparent: Option<String>) -> Result<Mission, MissionError> {
         let mut cmd = cmd;
         if cmd.request_id.is_empty() {
@@ -94,7 +101,7 @@ impl<R: MissionRepository> MissionService<R> {
                 // A retry of a request that was accepted is answered as the first time.
                 Err(refusal) if !refusal.is_permission() => {
                     return match self.repo.find_by_request(&cmd.customer_id, &cmd.request_id).await? {
-                        Some(first) => Ok(first),
+                        Some(first) => same_request(first, &cmd),
                         None => Err(refusal.into()),
                     };
                 }
@@ -109,7 +116,7 @@ impl<R: MissionRepository> MissionService<R> {
                 // otherwise someone else took the slot, so decide again on what is there now.
                 Err(StoreError::Duplicate) => {
                     if let Some(first) = self.repo.find_by_request(&cmd.customer_id, &cmd.request_id).await? {
-                        return Ok(first);
+                        return same_request(first, &cmd);
                     }
                     history = self.history(&cmd, rule, now).await?;
                 }
@@ -449,6 +456,25 @@ mod tests {
         assert_eq!(by("first-win").next_at, None, "never again");
         assert!(by("tutorial-complete").available);
         assert_eq!((by("match-played").available, by("match-played").remaining), (true, None));
+    }
+
+    #[test]
+    fn given_an_achieved_request_when_its_id_comes_with_another_mission_then_it_is_refused_and_nothing_is_written() {
+        // A mission the rules would accept and one they refuse (a prerequisite missing): the
+        // reuse is the answer either way.
+        let s = with_missions(vec![rule("boss", Repeat::Once, 1, &["tutorial-complete"])]);
+        let first = achieve(&s, "r1");
+        for (code, by) in [("first-win", game_server()), ("tutorial-complete", player()), ("boss", player())] {
+            let err = try_achieve(&s, code, "r1", by).unwrap_err();
+            assert!(matches!(err, MissionError::Refused(MissionRefusal::RequestReused(_))), "{code}: {err:?}");
+            assert_eq!(err.to_string(), "request id already used for another request");
+        }
+        assert_eq!(block_on(s.list(&first.customer_id)).unwrap(), vec![first.clone()]);
+        assert_eq!(s.repo.outbox.lock().unwrap().len(), 1);
+        // the same request again still gets the first answer; another customer's key is theirs
+        assert_eq!(achieve(&s, "r1").id, first.id);
+        let theirs = AchieveMission::new("c-12", "first-win", "r1", game_server()).unwrap();
+        assert_ne!(block_on(s.achieve(theirs, None)).unwrap().id, first.id);
     }
 
     #[test]

@@ -88,6 +88,9 @@ pub enum ExchangeRefusal {
     NotFound,
     #[error("the reward was already exchanged")]
     AlreadyExchanged,
+    /// The customer's request id exchanged another reward, or this one for another gift.
+    #[error(transparent)]
+    RequestReused(#[from] kernel::RequestReused),
 }
 
 /// What to do with an exchange request, given the item as it is.
@@ -120,7 +123,7 @@ impl WalletItem {
     ///
     /// # Errors
     /// `NotFound` for another customer's item; `AlreadyExchanged` unless it was this
-    /// very request.
+    /// very request; `RequestReused` when its request id exchanged it for another gift.
     pub fn decide_exchange(&self, cmd: &ExchangeReward) -> Result<ExchangeDecision, ExchangeRefusal> {
         if self.customer_id != cmd.customer_id {
             return Err(ExchangeRefusal::NotFound);
@@ -128,7 +131,10 @@ impl WalletItem {
         let same_request = !cmd.request_id.is_empty() && self.exchange_request_id.as_deref() == Some(&cmd.request_id);
         match self.status {
             ItemStatus::Issued => Ok(ExchangeDecision::Proceed),
-            ItemStatus::Exchanged if same_request => Ok(ExchangeDecision::AlreadyDone),
+            ItemStatus::Exchanged if same_request && self.gift_code.as_deref() == Some(&cmd.gift_code) => {
+                Ok(ExchangeDecision::AlreadyDone)
+            }
+            ItemStatus::Exchanged if same_request => Err(kernel::RequestReused.into()),
             ItemStatus::Exchanged => Err(ExchangeRefusal::AlreadyExchanged),
         }
     }
@@ -204,6 +210,16 @@ mod tests {
         assert_eq!(item.decide_exchange(&exchange_cmd(&item, "c-11", "req-2")), Err(ExchangeRefusal::AlreadyExchanged));
         assert_eq!(item.decide_exchange(&exchange_cmd(&item, "c-11", "")), Err(ExchangeRefusal::AlreadyExchanged));
         assert_eq!(item.exchange(Uuid::now_v7(), &cmd), Err(ExchangeRefusal::AlreadyExchanged));
+    }
+
+    #[test]
+    fn given_an_exchanged_item_when_its_request_id_asks_for_another_gift_then_the_request_is_reused() {
+        let (mut item, _) = WalletItem::issue(Uuid::now_v7(), Uuid::now_v7(), CustomerId::new("c-11").unwrap(), 10);
+        let cmd = exchange_cmd(&item, "c-11", "req-1");
+        item.exchange(Uuid::now_v7(), &cmd).unwrap();
+        let other_gift = ExchangeReward { gift_code: "movie-ticket".into(), ..cmd.clone() };
+        assert_eq!(item.decide_exchange(&other_gift), Err(ExchangeRefusal::RequestReused(kernel::RequestReused)));
+        assert_eq!(item.decide_exchange(&cmd), Ok(ExchangeDecision::AlreadyDone), "the same request still is");
     }
 
     #[test]

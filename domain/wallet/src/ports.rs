@@ -33,10 +33,19 @@ pub trait WalletRepository: Send + Sync + 'static {
         inbound: Inbound,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// The customer's item exchanged by `request_id`, if any.
+    fn find_by_exchange_request(
+        &self,
+        customer: &CustomerId,
+        request_id: &str,
+    ) -> impl Future<Output = Result<Option<WalletItem>, StoreError>> + Send;
+
     /// Stores a changed item and its events in one transaction.
     ///
     /// # Errors
-    /// [`StoreError::Conflict`] when the stored version is not `item.version`.
+    /// [`StoreError::Conflict`] when the stored version is not `item.version`;
+    /// [`StoreError::Duplicate`] when another of the customer's items was exchanged by
+    /// the same request id (a request id names one exchange). Nothing is written.
     fn update(
         &self,
         item: &WalletItem,
@@ -45,7 +54,8 @@ pub trait WalletRepository: Send + Sync + 'static {
 }
 
 /// The gift service, as the wallet needs it: issue a gift for a reward, idempotent on
-/// the reward (asking again returns the same gift).
+/// the reward (asking again returns the same gift). The adapter calls it as the wallet
+/// itself (its own service identity), never with the customer's credentials.
 pub trait GiftIssuer: Send + Sync + 'static {
     /// # Errors
     /// [`GiftCallError`]: a refusal of the request, or the gift service unavailable.
@@ -63,8 +73,6 @@ pub struct GiftRequest {
     pub gift_code: String,
     pub points: i64,
     pub traceparent: Option<String>,
-    /// The caller's bearer token: the gift service is called on the caller's behalf.
-    pub credentials: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use kernel::{CustomerId, Envelope, EventMeta, Inbound, StoreError, ValidationError};
+use kernel::{CustomerId, Envelope, EventMeta, Inbound, RequestReused, StoreError, ValidationError};
 use uuid::Uuid;
 
 use crate::model::{ExchangeDecision, ExchangeRefusal, ExchangeReward, Wallet, WalletItem};
@@ -119,14 +119,16 @@ impl<R: WalletRepository, G: GiftIssuer> WalletService<R, G> {
     /// On any failure the item stays ISSUED and nothing is published. A retry after a
     /// failed commit asks the gift service again and gets the same gift.
     ///
+    /// A request id names one exchange: the same id again with another reward or gift
+    /// is refused before the gift service is asked, and nothing is written.
+    ///
     /// # Errors
-    /// `Refused` (not found, already exchanged), `GiftRefused`, `GiftUnavailable`
-    /// (with when to retry), `Unavailable` (our store).
+    /// `Refused` (not found, already exchanged, request id reused), `GiftRefused`,
+    /// `GiftUnavailable` (with when to retry), `Unavailable` (our store).
     pub async fn exchange(
         &self,
         cmd: ExchangeReward,
         traceparent: Option<String>,
-        credentials: Option<String>,
     ) -> Result<(WalletItem, Uuid), WalletError> {
         let slot = self.exchanges.slot(cmd.reward_id);
         let _one_at_a_time = slot.lock().await;
@@ -136,6 +138,7 @@ impl<R: WalletRepository, G: GiftIssuer> WalletService<R, G> {
                 let gift = item.gift_id.ok_or(WalletError::Unavailable("exchanged item without gift".into()))?;
                 return Ok((item, gift));
             }
+            self.check_request_unused(&cmd).await?;
             let gift_id = self
                 .gifts
                 .issue_gift(GiftRequest {
@@ -145,7 +148,6 @@ impl<R: WalletRepository, G: GiftIssuer> WalletService<R, G> {
                     gift_code: cmd.gift_code.clone(),
                     points: item.points,
                     traceparent: traceparent.clone(),
-                    credentials: credentials.clone(),
                 })
                 .await?;
             let event = item.exchange(gift_id, &cmd)?;
@@ -158,10 +160,23 @@ impl<R: WalletRepository, G: GiftIssuer> WalletService<R, G> {
                 }
                 // Another replica committed first: look again (it will say what happened).
                 Err(StoreError::Conflict) => continue,
+                // A concurrent exchange of another reward took the request id first.
+                Err(StoreError::Duplicate) => return Err(ExchangeRefusal::from(RequestReused).into()),
                 Err(e) => return Err(e.into()),
             }
         }
         Err(WalletError::Unavailable("too many concurrent changes".into()))
+    }
+
+    /// Refuses a request id that already exchanged another of the customer's rewards.
+    async fn check_request_unused(&self, cmd: &ExchangeReward) -> Result<(), WalletError> {
+        if cmd.request_id.is_empty() {
+            return Ok(());
+        }
+        match self.repo.find_by_exchange_request(&cmd.customer_id, &cmd.request_id).await? {
+            Some(other) if other.reward_id != cmd.reward_id => Err(ExchangeRefusal::from(RequestReused).into()),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -191,7 +206,17 @@ mod tests {
         async fn list_by_customer(&self, c: &CustomerId) -> Result<Vec<WalletItem>, StoreError> {
             Ok(self.items.lock().unwrap().values().filter(|i| &i.customer_id == c).cloned().collect())
         }
+        async fn find_by_exchange_request(&self, c: &CustomerId, r: &str) -> Result<Option<WalletItem>, StoreError> {
+            let items = self.items.lock().unwrap();
+            Ok(items.values().find(|i| &i.customer_id == c && i.exchange_request_id.as_deref() == Some(r)).cloned())
+        }
         async fn update(&self, item: &WalletItem, events: Vec<Envelope<WalletEvent>>) -> Result<(), StoreError> {
+            if let Some(r) = &item.exchange_request_id
+                && let Some(other) = self.find_by_exchange_request(&item.customer_id, r).await?
+                && other.reward_id != item.reward_id
+            {
+                return Err(StoreError::Duplicate);
+            }
             let mut items = self.items.lock().unwrap();
             let stored = items.get_mut(&item.reward_id).ok_or(StoreError::Conflict)?;
             if stored.version != item.version {
@@ -272,7 +297,7 @@ mod tests {
     fn given_an_issued_reward_when_the_gift_service_issues_a_gift_then_the_item_is_exchanged_with_one_event() {
         let gift = new_id();
         let (s, item) = with_item(Gifts::answering(Ok(gift)));
-        let (exchanged, gift_id) = block_on(s.exchange(cmd(&item, "x1"), None, None)).unwrap();
+        let (exchanged, gift_id) = block_on(s.exchange(cmd(&item, "x1"), None)).unwrap();
         assert_eq!((exchanged.status, gift_id), (ItemStatus::Exchanged, gift));
         let outbox = s.repo.outbox.lock().unwrap();
         assert!(matches!(outbox.last().unwrap().event, WalletEvent::Exchanged { gift_id, .. } if gift_id == gift));
@@ -283,19 +308,43 @@ mod tests {
     fn given_an_exchanged_reward_the_same_request_gets_the_same_answer_and_another_is_refused() {
         let gift = new_id();
         let (s, item) = with_item(Gifts::answering(Ok(gift)));
-        block_on(s.exchange(cmd(&item, "x1"), None, None)).unwrap();
-        let (_, again) = block_on(s.exchange(cmd(&item, "x1"), None, None)).unwrap();
+        block_on(s.exchange(cmd(&item, "x1"), None)).unwrap();
+        let (_, again) = block_on(s.exchange(cmd(&item, "x1"), None)).unwrap();
         assert_eq!(again, gift);
-        let err = block_on(s.exchange(cmd(&item, "x2"), None, None)).unwrap_err();
+        let err = block_on(s.exchange(cmd(&item, "x2"), None)).unwrap_err();
         assert!(matches!(err, WalletError::Refused(ExchangeRefusal::AlreadyExchanged)));
         assert_eq!(*s.gifts.calls.lock().unwrap(), 1, "neither asked the gift service again");
+    }
+
+    #[test]
+    fn given_a_request_id_that_exchanged_a_reward_when_it_comes_with_another_reward_or_gift_then_it_is_refused() {
+        let gift = new_id();
+        let (s, first) = with_item(Gifts::answering(Ok(gift)));
+        let second = WalletItem { reward_id: new_id(), ..first.clone() };
+        s.repo.items.lock().unwrap().insert(second.reward_id, second.clone());
+        block_on(s.exchange(cmd(&first, "x1"), None)).unwrap();
+        let outbox = s.repo.outbox.lock().unwrap().len();
+
+        let another_reward = block_on(s.exchange(cmd(&second, "x1"), None)).unwrap_err();
+        let another_gift = ExchangeReward { gift_code: "movie-ticket".into(), ..cmd(&first, "x1") };
+        let another_gift = block_on(s.exchange(another_gift, None)).unwrap_err();
+        for err in [another_reward, another_gift] {
+            assert!(matches!(err, WalletError::Refused(ExchangeRefusal::RequestReused(_))), "{err:?}");
+            assert_eq!(err.to_string(), "request id already used for another request");
+        }
+        assert_eq!(block_on(s.repo.get(second.reward_id)).unwrap().unwrap().status, ItemStatus::Issued);
+        assert_eq!(s.repo.outbox.lock().unwrap().len(), outbox, "nothing written");
+        assert_eq!(*s.gifts.calls.lock().unwrap(), 1, "the gift service was not asked again");
+        // the same request still gets its first answer; a new id exchanges the other reward
+        assert_eq!(block_on(s.exchange(cmd(&first, "x1"), None)).unwrap().1, gift);
+        block_on(s.exchange(cmd(&second, "x2"), None)).unwrap();
     }
 
     #[test]
     fn given_the_gift_service_is_down_when_exchanging_then_the_item_stays_issued_and_nothing_is_published() {
         let down = GiftCallError::Unavailable { retry_after: Duration::from_secs(7), reason: "open".into() };
         let (s, item) = with_item(Gifts::answering(Err(down)));
-        let err = block_on(s.exchange(cmd(&item, ""), None, None)).unwrap_err();
+        let err = block_on(s.exchange(cmd(&item, ""), None)).unwrap_err();
         assert!(
             matches!(err, WalletError::GiftUnavailable { retry_after, .. } if retry_after == Duration::from_secs(7))
         );
@@ -306,7 +355,7 @@ mod tests {
     #[test]
     fn given_the_gift_service_refuses_then_nothing_changes() {
         let (s, item) = with_item(Gifts::answering(Err(GiftCallError::Refused("not enough points".into()))));
-        assert!(matches!(block_on(s.exchange(cmd(&item, ""), None, None)), Err(WalletError::GiftRefused(_))));
+        assert!(matches!(block_on(s.exchange(cmd(&item, ""), None)), Err(WalletError::GiftRefused(_))));
         assert_eq!(block_on(s.repo.get(item.reward_id)).unwrap().unwrap().status, ItemStatus::Issued);
     }
 
@@ -314,15 +363,9 @@ mod tests {
     fn someone_elses_or_an_unknown_reward_is_not_found() {
         let (s, item) = with_item(Gifts::answering(Ok(new_id())));
         let other = ExchangeReward::new("c-12", &item.reward_id.to_string(), "coffee", "").unwrap();
-        assert!(matches!(
-            block_on(s.exchange(other, None, None)),
-            Err(WalletError::Refused(ExchangeRefusal::NotFound))
-        ));
+        assert!(matches!(block_on(s.exchange(other, None)), Err(WalletError::Refused(ExchangeRefusal::NotFound))));
         let unknown = ExchangeReward::new("c-11", &new_id().to_string(), "coffee", "").unwrap();
-        assert!(matches!(
-            block_on(s.exchange(unknown, None, None)),
-            Err(WalletError::Refused(ExchangeRefusal::NotFound))
-        ));
+        assert!(matches!(block_on(s.exchange(unknown, None)), Err(WalletError::Refused(ExchangeRefusal::NotFound))));
         assert_eq!(*s.gifts.calls.lock().unwrap(), 0);
     }
 

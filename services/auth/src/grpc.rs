@@ -1,56 +1,146 @@
-//! The inbound gRPC adapter, and the JWKS over plain HTTP.
+//! The inbound gRPC adapter, and the JWKS and the revocations over plain HTTP.
+//!
+//! The auth service is served without the shared authentication layer (most of its
+//! methods are public); its admin methods verify the caller's token here, against its
+//! own keys and its own revocations, and log every change they make.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use auth_adapter::{TokenIssuer, Verifier};
-use auth_domain::{AuthError, LoginRefusal};
+use auth_adapter::verify::{Revocation as WireRevocation, RevocationList};
+use auth_adapter::{Identity, TokenIssuer, Verifier};
+use auth_domain::{AuditEntry, AuthError, LoginRefusal, RoleRefusal};
+use grpc_adapter::convert::timestamp;
 use grpc_adapter::pb::auth::v1 as pb;
+use grpc_adapter::peer::{self, TrustedProxies};
 use grpc_adapter::{auth, status};
 use tonic::{Request, Response, Status};
 
 use crate::App;
 
-/// The gRPC service plus `GET /.well-known/jwks.json`.
-pub fn routes(app: Arc<App>, issuer: TokenIssuer) -> tonic::service::Routes {
+fn json(status: http::StatusCode, body: String) -> (http::StatusCode, [(http::HeaderName, &'static str); 1], String) {
+    let kind = if status.is_success() { "application/json" } else { "text/plain" };
+    (status, [(http::header::CONTENT_TYPE, kind)], body)
+}
+
+/// The gRPC service plus `GET /.well-known/jwks.json` and `GET /revocations` (the
+/// revocations that can still refuse an unexpired token: younger than `horizon`).
+pub fn routes(
+    app: Arc<App>,
+    issuer: TokenIssuer,
+    trusted: TrustedProxies,
+    horizon: Duration,
+) -> tonic::service::Routes {
     let jwks_issuer = issuer.clone();
-    let grpc = pb::auth_service_server::AuthServiceServer::new(Handlers { app, issuer });
-    let router = tonic::service::Routes::new(grpc).into_axum_router().route(
-        "/.well-known/jwks.json",
-        axum::routing::get(move || {
-            let issuer = jwks_issuer.clone();
-            async move {
-                match issuer.ring.jwks().map(|set| serde_json::to_string(&set)) {
-                    Ok(Ok(body)) => (http::StatusCode::OK, [(http::header::CONTENT_TYPE, "application/json")], body),
-                    _ => (
-                        http::StatusCode::SERVICE_UNAVAILABLE,
-                        [(http::header::CONTENT_TYPE, "text/plain")],
-                        String::new(),
-                    ),
+    let revocations_app = app.clone();
+    let grpc = pb::auth_service_server::AuthServiceServer::new(Handlers { app, issuer, trusted });
+    let router = tonic::service::Routes::new(grpc)
+        .into_axum_router()
+        .route(
+            "/.well-known/jwks.json",
+            axum::routing::get(move || {
+                let issuer = jwks_issuer.clone();
+                async move {
+                    match issuer.ring.jwks().map(|set| serde_json::to_string(&set)) {
+                        Ok(Ok(body)) => json(http::StatusCode::OK, body),
+                        _ => json(http::StatusCode::SERVICE_UNAVAILABLE, String::new()),
+                    }
                 }
-            }
-        }),
-    );
+            }),
+        )
+        .route(
+            "/revocations",
+            axum::routing::get(move || {
+                let app = revocations_app.clone();
+                async move {
+                    match app.revocations(horizon).await {
+                        Ok(list) => {
+                            let revocations = list
+                                .into_iter()
+                                .map(|r| WireRevocation { subject: r.subject, before: r.before })
+                                .collect();
+                            json(
+                                http::StatusCode::OK,
+                                serde_json::to_string(&RevocationList { revocations }).unwrap_or_default(),
+                            )
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot list the revocations");
+                            json(http::StatusCode::SERVICE_UNAVAILABLE, String::new())
+                        }
+                    }
+                }
+            }),
+        );
     tonic::service::Routes::from(router)
 }
 
 pub struct Handlers {
     app: Arc<App>,
     issuer: TokenIssuer,
+    trusted: TrustedProxies,
+}
+
+fn retry_after(retry_after: Duration, message: &str) -> Status {
+    let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+    let mut s = Status::resource_exhausted(format!("{message}; try again in {seconds} s"));
+    s.metadata_mut().insert("retry-after", seconds.into());
+    s
 }
 
 fn to_status(e: AuthError) -> Status {
     match e {
-        AuthError::Invalid(v) => status::invalid(&v),
+        AuthError::Invalid(v) | AuthError::Role(RoleRefusal::Invalid(v)) => status::invalid(&v),
         AuthError::AlreadyRegistered => Status::already_exists("customer_id: already registered"),
+        AuthError::AlreadyExists(why) => Status::already_exists(why),
+        AuthError::NotFound(what) => status::not_found(what),
         AuthError::Refused(LoginRefusal::BadCredentials) => Status::unauthenticated("invalid customer id or password"),
-        AuthError::Refused(LoginRefusal::Locked { retry_after }) => {
-            let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
-            let mut s = Status::resource_exhausted(format!("too many failed attempts; try again in {seconds} s"));
-            s.metadata_mut().insert("retry-after", seconds.into());
-            s
+        AuthError::Refused(LoginRefusal::Throttled { retry_after: wait }) => {
+            retry_after(wait, "too many failed attempts")
         }
+        AuthError::Role(r @ RoleRefusal::OwnAdminRole) => Status::failed_precondition(r.to_string()),
         AuthError::Unavailable(detail) => status::unavailable(&detail),
     }
+}
+
+impl Handlers {
+    /// The client's address as the edge saw it (see `TRUSTED_PROXIES`), for the throttle.
+    fn address<T>(&self, req: &Request<T>) -> Option<String> {
+        peer::of_request(req, &self.trusted).map(|ip| ip.to_string())
+    }
+
+    /// The caller, who must be an admin: verified against our own keys (the auth service
+    /// trusts no one else with its admin methods) and our own revocations.
+    async fn admin<T>(&self, req: &Request<T>) -> Result<Identity, Status> {
+        let header = req.metadata().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let keys = self.issuer.ring.jwks().map_err(|e| status::unavailable(&e))?;
+        let verifier = Verifier::with_keys(&keys, vec![self.issuer.issuer.clone()], &self.issuer.audience);
+        let who = auth::authenticate(&verifier, header).await?;
+        let revoked = self.app.revocation(&who.customer_id).await.map_err(to_status)?;
+        if auth_adapter::revoked(who.issued_at, revoked.map(|r| r.before)) {
+            return Err(Status::unauthenticated(auth_adapter::AuthError::Revoked.to_string()));
+        }
+        auth::require_admin(&who)?;
+        Ok(who)
+    }
+}
+
+fn audit_to_proto(e: AuditEntry) -> pb::AuditEntry {
+    pb::AuditEntry {
+        at: Some(timestamp(e.at)),
+        actor: e.actor,
+        action: e.action.as_str().to_owned(),
+        subject: e.subject,
+        detail: e.detail,
+    }
+}
+
+fn token_response(t: auth_domain::Token) -> Response<pb::IssueTokenResponse> {
+    Response::new(pb::IssueTokenResponse {
+        access_token: t.access_token,
+        token_type: "Bearer".into(),
+        expires_in: t.expires_in,
+    })
 }
 
 #[tonic::async_trait]
@@ -69,13 +159,33 @@ impl pb::auth_service_server::AuthService for Handlers {
         &self,
         req: Request<pb::IssueTokenRequest>,
     ) -> Result<Response<pb::IssueTokenResponse>, Status> {
+        let address = self.address(&req);
         let r = req.into_inner();
-        let token = self.app.issue_token(&r.customer_id, &r.password).await.map_err(to_status)?;
-        Ok(Response::new(pb::IssueTokenResponse {
-            access_token: token.access_token,
-            token_type: "Bearer".into(),
-            expires_in: token.expires_in,
-        }))
+        let token = self.app.issue_token(&r.customer_id, &r.password, address.as_deref()).await.map_err(|e| {
+            if let AuthError::Refused(refusal) = &e {
+                tracing::info!(customer = r.customer_id, address, %refusal, "login refused");
+            }
+            to_status(e)
+        })?;
+        Ok(token_response(token))
+    }
+
+    async fn issue_service_token(
+        &self,
+        req: Request<pb::IssueServiceTokenRequest>,
+    ) -> Result<Response<pb::IssueTokenResponse>, Status> {
+        let address = self.address(&req);
+        let r = req.into_inner();
+        let token = self.app.issue_service_token(&r.client_id, &r.client_secret, address.as_deref()).await.map_err(
+            |e| match e {
+                AuthError::Refused(LoginRefusal::BadCredentials) => {
+                    tracing::info!(client = r.client_id, address, "service account login refused");
+                    Status::unauthenticated("invalid client id or secret")
+                }
+                other => to_status(other),
+            },
+        )?;
+        Ok(token_response(token))
     }
 
     async fn get_jwks(&self, _: Request<pb::GetJwksRequest>) -> Result<Response<pb::GetJwksResponse>, Status> {
@@ -89,14 +199,105 @@ impl pb::auth_service_server::AuthService for Handlers {
         &self,
         req: Request<pb::RotateSigningKeyRequest>,
     ) -> Result<Response<pb::RotateSigningKeyResponse>, Status> {
-        // Verified against our own keys: the auth service trusts no one else to rotate them.
-        let header = req.metadata().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let keys = self.issuer.ring.jwks().map_err(|e| status::unavailable(&e))?;
-        let verifier = Verifier::with_keys(&keys, vec![self.issuer.issuer.clone()], &self.issuer.audience);
-        let who = auth::authenticate(&verifier, header).await?;
-        auth::require_admin(&who)?;
+        let who = self.admin(&req).await?;
         let key_id = self.issuer.ring.rotate().map_err(|e| status::unavailable(&e))?;
         tracing::info!(by = who.customer_id, key_id, "signing key rotated");
         Ok(Response::new(pb::RotateSigningKeyResponse { key_id }))
+    }
+
+    async fn grant_role(&self, req: Request<pb::GrantRoleRequest>) -> Result<Response<pb::GrantRoleResponse>, Status> {
+        let who = self.admin(&req).await?;
+        let r = req.into_inner();
+        let (account, changed) =
+            self.app.grant_role(&who.customer_id, &r.customer_id, &r.role).await.map_err(to_status)?;
+        tracing::info!(
+            audit = true,
+            actor = who.customer_id,
+            customer = r.customer_id,
+            role = r.role,
+            changed,
+            "role granted"
+        );
+        Ok(Response::new(pb::GrantRoleResponse {
+            customer_id: account.customer_id.to_string(),
+            role: account.role.as_str().to_owned(),
+            changed,
+        }))
+    }
+
+    async fn revoke_role(
+        &self,
+        req: Request<pb::RevokeRoleRequest>,
+    ) -> Result<Response<pb::RevokeRoleResponse>, Status> {
+        let who = self.admin(&req).await?;
+        let r = req.into_inner();
+        let (account, changed) =
+            self.app.revoke_role(&who.customer_id, &r.customer_id, &r.role).await.map_err(to_status)?;
+        tracing::info!(
+            audit = true,
+            actor = who.customer_id,
+            customer = r.customer_id,
+            role = r.role,
+            changed,
+            "role revoked"
+        );
+        Ok(Response::new(pb::RevokeRoleResponse {
+            customer_id: account.customer_id.to_string(),
+            role: account.role.as_str().to_owned(),
+            changed,
+        }))
+    }
+
+    async fn create_service_account(
+        &self,
+        req: Request<pb::CreateServiceAccountRequest>,
+    ) -> Result<Response<pb::CreateServiceAccountResponse>, Status> {
+        let who = self.admin(&req).await?;
+        let r = req.into_inner();
+        let (account, secret) =
+            self.app.create_service_account(&who.customer_id, &r.name, &r.role).await.map_err(to_status)?;
+        tracing::info!(
+            audit = true,
+            actor = who.customer_id,
+            client = %account.client_id,
+            role = %account.role,
+            "service account created"
+        );
+        Ok(Response::new(pb::CreateServiceAccountResponse {
+            client_id: account.client_id.to_string(),
+            client_secret: secret.expose().to_owned(),
+            role: account.role.as_str().to_owned(),
+        }))
+    }
+
+    async fn revoke_tokens(
+        &self,
+        req: Request<pb::RevokeTokensRequest>,
+    ) -> Result<Response<pb::RevokeTokensResponse>, Status> {
+        let who = self.admin(&req).await?;
+        let r = req.into_inner();
+        let revocation = self.app.revoke_tokens(&who.customer_id, &r.customer_id).await.map_err(to_status)?;
+        tracing::info!(
+            audit = true,
+            actor = who.customer_id,
+            subject = r.customer_id,
+            before = revocation.before,
+            "tokens revoked"
+        );
+        Ok(Response::new(pb::RevokeTokensResponse {
+            customer_id: revocation.subject,
+            revoked_before: Some(prost_types::Timestamp { seconds: revocation.before, nanos: 0 }),
+        }))
+    }
+
+    async fn list_audit_entries(
+        &self,
+        req: Request<pb::ListAuditEntriesRequest>,
+    ) -> Result<Response<pb::ListAuditEntriesResponse>, Status> {
+        self.admin(&req).await?;
+        let r = req.into_inner();
+        let limit = usize::try_from(r.limit).unwrap_or(usize::MAX);
+        let entries = self.app.audit(&r.subject, limit).await.map_err(to_status)?;
+        Ok(Response::new(pb::ListAuditEntriesResponse { entries: entries.into_iter().map(audit_to_proto).collect() }))
     }
 }

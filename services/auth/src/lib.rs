@@ -1,24 +1,31 @@
-//! The auth service: `game.auth.v1.AuthService` (register, issue tokens, publish keys,
-//! rotate keys) and the JWKS over plain HTTP at `GET /.well-known/jwks.json`, which the
-//! gateway and every service fetch to verify tokens. Needs only its database: no NATS.
+//! The auth service: `game.auth.v1.AuthService` (register, log in, service accounts,
+//! roles, revocations, keys, the audit trail), the JWKS at `GET /.well-known/jwks.json`
+//! and the revocations at `GET /revocations` over plain HTTP, which the gateway and every
+//! service fetch to verify tokens. Needs only its database: no NATS.
+//!
+//! At start, before it serves (so before the gateway opens), it creates the first admin
+//! from `ADMIN_ID` / `ADMIN_PASSWORD_FILE` unless that account exists, and provisions the
+//! service accounts of `SERVICE_ACCOUNTS_FILE` (the wallet's, for its calls to gift).
 //!
 //! # Layout
-//! - [`grpc`] — the inbound gRPC adapter and the JWKS route.
-//! - [`store`] — the `CredentialRepository` on diesel.
-//! - [`crypto`] — argon2id hashing and token signing with the key ring.
+//! - [`grpc`] — the inbound gRPC adapter, the JWKS and revocations routes.
+//! - [`store`] — accounts, service accounts, revocations, audit and throttle on diesel.
+//! - [`crypto`] — argon2id hashing, secrets, token signing with the key ring.
+//! - [`bootstrap`] — the first admin's password file and the service accounts file.
 //! - [`run`] — the composition root.
 
+pub mod bootstrap;
 pub mod crypto;
 pub mod grpc;
 pub mod store;
 
-use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use auth_adapter::{KeyRing, TokenIssuer};
-use auth_domain::{AuthService, Lockout};
+use auth_domain::{AuthService, FirstAdmin, ThrottlePolicy};
+use grpc_adapter::peer::TrustedProxies;
 use grpc_adapter::server::{self, Server, ServerSettings};
 use tokio_util::sync::CancellationToken;
 
@@ -42,18 +49,40 @@ pub struct Settings {
     /// between replicas).
     #[arg(long, env = "AUTH_KEYS_DIR", default_value = "data/keys")]
     pub keys_dir: PathBuf,
-    /// Lifetime of access tokens, in seconds.
+    /// Lifetime of customers' access tokens, in seconds.
     #[arg(long, env = "TOKEN_TTL_SECONDS", default_value_t = 3600)]
     pub token_ttl_seconds: u64,
-    /// Customers whose tokens carry the admin role, comma-separated.
-    #[arg(long, env = "ADMIN_CUSTOMERS", value_delimiter = ',')]
-    pub admins: Vec<String>,
-    /// Consecutive failed logins that lock a customer.
-    #[arg(long, env = "LOCKOUT_FAILURES", default_value_t = 5)]
-    pub lockout_failures: u32,
-    /// Seconds a lock lasts.
-    #[arg(long, env = "LOCKOUT_SECONDS", default_value_t = 30)]
-    pub lockout_seconds: u64,
+    /// Lifetime of service accounts' tokens, in seconds (their holders renew them).
+    #[arg(long, env = "SERVICE_TOKEN_TTL_SECONDS", default_value_t = 600)]
+    pub service_token_ttl_seconds: u64,
+    /// The first admin's customer id, created at start when it does not exist.
+    #[arg(long, env = "ADMIN_ID", default_value = "admin")]
+    pub admin_id: String,
+    /// A file holding the first admin's password (`gamectl up` writes a random one into
+    /// `<data-dir>/admin.password`; in Kubernetes, a Secret). Without it no admin is made.
+    #[arg(long, env = "ADMIN_PASSWORD_FILE")]
+    pub admin_password_file: Option<PathBuf>,
+    /// A JSON file of service accounts to create or update at start: client id, role,
+    /// argon2id hash of the secret (never the secret).
+    #[arg(long, env = "SERVICE_ACCOUNTS_FILE")]
+    pub service_accounts_file: Option<PathBuf>,
+    /// Proxies (IPs or CIDR networks, comma-separated) whose `x-forwarded-for` names the
+    /// client: the gateway's address. Failed logins are throttled per client address.
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
+    /// Failed logins of one account from one address before each further one makes that
+    /// address wait (1 s, doubling).
+    #[arg(long, env = "LOGIN_FREE_FAILURES", default_value_t = 3)]
+    pub login_free_failures: u32,
+    /// The longest wait between two logins of one account from one address, in seconds.
+    #[arg(long, env = "LOGIN_MAX_DELAY_SECONDS", default_value_t = 900)]
+    pub login_max_delay_seconds: u64,
+    /// Failed logins from one address, over every account, within
+    /// `ADDRESS_WINDOW_SECONDS` before the address is refused for as long.
+    #[arg(long, env = "ADDRESS_MAX_FAILURES", default_value_t = 20)]
+    pub address_max_failures: u32,
+    #[arg(long, env = "ADDRESS_WINDOW_SECONDS", default_value_t = 600)]
+    pub address_window_seconds: u64,
     /// argon2id memory cost in KiB (OWASP: 19456).
     #[arg(long, env = "ARGON2_MEMORY_KIB", default_value_t = 19_456)]
     pub argon2_memory_kib: u32,
@@ -62,39 +91,103 @@ pub struct Settings {
     pub argon2_iterations: u32,
 }
 
-pub type App = AuthService<store::SqlCredentials, crypto::Argon2Hasher, crypto::Signer>;
+impl Settings {
+    /// # Errors
+    /// A message naming the setting that is out of range.
+    pub fn throttle(&self) -> Result<ThrottlePolicy, String> {
+        if self.login_max_delay_seconds == 0 {
+            return Err("LOGIN_MAX_DELAY_SECONDS must be positive".into());
+        }
+        if self.address_max_failures == 0 || self.address_window_seconds == 0 {
+            return Err("ADDRESS_MAX_FAILURES and ADDRESS_WINDOW_SECONDS must be positive".into());
+        }
+        let window = Duration::from_secs(self.address_window_seconds);
+        Ok(ThrottlePolicy {
+            free_failures: self.login_free_failures,
+            max_delay: Duration::from_secs(self.login_max_delay_seconds),
+            address_failures: self.address_max_failures,
+            address_window: window,
+            address_block: window,
+            ..ThrottlePolicy::default()
+        })
+    }
+}
 
-/// Builds the service and serves until SIGTERM.
+pub type App = AuthService<store::SqlAuth, store::SqlAuth, crypto::Argon2Hasher, crypto::Signer>;
+
+/// How often forgotten throttle counters are removed.
+const PRUNE_EVERY: Duration = Duration::from_secs(300);
+
+/// Builds the service, creates the first admin and provisions service accounts, and
+/// serves until SIGTERM.
 pub async fn run(settings: Settings) {
     let ttl = Duration::from_secs(settings.token_ttl_seconds.max(1));
-    let ring = KeyRing::open(&settings.keys_dir, ttl)
+    let service_ttl = Duration::from_secs(settings.service_token_ttl_seconds.max(1));
+    // A retired key is published as long as the longest-lived token it signed.
+    let ring = KeyRing::open(&settings.keys_dir, ttl.max(service_ttl))
         .unwrap_or_else(|e| server::fail(&format!("AUTH_KEYS_DIR {}", settings.keys_dir.display()), &e));
     let issuer = TokenIssuer { ring, issuer: settings.issuer.clone(), audience: settings.audience.clone(), ttl };
     let hasher = crypto::Argon2Hasher::new(settings.argon2_memory_kib, settings.argon2_iterations)
-        .unwrap_or_else(|e| server::fail("ARGON2 settings", &e));
+        .unwrap_or_else(|e| server::fail("ARGON2_MEMORY_KIB / ARGON2_ITERATIONS", &e));
+    let trusted =
+        TrustedProxies::parse(&settings.trusted_proxies).unwrap_or_else(|e| server::fail("TRUSTED_PROXIES", &e));
+    let policy = settings.throttle().unwrap_or_else(|e| server::fail("login throttle", &e));
+    // Read before anything is opened: a bad file stops the start naming it.
+    let admin_password = settings.admin_password_file.as_deref().map(|path| {
+        bootstrap::admin_password(path)
+            .unwrap_or_else(|e| server::fail(&format!("ADMIN_PASSWORD_FILE {}", path.display()), &e))
+    });
+    let provisioned = settings.service_accounts_file.as_deref().map(|path| {
+        bootstrap::service_accounts(path)
+            .unwrap_or_else(|e| server::fail(&format!("SERVICE_ACCOUNTS_FILE {}", path.display()), &e))
+    });
     let db = store_adapter::Store::open(&settings.database_url, store::MIGRATIONS)
         .await
         .unwrap_or_else(|e| server::fail("cannot open the database", &e));
-    let admins: HashSet<String> =
-        settings.admins.iter().map(|a| a.trim().to_owned()).filter(|a| !a.is_empty()).collect();
-    let lockout = Lockout {
-        max_failures: settings.lockout_failures.max(1),
-        lock_for: Duration::from_secs(settings.lockout_seconds),
-    };
-    let app: Arc<App> = Arc::new(AuthService::new(
-        store::SqlCredentials::new(db.clone()),
-        hasher,
-        crypto::Signer(issuer.clone()),
-        admins,
-        lockout,
-    ));
+    let repo = store::SqlAuth::new(db.clone());
+    let signer = crypto::Signer { issuer: issuer.clone(), service_ttl };
+    let app: Arc<App> = Arc::new(AuthService::new(repo.clone(), repo, hasher, signer, policy));
 
-    let probe = server::probe(move || {
+    if let Some(password) = admin_password {
+        match app.ensure_first_admin(&settings.admin_id, &password).await {
+            Ok(FirstAdmin::Created) => tracing::info!(admin = settings.admin_id, "first admin created"),
+            Ok(FirstAdmin::Exists(role)) => {
+                tracing::info!(admin = settings.admin_id, %role, "first admin exists; ADMIN_PASSWORD_FILE not applied");
+            }
+            Err(e) => server::fail("ADMIN_ID / ADMIN_PASSWORD_FILE", &e),
+        }
+    }
+    if let Some(accounts) = provisioned {
+        match app.provision(&accounts).await {
+            Ok(changed) => tracing::info!(accounts = accounts.len(), changed, "service accounts provisioned"),
+            Err(e) => server::fail("SERVICE_ACCOUNTS_FILE", &e),
+        }
+    }
+
+    let probe = server::probe({
         let db = db.clone();
-        async move { db.ping(Duration::from_secs(1)).await }
+        move || {
+            let db = db.clone();
+            async move { db.ping(Duration::from_secs(1)).await }
+        }
     });
-    let routes = grpc::routes(app, issuer);
-    let srv = Server::new(settings.server.clone(), routes, vec![SERVICE_NAME], probe);
+    let horizon = ttl.max(service_ttl) + Duration::from_secs(120);
+    let routes = grpc::routes(app.clone(), issuer, trusted, horizon);
+    let mut srv = Server::new(settings.server.clone(), routes, vec![SERVICE_NAME], probe);
+    let stopping = srv.stopping.clone();
+    srv.spawn(async move {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(PRUNE_EVERY) => {}
+                () = stopping.cancelled() => return,
+            }
+            match app.prune_throttle().await {
+                Ok(n) if n > 0 => tracing::debug!(counters = n, "forgotten login throttle counters removed"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "could not prune the login throttle"),
+            }
+        }
+    });
     if let Err(e) = srv.run(CancellationToken::new()).await {
         server::fail("server failed", &e);
     }

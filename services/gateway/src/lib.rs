@@ -1,20 +1,29 @@
 //! The gateway: the one address clients use. Per request, in order —
 //! 1. CORS and grpc-web (a browser's HTTP/1.1 call becomes plain gRPC),
 //! 2. authentication: no valid token, no further (public methods excepted),
-//! 3. a request id if the client sent none (traceparent passes through untouched),
-//! 4. a token-bucket rate limit per customer (per peer address for public methods; a game
-//!    server, reporting for many players, per subject at its own higher rate),
-//! 5. routing by gRPC service name to one of that service's healthy endpoints.
+//! 3. the framing check of the request message (one whole message, within the limit),
+//! 4. a rate limit per customer (a game server, reporting for many players, per subject at
+//!    its own higher rate), or per client address for calls without a token,
+//! 5. a request id if the client sent none (traceparent passes through untouched), the
+//!    client's address in `x-forwarded-for` (whatever the client wrote is dropped), a
+//!    deadline (the client's, or `UPSTREAM_TIMEOUT_SECONDS`),
+//! 6. routing by gRPC service name to one of that service's healthy endpoints.
 //!
 //! Health at the gateway reports the gateway itself; reflection lists every public API.
 //!
 //! # Layout
 //! - [`upstream`] — endpoints per service, their health (the gRPC health protocol, like
 //!   a Kubernetes Service over ready pods), round-robin among the healthy.
-//! - [`proxy`] — the routing service and the rate limiter.
+//! - [`proxy`] — the routing service.
+//! - [`limit`] — the rate limits: per customer, per game server, per client address.
+//! - [`deadline`] — the deadline of every upstream call.
+//! - [`web`] — my page in the browser, answered to plain GETs before all of the above.
 
+pub mod deadline;
+pub mod limit;
 pub mod proxy;
 pub mod upstream;
+pub mod web;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +46,7 @@ pub const SERVICES: &[(&str, &str)] = &[
 pub const PUBLIC: &[&str] = &[
     "/game.auth.v1.AuthService/RegisterCustomer",
     "/game.auth.v1.AuthService/IssueToken",
+    "/game.auth.v1.AuthService/IssueServiceToken",
     "/game.auth.v1.AuthService/GetJwks",
     "/game.mission.v1.MissionService/ListCatalog",
     "/game.gift.v1.GiftService/ListCatalog",
@@ -66,6 +76,18 @@ pub struct Settings {
     /// Requests a game server may make in a burst.
     #[arg(long, env = "GAME_SERVER_RATE_BURST", default_value_t = 4000.0)]
     pub game_server_rate_burst: f64,
+    /// Calls without a token (registration, token issuing, catalogs) each client address
+    /// may make in any minute.
+    #[arg(long, env = "ANONYMOUS_RATE_PER_MINUTE", default_value_t = 30)]
+    pub anonymous_rate_per_minute: u32,
+    /// Proxies (addresses or CIDR networks, comma-separated) in front of the gateway whose
+    /// `x-forwarded-for` names the client; none by default: the TCP peer is the client.
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
+    /// Seconds an upstream call may take when the client sets no deadline (a streaming
+    /// answer without a client deadline is not cut).
+    #[arg(long, env = "UPSTREAM_TIMEOUT_SECONDS", default_value_t = 10.0)]
+    pub upstream_timeout_seconds: f64,
     /// Origins allowed to call from a browser (grpc-web), comma-separated; `*` for any.
     #[arg(long, env = "CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
@@ -93,26 +115,42 @@ fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
     )
 }
 
+/// The limits, trusted proxies and default deadline, or the setting at fault and why.
+///
+/// # Errors
+/// The setting's name and what is wrong with it.
+pub fn policy(s: &Settings) -> Result<proxy::Policy, (&'static str, String)> {
+    let customers = limit::RateLimiter::new(s.rate_per_second, s.rate_burst)
+        .map_err(|e| ("RATE_LIMIT_PER_SECOND / RATE_LIMIT_BURST", e))?;
+    let game_servers = limit::RateLimiter::new(s.game_server_rate_per_second, s.game_server_rate_burst)
+        .map_err(|e| ("GAME_SERVER_RATE_PER_SECOND / GAME_SERVER_RATE_BURST", e))?;
+    let with_token = limit::TokenLimits { customers, game_servers };
+    let anonymous =
+        limit::AddressLimiter::per_minute(s.anonymous_rate_per_minute).map_err(|e| ("ANONYMOUS_RATE_PER_MINUTE", e))?;
+    let trusted = grpc_adapter::peer::TrustedProxies::parse(&s.trusted_proxies).map_err(|e| ("TRUSTED_PROXIES", e))?;
+    let default_deadline = Duration::try_from_secs_f64(s.upstream_timeout_seconds)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or(("UPSTREAM_TIMEOUT_SECONDS", "must be a number of seconds above 0".to_owned()))?;
+    Ok(proxy::Policy { with_token, anonymous, trusted, default_deadline })
+}
+
 /// Builds the gateway and serves until SIGTERM.
 pub async fn run(settings: Settings) {
+    let policy = policy(&settings).unwrap_or_else(|(what, e)| server::fail(what, &e));
     let upstreams =
         upstream::Upstreams::from_settings(&settings.upstreams).unwrap_or_else(|e| server::fail("upstreams", &e));
     let stopping = CancellationToken::new();
     upstreams.watch_health(stopping.clone()).await;
-    let limiter = proxy::Limits {
-        players: proxy::RateLimiter::new(settings.rate_per_second, settings.rate_burst)
-            .unwrap_or_else(|e| server::fail("RATE_LIMIT_PER_SECOND / RATE_LIMIT_BURST", &e)),
-        game_servers: proxy::RateLimiter::new(settings.game_server_rate_per_second, settings.game_server_rate_burst)
-            .unwrap_or_else(|e| server::fail("GAME_SERVER_RATE_PER_SECOND / GAME_SERVER_RATE_BURST", &e)),
-    };
-    let proxy = proxy::Proxy::new(Arc::new(upstreams), Arc::new(limiter));
+    let proxy = proxy::Proxy::new(Arc::new(upstreams), Arc::new(policy));
     let routes = tonic::service::Routes::from(axum::Router::new().fallback_service(proxy));
     let verifier = auth_adapter::Verifier::new(&settings.auth);
     let refresh = Duration::from_secs(settings.auth.refresh_seconds);
     let listed: Vec<&'static str> = SERVICES.iter().map(|(name, _)| *name).collect();
     let mut srv = Server::new(settings.server.clone(), routes, vec![SERVICE_NAME], server::probe(|| async { true }))
         .with_auth(verifier, refresh, PUBLIC)
-        .with_reflection(listed);
+        .with_reflection(listed)
+        .with_pages(web::pages());
     if let Some(cors) = cors(&settings.cors_origins) {
         srv = srv.with_cors(cors);
     }
@@ -121,5 +159,34 @@ pub async fn run(settings: Settings) {
     stopping.cancel();
     if let Err(e) = result {
         server::fail("server failed", &e);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    fn refused(args: &[&str]) -> &'static str {
+        let settings = Settings::try_parse_from([&["gateway"], args].concat()).expect("parses");
+        policy(&settings).err().expect("refused").0
+    }
+
+    #[test]
+    fn a_bad_edge_setting_is_refused_by_its_name() {
+        assert!(policy(&Settings::try_parse_from(["gateway"]).unwrap()).is_ok(), "the defaults are good");
+        assert_eq!(refused(&["--anonymous-rate-per-minute=0"]), "ANONYMOUS_RATE_PER_MINUTE");
+        assert_eq!(
+            refused(&["--game-server-rate-per-second=0"]),
+            "GAME_SERVER_RATE_PER_SECOND / GAME_SERVER_RATE_BURST"
+        );
+        assert_eq!(refused(&["--game-server-rate-burst=0.5"]), "GAME_SERVER_RATE_PER_SECOND / GAME_SERVER_RATE_BURST");
+        assert_eq!(refused(&["--trusted-proxies=10.0.0.0/8,nope"]), "TRUSTED_PROXIES");
+        for bad in ["0", "-1", "NaN", "inf"] {
+            assert_eq!(refused(&[&format!("--upstream-timeout-seconds={bad}")]), "UPSTREAM_TIMEOUT_SECONDS", "{bad}");
+        }
+        assert!(Settings::try_parse_from(["gateway", "--max-request-bytes=0"]).is_err(), "MAX_REQUEST_BYTES");
+        assert!(Settings::try_parse_from(["gateway", "--max-request-bytes=4194305"]).is_err(), "over tonic's limit");
     }
 }

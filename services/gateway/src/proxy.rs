@@ -1,97 +1,58 @@
-//! Routing a gRPC call to its service, after the per-customer rate limit.
+//! Routing a gRPC call to its service: the rate limits first, then the call, with the
+//! client's address passed on and a deadline on the whole of it.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use auth_adapter::Identity;
+use grpc_adapter::peer::{self, FORWARDED_FOR, TrustedProxies};
+use grpc_adapter::server::Arrival;
 use tonic::Status;
 use tonic::body::Body;
 use tower::Service;
 
+use crate::deadline::{self, DeadlineBody, GRPC_TIMEOUT};
+use crate::limit::{AddressLimiter, TokenLimits};
 use crate::upstream::Upstreams;
 
 type Response = http::Response<Body>;
 
-/// A token bucket per key (customer id, or peer address for anonymous calls).
-pub struct RateLimiter {
-    per_second: f64,
-    burst: f64,
-    buckets: Mutex<HashMap<String, (f64, Instant)>>,
-}
-
-impl RateLimiter {
-    /// # Errors
-    /// When the rate or the burst is not positive.
-    pub fn new(per_second: f64, burst: f64) -> Result<Self, String> {
-        if per_second.is_nan() || per_second <= 0.0 || burst.is_nan() || burst < 1.0 {
-            return Err("the rate must be > 0 and the burst >= 1".into());
-        }
-        Ok(Self { per_second, burst, buckets: Mutex::default() })
-    }
-
-    /// Takes a token for `key`; when none is left, how long until one is.
-    pub fn take(&self, key: &str) -> Result<(), Duration> {
-        let now = Instant::now();
-        let mut buckets = self.buckets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if buckets.len() > 100_000 {
-            // Forget the full buckets: they are the same as new ones.
-            let (rate, burst) = (self.per_second, self.burst);
-            buckets.retain(|_, (tokens, at)| *tokens + now.duration_since(*at).as_secs_f64() * rate < burst);
-        }
-        let (tokens, at) = buckets.entry(key.to_owned()).or_insert((self.burst, now));
-        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.per_second).min(self.burst);
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64((1.0 - *tokens) / self.per_second))
-        }
-    }
-}
-
-/// The rate limits: one for players (and anonymous callers), one for game servers, which
-/// report for many players at once.
-pub struct Limits {
-    pub players: RateLimiter,
-    pub game_servers: RateLimiter,
-}
-
-impl Limits {
-    /// Takes a token from the caller's own bucket: a game server's is keyed by its subject
-    /// in its own limiter, so it is limited neither like a player nor by one.
-    fn take(&self, key: &Key) -> Result<(), Duration> {
-        match key {
-            Key::GameServer(subject) => self.game_servers.take(&format!("game-server:{subject}")),
-            Key::Customer(who) => self.players.take(&format!("customer:{who}")),
-            Key::Peer(addr) => self.players.take(&format!("peer:{addr}")),
-        }
-    }
-}
-
-/// Whose bucket a call takes from.
-enum Key {
-    GameServer(String),
-    Customer(String),
-    Peer(String),
+/// What the proxy needs besides the upstreams.
+pub struct Policy {
+    /// Calls with a token: per customer, or per game server at its own rate.
+    pub with_token: TokenLimits,
+    /// Calls without a token, per client address.
+    pub anonymous: AddressLimiter,
+    /// Proxies whose `x-forwarded-for` names the client.
+    pub trusted: TrustedProxies,
+    /// The deadline of a call whose client set none.
+    pub default_deadline: Duration,
 }
 
 #[derive(Clone)]
 pub struct Proxy {
     upstreams: Arc<Upstreams>,
-    limiter: Arc<Limits>,
+    policy: Arc<Policy>,
 }
 
 impl Proxy {
-    pub fn new(upstreams: Arc<Upstreams>, limiter: Arc<Limits>) -> Self {
-        Self { upstreams, limiter }
+    pub fn new(upstreams: Arc<Upstreams>, policy: Arc<Policy>) -> Self {
+        Self { upstreams, policy }
     }
 }
 
 fn refuse(status: Status) -> Response {
     status.into_http()
+}
+
+/// `RESOURCE_EXHAUSTED` saying when to try again, also as `retry-after` (seconds).
+fn limited(wait: Duration) -> Response {
+    let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+    let mut s = Status::resource_exhausted(format!("rate limit exceeded; try again in {seconds} s"));
+    s.metadata_mut().insert("retry-after", seconds.into());
+    refuse(s)
 }
 
 impl Service<http::Request<axum::body::Body>> for Proxy {
@@ -104,45 +65,68 @@ impl Service<http::Request<axum::body::Body>> for Proxy {
     }
 
     fn call(&mut self, req: http::Request<axum::body::Body>) -> Self::Future {
-        let (upstreams, limiter) = (self.upstreams.clone(), self.limiter.clone());
-        Box::pin(async move { Ok(forward(&upstreams, &limiter, req).await) })
+        let (upstreams, policy) = (self.upstreams.clone(), self.policy.clone());
+        Box::pin(async move { Ok(forward(&upstreams, &policy, req).await) })
     }
 }
 
-async fn forward(upstreams: &Upstreams, limiter: &Limits, req: http::Request<axum::body::Body>) -> Response {
+async fn forward(upstreams: &Upstreams, policy: &Policy, req: http::Request<axum::body::Body>) -> Response {
     let service = req.uri().path().trim_start_matches('/').split('/').next().unwrap_or_default().to_owned();
     let Some(upstream) = upstreams.get(&service) else {
         return refuse(Status::unimplemented(format!("unknown service '{service}'")));
     };
-    // Authenticated callers are limited per customer (game servers per subject, at their
-    // own rate), anonymous ones per address.
-    let key = match req.extensions().get::<Identity>() {
-        Some(who) if who.role == auth_adapter::Role::GameServer => Key::GameServer(who.customer_id.clone()),
-        Some(who) => Key::Customer(who.customer_id.clone()),
-        None => {
-            let peer = req.extensions().get::<tonic::transport::server::TcpConnectInfo>().and_then(|i| i.remote_addr());
-            Key::Peer(peer.map(|a| a.ip().to_string()).unwrap_or_default())
-        }
+    let client = peer::of_http(&req, &policy.trusted);
+    // Customers are limited per customer (a game server per subject, at its own rate);
+    // calls without a token per client address.
+    let allowed = match req.extensions().get::<Identity>() {
+        Some(who) => policy.with_token.take(&who.customer_id, who.role),
+        None => policy.anonymous.take(client.unwrap_or(IpAddr::from([0, 0, 0, 0]))),
     };
-    if let Err(wait) = limiter.take(&key) {
-        let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
-        let mut s = Status::resource_exhausted(format!("rate limit exceeded; try again in {seconds} s"));
-        s.metadata_mut().insert("retry-after", seconds.into());
-        return refuse(s);
+    if let Err(wait) = allowed {
+        return limited(wait);
     }
     let Some(endpoint) = upstream.pick() else {
         return refuse(Status::unavailable(format!("{service} has no endpoint; try again later")));
     };
     let (mut parts, body) = req.into_parts();
+    let arrival = parts.extensions.get::<Arrival>().map_or_else(tokio::time::Instant::now, |a| a.0);
+    let deadline = deadline_of(&mut parts, policy.default_deadline);
     if !parts.headers.contains_key("x-request-id")
         && let Ok(id) = uuid::Uuid::now_v7().to_string().parse()
     {
         parts.headers.insert("x-request-id", id);
     }
+    // The address the client wrote is never passed on: services trust this header from us.
+    parts.headers.remove(FORWARDED_FOR);
+    if let Some(ip) = client
+        && let Ok(value) = ip.to_string().parse()
+    {
+        parts.headers.insert(FORWARDED_FOR, value);
+    }
     let request = http::Request::from_parts(parts, Body::new(body));
     // A channel is a buffer: it must be polled ready before each call.
-    match tower::ServiceExt::oneshot(endpoint.channel.clone(), request).await {
-        Ok(response) => response,
+    let call = tower::ServiceExt::oneshot(endpoint.channel.clone(), request);
+    let until = deadline.map(|d| arrival + d);
+    let answer = match until {
+        Some(until) => match tokio::time::timeout_at(until, call).await {
+            Ok(answer) => answer,
+            Err(_) => {
+                tracing::info!(service, url = endpoint.url, "upstream call passed its deadline");
+                return refuse(deadline::exceeded());
+            }
+        },
+        None => call.await,
+    };
+    match answer {
+        Ok(response) => match until {
+            Some(until) => response.map(|b| Body::new(DeadlineBody::new(b, until))),
+            None => response,
+        },
+        // The channel enforces the `grpc-timeout` we wrote, too, and may be first to.
+        Err(e) if timed_out(&e) => {
+            tracing::info!(service, url = endpoint.url, "upstream call passed its deadline");
+            refuse(deadline::exceeded())
+        }
         Err(e) => {
             tracing::warn!(service, url = endpoint.url, error = %e, "upstream call failed");
             endpoint.mark_unhealthy();
@@ -151,36 +135,77 @@ async fn forward(upstreams: &Upstreams, limiter: &Limits, req: http::Request<axu
     }
 }
 
+/// Whether a failed call failed because its deadline passed.
+fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(e) = cause {
+        if e.is::<tonic::TimeoutExpired>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
+/// How much sooner than the client's deadline the gateway gives up on the upstream (as
+/// Envoy's `grpc_timeout_header_offset`): the client then reads our `DEADLINE_EXCEEDED`
+/// instead of its own timer's verdict or tonic's server timeout, which answers
+/// `CANCELLED: Timeout expired` when the client's `grpc-timeout` passes.
+const CLIENT_DEADLINE_OFFSET: Duration = Duration::from_millis(5);
+
+/// The call's deadline — the client's (a little sooner), else `default` unless the
+/// method streams its answer — written into the request's `grpc-timeout` for the
+/// upstream to honour too.
+fn deadline_of(parts: &mut http::request::Parts, default: Duration) -> Option<Duration> {
+    let asked = parts.headers.get(GRPC_TIMEOUT).and_then(|v| v.to_str().ok()).and_then(deadline::parse);
+    // An unreadable value is replaced, not passed on for the upstream to misread.
+    parts.headers.remove(GRPC_TIMEOUT);
+    let streams = grpc_adapter::methods::shape(parts.uri.path()).is_some_and(|s| s.server_streaming);
+    let deadline = match asked {
+        Some(asked) => asked.saturating_sub(CLIENT_DEADLINE_OFFSET).max(asked / 2),
+        None if streams => return None,
+        None => default,
+    };
+    if let Ok(value) = deadline::encode(deadline).parse() {
+        parts.headers.insert(GRPC_TIMEOUT, value);
+    }
+    Some(deadline)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_bucket_allows_the_burst_then_refuses_until_it_refills() {
-        let l = RateLimiter::new(10.0, 3.0).unwrap();
-        for _ in 0..3 {
-            l.take("c-1").unwrap();
+    fn parts(path: &str, timeout: Option<&str>) -> http::request::Parts {
+        let mut b = http::Request::builder().uri(path);
+        if let Some(t) = timeout {
+            b = b.header(GRPC_TIMEOUT, t);
         }
-        let wait = l.take("c-1").unwrap_err();
-        assert!(wait <= Duration::from_millis(100), "{wait:?}");
-        l.take("c-2").expect("another customer has their own bucket");
-        std::thread::sleep(Duration::from_millis(120));
-        l.take("c-1").expect("refilled");
-        assert!(RateLimiter::new(0.0, 1.0).is_err());
+        b.body(()).unwrap().into_parts().0
     }
 
     #[test]
-    fn a_game_server_has_its_own_bucket_at_its_own_rate_apart_from_a_player_of_the_same_name() {
-        let limits =
-            Limits { players: RateLimiter::new(1.0, 2.0).unwrap(), game_servers: RateLimiter::new(1.0, 50.0).unwrap() };
-        for _ in 0..50 {
-            limits.take(&Key::GameServer("studio".into())).expect("the game server's burst");
-        }
-        assert!(limits.take(&Key::GameServer("studio".into())).is_err());
-        limits.take(&Key::GameServer("other-studio".into())).expect("each game server its own bucket");
-        for _ in 0..2 {
-            limits.take(&Key::Customer("studio".into())).expect("a player named like it is apart");
-        }
-        assert!(limits.take(&Key::Customer("studio".into())).is_err());
+    fn the_deadline_is_the_clients_else_the_default_except_for_a_stream_without_one() {
+        let default = Duration::from_secs(10);
+        let mut p = parts("/game.mission.v1.MissionService/AchieveMission", Some("250m"));
+        assert_eq!(deadline_of(&mut p, default), Some(Duration::from_millis(245)), "a little sooner");
+        assert_eq!(p.headers[GRPC_TIMEOUT], "245m", "and the upstream is told");
+        let mut p = parts("/game.mission.v1.MissionService/AchieveMission", Some("4m"));
+        assert_eq!(deadline_of(&mut p, default), Some(Duration::from_millis(2)), "never all of a short one");
+
+        let mut p = parts("/game.mission.v1.MissionService/AchieveMission", None);
+        assert_eq!(deadline_of(&mut p, default), Some(default));
+        assert_eq!(p.headers[GRPC_TIMEOUT], "10000m", "the upstream is told");
+
+        let mut p = parts("/game.mission.v1.MissionService/AchieveMission", Some("soon"));
+        assert_eq!(deadline_of(&mut p, default), Some(default));
+        assert_eq!(p.headers[GRPC_TIMEOUT], "10000m", "garbage replaced");
+
+        let mut p = parts("/game.mypage.v1.MyPageService/WatchMyPage", None);
+        assert_eq!(deadline_of(&mut p, default), None, "a watch lives as long as its client");
+        assert!(!p.headers.contains_key(GRPC_TIMEOUT));
+
+        let mut p = parts("/game.mypage.v1.MyPageService/WatchMyPage", Some("2S"));
+        assert_eq!(deadline_of(&mut p, default), Some(Duration::from_millis(1995)), "unless the client set one");
     }
 }

@@ -1,4 +1,6 @@
-//! The inbound gRPC adapter.
+//! The inbound gRPC adapters: the public `GiftService` (catalog, a customer's gifts,
+//! using one) and the internal `GiftIssuingService` (the wallet issuing a gift for a
+//! reward; the runtime lets only tokens with the role `service` reach it).
 
 use std::sync::Arc;
 
@@ -15,7 +17,15 @@ pub fn server(app: Arc<App>) -> pb::gift_service_server::GiftServiceServer<Handl
     pb::gift_service_server::GiftServiceServer::new(Handlers { app })
 }
 
+pub fn issuing_server(app: Arc<App>) -> pb::gift_issuing_service_server::GiftIssuingServiceServer<Issuing> {
+    pb::gift_issuing_service_server::GiftIssuingServiceServer::new(Issuing { app })
+}
+
 pub struct Handlers {
+    app: Arc<App>,
+}
+
+pub struct Issuing {
     app: Arc<App>,
 }
 
@@ -33,8 +43,8 @@ fn to_status(e: GiftError, schedule: &Schedule) -> Status {
     match e {
         GiftError::Refused(GiftRefusal::Rule(r)) => refused(&r, schedule),
         GiftError::Refused(GiftRefusal::Invalid(v)) => status::invalid(&v),
-        GiftError::Refused(GiftRefusal::NotOwner) => Status::permission_denied("this gift is not yours"),
-        GiftError::NotFound(_) => status::not_found("gift"),
+        // Someone else's gift is answered exactly like an unknown one.
+        GiftError::Refused(GiftRefusal::NotOwner) | GiftError::NotFound(_) => status::not_found("gift"),
         GiftError::Refused(r) => Status::failed_precondition(r.to_string()),
         GiftError::Unavailable(detail) => status::unavailable(&detail),
     }
@@ -58,6 +68,12 @@ fn to_proto(g: Gift) -> pb::Gift {
 }
 
 impl Handlers {
+    fn status(&self, e: GiftError) -> Status {
+        to_status(e, self.app.catalog().schedule())
+    }
+}
+
+impl Issuing {
     fn status(&self, e: GiftError) -> Status {
         to_status(e, self.app.catalog().schedule())
     }
@@ -94,13 +110,42 @@ impl pb::gift_service_server::GiftService for Handlers {
         }))
     }
 
+    async fn get_gift(&self, req: Request<pb::GetGiftRequest>) -> Result<Response<pb::GetGiftResponse>, Status> {
+        let who = auth::identity(&req)?;
+        let id = status::id("gift_id", &req.get_ref().gift_id)?;
+        let gift = self.app.get(id).await.map_err(|e| self.status(e))?;
+        auth::check_visible(&who, gift.customer_id.as_str(), "gift")?;
+        Ok(Response::new(pb::GetGiftResponse { gift: Some(to_proto(gift)) }))
+    }
+
+    async fn list_gifts(&self, req: Request<pb::ListGiftsRequest>) -> Result<Response<pb::ListGiftsResponse>, Status> {
+        let customer = auth::read_for(&req, &req.get_ref().customer_id)?;
+        let gifts = self.app.list(&customer).await.map_err(|e| self.status(e))?;
+        Ok(Response::new(pb::ListGiftsResponse { gifts: gifts.into_iter().map(to_proto).collect() }))
+    }
+
+    async fn use_gift(&self, req: Request<pb::UseGiftRequest>) -> Result<Response<pb::UseGiftResponse>, Status> {
+        // Only its owner uses a gift: someone else's is not found.
+        let customer = auth::acting_owner(&req, &req.get_ref().customer_id)?;
+        let traceparent = status::header(&req, "traceparent");
+        let r = req.into_inner();
+        let id = status::id("gift_id", &r.gift_id)?;
+        let gift = self.app.use_gift(id, Some(&customer), traceparent).await.map_err(|e| self.status(e))?;
+        Ok(Response::new(pb::UseGiftResponse { gift: Some(to_proto(gift)) }))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::gift_issuing_service_server::GiftIssuingService for Issuing {
+    /// For any customer: the caller is the wallet (role `service`, checked by the layer
+    /// for the whole service), which has checked the reward is theirs. The price comes
+    /// from our catalog; what the reward is worth, from the wallet's own records.
     async fn issue_gift(&self, req: Request<pb::IssueGiftRequest>) -> Result<Response<pb::IssueGiftResponse>, Status> {
-        let customer = auth::act_for(&req, &req.get_ref().customer_id)?;
         let traceparent = status::header(&req, "traceparent");
         let cause = status::header(&req, "x-request-id");
         let r = req.into_inner();
         let cmd = IssueGift {
-            customer_id: customer,
+            customer_id: status::customer(&r.customer_id)?,
             reward_id: status::id("reward_id", &r.reward_id)?,
             mission_id: status::id("mission_id", &r.mission_id)?,
             code: GiftCode::new(r.gift_code).map_err(|e| status::invalid(&e))?,
@@ -108,33 +153,5 @@ impl pb::gift_service_server::GiftService for Handlers {
         };
         let gift = self.app.issue(cmd, cause, traceparent).await.map_err(|e| self.status(e))?;
         Ok(Response::new(pb::IssueGiftResponse { gift: Some(to_proto(gift)) }))
-    }
-
-    async fn get_gift(&self, req: Request<pb::GetGiftRequest>) -> Result<Response<pb::GetGiftResponse>, Status> {
-        let who = auth::identity(&req)?;
-        let id = status::id("gift_id", &req.get_ref().gift_id)?;
-        let gift = self.app.get(id).await.map_err(|e| self.status(e))?;
-        auth::check_owner(&who, gift.customer_id.as_str(), "gift")?;
-        Ok(Response::new(pb::GetGiftResponse { gift: Some(to_proto(gift)) }))
-    }
-
-    async fn list_gifts(&self, req: Request<pb::ListGiftsRequest>) -> Result<Response<pb::ListGiftsResponse>, Status> {
-        let customer = auth::act_for(&req, &req.get_ref().customer_id)?;
-        let gifts = self.app.list(&customer).await.map_err(|e| self.status(e))?;
-        Ok(Response::new(pb::ListGiftsResponse { gifts: gifts.into_iter().map(to_proto).collect() }))
-    }
-
-    async fn use_gift(&self, req: Request<pb::UseGiftRequest>) -> Result<Response<pb::UseGiftResponse>, Status> {
-        // The gift id names the thing; the customer defaults to the caller.
-        let customer = match req.get_ref().customer_id.as_str() {
-            "" => status::customer(&auth::identity(&req)?.customer_id)?,
-            named => auth::act_for(&req, named)?,
-        };
-        let traceparent = status::header(&req, "traceparent");
-        let r = req.into_inner();
-        let id = status::id("gift_id", &r.gift_id)?;
-        let by = Some(customer);
-        let gift = self.app.use_gift(id, by.as_ref(), traceparent).await.map_err(|e| self.status(e))?;
-        Ok(Response::new(pb::UseGiftResponse { gift: Some(to_proto(gift)) }))
     }
 }

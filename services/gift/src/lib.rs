@@ -1,6 +1,7 @@
-//! The gift service: `game.gift.v1.GiftService` over the gift domain; gifts in
-//! SQLite/PostgreSQL; `GiftIssued` / `GiftUsed` out through the outbox. Called
-//! synchronously by the wallet; consumes nothing.
+//! The gift service: `game.gift.v1.GiftService` (public) and the internal
+//! `game.gift.v1.GiftIssuingService` (the wallet's calls, role `service` only) over the
+//! gift domain; gifts in SQLite/PostgreSQL; `GiftIssued` / `GiftUsed` out through the
+//! outbox. Consumes nothing.
 //!
 //! # Layout
 //! - [`grpc`] — the inbound gRPC adapter.
@@ -57,12 +58,14 @@ pub async fn run(settings: Settings) {
     if let Err(e) = gifts.sync_stock(&catalog).await {
         server::fail("cannot set the gift stock in the database", &e);
     }
-    let nats = service_runtime::connect_nats(&settings.nats, "gift").await;
+    let nats = service_runtime::connect_nats(&settings.nats, nats_adapter::roles::gift::ROLE.name).await;
     let app: Arc<App> = Arc::new(GiftService::new(gifts, catalog));
-    let routes = tonic::service::Routes::new(grpc::server(app));
+    let routes = tonic::service::Routes::new(grpc::server(app.clone())).add_service(grpc::issuing_server(app));
     // Issuing a gift needs only the database: the outbox holds events while NATS is down.
     Runtime::new(settings.server, &settings.auth, SERVICE_NAME, routes, Some(db), Some(nats))
         .public(&["/game.gift.v1.GiftService/ListCatalog"])
+        // Served here, never routed by the gateway; our services' tokens only.
+        .internal(&["/game.gift.v1.GiftIssuingService/"])
         .ready_without_nats()
         .publish(streams::GIFT)
         .run()

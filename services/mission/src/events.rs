@@ -6,8 +6,8 @@ use grpc_adapter::convert::timestamp;
 use grpc_adapter::pb::events::v1 as pb;
 use kernel::{Envelope, parse_id};
 use mission_domain::{MissionError, MissionEvent};
-use nats_adapter::consumer::{ConsumerSpec, Delivery, HandleError, Handler};
-use nats_adapter::streams::{self, subject};
+use nats_adapter::consumer::{Delivery, HandleError, Handler};
+use nats_adapter::streams::subject;
 use prost::Message;
 use store_adapter::outbox::OutboxMessage;
 
@@ -47,9 +47,7 @@ pub fn to_outbox(e: &Envelope<MissionEvent>) -> OutboxMessage {
     }
 }
 
-/// Policy "a reward allocated for a mission is recorded on it".
-pub const RECORD_REWARD: ConsumerSpec =
-    ConsumerSpec { stream: streams::REWARD, durable: "mission-record-reward", filter: subject::REWARD_ALLOCATED };
+pub use nats_adapter::roles::mission::RECORD_REWARD;
 
 pub struct RecordReward(pub Arc<App>);
 

@@ -117,7 +117,7 @@ impl pb::mission_service_server::MissionService for Handlers {
         let who = auth::identity(&req)?;
         let id = status::id("mission_id", &req.get_ref().mission_id)?;
         let mission = self.app.get(id).await.map_err(|e| to_status(e, self.app.catalog().schedule()))?;
-        auth::check_owner(&who, mission.customer_id.as_str(), "mission")?;
+        auth::check_visible(&who, mission.customer_id.as_str(), "mission")?;
         Ok(Response::new(pb::GetMissionResponse { mission: Some(to_proto(mission)) }))
     }
 
@@ -125,7 +125,7 @@ impl pb::mission_service_server::MissionService for Handlers {
         &self,
         req: Request<pb::ListMissionsRequest>,
     ) -> Result<Response<pb::ListMissionsResponse>, Status> {
-        let customer = auth::act_for(&req, &req.get_ref().customer_id)?;
+        let customer = auth::read_for(&req, &req.get_ref().customer_id)?;
         let missions = self.app.list(&customer).await.map_err(|e| to_status(e, self.app.catalog().schedule()))?;
         Ok(Response::new(pb::ListMissionsResponse { missions: missions.into_iter().map(to_proto).collect() }))
     }

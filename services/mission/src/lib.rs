@@ -52,7 +52,7 @@ pub async fn run(settings: Settings) {
         None => Catalog::default(),
     };
     let db = service_runtime::open_store(&settings.database_url, store::MIGRATIONS).await;
-    let nats = service_runtime::connect_nats(&settings.nats, "mission").await;
+    let nats = service_runtime::connect_nats(&settings.nats, nats_adapter::roles::mission::ROLE.name).await;
     let app: Arc<App> = Arc::new(MissionService::new(store::SqlMissions::new(db.clone()), catalog));
     let routes = tonic::service::Routes::new(grpc::server(app.clone()));
     Runtime::new(settings.server, &settings.auth, SERVICE_NAME, routes, Some(db), Some(nats))

@@ -5,20 +5,13 @@ use std::sync::Arc;
 use grpc_adapter::pb::events::v1 as pb;
 use kernel::parse_id;
 use mypage_domain::{Fact, MyPageError};
-use nats_adapter::consumer::{ConsumerSpec, Delivery, HandleError, Handler};
-use nats_adapter::streams::{self, subject};
+use nats_adapter::consumer::{Delivery, HandleError, Handler};
+use nats_adapter::streams::subject;
 use prost::Message;
 
 use crate::App;
 
-/// One durable consumer per source stream; the projection is idempotent and
-/// order-tolerant, so no inbox is needed: a redelivered fact changes nothing.
-pub const CONSUMERS: [ConsumerSpec; 4] = [
-    ConsumerSpec { stream: streams::MISSION, durable: "mypage-mission", filter: "game.mission.v1.>" },
-    ConsumerSpec { stream: streams::REWARD, durable: "mypage-reward", filter: "game.reward.v1.>" },
-    ConsumerSpec { stream: streams::WALLET, durable: "mypage-wallet", filter: "game.wallet.v1.>" },
-    ConsumerSpec { stream: streams::GIFT, durable: "mypage-gift", filter: "game.gift.v1.>" },
-];
+pub use nats_adapter::roles::mypage::CONSUMERS;
 
 fn reject(e: impl std::fmt::Display) -> HandleError {
     HandleError::Reject(e.to_string())

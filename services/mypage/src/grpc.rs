@@ -118,7 +118,7 @@ type PageStream = Pin<Box<dyn Stream<Item = Result<pb::WatchMyPageResponse, Stat
 #[tonic::async_trait]
 impl pb::my_page_service_server::MyPageService for Handlers {
     async fn get_my_page(&self, req: Request<pb::GetMyPageRequest>) -> Result<Response<pb::GetMyPageResponse>, Status> {
-        let customer = auth::act_for(&req, &req.get_ref().customer_id)?;
+        let customer = auth::read_for(&req, &req.get_ref().customer_id)?;
         let page = self.app.page(&customer).await.map_err(to_status)?;
         Ok(Response::new(pb::GetMyPageResponse { page: Some(page_to_proto(&page)) }))
     }
@@ -126,7 +126,7 @@ impl pb::my_page_service_server::MyPageService for Handlers {
     type WatchMyPageStream = PageStream;
 
     async fn watch_my_page(&self, req: Request<pb::WatchMyPageRequest>) -> Result<Response<PageStream>, Status> {
-        let customer = auth::act_for(&req, &req.get_ref().customer_id)?;
+        let customer = auth::read_for(&req, &req.get_ref().customer_id)?;
         // Watch first, then read: no change can fall between the two.
         let updates = self.app.watch(&customer).await.map_err(to_status)?;
         let current = self.app.page(&customer).await.map_err(to_status)?;

@@ -30,8 +30,9 @@ pub struct Settings {
     pub nats: NatsSettings,
     #[command(flatten)]
     pub auth: auth_adapter::AuthSettings,
-    /// The key-value bucket holding the pages.
-    #[arg(long, env = "MYPAGE_BUCKET", default_value = "mypage")]
+    /// The key-value bucket holding the pages (the bus permissions of the mypage role
+    /// cover the default one only).
+    #[arg(long, env = "MYPAGE_BUCKET", default_value = nats_adapter::roles::MYPAGE_BUCKET)]
     pub bucket: String,
 }
 
@@ -39,7 +40,7 @@ pub type App = MyPageService<kv::KvPages>;
 
 /// Builds the service and serves until SIGTERM.
 pub async fn run(settings: Settings) {
-    let nats = service_runtime::connect_nats(&settings.nats, "mypage").await;
+    let nats = service_runtime::connect_nats(&settings.nats, nats_adapter::roles::mypage::ROLE.name).await;
     let pages = loop {
         match nats_adapter::kv::ensure_bucket(&nats.js, &settings.bucket, settings.nats.stream_replicas).await {
             Ok(b) => break b,

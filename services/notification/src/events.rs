@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use grpc_adapter::pb::events::v1 as pb;
 use kernel::{CustomerId, Envelope};
-use nats_adapter::consumer::{ConsumerSpec, Delivery, HandleError, Handler};
-use nats_adapter::streams::{self, subject};
+use nats_adapter::consumer::{Delivery, HandleError, Handler};
+use nats_adapter::streams::subject;
 use notification_domain::{GiftEventKind, GiftFact, NotificationError, NotificationEvent, Outcome};
 use prost::Message;
 use store_adapter::outbox::OutboxMessage;
@@ -33,13 +33,7 @@ pub fn to_outbox(e: &Envelope<NotificationEvent>) -> OutboxMessage {
     }
 }
 
-/// Policy "an issued gift is e-mailed to its customer".
-pub const GIFT_ISSUED: ConsumerSpec =
-    ConsumerSpec { stream: streams::GIFT, durable: "notification-gift-issued", filter: subject::GIFT_ISSUED };
-
-/// Policy "a used gift is e-mailed to its customer".
-pub const GIFT_USED: ConsumerSpec =
-    ConsumerSpec { stream: streams::GIFT, durable: "notification-gift-used", filter: subject::GIFT_USED };
+pub use nats_adapter::roles::notification::{GIFT_ISSUED, GIFT_USED};
 
 /// Handles the gift events of one kind (one consumer each).
 pub struct OnGift {

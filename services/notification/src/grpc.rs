@@ -44,7 +44,7 @@ impl pb::notification_service_server::NotificationService for Handlers {
         &self,
         req: Request<pb::ListNotificationsRequest>,
     ) -> Result<Response<pb::ListNotificationsResponse>, Status> {
-        let customer = grpc_adapter::auth::act_for(&req, &req.get_ref().customer_id)?;
+        let customer = grpc_adapter::auth::read_for(&req, &req.get_ref().customer_id)?;
         let notifications = self.app.notifications(&customer).await.map_err(to_status)?;
         Ok(Response::new(pb::ListNotificationsResponse {
             notifications: notifications.into_iter().map(to_proto).collect(),

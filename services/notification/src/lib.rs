@@ -45,7 +45,7 @@ pub type App = NotificationService<store::SqlNotifications, mail::AnyMailer>;
 pub async fn run(settings: Settings) {
     let mailer = settings.mail.mailer().unwrap_or_else(|e| server::fail("cannot set up the mailer", &e));
     let db = service_runtime::open_store(&settings.database_url, store::MIGRATIONS).await;
-    let nats = service_runtime::connect_nats(&settings.nats, "notification").await;
+    let nats = service_runtime::connect_nats(&settings.nats, nats_adapter::roles::notification::ROLE.name).await;
     let app: Arc<App> = Arc::new(NotificationService::new(
         store::SqlNotifications::new(db.clone()),
         mailer,

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use grpc_adapter::pb::events::v1 as pb;
 use kernel::{CustomerId, Envelope, parse_id};
-use nats_adapter::consumer::{ConsumerSpec, Delivery, HandleError, Handler};
-use nats_adapter::streams::{self, subject};
+use nats_adapter::consumer::{Delivery, HandleError, Handler};
+use nats_adapter::streams::subject;
 use prost::Message;
 use reward_domain::service::MissionAchieved;
 use reward_domain::{RewardError, RewardEvent, RewardStatus};
@@ -33,15 +33,7 @@ pub fn to_outbox(e: &Envelope<RewardEvent>) -> OutboxMessage {
     }
 }
 
-/// Policy "a reward for every achieved mission".
-pub const ALLOCATE: ConsumerSpec =
-    ConsumerSpec { stream: streams::MISSION, durable: "reward-allocate", filter: subject::MISSION_ACHIEVED };
-/// Policy "the reward follows the wallet": issued.
-pub const ISSUED: ConsumerSpec =
-    ConsumerSpec { stream: streams::WALLET, durable: "reward-issued", filter: subject::REWARD_ISSUED };
-/// Policy "the reward follows the wallet": exchanged.
-pub const EXCHANGED: ConsumerSpec =
-    ConsumerSpec { stream: streams::WALLET, durable: "reward-exchanged", filter: subject::REWARD_EXCHANGED };
+pub use nats_adapter::roles::reward::{ALLOCATE, EXCHANGED, ISSUED};
 
 pub struct Policies(pub Arc<App>);
 

@@ -44,7 +44,7 @@ impl pb::reward_service_server::RewardService for Handlers {
         let who = auth::identity(&req)?;
         let id = status::id("reward_id", &req.get_ref().reward_id)?;
         let reward = self.app.get(id).await.map_err(to_status)?;
-        auth::check_owner(&who, reward.customer_id.as_str(), "reward")?;
+        auth::check_visible(&who, reward.customer_id.as_str(), "reward")?;
         Ok(Response::new(pb::GetRewardResponse { reward: Some(to_proto(reward)) }))
     }
 
@@ -52,7 +52,7 @@ impl pb::reward_service_server::RewardService for Handlers {
         &self,
         req: Request<pb::ListRewardsRequest>,
     ) -> Result<Response<pb::ListRewardsResponse>, Status> {
-        let customer = auth::act_for(&req, &req.get_ref().customer_id)?;
+        let customer = auth::read_for(&req, &req.get_ref().customer_id)?;
         let rewards = self.app.list(&customer).await.map_err(to_status)?;
         Ok(Response::new(pb::ListRewardsResponse { rewards: rewards.into_iter().map(to_proto).collect() }))
     }

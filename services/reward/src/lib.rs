@@ -40,7 +40,7 @@ pub type App = RewardService<store::SqlRewards>;
 /// Builds the service and serves until SIGTERM.
 pub async fn run(settings: Settings) {
     let db = service_runtime::open_store(&settings.database_url, store::MIGRATIONS).await;
-    let nats = service_runtime::connect_nats(&settings.nats, "reward").await;
+    let nats = service_runtime::connect_nats(&settings.nats, nats_adapter::roles::reward::ROLE.name).await;
     let app: Arc<App> = Arc::new(RewardService::new(store::SqlRewards::new(db.clone())));
     let routes = tonic::service::Routes::new(grpc::server(app.clone()));
     Runtime::new(settings.server, &settings.auth, SERVICE_NAME, routes, Some(db), Some(nats))

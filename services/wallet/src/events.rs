@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use grpc_adapter::pb::events::v1 as pb;
 use kernel::{CustomerId, Envelope, parse_id};
-use nats_adapter::consumer::{ConsumerSpec, Delivery, HandleError, Handler};
-use nats_adapter::streams::{self, subject};
+use nats_adapter::consumer::{Delivery, HandleError, Handler};
+use nats_adapter::streams::subject;
 use prost::Message;
 use store_adapter::outbox::OutboxMessage;
 use wallet_domain::service::RewardAllocated;
@@ -43,9 +43,7 @@ pub fn to_outbox(e: &Envelope<WalletEvent>) -> OutboxMessage {
     }
 }
 
-/// Policy "an allocated reward is issued into the wallet".
-pub const ISSUE: ConsumerSpec =
-    ConsumerSpec { stream: streams::REWARD, durable: "wallet-issue", filter: subject::REWARD_ALLOCATED };
+pub use nats_adapter::roles::wallet::ISSUE;
 
 pub struct Issue(pub Arc<App>);
 

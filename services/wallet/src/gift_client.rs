@@ -6,10 +6,16 @@
 //! 3. circuit breaker: fail fast while gift is failing or slow (shed requests never
 //!    reach it, so they do not count against gift);
 //! 4. deadline: a call taking longer fails (and counts as a failure and a slow call).
+//!
+//! It calls the internal `GiftIssuingService` as the wallet itself: with the wallet's own
+//! service token ([`ServiceToken`]), never a customer's. Without a token yet, an exchange
+//! is refused at once (try again shortly) and the gift service is not called.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use grpc_adapter::pb::gift::v1 as pb;
+use grpc_adapter::service_token::ServiceToken;
 use resilience_adapter::{Breaker, BreakerConfig, BreakerOpen, CircuitBreakerLayer, State};
 use tonic::transport::Channel;
 use tonic::{Code, Status};
@@ -85,16 +91,28 @@ pub struct GiftClient {
     call: Call,
     breaker: Breaker,
     deadline: Duration,
+    token: Arc<ServiceToken>,
 }
 
 /// Failures of the gift service itself; business refusals are answers, not failures.
+///
+/// A call past its deadline is a failure however it ends: our timeout layer's `Elapsed`,
+/// tonic's own client-side timeout (the `grpc-timeout` we set), which it reports as
+/// `CANCELLED: Timeout expired`, or gift's `DEADLINE_EXCEEDED`/`CANCELLED` when it gives
+/// up first. Counted only as slow, a hung gift took many more calls to open the breaker.
+/// (A call our own caller abandons is dropped and never classified.)
 fn is_failure(result: &Result<pb::IssueGiftResponse, BoxError>) -> bool {
     match result {
         Ok(_) => false,
         Err(e) => match e.downcast_ref::<Status>() {
             Some(s) => matches!(
                 s.code(),
-                Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted | Code::Internal | Code::Unknown
+                Code::Unavailable
+                    | Code::DeadlineExceeded
+                    | Code::Cancelled
+                    | Code::ResourceExhausted
+                    | Code::Internal
+                    | Code::Unknown
             ),
             None => true, // deadline elapsed, transport
         },
@@ -104,13 +122,13 @@ fn is_failure(result: &Result<pb::IssueGiftResponse, BoxError>) -> bool {
 impl GiftClient {
     /// # Errors
     /// When the URL or the breaker settings are invalid.
-    pub fn new(settings: &GiftSettings) -> Result<Self, String> {
+    pub fn new(settings: &GiftSettings, token: Arc<ServiceToken>) -> Result<Self, String> {
         let config = settings.breaker()?;
         let channel = Channel::from_shared(settings.gift_url.clone())
             .map_err(|e| format!("GIFT_URL: {e}"))?
             .connect_timeout(Duration::from_millis(settings.deadline_ms.min(1000)))
             .connect_lazy();
-        let client = pb::gift_service_client::GiftServiceClient::new(channel);
+        let client = pb::gift_issuing_service_client::GiftIssuingServiceClient::new(channel);
         let breaker = Breaker::new("gift", config);
         let deadline = Duration::from_millis(settings.deadline_ms);
         let grpc = service_fn(move |req: tonic::Request<pb::IssueGiftRequest>| {
@@ -123,7 +141,7 @@ impl GiftClient {
             .layer(CircuitBreakerLayer::new(breaker.clone(), is_failure))
             .timeout(deadline)
             .service(grpc);
-        Ok(Self { call: BoxCloneSyncService::new(stack.map_err(Into::into)), breaker, deadline })
+        Ok(Self { call: BoxCloneSyncService::new(stack.map_err(Into::into)), breaker, deadline, token })
     }
 
     fn unavailable(&self, e: &BoxError) -> GiftCallError {
@@ -147,8 +165,17 @@ impl GiftClient {
     }
 }
 
+/// Try again after this long when the wallet has no usable service token.
+const NO_TOKEN_RETRY: Duration = Duration::from_secs(1);
+
 impl GiftIssuer for GiftClient {
     async fn issue_gift(&self, r: GiftRequest) -> Result<Uuid, GiftCallError> {
+        let Some(token) = self.token.current() else {
+            return Err(GiftCallError::Unavailable {
+                retry_after: NO_TOKEN_RETRY,
+                reason: "the wallet has no service token yet".into(),
+            });
+        };
         let mut request = tonic::Request::new(pb::IssueGiftRequest {
             customer_id: r.customer_id.to_string(),
             reward_id: r.reward_id.to_string(),
@@ -160,7 +187,7 @@ impl GiftIssuer for GiftClient {
         if let Some(tp) = r.traceparent.as_deref().and_then(|t| t.parse().ok()) {
             request.metadata_mut().insert("traceparent", tp);
         }
-        if let Some(bearer) = r.credentials.as_deref().and_then(|t| format!("Bearer {t}").parse().ok()) {
+        if let Ok(bearer) = format!("Bearer {token}").parse() {
             request.metadata_mut().insert("authorization", bearer);
         }
         let response = match self.call.clone().oneshot(request).await {
@@ -171,12 +198,16 @@ impl GiftIssuer for GiftClient {
                         let (field, reason) = s.message().split_once(": ").unwrap_or(("request", s.message()));
                         GiftCallError::Invalid { field: field.to_owned(), reason: reason.to_owned() }
                     }
-                    Some(s)
-                        if matches!(
-                            s.code(),
-                            Code::FailedPrecondition | Code::NotFound | Code::AlreadyExists | Code::PermissionDenied
-                        ) =>
-                    {
+                    // Our own token was refused: never the customer's fault. Fetch another.
+                    Some(s) if matches!(s.code(), Code::Unauthenticated | Code::PermissionDenied) => {
+                        tracing::error!(code = ?s.code(), message = s.message(), "the gift service refused the wallet's service token");
+                        self.token.invalidate();
+                        GiftCallError::Unavailable {
+                            retry_after: NO_TOKEN_RETRY,
+                            reason: "service token refused".into(),
+                        }
+                    }
+                    Some(s) if matches!(s.code(), Code::FailedPrecondition | Code::NotFound | Code::AlreadyExists) => {
                         GiftCallError::Refused(s.message().to_owned())
                     }
                     _ => {
@@ -211,5 +242,39 @@ impl GiftIssuer for GiftClient {
             rejected: s.rejected,
             transitions: s.transitions,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(e: impl Into<BoxError>) -> bool {
+        is_failure(&Err(e.into()))
+    }
+
+    #[test]
+    fn a_call_past_its_deadline_is_a_failure_however_it_ends() {
+        // tonic's client-side timeout, as the wallet's client receives it
+        assert!(failed(Status::from_error(Box::new(tonic::TimeoutExpired(())))));
+        assert!(failed(Status::cancelled("Timeout expired")));
+        assert!(failed(Status::deadline_exceeded("deadline")));
+        let elapsed: BoxError = Box::new(tower::timeout::error::Elapsed::new());
+        assert!(is_failure(&Err(elapsed)));
+        assert!(failed(Status::unavailable("down")));
+    }
+
+    #[test]
+    fn business_refusals_are_answers_not_failures() {
+        for s in [
+            Status::invalid_argument("gift_code: unknown gift"),
+            Status::failed_precondition("not enough points"),
+            Status::not_found("reward"),
+            Status::already_exists("gift"),
+            Status::permission_denied("no"),
+        ] {
+            assert!(!failed(s.clone()), "{s:?}");
+        }
+        assert!(!is_failure(&Ok(pb::IssueGiftResponse::default())));
     }
 }

@@ -22,7 +22,9 @@ fn to_status(e: WalletError) -> Status {
         WalletError::Invalid(v) => status::invalid(&v),
         WalletError::NotFound(what) => status::not_found(what),
         WalletError::Refused(ExchangeRefusal::NotFound) => status::not_found("reward"),
-        WalletError::Refused(r @ ExchangeRefusal::AlreadyExchanged) => Status::failed_precondition(r.to_string()),
+        WalletError::Refused(r @ (ExchangeRefusal::AlreadyExchanged | ExchangeRefusal::RequestReused(_))) => {
+            Status::failed_precondition(r.to_string())
+        }
         WalletError::GiftInvalid(why) => Status::invalid_argument(why),
         WalletError::GiftRefused(why) => Status::failed_precondition(why),
         WalletError::GiftUnavailable { retry_after, reason } => {
@@ -54,7 +56,7 @@ pub fn item_to_proto(i: WalletItem) -> pb::WalletItem {
 #[tonic::async_trait]
 impl pb::wallet_service_server::WalletService for Handlers {
     async fn get_wallet(&self, req: Request<pb::GetWalletRequest>) -> Result<Response<pb::GetWalletResponse>, Status> {
-        let customer = auth::act_for(&req, &req.get_ref().customer_id)?;
+        let customer = auth::read_for(&req, &req.get_ref().customer_id)?;
         let wallet = self.app.wallet(&customer).await.map_err(to_status)?;
         let available_points = wallet.available_points();
         Ok(Response::new(pb::GetWalletResponse {
@@ -71,13 +73,12 @@ impl pb::wallet_service_server::WalletService for Handlers {
         req: Request<pb::ExchangeRewardRequest>,
     ) -> Result<Response<pb::ExchangeRewardResponse>, Status> {
         let traceparent = status::header(&req, "traceparent");
-        let who = auth::identity(&req)?;
-        let customer = auth::act_for(&req, &req.get_ref().customer_id)?;
+        // Only the owner exchanges; someone else's reward is not found.
+        let customer = auth::acting_owner(&req, &req.get_ref().customer_id)?;
         let r = req.into_inner();
         let cmd = ExchangeReward::new(customer.as_str(), &r.reward_id, &r.gift_code, &r.request_id)
             .map_err(|e| status::invalid(&e))?;
-        // The gift service is called on the caller's behalf, with the caller's token.
-        let (item, gift_id) = self.app.exchange(cmd, traceparent, Some(who.token)).await.map_err(to_status)?;
+        let (item, gift_id) = self.app.exchange(cmd, traceparent).await.map_err(to_status)?;
         Ok(Response::new(pb::ExchangeRewardResponse { item: Some(item_to_proto(item)), gift_id: gift_id.to_string() }))
     }
 

@@ -5,8 +5,8 @@
 //! - [`grpc`] — the inbound gRPC adapter.
 //! - [`store`] — the `WalletRepository` on diesel, with outbox and inbox.
 //! - [`events`] — domain events <-> protobuf, and the consumer's handler.
-//! - [`gift_client`] — the call to the gift service, behind deadline, load shedding and
-//!   a circuit breaker.
+//! - [`gift_client`] — the call to the gift service (as the wallet, with its own service
+//!   token), behind deadline, load shedding and a circuit breaker.
 //! - [`run`] — the composition root.
 
 pub mod events;
@@ -37,15 +37,21 @@ pub struct Settings {
     pub database_url: String,
     #[command(flatten)]
     pub gift: gift_client::GiftSettings,
+    /// The wallet's own service account, for its calls to the gift service.
+    #[command(flatten)]
+    pub service_account: grpc_adapter::service_token::ServiceAccountSettings,
 }
 
 pub type App = WalletService<store::SqlWallet, gift_client::GiftClient>;
 
 /// Builds the service and serves until SIGTERM.
 pub async fn run(settings: Settings) {
-    let gifts = gift_client::GiftClient::new(&settings.gift).unwrap_or_else(|e| server::fail("invalid settings", &e));
+    let token = grpc_adapter::service_token::ServiceToken::start(&settings.service_account)
+        .unwrap_or_else(|e| server::fail("the wallet's service account", &e));
+    let gifts =
+        gift_client::GiftClient::new(&settings.gift, token).unwrap_or_else(|e| server::fail("invalid settings", &e));
     let db = service_runtime::open_store(&settings.database_url, store::MIGRATIONS).await;
-    let nats = service_runtime::connect_nats(&settings.nats, "wallet").await;
+    let nats = service_runtime::connect_nats(&settings.nats, nats_adapter::roles::wallet::ROLE.name).await;
     let app: Arc<App> = Arc::new(WalletService::new(store::SqlWallet::new(db.clone()), gifts));
     let routes = tonic::service::Routes::new(grpc::server(app.clone()));
     Runtime::new(settings.server, &settings.auth, SERVICE_NAME, routes, Some(db), Some(nats))

@@ -128,6 +128,26 @@ impl WalletRepository for SqlWallet {
             .await
     }
 
+    async fn find_by_exchange_request(
+        &self,
+        customer: &CustomerId,
+        request_id: &str,
+    ) -> Result<Option<WalletItem>, StoreError> {
+        let (customer, request_id) = (customer.to_string(), request_id.to_owned());
+        let row: Option<Row> = self
+            .store
+            .read(move |c| {
+                wallet_items::table
+                    .filter(wallet_items::customer_id.eq(customer))
+                    .filter(wallet_items::exchange_request_id.eq(request_id))
+                    .first(c)
+                    .optional()
+                    .map_err(db)
+            })
+            .await?;
+        row.map(WalletItem::try_from).transpose()
+    }
+
     async fn update(&self, item: &WalletItem, events: Vec<Envelope<WalletEvent>>) -> Result<(), StoreError> {
         self.update_item(item, events).await
     }
@@ -200,8 +220,39 @@ mod tests {
         assert_eq!(store.outbox_len().await.unwrap(), 2);
     }
 
+    async fn a_request_id_exchanges_one_of_a_customers_rewards(db: TestDatabase) {
+        let store = Store::open(&db.url, MIGRATIONS).await.unwrap();
+        let repo = SqlWallet::new(store.clone());
+        let customer = CustomerId::new("c-11").unwrap();
+        let mut items = Vec::new();
+        for owner in ["c-11", "c-11", "c-12"] {
+            let (item, event) = WalletItem::issue(new_id(), new_id(), CustomerId::new(owner).unwrap(), 10);
+            let meta = EventMeta::first(item.mission_id, "req", customer.clone(), Utc::now());
+            repo.insert(&item, vec![Envelope { meta, event }], Inbound { consumer: "w", event_id: new_id() })
+                .await
+                .unwrap();
+            items.push(item);
+        }
+        let exchange = |item: &mut WalletItem, owner: &str| {
+            let cmd = wallet_domain::ExchangeReward::new(owner, &item.reward_id.to_string(), "coffee", "x1").unwrap();
+            item.exchange(new_id(), &cmd).unwrap();
+        };
+        let [mut first, mut second, mut theirs] = <[WalletItem; 3]>::try_from(items).unwrap();
+        exchange(&mut first, "c-11");
+        repo.update(&first, vec![]).await.unwrap();
+        let found = repo.find_by_exchange_request(&customer, "x1").await.unwrap().unwrap();
+        assert_eq!(found.reward_id, first.reward_id);
+        assert!(repo.find_by_exchange_request(&customer, "x2").await.unwrap().is_none());
+        exchange(&mut second, "c-11");
+        assert_eq!(repo.update(&second, vec![]).await, Err(StoreError::Duplicate), "one exchange per request id");
+        assert_eq!(repo.get(second.reward_id).await.unwrap().unwrap().status, ItemStatus::Issued, "nothing written");
+        exchange(&mut theirs, "c-12");
+        repo.update(&theirs, vec![]).await.expect("another customer's request ids are theirs");
+    }
+
     store_adapter::on_both_backends!(
         a_reward_is_issued_into_one_wallet_once,
-        an_exchange_is_stored_once_with_its_event
+        an_exchange_is_stored_once_with_its_event,
+        a_request_id_exchanges_one_of_a_customers_rewards
     );
 }

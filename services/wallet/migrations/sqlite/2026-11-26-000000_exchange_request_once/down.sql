@@ -1,0 +1,1 @@
+DROP INDEX wallet_items_by_exchange_request;
