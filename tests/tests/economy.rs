@@ -273,7 +273,21 @@ async fn players_report_their_own_player_missions_and_a_game_server_or_an_admin_
 }
 
 async fn exchange(sys: &System, customer: &str, reward_id: &str, code: &str) -> Result<String, tonic::Status> {
-    WalletServiceClient::new(sys.as_customer(&sys.wallet, customer))
+    exchange_on(sys.as_customer(&sys.wallet, customer), customer, reward_id, code).await
+}
+
+/// An exchange as the player makes it: through the gateway, with their own token.
+async fn exchange_via_gateway(
+    sys: &System,
+    customer: &str,
+    reward_id: &str,
+    code: &str,
+) -> Result<String, tonic::Status> {
+    exchange_on(with_token(sys.gateway().channel(), &sys.tokens.customer(customer)), customer, reward_id, code).await
+}
+
+async fn exchange_on(ch: Authed, customer: &str, reward_id: &str, code: &str) -> Result<String, tonic::Status> {
+    WalletServiceClient::new(ch)
         .exchange_reward(wallet::ExchangeRewardRequest {
             customer_id: customer.into(),
             reward_id: reward_id.into(),
@@ -286,7 +300,7 @@ async fn exchange(sys: &System, customer: &str, reward_id: &str, code: &str) -> 
 
 #[tokio::test]
 async fn twenty_exchanges_racing_for_the_last_three_founders_badges_issue_exactly_three() {
-    let sys = System::start().await;
+    let sys = System::start_with(Options { gateway: true, ..Options::default() }).await;
     let customers: Vec<String> = (0..20).map(|i| format!("fan-{i}")).collect();
     let items = futures::future::join_all(customers.iter().map(|c| issued_reward(&sys, c, "tutorial-complete"))).await;
     let calls = customers.iter().zip(&items).map(|(c, item)| exchange(&sys, c, &item.reward_id, "founders-badge"));
@@ -322,6 +336,16 @@ async fn twenty_exchanges_racing_for_the_last_three_founders_badges_issue_exactl
         "STOCK: 20 concurrent exchanges for the last 3 founders-badges -> {issued} gifts, {still_issued} refused with ISSUED rewards"
     );
 
+    // Through the gateway the player hears the gift's words and reason: what, and that
+    // there is no next time.
+    let (late, item) = customers.iter().zip(&items).zip(&results).find(|(_, r)| r.is_err()).unwrap().0;
+    let refused = exchange_via_gateway(&sys, late, &item.reward_id, "founders-badge").await.unwrap_err();
+    assert_eq!((refused.code(), refused.message()), (Code::FailedPrecondition, "founders-badge is out of stock"));
+    let (reason, domain, metadata) = error_info(&refused);
+    assert_eq!((reason.as_str(), domain.as_str()), ("GIFT_OUT_OF_STOCK", "game-rewards"));
+    assert_eq!(metadata["gift_code"], "founders-badge");
+    assert!(!metadata.contains_key("next_available_at"), "out of stock for good: {metadata:?}");
+
     // The gift's refusal itself carries the ErrorInfo.
     let direct = GiftIssuingServiceClient::new(with_token(sys.gift.channel(), &sys.tokens.service("wallet")))
         .issue_gift(gift::IssueGiftRequest {
@@ -338,26 +362,67 @@ async fn twenty_exchanges_racing_for_the_last_three_founders_badges_issue_exactl
 }
 
 #[tokio::test]
-async fn a_second_gift_of_one_per_customer_is_refused_naming_it() {
-    // A cheap one-per-customer gift, so that two rewards of a customer can pay for it.
+async fn a_refused_exchange_tells_the_player_through_the_gateway_what_was_refused_and_until_when() {
+    // Cheap limited gifts, so that a customer's few rewards can meet every limit.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("gifts.toml");
     std::fs::write(
         &path,
         "[[gifts]]\ncode = \"coffee\"\nname = \"Coffee\"\ncost_points = 10\n\
+         per_customer_limit = { period = \"daily\", count = 1 }\n\
+         [[gifts]]\ncode = \"movie-ticket\"\nname = \"Movie ticket\"\ncost_points = 50\n\
          [[gifts]]\ncode = \"game-skin\"\nname = \"Game skin\"\ncost_points = 10\nstock = 100\n\
          per_customer_limit = { period = \"ever\", count = 1 }\n",
     )
     .unwrap();
     let gift_env = vec![("GIFT_CATALOG", path.display().to_string())];
-    let sys = System::start_with(Options { gift_env, ..Options::default() }).await;
+    let sys = System::start_with(Options { gift_env, gateway: true, ..Options::default() }).await;
     let first = issued_reward(&sys, "collector", "daily-login").await;
     let second = issued_reward(&sys, "collector", "tutorial-complete").await;
-    exchange(&sys, "collector", &first.reward_id, "game-skin").await.expect("the first skin");
-    let refused = exchange(&sys, "collector", &second.reward_id, "game-skin").await.unwrap_err();
-    assert_eq!(refused.code(), Code::FailedPrecondition);
-    assert_eq!(refused.message(), "one per customer: you already have a game-skin");
-    exchange(&sys, "collector", &second.reward_id, "coffee").await.expect("the reward is still good for a coffee");
+    let third = issued_reward(&sys, "collector", "first-win").await;
+    let refused = |e: &tonic::Status, message: &str, reason: &str| {
+        assert_eq!((e.code(), e.message()), (Code::FailedPrecondition, message));
+        let (got, domain, metadata) = error_info(e);
+        assert_eq!((got.as_str(), domain.as_str()), (reason, "game-rewards"));
+        metadata
+    };
+
+    // One per customer, ever: no next time.
+    exchange_via_gateway(&sys, "collector", &first.reward_id, "game-skin").await.expect("the first skin");
+    let e = exchange_via_gateway(&sys, "collector", &second.reward_id, "game-skin").await.unwrap_err();
+    let metadata = refused(&e, "one per customer: you already have a game-skin", "GIFT_LIMIT_REACHED");
+    assert_eq!(metadata["gift_code"], "game-skin");
+    assert!(!metadata.contains_key("next_available_at"), "{metadata:?}");
+
+    // Not enough points: what it costs and what the reward is worth.
+    let e = exchange_via_gateway(&sys, "collector", &second.reward_id, "movie-ticket").await.unwrap_err();
+    let metadata =
+        refused(&e, "not enough points: movie-ticket costs 50, the reward is worth 20", "GIFT_NOT_ENOUGH_POINTS");
+    assert_eq!(
+        (metadata["gift_code"].as_str(), metadata["cost_points"].as_str(), metadata["reward_points"].as_str()),
+        ("movie-ticket", "50", "20")
+    );
+
+    // One per customer per day: next from the next game day (00:00 UTC by default).
+    exchange_via_gateway(&sys, "collector", &second.reward_id, "coffee").await.expect("the reward buys a coffee");
+    let e = exchange_via_gateway(&sys, "collector", &third.reward_id, "coffee").await.unwrap_err();
+    let metadata = refused(&e, e.message(), "GIFT_LIMIT_REACHED");
+    let next = DateTime::parse_from_rfc3339(&metadata["next_available_at"]).expect("RFC 3339").with_timezone(&Utc);
+    let tomorrow = (Utc::now() + chrono::Duration::days(1)).date_naive().and_hms_opt(0, 0, 0).unwrap().and_utc();
+    assert_eq!(next, tomorrow, "{metadata:?}");
+    assert_eq!(
+        e.message(),
+        format!(
+            "one per customer per day: you already have a coffee today; next from {}",
+            metadata["next_available_at"]
+        )
+    );
+
+    // Nothing changed for the refused: still ISSUED, nothing published, no stock taken.
+    let wallet = wallet_of(&sys, "collector").await;
+    let status = |id: &str| wallet.items.iter().find(|i| i.reward_id == id).unwrap().status;
+    assert_eq!(status(&third.reward_id), wallet::WalletItemStatus::Issued as i32);
+    assert_eq!(sys.count_events("WALLET", "game.wallet.v1.exchanged").await, 2);
     let skin = GiftServiceClient::new(sys.gift.channel())
         .list_catalog(gift::ListCatalogRequest {})
         .await

@@ -29,6 +29,15 @@ pub fn refused(message: impl Into<String>, reason: &str, metadata: Vec<(&str, St
     Status::with_error_details(tonic::Code::FailedPrecondition, message, details)
 }
 
+/// The `google.rpc.ErrorInfo` of a [`refused`] status from one of our services: its reason
+/// and metadata, to pass on to the client of a call that made it (the wallet answering
+/// an exchange the gift service refused). `None` without one, or with another domain's.
+pub fn error_info(status: &Status) -> Option<(String, std::collections::BTreeMap<String, String>)> {
+    use tonic_types::StatusExt;
+    let info = status.get_details_error_info()?;
+    (info.domain == ERROR_DOMAIN).then(|| (info.reason, info.metadata.into_iter().collect()))
+}
+
 /// `UNAVAILABLE` with a generic message; `detail` goes to the log only.
 pub fn unavailable(detail: &dyn std::fmt::Display) -> Status {
     tracing::warn!(%detail, "request failed: a dependency is unavailable");
@@ -83,5 +92,26 @@ pub fn code_name(code: tonic::Code) -> &'static str {
         Code::Unavailable => "UNAVAILABLE",
         Code::DataLoss => "DATA_LOSS",
         Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_s_error_info_is_read_back_and_another_domain_s_is_not() {
+        let s = refused("coffee is out of stock", "GIFT_OUT_OF_STOCK", vec![("gift_code", "coffee".to_owned())]);
+        let (reason, metadata) = error_info(&s).expect("ours");
+        assert_eq!(
+            (reason.as_str(), metadata["gift_code"].as_str(), metadata.len()),
+            ("GIFT_OUT_OF_STOCK", "coffee", 1)
+        );
+
+        let details = tonic_types::ErrorDetails::with_error_info("X", "example.com", std::collections::HashMap::new());
+        let theirs =
+            <Status as tonic_types::StatusExt>::with_error_details(tonic::Code::FailedPrecondition, "no", details);
+        assert_eq!(error_info(&theirs), None);
+        assert_eq!(error_info(&Status::failed_precondition("plain")), None);
     }
 }

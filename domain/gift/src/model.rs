@@ -86,8 +86,8 @@ pub enum GiftEvent {
 pub enum GiftRefusal {
     #[error(transparent)]
     Invalid(#[from] ValidationError),
-    #[error("not enough points: the gift costs {cost}, the reward is worth {points}")]
-    NotEnoughPoints { cost: i64, points: i64 },
+    #[error("not enough points: {} costs {cost}, the reward is worth {points}", code.as_str())]
+    NotEnoughPoints { code: GiftCode, cost: i64, points: i64 },
     #[error("the reward was already exchanged for another gift")]
     RewardTaken,
     #[error("the gift was already used")]
@@ -106,7 +106,11 @@ impl Gift {
     /// `NotEnoughPoints`.
     pub fn check_points(cmd: &IssueGift, rule: &GiftRule) -> Result<(), GiftRefusal> {
         if cmd.points < rule.cost_points {
-            return Err(GiftRefusal::NotEnoughPoints { cost: rule.cost_points, points: cmd.points });
+            return Err(GiftRefusal::NotEnoughPoints {
+                code: rule.code.clone(),
+                cost: rule.cost_points,
+                points: cmd.points,
+            });
         }
         Ok(())
     }
@@ -192,7 +196,12 @@ mod tests {
 
     #[test]
     fn given_a_reward_worth_ten_when_asking_for_a_movie_ticket_then_points_are_short() {
-        assert_eq!(issue("movie-ticket", 10).unwrap_err(), GiftRefusal::NotEnoughPoints { cost: 50, points: 10 });
+        let refused = issue("movie-ticket", 10).unwrap_err();
+        assert_eq!(
+            refused,
+            GiftRefusal::NotEnoughPoints { code: GiftCode::new("movie-ticket").unwrap(), cost: 50, points: 10 }
+        );
+        assert_eq!(refused.to_string(), "not enough points: movie-ticket costs 50, the reward is worth 10");
     }
 
     #[test]

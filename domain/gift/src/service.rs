@@ -353,7 +353,7 @@ mod tests {
         let mut c = cmd("founders-badge");
         c.points = 10;
         let err = block_on(s.issue(c, None, None)).unwrap_err();
-        assert!(matches!(err, GiftError::Refused(GiftRefusal::NotEnoughPoints { cost: 20, points: 10 })));
+        assert!(matches!(err, GiftError::Refused(GiftRefusal::NotEnoughPoints { cost: 20, points: 10, .. })));
         assert_eq!(block_on(s.offers()).unwrap().iter().find(|o| o.rule.stock == Some(3)).unwrap().left, Some(3));
     }
 

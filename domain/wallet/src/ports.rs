@@ -1,5 +1,6 @@
 //! Ports of the wallet context.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
@@ -80,12 +81,24 @@ pub enum GiftCallError {
     /// The request was wrong (unknown gift): the field at fault.
     #[error("{field}: {reason}")]
     Invalid { field: String, reason: String },
-    /// The gift service refused (not enough points...).
-    #[error("{0}")]
-    Refused(String),
+    /// The gift service refused (out of stock, a limit reached, not enough points...).
+    #[error(transparent)]
+    Refused(GiftRefusal),
     /// The gift service cannot answer now: try again after `retry_after`.
     #[error("gift service unavailable: {reason}")]
     Unavailable { retry_after: Duration, reason: String },
+}
+
+/// The gift service's refusal, as its customer should hear it: the gift's own message
+/// ("founders-badge is out of stock") and, when the gift's rules gave them, the reason
+/// and details a program reads (`GIFT_OUT_OF_STOCK`; `gift_code`, `next_available_at`),
+/// passed on unchanged so that the player learns what the gift service said.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct GiftRefusal {
+    pub message: String,
+    /// The machine-readable reason and its metadata, when the gift service gave one.
+    pub reason: Option<(String, BTreeMap<String, String>)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use kernel::{CustomerId, Envelope, EventMeta, Inbound, RequestReused, StoreError
 use uuid::Uuid;
 
 use crate::model::{ExchangeDecision, ExchangeRefusal, ExchangeReward, Wallet, WalletItem};
-use crate::ports::{GiftCallError, GiftIssuer, GiftRequest, GuardStatus, WalletRepository};
+use crate::ports::{GiftCallError, GiftIssuer, GiftRefusal, GiftRequest, GuardStatus, WalletRepository};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WalletError {
@@ -22,9 +22,9 @@ pub enum WalletError {
     /// The gift service found the request invalid (e.g. `gift_code: unknown gift`).
     #[error("{0}")]
     GiftInvalid(String),
-    /// The gift service refused the request.
-    #[error("{0}")]
-    GiftRefused(String),
+    /// The gift service refused the request: its message and reason, passed on.
+    #[error(transparent)]
+    GiftRefused(GiftRefusal),
     /// The gift service cannot answer now; nothing changed.
     #[error("gift service unavailable: {reason}")]
     GiftUnavailable { retry_after: Duration, reason: String },
@@ -354,8 +354,15 @@ mod tests {
 
     #[test]
     fn given_the_gift_service_refuses_then_nothing_changes() {
-        let (s, item) = with_item(Gifts::answering(Err(GiftCallError::Refused("not enough points".into()))));
-        assert!(matches!(block_on(s.exchange(cmd(&item, ""), None)), Err(WalletError::GiftRefused(_))));
+        let out_of_stock = GiftRefusal {
+            message: "coffee is out of stock".into(),
+            reason: Some(("GIFT_OUT_OF_STOCK".into(), [("gift_code".to_owned(), "coffee".to_owned())].into())),
+        };
+        let (s, item) = with_item(Gifts::answering(Err(GiftCallError::Refused(out_of_stock.clone()))));
+        match block_on(s.exchange(cmd(&item, ""), None)) {
+            Err(WalletError::GiftRefused(r)) => assert_eq!(r, out_of_stock, "passed on as the gift service said it"),
+            other => panic!("{other:?}"),
+        }
         assert_eq!(block_on(s.repo.get(item.reward_id)).unwrap().unwrap().status, ItemStatus::Issued);
     }
 

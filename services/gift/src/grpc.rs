@@ -42,6 +42,14 @@ fn refused(r: &Refusal, schedule: &Schedule) -> Status {
 fn to_status(e: GiftError, schedule: &Schedule) -> Status {
     match e {
         GiftError::Refused(GiftRefusal::Rule(r)) => refused(&r, schedule),
+        GiftError::Refused(ref r @ GiftRefusal::NotEnoughPoints { ref code, cost, points }) => {
+            let metadata = vec![
+                ("gift_code", code.as_str().to_owned()),
+                ("cost_points", cost.to_string()),
+                ("reward_points", points.to_string()),
+            ];
+            status::refused(r.to_string(), "GIFT_NOT_ENOUGH_POINTS", metadata)
+        }
         GiftError::Refused(GiftRefusal::Invalid(v)) => status::invalid(&v),
         // Someone else's gift is answered exactly like an unknown one.
         GiftError::Refused(GiftRefusal::NotOwner) | GiftError::NotFound(_) => status::not_found("gift"),

@@ -22,7 +22,7 @@ use tonic::{Code, Status};
 use tower::util::BoxCloneSyncService;
 use tower::{BoxError, ServiceBuilder, ServiceExt, service_fn};
 use uuid::Uuid;
-use wallet_domain::{GiftCallError, GiftIssuer, GiftRequest, GuardState, GuardStatus};
+use wallet_domain::{GiftCallError, GiftIssuer, GiftRefusal, GiftRequest, GuardState, GuardStatus};
 
 /// How the wallet calls the gift service (flags or environment).
 #[derive(Debug, Clone, clap::Args)]
@@ -208,7 +208,10 @@ impl GiftIssuer for GiftClient {
                         }
                     }
                     Some(s) if matches!(s.code(), Code::FailedPrecondition | Code::NotFound | Code::AlreadyExists) => {
-                        GiftCallError::Refused(s.message().to_owned())
+                        GiftCallError::Refused(GiftRefusal {
+                            message: s.message().to_owned(),
+                            reason: grpc_adapter::status::error_info(s),
+                        })
                     }
                     _ => {
                         tracing::warn!(error = %e, "gift call failed");

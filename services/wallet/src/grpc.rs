@@ -5,7 +5,7 @@ use std::sync::Arc;
 use grpc_adapter::pb::wallet::v1 as pb;
 use grpc_adapter::{auth, status};
 use tonic::{Request, Response, Status};
-use wallet_domain::{ExchangeRefusal, ExchangeReward, GuardState, ItemStatus, WalletError, WalletItem};
+use wallet_domain::{ExchangeRefusal, ExchangeReward, GiftRefusal, GuardState, ItemStatus, WalletError, WalletItem};
 
 use crate::App;
 
@@ -26,7 +26,12 @@ fn to_status(e: WalletError) -> Status {
             Status::failed_precondition(r.to_string())
         }
         WalletError::GiftInvalid(why) => Status::invalid_argument(why),
-        WalletError::GiftRefused(why) => Status::failed_precondition(why),
+        // The gift's own words and reason: the player learns what was refused and when
+        // to try again (out of stock, one per customer, not enough points).
+        WalletError::GiftRefused(GiftRefusal { message, reason: Some((reason, metadata)) }) => {
+            status::refused(message, &reason, metadata.iter().map(|(k, v)| (k.as_str(), v.clone())).collect())
+        }
+        WalletError::GiftRefused(GiftRefusal { message, reason: None }) => Status::failed_precondition(message),
         WalletError::GiftUnavailable { retry_after, reason } => {
             tracing::info!(%reason, ?retry_after, "exchange refused: gift service unavailable");
             let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
