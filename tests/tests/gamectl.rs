@@ -659,6 +659,52 @@ async fn gamectl_up_secures_the_bus_with_per_service_keys_kept_private() {
     assert_eq!(status.code(), Some(0), "gamectl up exited with {status}\n{}", up.transcript());
 }
 
+#[tokio::test]
+async fn a_game_server_logged_in_with_its_service_account_reports_first_win_for_a_player_through_the_gateway() {
+    let mut up = Up::start(&[], &[]).await;
+    let data = up.data_dir.clone();
+    // The operator, logged in as the first admin, creates the game server's account.
+    let admin_password = std::fs::read_to_string(data.join("admin.password")).expect("admin.password");
+    up.ok(&["login", "admin", "--password", admin_password.trim()]).await;
+    let created = up.json(&["service-account", "create", "match-server"]).await;
+    let secret = created["clientSecret"].as_str().expect("the secret, shown once").to_owned();
+    // The game server logs in with it, into its own token file.
+    let gs_file = data.join("match-server.token").display().to_string();
+    let gs = |args: &[&'static str]| -> Vec<String> {
+        ["--token-file", gs_file.as_str()].iter().chain(args).map(|a| (*a).to_owned()).collect()
+    };
+    let mut login = gs(&["login", "--service-account", "svc-match-server", "--secret"]);
+    login.push(secret);
+    let login = up.json(&login.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    assert_eq!(login["role"], "game_server", "{login}");
+
+    // A player may not say they won; their game server may, for them.
+    up.register_and_login("dana").await;
+    let denied = up.ctl(&["achieve", "first-win"]).await;
+    let said = String::from_utf8_lossy(&denied.stderr);
+    assert!(!denied.status.success() && said.contains("PERMISSION_DENIED") && said.contains("first-win"), "{said}");
+    let as_gs = gs(&["achieve", "dana", "first-win"]);
+    let as_gs: Vec<&str> = as_gs.iter().map(String::as_str).collect();
+    let reported = up.json(&as_gs).await;
+    let m = &reported["mission"];
+    assert_eq!((m["customerId"].as_str(), m["reportedBy"].as_str()), (Some("dana"), Some("svc-match-server")), "{m}");
+    assert_eq!(m["slot"], "once#1", "{m}");
+    let mission = m["missionId"].as_str().expect("mission id").to_owned();
+
+    // The reward reaches the player's wallet; a second report of a once mission is refused.
+    let items = up.wallet_issued(std::slice::from_ref(&mission)).await;
+    assert_eq!(items[0]["points"], 50, "{items:?}");
+    let again = up.ctl(&as_gs).await;
+    let said = String::from_utf8_lossy(&again.stderr);
+    assert!(!again.status.success() && said.contains("FAILED_PRECONDITION"), "{said}");
+    let shown = up.json(&["missions"]).await;
+    assert_eq!(shown["missions"].as_array().map(Vec::len), Some(1), "{shown}");
+    assert_eq!(shown["missions"][0]["reportedBy"], "svc-match-server", "{shown}");
+
+    let status = up.stop().await;
+    assert_eq!(status.code(), Some(0), "{}", up.transcript());
+}
+
 /// The permission bits of a file.
 fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt as _;
