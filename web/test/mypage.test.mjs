@@ -1,8 +1,10 @@
 // My page in a real Chromium against the real system (`gamectl up`), as a person uses
-// it: register, log in, achieve, watch changes made elsewhere arrive live (also across
-// a gateway restart), exchange, be told when to try again while gifts are down, use a
-// gift, read the e-mails, log out; every screen scanned for accessibility problems,
-// laid out at 375 px, driven by keyboard, and photographed into test-output/.
+// it: register, log in, see what can be achieved now and what the game reports, achieve,
+// watch changes made elsewhere arrive live (also across a gateway restart, and a game
+// server's report), be told why and until when a mission is refused, exchange, be told
+// when to try again while gifts are down, be told a gift ran out, use a gift, read the
+// e-mails, log out; every screen scanned for accessibility problems, laid out at 375 px,
+// driven by keyboard, and photographed into test-output/.
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -23,6 +25,8 @@ const password = "correct horse battery";
 const RAW_CODE = /\b(UNAVAILABLE|UNAUTHENTICATED|FAILED_PRECONDITION|RESOURCE_EXHAUSTED|INVALID_ARGUMENT|PERMISSION_DENIED|NOT_FOUND|INTERNAL|UNKNOWN)\b|\[[a-z_]+\]|grpc/;
 
 let system;
+/** gamectl as the studio's game server (a service account), once made. */
+let gameServer;
 let browser;
 let page;
 const cspViolations = [];
@@ -56,6 +60,18 @@ const entry = (title) => entries().getByRole("listitem").filter({ has: page.getB
 const fact = (item, label) => item.locator("div", { has: page.getByText(label, { exact: true }) }).locator("dd");
 const total = (label) => page.getByRole("region", { name: "Points" }).locator("div", { has: page.getByText(label, { exact: true }) }).locator("dd");
 const button = (name, scope = page) => scope.getByRole("button", { name, exact: true });
+/** A mission's card in the catalog. */
+const card = (title) =>
+  page.getByRole("region", { name: "Missions to achieve" }).getByRole("listitem").filter({ has: page.getByRole("heading", { name: title, exact: true }) });
+/** A time as the page writes it, in the browser's locale and zone. */
+const shown = (date) =>
+  page.evaluate((ms) => new Date(ms).toLocaleString([], { weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" }), date.getTime());
+/** When the default catalog's next game day starts: 00:00 UTC tomorrow. */
+function nextDay() {
+  const d = new Date();
+  d.setUTCHours(24, 0, 0, 0);
+  return d;
+}
 
 async function noSeriousViolations(screen) {
   const result = await new AxeBuilder({ page }).withTags(["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]).analyze();
@@ -140,24 +156,64 @@ describe("my page in the browser", () => {
     await shot("02-my-page-empty");
   });
 
-  it("achieves daily-login and shows it ISSUED without a reload", async () => {
+  it("shows the missions: each one's rule, what can be achieved now, and what the game reports", async () => {
+    await waitText(card("Log in today").getByText(/^Available now/), /^Available now$/);
+    await page.getByText("Days start at 00:00 (UTC); weeks on Monday.").waitFor();
+    const rules = { "Log in today": "Once a day", "Finish the tutorial": "Once", "Win your first match": "Once", "Play seven days in a row": "Once a week", "Play a match": "Any number of times" };
+    for (const [title, rule] of Object.entries(rules)) {
+      await card(title).getByText(rule, { exact: true }).waitFor();
+    }
+    // A player reports only player missions: a button for those, none for the game's.
+    for (const title of ["Log in today", "Finish the tutorial"]) {
+      await button(`Achieve ${title}`, card(title)).waitFor();
+    }
+    for (const title of ["Win your first match", "Play seven days in a row", "Play a match"]) {
+      await card(title).getByText("Reported by the game when it happens.").waitFor();
+      assert.equal(await button(`Achieve ${title}`).count(), 0, `no button for ${title}`);
+    }
+    await noSeriousViolations("the missions to achieve");
+  });
+
+  it("achieves a mission and shows it ISSUED without a reload, and that it counts once", async () => {
     await page.evaluate(() => {
       window.notReloaded = true;
     });
-    await button("Achieve Log in today").click();
-    const item = entry("Log in today");
-    await waitText(fact(item, "Reward"), /^10 points, Issued$/);
-    await waitText(total("Available"), /^10$/);
+    await button("Achieve Finish the tutorial").click();
+    const item = entry("Finish the tutorial");
+    await waitText(fact(item, "Reward"), /^20 points, Issued$/);
+    await waitText(total("Available"), /^20$/);
+    await waitText(card("Finish the tutorial").getByText(/^Done/), /^Done: it counts once$/);
+    assert.equal(await button("Achieve Finish the tutorial").count(), 0, "no button for what cannot be done again");
     assert.equal(await page.evaluate(() => window.notReloaded), true, "the page was not reloaded");
   });
 
-  it("shows, live, a mission achieved by another client", async () => {
-    await system.gamectlAs(customer, password, "achieve", "tutorial-complete");
-    await waitText(fact(entry("Finish the tutorial"), "Reward"), /^20 points, Issued$/);
-    await waitText(total("Available"), /^30$/);
+  it("shows, live, a mission achieved by another client, and explains the refusal of a stale button with the next time", async () => {
+    // The page's view of what can be achieved is held back, as when its refresh has not
+    // come yet, while another client logs alice in today.
+    const AVAILABILITY = "**/game.mission.v1.MissionService/GetAvailability";
+    await page.route(AVAILABILITY, (r) => r.abort());
+    try {
+      await system.gamectlAs(customer, password, "achieve", "daily-login");
+      await waitText(fact(entry("Log in today"), "Reward"), /^10 points, Issued$/);
+      await waitText(total("Available"), /^30$/);
+    } finally {
+      await page.unroute(AVAILABILITY);
+    }
+    const daily = card("Log in today");
+    await button("Achieve Log in today", daily).click();
+    const next = await shown(nextDay());
+    const said = await waitText(daily.getByRole("alert"), /already achieved/);
+    assert.equal(said, `“Log in today” was already achieved today. You can try again from ${next}.`);
+    assert.doesNotMatch(said, RAW_CODE);
+    // ... and the page asks again: no button now, and when next.
+    await waitText(daily.getByText(/^Done today/), new RegExp(`^Done today · next from ${next}$`));
+    assert.equal(await button("Achieve Log in today").count(), 0);
+    await noSeriousViolations("a refused mission");
+    await shot("03-refused");
   });
 
-  it("reconnects after the gateway restarts and keeps showing changes live", async () => {
+  it("reconnects after the gateway restarts and shows a game server's report live", async () => {
+    gameServer = await system.gameServer("match-server");
     const before = await system.pidOf("gateway");
     assert.ok(before, "the gateway runs under gamectl up");
     process.kill(before, "SIGKILL");
@@ -167,8 +223,10 @@ describe("my page in the browser", () => {
       return now && now !== before;
     });
     await waitText(page.getByText(/^Live:/), /changes appear/, 30_000);
-    await system.gamectlAs(customer, password, "achieve", "first-win");
+    // The studio's game server says alice won: only it may.
+    await gameServer("achieve", customer, "first-win");
     await waitText(fact(entry("Win your first match"), "Reward"), /^50 points, Issued$/);
+    await waitText(card("Win your first match").getByText(/^Done/), /^Done: it counts once$/);
     assert.equal(await page.evaluate(() => window.notReloaded), true, "the page was not reloaded");
   });
 
@@ -177,6 +235,8 @@ describe("my page in the browser", () => {
     await button("Exchange", item).click();
     const coffee = button("Coffee", item);
     await coffee.waitFor();
+    // What this reward cannot buy is said, not offered.
+    await item.getByText("Movie ticket: 50 points, more than this reward’s 10").waitFor();
     await noSeriousViolations("choosing a gift");
     assert.equal(await coffee.evaluate((b) => b === document.activeElement), true, "focus moved to the first gift");
     await coffee.click();
@@ -184,7 +244,7 @@ describe("my page in the browser", () => {
     await waitText(fact(item, "Reward"), /^10 points, Exchanged$/);
     await waitText(total("Exchanged"), /^10$/);
     await waitText(total("Available"), /^70$/);
-    await shot("03-exchanged");
+    await shot("04-exchanged");
   });
 
   it("says when to try again while gifts are down, and the reward stays ISSUED", async () => {
@@ -201,7 +261,7 @@ describe("my page in the browser", () => {
       assert.equal(await fact(item, "Reward").textContent(), "20 points, Issued");
       await button("Exchange", item).waitFor();
       await noSeriousViolations("the try-again message");
-      await shot("04-try-again");
+      await shot("05-try-again");
     } finally {
       process.kill(gift, "SIGCONT");
     }
@@ -221,6 +281,27 @@ describe("my page in the browser", () => {
     await waitText(fact(item, "Gift"), /^Coffee, Issued, ready to use$/);
   });
 
+  it("explains out of stock: offered a moment ago, gone when pressed, the reward unchanged", async () => {
+    const item = entry("Win your first match");
+    await button("Exchange", item).click();
+    const badge = button("Founder's badge", item);
+    await badge.waitFor();
+    await item.getByText("20 points, 3 left, one per customer").waitFor();
+    // While alice chooses, three other players take the last three.
+    await Promise.all(["bo", "cy", "di"].map((c) => system.playerTakes(c, "tutorial-complete", "founders-badge")));
+    await badge.click();
+    const said = await waitText(item.getByRole("alert"), /out of stock/);
+    assert.equal(said, "Founder's badge is out of stock: none are left. Your reward is unchanged.");
+    assert.equal(await fact(item, "Reward").textContent(), "50 points, Issued");
+    await noSeriousViolations("a gift out of stock");
+    await shot("06-out-of-stock");
+    // Choosing again, the page knows: no button for it.
+    await button("Exchange", item).click();
+    await item.getByText("Founder's badge: out of stock, none are left").waitFor();
+    assert.equal(await badge.count(), 0);
+    await button("Cancel", item).click();
+  });
+
   it("uses a gift and shows the e-mails sent", async () => {
     const item = entry("Log in today");
     await button("Use", item).click();
@@ -230,7 +311,7 @@ describe("my page in the browser", () => {
     const subjects = await mails.getByRole("listitem").locator("strong").allTextContents();
     assert.deepEqual(subjects.toSorted(), ["You used your gift: Coffee", "Your gift: Coffee", "Your gift: Coffee"]);
     await noSeriousViolations("my page, full");
-    await shot("05-my-page");
+    await shot("07-my-page");
   });
 
   it("fits a 375 px wide screen and works by keyboard alone", async () => {
@@ -238,16 +319,24 @@ describe("my page in the browser", () => {
     const width = await page.evaluate(() => document.documentElement.scrollWidth);
     assert.ok(width <= 375, `no sideways scrolling: the page is ${width} px wide`);
     await noSeriousViolations("my page at 375 px");
-    await shot("06-phone");
+    await shot("08-phone");
 
-    const before = await entries().getByRole("heading", { name: "Log in today", exact: true }).count();
+    // Tab to the one reward still to exchange, open the choice, Tab to Cancel: focus
+    // goes into the choice and comes back.
+    const active = () => page.evaluate(() => document.activeElement?.textContent ?? "");
     await page.getByRole("heading", { name: "My page", level: 1 }).focus();
-    await eventually("Tab reaches the button", async () => {
+    await eventually("Tab reaches Exchange", async () => {
       await page.keyboard.press("Tab");
-      return page.evaluate(() => document.activeElement?.textContent === "Achieve Log in today");
+      return (await active()) === "Exchange";
     }, 10_000);
     await page.keyboard.press("Enter");
-    await eventually("a second daily login", async () => (await entries().getByRole("heading", { name: "Log in today", exact: true }).count()) === before + 1);
+    await eventually("focus on the first gift", async () => (await active()) === "Coffee");
+    await eventually("Tab reaches Cancel", async () => {
+      await page.keyboard.press("Tab");
+      return (await active()) === "Cancel";
+    }, 5_000);
+    await page.keyboard.press("Enter");
+    await eventually("focus back on Exchange", async () => (await active()) === "Exchange");
     await page.setViewportSize({ width: 1100, height: 900 });
   });
 

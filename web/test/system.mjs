@@ -89,10 +89,46 @@ class System {
   /** gamectl as another client of the same gateway (plain gRPC, its own token file). */
   async gamectlAs(customer, password, ...args) {
     const env = { ...process.env, GAMECTL_PASSWORD: password };
-    const common = ["--endpoint", this.gateway, "--data-dir", this.dataDir, "--token-file", join(this.dataDir, `token-${customer}`)];
-    await run(this.gamectl, [...common, "login", customer], { env });
+    await this.#gamectl(customer, ["login", customer], env);
+    return this.#gamectl(customer, args, env);
+  }
+
+  /** gamectl with the token file named `who` (logged in before), `args` after the common flags. */
+  async #gamectl(who, args, env = process.env) {
+    const common = ["--endpoint", this.gateway, "--data-dir", this.dataDir, "--token-file", join(this.dataDir, `token-${who}`)];
     const { stdout } = await run(this.gamectl, [...common, ...args], { env });
     return stdout;
+  }
+
+  /**
+   * A game server, as a studio runs one: the first admin (its password is in the data
+   * dir) creates the service account `svc-<name>`, which logs in with its secret.
+   * Returns gamectl as that game server, e.g. `gs("achieve", "alice", "first-win")`.
+   */
+  async gameServer(name) {
+    const password = (await readFile(join(this.dataDir, "admin.password"), "utf8")).trim();
+    await this.#gamectl("admin", ["login", "admin", "--password", password]);
+    const account = JSON.parse(await this.#gamectl("admin", ["--json", "service-account", "create", name]));
+    await this.#gamectl(name, ["login", "--service-account", account.clientId, "--secret", account.clientSecret]);
+    return (...args) => this.#gamectl(name, args);
+  }
+
+  /**
+   * A new player, registered and logged in once (logins without a token are limited per
+   * address), who achieves `mission` and exchanges its reward for `gift`.
+   */
+  async playerTakes(customer, mission, gift) {
+    const password = "another horse battery";
+    await this.#gamectl(customer, ["register", customer, "--password", password]);
+    await this.#gamectl(customer, ["login", customer, "--password", password]);
+    await this.#gamectl(customer, ["achieve", mission]);
+    for (let tries = 0; ; tries++) {
+      const wallet = JSON.parse(await this.#gamectl(customer, ["--json", "wallet"]));
+      const item = (wallet.wallet?.items ?? []).find((i) => i.status === "WALLET_ITEM_STATUS_ISSUED");
+      if (item) return this.#gamectl(customer, ["exchange", item.rewardId, gift]);
+      if (tries > 100) throw new Error(`${customer}'s reward never arrived`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }
 
   async stop() {

@@ -1,8 +1,27 @@
 // Server refusals in words a player understands: never a raw code. Server messages are
 // shown only where our services write them for players (the field at fault, a business
-// refusal); a `retry-after` becomes "try again in N s (at 12:03:04)".
+// refusal); a `retry-after` becomes "try again in N s (at 12:03:04)"; a refusal of the
+// economy's rules is read from its google.rpc.ErrorInfo (the reason, and when to try
+// again from `next_available_at`), so the page can say it with titles and local times.
 
 import { Code, ConnectError } from "@connectrpc/connect";
+import { ErrorInfoSchema } from "../gen/google/rpc/error_info_pb";
+
+/** The domain of our services' ErrorInfo. */
+const DOMAIN = "game-rewards";
+
+/** A refusal of the economy's rules, as its ErrorInfo says it. */
+export interface Refusal {
+  /** E.g. MISSION_PERIOD_LIMIT_REACHED, GIFT_OUT_OF_STOCK. */
+  reason: string;
+  /** E.g. mission_code, gift_code, cost_points, reward_points. */
+  metadata: Record<string, string>;
+  /** When it can be tried again, from `next_available_at`; absent when never. */
+  nextAt?: Date;
+}
+
+/** Puts a refusal into words, or says nothing to fall back on the server's message. */
+export type Describe = (refusal: Refusal) => string | undefined;
 
 export interface Problem {
   text: string;
@@ -10,6 +29,8 @@ export interface Problem {
   retryAt?: Date;
   /** The token is no longer accepted: the customer must log in again. */
   signedOut?: boolean;
+  /** The economy's refusal, when the server gave its ErrorInfo. */
+  refusal?: Refusal;
 }
 
 /** What was being done, for the sentences that depend on it. */
@@ -49,12 +70,28 @@ export function clock(d: Date): string {
   return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 }
 
+/** A day and time in the reader's own time zone: "Fri 27 Nov, 09:00". */
+export function when(d: Date): string {
+  return d.toLocaleString([], { weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" });
+}
+
+/** The ErrorInfo of our services in a refusal, if there is one. */
+export function refusalOf(err: ConnectError): Refusal | undefined {
+  const info = err.findDetails(ErrorInfoSchema).find((i) => i.domain === DOMAIN);
+  if (!info) return undefined;
+  const next = new Date(info.metadata["next_available_at"] ?? "");
+  const refusal: Refusal = { reason: info.reason, metadata: { ...info.metadata } };
+  return Number.isNaN(next.getTime()) ? refusal : { ...refusal, nextAt: next };
+}
+
 function inSeconds(at: Date): string {
   const s = Math.max(1, Math.ceil((at.getTime() - Date.now()) / 1000));
   return `Please try again in ${s} s (at ${clock(at)}).`;
 }
 
-export function explain(err: unknown, doing: Doing): Problem {
+/** `err` in words for someone who was `doing` something; `describe` words the economy's
+ *  refusals (it knows the titles and names), the server's message otherwise. */
+export function explain(err: unknown, doing: Doing, describe?: Describe): Problem {
   const e = ConnectError.from(err);
   const server = e.rawMessage;
   const at = retryAt(e);
@@ -69,8 +106,13 @@ export function explain(err: unknown, doing: Doing): Problem {
     case Code.InvalidArgument:
     case Code.OutOfRange:
       return { text: namingTheField(server) || "Please check what you entered." };
-    case Code.FailedPrecondition:
-      return { text: sentence(server) || "That cannot be done now." };
+    case Code.FailedPrecondition: {
+      const refusal = refusalOf(e);
+      if (!refusal) return { text: sentence(server) || "That cannot be done now." };
+      const said = describe?.(refusal) ?? sentence(server);
+      const next = refusal.nextAt ? ` You can try again from ${when(refusal.nextAt)}.` : "";
+      return { text: said + next, refusal };
+    }
     case Code.PermissionDenied:
       return { text: `You may not do that: ${sentence(server) || "it is not yours."}` };
     case Code.NotFound:

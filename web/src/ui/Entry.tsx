@@ -1,5 +1,6 @@
 // One achieved mission and what became of it: its reward (with "Exchange" while ISSUED,
-// then the choice of gift) and its gift (with "Use" while not used).
+// then the choice of gift: what each costs, what is left, what this reward cannot buy)
+// and its gift (with "Use" while not used).
 
 import { useEffect, useRef, useState } from "preact/hooks";
 import { explain } from "../api/errors";
@@ -9,6 +10,7 @@ import type { CatalogGift } from "../api/gift";
 import { GiftStatus, MissionStatus, RewardStatus } from "../api/mypage";
 import type { Entry } from "../api/mypage";
 import * as wallet from "../api/wallet";
+import { giftRefusal, limit, points } from "./words";
 
 const MISSION: Record<MissionStatus, string> = {
   [MissionStatus.UNSPECIFIED]: "Recorded",
@@ -31,12 +33,14 @@ interface Props {
   entry: Entry;
   title: string;
   gifts: CatalogGift[];
+  /** Asks for the gifts' catalog again (what is left of each stock). */
+  onGiftsStale: () => Promise<void>;
   customerId: string;
   onNotice: (text: string) => void;
   onSignedOut: (why: string) => void;
 }
 
-export function EntryItem({ entry: e, title, gifts, customerId, onNotice, onSignedOut }: Props) {
+export function EntryItem({ entry: e, title, gifts, onGiftsStale, customerId, onNotice, onSignedOut }: Props) {
   const [choosing, setChoosing] = useState(false);
   const [busy, setBusy] = useState(false);
   const [problem, setProblem] = useState("");
@@ -63,8 +67,14 @@ export function EntryItem({ entry: e, title, gifts, customerId, onNotice, onSign
     try {
       onNotice(await call());
     } catch (err) {
-      const p = explain(err, doing);
+      const p = explain(err, doing, (r) => giftRefusal(r, gifts));
       if (p.signedOut) return onSignedOut(p.text);
+      // A gift's rules refused the exchange: nothing changed, and the choice shows
+      // what is left now.
+      if (p.refusal && doing === "exchange") {
+        void onGiftsStale();
+        return setProblem(`${p.text} Your reward is unchanged.`);
+      }
       setProblem(p.text);
     } finally {
       setBusy(false);
@@ -84,7 +94,14 @@ export function EntryItem({ entry: e, title, gifts, customerId, onNotice, onSign
   }
 
   const issued = e.rewardStatus === RewardStatus.ISSUED && !e.giftId && done === "";
-  const affordable = gifts.findIndex((g) => g.cost <= e.points);
+  // Why a gift cannot be had for this reward, if it cannot.
+  const whyNot = (g: CatalogGift) =>
+    g.remaining === 0
+      ? "out of stock, none are left"
+      : g.cost > e.points
+        ? `${points(g.cost)}, more than this reward’s ${String(e.points)}`
+        : "";
+  const affordable = gifts.findIndex((g) => whyNot(g) === "");
   const hasGift = e.giftId !== "" || e.giftCode !== "";
   return (
     <li class="card entry" aria-busy={busy}>
@@ -99,7 +116,7 @@ export function EntryItem({ entry: e, title, gifts, customerId, onNotice, onSign
         <div>
           <dt>Reward</dt>
           <dd>
-            {e.rewardId || e.points > 0n ? `${String(e.points)} points, ` : ""}
+            {e.rewardId || e.points > 0n ? `${points(e.points)}, ` : ""}
             {REWARD[e.rewardStatus]}
           </dd>
         </div>
@@ -113,25 +130,37 @@ export function EntryItem({ entry: e, title, gifts, customerId, onNotice, onSign
         )}
       </dl>
       {issued && !choosing && (
-        <button type="button" ref={exchangeButton} aria-describedby={titleId} onClick={() => setChoosing(true)}>
+        <button
+          type="button"
+          ref={exchangeButton}
+          aria-describedby={titleId}
+          onClick={() => {
+            setChoosing(true);
+            void onGiftsStale();
+          }}
+        >
           Exchange
         </button>
       )}
       {issued && choosing && (
         <fieldset class="choose">
-          <legend>Choose a gift for {String(e.points)} points</legend>
+          <legend>Choose a gift for {points(e.points)}</legend>
           <ul>
             {gifts.map((g, i) =>
-              g.cost <= e.points ? (
+              whyNot(g) === "" ? (
                 <li key={g.code}>
                   <button type="button" ref={i === affordable ? firstChoice : null} onClick={() => void exchange(g)}>
                     {g.name}
                   </button>{" "}
-                  <span class="muted">{String(g.cost)} points</span>
+                  <span class="muted">
+                    {points(g.cost)}
+                    {g.remaining !== undefined && `, ${g.remaining} left`}
+                    {g.perCustomer && `, ${limit(g.perCustomer)}`}
+                  </span>
                 </li>
               ) : (
                 <li key={g.code} class="muted">
-                  {g.name}: {String(g.cost)} points, more than this reward’s {String(e.points)}
+                  {g.name}: {whyNot(g)}
                 </li>
               ),
             )}

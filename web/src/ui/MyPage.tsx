@@ -1,12 +1,13 @@
-// "My page": totals, the missions one can achieve, what became of each achieved mission,
-// the e-mails sent; kept current by WatchMyPage, reconnecting whenever the stream breaks.
+// "My page": totals, the missions one can achieve (and when next), what became of each
+// achieved mission, the e-mails sent; kept current by WatchMyPage, reconnecting whenever
+// the stream breaks.
 
 import { useEffect, useRef, useState } from "preact/hooks";
 import { explain } from "../api/errors";
 import * as gift from "../api/gift";
 import type { CatalogGift } from "../api/gift";
 import * as mission from "../api/mission";
-import type { CatalogMission } from "../api/mission";
+import type { Availability, Catalog, CatalogMission } from "../api/mission";
 import { GiftStatus, watch } from "../api/mypage";
 import type { Page } from "../api/mypage";
 import * as notification from "../api/notification";
@@ -14,7 +15,9 @@ import type { Email } from "../api/notification";
 import type { Session } from "../session";
 import { EntryItem } from "./Entry";
 import { Emails } from "./Emails";
+import { Missions } from "./Missions";
 import { sleep, retrying } from "./wait";
+import { missionRefusal } from "./words";
 
 type Live = "connecting" | "live" | "reconnecting";
 
@@ -28,7 +31,8 @@ export function MyPage({ session, onSignedOut }: { session: Session; onSignedOut
   const me = session.customerId;
   const [page, setPage] = useState<Page | null>(null);
   const [live, setLive] = useState<Live>("connecting");
-  const [missions, setMissions] = useState<CatalogMission[] | null>(null);
+  const [catalog, setCatalog] = useState<Catalog | null>(null);
+  const [availability, setAvailability] = useState<Map<string, Availability> | null>(null);
   const [gifts, setGifts] = useState<CatalogGift[] | null>(null);
   const [emails, setEmails] = useState<Email[] | null>(null);
   const [notice, setNotice] = useState("");
@@ -49,7 +53,7 @@ export function MyPage({ session, onSignedOut }: { session: Session; onSignedOut
     document.title = "My page · Game Rewards";
     heading.current?.focus();
     const stop = new AbortController();
-    void retrying(() => mission.catalog(), stop.signal, keepTrying).then((m) => m && setMissions(m));
+    void retrying(() => mission.catalog(), stop.signal, keepTrying).then((c) => c && setCatalog(c));
     void retrying(() => gift.catalog(), stop.signal, keepTrying).then((g) => g && setGifts(g));
     void (async () => {
       let delay = 500;
@@ -103,6 +107,37 @@ export function MyPage({ session, onSignedOut }: { session: Session; onSignedOut
     return () => stop.abort();
   }, [me, expectedEmails, page === null]);
 
+  // Where the customer stands with each mission: asked again whenever that may have
+  // changed (a mission achieved here or anywhere, a next time come). Best effort: while
+  // it cannot be had, the last answer stays and the server still decides every press.
+  const asking = useRef<AbortController | null>(null);
+  async function refreshAvailability() {
+    asking.current?.abort();
+    const mine = new AbortController();
+    asking.current = mine;
+    try {
+      const a = await mission.availability(me, mine.signal);
+      if (!mine.signal.aborted) setAvailability(a);
+    } catch (err) {
+      if (!mine.signal.aborted) keepTrying(err);
+    }
+  }
+  const achieved = page?.entries.length ?? -1;
+  useEffect(() => {
+    void refreshAvailability();
+    return () => asking.current?.abort();
+  }, [me, achieved]);
+  // ... and when the soonest "next from" comes (a new game day, an event opening).
+  const soonest = Math.min(...[...(availability?.values() ?? [])].map((a) => (a.available ? Infinity : (a.nextAt?.getTime() ?? Infinity))));
+  useEffect(() => {
+    if (!Number.isFinite(soonest)) return;
+    // setTimeout's limit is ~24.8 days; a later time is looked at again then.
+    const t = setTimeout(() => void refreshAvailability(), Math.min(Math.max(soonest - Date.now(), 0) + 1000, 2 ** 31 - 1));
+    return () => clearTimeout(t);
+  }, [soonest]);
+
+  const title = (code: string) => catalog?.missions.find((m) => m.code === code)?.title ?? code;
+
   async function achieve(m: CatalogMission) {
     if (achieving) return;
     setAchieving(m.code);
@@ -111,15 +146,25 @@ export function MyPage({ session, onSignedOut }: { session: Session; onSignedOut
       await mission.achieve(me, m.code);
       setNotice(`Recorded “${m.title}”; its reward is on its way.`);
     } catch (err) {
-      const p = explain(err, "achieve");
+      const p = explain(err, "achieve", (r) => missionRefusal(r, catalog?.missions ?? [], title));
       if (p.signedOut) return onSignedOut(p.text);
       setMissionProblem({ code: m.code, text: p.text });
     } finally {
       setAchieving("");
+      void refreshAvailability();
     }
   }
 
-  const titles = new Map((missions ?? []).map((m) => [m.code, m.title]));
+  // The gifts' catalog again (what is left of each stock), e.g. before choosing a gift.
+  async function refreshGifts() {
+    try {
+      setGifts(await gift.catalog());
+    } catch {
+      // The last catalog stays; the server still refuses what is gone.
+    }
+  }
+
+  const titles = new Map((catalog?.missions ?? []).map((m) => [m.code, m.title]));
   return (
     <>
       <header class="bar">
@@ -166,30 +211,13 @@ export function MyPage({ session, onSignedOut }: { session: Session; onSignedOut
 
         <section aria-labelledby="catalog-h">
           <h2 id="catalog-h">Missions to achieve</h2>
-          {missions ? (
-            <ul class="cards">
-              {missions.map((m) => (
-                <li key={m.code} class="card">
-                  <h3>{m.title}</h3>
-                  <p>Reward: {String(m.points)} points</p>
-                  {m.playerMayReport ? (
-                    <button type="button" aria-disabled={achieving === m.code} onClick={() => void achieve(m)}>
-                      Achieve {m.title}
-                    </button>
-                  ) : (
-                    <p class="muted">Reported by the game.</p>
-                  )}
-                  {missionProblem.code === m.code && (
-                    <p role="alert" class="problem">
-                      {missionProblem.text}
-                    </p>
-                  )}
-                </li>
-              ))}
-            </ul>
-          ) : (
-            <p>Loading…</p>
-          )}
+          <Missions
+            catalog={catalog}
+            availability={availability}
+            achieving={achieving}
+            problem={missionProblem}
+            onAchieve={(m) => void achieve(m)}
+          />
         </section>
 
         <section aria-labelledby="entries-h">
@@ -203,6 +231,7 @@ export function MyPage({ session, onSignedOut }: { session: Session; onSignedOut
                   entry={e}
                   title={titles.get(e.missionCode) ?? e.missionCode}
                   gifts={gifts ?? []}
+                  onGiftsStale={refreshGifts}
                   customerId={me}
                   onNotice={setNotice}
                   onSignedOut={onSignedOut}

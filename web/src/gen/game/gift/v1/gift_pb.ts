@@ -12,7 +12,33 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file game/gift/v1/gift.proto.
  */
 export const file_game_gift_v1_gift: GenFile = /*@__PURE__*/
-  fileDesc("ChdnYW1lL2dpZnQvdjEvZ2lmdC5wcm90bxIMZ2FtZS5naWZ0LnYxIkMKC0NhdGFsb2dHaWZ0EhEKCWdpZnRfY29kZRgBIAEoCRIMCgRuYW1lGAIgASgJEhMKC2Nvc3RfcG9pbnRzGAMgASgDIvoBCgRHaWZ0Eg8KB2dpZnRfaWQYASABKAkSEwoLY3VzdG9tZXJfaWQYAiABKAkSEQoJcmV3YXJkX2lkGAMgASgJEhEKCWdpZnRfY29kZRgEIAEoCRIMCgRuYW1lGAUgASgJEigKBnN0YXR1cxgGIAEoDjIYLmdhbWUuZ2lmdC52MS5HaWZ0U3RhdHVzEi0KCWlzc3VlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoHdXNlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKbWlzc2lvbl9pZBgJIAEoCSIUChJMaXN0Q2F0YWxvZ1JlcXVlc3QiPwoTTGlzdENhdGFsb2dSZXNwb25zZRIoCgVnaWZ0cxgBIAMoCzIZLmdhbWUuZ2lmdC52MS5DYXRhbG9nR2lmdCJxChBJc3N1ZUdpZnRSZXF1ZXN0EhMKC2N1c3RvbWVyX2lkGAEgASgJEhEKCXJld2FyZF9pZBgCIAEoCRIRCglnaWZ0X2NvZGUYAyABKAkSDgoGcG9pbnRzGAQgASgDEhIKCm1pc3Npb25faWQYBSABKAkiNQoRSXNzdWVHaWZ0UmVzcG9uc2USIAoEZ2lmdBgBIAEoCzISLmdhbWUuZ2lmdC52MS5HaWZ0IiEKDkdldEdpZnRSZXF1ZXN0Eg8KB2dpZnRfaWQYASABKAkiMwoPR2V0R2lmdFJlc3BvbnNlEiAKBGdpZnQYASABKAsyEi5nYW1lLmdpZnQudjEuR2lmdCInChBMaXN0R2lmdHNSZXF1ZXN0EhMKC2N1c3RvbWVyX2lkGAEgASgJIjYKEUxpc3RHaWZ0c1Jlc3BvbnNlEiEKBWdpZnRzGAEgAygLMhIuZ2FtZS5naWZ0LnYxLkdpZnQiNgoOVXNlR2lmdFJlcXVlc3QSDwoHZ2lmdF9pZBgBIAEoCRITCgtjdXN0b21lcl9pZBgCIAEoCSIzCg9Vc2VHaWZ0UmVzcG9uc2USIAoEZ2lmdBgBIAEoCzISLmdhbWUuZ2lmdC52MS5HaWZ0KlcKCkdpZnRTdGF0dXMSGwoXR0lGVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIWChJHSUZUX1NUQVRVU19JU1NVRUQQARIUChBHSUZUX1NUQVRVU19VU0VEEAIyvwIKC0dpZnRTZXJ2aWNlElIKC0xpc3RDYXRhbG9nEiAuZ2FtZS5naWZ0LnYxLkxpc3RDYXRhbG9nUmVxdWVzdBohLmdhbWUuZ2lmdC52MS5MaXN0Q2F0YWxvZ1Jlc3BvbnNlEkYKB0dldEdpZnQSHC5nYW1lLmdpZnQudjEuR2V0R2lmdFJlcXVlc3QaHS5nYW1lLmdpZnQudjEuR2V0R2lmdFJlc3BvbnNlEkwKCUxpc3RHaWZ0cxIeLmdhbWUuZ2lmdC52MS5MaXN0R2lmdHNSZXF1ZXN0Gh8uZ2FtZS5naWZ0LnYxLkxpc3RHaWZ0c1Jlc3BvbnNlEkYKB1VzZUdpZnQSHC5nYW1lLmdpZnQudjEuVXNlR2lmdFJlcXVlc3QaHS5nYW1lLmdpZnQudjEuVXNlR2lmdFJlc3BvbnNlMmIKEkdpZnRJc3N1aW5nU2VydmljZRJMCglJc3N1ZUdpZnQSHi5nYW1lLmdpZnQudjEuSXNzdWVHaWZ0UmVxdWVzdBofLmdhbWUuZ2lmdC52MS5Jc3N1ZUdpZnRSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChdnYW1lL2dpZnQvdjEvZ2lmdC5wcm90bxIMZ2FtZS5naWZ0LnYxIjEKEFBlckN1c3RvbWVyTGltaXQSDgoGcGVyaW9kGAEgASgJEg0KBWNvdW50GAIgASgNIqwCCgtDYXRhbG9nR2lmdBIRCglnaWZ0X2NvZGUYASABKAkSDAoEbmFtZRgCIAEoCRITCgtjb3N0X3BvaW50cxgDIAEoAxISCgVzdG9jaxgEIAEoDUgAiAEBEhYKCXJlbWFpbmluZxgFIAEoDUgBiAEBEjoKEnBlcl9jdXN0b21lcl9saW1pdBgGIAEoCzIeLmdhbWUuZ2lmdC52MS5QZXJDdXN0b21lckxpbWl0EjIKDmF2YWlsYWJsZV9mcm9tGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCg9hdmFpbGFibGVfdW50aWwYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQggKBl9zdG9ja0IMCgpfcmVtYWluaW5nIvoBCgRHaWZ0Eg8KB2dpZnRfaWQYASABKAkSEwoLY3VzdG9tZXJfaWQYAiABKAkSEQoJcmV3YXJkX2lkGAMgASgJEhEKCWdpZnRfY29kZRgEIAEoCRIMCgRuYW1lGAUgASgJEigKBnN0YXR1cxgGIAEoDjIYLmdhbWUuZ2lmdC52MS5HaWZ0U3RhdHVzEi0KCWlzc3VlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoHdXNlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKbWlzc2lvbl9pZBgJIAEoCSIUChJMaXN0Q2F0YWxvZ1JlcXVlc3QiZAoTTGlzdENhdGFsb2dSZXNwb25zZRIoCgVnaWZ0cxgBIAMoCzIZLmdhbWUuZ2lmdC52MS5DYXRhbG9nR2lmdBIQCghyZXNldF9hdBgCIAEoCRIRCgl0aW1lX3pvbmUYAyABKAkicQoQSXNzdWVHaWZ0UmVxdWVzdBITCgtjdXN0b21lcl9pZBgBIAEoCRIRCglyZXdhcmRfaWQYAiABKAkSEQoJZ2lmdF9jb2RlGAMgASgJEg4KBnBvaW50cxgEIAEoAxISCgptaXNzaW9uX2lkGAUgASgJIjUKEUlzc3VlR2lmdFJlc3BvbnNlEiAKBGdpZnQYASABKAsyEi5nYW1lLmdpZnQudjEuR2lmdCIhCg5HZXRHaWZ0UmVxdWVzdBIPCgdnaWZ0X2lkGAEgASgJIjMKD0dldEdpZnRSZXNwb25zZRIgCgRnaWZ0GAEgASgLMhIuZ2FtZS5naWZ0LnYxLkdpZnQiJwoQTGlzdEdpZnRzUmVxdWVzdBITCgtjdXN0b21lcl9pZBgBIAEoCSI2ChFMaXN0R2lmdHNSZXNwb25zZRIhCgVnaWZ0cxgBIAMoCzISLmdhbWUuZ2lmdC52MS5HaWZ0IjYKDlVzZUdpZnRSZXF1ZXN0Eg8KB2dpZnRfaWQYASABKAkSEwoLY3VzdG9tZXJfaWQYAiABKAkiMwoPVXNlR2lmdFJlc3BvbnNlEiAKBGdpZnQYASABKAsyEi5nYW1lLmdpZnQudjEuR2lmdCpXCgpHaWZ0U3RhdHVzEhsKF0dJRlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFgoSR0lGVF9TVEFUVVNfSVNTVUVEEAESFAoQR0lGVF9TVEFUVVNfVVNFRBACMr8CCgtHaWZ0U2VydmljZRJSCgtMaXN0Q2F0YWxvZxIgLmdhbWUuZ2lmdC52MS5MaXN0Q2F0YWxvZ1JlcXVlc3QaIS5nYW1lLmdpZnQudjEuTGlzdENhdGFsb2dSZXNwb25zZRJGCgdHZXRHaWZ0EhwuZ2FtZS5naWZ0LnYxLkdldEdpZnRSZXF1ZXN0Gh0uZ2FtZS5naWZ0LnYxLkdldEdpZnRSZXNwb25zZRJMCglMaXN0R2lmdHMSHi5nYW1lLmdpZnQudjEuTGlzdEdpZnRzUmVxdWVzdBofLmdhbWUuZ2lmdC52MS5MaXN0R2lmdHNSZXNwb25zZRJGCgdVc2VHaWZ0EhwuZ2FtZS5naWZ0LnYxLlVzZUdpZnRSZXF1ZXN0Gh0uZ2FtZS5naWZ0LnYxLlVzZUdpZnRSZXNwb25zZTJiChJHaWZ0SXNzdWluZ1NlcnZpY2USTAoJSXNzdWVHaWZ0Eh4uZ2FtZS5naWZ0LnYxLklzc3VlR2lmdFJlcXVlc3QaHy5nYW1lLmdpZnQudjEuSXNzdWVHaWZ0UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
+
+/**
+ * How many of a gift one customer may have per period.
+ *
+ * @generated from message game.gift.v1.PerCustomerLimit
+ */
+export type PerCustomerLimit = Message<"game.gift.v1.PerCustomerLimit"> & {
+  /**
+   * "daily", "weekly" (periods reset at the catalog's reset_at in its time_zone) or "ever".
+   *
+   * @generated from field: string period = 1;
+   */
+  period: string;
+
+  /**
+   * @generated from field: uint32 count = 2;
+   */
+  count: number;
+};
+
+/**
+ * Describes the message game.gift.v1.PerCustomerLimit.
+ * Use `create(PerCustomerLimitSchema)` to create a new message.
+ */
+export const PerCustomerLimitSchema: GenMessage<PerCustomerLimit> = /*@__PURE__*/
+  messageDesc(file_game_gift_v1_gift, 0);
 
 /**
  * @generated from message game.gift.v1.CatalogGift
@@ -32,6 +58,41 @@ export type CatalogGift = Message<"game.gift.v1.CatalogGift"> & {
    * @generated from field: int64 cost_points = 3;
    */
   costPoints: bigint;
+
+  /**
+   * How many can ever be issued, to all customers together; absent: no limit.
+   *
+   * @generated from field: optional uint32 stock = 4;
+   */
+  stock?: number | undefined;
+
+  /**
+   * How many of the stock are left; absent: no limit.
+   *
+   * @generated from field: optional uint32 remaining = 5;
+   */
+  remaining?: number | undefined;
+
+  /**
+   * Absent: no per-customer limit.
+   *
+   * @generated from field: game.gift.v1.PerCustomerLimit per_customer_limit = 6;
+   */
+  perCustomerLimit?: PerCustomerLimit | undefined;
+
+  /**
+   * A limited-time gift: available from ...
+   *
+   * @generated from field: google.protobuf.Timestamp available_from = 7;
+   */
+  availableFrom?: Timestamp | undefined;
+
+  /**
+   * ... until (exclusive).
+   *
+   * @generated from field: google.protobuf.Timestamp available_until = 8;
+   */
+  availableUntil?: Timestamp | undefined;
 };
 
 /**
@@ -39,7 +100,7 @@ export type CatalogGift = Message<"game.gift.v1.CatalogGift"> & {
  * Use `create(CatalogGiftSchema)` to create a new message.
  */
 export const CatalogGiftSchema: GenMessage<CatalogGift> = /*@__PURE__*/
-  messageDesc(file_game_gift_v1_gift, 0);
+  messageDesc(file_game_gift_v1_gift, 1);
 
 /**
  * @generated from message game.gift.v1.Gift
@@ -96,7 +157,7 @@ export type Gift = Message<"game.gift.v1.Gift"> & {
  * Use `create(GiftSchema)` to create a new message.
  */
 export const GiftSchema: GenMessage<Gift> = /*@__PURE__*/
-  messageDesc(file_game_gift_v1_gift, 1);
+  messageDesc(file_game_gift_v1_gift, 2);
 
 /**
  * @generated from message game.gift.v1.ListCatalogRequest
@@ -109,7 +170,7 @@ export type ListCatalogRequest = Message<"game.gift.v1.ListCatalogRequest"> & {
  * Use `create(ListCatalogRequestSchema)` to create a new message.
  */
 export const ListCatalogRequestSchema: GenMessage<ListCatalogRequest> = /*@__PURE__*/
-  messageDesc(file_game_gift_v1_gift, 2);
+  messageDesc(file_game_gift_v1_gift, 3);
 
 /**
  * @generated from message game.gift.v1.ListCatalogResponse
@@ -119,6 +180,19 @@ export type ListCatalogResponse = Message<"game.gift.v1.ListCatalogResponse"> & 
    * @generated from field: repeated game.gift.v1.CatalogGift gifts = 1;
    */
   gifts: CatalogGift[];
+
+  /**
+   * When daily and weekly limits reset: a local time of day ("04:00:00") in this IANA
+   * time zone; weeks start on Monday.
+   *
+   * @generated from field: string reset_at = 2;
+   */
+  resetAt: string;
+
+  /**
+   * @generated from field: string time_zone = 3;
+   */
+  timeZone: string;
 };
 
 /**
@@ -126,7 +200,7 @@ export type ListCatalogResponse = Message<"game.gift.v1.ListCatalogResponse"> & 
  * Use `create(ListCatalogResponseSchema)` to create a new message.
  */
 export const ListCatalogResponseSchema: GenMessage<ListCatalogResponse> = /*@__PURE__*/
-  messageDesc(file_game_gift_v1_gift, 3);
+  messageDesc(file_game_gift_v1_gift, 4);
 
 /**
  * @generated from message game.gift.v1.IssueGiftRequest
@@ -167,7 +241,7 @@ export type IssueGiftRequest = Message<"game.gift.v1.IssueGiftRequest"> & {
  * Use `create(IssueGiftRequestSchema)` to create a new message.
  */
 export const IssueGiftRequestSchema: GenMessage<IssueGiftRequest> = /*@__PURE__*/
-  messageDesc(file_game_gift_v1_gift, 4);
+  messageDesc(file_game_gift_v1_gift, 5);
 
 /**
  * @generated from message game.gift.v1.IssueGiftResponse
@@ -184,7 +258,7 @@ export type IssueGiftResponse = Message<"game.gift.v1.IssueGiftResponse"> & {
  * Use `create(IssueGiftResponseSchema)` to create a new message.
  */
 export const IssueGiftResponseSchema: GenMessage<IssueGiftResponse> = /*@__PURE__*/
-  messageDesc(file_game_gift_v1_gift, 5);
+  messageDesc(file_game_gift_v1_gift, 6);
 
 /**
  * @generated from message game.gift.v1.GetGiftRequest
@@ -201,7 +275,7 @@ export type GetGiftRequest = Message<"game.gift.v1.GetGiftRequest"> & {
  * Use `create(GetGiftRequestSchema)` to create a new message.
  */
 export const GetGiftRequestSchema: GenMessage<GetGiftRequest> = /*@__PURE__*/
-  messageDesc(file_game_gift_v1_gift, 6);
+  messageDesc(file_game_gift_v1_gift, 7);
 
 /**
  * @generated from message game.gift.v1.GetGiftResponse
@@ -218,7 +292,7 @@ export type GetGiftResponse = Message<"game.gift.v1.GetGiftResponse"> & {
  * Use `create(GetGiftResponseSchema)` to create a new message.
  */
 export const GetGiftResponseSchema: GenMessage<GetGiftResponse> = /*@__PURE__*/
-  messageDesc(file_game_gift_v1_gift, 7);
+  messageDesc(file_game_gift_v1_gift, 8);
 
 /**
  * @generated from message game.gift.v1.ListGiftsRequest
@@ -235,7 +309,7 @@ export type ListGiftsRequest = Message<"game.gift.v1.ListGiftsRequest"> & {
  * Use `create(ListGiftsRequestSchema)` to create a new message.
  */
 export const ListGiftsRequestSchema: GenMessage<ListGiftsRequest> = /*@__PURE__*/
-  messageDesc(file_game_gift_v1_gift, 8);
+  messageDesc(file_game_gift_v1_gift, 9);
 
 /**
  * @generated from message game.gift.v1.ListGiftsResponse
@@ -252,7 +326,7 @@ export type ListGiftsResponse = Message<"game.gift.v1.ListGiftsResponse"> & {
  * Use `create(ListGiftsResponseSchema)` to create a new message.
  */
 export const ListGiftsResponseSchema: GenMessage<ListGiftsResponse> = /*@__PURE__*/
-  messageDesc(file_game_gift_v1_gift, 9);
+  messageDesc(file_game_gift_v1_gift, 10);
 
 /**
  * @generated from message game.gift.v1.UseGiftRequest
@@ -276,7 +350,7 @@ export type UseGiftRequest = Message<"game.gift.v1.UseGiftRequest"> & {
  * Use `create(UseGiftRequestSchema)` to create a new message.
  */
 export const UseGiftRequestSchema: GenMessage<UseGiftRequest> = /*@__PURE__*/
-  messageDesc(file_game_gift_v1_gift, 10);
+  messageDesc(file_game_gift_v1_gift, 11);
 
 /**
  * @generated from message game.gift.v1.UseGiftResponse
@@ -293,7 +367,7 @@ export type UseGiftResponse = Message<"game.gift.v1.UseGiftResponse"> & {
  * Use `create(UseGiftResponseSchema)` to create a new message.
  */
 export const UseGiftResponseSchema: GenMessage<UseGiftResponse> = /*@__PURE__*/
-  messageDesc(file_game_gift_v1_gift, 11);
+  messageDesc(file_game_gift_v1_gift, 12);
 
 /**
  * @generated from enum game.gift.v1.GiftStatus
@@ -329,7 +403,7 @@ export const GiftStatusSchema: GenEnum<GiftStatus> = /*@__PURE__*/
  */
 export const GiftService: GenService<{
   /**
-   * The gifts that can be had, and what they cost in points.
+   * The gifts that can be had, what they cost in points, their limits and what is left.
    *
    * @generated from rpc game.gift.v1.GiftService.ListCatalog
    */

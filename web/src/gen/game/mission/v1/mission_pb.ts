@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file game/mission/v1/mission.proto.
  */
 export const file_game_mission_v1_mission: GenFile = /*@__PURE__*/
-  fileDesc("Ch1nYW1lL21pc3Npb24vdjEvbWlzc2lvbi5wcm90bxIPZ2FtZS5taXNzaW9uLnYxItMBCgdNaXNzaW9uEhIKCm1pc3Npb25faWQYASABKAkSEwoLY3VzdG9tZXJfaWQYAiABKAkSFAoMbWlzc2lvbl9jb2RlGAMgASgJEi4KBnN0YXR1cxgEIAEoDjIeLmdhbWUubWlzc2lvbi52MS5NaXNzaW9uU3RhdHVzEhEKCXJld2FyZF9pZBgFIAEoCRIvCgthY2hpZXZlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNcmV3YXJkX3BvaW50cxgHIAEoAyJMCg5DYXRhbG9nTWlzc2lvbhIUCgxtaXNzaW9uX2NvZGUYASABKAkSDQoFdGl0bGUYAiABKAkSFQoNcmV3YXJkX3BvaW50cxgDIAEoAyJWChVBY2hpZXZlTWlzc2lvblJlcXVlc3QSEwoLY3VzdG9tZXJfaWQYASABKAkSFAoMbWlzc2lvbl9jb2RlGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkiQwoWQWNoaWV2ZU1pc3Npb25SZXNwb25zZRIpCgdtaXNzaW9uGAEgASgLMhguZ2FtZS5taXNzaW9uLnYxLk1pc3Npb24iJwoRR2V0TWlzc2lvblJlcXVlc3QSEgoKbWlzc2lvbl9pZBgBIAEoCSI/ChJHZXRNaXNzaW9uUmVzcG9uc2USKQoHbWlzc2lvbhgBIAEoCzIYLmdhbWUubWlzc2lvbi52MS5NaXNzaW9uIioKE0xpc3RNaXNzaW9uc1JlcXVlc3QSEwoLY3VzdG9tZXJfaWQYASABKAkiQgoUTGlzdE1pc3Npb25zUmVzcG9uc2USKgoIbWlzc2lvbnMYASADKAsyGC5nYW1lLm1pc3Npb24udjEuTWlzc2lvbiIUChJMaXN0Q2F0YWxvZ1JlcXVlc3QiSAoTTGlzdENhdGFsb2dSZXNwb25zZRIxCghtaXNzaW9ucxgBIAMoCzIfLmdhbWUubWlzc2lvbi52MS5DYXRhbG9nTWlzc2lvbippCg1NaXNzaW9uU3RhdHVzEh4KGk1JU1NJT05fU1RBVFVTX1VOU1BFQ0lGSUVEEAASGwoXTUlTU0lPTl9TVEFUVVNfQUNISUVWRUQQARIbChdNSVNTSU9OX1NUQVRVU19SRVdBUkRFRBACMoEDCg5NaXNzaW9uU2VydmljZRJhCg5BY2hpZXZlTWlzc2lvbhImLmdhbWUubWlzc2lvbi52MS5BY2hpZXZlTWlzc2lvblJlcXVlc3QaJy5nYW1lLm1pc3Npb24udjEuQWNoaWV2ZU1pc3Npb25SZXNwb25zZRJVCgpHZXRNaXNzaW9uEiIuZ2FtZS5taXNzaW9uLnYxLkdldE1pc3Npb25SZXF1ZXN0GiMuZ2FtZS5taXNzaW9uLnYxLkdldE1pc3Npb25SZXNwb25zZRJbCgxMaXN0TWlzc2lvbnMSJC5nYW1lLm1pc3Npb24udjEuTGlzdE1pc3Npb25zUmVxdWVzdBolLmdhbWUubWlzc2lvbi52MS5MaXN0TWlzc2lvbnNSZXNwb25zZRJYCgtMaXN0Q2F0YWxvZxIjLmdhbWUubWlzc2lvbi52MS5MaXN0Q2F0YWxvZ1JlcXVlc3QaJC5nYW1lLm1pc3Npb24udjEuTGlzdENhdGFsb2dSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("Ch1nYW1lL21pc3Npb24vdjEvbWlzc2lvbi5wcm90bxIPZ2FtZS5taXNzaW9uLnYxIvYBCgdNaXNzaW9uEhIKCm1pc3Npb25faWQYASABKAkSEwoLY3VzdG9tZXJfaWQYAiABKAkSFAoMbWlzc2lvbl9jb2RlGAMgASgJEi4KBnN0YXR1cxgEIAEoDjIeLmdhbWUubWlzc2lvbi52MS5NaXNzaW9uU3RhdHVzEhEKCXJld2FyZF9pZBgFIAEoCRIvCgthY2hpZXZlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNcmV3YXJkX3BvaW50cxgHIAEoAxITCgtyZXBvcnRlZF9ieRgIIAEoCRIMCgRzbG90GAkgASgJIrgCCg5DYXRhbG9nTWlzc2lvbhIUCgxtaXNzaW9uX2NvZGUYASABKAkSDQoFdGl0bGUYAiABKAkSFQoNcmV3YXJkX3BvaW50cxgDIAEoAxInCgZyZXBlYXQYBCABKA4yFy5nYW1lLm1pc3Npb24udjEuUmVwZWF0EhYKDm1heF9wZXJfcGVyaW9kGAUgASgNEi4KC3JlcG9ydGVkX2J5GAYgASgOMhkuZ2FtZS5taXNzaW9uLnYxLlJlcG9ydGVyEjIKDmF2YWlsYWJsZV9mcm9tGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCg9hdmFpbGFibGVfdW50aWwYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHJlcXVpcmVzGAkgAygJIlYKFUFjaGlldmVNaXNzaW9uUmVxdWVzdBITCgtjdXN0b21lcl9pZBgBIAEoCRIUCgxtaXNzaW9uX2NvZGUYAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCSJDChZBY2hpZXZlTWlzc2lvblJlc3BvbnNlEikKB21pc3Npb24YASABKAsyGC5nYW1lLm1pc3Npb24udjEuTWlzc2lvbiInChFHZXRNaXNzaW9uUmVxdWVzdBISCgptaXNzaW9uX2lkGAEgASgJIj8KEkdldE1pc3Npb25SZXNwb25zZRIpCgdtaXNzaW9uGAEgASgLMhguZ2FtZS5taXNzaW9uLnYxLk1pc3Npb24iKgoTTGlzdE1pc3Npb25zUmVxdWVzdBITCgtjdXN0b21lcl9pZBgBIAEoCSJCChRMaXN0TWlzc2lvbnNSZXNwb25zZRIqCghtaXNzaW9ucxgBIAMoCzIYLmdhbWUubWlzc2lvbi52MS5NaXNzaW9uIhQKEkxpc3RDYXRhbG9nUmVxdWVzdCJtChNMaXN0Q2F0YWxvZ1Jlc3BvbnNlEjEKCG1pc3Npb25zGAEgAygLMh8uZ2FtZS5taXNzaW9uLnYxLkNhdGFsb2dNaXNzaW9uEhAKCHJlc2V0X2F0GAIgASgJEhEKCXRpbWVfem9uZRgDIAEoCSItChZHZXRBdmFpbGFiaWxpdHlSZXF1ZXN0EhMKC2N1c3RvbWVyX2lkGAEgASgJItABChNNaXNzaW9uQXZhaWxhYmlsaXR5EhQKDG1pc3Npb25fY29kZRgBIAEoCRIRCglhdmFpbGFibGUYAiABKAgSDgoGcmVhc29uGAMgASgJEg8KB21lc3NhZ2UYBCABKAkSNQoRbmV4dF9hdmFpbGFibGVfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiAKE3JlbWFpbmluZ19pbl9wZXJpb2QYBiABKA1IAIgBAUIWChRfcmVtYWluaW5nX2luX3BlcmlvZCKRAQoXR2V0QXZhaWxhYmlsaXR5UmVzcG9uc2USEwoLY3VzdG9tZXJfaWQYASABKAkSNgoIbWlzc2lvbnMYAiADKAsyJC5nYW1lLm1pc3Npb24udjEuTWlzc2lvbkF2YWlsYWJpbGl0eRIpCgVhc19vZhgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqbAoGUmVwZWF0EhYKElJFUEVBVF9VTlNQRUNJRklFRBAAEg8KC1JFUEVBVF9PTkNFEAESEAoMUkVQRUFUX0RBSUxZEAISEQoNUkVQRUFUX1dFRUtMWRADEhQKEFJFUEVBVF9VTkxJTUlURUQQBCpTCghSZXBvcnRlchIYChRSRVBPUlRFUl9VTlNQRUNJRklFRBAAEhMKD1JFUE9SVEVSX1BMQVlFUhABEhgKFFJFUE9SVEVSX0dBTUVfU0VSVkVSEAIqaQoNTWlzc2lvblN0YXR1cxIeChpNSVNTSU9OX1NUQVRVU19VTlNQRUNJRklFRBAAEhsKF01JU1NJT05fU1RBVFVTX0FDSElFVkVEEAESGwoXTUlTU0lPTl9TVEFUVVNfUkVXQVJERUQQAjLnAwoOTWlzc2lvblNlcnZpY2USYQoOQWNoaWV2ZU1pc3Npb24SJi5nYW1lLm1pc3Npb24udjEuQWNoaWV2ZU1pc3Npb25SZXF1ZXN0GicuZ2FtZS5taXNzaW9uLnYxLkFjaGlldmVNaXNzaW9uUmVzcG9uc2USVQoKR2V0TWlzc2lvbhIiLmdhbWUubWlzc2lvbi52MS5HZXRNaXNzaW9uUmVxdWVzdBojLmdhbWUubWlzc2lvbi52MS5HZXRNaXNzaW9uUmVzcG9uc2USWwoMTGlzdE1pc3Npb25zEiQuZ2FtZS5taXNzaW9uLnYxLkxpc3RNaXNzaW9uc1JlcXVlc3QaJS5nYW1lLm1pc3Npb24udjEuTGlzdE1pc3Npb25zUmVzcG9uc2USWAoLTGlzdENhdGFsb2cSIy5nYW1lLm1pc3Npb24udjEuTGlzdENhdGFsb2dSZXF1ZXN0GiQuZ2FtZS5taXNzaW9uLnYxLkxpc3RDYXRhbG9nUmVzcG9uc2USZAoPR2V0QXZhaWxhYmlsaXR5EicuZ2FtZS5taXNzaW9uLnYxLkdldEF2YWlsYWJpbGl0eVJlcXVlc3QaKC5nYW1lLm1pc3Npb24udjEuR2V0QXZhaWxhYmlsaXR5UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message game.mission.v1.Mission
@@ -54,6 +54,20 @@ export type Mission = Message<"game.mission.v1.Mission"> & {
    * @generated from field: int64 reward_points = 7;
    */
   rewardPoints: bigint;
+
+  /**
+   * Who reported it: the subject of the token (the player, a game server, an operator).
+   *
+   * @generated from field: string reported_by = 8;
+   */
+  reportedBy: string;
+
+  /**
+   * The period slot it took (`2026-11-26#1`); empty for an unlimited mission.
+   *
+   * @generated from field: string slot = 9;
+   */
+  slot: string;
 };
 
 /**
@@ -81,6 +95,44 @@ export type CatalogMission = Message<"game.mission.v1.CatalogMission"> & {
    * @generated from field: int64 reward_points = 3;
    */
   rewardPoints: bigint;
+
+  /**
+   * @generated from field: game.mission.v1.Repeat repeat = 4;
+   */
+  repeat: Repeat;
+
+  /**
+   * Achievements per period for daily and weekly missions (1 for once; 0: no cap).
+   *
+   * @generated from field: uint32 max_per_period = 5;
+   */
+  maxPerPeriod: number;
+
+  /**
+   * @generated from field: game.mission.v1.Reporter reported_by = 6;
+   */
+  reportedBy: Reporter;
+
+  /**
+   * A limited-time mission: achievable from ...
+   *
+   * @generated from field: google.protobuf.Timestamp available_from = 7;
+   */
+  availableFrom?: Timestamp | undefined;
+
+  /**
+   * ... until (exclusive).
+   *
+   * @generated from field: google.protobuf.Timestamp available_until = 8;
+   */
+  availableUntil?: Timestamp | undefined;
+
+  /**
+   * Missions that must have been achieved first.
+   *
+   * @generated from field: repeated string requires = 9;
+   */
+  requires: string[];
 };
 
 /**
@@ -225,6 +277,20 @@ export type ListCatalogResponse = Message<"game.mission.v1.ListCatalogResponse">
    * @generated from field: repeated game.mission.v1.CatalogMission missions = 1;
    */
   missions: CatalogMission[];
+
+  /**
+   * When daily and weekly periods reset: a local time of day ("04:00:00") ...
+   *
+   * @generated from field: string reset_at = 2;
+   */
+  resetAt: string;
+
+  /**
+   * ... in this IANA time zone ("Asia/Seoul"); weeks start on Monday.
+   *
+   * @generated from field: string time_zone = 3;
+   */
+  timeZone: string;
 };
 
 /**
@@ -233,6 +299,179 @@ export type ListCatalogResponse = Message<"game.mission.v1.ListCatalogResponse">
  */
 export const ListCatalogResponseSchema: GenMessage<ListCatalogResponse> = /*@__PURE__*/
   messageDesc(file_game_mission_v1_mission, 9);
+
+/**
+ * @generated from message game.mission.v1.GetAvailabilityRequest
+ */
+export type GetAvailabilityRequest = Message<"game.mission.v1.GetAvailabilityRequest"> & {
+  /**
+   * @generated from field: string customer_id = 1;
+   */
+  customerId: string;
+};
+
+/**
+ * Describes the message game.mission.v1.GetAvailabilityRequest.
+ * Use `create(GetAvailabilityRequestSchema)` to create a new message.
+ */
+export const GetAvailabilityRequestSchema: GenMessage<GetAvailabilityRequest> = /*@__PURE__*/
+  messageDesc(file_game_mission_v1_mission, 10);
+
+/**
+ * @generated from message game.mission.v1.MissionAvailability
+ */
+export type MissionAvailability = Message<"game.mission.v1.MissionAvailability"> & {
+  /**
+   * @generated from field: string mission_code = 1;
+   */
+  missionCode: string;
+
+  /**
+   * Whether the customer can achieve it now (whoever may report it).
+   *
+   * @generated from field: bool available = 2;
+   */
+  available: boolean;
+
+  /**
+   * Why not, machine-readable (as in the ErrorInfo of a refusal), e.g.
+   * MISSION_PERIOD_LIMIT_REACHED; empty when available.
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+
+  /**
+   * Why not, in words a player understands (times in the catalog's time zone).
+   *
+   * @generated from field: string message = 4;
+   */
+  message: string;
+
+  /**
+   * When it can next be achieved: now when available; absent when never again.
+   *
+   * @generated from field: google.protobuf.Timestamp next_available_at = 5;
+   */
+  nextAvailableAt?: Timestamp | undefined;
+
+  /**
+   * Achievements left in the current period; absent when there is no cap.
+   *
+   * @generated from field: optional uint32 remaining_in_period = 6;
+   */
+  remainingInPeriod?: number | undefined;
+};
+
+/**
+ * Describes the message game.mission.v1.MissionAvailability.
+ * Use `create(MissionAvailabilitySchema)` to create a new message.
+ */
+export const MissionAvailabilitySchema: GenMessage<MissionAvailability> = /*@__PURE__*/
+  messageDesc(file_game_mission_v1_mission, 11);
+
+/**
+ * @generated from message game.mission.v1.GetAvailabilityResponse
+ */
+export type GetAvailabilityResponse = Message<"game.mission.v1.GetAvailabilityResponse"> & {
+  /**
+   * @generated from field: string customer_id = 1;
+   */
+  customerId: string;
+
+  /**
+   * @generated from field: repeated game.mission.v1.MissionAvailability missions = 2;
+   */
+  missions: MissionAvailability[];
+
+  /**
+   * The instant the answer holds for.
+   *
+   * @generated from field: google.protobuf.Timestamp as_of = 3;
+   */
+  asOf?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message game.mission.v1.GetAvailabilityResponse.
+ * Use `create(GetAvailabilityResponseSchema)` to create a new message.
+ */
+export const GetAvailabilityResponseSchema: GenMessage<GetAvailabilityResponse> = /*@__PURE__*/
+  messageDesc(file_game_mission_v1_mission, 12);
+
+/**
+ * How often a customer may achieve a mission.
+ *
+ * @generated from enum game.mission.v1.Repeat
+ */
+export enum Repeat {
+  /**
+   * @generated from enum value: REPEAT_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: REPEAT_ONCE = 1;
+   */
+  ONCE = 1,
+
+  /**
+   * Up to max_per_period times per game day (from the catalog's reset time).
+   *
+   * @generated from enum value: REPEAT_DAILY = 2;
+   */
+  DAILY = 2,
+
+  /**
+   * Up to max_per_period times per game week (from Monday's reset).
+   *
+   * @generated from enum value: REPEAT_WEEKLY = 3;
+   */
+  WEEKLY = 3,
+
+  /**
+   * @generated from enum value: REPEAT_UNLIMITED = 4;
+   */
+  UNLIMITED = 4,
+}
+
+/**
+ * Describes the enum game.mission.v1.Repeat.
+ */
+export const RepeatSchema: GenEnum<Repeat> = /*@__PURE__*/
+  enumDesc(file_game_mission_v1_mission, 0);
+
+/**
+ * Who may report that a customer achieved a mission.
+ *
+ * @generated from enum game.mission.v1.Reporter
+ */
+export enum Reporter {
+  /**
+   * @generated from enum value: REPORTER_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The player, for themselves (game servers and admins may too).
+   *
+   * @generated from enum value: REPORTER_PLAYER = 1;
+   */
+  PLAYER = 1,
+
+  /**
+   * Only a trusted game server (or an admin).
+   *
+   * @generated from enum value: REPORTER_GAME_SERVER = 2;
+   */
+  GAME_SERVER = 2,
+}
+
+/**
+ * Describes the enum game.mission.v1.Reporter.
+ */
+export const ReporterSchema: GenEnum<Reporter> = /*@__PURE__*/
+  enumDesc(file_game_mission_v1_mission, 1);
 
 /**
  * @generated from enum game.mission.v1.MissionStatus
@@ -258,7 +497,7 @@ export enum MissionStatus {
  * Describes the enum game.mission.v1.MissionStatus.
  */
 export const MissionStatusSchema: GenEnum<MissionStatus> = /*@__PURE__*/
-  enumDesc(file_game_mission_v1_mission, 0);
+  enumDesc(file_game_mission_v1_mission, 2);
 
 /**
  * Missions a customer achieves in a game. The front door of the reward flow.
@@ -293,7 +532,7 @@ export const MissionService: GenService<{
     output: typeof ListMissionsResponseSchema;
   },
   /**
-   * The missions that can be achieved.
+   * The missions that can be achieved, each with its rule, and when periods reset.
    *
    * @generated from rpc game.mission.v1.MissionService.ListCatalog
    */
@@ -301,6 +540,17 @@ export const MissionService: GenService<{
     methodKind: "unary";
     input: typeof ListCatalogRequestSchema;
     output: typeof ListCatalogResponseSchema;
+  },
+  /**
+   * Per mission, whether a customer can achieve it now, why not, when next, and what is
+   * left in the period. The customer or an admin may ask.
+   *
+   * @generated from rpc game.mission.v1.MissionService.GetAvailability
+   */
+  getAvailability: {
+    methodKind: "unary";
+    input: typeof GetAvailabilityRequestSchema;
+    output: typeof GetAvailabilityResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_game_mission_v1_mission, 0);
