@@ -108,11 +108,15 @@ async fn a_registered_customer_goes_through_the_whole_scenario_via_the_gateway()
         (p.entries.first()?.gift_status == mypage::GiftStatus::Used as i32 && p.points_exchanged == 50).then_some(())
     })
     .await;
-    let r = RewardServiceClient::new(ch())
-        .get_reward(reward::GetRewardRequest { reward_id: item.reward_id.clone() })
-        .await
-        .unwrap();
-    assert_eq!(r.into_inner().reward.unwrap().status, reward::RewardStatus::Exchanged as i32);
+    // The reward service learns of the exchange from the wallet's event: eventually.
+    eventually(FLOW, "the reward is recorded EXCHANGED", || async {
+        let r = RewardServiceClient::new(ch())
+            .get_reward(reward::GetRewardRequest { reward_id: item.reward_id.clone() })
+            .await
+            .ok()?;
+        (r.into_inner().reward?.status == reward::RewardStatus::Exchanged as i32).then_some(())
+    })
+    .await;
 }
 
 /// Builds an unsigned token (`alg: none`).
