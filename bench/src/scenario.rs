@@ -329,8 +329,11 @@ async fn echo_run(chs: &[Channel], token: &str, each: Duration) -> Run {
                 let mut c = client.clone();
                 async move {
                     Some(grpc(
-                        c.list_notifications(notification::ListNotificationsRequest { customer_id: "echo".into() })
-                            .await,
+                        c.list_notifications(notification::ListNotificationsRequest {
+                            customer_id: "echo".into(),
+                            ..Default::default()
+                        })
+                        .await,
                     ))
                 }
             })
@@ -933,7 +936,7 @@ type BoxedCall = std::pin::Pin<Box<dyn Future<Output = Option<Outcome>> + Send>>
 
 fn get_wallet(ch: Channel, p: &Player) -> BoxedCall {
     let mut c = WalletServiceClient::new(with_token(ch, &p.token));
-    let req = wallet::GetWalletRequest { customer_id: p.id.clone() };
+    let req = wallet::GetWalletRequest { customer_id: p.id.clone(), ..Default::default() };
     Box::pin(async move { Some(grpc(c.get_wallet(req).await)) })
 }
 
@@ -1025,7 +1028,7 @@ async fn exchanges(
             break;
         }
         let w = WalletServiceClient::new(with_token(sys.wallet.channel(), &p.token))
-            .get_wallet(wallet::GetWalletRequest { customer_id: p.id.clone() })
+            .get_wallet(wallet::GetWalletRequest { customer_id: p.id.clone(), ..Default::default() })
             .await;
         if let Ok(w) = w {
             for item in w.into_inner().wallet.map(|w| w.items).unwrap_or_default() {

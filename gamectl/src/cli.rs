@@ -113,19 +113,31 @@ pub enum Command {
         #[arg(long)]
         request_id: Option<String>,
     },
-    /// The missions a customer (you, when not named) achieved.
-    Missions { customer_id: Option<String> },
+    /// The missions a customer (you, when not named) achieved, newest first, a page at a time.
+    Missions {
+        customer_id: Option<String>,
+        #[command(flatten)]
+        paging: Paging,
+    },
     /// One mission.
     Mission { mission_id: String },
     /// The missions that can be achieved and their rules; with where each stands for a
     /// customer (you, when logged in as a player).
     Catalog { customer_id: Option<String> },
-    /// The rewards allocated to a customer (you, when not named).
-    Rewards { customer_id: Option<String> },
+    /// The rewards allocated to a customer (you, when not named), newest first, a page at a time.
+    Rewards {
+        customer_id: Option<String>,
+        #[command(flatten)]
+        paging: Paging,
+    },
     /// One reward.
     Reward { reward_id: String },
-    /// A customer's wallet (yours, when not named).
-    Wallet { customer_id: Option<String> },
+    /// A customer's wallet (yours, when not named), newest first, a page at a time.
+    Wallet {
+        customer_id: Option<String>,
+        #[command(flatten)]
+        paging: Paging,
+    },
     /// Exchange one of a customer's (your) ISSUED rewards for a gift from the gift catalog.
     #[command(override_usage = "gamectl exchange [OPTIONS] [CUSTOMER_ID] <REWARD_ID> <GIFT_CODE>")]
     Exchange {
@@ -138,8 +150,12 @@ pub enum Command {
     },
     /// The state of the circuit breaker guarding the wallet's calls to the gift service.
     ExchangeStatus,
-    /// The gifts issued to a customer (you, when not named).
-    Gifts { customer_id: Option<String> },
+    /// The gifts issued to a customer (you, when not named), newest first, a page at a time.
+    Gifts {
+        customer_id: Option<String>,
+        #[command(flatten)]
+        paging: Paging,
+    },
     /// One gift.
     Gift { gift_id: String },
     /// The gifts that can be had, and what they cost in points.
@@ -151,8 +167,12 @@ pub enum Command {
         #[arg(long)]
         customer_id: Option<String>,
     },
-    /// The e-mails sent to a customer (you, when not named).
-    Notifications { customer_id: Option<String> },
+    /// The e-mails sent to a customer (you, when not named), newest first, a page at a time.
+    Notifications {
+        customer_id: Option<String>,
+        #[command(flatten)]
+        paging: Paging,
+    },
     /// A customer's page (yours, when not named): everything they have.
     Mypage {
         customer_id: Option<String>,
@@ -160,6 +180,20 @@ pub enum Command {
         #[arg(long)]
         watch: bool,
     },
+}
+
+/// Which page of a list to print.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Paging {
+    /// Items per page (newest first) [default: 50, at most 500].
+    #[arg(long)]
+    pub page_size: Option<i32>,
+    /// The page after the one that printed this token.
+    #[arg(long)]
+    pub page_token: Option<String>,
+    /// Every page, not only the first.
+    #[arg(long, conflicts_with = "page_token")]
+    pub all: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -301,6 +335,19 @@ mod tests {
         let cli = parse(&["wallet", "--token-file", "/tmp/t", "--direct"]);
         assert_eq!(cli.global.token_file.as_deref(), Some(std::path::Path::new("/tmp/t")));
         assert!(cli.global.direct);
-        assert!(matches!(cli.command, Command::Wallet { customer_id: None }));
+        assert!(matches!(cli.command, Command::Wallet { customer_id: None, .. }));
+    }
+
+    #[test]
+    fn lists_take_a_page_size_a_token_or_all() {
+        let Command::Missions { customer_id, paging } =
+            parse(&["missions", "ann", "--page-size", "10", "--all"]).command
+        else {
+            panic!()
+        };
+        assert_eq!((customer_id.as_deref(), paging.page_size, paging.all), (Some("ann"), Some(10), true));
+        let Command::Gifts { paging, .. } = parse(&["gifts", "--page-token", "abc"]).command else { panic!() };
+        assert_eq!(paging.page_token.as_deref(), Some("abc"));
+        assert!(Cli::try_parse_from(["gamectl", "rewards", "--all", "--page-token", "x"]).is_err());
     }
 }

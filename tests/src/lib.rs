@@ -818,7 +818,7 @@ pub mod api {
 
     pub async fn rewards(sys: &System, customer: &str) -> Vec<reward::Reward> {
         RewardServiceClient::new(sys.as_customer(&sys.reward, customer))
-            .list_rewards(reward::ListRewardsRequest { customer_id: customer.into() })
+            .list_rewards(reward::ListRewardsRequest { customer_id: customer.into(), ..Default::default() })
             .await
             .expect("rewards")
             .into_inner()
@@ -827,7 +827,7 @@ pub mod api {
 
     pub async fn wallet_of(sys: &System, customer: &str) -> wallet::Wallet {
         WalletServiceClient::new(sys.as_customer(&sys.wallet, customer))
-            .get_wallet(wallet::GetWalletRequest { customer_id: customer.into() })
+            .get_wallet(wallet::GetWalletRequest { customer_id: customer.into(), ..Default::default() })
             .await
             .expect("wallet")
             .into_inner()
@@ -837,7 +837,7 @@ pub mod api {
 
     pub async fn missions(sys: &System, customer: &str) -> Vec<mission::Mission> {
         MissionServiceClient::new(sys.as_customer(&sys.mission, customer))
-            .list_missions(mission::ListMissionsRequest { customer_id: customer.into() })
+            .list_missions(mission::ListMissionsRequest { customer_id: customer.into(), ..Default::default() })
             .await
             .expect("missions")
             .into_inner()

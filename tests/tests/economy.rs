@@ -200,7 +200,7 @@ async fn fifty_racing_once_achievements(sys: &System, targets: &[&Service], cust
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let missions = MissionServiceClient::new(sys.as_customer(&sys.mission, customer))
-        .list_missions(mission::ListMissionsRequest { customer_id: customer.into() })
+        .list_missions(mission::ListMissionsRequest { customer_id: customer.into(), ..Default::default() })
         .await
         .unwrap()
         .into_inner()

@@ -115,7 +115,7 @@ async fn issue_gift_is_internal_players_and_admins_are_refused_and_the_wallet_st
 
     // Nothing was issued, nothing published.
     let gifts = GiftServiceClient::new(with_token(sys.gateway().channel(), &player))
-        .list_gifts(gift::ListGiftsRequest { customer_id: "mallory".into() })
+        .list_gifts(gift::ListGiftsRequest { customer_id: "mallory".into(), ..Default::default() })
         .await
         .unwrap()
         .into_inner()
@@ -411,8 +411,8 @@ async fn revoked_tokens_are_refused_by_the_gateway_and_every_service_within_five
     let sys = system().await;
     let old = login(&sys, "trent").await;
     let page = || mypage::GetMyPageRequest { customer_id: "trent".into() };
-    let wallet_req = || wallet::GetWalletRequest { customer_id: "trent".into() };
-    let gifts_req = || gift::ListGiftsRequest { customer_id: "trent".into() };
+    let wallet_req = || wallet::GetWalletRequest { customer_id: "trent".into(), ..Default::default() };
+    let gifts_req = || gift::ListGiftsRequest { customer_id: "trent".into(), ..Default::default() };
     // Used everywhere first, so each verifier remembers it.
     MyPageServiceClient::new(with_token(sys.gateway().channel(), &old)).get_my_page(page()).await.unwrap();
     WalletServiceClient::new(with_token(sys.wallet.channel(), &old)).get_wallet(wallet_req()).await.unwrap();

@@ -75,7 +75,7 @@ async fn all_rewarded(sys: &System, customers: &[String], per_customer: usize) {
         })
         .await;
         let rewards = RewardServiceClient::new(sys.as_customer(&sys.reward, c))
-            .list_rewards(reward::ListRewardsRequest { customer_id: c.clone() })
+            .list_rewards(reward::ListRewardsRequest { customer_id: c.clone(), ..Default::default() })
             .await
             .unwrap()
             .into_inner()
@@ -354,7 +354,7 @@ async fn rolling_mypage_and_wallet_behind_the_gateway_fails_no_request() {
                 let page = mypage::GetMyPageRequest { customer_id: "roller".into() };
                 MyPageServiceClient::new(with_token(gw, &t)).get_my_page(page).await.map(drop)
             } else {
-                let w = wallet::GetWalletRequest { customer_id: "roller".into() };
+                let w = wallet::GetWalletRequest { customer_id: "roller".into(), ..Default::default() };
                 WalletServiceClient::new(with_token(gw, &t)).get_wallet(w).await.map(drop)
             }
         }

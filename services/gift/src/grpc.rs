@@ -8,7 +8,7 @@ use gift_domain::rules::{Refusal, Schedule};
 use gift_domain::{Gift, GiftCode, GiftError, GiftRefusal, GiftStatus, IssueGift};
 use grpc_adapter::convert::timestamp;
 use grpc_adapter::pb::gift::v1 as pb;
-use grpc_adapter::{auth, status};
+use grpc_adapter::{auth, paging, status};
 use tonic::{Request, Response, Status};
 
 use crate::App;
@@ -128,8 +128,11 @@ impl pb::gift_service_server::GiftService for Handlers {
 
     async fn list_gifts(&self, req: Request<pb::ListGiftsRequest>) -> Result<Response<pb::ListGiftsResponse>, Status> {
         let customer = auth::read_for(&req, &req.get_ref().customer_id)?;
-        let gifts = self.app.list(&customer).await.map_err(|e| self.status(e))?;
-        Ok(Response::new(pb::ListGiftsResponse { gifts: gifts.into_iter().map(to_proto).collect() }))
+        let scope = format!("gifts/{customer}");
+        let page = paging::request(req.get_ref().page_size, &req.get_ref().page_token, &scope)?;
+        let gifts = self.app.list(&customer, page).await.map_err(|e| self.status(e))?;
+        let (gifts, next_page_token) = paging::answer(gifts, &scope, to_proto);
+        Ok(Response::new(pb::ListGiftsResponse { gifts, next_page_token }))
     }
 
     async fn use_gift(&self, req: Request<pb::UseGiftRequest>) -> Result<Response<pb::UseGiftResponse>, Status> {

@@ -6,7 +6,7 @@ use auth_adapter::Role;
 use chrono::Utc;
 use grpc_adapter::convert::timestamp;
 use grpc_adapter::pb::mission::v1 as pb;
-use grpc_adapter::{auth, status};
+use grpc_adapter::{auth, paging, status};
 use mission_domain::rules::{Availability, Repeat, ReportedBy, Schedule};
 use mission_domain::{AchieveMission, Caller, Mission, MissionError, MissionStatus, Refusal, Reporter};
 use tonic::{Request, Response, Status};
@@ -126,8 +126,11 @@ impl pb::mission_service_server::MissionService for Handlers {
         req: Request<pb::ListMissionsRequest>,
     ) -> Result<Response<pb::ListMissionsResponse>, Status> {
         let customer = auth::read_for(&req, &req.get_ref().customer_id)?;
-        let missions = self.app.list(&customer).await.map_err(|e| to_status(e, self.app.catalog().schedule()))?;
-        Ok(Response::new(pb::ListMissionsResponse { missions: missions.into_iter().map(to_proto).collect() }))
+        let scope = format!("missions/{customer}");
+        let page = paging::request(req.get_ref().page_size, &req.get_ref().page_token, &scope)?;
+        let missions = self.app.list(&customer, page).await.map_err(|e| to_status(e, self.app.catalog().schedule()))?;
+        let (missions, next_page_token) = paging::answer(missions, &scope, to_proto);
+        Ok(Response::new(pb::ListMissionsResponse { missions, next_page_token }))
     }
 
     async fn list_catalog(

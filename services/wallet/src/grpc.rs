@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use grpc_adapter::pb::wallet::v1 as pb;
-use grpc_adapter::{auth, status};
+use grpc_adapter::{auth, paging, status};
 use tonic::{Request, Response, Status};
 use wallet_domain::{ExchangeRefusal, ExchangeReward, GiftRefusal, GuardState, ItemStatus, WalletError, WalletItem};
 
@@ -62,15 +62,30 @@ pub fn item_to_proto(i: WalletItem) -> pb::WalletItem {
 impl pb::wallet_service_server::WalletService for Handlers {
     async fn get_wallet(&self, req: Request<pb::GetWalletRequest>) -> Result<Response<pb::GetWalletResponse>, Status> {
         let customer = auth::read_for(&req, &req.get_ref().customer_id)?;
-        let wallet = self.app.wallet(&customer).await.map_err(to_status)?;
-        let available_points = wallet.available_points();
+        let scope = format!("wallet-items/{customer}");
+        let first = paging::request(req.get_ref().page_size, "", &scope)?;
+        let wallet = self.app.wallet(&customer, first).await.map_err(to_status)?;
+        let (items, next_page_token) = paging::answer(wallet.items, &scope, item_to_proto);
         Ok(Response::new(pb::GetWalletResponse {
             wallet: Some(pb::Wallet {
                 customer_id: wallet.customer_id.to_string(),
-                available_points,
-                items: wallet.items.into_iter().map(item_to_proto).collect(),
+                available_points: wallet.available_points,
+                items,
             }),
+            next_page_token,
         }))
+    }
+
+    async fn list_wallet_items(
+        &self,
+        req: Request<pb::ListWalletItemsRequest>,
+    ) -> Result<Response<pb::ListWalletItemsResponse>, Status> {
+        let customer = auth::read_for(&req, &req.get_ref().customer_id)?;
+        let scope = format!("wallet-items/{customer}");
+        let page = paging::request(req.get_ref().page_size, &req.get_ref().page_token, &scope)?;
+        let items = self.app.items(&customer, page).await.map_err(to_status)?;
+        let (items, next_page_token) = paging::answer(items, &scope, item_to_proto);
+        Ok(Response::new(pb::ListWalletItemsResponse { items, next_page_token }))
     }
 
     async fn exchange_reward(
