@@ -942,7 +942,7 @@ fn get_wallet(ch: Channel, p: &Player) -> BoxedCall {
 
 fn get_my_page(ch: Channel, p: &Player) -> BoxedCall {
     let mut c = MyPageServiceClient::new(with_token(ch, &p.token));
-    let req = mypage::GetMyPageRequest { customer_id: p.id.clone() };
+    let req = mypage::GetMyPageRequest { customer_id: p.id.clone(), ..Default::default() };
     Box::pin(async move { Some(grpc(c.get_my_page(req).await)) })
 }
 

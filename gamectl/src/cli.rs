@@ -177,8 +177,11 @@ pub enum Command {
     Mypage {
         customer_id: Option<String>,
         /// Keep printing the page every time it changes, until Ctrl-C.
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["page_size", "page_token", "all"])]
         watch: bool,
+        /// Entries: the first page holds the most recent; older ones page by page.
+        #[command(flatten)]
+        paging: Paging,
     },
 }
 

@@ -607,13 +607,33 @@ async fn call(global: &Global, command: Command) -> Result<(), Failure> {
             .await?;
             emit_list(global, "notifications", &list, output::notification_json, |n| output::notifications_text(n));
         }
-        Command::Mypage { customer_id, watch: false } => {
+        Command::Mypage { customer_id, watch: false, paging } => {
             let customer_id = conn.customer(customer_id)?;
-            let mut c = mypage::v1::my_page_service_client::MyPageServiceClient::new(conn.connect("mypage").await?);
-            let r = c.get_my_page(mypage::v1::GetMyPageRequest { customer_id }).await?.into_inner();
-            show_page(global, r.page.as_ref(), false);
+            let c = mypage::v1::my_page_service_client::MyPageServiceClient::new(conn.connect("mypage").await?);
+            let (pages, next) = paged(&paging, |page_size, page_token| {
+                let (mut c, customer_id) = (c.clone(), customer_id.clone());
+                async move {
+                    let req = mypage::v1::GetMyPageRequest { customer_id, page_size, page_token };
+                    let r = c.get_my_page(req).await?.into_inner();
+                    Ok((vec![r.page.unwrap_or_default()], r.next_page_token))
+                }
+            })
+            .await?;
+            // the totals of the first page read, the entries of every page, in mission order
+            let mut page = pages.first().cloned().unwrap_or_default();
+            page.entries = pages.into_iter().flat_map(|p| p.entries).collect();
+            page.entries.sort_by(|a, b| a.mission_id.cmp(&b.mission_id));
+            emit(
+                global,
+                || {
+                    let mut v = output::wrap("page", Some(output::page_json(&page)));
+                    v["nextPageToken"] = json!(next);
+                    v
+                },
+                || output::with_next_page(output::page_text(&page), &next),
+            );
         }
-        Command::Mypage { customer_id, watch: true } => {
+        Command::Mypage { customer_id, watch: true, .. } => {
             let customer_id = conn.customer(customer_id)?;
             let mut c = mypage::v1::my_page_service_client::MyPageServiceClient::new(conn.connect("mypage").await?);
             let mut stream = c.watch_my_page(mypage::v1::WatchMyPageRequest { customer_id }).await?.into_inner();

@@ -826,6 +826,7 @@ mod tests {
             points_exchanged: 0,
             version: 3,
             updated_at: ts(),
+            ..Default::default()
         }
     }
 

@@ -846,7 +846,7 @@ pub mod api {
 
     pub async fn page(sys: &System, customer: &str) -> mypage::MyPage {
         MyPageServiceClient::new(sys.as_customer(&sys.mypage, customer))
-            .get_my_page(mypage::GetMyPageRequest { customer_id: customer.into() })
+            .get_my_page(mypage::GetMyPageRequest { customer_id: customer.into(), ..Default::default() })
             .await
             .expect("page")
             .into_inner()

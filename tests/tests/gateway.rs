@@ -104,7 +104,7 @@ async fn a_registered_customer_goes_through_the_whole_scenario_via_the_gateway()
     assert_eq!(mails, 2, "an .eml file per e-mail");
     eventually(FLOW, "my page shows the used gift", || async {
         let p = MyPageServiceClient::new(ch())
-            .get_my_page(mypage::GetMyPageRequest { customer_id: "alice".into() })
+            .get_my_page(mypage::GetMyPageRequest { customer_id: "alice".into(), ..Default::default() })
             .await
             .ok()?;
         let p = p.into_inner().page?;
@@ -408,7 +408,10 @@ async fn another_customers_things_are_not_found_like_unknown_ones_and_an_admin_r
         "ListGifts",
     );
     denied(
-        MyPageServiceClient::new(as_a()).get_my_page(mypage::GetMyPageRequest { customer_id: d() }).await.map(drop),
+        MyPageServiceClient::new(as_a())
+            .get_my_page(mypage::GetMyPageRequest { customer_id: d(), ..Default::default() })
+            .await
+            .map(drop),
         "GetMyPage",
     );
     denied(
@@ -535,7 +538,7 @@ async fn a_browser_reaches_a_service_through_grpc_web_on_the_same_port() {
     let token = login(&sys, "erin").await;
     let addr = sys.gateway().addr;
     let (head, answer) = tokio::task::spawn_blocking(move || {
-        let message = mypage::GetMyPageRequest { customer_id: "erin".into() }.encode_to_vec();
+        let message = mypage::GetMyPageRequest { customer_id: "erin".into(), ..Default::default() }.encode_to_vec();
         e2e::raw::grpc_web(
             addr,
             "POST",
@@ -583,7 +586,9 @@ async fn the_web_page_is_served_to_anyone_at_the_root_while_every_api_still_need
                 "/game.mypage.v1.MyPageService/GetMyPage",
                 Some("application/grpc-web+proto"),
                 None,
-                &e2e::raw::frame(&mypage::GetMyPageRequest { customer_id: "erin".into() }.encode_to_vec()),
+                &e2e::raw::frame(
+                    &mypage::GetMyPageRequest { customer_id: "erin".into(), ..Default::default() }.encode_to_vec(),
+                ),
             ),
         )
     })
@@ -704,7 +709,7 @@ async fn after_a_key_rotation_old_and_new_tokens_both_work_everywhere() {
         .access_token;
     for token in [&old, &new] {
         MyPageServiceClient::new(with_token(sys.gateway().channel(), token))
-            .get_my_page(mypage::GetMyPageRequest { customer_id: "judy".into() })
+            .get_my_page(mypage::GetMyPageRequest { customer_id: "judy".into(), ..Default::default() })
             .await
             .expect("a token of either key works through the gateway and at the service");
     }

@@ -410,7 +410,7 @@ async fn five_and_fifty_wrong_passwords_from_one_address_slow_that_address_but_n
 async fn revoked_tokens_are_refused_by_the_gateway_and_every_service_within_five_seconds_and_a_new_one_works() {
     let sys = system().await;
     let old = login(&sys, "trent").await;
-    let page = || mypage::GetMyPageRequest { customer_id: "trent".into() };
+    let page = || mypage::GetMyPageRequest { customer_id: "trent".into(), ..Default::default() };
     let wallet_req = || wallet::GetWalletRequest { customer_id: "trent".into(), ..Default::default() };
     let gifts_req = || gift::ListGiftsRequest { customer_id: "trent".into(), ..Default::default() };
     // Used everywhere first, so each verifier remembers it.
@@ -443,7 +443,7 @@ async fn revoked_tokens_are_refused_by_the_gateway_and_every_service_within_five
     MyPageServiceClient::new(with_token(sys.gateway().channel(), &new)).get_my_page(page()).await.expect("new token");
     WalletServiceClient::new(with_token(sys.wallet.channel(), &new)).get_wallet(wallet_req()).await.expect("new token");
     MyPageServiceClient::new(with_token(sys.gateway().channel(), &other))
-        .get_my_page(mypage::GetMyPageRequest { customer_id: "victor".into() })
+        .get_my_page(mypage::GetMyPageRequest { customer_id: "victor".into(), ..Default::default() })
         .await
         .expect("another customer's token");
     // A player cannot revoke anyone.

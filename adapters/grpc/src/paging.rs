@@ -34,26 +34,49 @@ pub fn request(page_size: i32, page_token: &str, scope: &str) -> Result<PageRequ
 /// # Errors
 /// `INVALID_ARGUMENT` naming `page_token`.
 pub fn cursor(token: &str, scope: &str) -> Result<Uuid, Status> {
+    let raw = raw_cursor(token, scope)?;
+    let id = Uuid::try_parse(&raw).map_err(|_| forged())?;
+    // Only our own rendering of the id (hyphenated, lowercase).
+    if id.hyphenated().to_string() != raw {
+        return Err(forged());
+    }
+    Ok(id)
+}
+
+/// The cursor text in a token of the list `scope`, for lists whose cursor is not an id
+/// (the caller parses it strictly and answers [`forged_token`] when it does not).
+///
+/// # Errors
+/// `INVALID_ARGUMENT` naming `page_token`.
+pub fn raw_cursor(token: &str, scope: &str) -> Result<String, Status> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(forged());
     }
     let raw = URL_SAFE_NO_PAD.decode(token).map_err(|_| forged())?;
     let text = String::from_utf8(raw).map_err(|_| forged())?;
     let mut parts = text.splitn(3, '|');
-    let (Some(VERSION), Some(id), Some(of)) = (parts.next(), parts.next(), parts.next()) else {
+    let (Some(VERSION), Some(cursor), Some(of)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(forged());
     };
-    let id = Uuid::try_parse(id).map_err(|_| forged())?;
-    // Only our own rendering of the id (hyphenated, lowercase) and only this list.
-    if of != scope || id.hyphenated().to_string() != text.split('|').nth(1).unwrap_or_default() {
+    if of != scope {
         return Err(forged());
     }
-    Ok(id)
+    Ok(cursor.to_owned())
+}
+
+/// `INVALID_ARGUMENT` naming `page_token`.
+pub fn forged_token() -> Status {
+    forged()
 }
 
 /// The token of the page after the one ending at `next`; empty on the last page.
 pub fn token(next: Option<Uuid>, scope: &str) -> String {
-    next.map(|id| URL_SAFE_NO_PAD.encode(format!("{VERSION}|{}|{scope}", id.hyphenated()))).unwrap_or_default()
+    next.map(|id| raw_token(&id.hyphenated().to_string(), scope)).unwrap_or_default()
+}
+
+/// A token holding the cursor text `cursor` (no `|` in it) in the list `scope`.
+pub fn raw_token(cursor: &str, scope: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{VERSION}|{cursor}|{scope}"))
 }
 
 /// The items of a page and its `next_page_token`.
