@@ -11,6 +11,7 @@ use e2e::clients::*;
 use e2e::{Options, System, eventually, with_token};
 use grpc_adapter::pb::gift::v1 as gift;
 use grpc_adapter::pb::mission::v1 as mission;
+use grpc_adapter::pb::mypage::v1 as mypage;
 use grpc_adapter::pb::notification::v1 as notification;
 use grpc_adapter::pb::notification::v1::notification_service_client::NotificationServiceClient;
 use grpc_adapter::pb::reward::v1 as reward;
@@ -179,7 +180,55 @@ async fn bad_paging_input_is_refused_naming_the_field_and_a_token_reads_only_its
             field,
             "ListNotifications",
         );
+        refused(
+            MyPageServiceClient::new(as_("quin"))
+                .get_my_page(mypage::GetMyPageRequest { customer_id: c(), page_size: size, page_token: t() })
+                .await
+                .map(drop),
+            field,
+            "GetMyPage",
+        );
     }
+    // a list's token is not a token of my page, nor my page's of a list
+    let mine = eventually(FLOW, "quin's page holds more than one entry", || async {
+        let r = MyPageServiceClient::new(as_("quin"))
+            .get_my_page(mypage::GetMyPageRequest { customer_id: c(), page_size: 1, page_token: String::new() })
+            .await
+            .ok()?
+            .into_inner();
+        (!r.next_page_token.is_empty()).then_some(r)
+    })
+    .await;
+    let missions = MissionServiceClient::new(as_("quin"))
+        .list_missions(mission::ListMissionsRequest { customer_id: c(), page_size: 1, page_token: String::new() })
+        .await
+        .expect("quin's missions")
+        .into_inner();
+    assert!(!mine.next_page_token.is_empty() && !missions.next_page_token.is_empty());
+    refused(
+        MyPageServiceClient::new(as_("quin"))
+            .get_my_page(mypage::GetMyPageRequest {
+                customer_id: c(),
+                page_size: 1,
+                page_token: missions.next_page_token,
+            })
+            .await
+            .map(drop),
+        "page_token",
+        "a missions token on my page",
+    );
+    refused(
+        MissionServiceClient::new(as_("quin"))
+            .list_missions(mission::ListMissionsRequest {
+                customer_id: c(),
+                page_size: 1,
+                page_token: mine.next_page_token,
+            })
+            .await
+            .map(drop),
+        "page_token",
+        "a my page token on missions",
+    );
     refused(
         WalletServiceClient::new(as_("quin"))
             .get_wallet(wallet::GetWalletRequest { customer_id: c(), page_size: -5 })
