@@ -219,6 +219,7 @@ async fn phases(plan: &Plan, progress: &Progress, r: &mut Results) -> Result<(),
         return Err("no simulated player got through: see the service logs".into());
     }
     reads(plan, progress, &sys, &players, r).await;
+    r.whale = crate::whale::run(plan, progress, &sys).await;
 
     // ------------------------------------------------------------ AchieveMission, gateway vs direct
     progress.phase("AchieveMission: gateway vs direct", plan.short * 2);

@@ -725,6 +725,9 @@ impl Drop for SlowProxy {
 }
 
 /// Generated clients, re-exported for the tests.
+/// A long history seeded straight into my page.
+pub mod seed;
+
 pub mod clients {
     pub use grpc_adapter::pb::auth::v1::auth_service_client::AuthServiceClient;
     pub use grpc_adapter::pb::gift::v1::gift_issuing_service_client::GiftIssuingServiceClient;

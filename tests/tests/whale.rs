@@ -5,66 +5,21 @@
 
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use e2e::api as flow;
 use e2e::clients::*;
-use e2e::{Options, System, eventually, with_token};
-use futures::StreamExt;
+use e2e::{Options, System, with_token};
 use grpc_adapter::pb::mypage::v1 as mypage;
-use kernel::CustomerId;
-use mypage_domain::{Entry, Fact, MyPage};
-use mypage_service::kv;
 use prost::Message;
-use uuid::Uuid;
 
 const HISTORY: usize = 100_000;
 const READ_LIMIT: Duration = Duration::from_millis(50);
 const SIZE_LIMIT: usize = 64 * 1024;
 
-/// Builds the page of `HISTORY` issued missions the way the service does (apply, then
-/// settle) and writes it, its archived entries and chunks into the bucket.
-async fn seed(sys: &System, customer: &str) -> Vec<Uuid> {
-    let js = sys.operator_js().await;
-    let bucket = eventually(Duration::from_secs(10), "the page bucket exists", || async {
-        js.get_key_value("mypage").await.ok()
-    })
-    .await;
-    let c = CustomerId::new(customer).unwrap();
-    let mut page = MyPage::empty(c.clone());
-    let (mut ids, mut archived, mut chunks) = (Vec::with_capacity(HISTORY), Vec::new(), Vec::new());
-    for _ in 0..HISTORY {
-        let id = Uuid::now_v7();
-        ids.push(id);
-        let issued = Fact::RewardIssued { mission_id: id, reward_id: Uuid::now_v7(), points: 1 };
-        let achieved = Fact::MissionAchieved { mission_id: id, mission_code: "match-played".into(), points: 1 };
-        page.apply(&achieved, None, Utc::now());
-        page.apply(&issued, None, Utc::now());
-        page.settle();
-        let (entries, sealed) = (std::mem::take(&mut page.archive.pending), std::mem::take(&mut page.archive.unsealed));
-        archived.extend(entries);
-        chunks.extend(sealed);
-    }
-    let puts = archived
-        .iter()
-        .map(|e: &Entry| (kv::entry_key(&c, e.mission_id), kv::encode_entry(e)))
-        .chain(chunks.iter().map(|ch| (kv::chunk_key(&c, ch.number), kv::encode_chunk(ch))));
-    futures::stream::iter(puts)
-        .map(|(k, v)| {
-            let bucket = bucket.clone();
-            async move { bucket.put(k, v.into()).await.expect("seed an archive key") }
-        })
-        .buffer_unordered(256)
-        .collect::<Vec<_>>()
-        .await;
-    bucket.create(kv::key(&c), kv::encode(&page).into()).await.expect("seed the page");
-    ids
-}
-
 #[tokio::test]
 async fn a_customer_with_100000_missions_reads_small_fast_pages_and_new_missions_still_arrive_within_a_second() {
     let sys = System::start_with(Options { gateway: true, ..Options::default() }).await;
     let started = Instant::now();
-    let ids = seed(&sys, "whale").await;
+    let ids = e2e::seed::whale_page(&sys, "whale", HISTORY).await;
     eprintln!("seeded {HISTORY} missions in {:?}", started.elapsed());
     let client = || MyPageServiceClient::new(with_token(sys.gateway().channel(), &sys.tokens.customer("whale")));
     let read = |token: String, size: i32| {
