@@ -173,6 +173,8 @@ pub enum Command {
         #[command(flatten)]
         paging: Paging,
     },
+    /// Dead-lettered events: list, show, redrive, discard (an operator's command).
+    Dlq(DlqArgs),
     /// A customer's page (yours, when not named): everything they have.
     Mypage {
         customer_id: Option<String>,
@@ -182,6 +184,47 @@ pub enum Command {
         /// Entries: the first page holds the most recent; older ones page by page.
         #[command(flatten)]
         paging: Paging,
+    },
+}
+
+/// The dead-letter stream, on the bus with the operator's key.
+#[derive(Debug, clap::Args)]
+pub struct DlqArgs {
+    #[command(subcommand)]
+    pub command: DlqCommand,
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+    /// The operator's NKEY seed file [default: <data-dir>/nats-auth/operator.nk when it exists].
+    #[arg(long, env = "NATS_NKEY_SEED_FILE")]
+    pub nats_key: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// The events waiting: consumer, subject, reason, attempts, when, event id, customer.
+    List {
+        /// Only this consumer's (e.g. notification-gift-issued).
+        #[arg(long)]
+        consumer: Option<String>,
+    },
+    /// One event, decoded.
+    Show { id: u64 },
+    /// Send events back to their subject with the same event id: the consumer that failed
+    /// handles it, the others' inboxes know it already. Safe to run twice.
+    Redrive {
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<u64>,
+        /// Every event waiting (of --consumer when given).
+        #[arg(long)]
+        all: bool,
+        #[arg(long, requires = "all")]
+        consumer: Option<String>,
+    },
+    /// Take an event out of the waiting list for good; the event and the reason are kept.
+    Discard {
+        id: u64,
+        #[arg(long)]
+        reason: String,
     },
 }
 
@@ -352,5 +395,22 @@ mod tests {
         let Command::Gifts { paging, .. } = parse(&["gifts", "--page-token", "abc"]).command else { panic!() };
         assert_eq!(paging.page_token.as_deref(), Some("abc"));
         assert!(Cli::try_parse_from(["gamectl", "rewards", "--all", "--page-token", "x"]).is_err());
+    }
+
+    #[test]
+    fn dlq_takes_an_id_or_all_and_discard_needs_a_reason() {
+        let Command::Dlq(DlqArgs { command: DlqCommand::Redrive { id, all, consumer }, .. }) =
+            parse(&["dlq", "redrive", "--all", "--consumer", "wallet-issue"]).command
+        else {
+            panic!()
+        };
+        assert_eq!((id, all, consumer.as_deref()), (None, true, Some("wallet-issue")));
+        assert!(Cli::try_parse_from(["gamectl", "dlq", "redrive"]).is_err(), "an id or --all");
+        assert!(Cli::try_parse_from(["gamectl", "dlq", "redrive", "3", "--all"]).is_err());
+        assert!(Cli::try_parse_from(["gamectl", "dlq", "discard", "3"]).is_err(), "a reason");
+        assert!(matches!(
+            parse(&["dlq", "show", "7"]).command,
+            Command::Dlq(DlqArgs { command: DlqCommand::Show { id: 7 }, .. })
+        ));
     }
 }

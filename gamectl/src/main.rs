@@ -15,6 +15,7 @@
 mod auth;
 mod cli;
 mod client;
+mod dlq;
 mod endpoints;
 mod output;
 mod secrets;
@@ -28,6 +29,7 @@ async fn main() -> std::process::ExitCode {
     let cli::Cli { global, command } = cli::Cli::parse();
     match command {
         cli::Command::Up(args) => up::run(&global, args).await,
+        cli::Command::Dlq(args) => dlq::run(&global, args).await,
         command => client::run(&global, command).await,
     }
 }

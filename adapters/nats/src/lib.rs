@@ -14,6 +14,7 @@
 
 pub mod access;
 pub mod consumer;
+pub mod dlq;
 pub mod envelope;
 pub mod kv;
 pub mod relay;
