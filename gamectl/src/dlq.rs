@@ -88,13 +88,7 @@ async fn call(global: &Global, args: DlqArgs) -> Result<(), String> {
             crate::services::nats_auth_dir(&global.data_dir).join(format!("{}.nk", access::OPERATOR));
         default.exists().then_some(default)
     });
-    let settings = NatsSettings {
-        url: args.nats_url,
-        stream_replicas: 1,
-        max_deliver: 1,
-        ack_wait_seconds: 30,
-        nkey_seed_file: key,
-    };
+    let settings = NatsSettings { nkey_seed_file: key, ..NatsSettings::at(args.nats_url) };
     let client = nats_adapter::connect(&settings, access::OPERATOR).await.map_err(|e| e.to_string())?;
     let js = async_nats::jetstream::new(client);
     match args.command {

@@ -62,6 +62,26 @@ pub struct Runtime {
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// How often the inbox is pruned of rows older than its horizon.
+const INBOX_PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Forgets, every [`INBOX_PRUNE_EVERY`], the inbox rows older than `horizon` (longer
+/// than any redelivery, see `NatsSettings::inbox_horizon`), so the table does not grow
+/// for ever.
+async fn prune_inbox(db: Store, horizon: Duration, stopping: CancellationToken) {
+    loop {
+        match db.prune_inbox(horizon).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rows = n, ?horizon, "inbox pruned"),
+            Err(e) => tracing::warn!(error = %e, "inbox pruning failed; trying again later"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(INBOX_PRUNE_EVERY) => {}
+            () = stopping.cancelled() => return,
+        }
+    }
+}
+
 impl Runtime {
     pub fn new(
         settings: ServerSettings,
@@ -118,9 +138,9 @@ impl Runtime {
     pub fn publish(mut self, stream: StreamSpec) -> Self {
         let nats = self.nats();
         let db = self.db.clone().expect("a service that publishes has a database with an outbox");
-        let (js, replicas) = (nats.js.clone(), nats.settings.stream_replicas);
+        let (js, replicas, limits) = (nats.js.clone(), nats.settings.stream_replicas, nats.settings.stream_limits());
         self.tasks.push(Box::pin(async move {
-            while let Err(e) = streams::ensure(&js, stream, replicas).await {
+            while let Err(e) = streams::ensure_limited(&js, stream, replicas, limits).await {
                 tracing::warn!(error = %e, stream = stream.name, "cannot create the stream yet");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
@@ -137,6 +157,10 @@ impl Runtime {
             let run =
                 consumer::run(nats.js.clone(), nats.settings.clone(), *spec, handler.clone(), self.stopping.clone());
             self.tasks.push(Box::pin(run));
+        }
+        if let Some(db) = self.db.clone() {
+            let (horizon, stopping) = (nats.settings.inbox_horizon(), self.stopping.clone());
+            self.tasks.push(Box::pin(prune_inbox(db, horizon, stopping)));
         }
         self
     }

@@ -207,6 +207,16 @@ impl Store {
         self.backend
     }
 
+    /// Forgets the inbox rows older than `horizon` ([`inbox::prune`]); returns how many.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the database cannot be used.
+    pub async fn prune_inbox(&self, horizon: Duration) -> Result<usize, StoreError> {
+        let horizon = chrono::Duration::from_std(horizon).unwrap_or(chrono::Duration::MAX);
+        let before = (chrono::Utc::now() - horizon).naive_utc();
+        self.write(move |c| inbox::prune(c, before)).await
+    }
+
     /// Runs `f` in a transaction (on SQLite: in its own savepoint of a group commit); its
     /// effects are rolled back on any error, and the answer comes after the commit.
     ///
