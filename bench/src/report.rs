@@ -331,7 +331,7 @@ pub fn table(r: &Results) -> String {
 
     let w = &r.whale;
     t.section(&format!(
-        "Whale: a customer with {} missions on my page vs a new one ({} missions reported for each, twice)",
+        "Whale: a customer with {} missions on my page vs a new one ({} missions reported for each, twice, alternating who goes first)",
         w.history, w.missions
     ));
     t.row(

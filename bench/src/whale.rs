@@ -84,11 +84,17 @@ pub async fn run(plan: &Plan, progress: &Progress, sys: &System) -> WhaleFigures
         token = next;
     }
 
-    // alternate, so that neither customer gets the quieter machine
+    // alternate who goes first, so that neither customer gets the quieter machine
     let (mut whale, mut new) = (0.0, 0.0);
     for round in 0..2 {
-        new += flow_rate(sys, &format!("newcomer-{round}"), missions).await / 2.0;
-        whale += flow_rate(sys, "whale", missions).await / 2.0;
+        let newcomer = format!("newcomer-{round}");
+        if round % 2 == 0 {
+            new += flow_rate(sys, &newcomer, missions).await / 2.0;
+            whale += flow_rate(sys, "whale", missions).await / 2.0;
+        } else {
+            whale += flow_rate(sys, "whale", missions).await / 2.0;
+            new += flow_rate(sys, &newcomer, missions).await / 2.0;
+        }
     }
     WhaleFigures {
         history,
