@@ -10,6 +10,7 @@
 //! its error, and this module reports it and stops the other roles.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, FromArgMatches as _, Subcommand};
 use grpc_adapter::server::{self, Error};
@@ -139,6 +140,11 @@ pub fn parse_roles(roles: &[String]) -> Result<Vec<&'static str>, String> {
     Ok(ordered)
 }
 
+/// How long the roles get to stop once told to (each drains within its own
+/// `SHUTDOWN_GRACE_SECONDS`); a role still starting (e.g. waiting for its bucket) does not
+/// watch the shutdown and is dropped after this.
+const STOP_BOUND: Duration = Duration::from_secs(30);
+
 /// Runs `roles` in this process until `shutdown`, or until one of them fails: then the
 /// others are stopped too and the first error is returned.
 ///
@@ -151,12 +157,25 @@ pub async fn run_roles(roles: Vec<Role>, shutdown: CancellationToken) -> Result<
         running.spawn(role.run(shutdown.clone()).instrument(span));
     }
     let mut first = None;
-    while let Some(done) = running.join_next().await {
-        let result = done.unwrap_or_else(|e| Err(Error::new("a role stopped", e)));
-        if let Err(e) = result {
-            // One role down takes the process down: its supervisor restarts it whole.
-            shutdown.cancel();
-            first.get_or_insert(e);
+    let mut bound = None;
+    loop {
+        tokio::select! {
+            done = running.join_next() => {
+                let Some(done) = done else { break };
+                if let Err(e) = done.unwrap_or_else(|e| Err(Error::new("a role stopped", e))) {
+                    // One role down takes the process down: its supervisor restarts it whole.
+                    shutdown.cancel();
+                    first.get_or_insert(e);
+                }
+            }
+            () = shutdown.cancelled(), if bound.is_none() => {
+                bound = Some(Box::pin(tokio::time::sleep(STOP_BOUND)));
+            }
+            () = async { bound.as_mut().expect("set").await }, if bound.is_some() => {
+                tracing::warn!(?STOP_BOUND, "roles still running after the stop bound: dropped");
+                running.abort_all();
+                break;
+            }
         }
     }
     first.map_or(Ok(()), Err)

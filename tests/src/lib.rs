@@ -45,10 +45,17 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// `gamectl serve`: the one server executable, before its role(s) are named.
+pub fn serve_command() -> Command {
+    let mut cmd = Command::new(bin("gamectl"));
+    cmd.arg("serve");
+    cmd
+}
+
 /// `gamectl serve <role>`: the command running one role of the system.
 pub fn serve(role: &str) -> Command {
-    let mut cmd = Command::new(bin("gamectl"));
-    cmd.args(["serve", role]);
+    let mut cmd = serve_command();
+    cmd.arg(role);
     cmd
 }
 
