@@ -70,6 +70,20 @@ impl Role {
         }
     }
 
+    /// The settings every role has: address, drain, grace, log format.
+    pub fn server(&self) -> &grpc_adapter::server::ServerSettings {
+        match self {
+            Self::Mission(s) => &s.server,
+            Self::Reward(s) => &s.server,
+            Self::Wallet(s) => &s.server,
+            Self::Gift(s) => &s.server,
+            Self::Mypage(s) => &s.server,
+            Self::Notification(s) => &s.server,
+            Self::Auth(s) => &s.server,
+            Self::Gateway(s) => &s.server,
+        }
+    }
+
     /// Serves the role until `shutdown` is cancelled.
     pub fn run(self, shutdown: CancellationToken) -> Running {
         match self {
@@ -183,7 +197,6 @@ pub async fn run_roles(roles: Vec<Role>, shutdown: CancellationToken) -> Result<
 
 /// `gamectl serve ...`: the process's exit code.
 pub async fn run(args: ServeArgs) -> ExitCode {
-    grpc_adapter::telemetry::init();
     let roles = match (args.role, args.roles.is_empty()) {
         (Some(role), _) => Ok(vec![role]),
         (None, false) => parse_roles(&args.roles).and_then(|names| {
@@ -199,6 +212,13 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // One subscriber for the process: JSON as soon as one role asks for it.
+    let json = roles.iter().any(|r| r.server().log_format == grpc_adapter::telemetry::LogFormat::Json);
+    grpc_adapter::telemetry::init(if json {
+        grpc_adapter::telemetry::LogFormat::Json
+    } else {
+        grpc_adapter::telemetry::LogFormat::Text
+    });
     match run_roles(roles, server::shutdown_on_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -243,6 +263,18 @@ mod tests {
         let e = Role::from_env("gateway", &vars).unwrap_err();
         assert!(e.starts_with("gateway: ") && e.contains("--max-request-bytes"), "{e}");
         assert!(Role::from_env("nope", &env(&[])).unwrap_err().contains("unknown role"));
+    }
+
+    #[test]
+    fn pool_size_and_log_format_are_flags_with_their_environment_variables() {
+        use grpc_adapter::telemetry::LogFormat;
+        let vars = env(&[("WALLET__DATABASE_POOL_SIZE", "3"), ("WALLET__LOG_FORMAT", "JSON")]);
+        let Role::Wallet(w) = Role::from_env("wallet", &vars).unwrap() else { panic!("wallet") };
+        assert_eq!((w.pool.database_pool_size, w.server.log_format), (Some(3), LogFormat::Json));
+        let e = Role::from_env("auth", &env(&[("AUTH__DATABASE_POOL_SIZE", "0")])).unwrap_err();
+        assert!(e.contains("--database-pool-size"), "{e}");
+        let e = Role::from_env("mission", &env(&[("MISSION__LOG_FORMAT", "xml")])).unwrap_err();
+        assert!(e.contains("--log-format"), "{e}");
     }
 
     #[test]

@@ -38,6 +38,10 @@ pub struct ServerSettings {
     #[arg(long, env = "MAX_REQUEST_BYTES", default_value_t = crate::guard::DEFAULT_MAX_REQUEST_BYTES,
           value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::guard::DEFAULT_MAX_REQUEST_BYTES)))]
     pub max_request_bytes: u32,
+    /// Logs on stderr as text for people, or as JSON lines for a log pipeline; the level
+    /// comes from `RUST_LOG` (default `info`).
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = crate::telemetry::LogFormat::Text, ignore_case = true)]
+    pub log_format: crate::telemetry::LogFormat,
 }
 
 impl ServerSettings {

@@ -22,12 +22,23 @@ use tokio_util::sync::CancellationToken;
 
 pub use grpc_adapter::server::Error;
 
+/// The size of a service's PostgreSQL connection pool.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PoolSettings {
+    /// Connections to PostgreSQL per process (keep replicas x services x pool under the
+    /// server's `max_connections`) [default: 8].
+    #[arg(long, env = "DATABASE_POOL_SIZE", value_parser = clap::value_parser!(u16).range(1..))]
+    pub database_pool_size: Option<u16>,
+}
+
 /// Opens the service's database, or says what is wrong.
 ///
 /// # Errors
 /// When the database cannot be opened or migrated.
-pub async fn open_store(url: &str, migrations: Migrations) -> Result<Store, Error> {
-    Store::open(url, migrations).await.map_err(Error::at("cannot open the database"))
+pub async fn open_store(url: &str, pool: &PoolSettings, migrations: Migrations) -> Result<Store, Error> {
+    Store::open_pooled(url, migrations, pool.database_pool_size.map(usize::from))
+        .await
+        .map_err(Error::at("cannot open the database"))
 }
 
 /// A NATS connection made in the background (the service starts while NATS is down).

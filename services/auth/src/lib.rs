@@ -39,6 +39,8 @@ pub struct Settings {
     /// `sqlite://path` (default) or `postgres://...`.
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/auth.db")]
     pub database_url: String,
+    #[command(flatten)]
+    pub pool: service_runtime::PoolSettings,
     /// The `iss` of the tokens we sign.
     #[arg(long, env = "AUTH_ISSUER", default_value = "game-rewards")]
     pub issuer: String,
@@ -150,9 +152,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
             bootstrap::service_accounts(path).map_err(Error::at(format!("SERVICE_ACCOUNTS_FILE {}", path.display())))
         })
         .transpose()?;
-    let db = store_adapter::Store::open(&settings.database_url, store::MIGRATIONS)
-        .await
-        .map_err(Error::at("cannot open the database"))?;
+    let db = service_runtime::open_store(&settings.database_url, &settings.pool, store::MIGRATIONS).await?;
     let repo = store::SqlAuth::new(db.clone());
     let signer = crypto::Signer { issuer: issuer.clone(), service_ttl };
     let app: Arc<App> = Arc::new(AuthService::new(repo.clone(), repo, hasher, signer, policy));

@@ -38,6 +38,8 @@ pub struct Settings {
     /// `sqlite://path` (default) or `postgres://...`.
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/gift.db")]
     pub database_url: String,
+    #[command(flatten)]
+    pub pool: service_runtime::PoolSettings,
     /// The gift catalog, a TOML file (format: `config/gifts.toml`); without it the built-in
     /// default catalog.
     #[arg(long, env = "GIFT_CATALOG")]
@@ -57,7 +59,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
         Some(path) => catalog::load(path).map_err(Error::at("GIFT_CATALOG"))?,
         None => Catalog::default(),
     };
-    let db = service_runtime::open_store(&settings.database_url, store::MIGRATIONS).await?;
+    let db = service_runtime::open_store(&settings.database_url, &settings.pool, store::MIGRATIONS).await?;
     let gifts = store::SqlGifts::new(db.clone());
     // The stock counters follow the catalog before the first exchange is served.
     gifts.sync_stock(&catalog).await.map_err(Error::at("cannot set the gift stock in the database"))?;

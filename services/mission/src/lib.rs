@@ -37,6 +37,8 @@ pub struct Settings {
     /// `sqlite://path` (default) or `postgres://...`.
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/mission.db")]
     pub database_url: String,
+    #[command(flatten)]
+    pub pool: service_runtime::PoolSettings,
     /// The mission catalog, a TOML file (format: `config/missions.toml`); without it the
     /// built-in default catalog.
     #[arg(long, env = "MISSION_CATALOG")]
@@ -56,7 +58,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
         Some(path) => catalog::load(path).map_err(Error::at("MISSION_CATALOG"))?,
         None => Catalog::default(),
     };
-    let db = service_runtime::open_store(&settings.database_url, store::MIGRATIONS).await?;
+    let db = service_runtime::open_store(&settings.database_url, &settings.pool, store::MIGRATIONS).await?;
     let nats = service_runtime::connect_nats(&settings.nats, nats_adapter::roles::mission::ROLE.name).await?;
     let app: Arc<App> = Arc::new(MissionService::new(store::SqlMissions::new(db.clone()), catalog));
     let routes = tonic::service::Routes::new(grpc::server(app.clone()));

@@ -37,6 +37,8 @@ pub struct Settings {
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/notification.db")]
     pub database_url: String,
     #[command(flatten)]
+    pub pool: service_runtime::PoolSettings,
+    #[command(flatten)]
     pub mail: mail::MailSettings,
 }
 
@@ -49,7 +51,7 @@ pub type App = NotificationService<store::SqlNotifications, mail::AnyMailer>;
 /// failing.
 pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), Error> {
     let mailer = settings.mail.mailer().map_err(Error::at("cannot set up the mailer"))?;
-    let db = service_runtime::open_store(&settings.database_url, store::MIGRATIONS).await?;
+    let db = service_runtime::open_store(&settings.database_url, &settings.pool, store::MIGRATIONS).await?;
     let nats = service_runtime::connect_nats(&settings.nats, nats_adapter::roles::notification::ROLE.name).await?;
     let app: Arc<App> = Arc::new(NotificationService::new(
         store::SqlNotifications::new(db.clone()),

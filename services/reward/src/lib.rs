@@ -34,6 +34,8 @@ pub struct Settings {
     /// `sqlite://path` (default) or `postgres://...`.
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/reward.db")]
     pub database_url: String,
+    #[command(flatten)]
+    pub pool: service_runtime::PoolSettings,
 }
 
 pub type App = RewardService<store::SqlRewards>;
@@ -44,7 +46,7 @@ pub type App = RewardService<store::SqlRewards>;
 /// A setting or dependency that stops the service from starting, named; or the server
 /// failing.
 pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), Error> {
-    let db = service_runtime::open_store(&settings.database_url, store::MIGRATIONS).await?;
+    let db = service_runtime::open_store(&settings.database_url, &settings.pool, store::MIGRATIONS).await?;
     let nats = service_runtime::connect_nats(&settings.nats, nats_adapter::roles::reward::ROLE.name).await?;
     let app: Arc<App> = Arc::new(RewardService::new(store::SqlRewards::new(db.clone())));
     let routes = tonic::service::Routes::new(grpc::server(app.clone()));

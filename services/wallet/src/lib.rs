@@ -37,6 +37,8 @@ pub struct Settings {
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/wallet.db")]
     pub database_url: String,
     #[command(flatten)]
+    pub pool: service_runtime::PoolSettings,
+    #[command(flatten)]
     pub gift: gift_client::GiftSettings,
     /// The wallet's own service account, for its calls to the gift service.
     #[command(flatten)]
@@ -54,7 +56,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     let token = grpc_adapter::service_token::ServiceToken::start(&settings.service_account)
         .map_err(Error::at("the wallet's service account"))?;
     let gifts = gift_client::GiftClient::new(&settings.gift, token).map_err(Error::at("invalid settings"))?;
-    let db = service_runtime::open_store(&settings.database_url, store::MIGRATIONS).await?;
+    let db = service_runtime::open_store(&settings.database_url, &settings.pool, store::MIGRATIONS).await?;
     let nats = service_runtime::connect_nats(&settings.nats, nats_adapter::roles::wallet::ROLE.name).await?;
     let app: Arc<App> = Arc::new(WalletService::new(store::SqlWallet::new(db.clone()), gifts));
     let routes = tonic::service::Routes::new(grpc::server(app.clone()));
