@@ -52,8 +52,8 @@ fn code_for(n: u64) -> &'static str {
     CODES[usize::try_from(n).unwrap_or(usize::MAX).min(CODES.len() - 1)]
 }
 
-/// The binaries the system is made of.
-const BINARIES: [&str; 8] = ["gateway", "auth", "mission", "reward", "wallet", "mypage", "gift", "notification"];
+/// The one server executable: every role runs as `gamectl serve <role>`.
+const BINARIES: [&str; 1] = ["gamectl"];
 
 pub async fn run(args: Args) -> Result<(), String> {
     let plan = Plan::from_args(&args);
@@ -62,7 +62,7 @@ pub async fn run(args: Args) -> Result<(), String> {
     if !missing.is_empty() {
         let profile = if cfg!(debug_assertions) { "" } else { " --release" };
         return Err(format!(
-            "service binaries {missing:?} are missing in {}: build them first with `cargo build{profile} --bins` \
+            "the server executable {missing:?} is missing in {}: build it first with `cargo build{profile} --bins` \
              (or point GAME_BIN_DIR at them)",
             bin_dir.display()
         ));

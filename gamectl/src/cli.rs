@@ -42,9 +42,13 @@ pub struct Global {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Start nats-server (with authentication: a key per service in <data-dir>/nats-auth),
-    /// the auth service, every service and the gateway, wait until all are SERVING,
-    /// supervise them until Ctrl-C or SIGTERM.
+    /// the auth service, every service and the gateway (each a `gamectl serve <role>`
+    /// child, or all in one with --all-in-one), wait until all are SERVING, supervise them
+    /// until Ctrl-C or SIGTERM.
     Up(UpArgs),
+    /// Run one role of the system in this process (`gamectl serve mission --help` lists
+    /// its flags and their environment variables), or several (`--roles a,b` or `all`).
+    Serve(crate::serve::ServeArgs),
     /// Create a customer's credentials with the auth service.
     Register {
         customer_id: String,
@@ -291,9 +295,10 @@ pub struct UpArgs {
     /// The gateway listens here, each service on base-port + its offset.
     #[arg(long, default_value_t = 50051)]
     pub base_port: u16,
-    /// Where the service binaries are [default: the directory of gamectl itself].
+    /// Run every role in one child process (`gamectl serve --roles all`) instead of one
+    /// child per role: less memory and a faster start; a role that fails restarts them all.
     #[arg(long)]
-    pub bin_dir: Option<PathBuf>,
+    pub all_in_one: bool,
     /// Restart a service that has not been SERVING for this many seconds after it had
     /// been SERVING (0: never).
     #[arg(long, default_value_t = 0.0)]
@@ -374,6 +379,25 @@ mod tests {
         assert_eq!((name.as_str(), role.as_str()), ("match-server", "game_server"));
         assert!(Cli::try_parse_from(["gamectl", "service-account", "create", "x", "--role", "admin"]).is_err());
         assert!(matches!(parse(&["revoke", "bob"]).command, Command::Revoke { customer_id } if customer_id == "bob"));
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed_with_every_role_under_serve() {
+        use clap::CommandFactory as _;
+        Cli::command().debug_assert();
+        let Command::Serve(serve) = parse(&["serve", "mission", "--listen", "127.0.0.1:7001"]).command else {
+            panic!()
+        };
+        let Some(crate::serve::Role::Mission(m)) = serve.role else { panic!("mission") };
+        assert_eq!(m.server.listen.to_string(), "127.0.0.1:7001");
+        for role in crate::serve::ROLES {
+            let Command::Serve(serve) = parse(&["serve", role]).command else { panic!() };
+            assert_eq!(serve.role.map(|r| r.name()), Some(role));
+        }
+        let Command::Serve(serve) = parse(&["serve", "--roles", "mission,reward"]).command else { panic!() };
+        assert_eq!(serve.roles, ["mission", "reward"]);
+        assert!(Cli::try_parse_from(["gamectl", "serve", "--roles", "all", "mission"]).is_err());
+        assert!(Cli::try_parse_from(["gamectl", "serve", "nope"]).is_err());
     }
 
     #[test]

@@ -1,7 +1,10 @@
-//! gamectl: runs Game Rewards on one machine (`gamectl up`) and calls its APIs.
+//! gamectl: the one executable of Game Rewards. Runs any role of the system
+//! (`gamectl serve <role>`, or several in one process), the whole system on one machine
+//! (`gamectl up`), and calls its APIs.
 //!
 //! # Layout
 //! - [`cli`] — flags and subcommands.
+//! - [`serve`] — the roles (every service, the auth service, the gateway) in this process.
 //! - [`up`] — starts, supervises and stops nats-server, the auth service, the services
 //!   and the gateway.
 //! - [`services`] — the table of services, their ports and their environment.
@@ -19,6 +22,7 @@ mod dlq;
 mod endpoints;
 mod output;
 mod secrets;
+mod serve;
 mod services;
 mod up;
 
@@ -30,6 +34,7 @@ async fn main() -> std::process::ExitCode {
     match command {
         cli::Command::Up(args) => up::run(&global, args).await,
         cli::Command::Dlq(args) => dlq::run(&global, args).await,
+        cli::Command::Serve(args) => serve::run(args).await,
         command => client::run(&global, command).await,
     }
 }

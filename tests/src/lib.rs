@@ -1,9 +1,10 @@
-//! The end-to-end harness: real service binaries as child processes, a private
+//! The end-to-end harness: the real server executable (`gamectl serve <role>`) as child
+//! processes, a private
 //! nats-server with the authorisation `gamectl up` gives it (every service with its own
 //! credentials and permissions; tests that publish or inspect events act as the
 //! operator), fresh databases, real gRPC over loopback sockets.
 //!
-//! The binaries must be built first (`cargo build --workspace --bins`, which the
+//! The executables must be built first (`cargo build --workspace --bins`, which the
 //! README's test command does). Each process's log goes to `<tmp>/<name>.log`; set
 //! `E2E_LOGS=1` to see them on the terminal instead.
 
@@ -34,7 +35,7 @@ pub fn bin_dir() -> PathBuf {
     if dir.ends_with("deps") { dir.parent().expect("profile dir").to_path_buf() } else { dir.to_path_buf() }
 }
 
-/// The path of a workspace binary, checked to exist.
+/// The path of a workspace executable (`gamectl`, `bench`), checked to exist.
 ///
 /// # Panics
 /// When it was not built.
@@ -44,10 +45,24 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
-/// A service binary running as a child process.
+/// `gamectl serve`: the one server executable, before its role(s) are named.
+pub fn serve_command() -> Command {
+    let mut cmd = Command::new(bin("gamectl"));
+    cmd.arg("serve");
+    cmd
+}
+
+/// `gamectl serve <role>`: the command running one role of the system.
+pub fn serve(role: &str) -> Command {
+    let mut cmd = serve_command();
+    cmd.arg(role);
+    cmd
+}
+
+/// One role of the system running as a child process: `gamectl serve <role>`.
 pub struct Service {
     pub name: String,
-    bin: String,
+    role: String,
     env: Vec<(String, String)>,
     pub addr: SocketAddr,
     child: Option<Child>,
@@ -55,18 +70,18 @@ pub struct Service {
 }
 
 impl Service {
-    /// Starts `bin` with `env`; `LISTEN_ADDR` defaults to a free port.
+    /// Starts `gamectl serve <role>` with `env`; `LISTEN_ADDR` defaults to a free port.
     ///
     /// # Panics
     /// When the process does not print its address within 30 s.
-    pub fn start(name: &str, bin_name: &str, env: &[(&str, String)], log_dir: &Path) -> Self {
+    pub fn start(name: &str, role: &str, env: &[(&str, String)], log_dir: &Path) -> Self {
         let mut env: Vec<(String, String)> = env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
         if !env.iter().any(|(k, _)| k == "LISTEN_ADDR") {
             env.push(("LISTEN_ADDR".into(), "127.0.0.1:0".into()));
         }
         let mut s = Self {
             name: name.to_owned(),
-            bin: bin_name.to_owned(),
+            role: role.to_owned(),
             env,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             child: None,
@@ -86,7 +101,7 @@ impl Service {
         } else {
             Stdio::from(File::options().create(true).append(true).open(&self.log).expect("log file"))
         };
-        let mut child = Command::new(bin(&self.bin))
+        let mut child = serve(&self.role)
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("SHUTDOWN_GRACE_SECONDS", "5")
             .env("READINESS_INTERVAL_SECONDS", "0.2")

@@ -496,7 +496,7 @@ fn retry_after_header(e: &tonic::Status) -> Option<u64> {
 
 /// Runs a binary that must refuse to start; returns what it said.
 fn refuses_to_start(bin: &str, env: &[(&str, String)]) -> String {
-    let out = std::process::Command::new(e2e::bin(bin))
+    let out = e2e::serve(bin)
         .env_clear()
         .env("LISTEN_ADDR", "127.0.0.1:0")
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))

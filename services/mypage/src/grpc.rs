@@ -218,3 +218,15 @@ mod tests {
         assert_eq!(back, page);
     }
 }
+
+#[cfg(test)]
+mod status_tests {
+    use super::*;
+
+    #[test]
+    fn an_unavailable_bucket_is_unavailable_without_its_detail() {
+        let s = to_status(MyPageError::Unavailable("kv bucket mypage: timed out at nats://10.0.0.1".into()));
+        assert_eq!(s.code(), tonic::Code::Unavailable);
+        assert!(!s.message().contains("10.0.0.1"), "{}", s.message());
+    }
+}

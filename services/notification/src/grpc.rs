@@ -52,3 +52,19 @@ impl pb::notification_service_server::NotificationService for Handlers {
         Ok(Response::new(pb::ListNotificationsResponse { notifications, next_page_token }))
     }
 }
+
+#[cfg(test)]
+mod status_tests {
+    use tonic::Code;
+
+    use super::*;
+
+    #[test]
+    fn each_notification_error_becomes_its_status_without_its_detail() {
+        let s = to_status(NotificationError::Unavailable("smtp://relay:25 refused".into()));
+        assert_eq!(s.code(), Code::Unavailable);
+        assert!(!s.message().contains("relay"), "{}", s.message());
+        let s = to_status(NotificationError::Rejected("550 mailbox unknown".into()));
+        assert_eq!((s.code(), s.message()), (Code::Internal, "internal error"));
+    }
+}

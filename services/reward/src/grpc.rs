@@ -60,3 +60,19 @@ impl pb::reward_service_server::RewardService for Handlers {
         Ok(Response::new(pb::ListRewardsResponse { rewards, next_page_token }))
     }
 }
+
+#[cfg(test)]
+mod status_tests {
+    use tonic::Code;
+
+    use super::*;
+
+    #[test]
+    fn each_reward_error_becomes_its_status_and_internal_detail_stays_in_the_log() {
+        let s = to_status(RewardError::NotFound("reward"));
+        assert_eq!((s.code(), s.message()), (Code::NotFound, "reward not found"));
+        let s = to_status(RewardError::Unavailable("database is locked at /data/reward.db".into()));
+        assert_eq!(s.code(), Code::Unavailable);
+        assert!(!s.message().contains("/data/reward.db"), "{}", s.message());
+    }
+}
