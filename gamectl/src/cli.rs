@@ -45,6 +45,10 @@ pub enum Command {
     /// the auth service, every service and the gateway, wait until all are SERVING,
     /// supervise them until Ctrl-C or SIGTERM.
     Up(UpArgs),
+    /// Health of the running system from each role's metrics (endpoints.json): readiness,
+    /// consumer lag, outbox backlog and age, dead letters, the breaker. Exits 1 when
+    /// something is unhealthy (for scripts), 2 when there is no endpoints.json.
+    Status(crate::status::StatusArgs),
     /// Create a customer's credentials with the auth service.
     Register {
         customer_id: String,

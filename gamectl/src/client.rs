@@ -199,7 +199,7 @@ fn emit(global: &Global, json: impl FnOnce() -> Value, text: impl FnOnce() -> St
 async fn call(global: &Global, command: Command) -> Result<(), Failure> {
     let conn = Conn::new(global)?;
     match command {
-        Command::Up(_) => unreachable!("`up` is not an API call"),
+        Command::Up(_) | Command::Status(_) => unreachable!("`up` and `status` are not API calls"),
         Command::Register { customer_id, password } => {
             let password = auth::password(password, &customer_id, true).map_err(Failure::Local)?;
             let r = conn

@@ -4,6 +4,7 @@
 //! - [`cli`] — flags and subcommands.
 //! - [`up`] — starts, supervises and stops nats-server, the auth service, the services
 //!   and the gateway.
+//! - [`status`] — `gamectl status`: the system's health from the roles' metrics.
 //! - [`services`] — the table of services, their ports and their environment.
 //! - [`endpoints`] — `<data-dir>/endpoints.json`, written by `up`; which address clients
 //!   dial (the gateway).
@@ -19,6 +20,7 @@ mod endpoints;
 mod output;
 mod secrets;
 mod services;
+mod status;
 mod up;
 
 use clap::Parser as _;
@@ -28,6 +30,7 @@ async fn main() -> std::process::ExitCode {
     let cli::Cli { global, command } = cli::Cli::parse();
     match command {
         cli::Command::Up(args) => up::run(&global, args).await,
+        cli::Command::Status(args) => status::run(&global, args).await,
         command => client::run(&global, command).await,
     }
 }

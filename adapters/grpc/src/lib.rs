@@ -13,6 +13,7 @@
 //! - [`service_token`] — a service's own token (its service account) for internal calls.
 //! - [`guard`] — the framing check of every request (one whole message, within the limit).
 //! - [`codec`] — the servers' codec: a request that does not decode is `INVALID_ARGUMENT`.
+//! - [`metrics`] — the gRPC server metrics layer (`grpc_server_handled_total`, ...).
 //! - [`methods`] — each method's shape (streaming or not), from the compiled contracts.
 
 pub mod auth;
@@ -20,6 +21,7 @@ pub mod codec;
 pub mod convert;
 pub mod guard;
 pub mod methods;
+pub mod metrics;
 pub mod peer;
 pub mod server;
 pub mod service_token;

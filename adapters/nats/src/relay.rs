@@ -55,6 +55,27 @@ pub async fn run(store: Store, client: async_nats::Client, js: jetstream::Contex
     }
 }
 
+/// Samples the outbox's backlog (`outbox_pending`, `outbox_oldest_age_seconds`) every
+/// `interval` until `stopping`, while metrics are on.
+pub async fn watch_backlog(store: Store, interval: Duration, stopping: CancellationToken) {
+    if !metrics_adapter::enabled() {
+        return;
+    }
+    loop {
+        match store.outbox_backlog().await {
+            Ok((pending, oldest)) => {
+                let age = oldest.map_or(0.0, |t| (chrono::Utc::now().naive_utc() - t).as_seconds_f64().max(0.0));
+                metrics_adapter::outbox().backlog(pending, age);
+            }
+            Err(e) => tracing::debug!(error = %e, "outbox backlog for metrics"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = stopping.cancelled() => return,
+        }
+    }
+}
+
 /// One pass: claim, publish all, await the acks, delete the acked, release the rest.
 /// Returns how many events were published.
 ///
@@ -86,6 +107,7 @@ pub async fn pass(store: &Store, js: &jetstream::Context) -> Result<usize, Strin
         }
     }
     let published = acked.len();
+    metrics_adapter::outbox().relayed(published, failed.len());
     store.delete_outbox(acked).await.map_err(|e| e.to_string())?;
     store.release_outbox(failed).await.map_err(|e| e.to_string())?;
     match first_error {

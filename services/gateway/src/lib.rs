@@ -138,6 +138,8 @@ pub fn policy(s: &Settings) -> Result<proxy::Policy, (&'static str, String)> {
 /// Builds the gateway and serves until SIGTERM.
 pub async fn run(settings: Settings) {
     let policy = policy(&settings).unwrap_or_else(|(what, e)| server::fail(what, &e));
+    // gateway_rate_limited_total is in every scrape of the gateway, at 0 until a refusal.
+    let _ = metrics_adapter::gateway();
     let upstreams =
         upstream::Upstreams::from_settings(&settings.upstreams).unwrap_or_else(|e| server::fail("upstreams", &e));
     let stopping = CancellationToken::new();

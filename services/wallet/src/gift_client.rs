@@ -153,6 +153,7 @@ impl GiftClient {
             };
         }
         let reason = if e.is::<tower::load_shed::error::Overloaded>() {
+            metrics_adapter::breaker().shed();
             "too many exchanges in flight".to_owned()
         } else if e.is::<tower::timeout::error::Elapsed>() {
             "deadline exceeded".to_owned()
