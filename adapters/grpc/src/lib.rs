@@ -6,6 +6,7 @@
 //! - [`pb`] — generated messages, clients and servers of every `game.*.v1` package.
 //! - [`server`] — `Server::run` — listen, serve, report health, drain on SIGTERM.
 //! - [`status`] — `invalid`, `not_found`, `unavailable`, ... (internal detail goes to logs).
+//! - [`trace`] — the server span of every call (OpenTelemetry, when on).
 //! - [`telemetry`] — `tracing` set-up (human or JSON with `LOG_FORMAT=json`).
 //! - [`convert`] — timestamps.
 //! - [`auth`] — the authentication layer and the authorisation checks of handlers.
@@ -27,6 +28,7 @@ pub mod server;
 pub mod service_token;
 pub mod status;
 pub mod telemetry;
+pub mod trace;
 
 /// Generated code, one module per protobuf package.
 #[allow(clippy::all, clippy::pedantic, rust_2018_idioms, missing_docs)]

@@ -194,7 +194,8 @@ impl Server {
             .accept_http1(true)
             .layer(tower::util::option_layer(cors))
             .layer(WebLayer { pages })
-            // Every gRPC call, the ones authentication refuses included.
+            // Every gRPC call, the ones authentication refuses included: its span, its metrics.
+            .layer(crate::trace::TraceLayer)
             .layer(crate::metrics::MetricsLayer)
             .layer(tower::util::option_layer(auth))
             // After authentication: a caller without a token does not get its body read.
@@ -229,6 +230,7 @@ impl Server {
             tracing::warn!(?grace, "in-flight work did not finish within the grace period");
         }
         tracing::info!("stopped");
+        telemetry_adapter::shutdown();
         Ok(())
     }
 }

@@ -1,18 +1,10 @@
-//! One place that sets up `tracing` for a binary.
+//! One place that sets up `tracing` for a binary (see [`telemetry_adapter`]).
 
-use tracing_subscriber::EnvFilter;
-
-/// Human-readable logs on stderr, or JSON lines when `LOG_FORMAT=json`; the level comes
-/// from `RUST_LOG` (default `info`).
+/// Logs on stderr (human, or JSON lines with `LOG_FORMAT=json`, level from `RUST_LOG`),
+/// and OpenTelemetry traces when `OTEL_EXPORTER_OTLP_ENDPOINT` is set; the service name
+/// defaults to the executable's (the role's) name.
 pub fn init() {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,async_nats=warn,h2=warn,tower=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
-    let _ = if json { builder.json().try_init() } else { builder.with_ansi(atty_stderr()).try_init() };
-}
-
-fn atty_stderr() -> bool {
-    use std::io::IsTerminal;
-    std::io::stderr().is_terminal()
+    let exe = std::env::current_exe().ok();
+    let role = exe.as_deref().and_then(|p| p.file_stem()).and_then(|s| s.to_str()).unwrap_or("game-rewards");
+    telemetry_adapter::init(role);
 }

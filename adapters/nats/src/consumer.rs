@@ -222,10 +222,15 @@ async fn settle_all<H: Handler>(to: Settler<'_>, handler: &H, messages: Vec<jets
 async fn settle_one_customer<H: Handler>(to: Settler<'_>, handler: &H, messages: Vec<jetstream::Message>) {
     let mut outcomes: Vec<Option<Result<(), HandleError>>> = Vec::with_capacity(messages.len());
     let mut deliveries = Vec::with_capacity(messages.len());
+    // The process spans end once their events are settled.
+    let mut _spans = Vec::new();
     for message in &messages {
         match envelope::meta(message.headers.as_ref()) {
             Err(e) => outcomes.push(Some(Err(HandleError::Reject(e.to_string())))),
-            Ok((meta, event_type)) => {
+            Ok((mut meta, event_type)) => {
+                if let Some(span) = process_span(to.spec, &message.subject, &mut meta) {
+                    _spans.push(span);
+                }
                 deliveries.push(Delivery {
                     meta,
                     event_type,
@@ -245,6 +250,30 @@ async fn settle_one_customer<H: Handler>(to: Settler<'_>, handler: &H, messages:
             .unwrap_or_else(|| Err(HandleError::Retry(format!("{} gave fewer outcomes than events", to.spec.durable))));
         settle(to, message, outcome).await;
     }
+}
+
+/// The consumer span of one event, when traces are on: a child of its producer span (the
+/// message's `traceparent`), named `<subject> process`; the events the handler causes
+/// carry this span as their `traceparent` (through `meta`).
+fn process_span(spec: ConsumerSpec, subject: &str, meta: &mut EventMeta) -> Option<tracing::Span> {
+    if !telemetry_adapter::tracing_on() {
+        return None;
+    }
+    let span = tracing::info_span!(
+        "process",
+        otel.name = %format!("{subject} process"),
+        otel.kind = "consumer",
+        messaging.system = "nats",
+        messaging.operation.type = "process",
+        messaging.destination.name = %subject,
+        messaging.consumer.group.name = spec.durable,
+        messaging.message.id = %meta.event_id,
+    );
+    telemetry_adapter::child_of(&span, meta.traceparent.as_deref());
+    if let Some(tp) = telemetry_adapter::traceparent(&span) {
+        meta.traceparent = Some(tp);
+    }
+    Some(span)
 }
 
 fn delivered_count(message: &jetstream::Message) -> i64 {

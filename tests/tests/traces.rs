@@ -1,0 +1,175 @@
+//! One trace per mission across the processes and the broker: the roles export their
+//! spans over OTLP to a receiver this test runs (the collector's `TraceService`, from
+//! `opentelemetry-proto`, served by tonic), and the spans of one mission form one tree.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use e2e::api::wallet_of;
+use e2e::clients::*;
+use e2e::{Options, System, eventually, with_token};
+use grpc_adapter::pb::mission::v1 as mission;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+
+const FLOW: Duration = Duration::from_secs(30);
+
+/// A span as received, with the role (service.name) that sent it.
+#[derive(Debug, Clone)]
+struct Received {
+    role: String,
+    name: String,
+    trace_id: String,
+    span_id: String,
+    parent: String,
+    kind: i32,
+}
+
+#[derive(Clone, Default)]
+struct Receiver(Arc<Mutex<Vec<Received>>>);
+
+#[tonic::async_trait]
+impl TraceService for Receiver {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let mut got = self.0.lock().unwrap();
+        for rs in request.into_inner().resource_spans {
+            let role = rs
+                .resource
+                .iter()
+                .flat_map(|r| &r.attributes)
+                .find(|a| a.key == "service.name")
+                .and_then(|a| a.value.as_ref())
+                .map(|v| format!("{:?}", v.value))
+                .unwrap_or_default();
+            let role = role.trim_start_matches("Some(StringValue(\"").trim_end_matches("\"))").to_owned();
+            for ss in rs.scope_spans {
+                for s in ss.spans {
+                    got.push(Received {
+                        role: role.clone(),
+                        name: s.name,
+                        trace_id: hex(&s.trace_id),
+                        span_id: hex(&s.span_id),
+                        parent: hex(&s.parent_span_id),
+                        kind: s.kind,
+                    });
+                }
+            }
+        }
+        Ok(tonic::Response::new(ExportTraceServiceResponse { partial_success: None }))
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn start_receiver() -> (SocketAddr, Receiver) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let receiver = Receiver::default();
+    let server = tonic::transport::Server::builder()
+        .add_service(TraceServiceServer::new(receiver.clone()))
+        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
+    tokio::spawn(server);
+    (addr, receiver)
+}
+
+/// The tree under `root`, one span a line, indented by depth.
+fn tree(spans: &[Received], root: &Received) -> String {
+    fn walk(spans: &[Received], at: &Received, depth: usize, out: &mut String) {
+        out.push_str(&format!("{}{} [{}]\n", "  ".repeat(depth), at.name, at.role));
+        for child in spans.iter().filter(|s| s.parent == at.span_id) {
+            walk(spans, child, depth + 1, out);
+        }
+    }
+    let mut out = String::new();
+    walk(spans, root, 0, &mut out);
+    out
+}
+
+fn find<'a>(spans: &'a [Received], role: &str, name: &str) -> &'a Received {
+    spans
+        .iter()
+        .find(|s| s.role == role && s.name == name)
+        .unwrap_or_else(|| panic!("no span {name} from {role} in {spans:#?}"))
+}
+
+#[tokio::test]
+async fn one_mission_is_one_trace_across_the_gateway_the_services_and_the_broker() {
+    let (addr, receiver) = start_receiver().await;
+    let service_env = vec![
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{addr}")),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".to_owned()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
+    ];
+    let sys = System::start_with(Options { gateway: true, service_env, ..Options::default() }).await;
+
+    let player = "c-traced";
+    let answer = MissionServiceClient::new(with_token(sys.gateway().channel(), &sys.tokens.customer(player)))
+        .achieve_mission(mission::AchieveMissionRequest {
+            customer_id: player.into(),
+            mission_code: "daily-login".into(),
+            request_id: "traced".into(),
+        })
+        .await
+        .expect("achieve through the gateway");
+    assert!(answer.into_inner().mission.is_some());
+    eventually(FLOW, "the reward reaches the wallet", || async {
+        (wallet_of(&sys, player).await.items.len() == 1).then_some(())
+    })
+    .await;
+
+    // The gateway's span of the call is the root; the rest of the chain arrives within
+    // a few export intervals.
+    let chain = [
+        ("gateway", "game.mission.v1.MissionService/AchieveMission"),
+        ("mission", "game.mission.v1.MissionService/AchieveMission"),
+        ("mission", "game.mission.v1.achieved publish"),
+        ("reward", "game.mission.v1.achieved process"),
+        ("reward", "game.reward.v1.allocated publish"),
+        ("wallet", "game.reward.v1.allocated process"),
+        ("mission", "game.reward.v1.allocated process"),
+        ("wallet", "game.wallet.v1.issued publish"),
+        ("mypage", "game.wallet.v1.issued process"),
+    ];
+    let spans = eventually(FLOW, "the spans of the whole chain arrive", || async {
+        let all = receiver.0.lock().unwrap().clone();
+        let root = all.iter().find(|s| s.role == "gateway" && s.name == chain[0].1)?;
+        let trace: Vec<Received> = all.iter().filter(|s| s.trace_id == root.trace_id).cloned().collect();
+        chain.iter().all(|(role, name)| trace.iter().any(|s| s.role == *role && s.name == *name)).then_some(trace)
+    })
+    .await;
+    let root = find(&spans, "gateway", chain[0].1);
+    println!("the trace of one mission ({}):\n{}", root.trace_id, tree(&spans, root));
+
+    let roles: BTreeSet<&str> = spans.iter().map(|s| s.role.as_str()).collect();
+    assert!(roles.len() >= 5, "spans of at least five roles share the trace: {roles:?}");
+    // Parents: each hop under the one before it.
+    let parent_of = |child: (&str, &str), parent: (&str, &str)| {
+        let (c, p) = (find(&spans, child.0, child.1), find(&spans, parent.0, parent.1));
+        assert_eq!(c.parent, p.span_id, "{} [{}] is a child of {} [{}]", c.name, c.role, p.name, p.role);
+    };
+    parent_of(chain[1], chain[0]);
+    parent_of(chain[2], chain[1]);
+    parent_of(chain[3], chain[2]);
+    parent_of(chain[4], chain[3]);
+    parent_of(chain[5], chain[4]);
+    parent_of(chain[6], chain[4]);
+    parent_of(chain[7], chain[5]);
+    parent_of(chain[8], chain[7]);
+    // Every span of the trace hangs in the tree (no parent outside it but the root's).
+    let ids: BTreeSet<&str> = spans.iter().map(|s| s.span_id.as_str()).collect();
+    for s in &spans {
+        assert!(s.span_id == root.span_id || ids.contains(s.parent.as_str()), "{s:?} has no parent in the trace");
+    }
+    // Kinds: server, producer, consumer (OTLP's numbers).
+    let kinds: BTreeMap<&str, i32> = spans.iter().map(|s| (s.name.as_str(), s.kind)).collect();
+    assert_eq!(kinds[chain[0].1], 2, "server");
+    assert_eq!(kinds[chain[2].1], 4, "producer");
+    assert_eq!(kinds[chain[3].1], 5, "consumer");
+}
