@@ -200,6 +200,8 @@ pub fn child_env(spec: &ServiceSpec, port: u16, ctx: &EnvContext<'_>) -> Vec<(&'
         ("NATS_URL", ctx.nats_url.to_owned()),
     ];
     env.extend(metrics_addr(port).map(|a| ("METRICS_ADDR", a)));
+    // Traces (when OTEL_EXPORTER_OTLP_ENDPOINT is set for gamectl) name the role.
+    env.push(("OTEL_SERVICE_NAME", spec.name.to_owned()));
     if let Some(creds) = ctx.nats_credentials
         && nats_adapter::roles::find(spec.name).is_some()
     {

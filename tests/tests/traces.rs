@@ -173,3 +173,61 @@ async fn one_mission_is_one_trace_across_the_gateway_the_services_and_the_broker
     assert_eq!(kinds[chain[2].1], 4, "producer");
     assert_eq!(kinds[chain[3].1], 5, "consumer");
 }
+
+/// An OTLP/HTTP receiver: `POST /v1/traces` with a protobuf body, answered 200.
+async fn start_http_receiver() -> (SocketAddr, Receiver) {
+    use http_body_util::BodyExt as _;
+    use prost::Message as _;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let receiver = Receiver::default();
+    let keep = receiver.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            let receiver = keep.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let receiver = receiver.clone();
+                    async move {
+                        let path = req.uri().path().to_owned();
+                        let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                        if path == "/v1/traces"
+                            && let Ok(export) = ExportTraceServiceRequest::decode(body)
+                        {
+                            let _ = receiver.export(tonic::Request::new(export)).await;
+                        }
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(http_body_util::Full::new(
+                            bytes::Bytes::new(),
+                        )))
+                    }
+                });
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+            });
+        }
+    });
+    (addr, receiver)
+}
+
+#[tokio::test]
+async fn spans_are_exported_over_otlp_http_protobuf_too_named_after_the_role() {
+    let (addr, receiver) = start_http_receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = e2e::Secrets::write(dir.path());
+    let db = format!("sqlite://{}", dir.path().join("auth.db").display());
+    let mut env = e2e::auth_env(&db, dir.path(), &secrets);
+    env.extend([
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{addr}")),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".to_owned()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
+    ]);
+    let auth = e2e::Service::start("auth", "auth", &env, dir.path());
+    auth.wait_serving(e2e::AUTH).await;
+    let span = eventually(FLOW, "the health check's server span arrives over HTTP", || async {
+        receiver.0.lock().unwrap().iter().find(|s| s.name == "grpc.health.v1.Health/Check").cloned()
+    })
+    .await;
+    assert_eq!(span.role, "auth", "OTEL_SERVICE_NAME defaults to the role");
+    assert_eq!(span.kind, 2, "server");
+}
