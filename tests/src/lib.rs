@@ -66,7 +66,10 @@ impl Service {
         if !env.iter().any(|(k, _)| k == "LISTEN_ADDR") {
             env.push(("LISTEN_ADDR".into(), "127.0.0.1:0".into()));
         }
-        if !env.iter().any(|(k, _)| k == "METRICS_ADDR") {
+        // Metrics on (a free port) unless given, or switched off with E2E_METRICS=off (the
+        // benchmark's comparison without them).
+        let metrics_off = std::env::var("E2E_METRICS").is_ok_and(|v| v == "off");
+        if !metrics_off && !env.iter().any(|(k, _)| k == "METRICS_ADDR") {
             env.push(("METRICS_ADDR".into(), "127.0.0.1:0".into()));
         }
         let mut s = Self {
