@@ -11,8 +11,10 @@ use e2e::api::wallet_of;
 use e2e::clients::*;
 use e2e::{Options, System, eventually, with_token};
 use grpc_adapter::pb::mission::v1 as mission;
+use grpc_adapter::pb::wallet::v1 as wallet;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
 
 const FLOW: Duration = Duration::from_secs(30);
 
@@ -25,6 +27,8 @@ struct Received {
     span_id: String,
     parent: String,
     kind: i32,
+    /// String attributes.
+    attributes: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Default)]
@@ -56,6 +60,14 @@ impl TraceService for Receiver {
                         span_id: hex(&s.span_id),
                         parent: hex(&s.parent_span_id),
                         kind: s.kind,
+                        attributes: s
+                            .attributes
+                            .iter()
+                            .filter_map(|a| match a.value.as_ref()?.value.as_ref()? {
+                                Value::StringValue(v) => Some((a.key.clone(), v.clone())),
+                                _ => None,
+                            })
+                            .collect(),
                     });
                 }
             }
@@ -172,6 +184,35 @@ async fn one_mission_is_one_trace_across_the_gateway_the_services_and_the_broker
     assert_eq!(kinds[chain[0].1], 2, "server");
     assert_eq!(kinds[chain[2].1], 4, "producer");
     assert_eq!(kinds[chain[3].1], 5, "consumer");
+    let process = find(&spans, "reward", chain[3].1);
+    assert_eq!(process.attributes.get("messaging.consumer.group.name").map(String::as_str), Some("reward-allocate"));
+
+    // The exchange: wallet's server span, its call to gift as a client span carrying the
+    // breaker's decision, gift's server span under that.
+    let reward_id = wallet_of(&sys, player).await.items[0].reward_id.clone();
+    WalletServiceClient::new(sys.as_customer(&sys.wallet, player))
+        .exchange_reward(wallet::ExchangeRewardRequest {
+            customer_id: player.into(),
+            reward_id,
+            gift_code: "coffee".into(),
+            request_id: "traced".into(),
+        })
+        .await
+        .expect("exchange");
+    let issue = "game.gift.v1.GiftIssuingService/IssueGift";
+    let (server, client, gift) = eventually(FLOW, "the exchange's spans arrive", || async {
+        let all = receiver.0.lock().unwrap().clone();
+        let server = all.iter().find(|s| s.role == "wallet" && s.name.ends_with("WalletService/ExchangeReward"))?;
+        let client = all.iter().find(|s| s.role == "wallet" && s.name == issue)?;
+        let gift = all.iter().find(|s| s.role == "gift" && s.name == issue)?;
+        Some((server.clone(), client.clone(), gift.clone()))
+    })
+    .await;
+    assert_eq!(client.parent, server.span_id, "the call to gift is a child of the exchange");
+    assert_eq!(client.kind, 3, "client");
+    assert_eq!(client.attributes.get("breaker.state").map(String::as_str), Some("closed"));
+    assert_eq!(gift.parent, client.span_id, "gift's span is a child of the wallet's call");
+    assert_eq!(gift.trace_id, client.trace_id);
 }
 
 /// An OTLP/HTTP receiver: `POST /v1/traces` with a protobuf body, answered 200.
