@@ -112,7 +112,7 @@ pub async fn fetch(url: &str, timeout: Duration) -> Result<String, String> {
         let answer = String::from_utf8_lossy(&answer).into_owned();
         let (head, body) = answer.split_once("\r\n\r\n").ok_or_else(|| format!("{url}: not an HTTP answer"))?;
         let status = head.lines().next().unwrap_or_default();
-        if !status.split_whitespace().nth(1).is_some_and(|code| code == "200") {
+        if status.split_whitespace().nth(1).is_none_or(|code| code != "200") {
             return Err(format!("{url}: {status}"));
         }
         Ok(body.to_owned())
