@@ -272,3 +272,15 @@ async fn spans_are_exported_over_otlp_http_protobuf_too_named_after_the_role() {
     assert_eq!(span.role, "auth", "OTEL_SERVICE_NAME defaults to the role");
     assert_eq!(span.kind, 2, "server");
 }
+
+#[test]
+fn an_unknown_otlp_protocol_stops_the_role_naming_the_setting() {
+    let out = std::process::Command::new(e2e::bin("auth"))
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
+        .output()
+        .expect("run auth");
+    assert_eq!(out.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("OTEL_EXPORTER_OTLP_PROTOCOL: `http/json` is not one of grpc, http/protobuf"), "{said}");
+}

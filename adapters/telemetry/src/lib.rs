@@ -37,9 +37,11 @@ fn endpoint_set() -> bool {
 }
 
 /// Sets up logs, and traces when configured, for the process of `role`. Call it inside
-/// the tokio runtime (the gRPC exporter's channel lives there). A broken OpenTelemetry
-/// setting is reported and leaves traces off; it does not stop the role.
-pub fn init(role: &str) {
+/// the tokio runtime (the gRPC exporter's channel lives there).
+///
+/// # Errors
+/// A broken `OTEL_*` setting, named (logs are set up all the same): the caller stops.
+pub fn init(role: &str) -> Result<(), String> {
     let filter = || {
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,async_nats=warn,h2=warn,tower=warn"))
     };
@@ -61,8 +63,15 @@ pub fn init(role: &str) {
     };
     // Only our spans and events go to the exporter: the filter applies to both layers.
     let _ = tracing_subscriber::registry().with(fmt.with_filter(filter())).with(otel.with_filter(filter())).try_init();
-    if let Some(e) = problem {
-        tracing::error!(error = %e, "OpenTelemetry traces are off: the OTEL_* settings do not work");
+    problem.map_or(Ok(()), Err)
+}
+
+/// The OTLP protocol named by `value` (`OTEL_EXPORTER_OTLP_PROTOCOL`): whether it is gRPC.
+fn is_grpc(value: &str) -> Result<bool, String> {
+    match value.trim() {
+        "grpc" => Ok(true),
+        "http/protobuf" => Ok(false),
+        other => Err(format!("OTEL_EXPORTER_OTLP_PROTOCOL: `{other}` is not one of grpc, http/protobuf")),
     }
 }
 
@@ -78,19 +87,17 @@ fn provider(role: &str) -> Result<SdkTracerProvider, String> {
     let protocol = std::env::var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
         .or_else(|_| std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL"))
         .unwrap_or_else(|_| "http/protobuf".into());
-    let exporter = match protocol.trim() {
-        "grpc" => opentelemetry_otlp::SpanExporter::builder().with_tonic().build().map_err(|e| e.to_string())?,
-        "http/protobuf" => {
+    let endpoint_error = |e: opentelemetry_otlp::ExporterBuildError| format!("OTEL_EXPORTER_OTLP_ENDPOINT: {e}");
+    let exporter = match is_grpc(&protocol)? {
+        true => opentelemetry_otlp::SpanExporter::builder().with_tonic().build().map_err(endpoint_error)?,
+        false => {
             // The blocking HTTP client must not be made (or dropped) on the async runtime.
             std::thread::spawn(|| {
                 opentelemetry_otlp::SpanExporter::builder().with_http().with_protocol(Protocol::HttpBinary).build()
             })
             .join()
-            .map_err(|_| "the OTLP HTTP exporter could not be built".to_owned())?
-            .map_err(|e| e.to_string())?
-        }
-        other => {
-            return Err(format!("OTEL_EXPORTER_OTLP_PROTOCOL: `{other}` is not one of grpc, http/protobuf"));
+            .map_err(|_| "OTEL_EXPORTER_OTLP_ENDPOINT: the OTLP HTTP exporter could not be built".to_owned())?
+            .map_err(endpoint_error)?
         }
     };
     let name = std::env::var("OTEL_SERVICE_NAME").ok().filter(|n| !n.trim().is_empty()).unwrap_or_else(|| role.into());
@@ -132,4 +139,17 @@ pub fn traceparent(span: &tracing::Span) -> Option<String> {
     let mut carrier = std::collections::HashMap::new();
     TraceContextPropagator::new().inject_context(&cx, &mut carrier);
     carrier.remove("traceparent")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_two_otlp_protocols_are_known_and_anything_else_is_refused_by_name() {
+        assert_eq!(is_grpc("grpc"), Ok(true));
+        assert_eq!(is_grpc(" http/protobuf "), Ok(false));
+        let err = is_grpc("http/json").unwrap_err();
+        assert!(err.starts_with("OTEL_EXPORTER_OTLP_PROTOCOL"), "{err}");
+    }
 }
