@@ -1,16 +1,15 @@
 # syntax=docker/dockerfile:1.7
 #
-# One image per service, from one build of the workspace:
+# One image for every role: the builder links one executable, gamectl, and each
+# Kubernetes Deployment runs it in its role (`args: ["serve", "mission"]`):
 #
-#   docker build --build-arg SERVICE=mission -t game-rewards/mission .
-#   for s in gateway auth mission reward wallet gift mypage notification; do
-#     docker build --build-arg SERVICE=$s -t game-rewards/$s .; done
+#   docker build -t game-rewards/server .
+#   docker run game-rewards/server serve mission --help
 #
-# The builder stage does not depend on SERVICE, so BuildKit runs `cargo build` once and
-# every further image reuses that layer; the cache mounts keep the crates and the
-# target directory between builds.
+# The cache mounts keep the crates and the target directory between builds. The image
+# profile (Cargo.toml `[profile.image]`) is the release profile with thin LTO.
 
-############################ builder: all release binaries of the workspace
+############################ builder: the one server executable
 FROM rust:1.95-bookworm AS builder
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # diesel's PostgreSQL driver (pq-sys) links libpq dynamically (the rust image ships it
@@ -22,30 +21,26 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-# target/ is a cache mount (not part of the image), so the binaries are copied out to
-# /out/bin inside the same step: exactly what `cargo build --release --bins` produced.
+# target/ is a cache mount (not part of the image), so the executable is copied out to
+# /out/bin inside the same step.
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
-    cargo build --release --locked --bins \
+    cargo build --profile image --locked -p gamectl \
  && mkdir -p /out/bin \
- && find target/release -maxdepth 1 -type f -perm -u+x -exec cp {} /out/bin/ \; \
+ && cp target/image/gamectl /out/bin/ \
  && ls -l /out/bin
 
-############################ runtime files of one service
+############################ runtime files
 FROM builder AS runtime-files
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
-ARG SERVICE
-# The binary plus the shared libraries it links that the final image lacks: libpq and
+# The executable plus the shared libraries it links that the final image lacks: libpq and
 # its dependencies (Kerberos, LDAP, SASL, GnuTLS, ...), resolved by ldd, so the list
 # follows whatever the binary links. glibc and libgcc come with the final image and
 # are not copied (they must match its loader).
 RUN set -eu; \
-    if [ -z "${SERVICE}" ]; then echo "build with --build-arg SERVICE=<service>" >&2; exit 1; fi; \
-    if [ ! -x "/out/bin/${SERVICE}" ]; then \
-      echo "no binary '${SERVICE}' in the workspace; built: $(ls /out/bin)" >&2; exit 1; fi; \
     mkdir -p /runtime/lib; \
-    ldd "/out/bin/${SERVICE}" \
+    ldd /out/bin/gamectl \
       | awk '$2 == "=>" && $3 ~ /^\// { print $3 }' \
       | { grep -Ev '/(libc|libm|libdl|librt|libpthread|libresolv|libgcc_s|ld-linux[^/]*)\.so' || true; } \
       | xargs -r cp -L -t /runtime/lib; \
@@ -58,11 +53,10 @@ RUN set -eu; \
 # Debian 12, so the builder's libraries fit the final image's glibc. Without a shell the
 # Kubernetes preStop hook uses the native `sleep` action, not `exec sleep`.
 FROM gcr.io/distroless/cc-debian12:nonroot
-ARG SERVICE
-LABEL org.opencontainers.image.title="game-rewards-${SERVICE}" \
-      org.opencontainers.image.description="Game Rewards ${SERVICE} service"
+LABEL org.opencontainers.image.title="game-rewards-server" \
+      org.opencontainers.image.description="Game Rewards: every role (gamectl serve <role>)"
 COPY --from=runtime-files /runtime/lib/ /usr/lib/game-rewards/
-COPY --from=runtime-files /out/bin/${SERVICE} /usr/local/bin/service
+COPY --from=runtime-files /out/bin/gamectl /usr/local/bin/gamectl
 ENV LD_LIBRARY_PATH=/usr/lib/game-rewards \
     LISTEN_ADDR=0.0.0.0:8080 \
     LOG_FORMAT=json \
@@ -70,4 +64,6 @@ ENV LD_LIBRARY_PATH=/usr/lib/game-rewards \
 # The distroless "nonroot" user.
 USER 65532:65532
 EXPOSE 8080
-ENTRYPOINT ["/usr/local/bin/service"]
+ENTRYPOINT ["/usr/local/bin/gamectl"]
+# The role comes from the Deployment's args: `serve <role>`.
+CMD ["serve", "--help"]

@@ -28,7 +28,10 @@ impl NotificationService for Echo {
         &self,
         _: tonic::Request<notification::ListNotificationsRequest>,
     ) -> Result<tonic::Response<notification::ListNotificationsResponse>, tonic::Status> {
-        Ok(tonic::Response::new(notification::ListNotificationsResponse { notifications: self.0.clone() }))
+        Ok(tonic::Response::new(notification::ListNotificationsResponse {
+            notifications: self.0.clone(),
+            ..Default::default()
+        }))
     }
 }
 

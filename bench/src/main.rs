@@ -21,6 +21,7 @@ mod procs;
 mod progress;
 mod report;
 mod scenario;
+mod whale;
 
 use std::process::ExitCode;
 

@@ -16,6 +16,7 @@ pub struct Results {
     pub flow: FlowFigures,
     pub reads: ReadFigures,
     pub exchange: ExchangeFigures,
+    pub whale: crate::whale::WhaleFigures,
     pub baselines: Baselines,
     pub services: Vec<ServiceFigures>,
     /// nats-server and this load generator, which share the machine with the services.
@@ -327,6 +328,31 @@ pub fn table(r: &Results) -> String {
         ratio(am.p50_ms, b.echo_gateway.p50_ms) + " (p50)",
     );
     t.row("status codes", format!("{} calls, errors: {}", am.count, am.errors()), "", "");
+
+    let w = &r.whale;
+    t.section(&format!(
+        "Whale: a customer with {} missions on my page vs a new one ({} missions reported for each, twice, alternating who goes first)",
+        w.history, w.missions
+    ));
+    t.row(
+        "per-customer flow, whale / new",
+        format!("{} / {}", rate(w.whale_flow_per_s), rate(w.new_flow_per_s)),
+        "new customer",
+        ratio(w.whale_flow_per_s, w.new_flow_per_s),
+    );
+    t.row(
+        "whale's first page (GetMyPage, direct)",
+        format!("{} ms, {} bytes", ms(w.first_page_ms), w.first_page_bytes),
+        "",
+        "",
+    );
+    t.row(
+        "whale's older pages of 50, slowest / largest of 20",
+        format!("{} ms, {} bytes", ms(w.older_page_max_ms), w.older_page_max_bytes),
+        "",
+        "",
+    );
+    t.row("seeding the history into the page bucket", format!("{:.1} s", w.seeded_s), "", "");
 
     let (gs, ds) = (&r.achieve_mission.gateway_short, &r.achieve_mission.direct_short);
     t.section("Gateway overhead (same calls, same concurrency, gateway vs straight to the service)");

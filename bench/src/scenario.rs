@@ -52,8 +52,8 @@ fn code_for(n: u64) -> &'static str {
     CODES[usize::try_from(n).unwrap_or(usize::MAX).min(CODES.len() - 1)]
 }
 
-/// The binaries the system is made of.
-const BINARIES: [&str; 8] = ["gateway", "auth", "mission", "reward", "wallet", "mypage", "gift", "notification"];
+/// The one server executable: every role runs as `gamectl serve <role>`.
+const BINARIES: [&str; 1] = ["gamectl"];
 
 pub async fn run(args: Args) -> Result<(), String> {
     let plan = Plan::from_args(&args);
@@ -62,7 +62,7 @@ pub async fn run(args: Args) -> Result<(), String> {
     if !missing.is_empty() {
         let profile = if cfg!(debug_assertions) { "" } else { " --release" };
         return Err(format!(
-            "service binaries {missing:?} are missing in {}: build them first with `cargo build{profile} --bins` \
+            "the server executable {missing:?} is missing in {}: build it first with `cargo build{profile} --bins` \
              (or point GAME_BIN_DIR at them)",
             bin_dir.display()
         ));
@@ -224,6 +224,7 @@ async fn phases(plan: &Plan, progress: &Progress, r: &mut Results) -> Result<(),
         return Err("no simulated player got through: see the service logs".into());
     }
     reads(plan, progress, &sys, &players, r).await;
+    r.whale = crate::whale::run(plan, progress, &sys).await;
 
     // ------------------------------------------------------------ AchieveMission, gateway vs direct
     progress.phase("AchieveMission: gateway vs direct", plan.short * 2);
@@ -334,8 +335,11 @@ async fn echo_run(chs: &[Channel], token: &str, each: Duration) -> Run {
                 let mut c = client.clone();
                 async move {
                     Some(grpc(
-                        c.list_notifications(notification::ListNotificationsRequest { customer_id: "echo".into() })
-                            .await,
+                        c.list_notifications(notification::ListNotificationsRequest {
+                            customer_id: "echo".into(),
+                            ..Default::default()
+                        })
+                        .await,
                     ))
                 }
             })
@@ -938,13 +942,13 @@ type BoxedCall = std::pin::Pin<Box<dyn Future<Output = Option<Outcome>> + Send>>
 
 fn get_wallet(ch: Channel, p: &Player) -> BoxedCall {
     let mut c = WalletServiceClient::new(with_token(ch, &p.token));
-    let req = wallet::GetWalletRequest { customer_id: p.id.clone() };
+    let req = wallet::GetWalletRequest { customer_id: p.id.clone(), ..Default::default() };
     Box::pin(async move { Some(grpc(c.get_wallet(req).await)) })
 }
 
 fn get_my_page(ch: Channel, p: &Player) -> BoxedCall {
     let mut c = MyPageServiceClient::new(with_token(ch, &p.token));
-    let req = mypage::GetMyPageRequest { customer_id: p.id.clone() };
+    let req = mypage::GetMyPageRequest { customer_id: p.id.clone(), ..Default::default() };
     Box::pin(async move { Some(grpc(c.get_my_page(req).await)) })
 }
 
@@ -1030,7 +1034,7 @@ async fn exchanges(
             break;
         }
         let w = WalletServiceClient::new(with_token(sys.wallet.channel(), &p.token))
-            .get_wallet(wallet::GetWalletRequest { customer_id: p.id.clone() })
+            .get_wallet(wallet::GetWalletRequest { customer_id: p.id.clone(), ..Default::default() })
             .await;
         if let Ok(w) = w {
             for item in w.into_inner().wallet.map(|w| w.items).unwrap_or_default() {

@@ -42,13 +42,17 @@ pub struct Global {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Start nats-server (with authentication: a key per service in <data-dir>/nats-auth),
-    /// the auth service, every service and the gateway, wait until all are SERVING,
-    /// supervise them until Ctrl-C or SIGTERM.
+    /// the auth service, every service and the gateway (each a `gamectl serve <role>`
+    /// child, or all in one with --all-in-one), wait until all are SERVING, supervise them
+    /// until Ctrl-C or SIGTERM.
     Up(UpArgs),
     /// Health of the running system from each role's metrics (endpoints.json): readiness,
     /// consumer lag, outbox backlog and age, dead letters, the breaker. Exits 1 when
     /// something is unhealthy (for scripts), 2 when there is no endpoints.json.
     Status(crate::status::StatusArgs),
+    /// Run one role of the system in this process (`gamectl serve mission --help` lists
+    /// its flags and their environment variables), or several (`--roles a,b` or `all`).
+    Serve(crate::serve::ServeArgs),
     /// Create a customer's credentials with the auth service.
     Register {
         customer_id: String,
@@ -117,19 +121,31 @@ pub enum Command {
         #[arg(long)]
         request_id: Option<String>,
     },
-    /// The missions a customer (you, when not named) achieved.
-    Missions { customer_id: Option<String> },
+    /// The missions a customer (you, when not named) achieved, newest first, a page at a time.
+    Missions {
+        customer_id: Option<String>,
+        #[command(flatten)]
+        paging: Paging,
+    },
     /// One mission.
     Mission { mission_id: String },
     /// The missions that can be achieved and their rules; with where each stands for a
     /// customer (you, when logged in as a player).
     Catalog { customer_id: Option<String> },
-    /// The rewards allocated to a customer (you, when not named).
-    Rewards { customer_id: Option<String> },
+    /// The rewards allocated to a customer (you, when not named), newest first, a page at a time.
+    Rewards {
+        customer_id: Option<String>,
+        #[command(flatten)]
+        paging: Paging,
+    },
     /// One reward.
     Reward { reward_id: String },
-    /// A customer's wallet (yours, when not named).
-    Wallet { customer_id: Option<String> },
+    /// A customer's wallet (yours, when not named), newest first, a page at a time.
+    Wallet {
+        customer_id: Option<String>,
+        #[command(flatten)]
+        paging: Paging,
+    },
     /// Exchange one of a customer's (your) ISSUED rewards for a gift from the gift catalog.
     #[command(override_usage = "gamectl exchange [OPTIONS] [CUSTOMER_ID] <REWARD_ID> <GIFT_CODE>")]
     Exchange {
@@ -142,8 +158,12 @@ pub enum Command {
     },
     /// The state of the circuit breaker guarding the wallet's calls to the gift service.
     ExchangeStatus,
-    /// The gifts issued to a customer (you, when not named).
-    Gifts { customer_id: Option<String> },
+    /// The gifts issued to a customer (you, when not named), newest first, a page at a time.
+    Gifts {
+        customer_id: Option<String>,
+        #[command(flatten)]
+        paging: Paging,
+    },
     /// One gift.
     Gift { gift_id: String },
     /// The gifts that can be had, and what they cost in points.
@@ -155,15 +175,79 @@ pub enum Command {
         #[arg(long)]
         customer_id: Option<String>,
     },
-    /// The e-mails sent to a customer (you, when not named).
-    Notifications { customer_id: Option<String> },
+    /// The e-mails sent to a customer (you, when not named), newest first, a page at a time.
+    Notifications {
+        customer_id: Option<String>,
+        #[command(flatten)]
+        paging: Paging,
+    },
+    /// Dead-lettered events: list, show, redrive, discard (an operator's command).
+    Dlq(DlqArgs),
     /// A customer's page (yours, when not named): everything they have.
     Mypage {
         customer_id: Option<String>,
         /// Keep printing the page every time it changes, until Ctrl-C.
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["page_size", "page_token", "all"])]
         watch: bool,
+        /// Entries: the first page holds the most recent; older ones page by page.
+        #[command(flatten)]
+        paging: Paging,
     },
+}
+
+/// The dead-letter stream, on the bus with the operator's key.
+#[derive(Debug, clap::Args)]
+pub struct DlqArgs {
+    #[command(subcommand)]
+    pub command: DlqCommand,
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+    /// The operator's NKEY seed file [default: <data-dir>/nats-auth/operator.nk when it exists].
+    #[arg(long, env = "NATS_NKEY_SEED_FILE")]
+    pub nats_key: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// The events waiting: consumer, subject, reason, attempts, when, event id, customer.
+    List {
+        /// Only this consumer's (e.g. notification-gift-issued).
+        #[arg(long)]
+        consumer: Option<String>,
+    },
+    /// One event, decoded.
+    Show { id: u64 },
+    /// Send events back to their subject with the same event id: the consumer that failed
+    /// handles it, the others' inboxes know it already. Safe to run twice.
+    Redrive {
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<u64>,
+        /// Every event waiting (of --consumer when given).
+        #[arg(long)]
+        all: bool,
+        #[arg(long, requires = "all")]
+        consumer: Option<String>,
+    },
+    /// Take an event out of the waiting list for good; the event and the reason are kept.
+    Discard {
+        id: u64,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+/// Which page of a list to print.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Paging {
+    /// Items per page (newest first) [default: 50, at most 500].
+    #[arg(long)]
+    pub page_size: Option<i32>,
+    /// The page after the one that printed this token.
+    #[arg(long)]
+    pub page_token: Option<String>,
+    /// Every page, not only the first.
+    #[arg(long, conflicts_with = "page_token")]
+    pub all: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -215,9 +299,10 @@ pub struct UpArgs {
     /// The gateway listens here, each service on base-port + its offset.
     #[arg(long, default_value_t = 50051)]
     pub base_port: u16,
-    /// Where the service binaries are [default: the directory of gamectl itself].
+    /// Run every role in one child process (`gamectl serve --roles all`) instead of one
+    /// child per role: less memory and a faster start; a role that fails restarts them all.
     #[arg(long)]
-    pub bin_dir: Option<PathBuf>,
+    pub all_in_one: bool,
     /// Restart a service that has not been SERVING for this many seconds after it had
     /// been SERVING (0: never).
     #[arg(long, default_value_t = 0.0)]
@@ -301,10 +386,59 @@ mod tests {
     }
 
     #[test]
+    fn the_command_line_is_well_formed_with_every_role_under_serve() {
+        use clap::CommandFactory as _;
+        Cli::command().debug_assert();
+        let Command::Serve(serve) = parse(&["serve", "mission", "--listen", "127.0.0.1:7001"]).command else {
+            panic!()
+        };
+        let Some(crate::serve::Role::Mission(m)) = serve.role else { panic!("mission") };
+        assert_eq!(m.server.listen.to_string(), "127.0.0.1:7001");
+        for role in crate::serve::ROLES {
+            let Command::Serve(serve) = parse(&["serve", role]).command else { panic!() };
+            assert_eq!(serve.role.map(|r| r.name()), Some(role));
+        }
+        let Command::Serve(serve) = parse(&["serve", "--roles", "mission,reward"]).command else { panic!() };
+        assert_eq!(serve.roles, ["mission", "reward"]);
+        assert!(Cli::try_parse_from(["gamectl", "serve", "--roles", "all", "mission"]).is_err());
+        assert!(Cli::try_parse_from(["gamectl", "serve", "nope"]).is_err());
+    }
+
+    #[test]
     fn global_flags_go_anywhere() {
         let cli = parse(&["wallet", "--token-file", "/tmp/t", "--direct"]);
         assert_eq!(cli.global.token_file.as_deref(), Some(std::path::Path::new("/tmp/t")));
         assert!(cli.global.direct);
-        assert!(matches!(cli.command, Command::Wallet { customer_id: None }));
+        assert!(matches!(cli.command, Command::Wallet { customer_id: None, .. }));
+    }
+
+    #[test]
+    fn lists_take_a_page_size_a_token_or_all() {
+        let Command::Missions { customer_id, paging } =
+            parse(&["missions", "ann", "--page-size", "10", "--all"]).command
+        else {
+            panic!()
+        };
+        assert_eq!((customer_id.as_deref(), paging.page_size, paging.all), (Some("ann"), Some(10), true));
+        let Command::Gifts { paging, .. } = parse(&["gifts", "--page-token", "abc"]).command else { panic!() };
+        assert_eq!(paging.page_token.as_deref(), Some("abc"));
+        assert!(Cli::try_parse_from(["gamectl", "rewards", "--all", "--page-token", "x"]).is_err());
+    }
+
+    #[test]
+    fn dlq_takes_an_id_or_all_and_discard_needs_a_reason() {
+        let Command::Dlq(DlqArgs { command: DlqCommand::Redrive { id, all, consumer }, .. }) =
+            parse(&["dlq", "redrive", "--all", "--consumer", "wallet-issue"]).command
+        else {
+            panic!()
+        };
+        assert_eq!((id, all, consumer.as_deref()), (None, true, Some("wallet-issue")));
+        assert!(Cli::try_parse_from(["gamectl", "dlq", "redrive"]).is_err(), "an id or --all");
+        assert!(Cli::try_parse_from(["gamectl", "dlq", "redrive", "3", "--all"]).is_err());
+        assert!(Cli::try_parse_from(["gamectl", "dlq", "discard", "3"]).is_err(), "a reason");
+        assert!(matches!(
+            parse(&["dlq", "show", "7"]).command,
+            Command::Dlq(DlqArgs { command: DlqCommand::Show { id: 7 }, .. })
+        ));
     }
 }

@@ -191,6 +191,40 @@ impl<'a> Conn<'a> {
 }
 
 /// Prints JSON (pretty) or text, ignoring a closed stdout.
+/// The page `paging` asks for, or with `--all` every page: the items, and the token of
+/// the page after them (empty at the end).
+async fn paged<T, F, Fut>(paging: &cli::Paging, mut fetch: F) -> Result<(Vec<T>, String), Failure>
+where
+    F: FnMut(i32, String) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<T>, String), Failure>>,
+{
+    let size = paging.page_size.unwrap_or(0);
+    let (mut items, mut token) = (Vec::new(), paging.page_token.clone().unwrap_or_default());
+    loop {
+        let (page, next) = fetch(size, token).await?;
+        items.extend(page);
+        if !paging.all || next.is_empty() {
+            return Ok((items, next));
+        }
+        token = next;
+    }
+}
+
+/// A list as JSON (`{"<key>": [...], "nextPageToken": "..."}`) or text (with how to read on).
+fn emit_list<T>(
+    global: &Global,
+    key: &str,
+    (items, next): &(Vec<T>, String),
+    json_of: impl Fn(&T) -> Value,
+    text_of: impl FnOnce(&[T]) -> String,
+) {
+    emit(
+        global,
+        || json!({ key: items.iter().map(json_of).collect::<Vec<_>>(), "nextPageToken": next }),
+        || output::with_next_page(text_of(items), next),
+    );
+}
+
 fn emit(global: &Global, json: impl FnOnce() -> Value, text: impl FnOnce() -> String) {
     let out = if global.json { serde_json::to_string_pretty(&json()).unwrap_or_default() } else { text() };
     let _ = writeln!(std::io::stdout(), "{out}");
@@ -199,7 +233,9 @@ fn emit(global: &Global, json: impl FnOnce() -> Value, text: impl FnOnce() -> St
 async fn call(global: &Global, command: Command) -> Result<(), Failure> {
     let conn = Conn::new(global)?;
     match command {
-        Command::Up(_) | Command::Status(_) => unreachable!("`up` and `status` are not API calls"),
+        Command::Up(_) | Command::Serve(_) | Command::Dlq(_) | Command::Status(_) => {
+            unreachable!("`up`, `serve`, `dlq` and `status` are not API calls")
+        }
         Command::Register { customer_id, password } => {
             let password = auth::password(password, &customer_id, true).map_err(Failure::Local)?;
             let r = conn
@@ -393,15 +429,21 @@ async fn call(global: &Global, command: Command) -> Result<(), Failure> {
             let r = c.get_mission(mission::v1::GetMissionRequest { mission_id }).await?.into_inner();
             show_mission(global, r.mission.as_ref());
         }
-        Command::Missions { customer_id } => {
+        Command::Missions { customer_id, paging } => {
             let customer_id = conn.customer(customer_id)?;
-            let mut c = mission::v1::mission_service_client::MissionServiceClient::new(conn.connect("mission").await?);
-            let r = c.list_missions(mission::v1::ListMissionsRequest { customer_id }).await?.into_inner();
-            emit(
-                global,
-                || json!({"missions": r.missions.iter().map(output::mission_json).collect::<Vec<_>>()}),
-                || output::missions_text(&r.missions),
-            );
+            let c = mission::v1::mission_service_client::MissionServiceClient::new(conn.connect("mission").await?);
+            let list = paged(&paging, |page_size, page_token| {
+                let (mut c, customer_id) = (c.clone(), customer_id.clone());
+                async move {
+                    let r = c
+                        .list_missions(mission::v1::ListMissionsRequest { customer_id, page_size, page_token })
+                        .await?
+                        .into_inner();
+                    Ok((r.missions, r.next_page_token))
+                }
+            })
+            .await?;
+            emit_list(global, "missions", &list, output::mission_json, |m| output::missions_text(m));
         }
         Command::Catalog { customer_id } => {
             let mut c = mission::v1::mission_service_client::MissionServiceClient::new(conn.connect("mission").await?);
@@ -428,15 +470,21 @@ async fn call(global: &Global, command: Command) -> Result<(), Failure> {
                 || output::catalog_text(&r, availability.as_ref()),
             );
         }
-        Command::Rewards { customer_id } => {
+        Command::Rewards { customer_id, paging } => {
             let customer_id = conn.customer(customer_id)?;
-            let mut c = reward::v1::reward_service_client::RewardServiceClient::new(conn.connect("reward").await?);
-            let r = c.list_rewards(reward::v1::ListRewardsRequest { customer_id }).await?.into_inner();
-            emit(
-                global,
-                || json!({"rewards": r.rewards.iter().map(output::reward_json).collect::<Vec<_>>()}),
-                || output::rewards_text(&r.rewards),
-            );
+            let c = reward::v1::reward_service_client::RewardServiceClient::new(conn.connect("reward").await?);
+            let list = paged(&paging, |page_size, page_token| {
+                let (mut c, customer_id) = (c.clone(), customer_id.clone());
+                async move {
+                    let r = c
+                        .list_rewards(reward::v1::ListRewardsRequest { customer_id, page_size, page_token })
+                        .await?
+                        .into_inner();
+                    Ok((r.rewards, r.next_page_token))
+                }
+            })
+            .await?;
+            emit_list(global, "rewards", &list, output::reward_json, |r| output::rewards_text(r));
         }
         Command::Reward { reward_id } => {
             let mut c = reward::v1::reward_service_client::RewardServiceClient::new(conn.connect("reward").await?);
@@ -447,14 +495,41 @@ async fn call(global: &Global, command: Command) -> Result<(), Failure> {
                 || r.reward.as_ref().map_or_else(|| "no reward".into(), output::reward_text),
             );
         }
-        Command::Wallet { customer_id } => {
+        Command::Wallet { customer_id, paging } => {
             let customer_id = conn.customer(customer_id)?;
             let mut c = wallet::v1::wallet_service_client::WalletServiceClient::new(conn.connect("wallet").await?);
-            let r = c.get_wallet(wallet::v1::GetWalletRequest { customer_id }).await?.into_inner();
+            let page_size = paging.page_size.unwrap_or(0);
+            let first = wallet::v1::GetWalletRequest { customer_id: customer_id.clone(), page_size };
+            // The balance and the first page; the items after it from ListWalletItems.
+            let r = c.get_wallet(first).await?.into_inner();
+            let mut wallet = r.wallet.unwrap_or_default();
+            let mut next = r.next_page_token;
+            if paging.page_token.is_some() || (paging.all && !next.is_empty()) {
+                let from = cli::Paging { page_token: paging.page_token.clone().or(Some(next)), ..paging.clone() };
+                let (items, after) = paged(&from, |page_size, page_token| {
+                    let (mut c, customer_id) = (c.clone(), customer_id.clone());
+                    async move {
+                        let req = wallet::v1::ListWalletItemsRequest { customer_id, page_size, page_token };
+                        let r = c.list_wallet_items(req).await?.into_inner();
+                        Ok((r.items, r.next_page_token))
+                    }
+                })
+                .await?;
+                if paging.all {
+                    wallet.items.extend(items);
+                } else {
+                    wallet.items = items;
+                }
+                next = after;
+            }
             emit(
                 global,
-                || output::wrap("wallet", r.wallet.as_ref().map(output::wallet_json)),
-                || r.wallet.as_ref().map_or_else(|| "no wallet".into(), output::wallet_text),
+                || {
+                    let mut v = output::wrap("wallet", Some(output::wallet_json(&wallet)));
+                    v["nextPageToken"] = json!(next);
+                    v
+                },
+                || output::with_next_page(output::wallet_text(&wallet), &next),
             );
         }
         Command::Exchange { args, request_id } => {
@@ -482,15 +557,21 @@ async fn call(global: &Global, command: Command) -> Result<(), Failure> {
                 .into_inner();
             emit(global, || output::exchange_status_json(&r), || output::exchange_status_text(&r));
         }
-        Command::Gifts { customer_id } => {
+        Command::Gifts { customer_id, paging } => {
             let customer_id = conn.customer(customer_id)?;
-            let r =
-                gift_client(&conn).await?.list_gifts(gift::v1::ListGiftsRequest { customer_id }).await?.into_inner();
-            emit(
-                global,
-                || json!({"gifts": r.gifts.iter().map(output::gift_json).collect::<Vec<_>>()}),
-                || output::gifts_text(&r.gifts),
-            );
+            let c = gift_client(&conn).await?;
+            let list = paged(&paging, |page_size, page_token| {
+                let (mut c, customer_id) = (c.clone(), customer_id.clone());
+                async move {
+                    let r = c
+                        .list_gifts(gift::v1::ListGiftsRequest { customer_id, page_size, page_token })
+                        .await?
+                        .into_inner();
+                    Ok((r.gifts, r.next_page_token))
+                }
+            })
+            .await?;
+            emit_list(global, "gifts", &list, output::gift_json, |g| output::gifts_text(g));
         }
         Command::Gift { gift_id } => {
             let r = gift_client(&conn).await?.get_gift(gift::v1::GetGiftRequest { gift_id }).await?.into_inner();
@@ -512,26 +593,49 @@ async fn call(global: &Global, command: Command) -> Result<(), Failure> {
                 .into_inner();
             show_gift(global, r.gift.as_ref());
         }
-        Command::Notifications { customer_id } => {
+        Command::Notifications { customer_id, paging } => {
             let customer_id = conn.customer(customer_id)?;
-            let mut c = notification::v1::notification_service_client::NotificationServiceClient::new(
+            let c = notification::v1::notification_service_client::NotificationServiceClient::new(
                 conn.connect("notification").await?,
             );
-            let r =
-                c.list_notifications(notification::v1::ListNotificationsRequest { customer_id }).await?.into_inner();
+            let list = paged(&paging, |page_size, page_token| {
+                let (mut c, customer_id) = (c.clone(), customer_id.clone());
+                async move {
+                    let req = notification::v1::ListNotificationsRequest { customer_id, page_size, page_token };
+                    let r = c.list_notifications(req).await?.into_inner();
+                    Ok((r.notifications, r.next_page_token))
+                }
+            })
+            .await?;
+            emit_list(global, "notifications", &list, output::notification_json, |n| output::notifications_text(n));
+        }
+        Command::Mypage { customer_id, watch: false, paging } => {
+            let customer_id = conn.customer(customer_id)?;
+            let c = mypage::v1::my_page_service_client::MyPageServiceClient::new(conn.connect("mypage").await?);
+            let (pages, next) = paged(&paging, |page_size, page_token| {
+                let (mut c, customer_id) = (c.clone(), customer_id.clone());
+                async move {
+                    let req = mypage::v1::GetMyPageRequest { customer_id, page_size, page_token };
+                    let r = c.get_my_page(req).await?.into_inner();
+                    Ok((vec![r.page.unwrap_or_default()], r.next_page_token))
+                }
+            })
+            .await?;
+            // the totals of the first page read, the entries of every page, in mission order
+            let mut page = pages.first().cloned().unwrap_or_default();
+            page.entries = pages.into_iter().flat_map(|p| p.entries).collect();
+            page.entries.sort_by(|a, b| a.mission_id.cmp(&b.mission_id));
             emit(
                 global,
-                || json!({"notifications": r.notifications.iter().map(output::notification_json).collect::<Vec<_>>()}),
-                || output::notifications_text(&r.notifications),
+                || {
+                    let mut v = output::wrap("page", Some(output::page_json(&page)));
+                    v["nextPageToken"] = json!(next);
+                    v
+                },
+                || output::with_next_page(output::page_text(&page), &next),
             );
         }
-        Command::Mypage { customer_id, watch: false } => {
-            let customer_id = conn.customer(customer_id)?;
-            let mut c = mypage::v1::my_page_service_client::MyPageServiceClient::new(conn.connect("mypage").await?);
-            let r = c.get_my_page(mypage::v1::GetMyPageRequest { customer_id }).await?.into_inner();
-            show_page(global, r.page.as_ref(), false);
-        }
-        Command::Mypage { customer_id, watch: true } => {
+        Command::Mypage { customer_id, watch: true, .. } => {
             let customer_id = conn.customer(customer_id)?;
             let mut c = mypage::v1::my_page_service_client::MyPageServiceClient::new(conn.connect("mypage").await?);
             let mut stream = c.watch_my_page(mypage::v1::WatchMyPageRequest { customer_id }).await?.into_inner();

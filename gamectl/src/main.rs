@@ -1,7 +1,10 @@
-//! gamectl: runs Game Rewards on one machine (`gamectl up`) and calls its APIs.
+//! gamectl: the one executable of Game Rewards. Runs any role of the system
+//! (`gamectl serve <role>`, or several in one process), the whole system on one machine
+//! (`gamectl up`), and calls its APIs.
 //!
 //! # Layout
 //! - [`cli`] — flags and subcommands.
+//! - [`serve`] — the roles (every service, the auth service, the gateway) in this process.
 //! - [`up`] — starts, supervises and stops nats-server, the auth service, the services
 //!   and the gateway.
 //! - [`status`] — `gamectl status`: the system's health from the roles' metrics.
@@ -16,9 +19,11 @@
 mod auth;
 mod cli;
 mod client;
+mod dlq;
 mod endpoints;
 mod output;
 mod secrets;
+mod serve;
 mod services;
 mod status;
 mod up;
@@ -31,6 +36,8 @@ async fn main() -> std::process::ExitCode {
     match command {
         cli::Command::Up(args) => up::run(&global, args).await,
         cli::Command::Status(args) => status::run(&global, args).await,
+        cli::Command::Dlq(args) => dlq::run(&global, args).await,
+        cli::Command::Serve(args) => serve::run(args).await,
         command => client::run(&global, command).await,
     }
 }

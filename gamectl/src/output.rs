@@ -469,6 +469,11 @@ pub fn rewards_text(rs: &[reward::v1::Reward]) -> String {
     table(&["REWARD", "MISSION", "STATUS", "POINTS"], &rows)
 }
 
+/// `text`, and when there is a next page, how to read it.
+pub fn with_next_page(text: String, next: &str) -> String {
+    if next.is_empty() { text } else { format!("{text}\nmore: --page-token {next}  (or --all)") }
+}
+
 pub fn wallet_text(w: &wallet::v1::Wallet) -> String {
     let head = format!("wallet of {}: {} points available", w.customer_id, w.available_points);
     if w.items.is_empty() {
@@ -821,6 +826,7 @@ mod tests {
             points_exchanged: 0,
             version: 3,
             updated_at: ts(),
+            ..Default::default()
         }
     }
 

@@ -7,18 +7,16 @@ use nats_adapter::access::Credentials;
 
 use crate::secrets;
 
-/// One service binary and how `up` runs it.
+/// One role of the system and how `up` runs it.
 #[derive(Debug, PartialEq, Eq)]
 pub struct ServiceSpec {
-    /// Binary name, key in endpoints.json, prefix of its log lines.
+    /// Role name (`gamectl serve <name>`), key in endpoints.json, prefix of its log lines.
     pub name: &'static str,
     /// The name it reports readiness under in `grpc.health.v1.Health` ("" = the whole
     /// server, for processes without an API of their own).
     pub health: &'static str,
     /// Its port is `base-port + port_offset`.
     pub port_offset: u16,
-    /// `up` refuses to start without it; the others run when their binary exists.
-    pub required: bool,
     /// Services are started stage by stage, each stage once the previous one is SERVING
     /// (stage 0 first): a service others call synchronously comes before them.
     pub stage: u8,
@@ -31,7 +29,6 @@ pub const SERVICES: &[ServiceSpec] = &[
         name: "gateway",
         health: "game.gateway.v1.Gateway",
         port_offset: 0,
-        required: true,
         // The front door opens once everything behind it is SERVING.
         stage: 3,
         url_env: None,
@@ -40,7 +37,6 @@ pub const SERVICES: &[ServiceSpec] = &[
         name: "mission",
         health: "game.mission.v1.MissionService",
         port_offset: 1,
-        required: true,
         stage: 2,
         url_env: Some("MISSION_URL"),
     },
@@ -48,7 +44,6 @@ pub const SERVICES: &[ServiceSpec] = &[
         name: "reward",
         health: "game.reward.v1.RewardService",
         port_offset: 2,
-        required: true,
         stage: 2,
         url_env: Some("REWARD_URL"),
     },
@@ -56,7 +51,6 @@ pub const SERVICES: &[ServiceSpec] = &[
         name: "wallet",
         health: "game.wallet.v1.WalletService",
         port_offset: 3,
-        required: true,
         stage: 2,
         url_env: Some("WALLET_URL"),
     },
@@ -64,7 +58,6 @@ pub const SERVICES: &[ServiceSpec] = &[
         name: "mypage",
         health: "game.mypage.v1.MyPageService",
         port_offset: 4,
-        required: true,
         stage: 2,
         url_env: Some("MYPAGE_URL"),
     },
@@ -72,7 +65,6 @@ pub const SERVICES: &[ServiceSpec] = &[
         name: "gift",
         health: "game.gift.v1.GiftService",
         port_offset: 5,
-        required: true,
         // The wallet calls it synchronously.
         stage: 1,
         url_env: Some("GIFT_URL"),
@@ -81,7 +73,6 @@ pub const SERVICES: &[ServiceSpec] = &[
         name: "notification",
         health: "game.notification.v1.NotificationService",
         port_offset: 6,
-        required: false,
         stage: 2,
         url_env: Some("NOTIFICATION_URL"),
     },
@@ -89,7 +80,6 @@ pub const SERVICES: &[ServiceSpec] = &[
         name: "auth",
         health: "game.auth.v1.AuthService",
         port_offset: 7,
-        required: true,
         // Every other service fetches its keys (JWKS_URLS) to verify tokens.
         stage: 0,
         url_env: Some("AUTH_URL"),
@@ -271,14 +261,17 @@ mod tests {
     }
 
     #[test]
-    fn names_and_ports_are_unique_and_all_but_notification_are_required() {
+    fn names_and_ports_are_unique_and_every_one_is_a_role_of_serve() {
         let names: HashSet<_> = SERVICES.iter().map(|s| s.name).collect();
         let offsets: HashSet<_> = SERVICES.iter().map(|s| s.port_offset).collect();
         assert_eq!(names.len(), SERVICES.len());
         assert_eq!(offsets.len(), SERVICES.len());
         assert!(!offsets.contains(&NATS_PORT_OFFSET));
-        let required: Vec<_> = SERVICES.iter().filter(|s| s.required).map(|s| s.name).collect();
-        assert_eq!(required, ["gateway", "mission", "reward", "wallet", "mypage", "gift", "auth"]);
+        let mut roles: Vec<_> = SERVICES.iter().map(|s| s.name).collect();
+        let mut served = crate::serve::ROLES.to_vec();
+        roles.sort_unstable();
+        served.sort_unstable();
+        assert_eq!(roles, served);
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! `gamectl up`: the whole system on one machine. Starts nats-server (unless given one)
-//! and every service binary as child processes, stage by stage (auth first, since every
-//! service fetches its keys; then gift, which the wallet calls; then the rest; the gateway
-//! last, on the base port; see [`services::SERVICES`]), each stage once the previous one
-//! reports SERVING, writes `<data-dir>/endpoints.json`, restarts children that die, and on
-//! Ctrl-C or SIGTERM stops the services first, then nats-server.
+//! and every role as a child process running this executable (`gamectl serve <role>`),
+//! stage by stage (auth first, since every service fetches its keys; then gift, which the
+//! wallet calls; then the rest; the gateway last, on the base port; see
+//! [`services::SERVICES`]), each stage once the previous one reports SERVING; or, with
+//! `--all-in-one`, every role in one child (`gamectl serve --roles all`, each role's
+//! settings prefixed `<ROLE>__`). Then it writes `<data-dir>/endpoints.json`, restarts
+//! children that die, and on Ctrl-C or SIGTERM stops the services first, then nats-server.
 //!
 //! Before anything starts, it makes the secrets the auth service and the wallet need
 //! (the first admin's password, the wallet's service account; see [`crate::secrets`]).
@@ -64,30 +66,39 @@ struct Planned {
     port: u16,
 }
 
-/// The services to start: every one whose binary exists; the required ones must.
-fn select_services(base_port: u16, has_binary: impl Fn(&str) -> bool) -> Result<Vec<Planned>, String> {
-    let mut missing = Vec::new();
-    let mut planned = Vec::new();
-    for (spec, port) in services::port_table(base_port)? {
-        if has_binary(spec.name) {
-            planned.push(Planned { spec, port });
-        } else if spec.required {
-            missing.push(spec.name);
-        }
-    }
-    if missing.is_empty() {
-        Ok(planned)
-    } else {
-        Err(format!(
-            "missing service binaries: {} (build them: cargo build --bins, or pass --bin-dir)",
-            missing.join(", ")
-        ))
+/// The services to start: every role, each on its port.
+fn plan(base_port: u16) -> Result<Vec<Planned>, String> {
+    Ok(services::port_table(base_port)?.into_iter().map(|(spec, port)| Planned { spec, port }).collect())
+}
+
+/// The child running one role: this executable, `serve <role>`.
+fn role_child(exe: &Path, name: &'static str, env: Vec<(&'static str, String)>) -> ChildSpec {
+    ChildSpec {
+        name,
+        program: exe.to_path_buf(),
+        args: vec!["serve".into(), name.into()],
+        env: env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
     }
 }
 
-fn binary(bin_dir: &Path, name: &str) -> PathBuf {
-    bin_dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
+/// The one child running every role (`serve --roles all`): each role's environment with
+/// its `<ROLE>__` prefix, so that each keeps its own address, database and credentials.
+fn all_in_one_child(exe: &Path, roles: &[(&'static str, Vec<(&'static str, String)>)]) -> ChildSpec {
+    let names: Vec<&str> = roles.iter().map(|(n, _)| *n).collect();
+    let env = roles
+        .iter()
+        .flat_map(|(name, env)| env.iter().map(move |(k, v)| (format!("{}__{k}", name.to_uppercase()), v.clone())))
+        .collect();
+    ChildSpec {
+        name: ALL_IN_ONE,
+        program: exe.to_path_buf(),
+        args: vec!["serve".into(), "--roles".into(), names.join(",")],
+        env,
+    }
 }
+
+/// The name of the all-in-one child in messages and log prefixes.
+const ALL_IN_ONE: &str = "all-in-one";
 
 fn ensure_free(port: u16, what: &str) -> Result<(), String> {
     std::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))
@@ -101,7 +112,7 @@ struct ChildSpec {
     name: &'static str,
     program: PathBuf,
     args: Vec<String>,
-    env: Vec<(&'static str, String)>,
+    env: Vec<(String, String)>,
 }
 
 impl ChildSpec {
@@ -461,14 +472,9 @@ async fn up(global: &Global, args: UpArgs) -> Result<(), String> {
     let grace = seconds(args.stop_timeout, "stop-timeout")?;
     let restart_after = Some(seconds(args.health_restart_after, "health-restart-after")?).filter(|d| !d.is_zero());
 
-    let bin_dir = match args.bin_dir.clone() {
-        Some(d) => d,
-        None => std::env::current_exe()
-            .ok()
-            .and_then(|p| p.parent().map(Path::to_path_buf))
-            .ok_or("cannot find the directory of gamectl: pass --bin-dir")?,
-    };
-    let planned = select_services(args.base_port, |n| binary(&bin_dir, n).is_file())?;
+    // Every role runs from this very executable.
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find the path of gamectl itself: {e}"))?;
+    let planned = plan(args.base_port)?;
     let ports = services::port_table(args.base_port)?;
     let nats = match (args.nats_url.clone(), args.nats_port) {
         (Some(url), _) => Nats::External(url),
@@ -503,7 +509,8 @@ async fn up(global: &Global, args: UpArgs) -> Result<(), String> {
     };
     let ctx = Start {
         data_dir: &data_dir,
-        bin_dir: &bin_dir,
+        exe: &exe,
+        all_in_one: args.all_in_one,
         planned: &planned,
         ports: &ports,
         secrets: &secrets,
@@ -535,7 +542,10 @@ enum Nats {
 
 struct Start<'a> {
     data_dir: &'a Path,
-    bin_dir: &'a Path,
+    /// This executable: every child runs it.
+    exe: &'a Path,
+    /// Every role in one child process.
+    all_in_one: bool,
     planned: &'a [Planned],
     /// The first admin's password and the service accounts' secrets.
     secrets: &'a crate::secrets::Paths,
@@ -608,18 +618,35 @@ async fn start(system: &mut System, ctx: &Start<'_>) -> Result<(), Interrupted> 
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     let deadline = Instant::now() + ctx.ready_timeout;
-    for stage in stages(ctx.planned) {
-        for p in ctx.planned.iter().filter(|p| p.spec.stage == stage) {
+    // All in one: one child for every role, each role's health watched at its address.
+    let one = if ctx.all_in_one {
+        let roles: Vec<_> =
+            ctx.planned.iter().map(|p| (p.spec.name, services::child_env(p.spec, p.port, &env))).collect();
+        let spec = all_in_one_child(ctx.exe, &roles);
+        let child =
+            supervise(spec, system.stop_services.clone()).map_err(|e| format!("cannot start {ALL_IN_ONE}: {e}"))?;
+        let restart = child.restart.clone();
+        system.services.push(child);
+        Some(restart)
+    } else {
+        None
+    };
+    let stages = if ctx.all_in_one { vec![None] } else { stages(ctx.planned).into_iter().map(Some).collect() };
+    for stage in stages {
+        for p in ctx.planned.iter().filter(|p| stage.is_none_or(|st| p.spec.stage == st)) {
             let name = p.spec.name;
             let url = services::url(p.port);
-            let spec = ChildSpec {
-                name,
-                program: binary(ctx.bin_dir, name),
-                args: Vec::new(),
-                env: services::child_env(p.spec, p.port, &env),
+            let restart = match &one {
+                Some(restart) => restart.clone(),
+                None => {
+                    let spec = role_child(ctx.exe, name, services::child_env(p.spec, p.port, &env));
+                    let child = supervise(spec, system.stop_services.clone())
+                        .map_err(|e| format!("cannot start {name}: {e}"))?;
+                    let restart = child.restart.clone();
+                    system.services.push(child);
+                    restart
+                }
             };
-            let child =
-                supervise(spec, system.stop_services.clone()).map_err(|e| format!("cannot start {name}: {e}"))?;
             let (report, rx) = watch::channel(Health::Unreachable);
             tokio::spawn(watch_health(
                 name,
@@ -629,11 +656,10 @@ async fn start(system: &mut System, ctx: &Start<'_>) -> Result<(), Interrupted> 
                 Watch {
                     announce: announce.clone(),
                     restart_after: ctx.restart_after,
-                    restart: child.restart.clone(),
+                    restart,
                     stop: system.monitors.clone(),
                 },
             ));
-            system.services.push(child);
             health.push((name, rx));
             table.services.insert(name.to_owned(), url);
             table.metrics.extend(services::metrics_url(p.port).map(|m| (name.to_owned(), m)));
@@ -727,8 +753,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_service_with_a_binary_is_started_on_its_port() {
-        let planned = select_services(56000, |n| n != "notification").unwrap();
+    fn every_role_is_started_on_its_port() {
+        let planned = plan(56000).unwrap();
         let names: Vec<(&str, u16)> = planned.iter().map(|p| (p.spec.name, p.port)).collect();
         assert_eq!(
             names,
@@ -739,21 +765,64 @@ mod tests {
                 ("wallet", 56003),
                 ("mypage", 56004),
                 ("gift", 56005),
+                ("notification", 56006),
                 ("auth", 56007),
             ]
         );
     }
 
     #[test]
-    fn all_but_notification_are_required() {
-        let planned = select_services(50051, |n| n != "notification").unwrap();
-        assert_eq!(planned.len(), 7);
-        let err = select_services(50051, |n| n == "mission").unwrap_err();
-        assert!(err.contains("gateway, reward, wallet, mypage, gift, auth"), "{err}");
-        let err = select_services(50051, |n| n != "auth").unwrap_err();
-        assert!(err.contains("missing service binaries: auth"), "{err}");
-        let err = select_services(50051, |n| n != "gateway").unwrap_err();
-        assert!(err.contains("missing service binaries: gateway"), "{err}");
+    fn each_role_runs_this_executable_with_serve_and_its_name() {
+        let child = role_child(Path::new("/bin/gamectl"), "wallet", vec![("LISTEN_ADDR", "127.0.0.1:1".into())]);
+        assert_eq!(child.program, Path::new("/bin/gamectl"));
+        assert_eq!(child.args, ["serve", "wallet"]);
+        assert_eq!(child.env, [("LISTEN_ADDR".to_owned(), "127.0.0.1:1".to_owned())]);
+    }
+
+    #[test]
+    fn all_in_one_runs_every_role_in_one_child_each_with_its_prefixed_settings() {
+        let roles = vec![
+            ("auth", vec![("LISTEN_ADDR", "127.0.0.1:7".to_owned())]),
+            ("mypage", vec![("LISTEN_ADDR", "127.0.0.1:4".to_owned()), ("NATS_URL", "nats://n".to_owned())]),
+        ];
+        let child = all_in_one_child(Path::new("/bin/gamectl"), &roles);
+        assert_eq!(child.args, ["serve", "--roles", "auth,mypage"]);
+        let env: Vec<(&str, &str)> = child.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            env,
+            [
+                ("AUTH__LISTEN_ADDR", "127.0.0.1:7"),
+                ("MYPAGE__LISTEN_ADDR", "127.0.0.1:4"),
+                ("MYPAGE__NATS_URL", "nats://n")
+            ]
+        );
+    }
+
+    #[test]
+    fn the_all_in_one_environment_gives_each_role_what_its_own_child_would_get() {
+        use crate::serve::Role;
+        let data = Path::new("/data");
+        let secrets = crate::secrets::Paths::of(data);
+        let ports = services::port_table(56500).unwrap();
+        let ctx = services::EnvContext {
+            data_dir: data,
+            nats_url: "nats://127.0.0.1:56600",
+            nats_credentials: None,
+            secrets: &secrets,
+            ports: &ports,
+        };
+        let roles: Vec<_> =
+            plan(56500).unwrap().iter().map(|p| (p.spec.name, services::child_env(p.spec, p.port, &ctx))).collect();
+        let child = all_in_one_child(Path::new("/bin/gamectl"), &roles);
+        let env = |k: &str| child.env.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let Role::Wallet(w) = Role::from_env("wallet", &env).unwrap() else { panic!("wallet") };
+        assert_eq!(w.server.listen.to_string(), "127.0.0.1:56503");
+        assert_eq!(w.database_url, "sqlite:///data/wallet.db");
+        let Role::Auth(a) = Role::from_env("auth", &env).unwrap() else { panic!("auth") };
+        assert_eq!(a.server.listen.to_string(), "127.0.0.1:56507");
+        assert_eq!(a.keys_dir, Path::new("/data/keys"));
+        let Role::Notification(n) = Role::from_env("notification", &env).unwrap() else { panic!("notification") };
+        assert_eq!(n.database_url, "sqlite:///data/notification.db");
     }
 
     fn order(planned: &[Planned]) -> Vec<Vec<&'static str>> {
@@ -765,7 +834,7 @@ mod tests {
 
     #[test]
     fn auth_starts_first_then_gift_then_the_rest_and_the_gateway_last() {
-        let planned = select_services(56000, |_| true).unwrap();
+        let planned = plan(56000).unwrap();
         assert_eq!(
             order(&planned),
             [
@@ -779,7 +848,7 @@ mod tests {
 
     #[test]
     fn the_ready_table_shows_the_gateway_first() {
-        let planned = select_services(56300, |n| n != "notification").unwrap();
+        let planned = plan(56300).unwrap();
         let mut table = Endpoints {
             nats: "nats://127.0.0.1:56400".into(),
             gateway: None,
@@ -792,7 +861,10 @@ mod tests {
         table.gateway = table.services.get("gateway").cloned();
         let rows = ready_rows(&table, &planned, Some(Path::new("/d/mailbox")));
         let names: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
-        assert_eq!(names, ["gateway", "nats", "auth", "gift", "mission", "reward", "wallet", "mypage", "mailbox"]);
+        assert_eq!(
+            names,
+            ["gateway", "nats", "auth", "gift", "mission", "reward", "wallet", "mypage", "notification", "mailbox"]
+        );
         assert_eq!(rows[0][1], "http://127.0.0.1:56300");
         assert_eq!(rows[2][1], "http://127.0.0.1:56307");
     }

@@ -1,9 +1,10 @@
-//! The end-to-end harness: real service binaries as child processes, a private
+//! The end-to-end harness: the real server executable (`gamectl serve <role>`) as child
+//! processes, a private
 //! nats-server with the authorisation `gamectl up` gives it (every service with its own
 //! credentials and permissions; tests that publish or inspect events act as the
 //! operator), fresh databases, real gRPC over loopback sockets.
 //!
-//! The binaries must be built first (`cargo build --workspace --bins`, which the
+//! The executables must be built first (`cargo build --workspace --bins`, which the
 //! README's test command does). Each process's log goes to `<tmp>/<name>.log`; set
 //! `E2E_LOGS=1` to see them on the terminal instead.
 
@@ -34,7 +35,7 @@ pub fn bin_dir() -> PathBuf {
     if dir.ends_with("deps") { dir.parent().expect("profile dir").to_path_buf() } else { dir.to_path_buf() }
 }
 
-/// The path of a workspace binary, checked to exist.
+/// The path of a workspace executable (`gamectl`, `bench`), checked to exist.
 ///
 /// # Panics
 /// When it was not built.
@@ -44,10 +45,24 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
-/// A service binary running as a child process.
+/// `gamectl serve`: the one server executable, before its role(s) are named.
+pub fn serve_command() -> Command {
+    let mut cmd = Command::new(bin("gamectl"));
+    cmd.arg("serve");
+    cmd
+}
+
+/// `gamectl serve <role>`: the command running one role of the system.
+pub fn serve(role: &str) -> Command {
+    let mut cmd = serve_command();
+    cmd.arg(role);
+    cmd
+}
+
+/// One role of the system running as a child process: `gamectl serve <role>`.
 pub struct Service {
     pub name: String,
-    bin: String,
+    role: String,
     env: Vec<(String, String)>,
     pub addr: SocketAddr,
     /// Where it serves `GET /metrics` (`METRICS_ADDR`, a free port unless given).
@@ -57,11 +72,11 @@ pub struct Service {
 }
 
 impl Service {
-    /// Starts `bin` with `env`; `LISTEN_ADDR` defaults to a free port.
+    /// Starts `gamectl serve <role>` with `env`; `LISTEN_ADDR` defaults to a free port.
     ///
     /// # Panics
     /// When the process does not print its address within 30 s.
-    pub fn start(name: &str, bin_name: &str, env: &[(&str, String)], log_dir: &Path) -> Self {
+    pub fn start(name: &str, role: &str, env: &[(&str, String)], log_dir: &Path) -> Self {
         let mut env: Vec<(String, String)> = env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
         if !env.iter().any(|(k, _)| k == "LISTEN_ADDR") {
             env.push(("LISTEN_ADDR".into(), "127.0.0.1:0".into()));
@@ -74,7 +89,7 @@ impl Service {
         }
         let mut s = Self {
             name: name.to_owned(),
-            bin: bin_name.to_owned(),
+            role: role.to_owned(),
             env,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             metrics: None,
@@ -99,7 +114,7 @@ impl Service {
         } else {
             Stdio::from(File::options().create(true).append(true).open(&self.log).expect("log file"))
         };
-        let mut child = Command::new(bin(&self.bin))
+        let mut child = serve(&self.role)
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("SHUTDOWN_GRACE_SECONDS", "5")
             .env("READINESS_INTERVAL_SECONDS", "0.2")
@@ -749,6 +764,9 @@ impl Drop for SlowProxy {
 }
 
 /// Generated clients, re-exported for the tests.
+/// A long history seeded straight into my page.
+pub mod seed;
+
 pub mod clients {
     pub use grpc_adapter::pb::auth::v1::auth_service_client::AuthServiceClient;
     pub use grpc_adapter::pb::gift::v1::gift_issuing_service_client::GiftIssuingServiceClient;
@@ -842,7 +860,7 @@ pub mod api {
 
     pub async fn rewards(sys: &System, customer: &str) -> Vec<reward::Reward> {
         RewardServiceClient::new(sys.as_customer(&sys.reward, customer))
-            .list_rewards(reward::ListRewardsRequest { customer_id: customer.into() })
+            .list_rewards(reward::ListRewardsRequest { customer_id: customer.into(), ..Default::default() })
             .await
             .expect("rewards")
             .into_inner()
@@ -851,7 +869,7 @@ pub mod api {
 
     pub async fn wallet_of(sys: &System, customer: &str) -> wallet::Wallet {
         WalletServiceClient::new(sys.as_customer(&sys.wallet, customer))
-            .get_wallet(wallet::GetWalletRequest { customer_id: customer.into() })
+            .get_wallet(wallet::GetWalletRequest { customer_id: customer.into(), ..Default::default() })
             .await
             .expect("wallet")
             .into_inner()
@@ -861,7 +879,7 @@ pub mod api {
 
     pub async fn missions(sys: &System, customer: &str) -> Vec<mission::Mission> {
         MissionServiceClient::new(sys.as_customer(&sys.mission, customer))
-            .list_missions(mission::ListMissionsRequest { customer_id: customer.into() })
+            .list_missions(mission::ListMissionsRequest { customer_id: customer.into(), ..Default::default() })
             .await
             .expect("missions")
             .into_inner()
@@ -870,7 +888,7 @@ pub mod api {
 
     pub async fn page(sys: &System, customer: &str) -> mypage::MyPage {
         MyPageServiceClient::new(sys.as_customer(&sys.mypage, customer))
-            .get_my_page(mypage::GetMyPageRequest { customer_id: customer.into() })
+            .get_my_page(mypage::GetMyPageRequest { customer_id: customer.into(), ..Default::default() })
             .await
             .expect("page")
             .into_inner()

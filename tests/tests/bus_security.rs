@@ -121,7 +121,7 @@ async fn a_service_whose_key_the_bus_refuses_stops_at_start_naming_the_setting()
     let garbage = dir.path().join("garbage.nk");
     std::fs::write(&garbage, "not a key").unwrap();
     for (seed, why) in [(&stranger, "refused"), (&garbage, "")] {
-        let out = std::process::Command::new(e2e::bin("mission"))
+        let out = e2e::serve("mission")
             .env("NATS_URL", nats.url())
             .env("NATS_NKEY_SEED_FILE", seed)
             .env("DATABASE_URL", format!("sqlite://{}", dir.path().join("mission.db").display()))

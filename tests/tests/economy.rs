@@ -200,7 +200,7 @@ async fn fifty_racing_once_achievements(sys: &System, targets: &[&Service], cust
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let missions = MissionServiceClient::new(sys.as_customer(&sys.mission, customer))
-        .list_missions(mission::ListMissionsRequest { customer_id: customer.into() })
+        .list_missions(mission::ListMissionsRequest { customer_id: customer.into(), ..Default::default() })
         .await
         .unwrap()
         .into_inner()
@@ -437,7 +437,7 @@ async fn a_refused_exchange_tells_the_player_through_the_gateway_what_was_refuse
 
 /// Starts `bin` with `env` and returns its exit code and standard error, once it exits.
 fn run_to_exit(bin: &str, env: &[(&str, String)]) -> (Option<i32>, String) {
-    let out = std::process::Command::new(e2e::bin(bin))
+    let out = e2e::serve(bin)
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .env("LISTEN_ADDR", "127.0.0.1:0")
         // never reached: the catalog is checked first

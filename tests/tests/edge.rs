@@ -148,7 +148,7 @@ async fn malformed_requests_are_refused_by_name_without_decoder_text_everywhere_
         assert_eq!(health.message, "request: not a valid HealthCheckRequest message");
     }
     // Nothing was achieved, and a well-formed request still works.
-    let list = mission::ListMissionsRequest { customer_id: "mal".into() }.encode_to_vec();
+    let list = mission::ListMissionsRequest { customer_id: "mal".into(), ..Default::default() }.encode_to_vec();
     let answer =
         raw::grpc(sys.gateway().addr, "/game.mission.v1.MissionService/ListMissions", Some(&token), raw::frame(&list))
             .await;
@@ -176,7 +176,10 @@ impl NotificationService for Echo {
             channel: header("grpc-timeout"),
             ..Default::default()
         };
-        Ok(tonic::Response::new(notification::ListNotificationsResponse { notifications: vec![seen] }))
+        Ok(tonic::Response::new(notification::ListNotificationsResponse {
+            notifications: vec![seen],
+            ..Default::default()
+        }))
     }
 }
 
@@ -197,7 +200,8 @@ async fn start_echo() -> String {
 
 /// What the upstream saw of a call through the gateway: (x-forwarded-for, grpc-timeout).
 async fn seen_upstream(channel: Channel, token: &str, forwarded: Option<&str>) -> (String, String) {
-    let mut req = tonic::Request::new(notification::ListNotificationsRequest { customer_id: "eve".into() });
+    let mut req =
+        tonic::Request::new(notification::ListNotificationsRequest { customer_id: "eve".into(), ..Default::default() });
     req.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
     if let Some(f) = forwarded {
         req.metadata_mut().insert("x-forwarded-for", f.parse().unwrap());
@@ -323,7 +327,7 @@ async fn a_call_to_a_stalled_service_ends_at_its_deadline_while_a_watch_outlives
     watch.message().await.expect("the first page").expect("a page");
 
     sys.mission.freeze();
-    let list = || mission::ListMissionsRequest { customer_id: "wendy".into() };
+    let list = || mission::ListMissionsRequest { customer_id: "wendy".into(), ..Default::default() };
     let started = Instant::now();
     // Bounded here too: without the gateway's deadline this call would wait forever.
     let mut client = MissionServiceClient::new(gateway());
@@ -423,7 +427,7 @@ async fn a_request_id_reused_for_another_request_is_refused_and_changes_nothing(
     let status = |id: &str| wallet.items.iter().find(|i| i.reward_id == id).unwrap().status;
     assert_eq!(status(&b.reward_id), wallet::WalletItemStatus::Issued as i32, "the other reward is untouched");
     let gifts = GiftServiceClient::new(gateway())
-        .list_gifts(gift::ListGiftsRequest { customer_id: "rita".into() })
+        .list_gifts(gift::ListGiftsRequest { customer_id: "rita".into(), ..Default::default() })
         .await
         .unwrap()
         .into_inner()

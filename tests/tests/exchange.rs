@@ -35,7 +35,7 @@ async fn exchange(
 
 async fn gifts_of(sys: &System, customer: &str) -> Vec<gift::Gift> {
     GiftServiceClient::new(sys.as_customer(&sys.gift, customer))
-        .list_gifts(gift::ListGiftsRequest { customer_id: customer.into() })
+        .list_gifts(gift::ListGiftsRequest { customer_id: customer.into(), ..Default::default() })
         .await
         .unwrap()
         .into_inner()

@@ -396,7 +396,7 @@ async fn stored(sys: &System) -> (BTreeSet<String>, BTreeSet<String>) {
     use e2e::clients::GiftServiceClient;
     let missions = e2e::api::missions(sys, CUSTOMER).await.into_iter().map(|m| m.mission_id).collect();
     let gifts = GiftServiceClient::new(sys.as_customer(&sys.gift, CUSTOMER))
-        .list_gifts(gift::ListGiftsRequest { customer_id: CUSTOMER.into() })
+        .list_gifts(gift::ListGiftsRequest { customer_id: CUSTOMER.into(), ..Default::default() })
         .await
         .expect("gifts")
         .into_inner()

@@ -65,7 +65,7 @@ async fn a_registered_customer_goes_through_the_whole_scenario_via_the_gateway()
         .unwrap();
     let item = eventually(FLOW, "the reward is in the wallet", || async {
         let w = WalletServiceClient::new(ch())
-            .get_wallet(wallet::GetWalletRequest { customer_id: "alice".into() })
+            .get_wallet(wallet::GetWalletRequest { customer_id: "alice".into(), ..Default::default() })
             .await
             .ok()?;
         w.into_inner().wallet?.items.into_iter().find(|i| i.mission_id == m.mission_id)
@@ -88,7 +88,10 @@ async fn a_registered_customer_goes_through_the_whole_scenario_via_the_gateway()
 
     let notes = eventually(FLOW, "two e-mails", || async {
         let n = NotificationServiceClient::new(ch())
-            .list_notifications(notification::ListNotificationsRequest { customer_id: "alice".into() })
+            .list_notifications(notification::ListNotificationsRequest {
+                customer_id: "alice".into(),
+                ..Default::default()
+            })
             .await
             .ok()?
             .into_inner()
@@ -101,7 +104,7 @@ async fn a_registered_customer_goes_through_the_whole_scenario_via_the_gateway()
     assert_eq!(mails, 2, "an .eml file per e-mail");
     eventually(FLOW, "my page shows the used gift", || async {
         let p = MyPageServiceClient::new(ch())
-            .get_my_page(mypage::GetMyPageRequest { customer_id: "alice".into() })
+            .get_my_page(mypage::GetMyPageRequest { customer_id: "alice".into(), ..Default::default() })
             .await
             .ok()?;
         let p = p.into_inner().page?;
@@ -129,16 +132,8 @@ fn alg_none_token(sub: &str) -> String {
 }
 
 fn base64url(bytes: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..=chunk.len() {
-            out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 fn claims(sub: &str) -> auth_adapter::Claims {
@@ -216,7 +211,7 @@ async fn every_bad_token_is_unauthenticated_at_the_gateway_and_changes_nothing()
         assert_eq!(direct.expect_err(what).code(), Code::Unauthenticated, "{what} directly");
     }
     let missions = MissionServiceClient::new(with_token(sys.gateway().channel(), &good))
-        .list_missions(mission::ListMissionsRequest { customer_id: "bob".into() })
+        .list_missions(mission::ListMissionsRequest { customer_id: "bob".into(), ..Default::default() })
         .await
         .unwrap()
         .into_inner()
@@ -251,7 +246,7 @@ async fn another_customers_things_are_not_found_like_unknown_ones_and_an_admin_r
     let m = missions[0].clone();
     let items = eventually(FLOW, "dave's rewards", || async {
         let w = WalletServiceClient::new(as_b())
-            .get_wallet(wallet::GetWalletRequest { customer_id: "dave".into() })
+            .get_wallet(wallet::GetWalletRequest { customer_id: "dave".into(), ..Default::default() })
             .await
             .ok()?;
         let items = w.into_inner().wallet?.items;
@@ -355,7 +350,7 @@ async fn another_customers_things_are_not_found_like_unknown_ones_and_an_admin_r
     let d = || "dave".to_owned();
     denied(
         MissionServiceClient::new(as_a())
-            .list_missions(mission::ListMissionsRequest { customer_id: d() })
+            .list_missions(mission::ListMissionsRequest { customer_id: d(), ..Default::default() })
             .await
             .map(drop),
         "ListMissions",
@@ -372,11 +367,17 @@ async fn another_customers_things_are_not_found_like_unknown_ones_and_an_admin_r
         "AchieveMission",
     );
     denied(
-        RewardServiceClient::new(as_a()).list_rewards(reward::ListRewardsRequest { customer_id: d() }).await.map(drop),
+        RewardServiceClient::new(as_a())
+            .list_rewards(reward::ListRewardsRequest { customer_id: d(), ..Default::default() })
+            .await
+            .map(drop),
         "ListRewards",
     );
     denied(
-        WalletServiceClient::new(as_a()).get_wallet(wallet::GetWalletRequest { customer_id: d() }).await.map(drop),
+        WalletServiceClient::new(as_a())
+            .get_wallet(wallet::GetWalletRequest { customer_id: d(), ..Default::default() })
+            .await
+            .map(drop),
         "GetWallet",
     );
     denied(
@@ -392,11 +393,17 @@ async fn another_customers_things_are_not_found_like_unknown_ones_and_an_admin_r
         "ExchangeReward for dave",
     );
     denied(
-        GiftServiceClient::new(as_a()).list_gifts(gift::ListGiftsRequest { customer_id: d() }).await.map(drop),
+        GiftServiceClient::new(as_a())
+            .list_gifts(gift::ListGiftsRequest { customer_id: d(), ..Default::default() })
+            .await
+            .map(drop),
         "ListGifts",
     );
     denied(
-        MyPageServiceClient::new(as_a()).get_my_page(mypage::GetMyPageRequest { customer_id: d() }).await.map(drop),
+        MyPageServiceClient::new(as_a())
+            .get_my_page(mypage::GetMyPageRequest { customer_id: d(), ..Default::default() })
+            .await
+            .map(drop),
         "GetMyPage",
     );
     denied(
@@ -405,7 +412,7 @@ async fn another_customers_things_are_not_found_like_unknown_ones_and_an_admin_r
     );
     denied(
         NotificationServiceClient::new(as_a())
-            .list_notifications(notification::ListNotificationsRequest { customer_id: d() })
+            .list_notifications(notification::ListNotificationsRequest { customer_id: d(), ..Default::default() })
             .await
             .map(drop),
         "ListNotifications",
@@ -416,7 +423,7 @@ async fn another_customers_things_are_not_found_like_unknown_ones_and_an_admin_r
     );
     denied(
         WalletServiceClient::new(direct(&sys.wallet))
-            .get_wallet(wallet::GetWalletRequest { customer_id: d() })
+            .get_wallet(wallet::GetWalletRequest { customer_id: d(), ..Default::default() })
             .await
             .map(drop),
         "GetWallet direct",
@@ -425,8 +432,10 @@ async fn another_customers_things_are_not_found_like_unknown_ones_and_an_admin_r
     // An admin reads anyone's things, but exchanges and uses nothing of theirs.
     let admin = sys.admin_token().await;
     let as_admin = || with_token(sys.gateway().channel(), &admin);
-    let w =
-        WalletServiceClient::new(as_admin()).get_wallet(wallet::GetWalletRequest { customer_id: d() }).await.unwrap();
+    let w = WalletServiceClient::new(as_admin())
+        .get_wallet(wallet::GetWalletRequest { customer_id: d(), ..Default::default() })
+        .await
+        .unwrap();
     assert_eq!(w.into_inner().wallet.unwrap().items.len(), 2);
     GiftServiceClient::new(as_admin()).get_gift(gift::GetGiftRequest { gift_id: g.clone() }).await.unwrap();
     MissionServiceClient::new(as_admin())
@@ -462,14 +471,17 @@ async fn another_customers_things_are_not_found_like_unknown_ones_and_an_admin_r
 
     // Nothing of dave's changed.
     let gifts = GiftServiceClient::new(as_b())
-        .list_gifts(gift::ListGiftsRequest { customer_id: d() })
+        .list_gifts(gift::ListGiftsRequest { customer_id: d(), ..Default::default() })
         .await
         .unwrap()
         .into_inner()
         .gifts;
     assert_eq!(gifts.len(), 1);
     assert_eq!(gifts[0].status, gift::GiftStatus::Issued as i32);
-    let w = WalletServiceClient::new(as_b()).get_wallet(wallet::GetWalletRequest { customer_id: d() }).await.unwrap();
+    let w = WalletServiceClient::new(as_b())
+        .get_wallet(wallet::GetWalletRequest { customer_id: d(), ..Default::default() })
+        .await
+        .unwrap();
     let spare_now = w.into_inner().wallet.unwrap().items.into_iter().find(|i| i.reward_id == spare.reward_id).unwrap();
     assert_eq!(spare_now.status, wallet::WalletItemStatus::Issued as i32);
 }
@@ -518,7 +530,7 @@ async fn a_browser_reaches_a_service_through_grpc_web_on_the_same_port() {
     let token = login(&sys, "erin").await;
     let addr = sys.gateway().addr;
     let (head, answer) = tokio::task::spawn_blocking(move || {
-        let message = mypage::GetMyPageRequest { customer_id: "erin".into() }.encode_to_vec();
+        let message = mypage::GetMyPageRequest { customer_id: "erin".into(), ..Default::default() }.encode_to_vec();
         e2e::raw::grpc_web(
             addr,
             "POST",
@@ -566,7 +578,9 @@ async fn the_web_page_is_served_to_anyone_at_the_root_while_every_api_still_need
                 "/game.mypage.v1.MyPageService/GetMyPage",
                 Some("application/grpc-web+proto"),
                 None,
-                &e2e::raw::frame(&mypage::GetMyPageRequest { customer_id: "erin".into() }.encode_to_vec()),
+                &e2e::raw::frame(
+                    &mypage::GetMyPageRequest { customer_id: "erin".into(), ..Default::default() }.encode_to_vec(),
+                ),
             ),
         )
     })
@@ -599,7 +613,10 @@ async fn the_gateway_limits_each_customers_rate_with_retry_after() {
     let mut client = MissionServiceClient::new(with_token(sys.gateway().channel(), &fast));
     let mut limited = None;
     for _ in 0..10 {
-        if let Err(e) = client.list_missions(mission::ListMissionsRequest { customer_id: "frank".into() }).await {
+        if let Err(e) = client
+            .list_missions(mission::ListMissionsRequest { customer_id: "frank".into(), ..Default::default() })
+            .await
+        {
             limited = Some(e);
             break;
         }
@@ -609,7 +626,7 @@ async fn the_gateway_limits_each_customers_rate_with_retry_after() {
     assert!(e.metadata().get("retry-after").is_some());
     // another customer is not affected
     MissionServiceClient::new(with_token(sys.gateway().channel(), &other))
-        .list_missions(mission::ListMissionsRequest { customer_id: "grace".into() })
+        .list_missions(mission::ListMissionsRequest { customer_id: "grace".into(), ..Default::default() })
         .await
         .unwrap();
 }
@@ -684,7 +701,7 @@ async fn after_a_key_rotation_old_and_new_tokens_both_work_everywhere() {
         .access_token;
     for token in [&old, &new] {
         MyPageServiceClient::new(with_token(sys.gateway().channel(), token))
-            .get_my_page(mypage::GetMyPageRequest { customer_id: "judy".into() })
+            .get_my_page(mypage::GetMyPageRequest { customer_id: "judy".into(), ..Default::default() })
             .await
             .expect("a token of either key works through the gateway and at the service");
     }

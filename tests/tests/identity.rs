@@ -115,7 +115,7 @@ async fn issue_gift_is_internal_players_and_admins_are_refused_and_the_wallet_st
 
     // Nothing was issued, nothing published.
     let gifts = GiftServiceClient::new(with_token(sys.gateway().channel(), &player))
-        .list_gifts(gift::ListGiftsRequest { customer_id: "mallory".into() })
+        .list_gifts(gift::ListGiftsRequest { customer_id: "mallory".into(), ..Default::default() })
         .await
         .unwrap()
         .into_inner()
@@ -410,9 +410,9 @@ async fn five_and_fifty_wrong_passwords_from_one_address_slow_that_address_but_n
 async fn revoked_tokens_are_refused_by_the_gateway_and_every_service_within_five_seconds_and_a_new_one_works() {
     let sys = system().await;
     let old = login(&sys, "trent").await;
-    let page = || mypage::GetMyPageRequest { customer_id: "trent".into() };
-    let wallet_req = || wallet::GetWalletRequest { customer_id: "trent".into() };
-    let gifts_req = || gift::ListGiftsRequest { customer_id: "trent".into() };
+    let page = || mypage::GetMyPageRequest { customer_id: "trent".into(), ..Default::default() };
+    let wallet_req = || wallet::GetWalletRequest { customer_id: "trent".into(), ..Default::default() };
+    let gifts_req = || gift::ListGiftsRequest { customer_id: "trent".into(), ..Default::default() };
     // Used everywhere first, so each verifier remembers it.
     MyPageServiceClient::new(with_token(sys.gateway().channel(), &old)).get_my_page(page()).await.unwrap();
     WalletServiceClient::new(with_token(sys.wallet.channel(), &old)).get_wallet(wallet_req()).await.unwrap();
@@ -443,7 +443,7 @@ async fn revoked_tokens_are_refused_by_the_gateway_and_every_service_within_five
     MyPageServiceClient::new(with_token(sys.gateway().channel(), &new)).get_my_page(page()).await.expect("new token");
     WalletServiceClient::new(with_token(sys.wallet.channel(), &new)).get_wallet(wallet_req()).await.expect("new token");
     MyPageServiceClient::new(with_token(sys.gateway().channel(), &other))
-        .get_my_page(mypage::GetMyPageRequest { customer_id: "victor".into() })
+        .get_my_page(mypage::GetMyPageRequest { customer_id: "victor".into(), ..Default::default() })
         .await
         .expect("another customer's token");
     // A player cannot revoke anyone.
@@ -496,7 +496,7 @@ fn retry_after_header(e: &tonic::Status) -> Option<u64> {
 
 /// Runs a binary that must refuse to start; returns what it said.
 fn refuses_to_start(bin: &str, env: &[(&str, String)]) -> String {
-    let out = std::process::Command::new(e2e::bin(bin))
+    let out = e2e::serve(bin)
         .env_clear()
         .env("LISTEN_ADDR", "127.0.0.1:0")
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))

@@ -62,7 +62,7 @@ impl Setup {
     async fn list(&self, customer: &str) -> Result<Vec<pb::Notification>, tonic::Status> {
         let who = if customer.is_empty() || customer.contains(' ') { "someone" } else { customer };
         NotificationServiceClient::new(e2e::with_token(self.service.channel(), &self.tokens.customer(who)))
-            .list_notifications(pb::ListNotificationsRequest { customer_id: customer.into() })
+            .list_notifications(pb::ListNotificationsRequest { customer_id: customer.into(), ..Default::default() })
             .await
             .map(|r| r.into_inner().notifications)
     }

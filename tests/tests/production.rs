@@ -75,7 +75,7 @@ async fn all_rewarded(sys: &System, customers: &[String], per_customer: usize) {
         })
         .await;
         let rewards = RewardServiceClient::new(sys.as_customer(&sys.reward, c))
-            .list_rewards(reward::ListRewardsRequest { customer_id: c.clone() })
+            .list_rewards(reward::ListRewardsRequest { customer_id: c.clone(), ..Default::default() })
             .await
             .unwrap()
             .into_inner()
@@ -201,7 +201,7 @@ async fn the_whole_scenario_on_postgresql_with_two_replicas_of_every_consumer() 
     eventually(FLOW, "my page caught up on both replicas' work", || async {
         for c in &customers {
             let p = MyPageServiceClient::new(sys.as_customer(&sys.mypage, c))
-                .get_my_page(mypage::GetMyPageRequest { customer_id: c.clone() })
+                .get_my_page(mypage::GetMyPageRequest { customer_id: c.clone(), ..Default::default() })
                 .await
                 .ok()?
                 .into_inner()
@@ -351,10 +351,10 @@ async fn rolling_mypage_and_wallet_behind_the_gateway_fails_no_request() {
         let (gw, t) = (gw.clone(), token.clone());
         async move {
             if n % 2 == 0 {
-                let page = mypage::GetMyPageRequest { customer_id: "roller".into() };
+                let page = mypage::GetMyPageRequest { customer_id: "roller".into(), ..Default::default() };
                 MyPageServiceClient::new(with_token(gw, &t)).get_my_page(page).await.map(drop)
             } else {
-                let w = wallet::GetWalletRequest { customer_id: "roller".into() };
+                let w = wallet::GetWalletRequest { customer_id: "roller".into(), ..Default::default() };
                 WalletServiceClient::new(with_token(gw, &t)).get_wallet(w).await.map(drop)
             }
         }

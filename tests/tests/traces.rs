@@ -275,7 +275,7 @@ async fn spans_are_exported_over_otlp_http_protobuf_too_named_after_the_role() {
 
 #[test]
 fn an_unknown_otlp_protocol_stops_the_role_naming_the_setting() {
-    let out = std::process::Command::new(e2e::bin("auth"))
+    let out = e2e::serve("auth")
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
         .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
         .output()

@@ -74,14 +74,16 @@ class System {
     this.exited = new Promise((ok) => child.on("exit", ok));
   }
 
-  /** The pid of the running child of `gamectl up` named `name`, e.g. "gift". */
+  /** The pid of the running child of `gamectl up` for role `name` (`gamectl serve <name>`), e.g. "gift". */
   async pidOf(name) {
     for (const entry of await readdir("/proc")) {
       if (!/^\d+$/.test(entry)) continue;
       const stat = await readFile(`/proc/${entry}/stat`, "utf8").catch(() => "");
       // pid (comm) state ppid ...
-      const m = /^\d+ \((.*)\) \S+ (\d+)/.exec(stat);
-      if (m && m[1] === name && Number(m[2]) === this.child.pid) return Number(entry);
+      const m = /^\d+ \((.*)\) (\S) (\d+)/.exec(stat);
+      if (!m || m[2] === "Z" || Number(m[3]) !== this.child.pid) continue;
+      const args = (await readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "")).split("\0");
+      if (args[1] === "serve" && args[2] === name) return Number(entry);
     }
     return null;
   }

@@ -15,6 +15,7 @@
 //! - [`guard`] — the framing check of every request (one whole message, within the limit).
 //! - [`codec`] — the servers' codec: a request that does not decode is `INVALID_ARGUMENT`.
 //! - [`metrics`] — the gRPC server metrics layer (`grpc_server_handled_total`, ...).
+//! - [`paging`] — `page_size` / `page_token` of list requests (AIP-158).
 //! - [`methods`] — each method's shape (streaming or not), from the compiled contracts.
 
 pub mod auth;
@@ -23,6 +24,7 @@ pub mod convert;
 pub mod guard;
 pub mod methods;
 pub mod metrics;
+pub mod paging;
 pub mod peer;
 pub mod server;
 pub mod service_token;

@@ -42,6 +42,10 @@ pub struct ServerSettings {
     /// printed on stdout). Unset: no endpoint, and nothing is recorded.
     #[arg(long, env = "METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
+    /// Logs on stderr as text for people, or as JSON lines for a log pipeline; the level
+    /// comes from `RUST_LOG` (default `info`).
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = crate::telemetry::LogFormat::Text, ignore_case = true)]
+    pub log_format: crate::telemetry::LogFormat,
 }
 
 impl ServerSettings {
@@ -146,11 +150,16 @@ impl Server {
         self.tasks.spawn(task);
     }
 
-    /// Serves until SIGTERM, Ctrl-C, or `external` is cancelled; then drains.
+    /// Serves until `shutdown` is cancelled (the caller cancels it on SIGTERM or Ctrl-C:
+    /// see [`signal`]); then drains.
     ///
     /// # Errors
     /// When the address cannot be bound or the server fails.
-    pub async fn run(self, external: CancellationToken) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
+        self.serve(shutdown).await.map_err(|e| Error::new("server failed", e))
+    }
+
+    async fn serve(self, external: CancellationToken) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let Self { settings, routes, names, probe, stopping, mut tasks, auth, reflection: listed, cors, pages } = self;
         let listed = listed.unwrap_or_else(|| names.clone());
         let listener = TcpListener::bind(settings.listen)
@@ -205,7 +214,6 @@ impl Server {
         let mut serve = tokio::spawn(serve);
 
         tokio::select! {
-            () = signal() => tracing::info!("shutdown requested"),
             () = external.cancelled() => tracing::info!("shutdown requested"),
             res = &mut serve => {
                 res??;
@@ -360,11 +368,50 @@ where
     Arc::new(move || Box::pin(f()))
 }
 
-/// Reports a fatal start-up error the way an operator wants to read it, and exits 1.
-pub fn fail(what: &str, e: &dyn std::fmt::Display) -> ! {
-    tracing::error!(error = %e, "{what}");
-    eprintln!("error: {what}: {e}");
-    std::process::exit(1)
+/// Why a role could not start or stopped serving: the setting or step at fault and what
+/// is wrong. `main` reports it (`error: <what>: <detail>`) and exits 1; nothing below
+/// `main` exits the process, so several roles can share one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    pub what: String,
+    pub detail: String,
+}
+
+impl Error {
+    pub fn new(what: impl Into<String>, detail: impl std::fmt::Display) -> Self {
+        Self { what: what.into(), detail: detail.to_string() }
+    }
+
+    /// `.map_err(Error::at("MISSION_CATALOG"))`
+    pub fn at<E: std::fmt::Display>(what: impl Into<String>) -> impl FnOnce(E) -> Self {
+        let what = what.into();
+        move |e| Self::new(what, e)
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.what, self.detail)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Reports a fatal error the way an operator wants to read it (for `main`).
+pub fn report(e: &Error) {
+    tracing::error!(error = %e.detail, "{}", e.what);
+    eprintln!("error: {e}");
+}
+
+/// A token cancelled on the first SIGTERM or Ctrl-C (for `main`).
+pub fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        signal().await;
+        cancel.cancel();
+    });
+    token
 }
 
 #[cfg(test)]

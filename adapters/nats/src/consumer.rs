@@ -115,7 +115,7 @@ pub async fn bind(
     spec: ConsumerSpec,
 ) -> Result<jetstream::consumer::Consumer<pull::Config>, String> {
     let stream = streams::existing(js, spec.stream).await?;
-    streams::ensure(js, streams::DEAD_LETTER, settings.stream_replicas).await?;
+    streams::ensure_limited(js, streams::DEAD_LETTER, settings.stream_replicas, settings.deadletter_limits()).await?;
     stream
         .get_or_create_consumer(
             spec.durable,

@@ -14,6 +14,7 @@
 
 pub mod access;
 pub mod consumer;
+pub mod dlq;
 pub mod envelope;
 pub mod kv;
 pub mod relay;
@@ -44,6 +45,71 @@ pub struct NatsSettings {
     /// Without it the service connects anonymously (a server without authentication).
     #[arg(long = "nats-nkey-seed-file", env = "NATS_NKEY_SEED_FILE")]
     pub nkey_seed_file: Option<PathBuf>,
+    /// Hours an event stays in the stream this service publishes to. A consumer down for
+    /// longer loses the events older than this (alert on a consumer's oldest pending
+    /// event well before it).
+    #[arg(long = "stream-max-age-hours", env = "STREAM_MAX_AGE_HOURS", default_value_t = 168,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub stream_max_age_hours: u64,
+    /// Bytes the stream keeps at most; the oldest events go first beyond it.
+    #[arg(long = "stream-max-bytes", env = "STREAM_MAX_BYTES", default_value_t = 1 << 30,
+          value_parser = clap::value_parser!(i64).range(1..))]
+    pub stream_max_bytes: i64,
+    /// Hours a dead-lettered event waits for a redrive before it is dropped.
+    #[arg(long = "deadletter-max-age-hours", env = "DEADLETTER_MAX_AGE_HOURS", default_value_t = 168,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub deadletter_max_age_hours: u64,
+    /// Bytes the dead-letter stream keeps at most.
+    #[arg(long = "deadletter-max-bytes", env = "DEADLETTER_MAX_BYTES", default_value_t = 256 << 20,
+          value_parser = clap::value_parser!(i64).range(1..))]
+    pub deadletter_max_bytes: i64,
+}
+
+impl NatsSettings {
+    /// The limits of the stream a service publishes to.
+    pub fn stream_limits(&self) -> streams::Limits {
+        streams::Limits {
+            max_age: Duration::from_secs(self.stream_max_age_hours.saturating_mul(3600)),
+            max_bytes: self.stream_max_bytes,
+        }
+    }
+
+    /// The limits of the dead-letter stream.
+    pub fn deadletter_limits(&self) -> streams::Limits {
+        streams::Limits {
+            max_age: Duration::from_secs(self.deadletter_max_age_hours.saturating_mul(3600)),
+            max_bytes: self.deadletter_max_bytes,
+        }
+    }
+
+    /// How long a consumer must remember an event it handled (its inbox row) so that any
+    /// later delivery of it is still a duplicate. A delivery only happens while the event
+    /// is in its stream (at most `max_age` after it was published, and it was handled
+    /// after that); a redrive happens while it is in the dead-letter stream (dead-lettered
+    /// within `max_age`, kept `deadletter max_age`), and the redriven copy is delivered
+    /// for another `max_age`; a margin covers the deliveries of the last attempt (ack
+    /// wait plus the longest backoff, per delivery).
+    pub fn inbox_horizon(&self) -> Duration {
+        let stream = self.stream_limits().max_age;
+        let attempts = u32::try_from(self.max_deliver.max(1)).unwrap_or(u32::MAX);
+        let per_attempt = Duration::from_secs(self.ack_wait_seconds) + consumer::redelivery_delay(i64::MAX);
+        stream * 2 + self.deadletter_limits().max_age + per_attempt.saturating_mul(attempts)
+    }
+
+    /// Settings for tests and tools: the defaults, at `url`.
+    pub fn at(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            stream_replicas: 1,
+            max_deliver: 10,
+            ack_wait_seconds: 30,
+            nkey_seed_file: None,
+            stream_max_age_hours: 168,
+            stream_max_bytes: 1 << 30,
+            deadletter_max_age_hours: 168,
+            deadletter_max_bytes: 256 << 20,
+        }
+    }
 }
 
 /// Why a connection to NATS could not be set up.
@@ -299,5 +365,23 @@ pub mod testing {
         fn drop(&mut self) {
             self.stop();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_inbox_horizon_outlasts_every_delivery_and_redrive() {
+        let s = NatsSettings::at("nats://x");
+        let week = Duration::from_secs(7 * 24 * 3600);
+        let h = s.inbox_horizon();
+        // two stream ages (the event, then its redriven copy) and the dead-letter age ...
+        assert!(h >= week * 3, "{h:?}");
+        // ... plus every delivery of the last attempt: ack wait and the longest backoff
+        assert_eq!(h - week * 3, Duration::from_secs(10 * (30 + 30)));
+        let shorter = NatsSettings { stream_max_age_hours: 1, deadletter_max_age_hours: 1, ..s };
+        assert_eq!(shorter.inbox_horizon(), Duration::from_secs(3 * 3600 + 600));
     }
 }

@@ -35,23 +35,67 @@ pub fn dead_letter_subject(durable: &str) -> String {
     format!("game.deadletter.{durable}")
 }
 
+/// How much a stream keeps: events older than `max_age`, or beyond `max_bytes` (oldest
+/// first), are removed, delivered or not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_age: Duration,
+    pub max_bytes: i64,
+}
+
+impl Default for Limits {
+    /// A week and 1 GiB (`NatsSettings` has the configured ones).
+    fn default() -> Self {
+        Self { max_age: Duration::from_secs(7 * 24 * 3600), max_bytes: 1 << 30 }
+    }
+}
+
 /// Creates the stream if it does not exist (its owner, or for [`DEAD_LETTER`] whoever
-/// comes first, with the same config).
+/// comes first, with the same config), with the default [`Limits`].
 ///
 /// # Errors
 /// When JetStream cannot be reached or refuses the config.
 pub async fn ensure(js: &jetstream::Context, spec: StreamSpec, replicas: usize) -> Result<stream::Stream, String> {
-    js.get_or_create_stream(stream::Config {
+    ensure_limited(js, spec, replicas, Limits::default()).await
+}
+
+/// Creates the stream if it does not exist, with `limits`. A stream that exists keeps its
+/// limits: a role may not change its stream's config (the operator does, e.g. with `nats
+/// stream edit`); the difference is logged.
+///
+/// # Errors
+/// When JetStream cannot be reached or refuses the config.
+pub async fn ensure_limited(
+    js: &jetstream::Context,
+    spec: StreamSpec,
+    replicas: usize,
+    limits: Limits,
+) -> Result<stream::Stream, String> {
+    let config = stream::Config {
         name: spec.name.to_owned(),
         subjects: vec![spec.subjects.to_owned()],
         storage: stream::StorageType::File,
         num_replicas: replicas.max(1),
-        // The de-duplication window on Nats-Msg-Id: longer than any relay retry.
-        duplicate_window: Duration::from_secs(120),
+        // The de-duplication window on Nats-Msg-Id: longer than any relay retry (and,
+        // as JetStream requires, no longer than the stream keeps events).
+        duplicate_window: Duration::from_secs(120).min(limits.max_age),
+        max_age: limits.max_age,
+        max_bytes: limits.max_bytes,
         ..Default::default()
-    })
-    .await
-    .map_err(|e| format!("stream {}: {e}", spec.name))
+    };
+    let stream = js.get_or_create_stream(config).await.map_err(|e| format!("stream {}: {e}", spec.name))?;
+    let now = &stream.cached_info().config;
+    if now.max_age != limits.max_age || now.max_bytes != limits.max_bytes {
+        tracing::warn!(
+            stream = spec.name,
+            max_age = ?now.max_age,
+            max_bytes = now.max_bytes,
+            configured_max_age = ?limits.max_age,
+            configured_max_bytes = limits.max_bytes,
+            "the stream exists with other limits; the operator applies the configured ones"
+        );
+    }
+    Ok(stream)
 }
 
 /// The stream, once its owner created it: a reader looks it up (INFO) and never creates

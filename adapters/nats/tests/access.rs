@@ -47,7 +47,7 @@ impl As {
 }
 
 fn settings(nats: &NatsServer) -> NatsSettings {
-    NatsSettings { url: nats.url(), stream_replicas: 1, max_deliver: 3, ack_wait_seconds: 5, nkey_seed_file: None }
+    NatsSettings { max_deliver: 3, ack_wait_seconds: 5, ..NatsSettings::at(nats.url()) }
 }
 
 fn event(subject: &str, payload: u8) -> OutboxMessage {

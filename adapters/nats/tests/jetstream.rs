@@ -21,7 +21,7 @@ static NONE: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_mi
 const TEST: streams::StreamSpec = streams::StreamSpec { name: "TEST", subjects: "game.test.v1.>" };
 
 fn settings(nats: &NatsServer) -> NatsSettings {
-    NatsSettings { url: nats.url(), stream_replicas: 1, max_deliver: 3, ack_wait_seconds: 5, nkey_seed_file: None }
+    NatsSettings { max_deliver: 3, ack_wait_seconds: 5, ..NatsSettings::at(nats.url()) }
 }
 
 async fn js(nats: &NatsServer) -> (async_nats::Client, jetstream::Context) {

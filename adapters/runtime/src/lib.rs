@@ -5,7 +5,7 @@
 //! - readiness = the database answers and NATS answers a PING (what the service has);
 //! - publish the outbox to the service's own stream;
 //! - run durable consumers;
-//! - serve with authentication until SIGTERM, then drain.
+//! - serve with authentication until the caller's shutdown token is cancelled, then drain.
 
 pub mod catalog_file;
 
@@ -20,9 +20,25 @@ use nats_adapter::streams::{self, StreamSpec};
 use store_adapter::{Migrations, Store};
 use tokio_util::sync::CancellationToken;
 
-/// Opens the service's database, or exits with a message naming what is wrong.
-pub async fn open_store(url: &str, migrations: Migrations) -> Store {
-    Store::open(url, migrations).await.unwrap_or_else(|e| server::fail("cannot open the database", &e))
+pub use grpc_adapter::server::Error;
+
+/// The size of a service's PostgreSQL connection pool.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PoolSettings {
+    /// Connections to PostgreSQL per process (keep replicas x services x pool under the
+    /// server's `max_connections`) [default: 8].
+    #[arg(long, env = "DATABASE_POOL_SIZE", value_parser = clap::value_parser!(u16).range(1..))]
+    pub database_pool_size: Option<u16>,
+}
+
+/// Opens the service's database, or says what is wrong.
+///
+/// # Errors
+/// When the database cannot be opened or migrated.
+pub async fn open_store(url: &str, pool: &PoolSettings, migrations: Migrations) -> Result<Store, Error> {
+    Store::open_pooled(url, migrations, pool.database_pool_size.map(usize::from))
+        .await
+        .map_err(Error::at("cannot open the database"))
 }
 
 /// A NATS connection made in the background (the service starts while NATS is down).
@@ -33,12 +49,13 @@ pub struct Nats {
     pub settings: NatsSettings,
 }
 
-/// Connects to NATS as `name`, or exits when the URL is malformed or the credentials
-/// are unusable or refused.
-pub async fn connect_nats(settings: &NatsSettings, name: &str) -> Nats {
-    let client =
-        nats_adapter::connect(settings, name).await.unwrap_or_else(|e| server::fail("cannot connect to NATS", &e));
-    Nats { js: jetstream::new(client.clone()), client, settings: settings.clone() }
+/// Connects to NATS as `name`.
+///
+/// # Errors
+/// When the URL is malformed or the credentials are unusable or refused.
+pub async fn connect_nats(settings: &NatsSettings, name: &str) -> Result<Nats, Error> {
+    let client = nats_adapter::connect(settings, name).await.map_err(Error::at("cannot connect to NATS"))?;
+    Ok(Nats { js: jetstream::new(client.clone()), client, settings: settings.clone() })
 }
 
 type Task = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
@@ -74,6 +91,26 @@ async fn sample_store(db: Store, stopping: CancellationToken) {
         metrics_adapter::store().sampled(db.pool_in_use(), inbox);
         tokio::select! {
             () = tokio::time::sleep(METRICS_INTERVAL) => {}
+            () = stopping.cancelled() => return,
+        }
+    }
+}
+
+/// How often the inbox is pruned of rows older than its horizon.
+const INBOX_PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Forgets, every [`INBOX_PRUNE_EVERY`], the inbox rows older than `horizon` (longer
+/// than any redelivery, see `NatsSettings::inbox_horizon`), so the table does not grow
+/// for ever.
+async fn prune_inbox(db: Store, horizon: Duration, stopping: CancellationToken) {
+    loop {
+        match db.prune_inbox(horizon).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rows = n, ?horizon, "inbox pruned"),
+            Err(e) => tracing::warn!(error = %e, "inbox pruning failed; trying again later"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(INBOX_PRUNE_EVERY) => {}
             () = stopping.cancelled() => return,
         }
     }
@@ -135,9 +172,9 @@ impl Runtime {
     pub fn publish(mut self, stream: StreamSpec) -> Self {
         let nats = self.nats();
         let db = self.db.clone().expect("a service that publishes has a database with an outbox");
-        let (js, replicas) = (nats.js.clone(), nats.settings.stream_replicas);
+        let (js, replicas, limits) = (nats.js.clone(), nats.settings.stream_replicas, nats.settings.stream_limits());
         self.tasks.push(Box::pin(async move {
-            while let Err(e) = streams::ensure(&js, stream, replicas).await {
+            while let Err(e) = streams::ensure_limited(&js, stream, replicas, limits).await {
                 tracing::warn!(error = %e, stream = stream.name, "cannot create the stream yet");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
@@ -163,13 +200,20 @@ impl Runtime {
             self.tasks.push(Box::pin(run));
         }
         if !specs.is_empty() {
-            self.tasks.push(Box::pin(nats_adapter::watch::dead_letters(nats.js, self.stopping.clone())));
+            self.tasks.push(Box::pin(nats_adapter::watch::dead_letters(nats.js.clone(), self.stopping.clone())));
+        }
+        if let Some(db) = self.db.clone() {
+            let (horizon, stopping) = (nats.settings.inbox_horizon(), self.stopping.clone());
+            self.tasks.push(Box::pin(prune_inbox(db, horizon, stopping)));
         }
         self
     }
 
-    /// Serves until SIGTERM or Ctrl-C, then drains; exits the process on failure.
-    pub async fn run(self) {
+    /// Serves until `shutdown` is cancelled, then drains.
+    ///
+    /// # Errors
+    /// When the address cannot be bound or the server fails.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
         let db = self.db.clone();
         let nats = self.nats.as_ref().filter(|_| self.ready_needs_nats).map(|n| n.client.clone());
         let probe = server::probe(move || {
@@ -198,8 +242,6 @@ impl Runtime {
         for task in self.tasks {
             server.spawn(task);
         }
-        if let Err(e) = server.run(CancellationToken::new()).await {
-            server::fail("server failed", &e);
-        }
+        server.run(shutdown).await
     }
 }

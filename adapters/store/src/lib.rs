@@ -57,28 +57,17 @@ fn run_all<DB: diesel::backend::Backend>(
 
 /// Reader connections on SQLite (the one writer is the group-commit thread).
 const SQLITE_READERS: usize = 4;
-/// Connections per process on PostgreSQL unless `DATABASE_POOL_SIZE` says otherwise. Every
-/// replica of every service holds up to this many, so it is kept small: replicas x
-/// services x pool must stay under the server's `max_connections` (100 by default).
-const POSTGRES_POOL: usize = 8;
-
-fn postgres_pool_size() -> Result<usize, OpenError> {
-    match std::env::var("DATABASE_POOL_SIZE") {
-        Err(_) => Ok(POSTGRES_POOL),
-        Ok(raw) => match raw.trim().parse::<usize>() {
-            Ok(n) if n > 0 => Ok(n),
-            _ => Err(OpenError::PoolSize(format!("must be a positive number, not '{raw}'"))),
-        },
-    }
-}
+/// Connections per process on PostgreSQL unless the service's `DATABASE_POOL_SIZE` says
+/// otherwise. Every replica of every service holds up to this many, so it is kept small:
+/// replicas x services x pool must stay under the server's `max_connections` (100 by
+/// default).
+pub const POSTGRES_POOL: usize = 8;
 
 /// Why the store could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     #[error("DATABASE_URL: {0}")]
     Url(String),
-    #[error("DATABASE_POOL_SIZE: {0}")]
-    PoolSize(String),
     #[error("cannot connect to the database: {0}")]
     Connect(String),
     #[error("migrations failed: {0}")]
@@ -166,6 +155,19 @@ impl Store {
     /// # Errors
     /// [`OpenError`] with a message an operator can act on.
     pub async fn open(url: &str, migrations: Migrations) -> Result<Self, OpenError> {
+        Self::open_pooled(url, migrations, None).await
+    }
+
+    /// [`Self::open`] with at most `postgres_pool` connections on PostgreSQL (default
+    /// [`POSTGRES_POOL`]; SQLite has its own readers and one writer).
+    ///
+    /// # Errors
+    /// As [`Self::open`].
+    pub async fn open_pooled(
+        url: &str,
+        migrations: Migrations,
+        postgres_pool: Option<usize>,
+    ) -> Result<Self, OpenError> {
         let url = DatabaseUrl::parse(url).map_err(OpenError::Url)?;
         let backend = url.backend();
         if let DatabaseUrl::Sqlite(path) = &url {
@@ -177,7 +179,7 @@ impl Store {
         let pool = Pool::builder(Manager::new(url.clone(), Runtime::Tokio1))
             .max_size(match backend {
                 Backend::Sqlite => SQLITE_READERS,
-                Backend::Postgres => postgres_pool_size()?,
+                Backend::Postgres => postgres_pool.unwrap_or(POSTGRES_POOL).max(1),
             })
             .wait_timeout(Some(Duration::from_secs(5)))
             .create_timeout(Some(Duration::from_secs(5)))
@@ -205,6 +207,16 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Forgets the inbox rows older than `horizon` ([`inbox::prune`]); returns how many.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the database cannot be used.
+    pub async fn prune_inbox(&self, horizon: Duration) -> Result<usize, StoreError> {
+        let horizon = chrono::Duration::from_std(horizon).unwrap_or(chrono::Duration::MAX);
+        let before = (chrono::Utc::now() - horizon).naive_utc();
+        self.write(move |c| inbox::prune(c, before)).await
     }
 
     /// Runs `f` in a transaction (on SQLite: in its own savepoint of a group commit); its

@@ -41,11 +41,10 @@ fn endpoint_set() -> bool {
 ///
 /// # Errors
 /// A broken `OTEL_*` setting, named (logs are set up all the same): the caller stops.
-pub fn init(role: &str) -> Result<(), String> {
+pub fn init(role: &str, json: bool) -> Result<(), String> {
     let filter = || {
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,async_nats=warn,h2=warn,tower=warn"))
     };
-    let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let fmt = if json { fmt.json().boxed() } else { fmt.with_ansi(atty_stderr()).boxed() };
     let (otel, problem) = if endpoint_set() {

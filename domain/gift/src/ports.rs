@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 
+use kernel::paging::{Page, PageRequest};
 use kernel::{CustomerId, Envelope, StoreError};
 use uuid::Uuid;
 
@@ -27,7 +28,12 @@ pub trait GiftRepository: Send + Sync + 'static {
 
     fn find_by_reward(&self, reward_id: Uuid) -> impl Future<Output = Result<Option<Gift>, StoreError>> + Send;
 
-    fn list_by_customer(&self, customer: &CustomerId) -> impl Future<Output = Result<Vec<Gift>, StoreError>> + Send;
+    /// A page of the customer's gifts, newest first.
+    fn list_by_customer(
+        &self,
+        customer: &CustomerId,
+        page: PageRequest,
+    ) -> impl Future<Output = Result<Page<Gift>, StoreError>> + Send;
 
     /// How many gifts of `code` the customer got in the period named `period` (slots
     /// `<period>#n`).

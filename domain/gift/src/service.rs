@@ -1,6 +1,7 @@
 //! The gift application service.
 
 use chrono::{DateTime, Utc};
+use kernel::paging::{Page, PageRequest};
 use kernel::{CustomerId, Envelope, EventMeta, StoreError, new_id};
 use uuid::Uuid;
 
@@ -136,8 +137,8 @@ impl<R: GiftRepository> GiftService<R> {
         self.repo.get(id).await?.ok_or(GiftError::NotFound("gift"))
     }
 
-    pub async fn list(&self, customer: &CustomerId) -> Result<Vec<Gift>, GiftError> {
-        Ok(self.repo.list_by_customer(customer).await?)
+    pub async fn list(&self, customer: &CustomerId, page: PageRequest) -> Result<Page<Gift>, GiftError> {
+        Ok(self.repo.list_by_customer(customer, page).await?)
     }
 
     /// Uses a gift once; `by`, when given, must be its owner.
@@ -206,8 +207,13 @@ mod tests {
         async fn find_by_reward(&self, r: Uuid) -> Result<Option<Gift>, StoreError> {
             Ok(self.gifts.lock().unwrap().values().find(|g| g.reward_id == r).cloned())
         }
-        async fn list_by_customer(&self, c: &CustomerId) -> Result<Vec<Gift>, StoreError> {
-            Ok(self.gifts.lock().unwrap().values().filter(|g| &g.customer_id == c).cloned().collect())
+        async fn list_by_customer(&self, c: &CustomerId, page: PageRequest) -> Result<Page<Gift>, StoreError> {
+            let mut all: Vec<_> =
+                self.gifts.lock().unwrap().values().filter(|g| &g.customer_id == c).cloned().collect();
+            all.sort_by_key(|g| std::cmp::Reverse(g.id));
+            all.retain(|g| page.before.is_none_or(|b| g.id < b));
+            all.truncate(page.size + 1);
+            Ok(Page::from_probe(all, page, |g| g.id))
         }
         async fn count_in_period(&self, c: &CustomerId, code: &GiftCode, period: &str) -> Result<u32, StoreError> {
             let prefix = format!("{period}#");

@@ -7,8 +7,10 @@
 //!   causation, trace context).
 //! - [`Inbound`]: the identity of an event being handled, for idempotent consumers.
 //! - [`StoreError`]: what a repository port may fail with.
+//! - [`paging`]: pages of lists, newest first, with a keyset cursor.
 //! - [`schedule`]: game days and weeks, when the economy's periods reset.
 
+pub mod paging;
 pub mod schedule;
 
 use chrono::{DateTime, Utc};

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 
+use kernel::paging::{Page, PageRequest};
 use kernel::{CustomerId, Envelope, Inbound, StoreError};
 use uuid::Uuid;
 
@@ -22,8 +23,12 @@ pub trait MissionRepository: Send + Sync + 'static {
         request_id: &str,
     ) -> impl Future<Output = Result<Option<Mission>, StoreError>> + Send;
 
-    /// The customer's missions, oldest first.
-    fn list_by_customer(&self, customer: &CustomerId) -> impl Future<Output = Result<Vec<Mission>, StoreError>> + Send;
+    /// A page of the customer's missions, newest first.
+    fn list_by_customer(
+        &self,
+        customer: &CustomerId,
+        page: PageRequest,
+    ) -> impl Future<Output = Result<Page<Mission>, StoreError>> + Send;
 
     /// What one decision needs to know of a customer's past: how many times they achieved
     /// `code` in the period named `period` (slots `<period>#n`; 0 when `None`), and which of

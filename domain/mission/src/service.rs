@@ -1,6 +1,7 @@
 //! The mission application service: loads, lets the aggregate decide, stores.
 
 use chrono::{DateTime, Utc};
+use kernel::paging::{Page, PageRequest};
 use kernel::{CustomerId, Envelope, EventMeta, Inbound, StoreError, ValidationError, new_id};
 use uuid::Uuid;
 
@@ -154,8 +155,8 @@ impl<R: MissionRepository> MissionService<R> {
         self.repo.get(id).await?.ok_or(MissionError::NotFound("mission"))
     }
 
-    pub async fn list(&self, customer: &CustomerId) -> Result<Vec<Mission>, MissionError> {
-        Ok(self.repo.list_by_customer(customer).await?)
+    pub async fn list(&self, customer: &CustomerId, page: PageRequest) -> Result<Page<Mission>, MissionError> {
+        Ok(self.repo.list_by_customer(customer, page).await?)
     }
 
     /// Policy: when a reward is allocated for a mission, the mission records it.
@@ -219,8 +220,13 @@ mod tests {
         async fn find_by_request(&self, c: &CustomerId, r: &str) -> Result<Option<Mission>, StoreError> {
             Ok(self.missions.lock().unwrap().values().find(|m| &m.customer_id == c && m.request_id == r).cloned())
         }
-        async fn list_by_customer(&self, c: &CustomerId) -> Result<Vec<Mission>, StoreError> {
-            Ok(self.missions.lock().unwrap().values().filter(|m| &m.customer_id == c).cloned().collect())
+        async fn list_by_customer(&self, c: &CustomerId, page: PageRequest) -> Result<Page<Mission>, StoreError> {
+            let mut all: Vec<_> =
+                self.missions.lock().unwrap().values().filter(|m| &m.customer_id == c).cloned().collect();
+            all.sort_by_key(|m| std::cmp::Reverse(m.id));
+            all.retain(|m| page.before.is_none_or(|b| m.id < b));
+            all.truncate(page.size + 1);
+            Ok(Page::from_probe(all, page, |m| m.id))
         }
         async fn history(
             &self,
@@ -469,7 +475,7 @@ mod tests {
             assert!(matches!(err, MissionError::Refused(MissionRefusal::RequestReused(_))), "{code}: {err:?}");
             assert_eq!(err.to_string(), "request id already used for another request");
         }
-        assert_eq!(block_on(s.list(&first.customer_id)).unwrap(), vec![first.clone()]);
+        assert_eq!(block_on(s.list(&first.customer_id, PageRequest::default())).unwrap().items, vec![first.clone()]);
         assert_eq!(s.repo.outbox.lock().unwrap().len(), 1);
         // the same request again still gets the first answer; another customer's key is theirs
         assert_eq!(achieve(&s, "r1").id, first.id);

@@ -37,11 +37,22 @@ pub struct Entry {
     pub gift_status: Option<GiftStatus>,
 }
 
+/// A customer's page: the totals of every entry and the most recent entries; older
+/// entries live in the [`Archive`], read page by page, so a page costs the same to update
+/// and to read after 100,000 missions as after one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MyPage {
     pub customer_id: CustomerId,
-    /// Ordered by mission id, i.e. by time of achievement (UUIDv7).
+    /// The most recent entries (at most [`crate::archive::RECENT`] once settled), ordered
+    /// by mission id, i.e. by time of achievement (UUIDv7).
     pub entries: Vec<Entry>,
+    /// Points of every reward issued to the customer (exchanged ones included).
+    pub points_issued: i64,
+    /// Points of the rewards exchanged for gifts.
+    pub points_exchanged: i64,
+    /// Every entry, archived ones included.
+    pub entry_count: u64,
+    pub archive: crate::archive::Archive,
     /// The store's revision of the document; 0 for a page not stored yet.
     pub version: u64,
     pub updated_at: Option<DateTime<Utc>>,
@@ -92,37 +103,12 @@ fn fill_text(slot: &mut String, value: &str) {
     }
 }
 
-impl MyPage {
-    pub fn empty(customer_id: CustomerId) -> Self {
-        Self { customer_id, entries: Vec::new(), version: 0, updated_at: None }
-    }
-
-    /// Points of every reward issued to the customer (exchanged ones included).
-    pub fn points_issued(&self) -> i64 {
-        self.entries.iter().filter(|e| e.reward_status >= Some(RewardStatus::Issued)).map(|e| e.points).sum()
-    }
-
-    /// Points of the rewards exchanged for gifts.
-    pub fn points_exchanged(&self) -> i64 {
-        self.entries.iter().filter(|e| e.reward_status == Some(RewardStatus::Exchanged)).map(|e| e.points).sum()
-    }
-
-    fn entry(&mut self, mission_id: Uuid) -> &mut Entry {
-        let at = match self.entries.binary_search_by_key(&mission_id, |e| e.mission_id) {
-            Ok(at) => at,
-            Err(at) => {
-                self.entries.insert(at, Entry { mission_id, ..Entry::default() });
-                at
-            }
-        };
-        &mut self.entries[at]
-    }
-
-    /// Applies a fact; returns whether the page changed. Applying the same fact twice,
-    /// or an older fact after a newer one, changes nothing.
-    pub fn apply(&mut self, fact: &Fact, now: DateTime<Utc>) -> bool {
-        let before = self.entries.clone();
-        let e = self.entry(fact.mission_id());
+impl Entry {
+    /// Applies a fact about this entry's mission; returns whether the entry changed.
+    /// Applying the same fact twice, or an older fact after a newer one, changes nothing.
+    pub fn apply(&mut self, fact: &Fact) -> bool {
+        let before = self.clone();
+        let e = self;
         match fact {
             Fact::MissionAchieved { mission_code, points, .. } => {
                 forward(&mut e.mission_status, MissionStatus::Achieved);
@@ -165,7 +151,98 @@ impl MyPage {
                 forward(&mut e.gift_status, GiftStatus::Used);
             }
         }
-        let changed = self.entries != before;
+        *e != before
+    }
+
+    /// What both copies of one entry know (statuses only move forward, ids and codes are
+    /// set once): merging is idempotent and order does not matter, so a stale copy
+    /// written late cannot undo a newer one.
+    pub fn merge(&mut self, other: &Entry) {
+        if let Some(s) = other.mission_status {
+            forward(&mut self.mission_status, s);
+        }
+        if let Some(s) = other.reward_status {
+            forward(&mut self.reward_status, s);
+        }
+        if let Some(s) = other.gift_status {
+            forward(&mut self.gift_status, s);
+        }
+        if let Some(r) = other.reward_id {
+            fill(&mut self.reward_id, r);
+        }
+        if let Some(g) = other.gift_id {
+            fill(&mut self.gift_id, g);
+        }
+        fill_text(&mut self.mission_code, &other.mission_code);
+        fill_text(&mut self.gift_code, &other.gift_code);
+        self.points = self.points.max(other.points);
+    }
+
+    /// The points this entry adds to [`MyPage::points_issued`].
+    pub fn issued_points(&self) -> i64 {
+        if self.reward_status >= Some(RewardStatus::Issued) { self.points } else { 0 }
+    }
+
+    /// The points this entry adds to [`MyPage::points_exchanged`].
+    pub fn exchanged_points(&self) -> i64 {
+        if self.reward_status == Some(RewardStatus::Exchanged) { self.points } else { 0 }
+    }
+}
+
+impl MyPage {
+    pub fn empty(customer_id: CustomerId) -> Self {
+        Self {
+            customer_id,
+            entries: Vec::new(),
+            points_issued: 0,
+            points_exchanged: 0,
+            entry_count: 0,
+            archive: crate::archive::Archive::default(),
+            version: 0,
+            updated_at: None,
+        }
+    }
+
+    /// Counts an entry's change in the totals.
+    fn account(&mut self, before: &Entry, after: &Entry) {
+        self.points_issued += after.issued_points() - before.issued_points();
+        self.points_exchanged += after.exchanged_points() - before.exchanged_points();
+    }
+
+    /// Applies a fact; returns whether the page changed. `archived` is the stored copy of
+    /// the fact's entry when it is archived (see [`crate::archive`]); the page's own
+    /// pending copy of it, if any, is merged in. Applying the same fact twice, or an older
+    /// fact after a newer one, changes nothing.
+    pub fn apply(&mut self, fact: &Fact, archived: Option<&Entry>, now: DateTime<Utc>) -> bool {
+        let id = fact.mission_id();
+        let changed = match self.entries.binary_search_by_key(&id, |e| e.mission_id) {
+            Ok(at) => {
+                let before = self.entries[at].clone();
+                let changed = self.entries[at].apply(fact);
+                let after = self.entries[at].clone();
+                self.account(&before, &after);
+                changed
+            }
+            Err(at) => match self.archive.stored(id, archived) {
+                Some(before) => {
+                    let mut after = before.clone();
+                    let changed = after.apply(fact);
+                    if changed {
+                        self.account(&before, &after);
+                        self.archive.keep(after);
+                    }
+                    changed
+                }
+                None => {
+                    let mut e = Entry { mission_id: id, ..Entry::default() };
+                    e.apply(fact);
+                    self.account(&Entry::default(), &e);
+                    self.entries.insert(at, e);
+                    self.entry_count += 1;
+                    true
+                }
+            },
+        };
         if changed {
             self.updated_at = Some(now);
         }
@@ -197,14 +274,14 @@ mod tests {
         let (m, r, facts) = flow();
         let mut p = page();
         for f in &facts {
-            assert!(p.apply(f, Utc::now()));
+            assert!(p.apply(f, None, Utc::now()));
         }
         let e = &p.entries[0];
         assert_eq!(e.mission_id, m);
         assert_eq!(e.reward_id, Some(r));
         assert_eq!(e.mission_status, Some(MissionStatus::Rewarded));
         assert_eq!(e.reward_status, Some(RewardStatus::Issued));
-        assert_eq!((e.points, p.points_issued(), p.points_exchanged()), (10, 10, 0));
+        assert_eq!((e.points, p.points_issued, p.points_exchanged), (10, 10, 0));
     }
 
     #[test]
@@ -212,11 +289,11 @@ mod tests {
         let (_, _, facts) = flow();
         let mut in_order = page();
         for f in &facts {
-            in_order.apply(f, Utc::now());
+            in_order.apply(f, None, Utc::now());
         }
         let mut reversed = page();
         for f in facts.iter().rev().chain(facts.iter()) {
-            reversed.apply(f, Utc::now());
+            reversed.apply(f, None, Utc::now());
         }
         assert_eq!(reversed.entries, in_order.entries);
     }
@@ -225,10 +302,11 @@ mod tests {
     fn given_an_issued_reward_when_a_late_allocation_arrives_then_the_status_does_not_move_back() {
         let (m, r, _) = flow();
         let mut p = page();
-        p.apply(&Fact::RewardIssued { mission_id: m, reward_id: r, points: 10 }, Utc::now());
-        assert!(!p.apply(&Fact::RewardIssued { mission_id: m, reward_id: r, points: 10 }, Utc::now()));
+        p.apply(&Fact::RewardIssued { mission_id: m, reward_id: r, points: 10 }, None, Utc::now());
+        assert!(!p.apply(&Fact::RewardIssued { mission_id: m, reward_id: r, points: 10 }, None, Utc::now()));
         p.apply(
             &Fact::RewardAllocated { mission_id: m, reward_id: r, points: 10, mission_code: "x".into() },
+            None,
             Utc::now(),
         );
         assert_eq!(p.entries[0].reward_status, Some(RewardStatus::Issued));
@@ -239,8 +317,8 @@ mod tests {
     fn entries_are_kept_in_mission_order() {
         let mut p = page();
         let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
-        p.apply(&Fact::MissionAchieved { mission_id: b, mission_code: "b".into(), points: 1 }, Utc::now());
-        p.apply(&Fact::MissionAchieved { mission_id: a, mission_code: "a".into(), points: 1 }, Utc::now());
+        p.apply(&Fact::MissionAchieved { mission_id: b, mission_code: "b".into(), points: 1 }, None, Utc::now());
+        p.apply(&Fact::MissionAchieved { mission_id: a, mission_code: "a".into(), points: 1 }, None, Utc::now());
         assert_eq!(p.entries.iter().map(|e| e.mission_id).collect::<Vec<_>>(), vec![a, b]);
     }
 
@@ -249,15 +327,16 @@ mod tests {
         let (m, r, facts) = flow();
         let mut p = page();
         for f in &facts {
-            p.apply(f, Utc::now());
+            p.apply(f, None, Utc::now());
         }
         let g = Uuid::now_v7();
-        p.apply(&Fact::GiftUsed { mission_id: m, gift_id: g }, Utc::now());
+        p.apply(&Fact::GiftUsed { mission_id: m, gift_id: g }, None, Utc::now());
         p.apply(
             &Fact::RewardExchanged { mission_id: m, reward_id: r, points: 10, gift_id: g, gift_code: "coffee".into() },
+            None,
             Utc::now(),
         );
         assert_eq!(p.entries[0].gift_status, Some(GiftStatus::Used));
-        assert_eq!((p.points_issued(), p.points_exchanged()), (10, 10));
+        assert_eq!((p.points_issued, p.points_exchanged), (10, 10));
     }
 }

@@ -3,7 +3,10 @@
 use chrono::Utc;
 use kernel::{CustomerId, StoreError};
 
-use crate::model::{Fact, MyPage};
+use uuid::Uuid;
+
+use crate::archive::{self, Cursor};
+use crate::model::{Entry, Fact, MyPage};
 use crate::ports::PageStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -29,9 +32,47 @@ impl<S: PageStore> MyPageService<S> {
         Self { store }
     }
 
-    /// The customer's page; an empty page for an unknown customer.
+    /// The customer's page (totals and the recent entries); an empty page for an unknown
+    /// customer.
     pub async fn page(&self, customer: &CustomerId) -> Result<MyPage, MyPageError> {
         Ok(self.store.get(customer).await?.unwrap_or_else(|| MyPage::empty(customer.clone())))
+    }
+
+    /// One page of entries from `cursor`, newest first, with the page they belong to
+    /// (its totals) and where the next page starts.
+    pub async fn entries(
+        &self,
+        customer: &CustomerId,
+        cursor: Cursor,
+        size: usize,
+    ) -> Result<(MyPage, Vec<Entry>, Option<Cursor>), MyPageError> {
+        let page = self.page(customer).await?;
+        // Chunks the page does not hold are read first (a page crosses at most a few).
+        let mut chunks = std::collections::HashMap::new();
+        loop {
+            let mut missing = None;
+            let step = archive::plan(&page, cursor, size, |n| match chunks.get(&n) {
+                Some(ids) => Clone::clone(ids),
+                None => {
+                    missing.get_or_insert(n);
+                    Vec::new()
+                }
+            });
+            if let Some(n) = missing {
+                chunks.insert(n, self.store.chunk(customer, n).await?);
+                continue;
+            }
+            let stored = if step.archived.is_empty() {
+                Vec::new()
+            } else {
+                self.store.archived(customer, &step.archived).await?
+            };
+            let stored: std::collections::HashMap<Uuid, Entry> =
+                stored.into_iter().map(|e| (e.mission_id, e)).collect();
+            let mut entries = step.recent;
+            entries.extend(step.archived.iter().filter_map(|id| page.archive.stored(*id, stored.get(id))));
+            return Ok((page, entries, step.next));
+        }
     }
 
     pub async fn watch(&self, customer: &CustomerId) -> Result<S::Updates, MyPageError> {
@@ -40,25 +81,61 @@ impl<S: PageStore> MyPageService<S> {
 
     /// Applies facts about one customer's page, storing it once if anything changed.
     /// Safe to repeat: the page ends up the same however often and in whatever order
-    /// facts arrive.
+    /// facts arrive. The cost does not grow with the customer's history: one read and one
+    /// write of the page, a read of the archived entries the facts are about, and the
+    /// writes of what the page archives.
     pub async fn apply(&self, customer: &CustomerId, facts: &[Fact]) -> Result<(), MyPageError> {
         for _ in 0..CONFLICT_RETRIES {
             let mut page = self.page(customer).await?;
+            let mut ids: Vec<Uuid> = facts
+                .iter()
+                .map(Fact::mission_id)
+                .filter(|id| page.entries.binary_search_by_key(id, |e| e.mission_id).is_err())
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            let stored = if ids.is_empty() { Vec::new() } else { self.store.archived(customer, &ids).await? };
+            let stored: std::collections::HashMap<Uuid, Entry> =
+                stored.into_iter().map(|e| (e.mission_id, e)).collect();
             let now = Utc::now();
             let mut changed = false;
             for fact in facts {
-                changed |= page.apply(fact, now);
+                let id = fact.mission_id();
+                changed |= page.apply(fact, stored.get(&id), now);
             }
-            if !changed {
-                return Ok(());
+            changed |= page.settle();
+            if changed {
+                match self.store.put(&page).await {
+                    Ok(version) => page.version = version,
+                    Err(StoreError::Conflict) => continue,
+                    Err(e) => return Err(e.into()),
+                }
             }
-            match self.store.put(&page).await {
-                Ok(_) => return Ok(()),
-                Err(StoreError::Conflict) => continue,
-                Err(e) => return Err(e.into()),
-            }
+            self.write_archive(&mut page).await;
+            return Ok(());
         }
         Err(MyPageError::Unavailable("too many concurrent changes".into()))
+    }
+
+    /// Writes what the stored page decided to archive, then forgets it in the page. Any
+    /// failure leaves it in the page, where reads still find it and the next change of the
+    /// page writes it again.
+    async fn write_archive(&self, page: &mut MyPage) {
+        let (entries, chunks) = (page.archive.pending.clone(), page.archive.unsealed.clone());
+        if entries.is_empty() && chunks.is_empty() {
+            return;
+        }
+        if self.store.write_archived(&page.customer_id, &entries).await.is_err() {
+            return;
+        }
+        for c in &chunks {
+            if self.store.write_chunk(&page.customer_id, c).await.is_err() {
+                return;
+            }
+        }
+        page.archive.written(&entries, &chunks);
+        // Another writer may have stored the page since: it carries the same and writes it.
+        let _ = self.store.put(page).await;
     }
 }
 
@@ -72,20 +149,33 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
+    use crate::archive::Chunk;
 
-    /// In-memory store that makes the first `conflicts` puts fail like a racing writer.
+    /// In-memory store that makes the first `conflicts` puts fail like a racing writer,
+    /// and counts the calls made to it.
     #[derive(Default)]
     struct Memory {
         pages: Mutex<HashMap<CustomerId, MyPage>>,
         conflicts: Mutex<usize>,
+        entries: Mutex<HashMap<Uuid, Entry>>,
+        chunks: Mutex<HashMap<u64, Vec<Uuid>>>,
+        calls: Mutex<usize>,
+    }
+
+    impl Memory {
+        fn call(&self) {
+            *self.calls.lock().unwrap() += 1;
+        }
     }
 
     impl PageStore for Memory {
         type Updates = stream::Empty<Result<MyPage, StoreError>>;
         async fn get(&self, c: &CustomerId) -> Result<Option<MyPage>, StoreError> {
+            self.call();
             Ok(self.pages.lock().unwrap().get(c).cloned())
         }
         async fn put(&self, page: &MyPage) -> Result<u64, StoreError> {
+            self.call();
             let mut conflicts = self.conflicts.lock().unwrap();
             if *conflicts > 0 {
                 *conflicts -= 1;
@@ -103,6 +193,77 @@ mod tests {
         async fn watch(&self, _: &CustomerId) -> Result<Self::Updates, StoreError> {
             Ok(stream::empty())
         }
+        async fn archived(&self, _: &CustomerId, ids: &[Uuid]) -> Result<Vec<Entry>, StoreError> {
+            self.call();
+            let entries = self.entries.lock().unwrap();
+            Ok(ids.iter().filter_map(|id| entries.get(id).cloned()).collect())
+        }
+        async fn write_archived(&self, _: &CustomerId, written: &[Entry]) -> Result<(), StoreError> {
+            self.call();
+            let mut entries = self.entries.lock().unwrap();
+            for e in written {
+                entries.entry(e.mission_id).or_insert_with(|| e.clone()).merge(e);
+            }
+            Ok(())
+        }
+        async fn chunk(&self, _: &CustomerId, n: u64) -> Result<Vec<Uuid>, StoreError> {
+            self.call();
+            Ok(self.chunks.lock().unwrap().get(&n).cloned().unwrap_or_default())
+        }
+        async fn write_chunk(&self, _: &CustomerId, c: &Chunk) -> Result<(), StoreError> {
+            self.call();
+            self.chunks.lock().unwrap().insert(c.number, c.ids.clone());
+            Ok(())
+        }
+    }
+
+    fn played(id: Uuid) -> Fact {
+        Fact::MissionAchieved { mission_id: id, mission_code: "match-played".into(), points: 1 }
+    }
+
+    #[test]
+    fn given_a_customer_with_thousands_of_missions_a_new_one_costs_what_it_costs_a_new_customer() {
+        let s = MyPageService::new(Memory::default());
+        let (whale, newcomer) = (CustomerId::new("whale").unwrap(), CustomerId::new("new").unwrap());
+        let mut ids = Vec::new();
+        for batch in 0..30 {
+            let facts: Vec<Fact> = (0..100).map(|_| Uuid::now_v7()).inspect(|id| ids.push(*id)).map(played).collect();
+            block_on(s.apply(&whale, &facts)).unwrap();
+            assert!(block_on(s.page(&whale)).unwrap().entries.len() <= archive::RECENT, "batch {batch}");
+        }
+        let calls = |s: &MyPageService<Memory>, c: &CustomerId| {
+            let before = *s.store.calls.lock().unwrap();
+            block_on(s.apply(c, &[played(Uuid::now_v7())])).unwrap();
+            *s.store.calls.lock().unwrap() - before
+        };
+        let (for_whale, for_newcomer) = (calls(&s, &whale), calls(&s, &newcomer));
+        // a page read, the archive looked up, a page write; the whale's page also archives
+        // its oldest recent entry (one entry written, the page written without it)
+        assert_eq!((for_newcomer, for_whale), (3, 5));
+        let page = block_on(s.page(&whale)).unwrap();
+        assert_eq!((page.entry_count, page.points_issued, page.entries.len()), (3001, 0, archive::RECENT));
+        assert!(page.archive.pending.is_empty() && page.archive.unsealed.is_empty());
+
+        // an old entry still changes, in its archive key and in the totals
+        let old = ids[10];
+        block_on(s.apply(&whale, &[Fact::RewardIssued { mission_id: old, reward_id: Uuid::now_v7(), points: 7 }]))
+            .unwrap();
+        assert_eq!(block_on(s.page(&whale)).unwrap().points_issued, 7);
+        assert_eq!(s.store.entries.lock().unwrap()[&old].points, 7);
+
+        // and every entry reads back once, newest first, a page at a time
+        let (mut read, mut cursor) = (Vec::new(), Cursor::FIRST);
+        loop {
+            let (_, entries, next) = block_on(s.entries(&whale, cursor, 500)).unwrap();
+            read.extend(entries.iter().map(|e| e.mission_id));
+            match next {
+                Some(c) => cursor = c,
+                None => break,
+            }
+        }
+        assert_eq!(read.len(), 3001);
+        assert_eq!(read[3000 - 10], old);
+        assert!(read.windows(2).all(|w| w[0] > w[1]), "newest first");
     }
 
     #[test]

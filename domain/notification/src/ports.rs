@@ -2,6 +2,7 @@
 
 use std::future::Future;
 
+use kernel::paging::{Page, PageRequest};
 use kernel::{CustomerId, Envelope, Inbound, StoreError};
 
 use crate::model::{Email, Notification, NotificationEvent};
@@ -26,11 +27,12 @@ pub trait NotificationRepository: Send + Sync + 'static {
         inbound: Inbound,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// The customer's notifications, oldest first.
+    /// A page of the customer's notifications, newest first.
     fn list_by_customer(
         &self,
         customer: &CustomerId,
-    ) -> impl Future<Output = Result<Vec<Notification>, StoreError>> + Send;
+        page: PageRequest,
+    ) -> impl Future<Output = Result<Page<Notification>, StoreError>> + Send;
 }
 
 /// Why an e-mail was not sent.

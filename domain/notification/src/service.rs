@@ -1,6 +1,7 @@
 //! The notification application service: a gift event becomes one e-mail, recorded.
 
 use chrono::Utc;
+use kernel::paging::{Page, PageRequest};
 use kernel::{CustomerId, Envelope, EventMeta, Inbound, StoreError, new_id};
 
 use crate::model::{EmailAddress, GiftFact, MailDomain, Notification, compose};
@@ -52,12 +53,16 @@ impl<R: NotificationRepository, M: Mailer> NotificationService<R, M> {
         Self { repo, mailer, recipients }
     }
 
-    /// The customer's notifications, oldest first.
+    /// A page of the customer's notifications, newest first.
     ///
     /// # Errors
     /// `Unavailable` when the store is down.
-    pub async fn notifications(&self, customer: &CustomerId) -> Result<Vec<Notification>, NotificationError> {
-        Ok(self.repo.list_by_customer(customer).await?)
+    pub async fn notifications(
+        &self,
+        customer: &CustomerId,
+        page: PageRequest,
+    ) -> Result<Page<Notification>, NotificationError> {
+        Ok(self.repo.list_by_customer(customer, page).await?)
     }
 
     /// Policy: a gift was issued or used -> e-mail the customer (once per event).
@@ -130,11 +135,13 @@ mod tests {
             Ok(())
         }
 
-        async fn list_by_customer(&self, c: &CustomerId) -> Result<Vec<Notification>, StoreError> {
+        async fn list_by_customer(&self, c: &CustomerId, page: PageRequest) -> Result<Page<Notification>, StoreError> {
             let mut all: Vec<_> =
                 self.notifications.lock().unwrap().values().filter(|n| &n.customer_id == c).cloned().collect();
-            all.sort_by_key(|n| n.id);
-            Ok(all)
+            all.sort_by_key(|n| std::cmp::Reverse(n.id));
+            all.retain(|n| page.before.is_none_or(|b| n.id < b));
+            all.truncate(page.size + 1);
+            Ok(Page::from_probe(all, page, |n| n.id))
         }
     }
 
@@ -193,7 +200,7 @@ mod tests {
         assert_eq!(sent[0].to.as_str(), "c-11@players.game-rewards.local");
         assert_eq!(sent[0].about_event_id, meta.event_id);
 
-        let listed = block_on(s.notifications(&customer())).unwrap();
+        let listed = block_on(s.notifications(&customer(), PageRequest::default())).unwrap().items;
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].about_event_id, meta.event_id);
         let outbox = s.repo.outbox.lock().unwrap();
@@ -209,14 +216,14 @@ mod tests {
         let (inbound, meta, fact) = gift(GiftEventKind::Used);
         let err = block_on(s.on_gift_event(inbound, &meta, fact.clone())).unwrap_err();
         assert!(matches!(err, NotificationError::Unavailable(_)), "{err}");
-        assert!(block_on(s.notifications(&customer())).unwrap().is_empty());
+        assert!(block_on(s.notifications(&customer(), PageRequest::default())).unwrap().items.is_empty());
         assert!(s.repo.outbox.lock().unwrap().is_empty());
         assert!(!block_on(s.repo.was_handled(inbound)).unwrap(), "the retry is not swallowed");
 
         // the retry, once the mail system is back
         assert!(matches!(block_on(s.on_gift_event(inbound, &meta, fact)).unwrap(), Outcome::Sent(_)));
         assert_eq!(s.mailer.sent.lock().unwrap().len(), 1);
-        let listed = block_on(s.notifications(&customer())).unwrap();
+        let listed = block_on(s.notifications(&customer(), PageRequest::default())).unwrap().items;
         assert_eq!(listed[0].subject, "You used your gift: Coffee");
     }
 
@@ -227,6 +234,6 @@ mod tests {
         let (inbound, meta, fact) = gift(GiftEventKind::Issued);
         let err = block_on(s.on_gift_event(inbound, &meta, fact)).unwrap_err();
         assert!(matches!(err, NotificationError::Rejected(_)), "{err}");
-        assert!(block_on(s.notifications(&customer())).unwrap().is_empty());
+        assert!(block_on(s.notifications(&customer(), PageRequest::default())).unwrap().items.is_empty());
     }
 }

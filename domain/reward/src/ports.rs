@@ -2,6 +2,7 @@
 
 use std::future::Future;
 
+use kernel::paging::{Page, PageRequest};
 use kernel::{CustomerId, Envelope, Inbound, StoreError};
 use uuid::Uuid;
 
@@ -14,8 +15,12 @@ use crate::model::{Reward, RewardEvent};
 pub trait RewardRepository: Send + Sync + 'static {
     fn get(&self, id: Uuid) -> impl Future<Output = Result<Option<Reward>, StoreError>> + Send;
 
-    /// The customer's rewards, oldest first.
-    fn list_by_customer(&self, customer: &CustomerId) -> impl Future<Output = Result<Vec<Reward>, StoreError>> + Send;
+    /// A page of the customer's rewards, newest first.
+    fn list_by_customer(
+        &self,
+        customer: &CustomerId,
+        page: PageRequest,
+    ) -> impl Future<Output = Result<Page<Reward>, StoreError>> + Send;
 
     /// Stores a new reward, its events and the handled event in one transaction.
     ///

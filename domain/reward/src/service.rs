@@ -1,6 +1,7 @@
 //! The reward application service: the policies reacting to other contexts' events.
 
 use chrono::Utc;
+use kernel::paging::{Page, PageRequest};
 use kernel::{CustomerId, Envelope, EventMeta, Inbound, StoreError, new_id};
 use uuid::Uuid;
 
@@ -47,8 +48,8 @@ impl<R: RewardRepository> RewardService<R> {
         self.repo.get(id).await?.ok_or(RewardError::NotFound("reward"))
     }
 
-    pub async fn list(&self, customer: &CustomerId) -> Result<Vec<Reward>, RewardError> {
-        Ok(self.repo.list_by_customer(customer).await?)
+    pub async fn list(&self, customer: &CustomerId, page: PageRequest) -> Result<Page<Reward>, RewardError> {
+        Ok(self.repo.list_by_customer(customer, page).await?)
     }
 
     /// Policy: a mission was achieved -> allocate its reward (once per mission).
@@ -120,8 +121,13 @@ mod tests {
         async fn get(&self, id: Uuid) -> Result<Option<Reward>, StoreError> {
             Ok(self.rewards.lock().unwrap().get(&id).cloned())
         }
-        async fn list_by_customer(&self, c: &CustomerId) -> Result<Vec<Reward>, StoreError> {
-            Ok(self.rewards.lock().unwrap().values().filter(|r| &r.customer_id == c).cloned().collect())
+        async fn list_by_customer(&self, c: &CustomerId, page: PageRequest) -> Result<Page<Reward>, StoreError> {
+            let mut all: Vec<_> =
+                self.rewards.lock().unwrap().values().filter(|r| &r.customer_id == c).cloned().collect();
+            all.sort_by_key(|r| std::cmp::Reverse(r.id));
+            all.retain(|r| page.before.is_none_or(|b| r.id < b));
+            all.truncate(page.size + 1);
+            Ok(Page::from_probe(all, page, |r| r.id))
         }
         async fn insert(
             &self,
@@ -163,7 +169,7 @@ mod tests {
         let inbound = Inbound { consumer: "reward-allocate", event_id: meta.event_id };
         block_on(s.on_mission_achieved(inbound, &meta, fact.clone())).unwrap();
         block_on(s.on_mission_achieved(inbound, &meta, fact.clone())).unwrap();
-        let rewards = block_on(s.list(&fact.customer_id)).unwrap();
+        let rewards = block_on(s.list(&fact.customer_id, PageRequest::default())).unwrap().items;
         assert_eq!(rewards.len(), 1);
         assert_eq!(rewards[0].points, 10);
         let outbox = s.repo.outbox.lock().unwrap();
@@ -177,7 +183,7 @@ mod tests {
         let (meta, fact) = achieved();
         block_on(s.on_mission_achieved(Inbound { consumer: "a", event_id: meta.event_id }, &meta, fact.clone()))
             .unwrap();
-        let id = block_on(s.list(&fact.customer_id)).unwrap()[0].id;
+        let id = block_on(s.list(&fact.customer_id, PageRequest::default())).unwrap().items[0].id;
         block_on(s.on_wallet_changed(Inbound { consumer: "b", event_id: new_id() }, id, RewardStatus::Issued)).unwrap();
         assert_eq!(block_on(s.get(id)).unwrap().status, RewardStatus::Issued);
     }

@@ -1,5 +1,6 @@
 //! The `WalletItem` aggregate (one per reward) and the `Wallet` it belongs to.
 
+use kernel::paging::Page;
 use kernel::{CustomerId, ValidationError};
 use uuid::Uuid;
 
@@ -162,18 +163,18 @@ impl WalletItem {
     }
 }
 
-/// A customer's wallet: every item issued to them.
+/// A customer's wallet: the balance of every item issued to them, and the first page of
+/// the items.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Wallet {
     pub customer_id: CustomerId,
-    pub items: Vec<WalletItem>,
+    pub available_points: i64,
+    pub items: Page<WalletItem>,
 }
 
-impl Wallet {
-    /// Points of the items not yet exchanged.
-    pub fn available_points(&self) -> i64 {
-        self.items.iter().filter(|i| i.status == ItemStatus::Issued).map(|i| i.points).sum()
-    }
+/// The balance: points of the items not yet exchanged.
+pub fn available_points<'a>(items: impl IntoIterator<Item = &'a WalletItem>) -> i64 {
+    items.into_iter().filter(|i| i.status == ItemStatus::Issued).map(|i| i.points).sum()
 }
 
 #[cfg(test)]
@@ -192,8 +193,7 @@ mod tests {
         assert!(matches!(event, WalletEvent::Issued { points: 10, .. }));
         let mut exchanged = WalletItem::issue(Uuid::now_v7(), Uuid::now_v7(), c.clone(), 50).0;
         exchanged.status = ItemStatus::Exchanged;
-        let wallet = Wallet { customer_id: c, items: vec![item, exchanged] };
-        assert_eq!(wallet.available_points(), 10);
+        assert_eq!(available_points([&item, &exchanged]), 10);
     }
 
     #[test]

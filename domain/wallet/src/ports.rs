@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
+use kernel::paging::{Page, PageRequest};
 use kernel::{CustomerId, Envelope, Inbound, StoreError};
 use uuid::Uuid;
 
@@ -16,11 +17,15 @@ use crate::model::{WalletEvent, WalletItem};
 pub trait WalletRepository: Send + Sync + 'static {
     fn get(&self, reward_id: Uuid) -> impl Future<Output = Result<Option<WalletItem>, StoreError>> + Send;
 
-    /// The customer's items, oldest first.
+    /// A page of the customer's items, newest first.
     fn list_by_customer(
         &self,
         customer: &CustomerId,
-    ) -> impl Future<Output = Result<Vec<WalletItem>, StoreError>> + Send;
+        page: PageRequest,
+    ) -> impl Future<Output = Result<Page<WalletItem>, StoreError>> + Send;
+
+    /// The points of the customer's items still issued (see [`crate::model::available_points`]).
+    fn available_points(&self, customer: &CustomerId) -> impl Future<Output = Result<i64, StoreError>> + Send;
 
     /// Stores a new item, its events and the handled event in one transaction.
     ///

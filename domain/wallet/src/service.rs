@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
+use kernel::paging::{Page, PageRequest};
 use kernel::{CustomerId, Envelope, EventMeta, Inbound, RequestReused, StoreError, ValidationError};
 use uuid::Uuid;
 
@@ -87,9 +88,15 @@ impl<R: WalletRepository, G: GiftIssuer> WalletService<R, G> {
         Self { repo, gifts, exchanges: Singleflight::default() }
     }
 
-    pub async fn wallet(&self, customer: &CustomerId) -> Result<Wallet, WalletError> {
-        let items = self.repo.list_by_customer(customer).await?;
-        Ok(Wallet { customer_id: customer.clone(), items })
+    pub async fn wallet(&self, customer: &CustomerId, first: PageRequest) -> Result<Wallet, WalletError> {
+        let items = self.repo.list_by_customer(customer, PageRequest { before: None, ..first }).await?;
+        let available_points = self.repo.available_points(customer).await?;
+        Ok(Wallet { customer_id: customer.clone(), available_points, items })
+    }
+
+    /// A page of the customer's items, newest first.
+    pub async fn items(&self, customer: &CustomerId, page: PageRequest) -> Result<Page<WalletItem>, WalletError> {
+        Ok(self.repo.list_by_customer(customer, page).await?)
     }
 
     pub fn gift_guard(&self) -> GuardStatus {
@@ -203,8 +210,17 @@ mod tests {
         async fn get(&self, id: Uuid) -> Result<Option<WalletItem>, StoreError> {
             Ok(self.items.lock().unwrap().get(&id).cloned())
         }
-        async fn list_by_customer(&self, c: &CustomerId) -> Result<Vec<WalletItem>, StoreError> {
-            Ok(self.items.lock().unwrap().values().filter(|i| &i.customer_id == c).cloned().collect())
+        async fn list_by_customer(&self, c: &CustomerId, page: PageRequest) -> Result<Page<WalletItem>, StoreError> {
+            let mut all: Vec<_> =
+                self.items.lock().unwrap().values().filter(|i| &i.customer_id == c).cloned().collect();
+            all.sort_by_key(|i| std::cmp::Reverse(i.reward_id));
+            all.retain(|i| page.before.is_none_or(|b| i.reward_id < b));
+            all.truncate(page.size + 1);
+            Ok(Page::from_probe(all, page, |i| i.reward_id))
+        }
+        async fn available_points(&self, c: &CustomerId) -> Result<i64, StoreError> {
+            let items = self.items.lock().unwrap();
+            Ok(crate::model::available_points(items.values().filter(|i| &i.customer_id == c)))
         }
         async fn find_by_exchange_request(&self, c: &CustomerId, r: &str) -> Result<Option<WalletItem>, StoreError> {
             let items = self.items.lock().unwrap();
@@ -386,18 +402,18 @@ mod tests {
         let inbound = Inbound { consumer: "wallet-issue", event_id: meta.event_id };
         block_on(s.on_reward_allocated(inbound, &meta, fact.clone())).unwrap();
         block_on(s.on_reward_allocated(inbound, &meta, fact.clone())).unwrap();
-        let wallet = block_on(s.wallet(&customer_id)).unwrap();
-        assert_eq!(wallet.items.len(), 1);
-        assert_eq!(wallet.items[0].status, ItemStatus::Issued);
-        assert_eq!(wallet.available_points(), 10);
+        let wallet = block_on(s.wallet(&customer_id, PageRequest::default())).unwrap();
+        assert_eq!(wallet.items.items.len(), 1);
+        assert_eq!(wallet.items.items[0].status, ItemStatus::Issued);
+        assert_eq!(wallet.available_points, 10);
         assert_eq!(s.repo.outbox.lock().unwrap().len(), 1);
     }
 
     #[test]
     fn an_unknown_customer_has_an_empty_wallet() {
         let s = WalletService::new(Memory::default(), Gifts::answering(Ok(new_id())));
-        let wallet = block_on(s.wallet(&CustomerId::new("nobody").unwrap())).unwrap();
-        assert!(wallet.items.is_empty());
-        assert_eq!(wallet.available_points(), 0);
+        let wallet = block_on(s.wallet(&CustomerId::new("nobody").unwrap(), PageRequest::default())).unwrap();
+        assert!(wallet.items.items.is_empty());
+        assert_eq!(wallet.available_points, 0);
     }
 }

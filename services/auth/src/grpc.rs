@@ -301,3 +301,41 @@ impl pb::auth_service_server::AuthService for Handlers {
         Ok(Response::new(pb::ListAuditEntriesResponse { entries: entries.into_iter().map(audit_to_proto).collect() }))
     }
 }
+
+#[cfg(test)]
+mod status_tests {
+    use tonic::Code;
+
+    use super::*;
+
+    fn of(e: AuthError) -> (Code, String) {
+        let s = to_status(e);
+        (s.code(), s.message().to_owned())
+    }
+
+    #[test]
+    fn each_auth_error_becomes_its_status_naming_what_is_wrong() {
+        let invalid = || kernel::ValidationError::new("customer_id", "must not be empty");
+        assert_eq!(of(AuthError::Invalid(invalid())), (Code::InvalidArgument, "customer_id: must not be empty".into()));
+        assert_eq!(of(AuthError::Role(RoleRefusal::Invalid(invalid()))).0, Code::InvalidArgument);
+        assert_eq!(of(AuthError::AlreadyRegistered), (Code::AlreadyExists, "customer_id: already registered".into()));
+        assert_eq!(of(AuthError::AlreadyExists("name: taken".into())), (Code::AlreadyExists, "name: taken".into()));
+        assert_eq!(of(AuthError::NotFound("customer")), (Code::NotFound, "customer not found".into()));
+        assert_eq!(
+            of(AuthError::Refused(LoginRefusal::BadCredentials)),
+            (Code::Unauthenticated, "invalid customer id or password".into())
+        );
+        assert_eq!(of(AuthError::Role(RoleRefusal::OwnAdminRole)).0, Code::FailedPrecondition);
+        let (code, message) = of(AuthError::Unavailable("database is locked at /data/auth.db".into()));
+        assert_eq!(code, Code::Unavailable);
+        assert!(!message.contains("/data/auth.db"), "{message}");
+    }
+
+    #[test]
+    fn a_throttled_login_says_when_to_try_again() {
+        let s = to_status(AuthError::Refused(LoginRefusal::Throttled { retry_after: Duration::from_millis(4100) }));
+        assert_eq!(s.code(), Code::ResourceExhausted);
+        assert!(s.message().contains("try again in 5 s"), "{}", s.message());
+        assert_eq!(s.metadata().get("retry-after").and_then(|v| v.to_str().ok()), Some("5"));
+    }
+}

@@ -26,7 +26,7 @@ use std::time::Duration;
 use auth_adapter::{KeyRing, TokenIssuer};
 use auth_domain::{AuthService, FirstAdmin, ThrottlePolicy};
 use grpc_adapter::peer::TrustedProxies;
-use grpc_adapter::server::{self, Server, ServerSettings};
+use grpc_adapter::server::{self, Error, Server, ServerSettings};
 use tokio_util::sync::CancellationToken;
 
 pub const SERVICE_NAME: &str = "game.auth.v1.AuthService";
@@ -39,6 +39,8 @@ pub struct Settings {
     /// `sqlite://path` (default) or `postgres://...`.
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/auth.db")]
     pub database_url: String,
+    #[command(flatten)]
+    pub pool: service_runtime::PoolSettings,
     /// The `iss` of the tokens we sign.
     #[arg(long, env = "AUTH_ISSUER", default_value = "game-rewards")]
     pub issuer: String,
@@ -119,31 +121,38 @@ pub type App = AuthService<store::SqlAuth, store::SqlAuth, crypto::Argon2Hasher,
 const PRUNE_EVERY: Duration = Duration::from_secs(300);
 
 /// Builds the service, creates the first admin and provisions service accounts, and
-/// serves until SIGTERM.
-pub async fn run(settings: Settings) {
+/// serves until `shutdown` is cancelled.
+///
+/// # Errors
+/// A setting, file or the database that stops the service from starting, named; or the
+/// server failing.
+pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), Error> {
     let ttl = Duration::from_secs(settings.token_ttl_seconds.max(1));
     let service_ttl = Duration::from_secs(settings.service_token_ttl_seconds.max(1));
     // A retired key is published as long as the longest-lived token it signed.
     let ring = KeyRing::open(&settings.keys_dir, ttl.max(service_ttl))
-        .unwrap_or_else(|e| server::fail(&format!("AUTH_KEYS_DIR {}", settings.keys_dir.display()), &e));
+        .map_err(Error::at(format!("AUTH_KEYS_DIR {}", settings.keys_dir.display())))?;
     let issuer = TokenIssuer { ring, issuer: settings.issuer.clone(), audience: settings.audience.clone(), ttl };
     let hasher = crypto::Argon2Hasher::new(settings.argon2_memory_kib, settings.argon2_iterations)
-        .unwrap_or_else(|e| server::fail("ARGON2_MEMORY_KIB / ARGON2_ITERATIONS", &e));
-    let trusted =
-        TrustedProxies::parse(&settings.trusted_proxies).unwrap_or_else(|e| server::fail("TRUSTED_PROXIES", &e));
-    let policy = settings.throttle().unwrap_or_else(|e| server::fail("login throttle", &e));
+        .map_err(Error::at("ARGON2_MEMORY_KIB / ARGON2_ITERATIONS"))?;
+    let trusted = TrustedProxies::parse(&settings.trusted_proxies).map_err(Error::at("TRUSTED_PROXIES"))?;
+    let policy = settings.throttle().map_err(Error::at("login throttle"))?;
     // Read before anything is opened: a bad file stops the start naming it.
-    let admin_password = settings.admin_password_file.as_deref().map(|path| {
-        bootstrap::admin_password(path)
-            .unwrap_or_else(|e| server::fail(&format!("ADMIN_PASSWORD_FILE {}", path.display()), &e))
-    });
-    let provisioned = settings.service_accounts_file.as_deref().map(|path| {
-        bootstrap::service_accounts(path)
-            .unwrap_or_else(|e| server::fail(&format!("SERVICE_ACCOUNTS_FILE {}", path.display()), &e))
-    });
-    let db = store_adapter::Store::open(&settings.database_url, store::MIGRATIONS)
-        .await
-        .unwrap_or_else(|e| server::fail("cannot open the database", &e));
+    let admin_password = settings
+        .admin_password_file
+        .as_deref()
+        .map(|path| {
+            bootstrap::admin_password(path).map_err(Error::at(format!("ADMIN_PASSWORD_FILE {}", path.display())))
+        })
+        .transpose()?;
+    let provisioned = settings
+        .service_accounts_file
+        .as_deref()
+        .map(|path| {
+            bootstrap::service_accounts(path).map_err(Error::at(format!("SERVICE_ACCOUNTS_FILE {}", path.display())))
+        })
+        .transpose()?;
+    let db = service_runtime::open_store(&settings.database_url, &settings.pool, store::MIGRATIONS).await?;
     let repo = store::SqlAuth::new(db.clone());
     let signer = crypto::Signer { issuer: issuer.clone(), service_ttl };
     let app: Arc<App> = Arc::new(AuthService::new(repo.clone(), repo, hasher, signer, policy));
@@ -154,13 +163,13 @@ pub async fn run(settings: Settings) {
             Ok(FirstAdmin::Exists(role)) => {
                 tracing::info!(admin = settings.admin_id, %role, "first admin exists; ADMIN_PASSWORD_FILE not applied");
             }
-            Err(e) => server::fail("ADMIN_ID / ADMIN_PASSWORD_FILE", &e),
+            Err(e) => return Err(Error::new("ADMIN_ID / ADMIN_PASSWORD_FILE", e)),
         }
     }
     if let Some(accounts) = provisioned {
         match app.provision(&accounts).await {
             Ok(changed) => tracing::info!(accounts = accounts.len(), changed, "service accounts provisioned"),
-            Err(e) => server::fail("SERVICE_ACCOUNTS_FILE", &e),
+            Err(e) => return Err(Error::new("SERVICE_ACCOUNTS_FILE", e)),
         }
     }
 
@@ -188,7 +197,5 @@ pub async fn run(settings: Settings) {
             }
         }
     });
-    if let Err(e) = srv.run(CancellationToken::new()).await {
-        server::fail("server failed", &e);
-    }
+    srv.run(shutdown).await
 }

@@ -28,7 +28,7 @@ pub mod web;
 use std::sync::Arc;
 use std::time::Duration;
 
-use grpc_adapter::server::{self, Server, ServerSettings};
+use grpc_adapter::server::{self, Error, Server, ServerSettings};
 use tokio_util::sync::CancellationToken;
 
 /// Every public service, by the environment variable naming its endpoints.
@@ -135,13 +135,15 @@ pub fn policy(s: &Settings) -> Result<proxy::Policy, (&'static str, String)> {
     Ok(proxy::Policy { with_token, anonymous, trusted, default_deadline })
 }
 
-/// Builds the gateway and serves until SIGTERM.
-pub async fn run(settings: Settings) {
-    let policy = policy(&settings).unwrap_or_else(|(what, e)| server::fail(what, &e));
+/// Builds the gateway and serves until `shutdown` is cancelled.
+///
+/// # Errors
+/// A setting at fault, named; or the server failing.
+pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), Error> {
+    let policy = policy(&settings).map_err(|(what, e)| Error::new(what, e))?;
+    let upstreams = upstream::Upstreams::from_settings(&settings.upstreams).map_err(Error::at("upstreams"))?;
     // gateway_rate_limited_total is in every scrape of the gateway, at 0 until a refusal.
     let _ = metrics_adapter::gateway();
-    let upstreams =
-        upstream::Upstreams::from_settings(&settings.upstreams).unwrap_or_else(|e| server::fail("upstreams", &e));
     let stopping = CancellationToken::new();
     upstreams.watch_health(stopping.clone()).await;
     let proxy = proxy::Proxy::new(Arc::new(upstreams), Arc::new(policy));
@@ -156,12 +158,9 @@ pub async fn run(settings: Settings) {
     if let Some(cors) = cors(&settings.cors_origins) {
         srv = srv.with_cors(cors);
     }
-    let external = CancellationToken::new();
-    let result = srv.run(external).await;
+    let result = srv.run(shutdown).await;
     stopping.cancel();
-    if let Err(e) = result {
-        server::fail("server failed", &e);
-    }
+    result
 }
 
 #[cfg(test)]

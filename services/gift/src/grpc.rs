@@ -8,7 +8,7 @@ use gift_domain::rules::{Refusal, Schedule};
 use gift_domain::{Gift, GiftCode, GiftError, GiftRefusal, GiftStatus, IssueGift};
 use grpc_adapter::convert::timestamp;
 use grpc_adapter::pb::gift::v1 as pb;
-use grpc_adapter::{auth, status};
+use grpc_adapter::{auth, paging, status};
 use tonic::{Request, Response, Status};
 
 use crate::App;
@@ -128,8 +128,11 @@ impl pb::gift_service_server::GiftService for Handlers {
 
     async fn list_gifts(&self, req: Request<pb::ListGiftsRequest>) -> Result<Response<pb::ListGiftsResponse>, Status> {
         let customer = auth::read_for(&req, &req.get_ref().customer_id)?;
-        let gifts = self.app.list(&customer).await.map_err(|e| self.status(e))?;
-        Ok(Response::new(pb::ListGiftsResponse { gifts: gifts.into_iter().map(to_proto).collect() }))
+        let scope = format!("gifts/{customer}");
+        let page = paging::request(req.get_ref().page_size, &req.get_ref().page_token, &scope)?;
+        let gifts = self.app.list(&customer, page).await.map_err(|e| self.status(e))?;
+        let (gifts, next_page_token) = paging::answer(gifts, &scope, to_proto);
+        Ok(Response::new(pb::ListGiftsResponse { gifts, next_page_token }))
     }
 
     async fn use_gift(&self, req: Request<pb::UseGiftRequest>) -> Result<Response<pb::UseGiftResponse>, Status> {
@@ -161,5 +164,50 @@ impl pb::gift_issuing_service_server::GiftIssuingService for Issuing {
         };
         let gift = self.app.issue(cmd, cause, traceparent).await.map_err(|e| self.status(e))?;
         Ok(Response::new(pb::IssueGiftResponse { gift: Some(to_proto(gift)) }))
+    }
+}
+
+#[cfg(test)]
+mod status_tests {
+    use tonic::Code;
+
+    use super::*;
+
+    fn coffee() -> GiftCode {
+        GiftCode::new("coffee").unwrap()
+    }
+
+    #[test]
+    fn each_gift_error_becomes_its_status_naming_what_is_wrong() {
+        let schedule = Schedule::default();
+        let of = |e: GiftError| {
+            let s = to_status(e, &schedule);
+            (s.code(), s.message().to_owned())
+        };
+        let invalid = GiftError::Refused(GiftRefusal::Invalid(kernel::ValidationError::new("gift_id", "not a UUID")));
+        assert_eq!(of(invalid), (Code::InvalidArgument, "gift_id: not a UUID".into()));
+        // Someone else's gift is answered exactly like an unknown one.
+        assert_eq!(of(GiftError::Refused(GiftRefusal::NotOwner)), of(GiftError::NotFound("gift")));
+        assert_eq!(of(GiftError::NotFound("gift")), (Code::NotFound, "gift not found".into()));
+        assert_eq!(of(GiftError::Refused(GiftRefusal::AlreadyUsed)).0, Code::FailedPrecondition);
+        assert_eq!(of(GiftError::Refused(GiftRefusal::RewardTaken)).0, Code::FailedPrecondition);
+        let (code, message) = of(GiftError::Unavailable("database is locked at /data/gift.db".into()));
+        assert_eq!(code, Code::Unavailable);
+        assert!(!message.contains("/data/gift.db"), "{message}");
+    }
+
+    #[test]
+    fn a_refusal_by_points_or_rules_carries_its_error_info() {
+        let schedule = Schedule::default();
+        let poor = GiftRefusal::NotEnoughPoints { code: coffee(), cost: 50, points: 10 };
+        let s = to_status(GiftError::Refused(poor), &schedule);
+        assert_eq!(s.code(), Code::FailedPrecondition);
+        let (reason, metadata) = status::error_info(&s).expect("ErrorInfo");
+        assert_eq!(reason, "GIFT_NOT_ENOUGH_POINTS");
+        assert_eq!((metadata["cost_points"].as_str(), metadata["reward_points"].as_str()), ("50", "10"));
+        let s = to_status(GiftError::Refused(GiftRefusal::Rule(Refusal::OutOfStock { code: coffee() })), &schedule);
+        assert_eq!(s.code(), Code::FailedPrecondition);
+        let (reason, metadata) = status::error_info(&s).expect("ErrorInfo");
+        assert_eq!((reason.as_str(), metadata["gift_code"].as_str()), ("GIFT_OUT_OF_STOCK", "coffee"));
     }
 }

@@ -19,9 +19,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use gift_domain::{Catalog, GiftService};
-use grpc_adapter::server::{self, ServerSettings};
+use grpc_adapter::server::ServerSettings;
 use nats_adapter::{NatsSettings, streams};
-use service_runtime::Runtime;
+use service_runtime::{Error, Runtime};
+use tokio_util::sync::CancellationToken;
 
 pub const SERVICE_NAME: &str = "game.gift.v1.GiftService";
 
@@ -37,6 +38,8 @@ pub struct Settings {
     /// `sqlite://path` (default) or `postgres://...`.
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/gift.db")]
     pub database_url: String,
+    #[command(flatten)]
+    pub pool: service_runtime::PoolSettings,
     /// The gift catalog, a TOML file (format: `config/gifts.toml`); without it the built-in
     /// default catalog.
     #[arg(long, env = "GIFT_CATALOG")]
@@ -45,20 +48,22 @@ pub struct Settings {
 
 pub type App = GiftService<store::SqlGifts>;
 
-/// Builds the service and serves until SIGTERM.
-pub async fn run(settings: Settings) {
+/// Builds the service and serves until `shutdown` is cancelled.
+///
+/// # Errors
+/// A setting or dependency that stops the service from starting, named; or the server
+/// failing.
+pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), Error> {
     // The catalog first: a mistake in it stops the process before anything is opened.
     let catalog = match &settings.gift_catalog {
-        Some(path) => catalog::load(path).unwrap_or_else(|e| server::fail("GIFT_CATALOG", &e)),
+        Some(path) => catalog::load(path).map_err(Error::at("GIFT_CATALOG"))?,
         None => Catalog::default(),
     };
-    let db = service_runtime::open_store(&settings.database_url, store::MIGRATIONS).await;
+    let db = service_runtime::open_store(&settings.database_url, &settings.pool, store::MIGRATIONS).await?;
     let gifts = store::SqlGifts::new(db.clone());
     // The stock counters follow the catalog before the first exchange is served.
-    if let Err(e) = gifts.sync_stock(&catalog).await {
-        server::fail("cannot set the gift stock in the database", &e);
-    }
-    let nats = service_runtime::connect_nats(&settings.nats, nats_adapter::roles::gift::ROLE.name).await;
+    gifts.sync_stock(&catalog).await.map_err(Error::at("cannot set the gift stock in the database"))?;
+    let nats = service_runtime::connect_nats(&settings.nats, nats_adapter::roles::gift::ROLE.name).await?;
     let app: Arc<App> = Arc::new(GiftService::new(gifts, catalog));
     let routes = tonic::service::Routes::new(grpc::server(app.clone())).add_service(grpc::issuing_server(app));
     // Issuing a gift needs only the database: the outbox holds events while NATS is down.
@@ -68,6 +73,6 @@ pub async fn run(settings: Settings) {
         .internal(&["/game.gift.v1.GiftIssuingService/"])
         .ready_without_nats()
         .publish(streams::GIFT)
-        .run()
-        .await;
+        .run(shutdown)
+        .await
 }

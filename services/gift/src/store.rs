@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use std::collections::HashMap;
 
 use gift_domain::{Catalog, Gift, GiftCode, GiftEvent, GiftRepository, GiftStatus, InsertError};
+use kernel::paging::{Page, PageRequest};
 use kernel::{CustomerId, Envelope, StoreError};
 use store_adapter::{AnyConnection, Migrations, Store, db};
 use uuid::Uuid;
@@ -169,13 +170,27 @@ impl GiftRepository for SqlGifts {
         self.one(move |c| gifts::table.filter(gifts::reward_id.eq(id)).first(c).optional()).await
     }
 
-    async fn list_by_customer(&self, customer: &CustomerId) -> Result<Vec<Gift>, StoreError> {
+    async fn list_by_customer(&self, customer: &CustomerId, page: PageRequest) -> Result<Page<Gift>, StoreError> {
         let customer = customer.to_string();
+        let before = page.before.map(|b| b.to_string());
+        // Keyset: newest first (UUIDv7 in text sorts by creation) from the index on
+        // (customer_id, id); the cost does not grow with the pages before this one.
         let rows: Vec<Row> = self
             .store
-            .read(move |c| gifts::table.filter(gifts::customer_id.eq(customer)).order(gifts::id).load(c).map_err(db))
+            .read(move |c| {
+                let mut q = gifts::table
+                    .filter(gifts::customer_id.eq(customer))
+                    .order(gifts::id.desc())
+                    .limit(page.probe())
+                    .into_boxed();
+                if let Some(before) = before {
+                    q = q.filter(gifts::id.lt(before));
+                }
+                q.load(c).map_err(db)
+            })
             .await?;
-        rows.into_iter().map(Gift::try_from).collect()
+        let items = rows.into_iter().map(Gift::try_from).collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_probe(items, page, |g| g.id))
     }
 
     async fn count_in_period(&self, customer: &CustomerId, code: &GiftCode, period: &str) -> Result<u32, StoreError> {
@@ -326,7 +341,7 @@ mod tests {
         assert_eq!((stored.status, stored.version), (GiftStatus::Used, 1));
         assert!(stored.used_at.is_some());
         assert_eq!(repo.update(&g, vec![]).await, Err(StoreError::Conflict));
-        assert_eq!(repo.list_by_customer(&g.customer_id).await.unwrap().len(), 1);
+        assert_eq!(repo.list_by_customer(&g.customer_id, PageRequest::default()).await.unwrap().items.len(), 1);
         assert_eq!(store.outbox_len().await.unwrap(), 2);
     }
 

@@ -6,7 +6,7 @@ use auth_adapter::Role;
 use chrono::Utc;
 use grpc_adapter::convert::timestamp;
 use grpc_adapter::pb::mission::v1 as pb;
-use grpc_adapter::{auth, status};
+use grpc_adapter::{auth, paging, status};
 use mission_domain::rules::{Availability, Repeat, ReportedBy, Schedule};
 use mission_domain::{AchieveMission, Caller, Mission, MissionError, MissionStatus, Refusal, Reporter};
 use tonic::{Request, Response, Status};
@@ -126,8 +126,11 @@ impl pb::mission_service_server::MissionService for Handlers {
         req: Request<pb::ListMissionsRequest>,
     ) -> Result<Response<pb::ListMissionsResponse>, Status> {
         let customer = auth::read_for(&req, &req.get_ref().customer_id)?;
-        let missions = self.app.list(&customer).await.map_err(|e| to_status(e, self.app.catalog().schedule()))?;
-        Ok(Response::new(pb::ListMissionsResponse { missions: missions.into_iter().map(to_proto).collect() }))
+        let scope = format!("missions/{customer}");
+        let page = paging::request(req.get_ref().page_size, &req.get_ref().page_token, &scope)?;
+        let missions = self.app.list(&customer, page).await.map_err(|e| to_status(e, self.app.catalog().schedule()))?;
+        let (missions, next_page_token) = paging::answer(missions, &scope, to_proto);
+        Ok(Response::new(pb::ListMissionsResponse { missions, next_page_token }))
     }
 
     async fn list_catalog(
@@ -179,5 +182,47 @@ impl pb::mission_service_server::MissionService for Handlers {
             missions: missions.into_iter().map(|a| availability_to_proto(a, schedule)).collect(),
             as_of: Some(timestamp(now)),
         }))
+    }
+}
+
+#[cfg(test)]
+mod status_tests {
+    use tonic::Code;
+
+    use super::*;
+
+    fn code(raw: &str) -> mission_domain::MissionCode {
+        mission_domain::MissionCode::new(raw).unwrap()
+    }
+
+    #[test]
+    fn each_mission_error_becomes_its_status_naming_what_is_wrong() {
+        let schedule = Schedule::default();
+        let invalid = MissionError::Invalid(kernel::ValidationError::new("mission_code", "unknown mission"));
+        let s = to_status(invalid, &schedule);
+        assert_eq!((s.code(), s.message()), (Code::InvalidArgument, "mission_code: unknown mission"));
+        let s = to_status(MissionError::NotFound("mission"), &schedule);
+        assert_eq!((s.code(), s.message()), (Code::NotFound, "mission not found"));
+        let s = to_status(MissionError::Refused(kernel::RequestReused.into()), &schedule);
+        assert_eq!(s.code(), Code::FailedPrecondition);
+        let s = to_status(MissionError::Unavailable("database is locked at /data/mission.db".into()), &schedule);
+        assert_eq!(s.code(), Code::Unavailable);
+        assert!(!s.message().contains("/data/mission.db"), "{}", s.message());
+    }
+
+    #[test]
+    fn a_rule_refusal_is_a_failed_precondition_with_error_info_or_permission_denied() {
+        let schedule = Schedule::default();
+        let s = to_status(MissionError::Rule(Refusal::AlreadyAchieved { code: code("tutorial-complete") }), &schedule);
+        assert_eq!(s.code(), Code::FailedPrecondition);
+        let (reason, metadata) = status::error_info(&s).expect("ErrorInfo");
+        assert_eq!(
+            (reason.as_str(), metadata["mission_code"].as_str()),
+            ("MISSION_ALREADY_ACHIEVED", "tutorial-complete")
+        );
+        let s = to_status(MissionError::Rule(Refusal::ReportedByGameServer { code: code("first-win") }), &schedule);
+        assert_eq!(s.code(), Code::PermissionDenied);
+        assert_eq!(s.message(), "first-win is reported by the game server, not by players");
+        assert!(status::error_info(&s).is_none(), "a permission, not a rule of the economy to retry");
     }
 }

@@ -20,7 +20,8 @@ use std::sync::Arc;
 use grpc_adapter::server::ServerSettings;
 use mission_domain::{Catalog, MissionService};
 use nats_adapter::{NatsSettings, streams};
-use service_runtime::Runtime;
+use service_runtime::{Error, Runtime};
+use tokio_util::sync::CancellationToken;
 
 pub const SERVICE_NAME: &str = "game.mission.v1.MissionService";
 
@@ -36,6 +37,8 @@ pub struct Settings {
     /// `sqlite://path` (default) or `postgres://...`.
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/mission.db")]
     pub database_url: String,
+    #[command(flatten)]
+    pub pool: service_runtime::PoolSettings,
     /// The mission catalog, a TOML file (format: `config/missions.toml`); without it the
     /// built-in default catalog.
     #[arg(long, env = "MISSION_CATALOG")]
@@ -44,21 +47,25 @@ pub struct Settings {
 
 pub type App = MissionService<store::SqlMissions>;
 
-/// Builds the service and serves until SIGTERM.
-pub async fn run(settings: Settings) {
+/// Builds the service and serves until `shutdown` is cancelled.
+///
+/// # Errors
+/// A setting or dependency that stops the service from starting, named; or the server
+/// failing.
+pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), Error> {
     // The catalog first: a mistake in it stops the process before anything is opened.
     let catalog = match &settings.mission_catalog {
-        Some(path) => catalog::load(path).unwrap_or_else(|e| grpc_adapter::server::fail("MISSION_CATALOG", &e)),
+        Some(path) => catalog::load(path).map_err(Error::at("MISSION_CATALOG"))?,
         None => Catalog::default(),
     };
-    let db = service_runtime::open_store(&settings.database_url, store::MIGRATIONS).await;
-    let nats = service_runtime::connect_nats(&settings.nats, nats_adapter::roles::mission::ROLE.name).await;
+    let db = service_runtime::open_store(&settings.database_url, &settings.pool, store::MIGRATIONS).await?;
+    let nats = service_runtime::connect_nats(&settings.nats, nats_adapter::roles::mission::ROLE.name).await?;
     let app: Arc<App> = Arc::new(MissionService::new(store::SqlMissions::new(db.clone()), catalog));
     let routes = tonic::service::Routes::new(grpc::server(app.clone()));
     Runtime::new(settings.server, &settings.auth, SERVICE_NAME, routes, Some(db), Some(nats))
         .public(&["/game.mission.v1.MissionService/ListCatalog"])
         .publish(streams::MISSION)
         .consume(&[events::RECORD_REWARD], Arc::new(events::RecordReward(app)))
-        .run()
-        .await;
+        .run(shutdown)
+        .await
 }

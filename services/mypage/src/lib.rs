@@ -17,7 +17,8 @@ use std::sync::Arc;
 use grpc_adapter::server::ServerSettings;
 use mypage_domain::MyPageService;
 use nats_adapter::NatsSettings;
-use service_runtime::Runtime;
+use service_runtime::{Error, Runtime};
+use tokio_util::sync::CancellationToken;
 
 pub const SERVICE_NAME: &str = "game.mypage.v1.MyPageService";
 
@@ -38,9 +39,13 @@ pub struct Settings {
 
 pub type App = MyPageService<kv::KvPages>;
 
-/// Builds the service and serves until SIGTERM.
-pub async fn run(settings: Settings) {
-    let nats = service_runtime::connect_nats(&settings.nats, nats_adapter::roles::mypage::ROLE.name).await;
+/// Builds the service and serves until `shutdown` is cancelled.
+///
+/// # Errors
+/// A setting or dependency that stops the service from starting, named; or the server
+/// failing.
+pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), Error> {
+    let nats = service_runtime::connect_nats(&settings.nats, nats_adapter::roles::mypage::ROLE.name).await?;
     let pages = loop {
         match nats_adapter::kv::ensure_bucket(&nats.js, &settings.bucket, settings.nats.stream_replicas).await {
             Ok(b) => break b,
@@ -54,6 +59,6 @@ pub async fn run(settings: Settings) {
     let routes = tonic::service::Routes::new(grpc::server(app.clone()));
     Runtime::new(settings.server, &settings.auth, SERVICE_NAME, routes, None, Some(nats))
         .consume(&events::CONSUMERS, Arc::new(events::Project(app)))
-        .run()
-        .await;
+        .run(shutdown)
+        .await
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use grpc_adapter::convert::timestamp;
 use grpc_adapter::pb::notification::v1 as pb;
-use grpc_adapter::status;
+use grpc_adapter::{paging, status};
 use notification_domain::{Notification, NotificationError};
 use tonic::{Request, Response, Status};
 
@@ -45,9 +45,26 @@ impl pb::notification_service_server::NotificationService for Handlers {
         req: Request<pb::ListNotificationsRequest>,
     ) -> Result<Response<pb::ListNotificationsResponse>, Status> {
         let customer = grpc_adapter::auth::read_for(&req, &req.get_ref().customer_id)?;
-        let notifications = self.app.notifications(&customer).await.map_err(to_status)?;
-        Ok(Response::new(pb::ListNotificationsResponse {
-            notifications: notifications.into_iter().map(to_proto).collect(),
-        }))
+        let scope = format!("notifications/{customer}");
+        let page = paging::request(req.get_ref().page_size, &req.get_ref().page_token, &scope)?;
+        let notifications = self.app.notifications(&customer, page).await.map_err(to_status)?;
+        let (notifications, next_page_token) = paging::answer(notifications, &scope, to_proto);
+        Ok(Response::new(pb::ListNotificationsResponse { notifications, next_page_token }))
+    }
+}
+
+#[cfg(test)]
+mod status_tests {
+    use tonic::Code;
+
+    use super::*;
+
+    #[test]
+    fn each_notification_error_becomes_its_status_without_its_detail() {
+        let s = to_status(NotificationError::Unavailable("smtp://relay:25 refused".into()));
+        assert_eq!(s.code(), Code::Unavailable);
+        assert!(!s.message().contains("relay"), "{}", s.message());
+        let s = to_status(NotificationError::Rejected("550 mailbox unknown".into()));
+        assert_eq!((s.code(), s.message()), (Code::Internal, "internal error"));
     }
 }

@@ -16,10 +16,11 @@ pub mod store;
 
 use std::sync::Arc;
 
-use grpc_adapter::server::{self, ServerSettings};
+use grpc_adapter::server::ServerSettings;
 use nats_adapter::{NatsSettings, streams};
 use notification_domain::NotificationService;
-use service_runtime::Runtime;
+use service_runtime::{Error, Runtime};
+use tokio_util::sync::CancellationToken;
 
 pub const SERVICE_NAME: &str = "game.notification.v1.NotificationService";
 
@@ -36,16 +37,22 @@ pub struct Settings {
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/notification.db")]
     pub database_url: String,
     #[command(flatten)]
+    pub pool: service_runtime::PoolSettings,
+    #[command(flatten)]
     pub mail: mail::MailSettings,
 }
 
 pub type App = NotificationService<store::SqlNotifications, mail::AnyMailer>;
 
-/// Builds the service and serves until SIGTERM.
-pub async fn run(settings: Settings) {
-    let mailer = settings.mail.mailer().unwrap_or_else(|e| server::fail("cannot set up the mailer", &e));
-    let db = service_runtime::open_store(&settings.database_url, store::MIGRATIONS).await;
-    let nats = service_runtime::connect_nats(&settings.nats, nats_adapter::roles::notification::ROLE.name).await;
+/// Builds the service and serves until `shutdown` is cancelled.
+///
+/// # Errors
+/// A setting or dependency that stops the service from starting, named; or the server
+/// failing.
+pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), Error> {
+    let mailer = settings.mail.mailer().map_err(Error::at("cannot set up the mailer"))?;
+    let db = service_runtime::open_store(&settings.database_url, &settings.pool, store::MIGRATIONS).await?;
+    let nats = service_runtime::connect_nats(&settings.nats, nats_adapter::roles::notification::ROLE.name).await?;
     let app: Arc<App> = Arc::new(NotificationService::new(
         store::SqlNotifications::new(db.clone()),
         mailer,
@@ -56,6 +63,6 @@ pub async fn run(settings: Settings) {
         .publish(streams::NOTIFICATION)
         .consume(&[events::GIFT_ISSUED], Arc::new(events::OnGift::issued(app.clone())))
         .consume(&[events::GIFT_USED], Arc::new(events::OnGift::used(app)))
-        .run()
-        .await;
+        .run(shutdown)
+        .await
 }

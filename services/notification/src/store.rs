@@ -3,6 +3,7 @@
 
 use chrono::{NaiveDateTime, SubsecRound};
 use diesel::prelude::*;
+use kernel::paging::{Page, PageRequest};
 use kernel::{CustomerId, Envelope, Inbound, StoreError};
 use notification_domain::{Channel, EmailAddress, Notification, NotificationEvent, NotificationRepository};
 use store_adapter::schema::inbox::dsl as i;
@@ -122,20 +123,31 @@ impl NotificationRepository for SqlNotifications {
             .await
     }
 
-    async fn list_by_customer(&self, customer: &CustomerId) -> Result<Vec<Notification>, StoreError> {
+    async fn list_by_customer(
+        &self,
+        customer: &CustomerId,
+        page: PageRequest,
+    ) -> Result<Page<Notification>, StoreError> {
         let customer = customer.to_string();
+        let before = page.before.map(|b| b.to_string());
+        // Keyset: newest first (UUIDv7 in text sorts by creation) from the index on
+        // (customer_id, id); the cost does not grow with the pages before this one.
         let rows: Vec<Row> = self
             .store
             .read(move |c| {
-                notifications::table
+                let mut q = notifications::table
                     .filter(notifications::customer_id.eq(customer))
-                    // UUIDv7 in text: creation order
-                    .order(notifications::id)
-                    .load(c)
-                    .map_err(db)
+                    .order(notifications::id.desc())
+                    .limit(page.probe())
+                    .into_boxed();
+                if let Some(before) = before {
+                    q = q.filter(notifications::id.lt(before));
+                }
+                q.load(c).map_err(db)
             })
             .await?;
-        rows.into_iter().map(Notification::try_from).collect()
+        let items = rows.into_iter().map(Notification::try_from).collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_probe(items, page, |n| n.id))
     }
 }
 
@@ -182,28 +194,45 @@ mod tests {
         assert_eq!(repo.insert(&twin, twin_events, again).await, Err(StoreError::Duplicate));
         assert!(!repo.was_handled(again).await.unwrap(), "rolled back");
 
-        assert_eq!(repo.list_by_customer(&customer).await.unwrap(), vec![n]);
+        assert_eq!(repo.list_by_customer(&customer, PageRequest::default()).await.unwrap().items, vec![n]);
         assert_eq!(store.outbox_len().await.unwrap(), 1);
-        assert!(repo.list_by_customer(&CustomerId::new("other").unwrap()).await.unwrap().is_empty());
+        assert!(
+            repo.list_by_customer(&CustomerId::new("other").unwrap(), PageRequest::default())
+                .await
+                .unwrap()
+                .items
+                .is_empty()
+        );
     }
 
-    async fn notifications_are_listed_oldest_first(db: TestDatabase) {
+    async fn notifications_are_listed_newest_first_page_by_page(db: TestDatabase) {
         let store = Store::open(&db.url, MIGRATIONS).await.unwrap();
         let repo = SqlNotifications::new(store);
         let customer = CustomerId::new("c-order").unwrap();
         let mut expected = Vec::new();
-        for consumer in ["notification-gift-issued", "notification-gift-used"] {
+        for i in 0..5 {
+            let consumer = if i % 2 == 0 { "notification-gift-issued" } else { "notification-gift-used" };
             let inbound = Inbound { consumer, event_id: new_id() };
             let (n, events) = sent(&customer, inbound.event_id);
             repo.insert(&n, events, inbound).await.unwrap();
             expected.push(n.id);
         }
-        let listed: Vec<_> = repo.list_by_customer(&customer).await.unwrap().into_iter().map(|n| n.id).collect();
+        expected.reverse();
+        let (mut listed, mut before) = (Vec::new(), None);
+        loop {
+            let page = repo.list_by_customer(&customer, PageRequest { size: 2, before }).await.unwrap();
+            assert!(page.items.len() <= 2);
+            listed.extend(page.items.iter().map(|n| n.id));
+            match page.next {
+                Some(next) => before = Some(next),
+                None => break,
+            }
+        }
         assert_eq!(listed, expected);
     }
 
     store_adapter::on_both_backends!(
         a_gift_event_is_recorded_once_with_its_event,
-        notifications_are_listed_oldest_first
+        notifications_are_listed_newest_first_page_by_page
     );
 }

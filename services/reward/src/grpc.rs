@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use grpc_adapter::pb::reward::v1 as pb;
-use grpc_adapter::{auth, status};
+use grpc_adapter::{auth, paging, status};
 use reward_domain::{Reward, RewardError, RewardStatus};
 use tonic::{Request, Response, Status};
 
@@ -53,7 +53,26 @@ impl pb::reward_service_server::RewardService for Handlers {
         req: Request<pb::ListRewardsRequest>,
     ) -> Result<Response<pb::ListRewardsResponse>, Status> {
         let customer = auth::read_for(&req, &req.get_ref().customer_id)?;
-        let rewards = self.app.list(&customer).await.map_err(to_status)?;
-        Ok(Response::new(pb::ListRewardsResponse { rewards: rewards.into_iter().map(to_proto).collect() }))
+        let scope = format!("rewards/{customer}");
+        let page = paging::request(req.get_ref().page_size, &req.get_ref().page_token, &scope)?;
+        let rewards = self.app.list(&customer, page).await.map_err(to_status)?;
+        let (rewards, next_page_token) = paging::answer(rewards, &scope, to_proto);
+        Ok(Response::new(pb::ListRewardsResponse { rewards, next_page_token }))
+    }
+}
+
+#[cfg(test)]
+mod status_tests {
+    use tonic::Code;
+
+    use super::*;
+
+    #[test]
+    fn each_reward_error_becomes_its_status_and_internal_detail_stays_in_the_log() {
+        let s = to_status(RewardError::NotFound("reward"));
+        assert_eq!((s.code(), s.message()), (Code::NotFound, "reward not found"));
+        let s = to_status(RewardError::Unavailable("database is locked at /data/reward.db".into()));
+        assert_eq!(s.code(), Code::Unavailable);
+        assert!(!s.message().contains("/data/reward.db"), "{}", s.message());
     }
 }

@@ -1,6 +1,7 @@
 //! The reward repository on diesel: rewards, outbox and inbox in one transaction.
 
 use diesel::prelude::*;
+use kernel::paging::{Page, PageRequest};
 use kernel::{CustomerId, Envelope, Inbound, StoreError};
 use reward_domain::{Reward, RewardEvent, RewardRepository, RewardStatus};
 use store_adapter::{Migrations, Store, db, inbox};
@@ -84,15 +85,27 @@ impl RewardRepository for SqlRewards {
         row.map(Reward::try_from).transpose()
     }
 
-    async fn list_by_customer(&self, customer: &CustomerId) -> Result<Vec<Reward>, StoreError> {
+    async fn list_by_customer(&self, customer: &CustomerId, page: PageRequest) -> Result<Page<Reward>, StoreError> {
         let customer = customer.to_string();
+        let before = page.before.map(|b| b.to_string());
+        // Keyset: newest first (UUIDv7 in text sorts by creation) from the index on
+        // (customer_id, id); the cost does not grow with the pages before this one.
         let rows: Vec<Row> = self
             .store
             .read(move |c| {
-                rewards::table.filter(rewards::customer_id.eq(customer)).order(rewards::id).load(c).map_err(db)
+                let mut q = rewards::table
+                    .filter(rewards::customer_id.eq(customer))
+                    .order(rewards::id.desc())
+                    .limit(page.probe())
+                    .into_boxed();
+                if let Some(before) = before {
+                    q = q.filter(rewards::id.lt(before));
+                }
+                q.load(c).map_err(db)
             })
             .await?;
-        rows.into_iter().map(Reward::try_from).collect()
+        let items = rows.into_iter().map(Reward::try_from).collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_probe(items, page, |r| r.id))
     }
 
     async fn insert(
@@ -157,7 +170,7 @@ mod tests {
         assert_eq!(repo.insert(&r, events.clone(), first).await, Err(StoreError::Duplicate));
         let other = Reward { id: new_id(), ..r.clone() };
         assert_eq!(repo.insert(&other, events, inbound()).await, Err(StoreError::Duplicate));
-        assert_eq!(repo.list_by_customer(&r.customer_id).await.unwrap().len(), 1);
+        assert_eq!(repo.list_by_customer(&r.customer_id, PageRequest::default()).await.unwrap().items.len(), 1);
         assert_eq!(store.outbox_len().await.unwrap(), 1);
     }
 

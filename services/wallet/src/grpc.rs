@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use grpc_adapter::pb::wallet::v1 as pb;
-use grpc_adapter::{auth, status};
+use grpc_adapter::{auth, paging, status};
 use tonic::{Request, Response, Status};
 use wallet_domain::{ExchangeRefusal, ExchangeReward, GiftRefusal, GuardState, ItemStatus, WalletError, WalletItem};
 
@@ -62,15 +62,30 @@ pub fn item_to_proto(i: WalletItem) -> pb::WalletItem {
 impl pb::wallet_service_server::WalletService for Handlers {
     async fn get_wallet(&self, req: Request<pb::GetWalletRequest>) -> Result<Response<pb::GetWalletResponse>, Status> {
         let customer = auth::read_for(&req, &req.get_ref().customer_id)?;
-        let wallet = self.app.wallet(&customer).await.map_err(to_status)?;
-        let available_points = wallet.available_points();
+        let scope = format!("wallet-items/{customer}");
+        let first = paging::request(req.get_ref().page_size, "", &scope)?;
+        let wallet = self.app.wallet(&customer, first).await.map_err(to_status)?;
+        let (items, next_page_token) = paging::answer(wallet.items, &scope, item_to_proto);
         Ok(Response::new(pb::GetWalletResponse {
             wallet: Some(pb::Wallet {
                 customer_id: wallet.customer_id.to_string(),
-                available_points,
-                items: wallet.items.into_iter().map(item_to_proto).collect(),
+                available_points: wallet.available_points,
+                items,
             }),
+            next_page_token,
         }))
+    }
+
+    async fn list_wallet_items(
+        &self,
+        req: Request<pb::ListWalletItemsRequest>,
+    ) -> Result<Response<pb::ListWalletItemsResponse>, Status> {
+        let customer = auth::read_for(&req, &req.get_ref().customer_id)?;
+        let scope = format!("wallet-items/{customer}");
+        let page = paging::request(req.get_ref().page_size, &req.get_ref().page_token, &scope)?;
+        let items = self.app.items(&customer, page).await.map_err(to_status)?;
+        let (items, next_page_token) = paging::answer(items, &scope, item_to_proto);
+        Ok(Response::new(pb::ListWalletItemsResponse { items, next_page_token }))
     }
 
     async fn exchange_reward(
@@ -106,5 +121,65 @@ impl pb::wallet_service_server::WalletService for Handlers {
             rejected_calls: g.rejected,
             transitions: g.transitions,
         }))
+    }
+}
+
+#[cfg(test)]
+mod status_tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use tonic::Code;
+
+    use super::*;
+
+    fn of(e: WalletError) -> (Code, String) {
+        let s = to_status(e);
+        (s.code(), s.message().to_owned())
+    }
+
+    #[test]
+    fn each_wallet_error_becomes_its_status_naming_what_is_wrong() {
+        let invalid = WalletError::Invalid(kernel::ValidationError::new("reward_id", "not a UUID"));
+        assert_eq!(of(invalid), (Code::InvalidArgument, "reward_id: not a UUID".into()));
+        assert_eq!(of(WalletError::NotFound("wallet")), (Code::NotFound, "wallet not found".into()));
+        assert_eq!(of(WalletError::Refused(ExchangeRefusal::NotFound)), (Code::NotFound, "reward not found".into()));
+        let (code, _) = of(WalletError::Refused(ExchangeRefusal::AlreadyExchanged));
+        assert_eq!(code, Code::FailedPrecondition);
+        let (code, _) = of(WalletError::Refused(ExchangeRefusal::RequestReused(kernel::RequestReused)));
+        assert_eq!(code, Code::FailedPrecondition);
+        assert_eq!(
+            of(WalletError::GiftInvalid("gift_code: unknown gift".into())),
+            (Code::InvalidArgument, "gift_code: unknown gift".into())
+        );
+        let (code, message) = of(WalletError::Unavailable("database is locked at /data/wallet.db".into()));
+        assert_eq!(code, Code::Unavailable);
+        assert!(!message.contains("/data/wallet.db"), "{message}");
+    }
+
+    #[test]
+    fn a_gift_refusal_reaches_the_player_with_its_words_and_error_info() {
+        let metadata = BTreeMap::from([("gift_code".to_owned(), "coffee".to_owned())]);
+        let refusal = GiftRefusal {
+            message: "coffee is out of stock".into(),
+            reason: Some(("GIFT_OUT_OF_STOCK".into(), metadata)),
+        };
+        let s = to_status(WalletError::GiftRefused(refusal));
+        assert_eq!((s.code(), s.message()), (Code::FailedPrecondition, "coffee is out of stock"));
+        let (reason, metadata) = status::error_info(&s).expect("ErrorInfo");
+        assert_eq!((reason.as_str(), metadata["gift_code"].as_str()), ("GIFT_OUT_OF_STOCK", "coffee"));
+        let plain = to_status(WalletError::GiftRefused(GiftRefusal { message: "no".into(), reason: None }));
+        assert_eq!(plain.code(), Code::FailedPrecondition);
+        assert!(status::error_info(&plain).is_none());
+    }
+
+    #[test]
+    fn an_unavailable_gift_service_says_when_to_try_again() {
+        let e =
+            WalletError::GiftUnavailable { retry_after: Duration::from_millis(2300), reason: "breaker open".into() };
+        let s = to_status(e);
+        assert_eq!(s.code(), Code::Unavailable);
+        assert!(s.message().contains("try again in 3 s") && !s.message().contains("breaker"), "{}", s.message());
+        assert_eq!(s.metadata().get("retry-after").and_then(|v| v.to_str().ok()), Some("3"));
     }
 }

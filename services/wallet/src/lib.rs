@@ -16,9 +16,10 @@ pub mod store;
 
 use std::sync::Arc;
 
-use grpc_adapter::server::{self, ServerSettings};
+use grpc_adapter::server::ServerSettings;
 use nats_adapter::{NatsSettings, streams};
-use service_runtime::Runtime;
+use service_runtime::{Error, Runtime};
+use tokio_util::sync::CancellationToken;
 use wallet_domain::WalletService;
 
 pub const SERVICE_NAME: &str = "game.wallet.v1.WalletService";
@@ -36,6 +37,8 @@ pub struct Settings {
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/wallet.db")]
     pub database_url: String,
     #[command(flatten)]
+    pub pool: service_runtime::PoolSettings,
+    #[command(flatten)]
     pub gift: gift_client::GiftSettings,
     /// The wallet's own service account, for its calls to the gift service.
     #[command(flatten)]
@@ -44,19 +47,22 @@ pub struct Settings {
 
 pub type App = WalletService<store::SqlWallet, gift_client::GiftClient>;
 
-/// Builds the service and serves until SIGTERM.
-pub async fn run(settings: Settings) {
+/// Builds the service and serves until `shutdown` is cancelled.
+///
+/// # Errors
+/// A setting or dependency that stops the service from starting, named; or the server
+/// failing.
+pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), Error> {
     let token = grpc_adapter::service_token::ServiceToken::start(&settings.service_account)
-        .unwrap_or_else(|e| server::fail("the wallet's service account", &e));
-    let gifts =
-        gift_client::GiftClient::new(&settings.gift, token).unwrap_or_else(|e| server::fail("invalid settings", &e));
-    let db = service_runtime::open_store(&settings.database_url, store::MIGRATIONS).await;
-    let nats = service_runtime::connect_nats(&settings.nats, nats_adapter::roles::wallet::ROLE.name).await;
+        .map_err(Error::at("the wallet's service account"))?;
+    let gifts = gift_client::GiftClient::new(&settings.gift, token).map_err(Error::at("invalid settings"))?;
+    let db = service_runtime::open_store(&settings.database_url, &settings.pool, store::MIGRATIONS).await?;
+    let nats = service_runtime::connect_nats(&settings.nats, nats_adapter::roles::wallet::ROLE.name).await?;
     let app: Arc<App> = Arc::new(WalletService::new(store::SqlWallet::new(db.clone()), gifts));
     let routes = tonic::service::Routes::new(grpc::server(app.clone()));
     Runtime::new(settings.server, &settings.auth, SERVICE_NAME, routes, Some(db), Some(nats))
         .publish(streams::WALLET)
         .consume(&[events::ISSUE], Arc::new(events::Issue(app)))
-        .run()
-        .await;
+        .run(shutdown)
+        .await
 }

@@ -1,6 +1,7 @@
 //! The wallet repository on diesel: items, outbox and inbox in one transaction.
 
 use diesel::prelude::*;
+use kernel::paging::{Page, PageRequest};
 use kernel::{CustomerId, Envelope, Inbound, StoreError};
 use store_adapter::{Migrations, Store, db, inbox};
 use uuid::Uuid;
@@ -96,19 +97,46 @@ impl WalletRepository for SqlWallet {
         row.map(WalletItem::try_from).transpose()
     }
 
-    async fn list_by_customer(&self, customer: &CustomerId) -> Result<Vec<WalletItem>, StoreError> {
+    async fn list_by_customer(&self, customer: &CustomerId, page: PageRequest) -> Result<Page<WalletItem>, StoreError> {
         let customer = customer.to_string();
+        let before = page.before.map(|b| b.to_string());
+        // Keyset: newest first (UUIDv7 in text sorts by creation) from the index on
+        // (customer_id, reward_id); the cost does not grow with the pages before this one.
         let rows: Vec<Row> = self
             .store
             .read(move |c| {
-                wallet_items::table
+                let mut q = wallet_items::table
                     .filter(wallet_items::customer_id.eq(customer))
-                    .order(wallet_items::reward_id)
-                    .load(c)
+                    .order(wallet_items::reward_id.desc())
+                    .limit(page.probe())
+                    .into_boxed();
+                if let Some(before) = before {
+                    q = q.filter(wallet_items::reward_id.lt(before));
+                }
+                q.load(c).map_err(db)
+            })
+            .await?;
+        let items = rows.into_iter().map(WalletItem::try_from).collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_probe(items, page, |i| i.reward_id))
+    }
+
+    async fn available_points(&self, customer: &CustomerId) -> Result<i64, StoreError> {
+        use diesel::sql_types::{BigInt, Nullable};
+        let customer = customer.to_string();
+        let issued = ItemStatus::Issued.as_str();
+        // One aggregate over the customer's index range, not every item sent back.
+        let total: Option<i64> = self
+            .store
+            .read(move |c| {
+                wallet_items::table
+                    .filter(wallet_items::customer_id.eq(customer).and(wallet_items::status.eq(issued)))
+                    // PostgreSQL sums BIGINT as NUMERIC: cast back (a balance fits in 64 bits).
+                    .select(diesel::dsl::sql::<Nullable<BigInt>>("CAST(SUM(points) AS BIGINT)"))
+                    .first::<Option<i64>>(c)
                     .map_err(db)
             })
             .await?;
-        rows.into_iter().map(WalletItem::try_from).collect()
+        Ok(total.unwrap_or(0))
     }
 
     async fn insert(
@@ -195,9 +223,17 @@ mod tests {
         assert_eq!(repo.insert(&item, events.clone(), inbound).await, Err(StoreError::Duplicate));
         let again = Inbound { consumer: "wallet-issue", event_id: new_id() };
         assert_eq!(repo.insert(&item, events, again).await, Err(StoreError::Duplicate));
-        assert_eq!(repo.list_by_customer(&customer).await.unwrap(), vec![item]);
+        assert_eq!(repo.list_by_customer(&customer, PageRequest::default()).await.unwrap().items, vec![item]);
         assert_eq!(store.outbox_len().await.unwrap(), 1);
-        assert!(repo.list_by_customer(&CustomerId::new("other").unwrap()).await.unwrap().is_empty());
+        assert!(
+            repo.list_by_customer(&CustomerId::new("other").unwrap(), PageRequest::default())
+                .await
+                .unwrap()
+                .items
+                .is_empty()
+        );
+        assert_eq!(repo.available_points(&customer).await.unwrap(), 10);
+        assert_eq!(repo.available_points(&CustomerId::new("other").unwrap()).await.unwrap(), 0);
     }
 
     async fn an_exchange_is_stored_once_with_its_event(db: TestDatabase) {

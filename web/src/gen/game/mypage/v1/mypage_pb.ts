@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file game/mypage/v1/mypage.proto.
  */
 export const file_game_mypage_v1_mypage: GenFile = /*@__PURE__*/
-  fileDesc("ChtnYW1lL215cGFnZS92MS9teXBhZ2UucHJvdG8SDmdhbWUubXlwYWdlLnYxIpUCCgVFbnRyeRISCgptaXNzaW9uX2lkGAEgASgJEhQKDG1pc3Npb25fY29kZRgCIAEoCRI1Cg5taXNzaW9uX3N0YXR1cxgDIAEoDjIdLmdhbWUubXlwYWdlLnYxLk1pc3Npb25TdGF0dXMSEQoJcmV3YXJkX2lkGAQgASgJEjMKDXJld2FyZF9zdGF0dXMYBSABKA4yHC5nYW1lLm15cGFnZS52MS5SZXdhcmRTdGF0dXMSDgoGcG9pbnRzGAYgASgDEg8KB2dpZnRfaWQYByABKAkSLwoLZ2lmdF9zdGF0dXMYCCABKA4yGi5nYW1lLm15cGFnZS52MS5HaWZ0U3RhdHVzEhEKCWdpZnRfY29kZRgJIAEoCSK3AQoGTXlQYWdlEhMKC2N1c3RvbWVyX2lkGAEgASgJEiYKB2VudHJpZXMYAiADKAsyFS5nYW1lLm15cGFnZS52MS5FbnRyeRIVCg1wb2ludHNfaXNzdWVkGAMgASgDEhgKEHBvaW50c19leGNoYW5nZWQYBCABKAMSDwoHdmVyc2lvbhgFIAEoBBIuCgp1cGRhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCInChBHZXRNeVBhZ2VSZXF1ZXN0EhMKC2N1c3RvbWVyX2lkGAEgASgJIjkKEUdldE15UGFnZVJlc3BvbnNlEiQKBHBhZ2UYASABKAsyFi5nYW1lLm15cGFnZS52MS5NeVBhZ2UiKQoSV2F0Y2hNeVBhZ2VSZXF1ZXN0EhMKC2N1c3RvbWVyX2lkGAEgASgJIjsKE1dhdGNoTXlQYWdlUmVzcG9uc2USJAoEcGFnZRgBIAEoCzIWLmdhbWUubXlwYWdlLnYxLk15UGFnZSppCg1NaXNzaW9uU3RhdHVzEh4KGk1JU1NJT05fU1RBVFVTX1VOU1BFQ0lGSUVEEAASGwoXTUlTU0lPTl9TVEFUVVNfQUNISUVWRUQQARIbChdNSVNTSU9OX1NUQVRVU19SRVdBUkRFRBACKoEBCgxSZXdhcmRTdGF0dXMSHQoZUkVXQVJEX1NUQVRVU19VTlNQRUNJRklFRBAAEhsKF1JFV0FSRF9TVEFUVVNfQUxMT0NBVEVEEAESGAoUUkVXQVJEX1NUQVRVU19JU1NVRUQQAhIbChdSRVdBUkRfU1RBVFVTX0VYQ0hBTkdFRBADKlcKCkdpZnRTdGF0dXMSGwoXR0lGVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIWChJHSUZUX1NUQVRVU19JU1NVRUQQARIUChBHSUZUX1NUQVRVU19VU0VEEAIyuwEKDU15UGFnZVNlcnZpY2USUAoJR2V0TXlQYWdlEiAuZ2FtZS5teXBhZ2UudjEuR2V0TXlQYWdlUmVxdWVzdBohLmdhbWUubXlwYWdlLnYxLkdldE15UGFnZVJlc3BvbnNlElgKC1dhdGNoTXlQYWdlEiIuZ2FtZS5teXBhZ2UudjEuV2F0Y2hNeVBhZ2VSZXF1ZXN0GiMuZ2FtZS5teXBhZ2UudjEuV2F0Y2hNeVBhZ2VSZXNwb25zZTABYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChtnYW1lL215cGFnZS92MS9teXBhZ2UucHJvdG8SDmdhbWUubXlwYWdlLnYxIpUCCgVFbnRyeRISCgptaXNzaW9uX2lkGAEgASgJEhQKDG1pc3Npb25fY29kZRgCIAEoCRI1Cg5taXNzaW9uX3N0YXR1cxgDIAEoDjIdLmdhbWUubXlwYWdlLnYxLk1pc3Npb25TdGF0dXMSEQoJcmV3YXJkX2lkGAQgASgJEjMKDXJld2FyZF9zdGF0dXMYBSABKA4yHC5nYW1lLm15cGFnZS52MS5SZXdhcmRTdGF0dXMSDgoGcG9pbnRzGAYgASgDEg8KB2dpZnRfaWQYByABKAkSLwoLZ2lmdF9zdGF0dXMYCCABKA4yGi5nYW1lLm15cGFnZS52MS5HaWZ0U3RhdHVzEhEKCWdpZnRfY29kZRgJIAEoCSLMAQoGTXlQYWdlEhMKC2N1c3RvbWVyX2lkGAEgASgJEiYKB2VudHJpZXMYAiADKAsyFS5nYW1lLm15cGFnZS52MS5FbnRyeRIVCg1wb2ludHNfaXNzdWVkGAMgASgDEhgKEHBvaW50c19leGNoYW5nZWQYBCABKAMSDwoHdmVyc2lvbhgFIAEoBBIuCgp1cGRhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtlbnRyeV9jb3VudBgHIAEoBCJOChBHZXRNeVBhZ2VSZXF1ZXN0EhMKC2N1c3RvbWVyX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIlIKEUdldE15UGFnZVJlc3BvbnNlEiQKBHBhZ2UYASABKAsyFi5nYW1lLm15cGFnZS52MS5NeVBhZ2USFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIikKEldhdGNoTXlQYWdlUmVxdWVzdBITCgtjdXN0b21lcl9pZBgBIAEoCSI7ChNXYXRjaE15UGFnZVJlc3BvbnNlEiQKBHBhZ2UYASABKAsyFi5nYW1lLm15cGFnZS52MS5NeVBhZ2UqaQoNTWlzc2lvblN0YXR1cxIeChpNSVNTSU9OX1NUQVRVU19VTlNQRUNJRklFRBAAEhsKF01JU1NJT05fU1RBVFVTX0FDSElFVkVEEAESGwoXTUlTU0lPTl9TVEFUVVNfUkVXQVJERUQQAiqBAQoMUmV3YXJkU3RhdHVzEh0KGVJFV0FSRF9TVEFUVVNfVU5TUEVDSUZJRUQQABIbChdSRVdBUkRfU1RBVFVTX0FMTE9DQVRFRBABEhgKFFJFV0FSRF9TVEFUVVNfSVNTVUVEEAISGwoXUkVXQVJEX1NUQVRVU19FWENIQU5HRUQQAypXCgpHaWZ0U3RhdHVzEhsKF0dJRlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFgoSR0lGVF9TVEFUVVNfSVNTVUVEEAESFAoQR0lGVF9TVEFUVVNfVVNFRBACMrsBCg1NeVBhZ2VTZXJ2aWNlElAKCUdldE15UGFnZRIgLmdhbWUubXlwYWdlLnYxLkdldE15UGFnZVJlcXVlc3QaIS5nYW1lLm15cGFnZS52MS5HZXRNeVBhZ2VSZXNwb25zZRJYCgtXYXRjaE15UGFnZRIiLmdhbWUubXlwYWdlLnYxLldhdGNoTXlQYWdlUmVxdWVzdBojLmdhbWUubXlwYWdlLnYxLldhdGNoTXlQYWdlUmVzcG9uc2UwAWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message game.mypage.v1.Entry
@@ -81,6 +81,10 @@ export type MyPage = Message<"game.mypage.v1.MyPage"> & {
   customerId: string;
 
   /**
+   * One page of entries, in mission order (oldest first within the page); the first page
+   * holds the most recent entries (at most 50 unless page_size says more), the pages after
+   * it older ones.
+   *
    * @generated from field: repeated game.mypage.v1.Entry entries = 2;
    */
   entries: Entry[];
@@ -110,6 +114,13 @@ export type MyPage = Message<"game.mypage.v1.MyPage"> & {
    * @generated from field: google.protobuf.Timestamp updated_at = 6;
    */
   updatedAt?: Timestamp | undefined;
+
+  /**
+   * Every entry of the customer, on this page or not.
+   *
+   * @generated from field: uint64 entry_count = 7;
+   */
+  entryCount: bigint;
 };
 
 /**
@@ -127,6 +138,20 @@ export type GetMyPageRequest = Message<"game.mypage.v1.GetMyPageRequest"> & {
    * @generated from field: string customer_id = 1;
    */
   customerId: string;
+
+  /**
+   * At most this many entries (0: 50; above 500: 500; negative: INVALID_ARGUMENT).
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * The next_page_token of the previous page; empty for the first page.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
 };
 
 /**
@@ -144,6 +169,13 @@ export type GetMyPageResponse = Message<"game.mypage.v1.GetMyPageResponse"> & {
    * @generated from field: game.mypage.v1.MyPage page = 1;
    */
   page?: MyPage | undefined;
+
+  /**
+   * Pass as page_token for older entries; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -277,7 +309,8 @@ export const GiftStatusSchema: GenEnum<GiftStatus> = /*@__PURE__*/
  */
 export const MyPageService: GenService<{
   /**
-   * An unknown customer gets an empty page.
+   * An unknown customer gets an empty page. The first page holds the totals and the
+   * most recent entries; older entries come page by page (page_token).
    *
    * @generated from rpc game.mypage.v1.MyPageService.GetMyPage
    */
@@ -287,7 +320,8 @@ export const MyPageService: GenService<{
     output: typeof GetMyPageResponseSchema;
   },
   /**
-   * The current page first, then a new page every time it changes.
+   * The current page (totals and the most recent entries) first, then a new page every
+   * time it changes.
    *
    * @generated from rpc game.mypage.v1.MyPageService.WatchMyPage
    */

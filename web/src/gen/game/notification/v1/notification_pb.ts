@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file game/notification/v1/notification.proto.
  */
 export const file_game_notification_v1_notification: GenFile = /*@__PURE__*/
-  fileDesc("CidnYW1lL25vdGlmaWNhdGlvbi92MS9ub3RpZmljYXRpb24ucHJvdG8SFGdhbWUubm90aWZpY2F0aW9uLnYxIrABCgxOb3RpZmljYXRpb24SFwoPbm90aWZpY2F0aW9uX2lkGAEgASgJEhMKC2N1c3RvbWVyX2lkGAIgASgJEg8KB2NoYW5uZWwYAyABKAkSDwoHc3ViamVjdBgEIAEoCRIQCghldmVudF9pZBgFIAEoCRIrCgdzZW50X2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglyZWNpcGllbnQYByABKAkiLwoYTGlzdE5vdGlmaWNhdGlvbnNSZXF1ZXN0EhMKC2N1c3RvbWVyX2lkGAEgASgJIlYKGUxpc3ROb3RpZmljYXRpb25zUmVzcG9uc2USOQoNbm90aWZpY2F0aW9ucxgBIAMoCzIiLmdhbWUubm90aWZpY2F0aW9uLnYxLk5vdGlmaWNhdGlvbjKLAQoTTm90aWZpY2F0aW9uU2VydmljZRJ0ChFMaXN0Tm90aWZpY2F0aW9ucxIuLmdhbWUubm90aWZpY2F0aW9uLnYxLkxpc3ROb3RpZmljYXRpb25zUmVxdWVzdBovLmdhbWUubm90aWZpY2F0aW9uLnYxLkxpc3ROb3RpZmljYXRpb25zUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("CidnYW1lL25vdGlmaWNhdGlvbi92MS9ub3RpZmljYXRpb24ucHJvdG8SFGdhbWUubm90aWZpY2F0aW9uLnYxIrABCgxOb3RpZmljYXRpb24SFwoPbm90aWZpY2F0aW9uX2lkGAEgASgJEhMKC2N1c3RvbWVyX2lkGAIgASgJEg8KB2NoYW5uZWwYAyABKAkSDwoHc3ViamVjdBgEIAEoCRIQCghldmVudF9pZBgFIAEoCRIrCgdzZW50X2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglyZWNpcGllbnQYByABKAkiVgoYTGlzdE5vdGlmaWNhdGlvbnNSZXF1ZXN0EhMKC2N1c3RvbWVyX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIm8KGUxpc3ROb3RpZmljYXRpb25zUmVzcG9uc2USOQoNbm90aWZpY2F0aW9ucxgBIAMoCzIiLmdhbWUubm90aWZpY2F0aW9uLnYxLk5vdGlmaWNhdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkyiwEKE05vdGlmaWNhdGlvblNlcnZpY2USdAoRTGlzdE5vdGlmaWNhdGlvbnMSLi5nYW1lLm5vdGlmaWNhdGlvbi52MS5MaXN0Tm90aWZpY2F0aW9uc1JlcXVlc3QaLy5nYW1lLm5vdGlmaWNhdGlvbi52MS5MaXN0Tm90aWZpY2F0aW9uc1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message game.notification.v1.Notification
@@ -73,6 +73,20 @@ export type ListNotificationsRequest = Message<"game.notification.v1.ListNotific
    * @generated from field: string customer_id = 1;
    */
   customerId: string;
+
+  /**
+   * At most this many items, newest first (0: 50; above 500: 500; negative: INVALID_ARGUMENT).
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * The next_page_token of the previous page; empty for the first page.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
 };
 
 /**
@@ -90,6 +104,13 @@ export type ListNotificationsResponse = Message<"game.notification.v1.ListNotifi
    * @generated from field: repeated game.notification.v1.Notification notifications = 1;
    */
   notifications: Notification[];
+
+  /**
+   * Pass as page_token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
 };
 
 /**

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file game/reward/v1/reward.proto.
  */
 export const file_game_reward_v1_reward: GenFile = /*@__PURE__*/
-  fileDesc("ChtnYW1lL3Jld2FyZC92MS9yZXdhcmQucHJvdG8SDmdhbWUucmV3YXJkLnYxIoIBCgZSZXdhcmQSEQoJcmV3YXJkX2lkGAEgASgJEhIKCm1pc3Npb25faWQYAiABKAkSEwoLY3VzdG9tZXJfaWQYAyABKAkSDgoGcG9pbnRzGAQgASgDEiwKBnN0YXR1cxgFIAEoDjIcLmdhbWUucmV3YXJkLnYxLlJld2FyZFN0YXR1cyIlChBHZXRSZXdhcmRSZXF1ZXN0EhEKCXJld2FyZF9pZBgBIAEoCSI7ChFHZXRSZXdhcmRSZXNwb25zZRImCgZyZXdhcmQYASABKAsyFi5nYW1lLnJld2FyZC52MS5SZXdhcmQiKQoSTGlzdFJld2FyZHNSZXF1ZXN0EhMKC2N1c3RvbWVyX2lkGAEgASgJIj4KE0xpc3RSZXdhcmRzUmVzcG9uc2USJwoHcmV3YXJkcxgBIAMoCzIWLmdhbWUucmV3YXJkLnYxLlJld2FyZCqBAQoMUmV3YXJkU3RhdHVzEh0KGVJFV0FSRF9TVEFUVVNfVU5TUEVDSUZJRUQQABIbChdSRVdBUkRfU1RBVFVTX0FMTE9DQVRFRBABEhgKFFJFV0FSRF9TVEFUVVNfSVNTVUVEEAISGwoXUkVXQVJEX1NUQVRVU19FWENIQU5HRUQQAzK5AQoNUmV3YXJkU2VydmljZRJQCglHZXRSZXdhcmQSIC5nYW1lLnJld2FyZC52MS5HZXRSZXdhcmRSZXF1ZXN0GiEuZ2FtZS5yZXdhcmQudjEuR2V0UmV3YXJkUmVzcG9uc2USVgoLTGlzdFJld2FyZHMSIi5nYW1lLnJld2FyZC52MS5MaXN0UmV3YXJkc1JlcXVlc3QaIy5nYW1lLnJld2FyZC52MS5MaXN0UmV3YXJkc1Jlc3BvbnNlYgZwcm90bzM");
+  fileDesc("ChtnYW1lL3Jld2FyZC92MS9yZXdhcmQucHJvdG8SDmdhbWUucmV3YXJkLnYxIoIBCgZSZXdhcmQSEQoJcmV3YXJkX2lkGAEgASgJEhIKCm1pc3Npb25faWQYAiABKAkSEwoLY3VzdG9tZXJfaWQYAyABKAkSDgoGcG9pbnRzGAQgASgDEiwKBnN0YXR1cxgFIAEoDjIcLmdhbWUucmV3YXJkLnYxLlJld2FyZFN0YXR1cyIlChBHZXRSZXdhcmRSZXF1ZXN0EhEKCXJld2FyZF9pZBgBIAEoCSI7ChFHZXRSZXdhcmRSZXNwb25zZRImCgZyZXdhcmQYASABKAsyFi5nYW1lLnJld2FyZC52MS5SZXdhcmQiUAoSTGlzdFJld2FyZHNSZXF1ZXN0EhMKC2N1c3RvbWVyX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIlcKE0xpc3RSZXdhcmRzUmVzcG9uc2USJwoHcmV3YXJkcxgBIAMoCzIWLmdhbWUucmV3YXJkLnYxLlJld2FyZBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkqgQEKDFJld2FyZFN0YXR1cxIdChlSRVdBUkRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGwoXUkVXQVJEX1NUQVRVU19BTExPQ0FURUQQARIYChRSRVdBUkRfU1RBVFVTX0lTU1VFRBACEhsKF1JFV0FSRF9TVEFUVVNfRVhDSEFOR0VEEAMyuQEKDVJld2FyZFNlcnZpY2USUAoJR2V0UmV3YXJkEiAuZ2FtZS5yZXdhcmQudjEuR2V0UmV3YXJkUmVxdWVzdBohLmdhbWUucmV3YXJkLnYxLkdldFJld2FyZFJlc3BvbnNlElYKC0xpc3RSZXdhcmRzEiIuZ2FtZS5yZXdhcmQudjEuTGlzdFJld2FyZHNSZXF1ZXN0GiMuZ2FtZS5yZXdhcmQudjEuTGlzdFJld2FyZHNSZXNwb25zZWIGcHJvdG8z");
 
 /**
  * @generated from message game.reward.v1.Reward
@@ -91,6 +91,20 @@ export type ListRewardsRequest = Message<"game.reward.v1.ListRewardsRequest"> & 
    * @generated from field: string customer_id = 1;
    */
   customerId: string;
+
+  /**
+   * At most this many items, newest first (0: 50; above 500: 500; negative: INVALID_ARGUMENT).
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * The next_page_token of the previous page; empty for the first page.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
 };
 
 /**
@@ -108,6 +122,13 @@ export type ListRewardsResponse = Message<"game.reward.v1.ListRewardsResponse"> 
    * @generated from field: repeated game.reward.v1.Reward rewards = 1;
    */
   rewards: Reward[];
+
+  /**
+   * Pass as page_token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
 };
 
 /**

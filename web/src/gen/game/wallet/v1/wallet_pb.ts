@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file game/wallet/v1/wallet.proto.
  */
 export const file_game_wallet_v1_wallet: GenFile = /*@__PURE__*/
-  fileDesc("ChtnYW1lL3dhbGxldC92MS93YWxsZXQucHJvdG8SDmdhbWUud2FsbGV0LnYxIoYBCgpXYWxsZXRJdGVtEhEKCXJld2FyZF9pZBgBIAEoCRISCgptaXNzaW9uX2lkGAIgASgJEg4KBnBvaW50cxgDIAEoAxIwCgZzdGF0dXMYBCABKA4yIC5nYW1lLndhbGxldC52MS5XYWxsZXRJdGVtU3RhdHVzEg8KB2dpZnRfaWQYBSABKAkiYgoGV2FsbGV0EhMKC2N1c3RvbWVyX2lkGAEgASgJEikKBWl0ZW1zGAIgAygLMhouZ2FtZS53YWxsZXQudjEuV2FsbGV0SXRlbRIYChBhdmFpbGFibGVfcG9pbnRzGAMgASgDIicKEEdldFdhbGxldFJlcXVlc3QSEwoLY3VzdG9tZXJfaWQYASABKAkiOwoRR2V0V2FsbGV0UmVzcG9uc2USJgoGd2FsbGV0GAEgASgLMhYuZ2FtZS53YWxsZXQudjEuV2FsbGV0ImYKFUV4Y2hhbmdlUmV3YXJkUmVxdWVzdBITCgtjdXN0b21lcl9pZBgBIAEoCRIRCglyZXdhcmRfaWQYAiABKAkSEQoJZ2lmdF9jb2RlGAMgASgJEhIKCnJlcXVlc3RfaWQYBCABKAkiUwoWRXhjaGFuZ2VSZXdhcmRSZXNwb25zZRIoCgRpdGVtGAEgASgLMhouZ2FtZS53YWxsZXQudjEuV2FsbGV0SXRlbRIPCgdnaWZ0X2lkGAIgASgJIhoKGEdldEV4Y2hhbmdlU3RhdHVzUmVxdWVzdCLhAQoZR2V0RXhjaGFuZ2VTdGF0dXNSZXNwb25zZRIzCg1icmVha2VyX3N0YXRlGAEgASgOMhwuZ2FtZS53YWxsZXQudjEuQnJlYWtlclN0YXRlEhsKE3JldHJ5X2FmdGVyX3NlY29uZHMYAiABKAQSFAoMZmFpbHVyZV9yYXRlGAMgASgBEhYKDnNsb3dfY2FsbF9yYXRlGAQgASgBEhcKD2NhbGxzX2luX3dpbmRvdxgFIAEoDRIWCg5yZWplY3RlZF9jYWxscxgGIAEoBBITCgt0cmFuc2l0aW9ucxgHIAEoBCp3ChBXYWxsZXRJdGVtU3RhdHVzEiIKHldBTExFVF9JVEVNX1NUQVRVU19VTlNQRUNJRklFRBAAEh0KGVdBTExFVF9JVEVNX1NUQVRVU19JU1NVRUQQARIgChxXQUxMRVRfSVRFTV9TVEFUVVNfRVhDSEFOR0VEEAIqfAoMQnJlYWtlclN0YXRlEh0KGUJSRUFLRVJfU1RBVEVfVU5TUEVDSUZJRUQQABIYChRCUkVBS0VSX1NUQVRFX0NMT1NFRBABEhYKEkJSRUFLRVJfU1RBVEVfT1BFThACEhsKF0JSRUFLRVJfU1RBVEVfSEFMRl9PUEVOEAMyrAIKDVdhbGxldFNlcnZpY2USUAoJR2V0V2FsbGV0EiAuZ2FtZS53YWxsZXQudjEuR2V0V2FsbGV0UmVxdWVzdBohLmdhbWUud2FsbGV0LnYxLkdldFdhbGxldFJlc3BvbnNlEl8KDkV4Y2hhbmdlUmV3YXJkEiUuZ2FtZS53YWxsZXQudjEuRXhjaGFuZ2VSZXdhcmRSZXF1ZXN0GiYuZ2FtZS53YWxsZXQudjEuRXhjaGFuZ2VSZXdhcmRSZXNwb25zZRJoChFHZXRFeGNoYW5nZVN0YXR1cxIoLmdhbWUud2FsbGV0LnYxLkdldEV4Y2hhbmdlU3RhdHVzUmVxdWVzdBopLmdhbWUud2FsbGV0LnYxLkdldEV4Y2hhbmdlU3RhdHVzUmVzcG9uc2ViBnByb3RvMw");
+  fileDesc("ChtnYW1lL3dhbGxldC92MS93YWxsZXQucHJvdG8SDmdhbWUud2FsbGV0LnYxIoYBCgpXYWxsZXRJdGVtEhEKCXJld2FyZF9pZBgBIAEoCRISCgptaXNzaW9uX2lkGAIgASgJEg4KBnBvaW50cxgDIAEoAxIwCgZzdGF0dXMYBCABKA4yIC5nYW1lLndhbGxldC52MS5XYWxsZXRJdGVtU3RhdHVzEg8KB2dpZnRfaWQYBSABKAkiYgoGV2FsbGV0EhMKC2N1c3RvbWVyX2lkGAEgASgJEikKBWl0ZW1zGAIgAygLMhouZ2FtZS53YWxsZXQudjEuV2FsbGV0SXRlbRIYChBhdmFpbGFibGVfcG9pbnRzGAMgASgDIjoKEEdldFdhbGxldFJlcXVlc3QSEwoLY3VzdG9tZXJfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFIlQKEUdldFdhbGxldFJlc3BvbnNlEiYKBndhbGxldBgBIAEoCzIWLmdhbWUud2FsbGV0LnYxLldhbGxldBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiVAoWTGlzdFdhbGxldEl0ZW1zUmVxdWVzdBITCgtjdXN0b21lcl9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJdChdMaXN0V2FsbGV0SXRlbXNSZXNwb25zZRIpCgVpdGVtcxgBIAMoCzIaLmdhbWUud2FsbGV0LnYxLldhbGxldEl0ZW0SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJImYKFUV4Y2hhbmdlUmV3YXJkUmVxdWVzdBITCgtjdXN0b21lcl9pZBgBIAEoCRIRCglyZXdhcmRfaWQYAiABKAkSEQoJZ2lmdF9jb2RlGAMgASgJEhIKCnJlcXVlc3RfaWQYBCABKAkiUwoWRXhjaGFuZ2VSZXdhcmRSZXNwb25zZRIoCgRpdGVtGAEgASgLMhouZ2FtZS53YWxsZXQudjEuV2FsbGV0SXRlbRIPCgdnaWZ0X2lkGAIgASgJIhoKGEdldEV4Y2hhbmdlU3RhdHVzUmVxdWVzdCLhAQoZR2V0RXhjaGFuZ2VTdGF0dXNSZXNwb25zZRIzCg1icmVha2VyX3N0YXRlGAEgASgOMhwuZ2FtZS53YWxsZXQudjEuQnJlYWtlclN0YXRlEhsKE3JldHJ5X2FmdGVyX3NlY29uZHMYAiABKAQSFAoMZmFpbHVyZV9yYXRlGAMgASgBEhYKDnNsb3dfY2FsbF9yYXRlGAQgASgBEhcKD2NhbGxzX2luX3dpbmRvdxgFIAEoDRIWCg5yZWplY3RlZF9jYWxscxgGIAEoBBITCgt0cmFuc2l0aW9ucxgHIAEoBCp3ChBXYWxsZXRJdGVtU3RhdHVzEiIKHldBTExFVF9JVEVNX1NUQVRVU19VTlNQRUNJRklFRBAAEh0KGVdBTExFVF9JVEVNX1NUQVRVU19JU1NVRUQQARIgChxXQUxMRVRfSVRFTV9TVEFUVVNfRVhDSEFOR0VEEAIqfAoMQnJlYWtlclN0YXRlEh0KGUJSRUFLRVJfU1RBVEVfVU5TUEVDSUZJRUQQABIYChRCUkVBS0VSX1NUQVRFX0NMT1NFRBABEhYKEkJSRUFLRVJfU1RBVEVfT1BFThACEhsKF0JSRUFLRVJfU1RBVEVfSEFMRl9PUEVOEAMykAMKDVdhbGxldFNlcnZpY2USUAoJR2V0V2FsbGV0EiAuZ2FtZS53YWxsZXQudjEuR2V0V2FsbGV0UmVxdWVzdBohLmdhbWUud2FsbGV0LnYxLkdldFdhbGxldFJlc3BvbnNlEmIKD0xpc3RXYWxsZXRJdGVtcxImLmdhbWUud2FsbGV0LnYxLkxpc3RXYWxsZXRJdGVtc1JlcXVlc3QaJy5nYW1lLndhbGxldC52MS5MaXN0V2FsbGV0SXRlbXNSZXNwb25zZRJfCg5FeGNoYW5nZVJld2FyZBIlLmdhbWUud2FsbGV0LnYxLkV4Y2hhbmdlUmV3YXJkUmVxdWVzdBomLmdhbWUud2FsbGV0LnYxLkV4Y2hhbmdlUmV3YXJkUmVzcG9uc2USaAoRR2V0RXhjaGFuZ2VTdGF0dXMSKC5nYW1lLndhbGxldC52MS5HZXRFeGNoYW5nZVN0YXR1c1JlcXVlc3QaKS5nYW1lLndhbGxldC52MS5HZXRFeGNoYW5nZVN0YXR1c1Jlc3BvbnNlYgZwcm90bzM");
 
 /**
  * @generated from message game.wallet.v1.WalletItem
@@ -61,6 +61,8 @@ export type Wallet = Message<"game.wallet.v1.Wallet"> & {
   customerId: string;
 
   /**
+   * The first page of items, newest first (ListWalletItems reads the others).
+   *
    * @generated from field: repeated game.wallet.v1.WalletItem items = 2;
    */
   items: WalletItem[];
@@ -88,6 +90,13 @@ export type GetWalletRequest = Message<"game.wallet.v1.GetWalletRequest"> & {
    * @generated from field: string customer_id = 1;
    */
   customerId: string;
+
+  /**
+   * Items on the first page (0: 50; above 500: 500; negative: INVALID_ARGUMENT).
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
 };
 
 /**
@@ -105,6 +114,14 @@ export type GetWalletResponse = Message<"game.wallet.v1.GetWalletResponse"> & {
    * @generated from field: game.wallet.v1.Wallet wallet = 1;
    */
   wallet?: Wallet | undefined;
+
+  /**
+   * Pass as page_token to ListWalletItems for the items after the first page; empty when
+   * they all fit.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -113,6 +130,61 @@ export type GetWalletResponse = Message<"game.wallet.v1.GetWalletResponse"> & {
  */
 export const GetWalletResponseSchema: GenMessage<GetWalletResponse> = /*@__PURE__*/
   messageDesc(file_game_wallet_v1_wallet, 3);
+
+/**
+ * @generated from message game.wallet.v1.ListWalletItemsRequest
+ */
+export type ListWalletItemsRequest = Message<"game.wallet.v1.ListWalletItemsRequest"> & {
+  /**
+   * @generated from field: string customer_id = 1;
+   */
+  customerId: string;
+
+  /**
+   * At most this many items, newest first (0: 50; above 500: 500; negative: INVALID_ARGUMENT).
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * The next_page_token of the previous page; empty for the first page.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message game.wallet.v1.ListWalletItemsRequest.
+ * Use `create(ListWalletItemsRequestSchema)` to create a new message.
+ */
+export const ListWalletItemsRequestSchema: GenMessage<ListWalletItemsRequest> = /*@__PURE__*/
+  messageDesc(file_game_wallet_v1_wallet, 4);
+
+/**
+ * @generated from message game.wallet.v1.ListWalletItemsResponse
+ */
+export type ListWalletItemsResponse = Message<"game.wallet.v1.ListWalletItemsResponse"> & {
+  /**
+   * @generated from field: repeated game.wallet.v1.WalletItem items = 1;
+   */
+  items: WalletItem[];
+
+  /**
+   * Pass as page_token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message game.wallet.v1.ListWalletItemsResponse.
+ * Use `create(ListWalletItemsResponseSchema)` to create a new message.
+ */
+export const ListWalletItemsResponseSchema: GenMessage<ListWalletItemsResponse> = /*@__PURE__*/
+  messageDesc(file_game_wallet_v1_wallet, 5);
 
 /**
  * @generated from message game.wallet.v1.ExchangeRewardRequest
@@ -146,7 +218,7 @@ export type ExchangeRewardRequest = Message<"game.wallet.v1.ExchangeRewardReques
  * Use `create(ExchangeRewardRequestSchema)` to create a new message.
  */
 export const ExchangeRewardRequestSchema: GenMessage<ExchangeRewardRequest> = /*@__PURE__*/
-  messageDesc(file_game_wallet_v1_wallet, 4);
+  messageDesc(file_game_wallet_v1_wallet, 6);
 
 /**
  * @generated from message game.wallet.v1.ExchangeRewardResponse
@@ -168,7 +240,7 @@ export type ExchangeRewardResponse = Message<"game.wallet.v1.ExchangeRewardRespo
  * Use `create(ExchangeRewardResponseSchema)` to create a new message.
  */
 export const ExchangeRewardResponseSchema: GenMessage<ExchangeRewardResponse> = /*@__PURE__*/
-  messageDesc(file_game_wallet_v1_wallet, 5);
+  messageDesc(file_game_wallet_v1_wallet, 7);
 
 /**
  * @generated from message game.wallet.v1.GetExchangeStatusRequest
@@ -181,7 +253,7 @@ export type GetExchangeStatusRequest = Message<"game.wallet.v1.GetExchangeStatus
  * Use `create(GetExchangeStatusRequestSchema)` to create a new message.
  */
 export const GetExchangeStatusRequestSchema: GenMessage<GetExchangeStatusRequest> = /*@__PURE__*/
-  messageDesc(file_game_wallet_v1_wallet, 6);
+  messageDesc(file_game_wallet_v1_wallet, 8);
 
 /**
  * @generated from message game.wallet.v1.GetExchangeStatusResponse
@@ -236,7 +308,7 @@ export type GetExchangeStatusResponse = Message<"game.wallet.v1.GetExchangeStatu
  * Use `create(GetExchangeStatusResponseSchema)` to create a new message.
  */
 export const GetExchangeStatusResponseSchema: GenMessage<GetExchangeStatusResponse> = /*@__PURE__*/
-  messageDesc(file_game_wallet_v1_wallet, 7);
+  messageDesc(file_game_wallet_v1_wallet, 9);
 
 /**
  * @generated from enum game.wallet.v1.WalletItemStatus
@@ -302,12 +374,24 @@ export const BreakerStateSchema: GenEnum<BreakerState> = /*@__PURE__*/
  */
 export const WalletService: GenService<{
   /**
+   * The balance and the first page of items.
+   *
    * @generated from rpc game.wallet.v1.WalletService.GetWallet
    */
   getWallet: {
     methodKind: "unary";
     input: typeof GetWalletRequestSchema;
     output: typeof GetWalletResponseSchema;
+  },
+  /**
+   * The items, page by page, newest first.
+   *
+   * @generated from rpc game.wallet.v1.WalletService.ListWalletItems
+   */
+  listWalletItems: {
+    methodKind: "unary";
+    input: typeof ListWalletItemsRequestSchema;
+    output: typeof ListWalletItemsResponseSchema;
   },
   /**
    * Exchanges one ISSUED reward for a gift, through a synchronous call to the gift

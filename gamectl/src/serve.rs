@@ -1,0 +1,287 @@
+//! `gamectl serve`: the one server executable. `gamectl serve <role>` runs one role with
+//! exactly the flags and environment variables that role has always had;
+//! `gamectl serve --roles mission,reward` (or `all`) runs several in this process, on one
+//! tokio runtime, each with its settings from the environment: `<VAR>` as for a single
+//! role, overridden for one role by `<ROLE>__<VAR>` (e.g. `MISSION__LISTEN_ADDR`,
+//! `WALLET__DATABASE_URL`), since each role needs its own address, database and bus
+//! credentials.
+//!
+//! Nothing below here exits the process: every role's `run(settings, shutdown)` returns
+//! its error, and this module reports it and stops the other roles.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, FromArgMatches as _, Subcommand};
+use grpc_adapter::server::{self, Error};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+
+/// Every role, in the order `all` starts them (auth first: the others fetch its keys).
+pub const ROLES: [&str; 8] = ["auth", "gift", "mission", "reward", "wallet", "mypage", "notification", "gateway"];
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, arg_required_else_help = true)]
+pub struct ServeArgs {
+    /// Run several roles in this process, comma-separated, or `all`; each role reads its
+    /// settings from the environment, `<ROLE>__<VAR>` before `<VAR>` (e.g.
+    /// `MISSION__LISTEN_ADDR`).
+    #[arg(long, value_delimiter = ',', value_name = "ROLE,...")]
+    pub roles: Vec<String>,
+    #[command(subcommand)]
+    pub role: Option<Role>,
+}
+
+/// One role of the system, with its own settings (flags, or their environment variables).
+#[derive(Debug, Clone, Subcommand)]
+pub enum Role {
+    /// The mission service.
+    Mission(mission_service::Settings),
+    /// The reward service.
+    Reward(reward_service::Settings),
+    /// The wallet service.
+    Wallet(wallet_service::Settings),
+    /// The gift service.
+    Gift(gift_service::Settings),
+    /// The my page read model.
+    Mypage(mypage_service::Settings),
+    /// The notification service.
+    Notification(notification_service::Settings),
+    /// The auth service.
+    Auth(auth_service::Settings),
+    /// The gateway: one address for every public API.
+    Gateway(gateway_service::Settings),
+}
+
+type Running = std::pin::Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>;
+
+impl Role {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Mission(_) => "mission",
+            Self::Reward(_) => "reward",
+            Self::Wallet(_) => "wallet",
+            Self::Gift(_) => "gift",
+            Self::Mypage(_) => "mypage",
+            Self::Notification(_) => "notification",
+            Self::Auth(_) => "auth",
+            Self::Gateway(_) => "gateway",
+        }
+    }
+
+    /// The settings every role has: address, drain, grace, log format.
+    pub fn server(&self) -> &grpc_adapter::server::ServerSettings {
+        match self {
+            Self::Mission(s) => &s.server,
+            Self::Reward(s) => &s.server,
+            Self::Wallet(s) => &s.server,
+            Self::Gift(s) => &s.server,
+            Self::Mypage(s) => &s.server,
+            Self::Notification(s) => &s.server,
+            Self::Auth(s) => &s.server,
+            Self::Gateway(s) => &s.server,
+        }
+    }
+
+    /// Serves the role until `shutdown` is cancelled.
+    pub fn run(self, shutdown: CancellationToken) -> Running {
+        match self {
+            Self::Mission(s) => Box::pin(mission_service::run(s, shutdown)),
+            Self::Reward(s) => Box::pin(reward_service::run(s, shutdown)),
+            Self::Wallet(s) => Box::pin(wallet_service::run(s, shutdown)),
+            Self::Gift(s) => Box::pin(gift_service::run(s, shutdown)),
+            Self::Mypage(s) => Box::pin(mypage_service::run(s, shutdown)),
+            Self::Notification(s) => Box::pin(notification_service::run(s, shutdown)),
+            Self::Auth(s) => Box::pin(auth_service::run(s, shutdown)),
+            Self::Gateway(s) => Box::pin(gateway_service::run(s, shutdown)),
+        }
+    }
+
+    /// The role `name` with its settings from `env` (a variable's value by name):
+    /// `<ROLE>__<VAR>` before `<VAR>` before the default.
+    ///
+    /// # Errors
+    /// An unknown role, or a setting it refuses (clap's message, naming the flag).
+    pub fn from_env(name: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, String> {
+        if !ROLES.contains(&name) {
+            return Err(format!("unknown role {name:?}: the roles are {} (or all)", ROLES.join(", ")));
+        }
+        // The role's own overrides become flags, which clap puts before its environment.
+        let sub = Self::augment_subcommands(clap::Command::new("serve"))
+            .find_subcommand(name)
+            .cloned()
+            .ok_or_else(|| format!("unknown role {name:?}"))?;
+        let prefix = format!("{}__", name.to_uppercase());
+        let mut argv = vec!["serve".to_owned(), name.to_owned()];
+        for arg in sub.get_arguments() {
+            let (Some(var), Some(long)) = (arg.get_env(), arg.get_long()) else { continue };
+            let var = format!("{prefix}{}", var.to_string_lossy());
+            let Some(value) = env(&var) else { continue };
+            if arg.get_action().takes_values() {
+                argv.push(format!("--{long}={value}"));
+            } else if !matches!(value.as_str(), "" | "0" | "false") {
+                argv.push(format!("--{long}"));
+            }
+        }
+        let cmd = Self::augment_subcommands(clap::Command::new("serve").subcommand_required(true));
+        let matches = cmd.try_get_matches_from(argv).map_err(|e| format!("{name}: {e}"))?;
+        Self::from_arg_matches(&matches).map_err(|e| format!("{name}: {e}"))
+    }
+}
+
+/// The roles of `--roles` (`all` = every role), each once, in start order.
+///
+/// # Errors
+/// An unknown role or none.
+pub fn parse_roles(roles: &[String]) -> Result<Vec<&'static str>, String> {
+    let mut chosen = Vec::new();
+    for r in roles.iter().map(|r| r.trim()).filter(|r| !r.is_empty()) {
+        if r == "all" {
+            chosen.extend(ROLES);
+        } else {
+            let known = ROLES.iter().find(|k| **k == r);
+            chosen.push(
+                *known.ok_or_else(|| format!("unknown role {r:?}: the roles are {} (or all)", ROLES.join(", ")))?,
+            );
+        }
+    }
+    let mut ordered: Vec<&'static str> = ROLES.iter().copied().filter(|r| chosen.contains(r)).collect();
+    ordered.dedup();
+    if ordered.is_empty() {
+        return Err("--roles names no role".to_owned());
+    }
+    Ok(ordered)
+}
+
+/// How long the roles get to stop once told to (each drains within its own
+/// `SHUTDOWN_GRACE_SECONDS`); a role still starting (e.g. waiting for its bucket) does not
+/// watch the shutdown and is dropped after this.
+const STOP_BOUND: Duration = Duration::from_secs(30);
+
+/// Runs `roles` in this process until `shutdown`, or until one of them fails: then the
+/// others are stopped too and the first error is returned.
+///
+/// # Errors
+/// The first role's error.
+pub async fn run_roles(roles: Vec<Role>, shutdown: CancellationToken) -> Result<(), Error> {
+    let mut running = JoinSet::new();
+    for role in roles {
+        let span = tracing::info_span!("role", name = role.name());
+        running.spawn(role.run(shutdown.clone()).instrument(span));
+    }
+    let mut first = None;
+    let mut bound = None;
+    loop {
+        tokio::select! {
+            done = running.join_next() => {
+                let Some(done) = done else { break };
+                if let Err(e) = done.unwrap_or_else(|e| Err(Error::new("a role stopped", e))) {
+                    // One role down takes the process down: its supervisor restarts it whole.
+                    shutdown.cancel();
+                    first.get_or_insert(e);
+                }
+            }
+            () = shutdown.cancelled(), if bound.is_none() => {
+                bound = Some(Box::pin(tokio::time::sleep(STOP_BOUND)));
+            }
+            () = async { bound.as_mut().expect("set").await }, if bound.is_some() => {
+                tracing::warn!(?STOP_BOUND, "roles still running after the stop bound: dropped");
+                running.abort_all();
+                break;
+            }
+        }
+    }
+    first.map_or(Ok(()), Err)
+}
+
+/// `gamectl serve ...`: the process's exit code.
+pub async fn run(args: ServeArgs) -> ExitCode {
+    let roles = match (args.role, args.roles.is_empty()) {
+        (Some(role), _) => Ok(vec![role]),
+        (None, false) => parse_roles(&args.roles).and_then(|names| {
+            let env = |var: &str| std::env::var(var).ok();
+            names.into_iter().map(|n| Role::from_env(n, &env)).collect()
+        }),
+        (None, true) => Err("name a role (gamectl serve <ROLE>) or several (--roles a,b or all)".to_owned()),
+    };
+    let roles = match roles {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // One subscriber for the process: JSON as soon as one role asks for it.
+    let json = roles.iter().any(|r| r.server().log_format == grpc_adapter::telemetry::LogFormat::Json);
+    // Traces name the role (several in one process: the system's name).
+    let service = if roles.len() == 1 { roles[0].name() } else { "game-rewards" };
+    grpc_adapter::telemetry::init_as(
+        if json { grpc_adapter::telemetry::LogFormat::Json } else { grpc_adapter::telemetry::LogFormat::Text },
+        service,
+    );
+    match run_roles(roles, server::shutdown_on_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            server::report(&e);
+            ExitCode::from(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        move |k| vars.get(k).cloned()
+    }
+
+    #[test]
+    fn all_is_every_role_once_auth_first_and_the_gateway_last() {
+        assert_eq!(parse_roles(&["all".into()]).unwrap(), ROLES);
+        assert_eq!(parse_roles(&["reward".into(), "mission".into(), "reward".into()]).unwrap(), ["mission", "reward"]);
+        assert!(parse_roles(&["mission".into(), "nope".into()]).unwrap_err().contains("unknown role \"nope\""));
+        assert!(parse_roles(&[]).is_err());
+    }
+
+    #[test]
+    fn a_role_prefixed_variable_overrides_that_role_only() {
+        let vars = env(&[("MISSION__LISTEN_ADDR", "127.0.0.1:7001"), ("MISSION__DATABASE_URL", "sqlite://m.db")]);
+        let Role::Mission(m) = Role::from_env("mission", &vars).unwrap() else { panic!("mission") };
+        assert_eq!(m.server.listen.to_string(), "127.0.0.1:7001");
+        assert_eq!(m.database_url, "sqlite://m.db");
+        let Role::Reward(r) = Role::from_env("reward", &vars).unwrap() else { panic!("reward") };
+        assert_eq!(r.database_url, "sqlite://data/reward.db", "the default, not the mission's");
+    }
+
+    #[test]
+    fn a_bad_role_setting_is_refused_naming_the_role_and_the_flag() {
+        let vars = env(&[("GATEWAY__MAX_REQUEST_BYTES", "0")]);
+        let e = Role::from_env("gateway", &vars).unwrap_err();
+        assert!(e.starts_with("gateway: ") && e.contains("--max-request-bytes"), "{e}");
+        assert!(Role::from_env("nope", &env(&[])).unwrap_err().contains("unknown role"));
+    }
+
+    #[test]
+    fn pool_size_and_log_format_are_flags_with_their_environment_variables() {
+        use grpc_adapter::telemetry::LogFormat;
+        let vars = env(&[("WALLET__DATABASE_POOL_SIZE", "3"), ("WALLET__LOG_FORMAT", "JSON")]);
+        let Role::Wallet(w) = Role::from_env("wallet", &vars).unwrap() else { panic!("wallet") };
+        assert_eq!((w.pool.database_pool_size, w.server.log_format), (Some(3), LogFormat::Json));
+        let e = Role::from_env("auth", &env(&[("AUTH__DATABASE_POOL_SIZE", "0")])).unwrap_err();
+        assert!(e.contains("--database-pool-size"), "{e}");
+        let e = Role::from_env("mission", &env(&[("MISSION__LOG_FORMAT", "xml")])).unwrap_err();
+        assert!(e.contains("--log-format"), "{e}");
+    }
+
+    #[test]
+    fn list_settings_take_their_comma_separated_values() {
+        let vars = env(&[("GATEWAY__CORS_ALLOWED_ORIGINS", "http://a,http://b")]);
+        let Role::Gateway(g) = Role::from_env("gateway", &vars).unwrap() else { panic!("gateway") };
+        assert_eq!(g.cors_origins, ["http://a", "http://b"]);
+    }
+}

@@ -1,0 +1,156 @@
+//! Dead letters sent back: an e-mail that cannot be sent (the relay in the config is
+//! down for good) is dead-lettered; `gamectl dlq list` and `show` name it; the service is
+//! restarted with the config fixed; `gamectl dlq redrive` sends it back and the e-mail
+//! goes out once; a second redrive (and `--all`) changes nothing; `discard` keeps the
+//! event and the reason out of the waiting list.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use e2e::{NOTIFICATION, NatsServer, Service, eventually};
+use grpc_adapter::pb::events::v1 as ev;
+use grpc_adapter::pb::notification::v1 as pb;
+use grpc_adapter::pb::notification::v1::notification_service_client::NotificationServiceClient;
+use nats_adapter::{access, streams};
+use prost::Message;
+use serde_json::Value;
+use uuid::Uuid;
+
+const FLOW: Duration = Duration::from_secs(30);
+
+fn env(nats: &NatsServer, dir: &Path, tokens: &e2e::Tokens, smtp: Option<String>) -> Vec<(&'static str, String)> {
+    let mut env: Vec<(&'static str, String)> = nats.service_env("notification");
+    env.extend([
+        ("JWKS_FILES", tokens.jwks_file.display().to_string()),
+        ("DATABASE_URL", format!("sqlite://{}", dir.join("notification.db").display())),
+        ("MAILBOX_DIR", dir.join("mailbox").display().to_string()),
+        // give up quickly: two deliveries, then the dead-letter stream
+        ("CONSUMER_MAX_DELIVER", "2".into()),
+    ]);
+    env.extend(smtp.map(|url| ("SMTP_URL", url)));
+    env
+}
+
+fn emails(dir: &Path) -> Vec<PathBuf> {
+    let mut all: Vec<PathBuf> =
+        std::fs::read_dir(dir).map(|d| d.map(|e| e.expect("entry").path()).collect()).unwrap_or_default();
+    all.retain(|p| p.extension().is_some_and(|x| x == "eml"));
+    all
+}
+
+/// `gamectl --json dlq <args>` as the operator: its JSON answer.
+fn gamectl(nats: &NatsServer, args: &[&str]) -> Value {
+    let key = nats.credentials().expect("a secured server").seed_file(access::OPERATOR);
+    let out = Command::new(e2e::bin("gamectl"))
+        .args(["--json", "dlq", "--nats-url", &nats.url(), "--nats-key", &key.display().to_string()])
+        .args(args)
+        .output()
+        .expect("gamectl runs");
+    assert!(out.status.success(), "gamectl dlq {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+async fn publish_gift_issued(js: &jetstream::Context, customer: &str, event_id: Uuid) {
+    let id = || Uuid::now_v7().to_string();
+    let gift = ev::GiftIssued {
+        gift_id: id(),
+        customer_id: customer.into(),
+        reward_id: id(),
+        gift_code: "CAFE-42".into(),
+        gift_name: "Coffee".into(),
+        mission_id: id(),
+    };
+    let mut h = async_nats::HeaderMap::new();
+    h.insert("Nats-Msg-Id", event_id.to_string().as_str());
+    h.insert("Game-Event-Id", event_id.to_string().as_str());
+    h.insert("Game-Event-Type", "game.events.v1.GiftIssued");
+    h.insert("Game-Correlation-Id", gift.mission_id.as_str());
+    h.insert("Game-Causation-Id", "test");
+    h.insert("Game-Customer-Id", customer);
+    h.insert("Game-Occurred-At", "2026-11-25T12:00:00Z");
+    js.publish_with_headers("game.gift.v1.issued", h, gift.encode_to_vec().into())
+        .await
+        .expect("publish")
+        .await
+        .expect("ack");
+}
+
+async fn notifications(service: &Service, tokens: &e2e::Tokens, customer: &str) -> Vec<pb::Notification> {
+    NotificationServiceClient::new(e2e::with_token(service.channel(), &tokens.customer(customer)))
+        .list_notifications(pb::ListNotificationsRequest { customer_id: customer.into(), ..Default::default() })
+        .await
+        .expect("list")
+        .into_inner()
+        .notifications
+}
+
+#[tokio::test]
+async fn a_dead_lettered_event_redriven_after_the_fix_has_its_effect_exactly_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let nats = NatsServer::start_secured();
+    let tokens = e2e::Tokens::new(dir.path());
+    // the relay in the config does not exist: every send fails
+    let down = format!("smtp://127.0.0.1:{}", e2e::free_port());
+    let mut service =
+        Service::start("notification", "notification", &env(&nats, dir.path(), &tokens, Some(down)), dir.path());
+    service.wait_serving(NOTIFICATION).await;
+    let js = jetstream::new(nats.operator().await);
+    streams::ensure(&js, streams::GIFT, 1).await.expect("GIFT stream");
+
+    let (bounced, kept) = (Uuid::now_v7(), Uuid::now_v7());
+    publish_gift_issued(&js, "dora", bounced).await;
+    publish_gift_issued(&js, "dora", kept).await;
+    let listed = eventually(FLOW, "both events in the dead-letter queue", || async {
+        let v = gamectl(&nats, &["list", "--consumer", "notification-gift-issued"]);
+        let all = v["deadLetters"].as_array().cloned().unwrap_or_default();
+        (all.len() == 2).then_some(all)
+    })
+    .await;
+    let of =
+        |event: Uuid| listed.iter().find(|d| d["eventId"] == event.to_string()).cloned().expect("listed by event id");
+    let (first, second) = (of(bounced), of(kept));
+    assert_eq!(first["customerId"], "dora");
+    assert_eq!(first["subject"], "game.gift.v1.issued");
+    assert_eq!(first["attempts"], 2);
+    assert!(!first["reason"].as_str().unwrap_or_default().is_empty(), "{first}");
+    let id = first["id"].as_u64().expect("an id").to_string();
+    let shown = gamectl(&nats, &["show", &id]);
+    assert!(shown["event"].as_str().unwrap_or_default().contains("CAFE-42"), "decoded: {shown}");
+    assert!(notifications(&service, &tokens, "dora").await.is_empty(), "nothing sent yet");
+
+    // fix the cause: the service restarted without the broken relay (mail to its mailbox)
+    service.stop();
+    service = Service::start("notification", "notification", &env(&nats, dir.path(), &tokens, None), dir.path());
+    service.wait_serving(NOTIFICATION).await;
+
+    let r = gamectl(&nats, &["redrive", &id]);
+    assert_eq!(r["redriven"], serde_json::json!([first["id"]]));
+    let sent = eventually(FLOW, "the redriven e-mail is sent", || async {
+        let all = notifications(&service, &tokens, "dora").await;
+        (!all.is_empty()).then_some(all)
+    })
+    .await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].event_id, bounced.to_string());
+
+    // again: nothing to send back; and even the same event published again has no effect
+    assert_eq!(gamectl(&nats, &["redrive", &id])["redriven"], serde_json::json!([]));
+    publish_gift_issued(&js, "dora", bounced).await;
+    // the other one is discarded with a reason that is kept
+    let other = second["id"].as_u64().unwrap().to_string();
+    assert_eq!(gamectl(&nats, &["discard", &other, "--reason", "customer left"])["discarded"], true);
+    assert_eq!(gamectl(&nats, &["redrive", "--all"])["redriven"], serde_json::json!([]));
+    assert_eq!(gamectl(&nats, &["list"])["deadLetters"], serde_json::json!([]));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(notifications(&service, &tokens, "dora").await.len(), 1, "exactly once");
+    assert_eq!(emails(&dir.path().join("mailbox")).len(), 1);
+    let stream = js.get_stream(streams::DEAD_LETTER.name).await.unwrap();
+    let discarded = stream
+        .get_last_raw_message_by_subject("game.deadletter._discarded.notification-gift-issued")
+        .await
+        .expect("the discarded event is kept");
+    assert_eq!(discarded.headers.get("Game-Discard-Reason").map(|v| v.as_str()), Some("customer left"));
+    assert_eq!(discarded.headers.get("Game-Event-Id").map(|v| v.as_str()), Some(kept.to_string().as_str()));
+}
