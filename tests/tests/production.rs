@@ -177,17 +177,28 @@ async fn the_whole_scenario_on_postgresql_with_two_replicas_of_every_consumer() 
         let ch = || with_token(sys.gateway().channel(), &token);
         let item =
             wallet_of(&sys, c).await.items.into_iter().find(|i| i.points >= 10).expect("a reward worth a coffee");
-        let g = WalletServiceClient::new(ch())
-            .exchange_reward(wallet::ExchangeRewardRequest {
-                customer_id: c.clone(),
-                reward_id: item.reward_id,
-                gift_code: "coffee".into(),
-                request_id: String::new(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .gift_id;
+        // UNAVAILABLE (a gift call past its deadline on a loaded machine, with retry-after)
+        // changes nothing; a client tries again with the same request id, as this one does.
+        let mut attempt = 0;
+        let g = loop {
+            let exchange = WalletServiceClient::new(ch())
+                .exchange_reward(wallet::ExchangeRewardRequest {
+                    customer_id: c.clone(),
+                    reward_id: item.reward_id.clone(),
+                    gift_code: "coffee".into(),
+                    request_id: format!("x-{c}"),
+                })
+                .await;
+            match exchange {
+                Ok(r) => break r.into_inner().gift_id,
+                Err(e) if e.code() == tonic::Code::Unavailable && attempt < 10 => {
+                    attempt += 1;
+                    eprintln!("exchange for {c}: {} (attempt {attempt}); trying again", e.message());
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => panic!("exchange for {c}: {e:?}"),
+            }
+        };
         GiftServiceClient::new(ch())
             .use_gift(gift::UseGiftRequest { gift_id: g, customer_id: c.clone() })
             .await

@@ -211,7 +211,30 @@ pub mod testing {
     }
 
     /// A port free right now on loopback.
+    ///
+    /// Taken below the kernel's ephemeral range: a port from there could be handed, once
+    /// freed, to any listener on port 0 or any outgoing connection (a test's metrics
+    /// endpoint, a client's socket) before the test binds it again (a replica restarted
+    /// on its slot). Below it, only another `free_port` could take it, and this walks a
+    /// sequence of its own per process.
     pub fn free_port() -> u16 {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        const SPAN: u32 = 12_000;
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .ok()
+            .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+            .filter(|low| *low > SPAN + 1024)
+            .unwrap_or(32_768);
+        let low = ephemeral_low - SPAN;
+        let start = std::process::id().wrapping_mul(7_919) % SPAN;
+        for _ in 0..SPAN {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let port = u16::try_from(low + (start + n.wrapping_mul(13)) % SPAN).expect("a port");
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
         TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
     }
 
