@@ -161,10 +161,7 @@ async fn lost_and_doubled(sys: &System, accepted: &[(String, String)]) -> (usize
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killing_the_meta_leader_the_stream_leader_and_a_consumer_leader_loses_nothing() {
     let mut sys = System::start_with(Options { nats_cluster: 3, postgres: true, ..Options::default() }).await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let tally = Arc::new(Mutex::new(Tally::default()));
-    let started = Instant::now();
-    let players = load(&sys, stop.clone(), tally.clone());
+    let load = Load::start(&sys);
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let mut figures = Vec::new();
@@ -197,6 +194,31 @@ async fn killing_the_meta_leader_the_stream_leader_and_a_consumer_leader_loses_n
              {new_meta}; restarted, caught up in {caught:.1?}"
         ));
     }
+    settle(&sys, load, &figures).await;
+}
+
+/// The players' load while it runs.
+struct Load {
+    stop: Arc<AtomicBool>,
+    tally: Arc<Mutex<Tally>>,
+    players: Vec<tokio::task::JoinHandle<()>>,
+    started: Instant,
+}
+
+impl Load {
+    fn start(sys: &System) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let tally = Arc::new(Mutex::new(Tally::default()));
+        let players = load(sys, stop.clone(), tally.clone());
+        Self { stop, tally, players, started: Instant::now() }
+    }
+}
+
+/// Stops the load, waits until every accepted mission is rewarded (at most [`SETTLE`]),
+/// prints the figures and checks them: no call hung, only UNAVAILABLE failed, nothing
+/// lost or doubled.
+async fn settle(sys: &System, load: Load, figures: &[String]) {
+    let Load { stop, tally, players, started } = load;
     stop.store(true, Ordering::Relaxed);
     for p in players {
         p.await.expect("player");
@@ -215,7 +237,7 @@ async fn killing_the_meta_leader_the_stream_leader_and_a_consumer_leader_loses_n
     };
     let requests = t.accepted.len() + t.failures.values().sum::<u64>() as usize + t.hung as usize;
     println!("cluster fault figures (3 nodes, R3, PostgreSQL, {PLAYERS} players, {load_time:.1?} of load):");
-    for f in &figures {
+    for f in figures {
         println!("  {f}");
     }
     println!(
@@ -230,4 +252,36 @@ async fn killing_the_meta_leader_the_stream_leader_and_a_consumer_leader_loses_n
     assert!(t.failures.keys().all(|c| c == "Unavailable"), "only UNAVAILABLE may fail: {:?}", t.failures);
     assert!(t.accepted.len() > 100, "the players kept achieving: {}", t.accepted.len());
     assert_eq!((lost, doubled), (0, 0), "every accepted mission rewarded exactly once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_frozen_beyond_the_election_timeout_then_thawed_duplicates_and_loses_nothing() {
+    let sys = System::start_with(Options { nats_cluster: 3, postgres: true, ..Options::default() }).await;
+    let load = Load::start(&sys);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // The MISSION stream's leader stops answering (SIGSTOP: its sockets stay open, as a
+    // partitioned node's would) for longer than JetStream's election timeout (4-9 s).
+    let victim = eventually(Duration::from_secs(20), "the MISSION stream leader is known", || leader(&sys, None)).await;
+    let node = sys.nats_nodes().into_iter().find(|n| n.name() == Some(victim.as_str())).expect("the node");
+    let frozen = Instant::now();
+    node.signal("-STOP");
+    let new_leader = eventually(Duration::from_secs(30), "another node leads the MISSION stream", || async {
+        leader(&sys, None).await.filter(|l| *l != victim)
+    })
+    .await;
+    let elected = frozen.elapsed();
+    probe(&sys, 0).await;
+    let recovered = frozen.elapsed();
+    tokio::time::sleep(Duration::from_secs(12).saturating_sub(frozen.elapsed())).await;
+    node.signal("-CONT");
+    let thawed = Instant::now();
+    eventually(Duration::from_secs(30), &format!("{victim} catches up"), || caught_up(&sys, &victim)).await;
+    let figures = vec![format!(
+        "froze the MISSION stream leader ({victim}) for {:.1?}: {new_leader} elected in {elected:.1?}, flow back (a \
+         new mission rewarded) in {recovered:.1?}; thawed, caught up in {:.1?}",
+        thawed.duration_since(frozen),
+        thawed.elapsed()
+    )];
+    settle(&sys, load, &figures).await;
 }
