@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use e2e::api::rewards;
 use e2e::clients::{MissionServiceClient, RewardServiceClient};
 use e2e::{Options, System, eventually};
 use grpc_adapter::pb::mission::v1 as mission;
@@ -110,9 +109,29 @@ async fn caught_up(sys: &System, node: &str) -> Option<()> {
 /// A mission reported now is rewarded: the flow works end to end again.
 async fn probe(sys: &System, n: usize) {
     let customer = format!("probe-{n}");
-    let m = e2e::api::report(sys, &customer, MATCH, "").await;
+    let mut client = MissionServiceClient::new(sys.as_game_server(&sys.mission));
+    // Retried while the service answers UNAVAILABLE (the same request id: one mission).
+    let m = eventually(Duration::from_secs(30), "the probe mission is accepted", || {
+        let (mut client, customer) = (client.clone(), customer.clone());
+        async move {
+            let r = client
+                .achieve_mission(mission::AchieveMissionRequest {
+                    customer_id: customer,
+                    mission_code: MATCH.into(),
+                    request_id: format!("probe-{n}"),
+                })
+                .await;
+            match r {
+                Ok(r) => r.into_inner().mission,
+                Err(s) if s.code() == Code::Unavailable => None,
+                Err(s) => panic!("the probe failed: {s:?}"),
+            }
+        }
+    })
+    .await;
+    let _ = &mut client;
     eventually(Duration::from_secs(30), "the probe mission is rewarded", || async {
-        rewards(sys, &customer).await.iter().any(|r| r.mission_id == m.mission_id).then_some(())
+        all_rewards(sys, &customer).await.iter().any(|r| r.mission_id == m.mission_id).then_some(())
     })
     .await;
 }
@@ -122,15 +141,22 @@ async fn all_rewards(sys: &System, customer: &str) -> Vec<reward::Reward> {
     let mut client = RewardServiceClient::new(sys.as_customer(&sys.reward, customer));
     let (mut all, mut token) = (Vec::new(), String::new());
     loop {
-        let page = client
+        let asked = client
             .list_rewards(reward::ListRewardsRequest {
                 customer_id: customer.into(),
                 page_size: 500,
-                page_token: token,
+                page_token: token.clone(),
             })
-            .await
-            .expect("rewards")
-            .into_inner();
+            .await;
+        let page = match asked {
+            Ok(page) => page.into_inner(),
+            // A connection lost under it (the database restarted): asked again.
+            Err(s) if s.code() == Code::Unavailable => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            Err(s) => panic!("rewards of {customer}: {s:?}"),
+        };
         all.extend(page.rewards);
         if page.next_page_token.is_empty() {
             return all;
@@ -283,5 +309,42 @@ async fn a_node_frozen_beyond_the_election_timeout_then_thawed_duplicates_and_lo
         thawed.duration_since(frozen),
         thawed.elapsed()
     )];
+    settle(&sys, load, &figures).await;
+}
+
+/// Terminates every backend of the system's databases from a test connection (psql);
+/// returns how many there were.
+fn terminate_backends(sys: &System) -> usize {
+    let names: Vec<String> =
+        sys.database_urls.values().filter_map(|u| u.rsplit_once('/').map(|(_, name)| format!("'{name}'"))).collect();
+    let sql = format!(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname IN ({}) AND pid <> pg_backend_pid()",
+        names.join(",")
+    );
+    let out = std::process::Command::new("psql")
+        .args([store_adapter::testing::postgres_server().as_str(), "-tAc", &sql])
+        .output()
+        .expect("psql runs");
+    assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().parse().expect("a count")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_postgres_backend_terminated_twice_under_load_the_services_recover_and_nothing_is_lost() {
+    let sys = System::start_with(Options { nats_cluster: 3, postgres: true, ..Options::default() }).await;
+    let load = Load::start(&sys);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut figures = Vec::new();
+    for n in 0..2 {
+        let at = Instant::now();
+        let killed = terminate_backends(&sys);
+        assert!(killed > 0, "the services held connections");
+        probe(&sys, n).await;
+        figures.push(format!(
+            "terminated {killed} PostgreSQL backends: flow back (a new mission rewarded) in {:.1?}",
+            at.elapsed()
+        ));
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
     settle(&sys, load, &figures).await;
 }
