@@ -236,7 +236,10 @@ impl Store {
         let result = conn
             .interact(move |conn| {
                 use diesel::Connection;
-                conn.transaction(|c| f(c).map_err(TxError::Store))
+                let started = std::time::Instant::now();
+                let result = conn.transaction(|c| f(c).map_err(TxError::Store));
+                metrics_adapter::store().committed(1, started.elapsed().as_secs_f64());
+                result
             })
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
@@ -280,6 +283,13 @@ impl Store {
             }
         };
         matches!(tokio::time::timeout(timeout, probe).await, Ok(Ok(())))
+    }
+
+    /// Connections lent out of the pool right now (on SQLite, readers; the writer thread
+    /// holds its own).
+    pub fn pool_in_use(&self) -> usize {
+        let s = self.pool.status();
+        s.size.saturating_sub(s.available)
     }
 
     /// Tells the outbox relay that events were committed.
