@@ -297,17 +297,18 @@ async fn a_node_frozen_beyond_the_election_timeout_then_thawed_duplicates_and_lo
     })
     .await;
     let elected = frozen.elapsed();
-    probe(&sys, 0).await;
-    let recovered = frozen.elapsed();
     tokio::time::sleep(Duration::from_secs(12).saturating_sub(frozen.elapsed())).await;
     node.signal("-CONT");
     let thawed = Instant::now();
+    probe(&sys, 0).await;
+    let recovered = frozen.elapsed();
     eventually(Duration::from_secs(30), &format!("{victim} catches up"), || caught_up(&sys, &victim)).await;
+    let caught = thawed.elapsed();
     let figures = vec![format!(
-        "froze the MISSION stream leader ({victim}) for {:.1?}: {new_leader} elected in {elected:.1?}, flow back (a \
-         new mission rewarded) in {recovered:.1?}; thawed, caught up in {:.1?}",
+        "froze the MISSION stream leader ({victim}) for {:.1?}: {new_leader} elected in {elected:.1?}; thawed, a \
+         new mission rewarded {recovered:.1?} after the freeze, caught up in {:.1?}",
         thawed.duration_since(frozen),
-        thawed.elapsed()
+        caught
     )];
     settle(&sys, load, &figures).await;
 }
