@@ -293,9 +293,15 @@ pub struct UpArgs {
     /// credentials, so it must let anonymous clients in.
     #[arg(long)]
     pub nats_url: Option<String>,
-    /// Port of the nats-server started by gamectl [default: base-port + 100].
+    /// Port of the nats-server started by gamectl [default: base-port + 100]; a
+    /// cluster's nodes listen on it and the ports after it.
     #[arg(long)]
     pub nats_port: Option<u16>,
+    /// Start this many nats-servers clustered on loopback (JetStream on each, its own
+    /// store directory, routes on nats-port + 10 + i) instead of one: streams, consumers
+    /// and buckets get min(n, 3) replicas and every service all the nodes' URLs.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub nats_cluster: u8,
     /// The gateway listens here, each service on base-port + its offset.
     #[arg(long, default_value_t = 50051)]
     pub base_port: u16,

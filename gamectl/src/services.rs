@@ -170,6 +170,9 @@ pub struct EnvContext<'a> {
     /// The bus credentials, when `up` runs the nats-server (with --nats-url the services
     /// connect as that server lets them: anonymously).
     pub nats_credentials: Option<&'a Credentials>,
+    /// Replicas of every stream, consumer and bucket (`STREAM_REPLICAS`, set when > 1):
+    /// 3 on a cluster.
+    pub stream_replicas: usize,
     /// The first admin's password and the service accounts' secrets (see [`secrets`]).
     pub secrets: &'a secrets::Paths,
     /// Every service of the table and its port (see [`port_table`]), started or not, so
@@ -189,6 +192,10 @@ pub fn child_env(spec: &ServiceSpec, port: u16, ctx: &EnvContext<'_>) -> Vec<(&'
         ("DATABASE_URL", format!("sqlite://{}/{}.db", ctx.data_dir.display(), spec.name)),
         ("NATS_URL", ctx.nats_url.to_owned()),
     ];
+    // On a cluster; otherwise the services' default (or the operator's environment).
+    if ctx.stream_replicas > 1 {
+        env.push(("STREAM_REPLICAS", ctx.stream_replicas.to_string()));
+    }
     env.extend(metrics_addr(port).map(|a| ("METRICS_ADDR", a)));
     // Traces (when OTEL_EXPORTER_OTLP_ENDPOINT is set for gamectl) name the role.
     env.push(("OTEL_SERVICE_NAME", spec.name.to_owned()));
@@ -302,6 +309,7 @@ mod tests {
             data_dir: Path::new("/data"),
             nats_url: "nats://127.0.0.1:56200",
             nats_credentials: Some(&creds),
+            stream_replicas: 1,
             secrets: &secrets,
             ports: &ports,
         };

@@ -387,7 +387,8 @@ impl From<String> for Interrupted {
 
 /// Everything running, to stop in order.
 struct System {
-    nats: Option<Supervised>,
+    /// The nats-server, or a cluster's nodes.
+    nats: Vec<Supervised>,
     services: Vec<Supervised>,
     monitors: CancellationToken,
     stop_services: Stopping,
@@ -404,7 +405,7 @@ impl System {
             }
         }
         self.stop_nats.now.cancel();
-        if let Some(n) = self.nats {
+        for n in self.nats {
             let _ = n.task.await;
         }
     }
@@ -478,11 +479,16 @@ async fn up(global: &Global, args: UpArgs) -> Result<(), String> {
     let ports = services::port_table(args.base_port)?;
     let nats = match (args.nats_url.clone(), args.nats_port) {
         (Some(url), _) => Nats::External(url),
-        (None, Some(p)) => Nats::Child(p),
-        (None, None) => Nats::Child(services::nats_port(args.base_port)?),
+        (None, Some(p)) => Nats::Child(Node::table(p, args.nats_cluster)?),
+        (None, None) => Nats::Child(Node::table(services::nats_port(args.base_port)?, args.nats_cluster)?),
     };
-    if let Nats::Child(p) = nats {
-        ensure_free(p, "nats-server")?;
+    if let Nats::Child(nodes) = &nats {
+        for n in nodes {
+            ensure_free(n.port, n.name)?;
+            if let Some(route) = n.route_port {
+                ensure_free(route, n.name)?;
+            }
+        }
     }
     for p in &planned {
         ensure_free(p.port, p.spec.name)?;
@@ -501,7 +507,7 @@ async fn up(global: &Global, args: UpArgs) -> Result<(), String> {
     catch_signals(shutdown.clone(), force.clone())?;
     let stopping = |now| Stopping { now, force: force.clone(), grace };
     let mut system = System {
-        nats: None,
+        nats: Vec::new(),
         services: Vec::new(),
         monitors: CancellationToken::new(),
         stop_services: stopping(CancellationToken::new()),
@@ -536,8 +542,79 @@ async fn up(global: &Global, args: UpArgs) -> Result<(), String> {
 enum Nats {
     /// Given with --nats-url: someone else runs it.
     External(String),
-    /// Started and supervised by us on this port.
-    Child(u16),
+    /// Started and supervised by us: one server, or the nodes of a cluster.
+    Child(Vec<Node>),
+}
+
+/// Child names of a cluster's nodes (and their server names without the prefix).
+const NODE_NAMES: [&str; 5] = ["nats-n1", "nats-n2", "nats-n3", "nats-n4", "nats-n5"];
+
+/// One nats-server started by `up`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Node {
+    /// `nats` alone; `nats-n1`... in a cluster (server name `n1`...).
+    name: &'static str,
+    /// Where clients connect.
+    port: u16,
+    /// Where the other nodes connect (cluster only).
+    route_port: Option<u16>,
+}
+
+impl Node {
+    /// `count` nodes from `port` on: clients on `port + i`, routes on `port + 10 + i`.
+    fn table(port: u16, count: u8) -> Result<Vec<Self>, String> {
+        if count <= 1 {
+            return Ok(vec![Self { name: "nats", port, route_port: None }]);
+        }
+        (0..count)
+            .map(|i| {
+                let name = NODE_NAMES[usize::from(i)];
+                let client = port.checked_add(u16::from(i));
+                let route = port.checked_add(10 + u16::from(i));
+                match (client, route) {
+                    (Some(port), Some(r)) => Ok(Self { name, port, route_port: Some(r) }),
+                    _ => Err(format!("--nats-port {port} leaves no port for {name}")),
+                }
+            })
+            .collect()
+    }
+
+    /// The server name JetStream knows it by (`n1`), in a cluster.
+    fn server_name(&self) -> &'static str {
+        self.name.trim_start_matches("nats-")
+    }
+
+    /// Its nats-server flags beyond authentication: address, JetStream in `store`, and
+    /// in a cluster its name, route port and routes to the `others`.
+    fn args(&self, store: &Path, others: &[Self]) -> Vec<String> {
+        let mut args: Vec<String> = vec![
+            "-a".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            self.port.to_string(),
+            "-js".into(),
+            "-sd".into(),
+            store.display().to_string(),
+        ];
+        if let Some(route) = self.route_port {
+            let routes: Vec<String> = others
+                .iter()
+                .filter(|o| o.name != self.name)
+                .filter_map(|o| o.route_port.map(|p| format!("nats://127.0.0.1:{p}")))
+                .collect();
+            args.extend([
+                "-n".into(),
+                self.server_name().into(),
+                "--cluster_name".into(),
+                "game".into(),
+                "--cluster".into(),
+                format!("nats://127.0.0.1:{route}"),
+                "--routes".into(),
+                routes.join(","),
+            ]);
+        }
+        args
+    }
 }
 
 struct Start<'a> {
@@ -561,43 +638,46 @@ async fn start(system: &mut System, ctx: &Start<'_>) -> Result<(), Interrupted> 
     let mut nats_credentials = None;
     let nats_url = match *ctx.nats {
         Nats::External(ref url) => url.clone(),
-        Nats::Child(port) => {
+        Nats::Child(ref nodes) => {
             // Our own server always runs with authentication and per-service permissions.
             let dir = services::nats_auth_dir(ctx.data_dir);
             let creds = Credentials::ensure(&dir).map_err(|e| format!("cannot prepare the NATS credentials: {e}"))?;
-            let mut args: Vec<String> = vec![
-                "-a".into(),
-                "127.0.0.1".into(),
-                "-p".into(),
-                port.to_string(),
-                "-js".into(),
-                "-sd".into(),
-                ctx.data_dir.join("nats").display().to_string(),
-            ];
-            args.extend(creds.server_flags());
+            for node in nodes {
+                // One server keeps the store it always had; each node of a cluster its own.
+                let store = match node.route_port {
+                    None => ctx.data_dir.join("nats"),
+                    Some(_) => ctx.data_dir.join("nats").join(node.server_name()),
+                };
+                let mut args = node.args(&store, nodes);
+                args.extend(creds.server_flags());
+                let spec = ChildSpec { name: node.name, program: PathBuf::from("nats-server"), args, env: Vec::new() };
+                let child = supervise(spec, system.stop_nats.clone()).map_err(|e| {
+                    if e.kind() == std::io::ErrorKind::NotFound {
+                        "nats-server is not installed: install it: apt-get install nats-server \
+                         (or pass --nats-url)"
+                            .to_owned()
+                    } else {
+                        format!("cannot start nats-server: {e}")
+                    }
+                })?;
+                system.nats.push(child);
+            }
             nats_credentials = Some(creds);
-            let spec = ChildSpec { name: "nats", program: PathBuf::from("nats-server"), args, env: Vec::new() };
-            let child = supervise(spec, system.stop_nats.clone()).map_err(|e| {
-                if e.kind() == std::io::ErrorKind::NotFound {
-                    "nats-server is not installed: install it: apt-get install nats-server \
-                     (or pass --nats-url)"
-                        .to_owned()
-                } else {
-                    format!("cannot start nats-server: {e}")
-                }
-            })?;
-            system.nats = Some(child);
             let deadline = Instant::now() + Duration::from_secs(15);
-            match poll_until(deadline, ctx.shutdown, || accepts_tcp(port)).await {
-                Polled::Done => {}
-                Polled::Signal => return Err(Interrupted::Signal),
-                Polled::TimedOut => {
-                    return Err(Interrupted::Failed(format!(
-                        "nats-server does not accept connections on 127.0.0.1:{port} after 15 s"
-                    )));
+            for node in nodes {
+                let port = node.port;
+                match poll_until(deadline, ctx.shutdown, || accepts_tcp(port)).await {
+                    Polled::Done => {}
+                    Polled::Signal => return Err(Interrupted::Signal),
+                    Polled::TimedOut => {
+                        return Err(Interrupted::Failed(format!(
+                            "{} does not accept connections on 127.0.0.1:{port} after 15 s",
+                            node.name
+                        )));
+                    }
                 }
             }
-            format!("nats://127.0.0.1:{port}")
+            nodes.iter().map(|n| format!("nats://127.0.0.1:{}", n.port)).collect::<Vec<_>>().join(",")
         }
     };
 
@@ -609,6 +689,10 @@ async fn start(system: &mut System, ctx: &Start<'_>) -> Result<(), Interrupted> 
         data_dir: ctx.data_dir,
         nats_url: &nats_url,
         nats_credentials: nats_credentials.as_ref(),
+        stream_replicas: match ctx.nats {
+            Nats::Child(nodes) => nodes.len().min(3),
+            Nats::External(_) => 1,
+        },
         secrets: ctx.secrets,
         ports: ctx.ports,
     };
@@ -750,6 +834,26 @@ async fn wait_serving(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_cluster_of_three_gets_client_ports_in_a_row_routes_ten_above_and_routes_to_the_others() {
+        let one = Node::table(4222, 1).unwrap();
+        assert_eq!(one, vec![Node { name: "nats", port: 4222, route_port: None }]);
+        assert!(!one[0].args(Path::new("/s"), &one).iter().any(|a| a == "--cluster"));
+        let three = Node::table(50151, 3).unwrap();
+        let ports: Vec<_> = three.iter().map(|n| (n.name, n.port, n.route_port)).collect();
+        assert_eq!(
+            ports,
+            vec![("nats-n1", 50151, Some(50161)), ("nats-n2", 50152, Some(50162)), ("nats-n3", 50153, Some(50163))]
+        );
+        let args = three[1].args(Path::new("/d/nats/n2"), &three).join(" ");
+        assert_eq!(
+            args,
+            "-a 127.0.0.1 -p 50152 -js -sd /d/nats/n2 -n n2 --cluster_name game --cluster nats://127.0.0.1:50162 \
+             --routes nats://127.0.0.1:50161,nats://127.0.0.1:50163"
+        );
+        assert!(Node::table(65530, 3).is_err(), "no room for the route ports");
+    }
+
     use super::*;
 
     #[test]
@@ -808,6 +912,7 @@ mod tests {
             data_dir: data,
             nats_url: "nats://127.0.0.1:56600",
             nats_credentials: None,
+            stream_replicas: 1,
             secrets: &secrets,
             ports: &ports,
         };

@@ -21,7 +21,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 pub use nats_adapter::access::OPERATOR as NATS_OPERATOR;
-pub use nats_adapter::testing::{NatsServer, ServerErrors, connect_as as nats_connect_as, free_port};
+pub use nats_adapter::testing::{NatsCluster, NatsServer, ServerErrors, connect_as as nats_connect_as, free_port};
 pub use store_adapter::testing::TestDatabase;
 
 /// Where cargo put the workspace's binaries: `GAME_BIN_DIR` when set, else next to this
@@ -293,6 +293,9 @@ pub struct Options {
     pub mission_env: Vec<(&'static str, String)>,
     /// Extra settings for the gift service (e.g. `GIFT_CATALOG`).
     pub gift_env: Vec<(&'static str, String)>,
+    /// Run on a JetStream cluster of this many nodes (streams with min(n, 3) replicas)
+    /// instead of one server; 0 or 1: one server.
+    pub nats_cluster: usize,
 }
 
 /// Signs tokens the way an identity provider would, for tests; every service trusts its
@@ -372,7 +375,10 @@ pub struct System {
     pub database_urls: HashMap<&'static str, String>,
     pub tokens: Tokens,
     pub dir: tempfile::TempDir,
+    /// The server; on a cluster, its first node (whose `url()` names every node).
     pub nats: NatsServer,
+    /// The other nodes of the cluster ([`Options::nats_cluster`]).
+    pub nats_peers: Vec<NatsServer>,
     pub mission: Service,
     pub reward: Service,
     pub wallet: Service,
@@ -448,7 +454,13 @@ impl System {
 
     pub async fn start_with(options: Options) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let nats = NatsServer::start_secured();
+        let (nats, nats_peers) = if options.nats_cluster > 1 {
+            let mut nodes = NatsCluster::start_secured(options.nats_cluster).nodes;
+            let first = nodes.remove(0);
+            (first, nodes)
+        } else {
+            (NatsServer::start_secured(), Vec::new())
+        };
         let mut databases = Vec::new();
         let mut database_urls = HashMap::new();
         let mut db_for = |svc: &'static str| {
@@ -538,6 +550,7 @@ impl System {
             tokens,
             dir,
             nats,
+            nats_peers,
             mission,
             reward,
             wallet,
@@ -549,6 +562,27 @@ impl System {
             gateway,
             secrets,
         }
+    }
+
+    /// Every NATS node: the server, or the cluster's nodes in order.
+    pub fn nats_nodes(&self) -> Vec<&NatsServer> {
+        std::iter::once(&self.nats).chain(&self.nats_peers).collect()
+    }
+
+    /// The NATS node named `name` (`n1`, `n2`... on a cluster).
+    ///
+    /// # Panics
+    /// When there is none.
+    pub fn nats_node(&mut self, name: &str) -> &mut NatsServer {
+        std::iter::once(&mut self.nats)
+            .chain(&mut self.nats_peers)
+            .find(|n| n.name() == Some(name))
+            .unwrap_or_else(|| panic!("no NATS node {name}"))
+    }
+
+    /// The JetStream meta leader's name, as a running node reports it (cluster only).
+    pub fn meta_leader(&self) -> Option<String> {
+        nats_adapter::testing::meta_leader(self.nats_nodes())
     }
 
     /// The gateway (panics when the system was started without it).

@@ -825,3 +825,42 @@ async fn gamectl_up_makes_the_first_admin_and_keeps_every_secret_private_and_an_
     let status = up.stop().await;
     assert_eq!(status.code(), Some(0), "{}", up.transcript());
 }
+
+#[tokio::test]
+async fn gamectl_up_nats_cluster_3_replicates_every_stream_thrice_and_survives_losing_a_node() {
+    let mut up = Up::start(&["--nats-cluster", "3"], &[]).await;
+    let urls: Vec<String> = (0..3).map(|i| format!("nats://127.0.0.1:{}", up.base + NATS + i)).collect();
+    let endpoints: Value =
+        serde_json::from_slice(&std::fs::read(up.data_dir.join("endpoints.json")).expect("endpoints")).expect("json");
+    assert_eq!(endpoints["nats"], urls.join(","), "the services' NATS_URL names every node");
+
+    up.register_and_login("carol").await;
+    let first = up.achieve("daily-login").await;
+    up.wallet_issued(std::slice::from_ref(&first)).await;
+
+    // Asked on the third node: every stream and the my page bucket on three replicas.
+    let auth = up.data_dir.join("nats-auth");
+    let (operator, _) =
+        e2e::nats_connect_as(&urls[2], "operator", Some(&auth.join("operator.nk"))).await.expect("the operator's key");
+    let js = async_nats::jetstream::new(operator);
+    for stream in ["MISSION", "REWARD", "WALLET", "GIFT", "KV_mypage"] {
+        let mut s = js.get_stream(stream).await.unwrap_or_else(|e| panic!("{stream}: {e}"));
+        let info = s.info().await.expect("stream info");
+        let cluster = info.cluster.clone().expect("clustered");
+        assert_eq!((info.config.num_replicas, cluster.replicas.len()), (3, 2), "{stream}: {cluster:?}");
+    }
+
+    // The first node dies (SIGKILL): the services move to the others and the flow goes on.
+    let n1: Vec<u32> = processes()
+        .into_iter()
+        .filter(|&(pid, ppid, state)| ppid == up.pid && state != 'Z' && mentions(pid, b"-n\0n1\0"))
+        .map(|(pid, _, _)| pid)
+        .collect();
+    assert_eq!(n1.len(), 1, "one nats-server named n1: {n1:?}");
+    signal("KILL", n1[0]);
+    let second = up.achieve("tutorial-complete").await;
+    up.wallet_issued(&[first, second]).await;
+
+    let status = up.stop().await;
+    assert_eq!(status.code(), Some(0), "gamectl up exited with {status}\n{}", up.transcript());
+}

@@ -66,7 +66,10 @@ async fn a_customer_with_100000_missions_reads_small_fast_pages_and_new_missions
     // shares two cores with the whole system); the typical read is what the history costs.
     times.sort();
     let (median, p95, slowest) = (times[times.len() / 2], times[times.len() * 95 / 100], times[times.len() - 1]);
-    eprintln!("{} reads: median {median:?}, p95 {p95:?}, slowest {slowest:?}; largest answer {largest} bytes", times.len());
+    eprintln!(
+        "{} reads: median {median:?}, p95 {p95:?}, slowest {slowest:?}; largest answer {largest} bytes",
+        times.len()
+    );
     assert!(median < READ_LIMIT, "a read takes under {READ_LIMIT:?}: median {median:?}");
     assert!(largest < SIZE_LIMIT, "every answer under {SIZE_LIMIT} bytes: {largest}");
 

@@ -30,6 +30,9 @@ pub use async_nats;
 /// Settings shared by every service that talks to NATS.
 #[derive(Debug, Clone, clap::Args)]
 pub struct NatsSettings {
+    /// The server, or the servers of a cluster separated by commas
+    /// (`nats://a:4222,nats://b:4222,nats://c:4222`): the client connects to one of them
+    /// and moves to another when it is lost.
     #[arg(long = "nats-url", env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub url: String,
     /// Replicas of the streams this service creates (3 on a clustered JetStream).
@@ -167,7 +170,8 @@ pub async fn connect(settings: &NatsSettings, name: &str) -> Result<async_nats::
                 }
             })
     };
-    match options().connect(&settings.url).await {
+    let servers = server_list(&settings.url);
+    match options().connect(servers.as_slice()).await {
         Ok(client) => Ok(client),
         Err(e) => match e.kind() {
             async_nats::ConnectErrorKind::AuthorizationViolation | async_nats::ConnectErrorKind::Authentication => {
@@ -175,9 +179,15 @@ pub async fn connect(settings: &NatsSettings, name: &str) -> Result<async_nats::
             }
             async_nats::ConnectErrorKind::ServerParse => Err(ConnectError::Url(e)),
             // Not reachable now: keep trying in the background.
-            _ => Ok(options().retry_on_initial_connect().connect(&settings.url).await?),
+            _ => Ok(options().retry_on_initial_connect().connect(servers.as_slice()).await?),
         },
     }
+}
+
+/// The servers of a `NATS_URL`: one, or a cluster's separated by commas (blanks around
+/// them ignored).
+pub fn server_list(url: &str) -> Vec<String> {
+    url.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
 /// Whether the connection to NATS is up.
@@ -208,6 +218,97 @@ pub mod testing {
         dir: tempfile::TempDir,
         child: Option<Child>,
         credentials: Option<Credentials>,
+        /// Set when this server is one node of a [`NatsCluster`].
+        member: Option<Member>,
+    }
+
+    /// What a node of a cluster is started with beyond a lone server's flags.
+    #[derive(Debug, Clone)]
+    struct Member {
+        /// Its server name (`n1`, `n2`, ...): what JetStream names leaders by.
+        name: String,
+        /// Where it accepts routes from the other nodes.
+        cluster_port: u16,
+        /// The other nodes' route ports.
+        routes: Vec<u16>,
+        /// Every node's client port (its own among them), in node order.
+        clients: Vec<u16>,
+        /// Its monitoring (HTTP) port: `/jsz` says who leads the meta group.
+        http_port: u16,
+    }
+
+    /// Servers clustered on loopback, JetStream on each with its own store directory,
+    /// the same credentials and permissions on all of them (when secured). Clients get
+    /// every node's URL (`url()`), as the services' `NATS_URL`, and fail over between them.
+    pub struct NatsCluster {
+        pub nodes: Vec<NatsServer>,
+    }
+
+    impl NatsCluster {
+        /// `n` secured nodes, JetStream ready (a meta leader elected) when it returns.
+        ///
+        /// # Panics
+        /// When nats-server is not installed or the cluster does not form within 30 s.
+        pub fn start_secured(n: usize) -> Self {
+            let clients: Vec<u16> = (0..n).map(|_| free_port()).collect();
+            let cluster_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+            let http_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+            let first = tempfile::tempdir().expect("temp dir");
+            let credentials = Credentials::ensure(&first.path().join("auth")).expect("NATS credentials");
+            let mut first = Some(first);
+            let mut nodes = Vec::new();
+            for i in 0..n {
+                let dir = first.take().unwrap_or_else(|| tempfile::tempdir().expect("temp dir"));
+                let member = Member {
+                    name: format!("n{}", i + 1),
+                    cluster_port: cluster_ports[i],
+                    routes: cluster_ports.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, p)| *p).collect(),
+                    clients: clients.clone(),
+                    http_port: http_ports[i],
+                };
+                let mut node = NatsServer {
+                    port: clients[i],
+                    dir,
+                    child: None,
+                    credentials: Some(credentials.clone()),
+                    member: Some(member),
+                };
+                node.resume();
+                nodes.push(node);
+            }
+            let cluster = Self { nodes };
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while cluster.meta_leader().is_none() {
+                assert!(Instant::now() < deadline, "the JetStream cluster elected no meta leader in 30 s");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            cluster
+        }
+
+        /// Every node's URL, separated by commas (a `NATS_URL`).
+        pub fn url(&self) -> String {
+            self.nodes[0].url()
+        }
+
+        /// The node named `name` (`n1`...), by its index.
+        pub fn index_of(&self, name: &str) -> Option<usize> {
+            self.nodes.iter().position(|n| n.name() == Some(name))
+        }
+
+        /// The server name of the JetStream meta leader, as a running node reports it.
+        pub fn meta_leader(&self) -> Option<String> {
+            meta_leader(&self.nodes)
+        }
+    }
+
+    /// The server name of the JetStream meta leader, as the first running node that
+    /// knows one reports it (its `/jsz`).
+    pub fn meta_leader<'a>(nodes: impl IntoIterator<Item = &'a NatsServer>) -> Option<String> {
+        nodes.into_iter().filter(|n| n.is_running()).find_map(|n| {
+            let jsz = n.monitor("/jsz")?;
+            let v: serde_json::Value = serde_json::from_str(&jsz).ok()?;
+            v["meta_cluster"]["leader"].as_str().filter(|s| !s.is_empty()).map(str::to_owned)
+        })
     }
 
     /// A port free right now on loopback.
@@ -263,13 +364,49 @@ pub mod testing {
         fn launch(secured: bool) -> Self {
             let dir = tempfile::tempdir().expect("temp dir");
             let credentials = secured.then(|| Credentials::ensure(&dir.path().join("auth")).expect("NATS credentials"));
-            let mut s = Self { port: free_port(), dir, child: None, credentials };
+            let mut s = Self { port: free_port(), dir, child: None, credentials, member: None };
             s.resume();
             s
         }
 
+        /// Its URL; a cluster node's is every node's URL, separated by commas.
         pub fn url(&self) -> String {
+            match &self.member {
+                None => format!("nats://127.0.0.1:{}", self.port),
+                Some(m) => m.clients.iter().map(|p| format!("nats://127.0.0.1:{p}")).collect::<Vec<_>>().join(","),
+            }
+        }
+
+        /// Its own URL alone (the node, not its cluster).
+        pub fn node_url(&self) -> String {
             format!("nats://127.0.0.1:{}", self.port)
+        }
+
+        /// Its server name, when it is a cluster node.
+        pub fn name(&self) -> Option<&str> {
+            self.member.as_ref().map(|m| m.name.as_str())
+        }
+
+        /// Whether its process runs (stopped or not).
+        pub fn is_running(&self) -> bool {
+            self.child.is_some()
+        }
+
+        /// The process id, for signals (SIGSTOP / SIGCONT).
+        pub fn pid(&self) -> Option<u32> {
+            self.child.as_ref().map(Child::id)
+        }
+
+        /// A page of its monitoring endpoint (cluster nodes only), e.g. `/jsz`.
+        pub fn monitor(&self, path: &str) -> Option<String> {
+            use std::io::{Read, Write};
+            let port = self.member.as_ref()?.http_port;
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+            s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+            write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+            let mut out = String::new();
+            s.read_to_string(&mut out).ok()?;
+            out.split_once("\r\n\r\n").map(|(_, body)| body.to_owned())
         }
 
         pub fn store_dir(&self) -> PathBuf {
@@ -289,6 +426,9 @@ pub mod testing {
                 && crate::roles::find(role).is_some()
             {
                 env.push(("NATS_NKEY_SEED_FILE", c.seed_file(role).display().to_string()));
+            }
+            if let Some(m) = &self.member {
+                env.push(("STREAM_REPLICAS", m.clients.len().min(3).to_string()));
             }
             env
         }
@@ -327,6 +467,13 @@ pub mod testing {
             if let Some(c) = &self.credentials {
                 command.args(c.server_flags()).arg("-l").arg(self.dir.path().join("nats-server.log"));
             }
+            if let Some(m) = &self.member {
+                let routes: Vec<String> = m.routes.iter().map(|p| format!("nats://127.0.0.1:{p}")).collect();
+                command
+                    .args(["-n", &m.name, "--cluster_name", "game", "-m", &m.http_port.to_string()])
+                    .args(["--cluster", &format!("nats://127.0.0.1:{}", m.cluster_port)])
+                    .args(["--routes", &routes.join(",")]);
+            }
             let child = command
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -338,6 +485,16 @@ pub mod testing {
                 assert!(Instant::now() < deadline, "nats-server did not start");
                 std::thread::sleep(Duration::from_millis(20));
             }
+        }
+
+        /// Sends `signal` (`-STOP`, `-CONT`...) to the process.
+        ///
+        /// # Panics
+        /// When it is not running or `kill` fails.
+        pub fn signal(&self, signal: &str) {
+            let pid = self.pid().expect("nats-server is running").to_string();
+            let sent = Command::new("kill").args([signal, &pid]).status().map(|s| s.success());
+            assert!(matches!(sent, Ok(true)), "kill {signal} nats-server {pid}");
         }
 
         /// Stops the server (SIGKILL: the harshest outage).
@@ -380,7 +537,7 @@ pub mod testing {
         if user != access::OPERATOR {
             options = options.custom_inbox_prefix(crate::roles::inbox_prefix(user));
         }
-        let client = options.connect(url).await.map_err(|e| e.to_string())?;
+        let client = options.connect(crate::server_list(url).as_slice()).await.map_err(|e| e.to_string())?;
         Ok((client, rx))
     }
 
