@@ -155,6 +155,11 @@ async fn phases(plan: &Plan, progress: &Progress, r: &mut Results) -> Result<(),
         ..Options::default()
     };
     let mut sys = Arc::new(System::start_with(options).await);
+    r.notes.push(if std::env::var("E2E_METRICS").is_ok_and(|v| v == "off") {
+        "metrics off (E2E_METRICS=off: no METRICS_ADDR, nothing recorded)".to_owned()
+    } else {
+        "metrics on (every role serves /metrics; nothing scrapes it during the run)".to_owned()
+    });
     r.notes.push(
         "gateway started with RATE_LIMIT_PER_SECOND/BURST and GAME_SERVER_RATE_PER_SECOND/BURST = 1e9 (the \
          limits are not what is measured); wallet with BREAKER_MIN_CALLS=3, BREAKER_OPEN_SECONDS=3600"

@@ -46,6 +46,10 @@ pub enum Command {
     /// child, or all in one with --all-in-one), wait until all are SERVING, supervise them
     /// until Ctrl-C or SIGTERM.
     Up(UpArgs),
+    /// Health of the running system from each role's metrics (endpoints.json): readiness,
+    /// consumer lag, outbox backlog and age, dead letters, the breaker. Exits 1 when
+    /// something is unhealthy (for scripts), 2 when there is no endpoints.json.
+    Status(crate::status::StatusArgs),
     /// Run one role of the system in this process (`gamectl serve mission --help` lists
     /// its flags and their environment variables), or several (`--roles a,b` or `all`).
     Serve(crate::serve::ServeArgs),

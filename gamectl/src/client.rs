@@ -233,8 +233,8 @@ fn emit(global: &Global, json: impl FnOnce() -> Value, text: impl FnOnce() -> St
 async fn call(global: &Global, command: Command) -> Result<(), Failure> {
     let conn = Conn::new(global)?;
     match command {
-        Command::Up(_) | Command::Serve(_) | Command::Dlq(_) => {
-            unreachable!("`up`, `serve` and `dlq` are not API calls")
+        Command::Up(_) | Command::Serve(_) | Command::Dlq(_) | Command::Status(_) => {
+            unreachable!("`up`, `serve`, `dlq` and `status` are not API calls")
         }
         Command::Register { customer_id, password } => {
             let password = auth::password(password, &customer_id, true).map_err(Failure::Local)?;

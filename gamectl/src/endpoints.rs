@@ -23,6 +23,10 @@ pub struct Endpoints {
     pub gateway: Option<String>,
     /// Every process `up` started, by name (the gateway included).
     pub services: BTreeMap<String, String>,
+    /// Where each of them serves its Prometheus metrics, by the same names
+    /// (`"mission":"http://127.0.0.1:50252/metrics"`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metrics: BTreeMap<String, String>,
 }
 
 impl Endpoints {

@@ -7,6 +7,7 @@
 //! - [`serve`] — the roles (every service, the auth service, the gateway) in this process.
 //! - [`up`] — starts, supervises and stops nats-server, the auth service, the services
 //!   and the gateway.
+//! - [`status`] — `gamectl status`: the system's health from the roles' metrics.
 //! - [`services`] — the table of services, their ports and their environment.
 //! - [`endpoints`] — `<data-dir>/endpoints.json`, written by `up`; which address clients
 //!   dial (the gateway).
@@ -24,6 +25,7 @@ mod output;
 mod secrets;
 mod serve;
 mod services;
+mod status;
 mod up;
 
 use clap::Parser as _;
@@ -33,6 +35,7 @@ async fn main() -> std::process::ExitCode {
     let cli::Cli { global, command } = cli::Cli::parse();
     match command {
         cli::Command::Up(args) => up::run(&global, args).await,
+        cli::Command::Status(args) => status::run(&global, args).await,
         cli::Command::Dlq(args) => dlq::run(&global, args).await,
         cli::Command::Serve(args) => serve::run(args).await,
         command => client::run(&global, command).await,

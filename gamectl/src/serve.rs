@@ -214,11 +214,12 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     };
     // One subscriber for the process: JSON as soon as one role asks for it.
     let json = roles.iter().any(|r| r.server().log_format == grpc_adapter::telemetry::LogFormat::Json);
-    grpc_adapter::telemetry::init(if json {
-        grpc_adapter::telemetry::LogFormat::Json
-    } else {
-        grpc_adapter::telemetry::LogFormat::Text
-    });
+    // Traces name the role (several in one process: the system's name).
+    let service = if roles.len() == 1 { roles[0].name() } else { "game-rewards" };
+    grpc_adapter::telemetry::init_as(
+        if json { grpc_adapter::telemetry::LogFormat::Json } else { grpc_adapter::telemetry::LogFormat::Text },
+        service,
+    );
     match run_roles(roles, server::shutdown_on_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -112,6 +112,20 @@ pub fn nats_port(base: u16) -> Result<u16, String> {
     base.checked_add(NATS_PORT_OFFSET).ok_or_else(|| format!("--base-port {base} leaves no port for nats-server"))
 }
 
+/// A service's metrics port is its own port plus this (`base-port + 200 + offset`).
+pub const METRICS_PORT_OFFSET: u16 = 200;
+
+/// The admin address a service on `port` serves `GET /metrics` on (`METRICS_ADDR`), when
+/// there is a port for it.
+pub fn metrics_addr(port: u16) -> Option<String> {
+    port.checked_add(METRICS_PORT_OFFSET).map(|p| format!("127.0.0.1:{p}"))
+}
+
+/// The URL of a service's metrics, for endpoints.json.
+pub fn metrics_url(port: u16) -> Option<String> {
+    metrics_addr(port).map(|a| format!("http://{a}/metrics"))
+}
+
 /// The address of a service on this machine.
 pub fn url(port: u16) -> String {
     format!("http://127.0.0.1:{port}")
@@ -175,6 +189,9 @@ pub fn child_env(spec: &ServiceSpec, port: u16, ctx: &EnvContext<'_>) -> Vec<(&'
         ("DATABASE_URL", format!("sqlite://{}/{}.db", ctx.data_dir.display(), spec.name)),
         ("NATS_URL", ctx.nats_url.to_owned()),
     ];
+    env.extend(metrics_addr(port).map(|a| ("METRICS_ADDR", a)));
+    // Traces (when OTEL_EXPORTER_OTLP_ENDPOINT is set for gamectl) name the role.
+    env.push(("OTEL_SERVICE_NAME", spec.name.to_owned()));
     if let Some(creds) = ctx.nats_credentials
         && nats_adapter::roles::find(spec.name).is_some()
     {

@@ -603,7 +603,8 @@ async fn start(system: &mut System, ctx: &Start<'_>) -> Result<(), Interrupted> 
 
     let (announce_tx, announce) = watch::channel(false);
     let mut health = Vec::new();
-    let mut table = Endpoints { nats: nats_url.clone(), gateway: None, services: Default::default() };
+    let mut table =
+        Endpoints { nats: nats_url.clone(), gateway: None, services: Default::default(), metrics: Default::default() };
     let env = services::EnvContext {
         data_dir: ctx.data_dir,
         nats_url: &nats_url,
@@ -661,6 +662,7 @@ async fn start(system: &mut System, ctx: &Start<'_>) -> Result<(), Interrupted> 
             ));
             health.push((name, rx));
             table.services.insert(name.to_owned(), url);
+            table.metrics.extend(services::metrics_url(p.port).map(|m| (name.to_owned(), m)));
         }
         // The next stage calls this one: it starts once this one is SERVING.
         wait_serving(&health, deadline, ctx).await?;
@@ -847,8 +849,12 @@ mod tests {
     #[test]
     fn the_ready_table_shows_the_gateway_first() {
         let planned = plan(56300).unwrap();
-        let mut table =
-            Endpoints { nats: "nats://127.0.0.1:56400".into(), gateway: None, services: Default::default() };
+        let mut table = Endpoints {
+            nats: "nats://127.0.0.1:56400".into(),
+            gateway: None,
+            services: Default::default(),
+            metrics: Default::default(),
+        };
         for p in &planned {
             table.services.insert(p.spec.name.to_owned(), services::url(p.port));
         }

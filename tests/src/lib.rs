@@ -65,6 +65,8 @@ pub struct Service {
     role: String,
     env: Vec<(String, String)>,
     pub addr: SocketAddr,
+    /// Where it serves `GET /metrics` (`METRICS_ADDR`, a free port unless given).
+    pub metrics: Option<SocketAddr>,
     child: Option<Child>,
     log: PathBuf,
 }
@@ -79,11 +81,18 @@ impl Service {
         if !env.iter().any(|(k, _)| k == "LISTEN_ADDR") {
             env.push(("LISTEN_ADDR".into(), "127.0.0.1:0".into()));
         }
+        // Metrics on (a free port) unless given, or switched off with E2E_METRICS=off (the
+        // benchmark's comparison without them).
+        let metrics_off = std::env::var("E2E_METRICS").is_ok_and(|v| v == "off");
+        if !metrics_off && !env.iter().any(|(k, _)| k == "METRICS_ADDR") {
+            env.push(("METRICS_ADDR".into(), "127.0.0.1:0".into()));
+        }
         let mut s = Self {
             name: name.to_owned(),
             role: role.to_owned(),
             env,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            metrics: None,
             child: None,
             log: log_dir.join(format!("{name}.log")),
         };
@@ -92,6 +101,10 @@ impl Service {
         let listen = s.addr.to_string();
         s.env.retain(|(k, _)| k != "LISTEN_ADDR");
         s.env.push(("LISTEN_ADDR".into(), listen));
+        if let Some(metrics) = s.metrics {
+            s.env.retain(|(k, _)| k != "METRICS_ADDR");
+            s.env.push(("METRICS_ADDR".into(), metrics.to_string()));
+        }
         s
     }
 
@@ -112,21 +125,32 @@ impl Service {
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
+            // "metrics on ..." comes before "listening on ...", when metrics are on.
+            let mut metrics = None;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("metrics on ") {
+                    metrics = Some(addr.trim().to_owned());
+                }
                 if let Some(addr) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(addr.trim().to_owned());
+                    let _ = tx.send((addr.trim().to_owned(), metrics.take()));
                 }
             }
         });
-        let addr = rx
+        let (addr, metrics) = rx
             .recv_timeout(Duration::from_secs(30))
             .unwrap_or_else(|_| panic!("{} did not start; see {}", self.name, self.log.display()));
         self.addr = addr.parse().expect("listening address");
+        self.metrics = metrics.map(|m| m.parse().expect("metrics address"));
         self.child = Some(child);
     }
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The URL of its metrics (panics when started without them).
+    pub fn metrics_url(&self) -> String {
+        format!("http://{}/metrics", self.metrics.expect("started with METRICS_ADDR"))
     }
 
     pub fn log(&self) -> String {

@@ -262,4 +262,10 @@ async fn an_event_delivered_twice_has_one_effect() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(rewards(&sys, "c-dup").await.len(), 1);
     assert_eq!(wallet_of(&sys, "c-dup").await.items.len(), 1);
+    // The reward role's metrics tell the two deliveries apart.
+    let text = metrics_adapter::scrape::fetch(&sys.reward.metrics_url(), Duration::from_secs(5)).await.unwrap();
+    let scrape = metrics_adapter::scrape::Scrape::parse(&text);
+    let handled =
+        |outcome| scrape.value("consumer_handled_total", &[("consumer", "reward-allocate"), ("outcome", outcome)]);
+    assert_eq!((handled("ok"), handled("duplicate")), (Some(1.0), Some(1.0)), "{text}");
 }

@@ -6,6 +6,7 @@
 //! - [`pb`] — generated messages, clients and servers of every `game.*.v1` package.
 //! - [`server`] — `Server::run` — listen, serve, report health, drain on SIGTERM.
 //! - [`status`] — `invalid`, `not_found`, `unavailable`, ... (internal detail goes to logs).
+//! - [`trace`] — the server span of every call (OpenTelemetry, when on).
 //! - [`telemetry`] — `tracing` set-up (human or JSON with `LOG_FORMAT=json`).
 //! - [`convert`] — timestamps.
 //! - [`auth`] — the authentication layer and the authorisation checks of handlers.
@@ -13,6 +14,7 @@
 //! - [`service_token`] — a service's own token (its service account) for internal calls.
 //! - [`guard`] — the framing check of every request (one whole message, within the limit).
 //! - [`codec`] — the servers' codec: a request that does not decode is `INVALID_ARGUMENT`.
+//! - [`metrics`] — the gRPC server metrics layer (`grpc_server_handled_total`, ...).
 //! - [`paging`] — `page_size` / `page_token` of list requests (AIP-158).
 //! - [`methods`] — each method's shape (streaming or not), from the compiled contracts.
 
@@ -21,12 +23,14 @@ pub mod codec;
 pub mod convert;
 pub mod guard;
 pub mod methods;
+pub mod metrics;
 pub mod paging;
 pub mod peer;
 pub mod server;
 pub mod service_token;
 pub mod status;
 pub mod telemetry;
+pub mod trace;
 
 /// Generated code, one module per protobuf package.
 #[allow(clippy::all, clippy::pedantic, rust_2018_idioms, missing_docs)]

@@ -38,6 +38,10 @@ pub struct ServerSettings {
     #[arg(long, env = "MAX_REQUEST_BYTES", default_value_t = crate::guard::DEFAULT_MAX_REQUEST_BYTES,
           value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::guard::DEFAULT_MAX_REQUEST_BYTES)))]
     pub max_request_bytes: u32,
+    /// Admin address serving Prometheus metrics at `GET /metrics` (port 0 picks one,
+    /// printed on stdout). Unset: no endpoint, and nothing is recorded.
+    #[arg(long, env = "METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
     /// Logs on stderr as text for people, or as JSON lines for a log pipeline; the level
     /// comes from `RUST_LOG` (default `info`).
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = crate::telemetry::LogFormat::Text, ignore_case = true)]
@@ -162,6 +166,14 @@ impl Server {
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
         let addr = listener.local_addr()?;
+        if let Some(metrics) = settings.metrics_addr {
+            let bound = metrics_adapter::serve(metrics, env!("CARGO_PKG_VERSION"), stopping.clone())
+                .await
+                .map_err(|e| format!("cannot listen on METRICS_ADDR {metrics}: {e}"))?;
+            // Before the address line: whoever waits for that one has seen this one too.
+            println!("metrics on {bound}");
+            tracing::info!(%bound, "metrics at /metrics");
+        }
         // The one line on stdout: how parents and tests learn the port.
         println!("listening on {addr}");
         let _ = std::io::stdout().flush();
@@ -191,6 +203,9 @@ impl Server {
             .accept_http1(true)
             .layer(tower::util::option_layer(cors))
             .layer(WebLayer { pages })
+            // Every gRPC call, the ones authentication refuses included: its span, its metrics.
+            .layer(crate::trace::TraceLayer)
+            .layer(crate::metrics::MetricsLayer)
             .layer(tower::util::option_layer(auth))
             // After authentication: a caller without a token does not get its body read.
             .layer(crate::guard::GuardLayer::new(settings.max_request_bytes))
@@ -208,6 +223,7 @@ impl Server {
         // 1. stop being ready, 2. let balancers notice, 3. stop taking work, 4. finish.
         draining.cancel();
         let _ = readiness.await;
+        metrics_adapter::process().ready(false);
         for name in &names {
             reporter.set_service_status(*name, ServingStatus::NotServing).await;
         }
@@ -222,6 +238,7 @@ impl Server {
             tracing::warn!(?grace, "in-flight work did not finish within the grace period");
         }
         tracing::info!("stopped");
+        telemetry_adapter::shutdown();
         Ok(())
     }
 }
@@ -291,6 +308,7 @@ async fn keep_readiness(
             ready = probe() => ready,
             () = draining.cancelled() => return,
         };
+        metrics_adapter::process().ready(ready);
         if last != Some(ready) {
             let status = if ready { ServingStatus::Serving } else { ServingStatus::NotServing };
             for name in &names {

@@ -1,6 +1,4 @@
-//! One place that sets up `tracing` for a binary.
-
-use tracing_subscriber::EnvFilter;
+//! One place that sets up `tracing` for a process (see [`telemetry_adapter`]).
 
 /// How logs are written (`--log-format` / `LOG_FORMAT`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -12,18 +10,19 @@ pub enum LogFormat {
     Json,
 }
 
-/// Logs on stderr in `format`; the level comes from `RUST_LOG` (default `info`).
-pub fn init(format: LogFormat) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,async_nats=warn,h2=warn,tower=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.with_ansi(atty_stderr()).try_init(),
-    };
+/// Logs on stderr in `format` (the level from `RUST_LOG`, default `info`), and
+/// OpenTelemetry traces when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, as `service`
+/// (`OTEL_SERVICE_NAME` wins). A broken `OTEL_*` setting stops the process, naming it.
+pub fn init_as(format: LogFormat, service: &str) {
+    if let Err(e) = telemetry_adapter::init(service, format == LogFormat::Json) {
+        eprintln!("error: traces: {e}");
+        std::process::exit(1);
+    }
 }
 
-fn atty_stderr() -> bool {
-    use std::io::IsTerminal;
-    std::io::stderr().is_terminal()
+/// [`init_as`] named after the executable.
+pub fn init(format: LogFormat) {
+    let exe = std::env::current_exe().ok();
+    let name = exe.as_deref().and_then(|p| p.file_stem()).and_then(|s| s.to_str()).unwrap_or("game-rewards");
+    init_as(format, name);
 }

@@ -49,6 +49,11 @@ pub fn permissions(role: &Role) -> Permissions {
         publish.push(stream.subjects.to_owned());
         publish.push(api(&format!("STREAM.INFO.{}", stream.name)));
         publish.push(api(&format!("STREAM.CREATE.{}", stream.name)));
+        // The owner reports how far behind every durable on its stream is
+        // (`consumer_lag`), so the lag of a stopped consumer still shows.
+        for c in roles::ALL.iter().flat_map(|r| r.consumers).filter(|c| c.stream == stream) {
+            publish.push(api(&format!("CONSUMER.INFO.{}.{}", stream.name, c.durable)));
+        }
     }
     for c in role.consumers {
         let (s, d) = (c.stream.name, c.durable);

@@ -11,6 +11,7 @@ use async_nats::jetstream::{self, AckKind, consumer::pull, message::PublishMessa
 use bytes::Bytes;
 use futures::{FutureExt, StreamExt};
 use kernel::{EventMeta, Inbound};
+use metrics_adapter::Outcome;
 use tokio_util::sync::CancellationToken;
 
 use crate::NatsSettings;
@@ -138,6 +139,8 @@ struct Settler<'a> {
     js: &'a jetstream::Context,
     settings: &'a NatsSettings,
     spec: ConsumerSpec,
+    /// When the events in hand arrived (their handle time runs from there).
+    received: tokio::time::Instant,
 }
 
 async fn consume<H: Handler>(
@@ -159,11 +162,13 @@ async fn consume<H: Handler>(
         .await
         .map_err(|e| e.to_string())?;
     tracing::info!(consumer = spec.durable, filter = spec.filter, "consuming");
+    metrics_adapter::consumers().declare(spec.durable);
     loop {
         let next = tokio::select! {
             next = messages.next() => next,
             () = stopping.cancelled() => return Ok(()),
         };
+        let received = tokio::time::Instant::now();
         let mut in_hand = vec![delivered(next)?];
         // Whatever else has already arrived is handled together with it.
         let mut interrupted = None;
@@ -179,7 +184,7 @@ async fn consume<H: Handler>(
                 },
             }
         }
-        settle_all(Settler { js, settings, spec }, handler, in_hand).await;
+        settle_all(Settler { js, settings, spec, received }, handler, in_hand).await;
         if let Some(e) = interrupted {
             return Err(e);
         }
@@ -217,10 +222,15 @@ async fn settle_all<H: Handler>(to: Settler<'_>, handler: &H, messages: Vec<jets
 async fn settle_one_customer<H: Handler>(to: Settler<'_>, handler: &H, messages: Vec<jetstream::Message>) {
     let mut outcomes: Vec<Option<Result<(), HandleError>>> = Vec::with_capacity(messages.len());
     let mut deliveries = Vec::with_capacity(messages.len());
+    // The process spans end once their events are settled.
+    let mut _spans = Vec::new();
     for message in &messages {
         match envelope::meta(message.headers.as_ref()) {
             Err(e) => outcomes.push(Some(Err(HandleError::Reject(e.to_string())))),
-            Ok((meta, event_type)) => {
+            Ok((mut meta, event_type)) => {
+                if let Some(span) = process_span(to.spec, &message.subject, &mut meta) {
+                    _spans.push(span);
+                }
                 deliveries.push(Delivery {
                     meta,
                     event_type,
@@ -242,37 +252,64 @@ async fn settle_one_customer<H: Handler>(to: Settler<'_>, handler: &H, messages:
     }
 }
 
+/// The consumer span of one event, when traces are on: a child of its producer span (the
+/// message's `traceparent`), named `<subject> process`; the events the handler causes
+/// carry this span as their `traceparent` (through `meta`).
+fn process_span(spec: ConsumerSpec, subject: &str, meta: &mut EventMeta) -> Option<tracing::Span> {
+    if !telemetry_adapter::tracing_on() {
+        return None;
+    }
+    let span = tracing::info_span!(
+        "process",
+        otel.name = %format!("{subject} process"),
+        otel.kind = "consumer",
+        messaging.system = "nats",
+        messaging.operation.type = "process",
+        messaging.destination.name = %subject,
+        messaging.consumer.group.name = spec.durable,
+        messaging.message.id = %meta.event_id,
+    );
+    telemetry_adapter::child_of(&span, meta.traceparent.as_deref());
+    if let Some(tp) = telemetry_adapter::traceparent(&span) {
+        meta.traceparent = Some(tp);
+    }
+    Some(span)
+}
+
 fn delivered_count(message: &jetstream::Message) -> i64 {
     message.info().map(|i| i.delivered).unwrap_or(1)
 }
 
 /// Acknowledges one event by its outcome: ack, redeliver later, or dead-letter.
 async fn settle(to: Settler<'_>, message: jetstream::Message, outcome: Result<(), HandleError>) {
-    let Settler { js, settings, spec } = to;
+    let Settler { js, settings, spec, received } = to;
     let delivered = delivered_count(&message);
-    let ack = match outcome {
+    let (ack, counted) = match outcome {
         Ok(()) => {
             tracing::debug!(consumer = spec.durable, subject = %message.subject, delivered, "event handled");
-            AckKind::Ack
+            let event_id = message.headers.as_ref().and_then(|h| h.get(envelope::EVENT_ID)).map(|v| v.as_str());
+            let duplicate = event_id.is_some_and(|id| metrics_adapter::duplicates::take(spec.durable, id));
+            (AckKind::Ack, if duplicate { Outcome::Duplicate } else { Outcome::Ok })
         }
         Err(HandleError::Retry(reason)) if delivered < settings.max_deliver => {
             let delay = redelivery_delay(delivered);
             tracing::info!(consumer = spec.durable, delivered, ?delay, %reason, "event will be redelivered");
-            AckKind::Nak(Some(delay))
+            (AckKind::Nak(Some(delay)), Outcome::Retry)
         }
         Err(HandleError::Retry(reason) | HandleError::Reject(reason)) => {
             match dead_letter(js, spec, &message, &reason, delivered).await {
                 Ok(()) => {
                     tracing::error!(consumer = spec.durable, delivered, %reason, "event dead-lettered");
-                    AckKind::Term
+                    (AckKind::Term, Outcome::DeadLetter)
                 }
                 Err(e) => {
                     tracing::warn!(consumer = spec.durable, error = %e, "dead-letter publish failed");
-                    AckKind::Nak(Some(redelivery_delay(delivered)))
+                    (AckKind::Nak(Some(redelivery_delay(delivered))), Outcome::Retry)
                 }
             }
         }
     };
+    metrics_adapter::consumers().settled(spec.durable, counted, received.elapsed().as_secs_f64());
     if let Err(e) = message.ack_with(ack).await {
         // The event will be redelivered after ack_wait; the inbox absorbs it.
         tracing::warn!(consumer = spec.durable, error = %e, "ack failed");

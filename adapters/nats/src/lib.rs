@@ -20,6 +20,7 @@ pub mod kv;
 pub mod relay;
 pub mod roles;
 pub mod streams;
+pub mod watch;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -55,6 +55,53 @@ pub async fn run(store: Store, client: async_nats::Client, js: jetstream::Contex
     }
 }
 
+/// The producer span of one event, when traces are on: a child of the trace the event was
+/// written in (its `traceparent`), named `<subject> publish` (OpenTelemetry's messaging
+/// conventions); the message carries this span as its `traceparent`.
+fn publish_span(
+    m: &store_adapter::outbox::OutboxMessage,
+    headers: &mut async_nats::HeaderMap,
+) -> Option<tracing::Span> {
+    if !telemetry_adapter::tracing_on() {
+        return None;
+    }
+    let span = tracing::info_span!(
+        "publish",
+        otel.name = %format!("{} publish", m.subject),
+        otel.kind = "producer",
+        messaging.system = "nats",
+        messaging.operation.type = "publish",
+        messaging.destination.name = %m.subject,
+        messaging.message.id = %m.event_id,
+    );
+    telemetry_adapter::child_of(&span, m.traceparent.as_deref());
+    if let Some(tp) = telemetry_adapter::traceparent(&span) {
+        headers.insert(envelope::TRACEPARENT, tp.as_str());
+    }
+    Some(span)
+}
+
+/// Samples the outbox's backlog (`outbox_pending`, `outbox_oldest_age_seconds`) every
+/// `interval` until `stopping`, while metrics are on.
+pub async fn watch_backlog(store: Store, interval: Duration, stopping: CancellationToken) {
+    if !metrics_adapter::enabled() {
+        return;
+    }
+    loop {
+        match store.outbox_backlog().await {
+            Ok((pending, oldest)) => {
+                let age = oldest.map_or(0.0, |t| (chrono::Utc::now().naive_utc() - t).as_seconds_f64().max(0.0));
+                metrics_adapter::outbox().backlog(pending, age);
+            }
+            Err(e) => tracing::debug!(error = %e, "outbox backlog for metrics"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = stopping.cancelled() => return,
+        }
+    }
+}
+
 /// One pass: claim, publish all, await the acks, delete the acked, release the rest.
 /// Returns how many events were published.
 ///
@@ -68,11 +115,14 @@ pub async fn pass(store: &Store, js: &jetstream::Context) -> Result<usize, Strin
     let mut in_flight = Vec::with_capacity(claimed.len());
     for p in &claimed {
         let m = &p.message;
-        let publish = PublishMessage::build().payload(m.payload.clone().into()).headers(envelope::headers(m));
-        in_flight.push((p.seq, js.send_publish(m.subject.clone(), publish).await));
+        let mut headers = envelope::headers(m);
+        let span = publish_span(m, &mut headers);
+        let publish = PublishMessage::build().payload(m.payload.clone().into()).headers(headers);
+        in_flight.push((p.seq, js.send_publish(m.subject.clone(), publish).await, span));
     }
     let (mut acked, mut failed, mut first_error) = (Vec::new(), Vec::new(), None);
-    for (seq, sent) in in_flight {
+    // Each publish span ends when JetStream acked (or refused) its message.
+    for (seq, sent, _span) in in_flight {
         let result = match sent {
             Ok(ack) => ack.await.map(drop).map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
@@ -86,6 +136,7 @@ pub async fn pass(store: &Store, js: &jetstream::Context) -> Result<usize, Strin
         }
     }
     let published = acked.len();
+    metrics_adapter::outbox().relayed(published, failed.len());
     store.delete_outbox(acked).await.map_err(|e| e.to_string())?;
     store.release_outbox(failed).await.map_err(|e| e.to_string())?;
     match first_error {

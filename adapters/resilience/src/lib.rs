@@ -66,6 +66,17 @@ pub enum State {
     HalfOpen,
 }
 
+impl State {
+    /// The state as the metrics' `state` / `to` label (`breaker_state{state="half_open"}`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Closed => "closed",
+            Self::Open => "open",
+            Self::HalfOpen => "half_open",
+        }
+    }
+}
+
 impl fmt::Display for State {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -153,6 +164,7 @@ impl Machine {
         self.transitions += 1;
         self.epoch += 1;
         let to = self.state();
+        metrics_adapter::breaker().transition(to.label());
         if to == State::Open {
             tracing::warn!(breaker = name, %from, %to, why, "circuit breaker transition");
         } else {
@@ -192,6 +204,7 @@ impl Breaker {
     pub fn new(name: &str, config: BreakerConfig) -> Self {
         let machine =
             Machine { config, phase: Phase::Closed, window: VecDeque::new(), rejected: 0, transitions: 0, epoch: 0 };
+        metrics_adapter::breaker().show(State::Closed.label());
         Self { name: name.into(), machine: Arc::new(Mutex::new(machine)) }
     }
 
@@ -211,6 +224,7 @@ impl Breaker {
         if let Phase::Open { until } = m.phase {
             if now < until {
                 m.rejected += 1;
+                metrics_adapter::breaker().rejected();
                 return Err(BreakerOpen { retry_after: until - now });
             }
             m.go(&self.name, Phase::HalfOpen { admitted: 0, done: Vec::new() }, "open duration elapsed");
@@ -220,6 +234,7 @@ impl Breaker {
         if let Phase::HalfOpen { admitted, .. } = &mut m.phase {
             if *admitted >= limit {
                 m.rejected += 1;
+                metrics_adapter::breaker().rejected();
                 return Err(BreakerOpen { retry_after });
             }
             *admitted += 1;

@@ -78,6 +78,23 @@ pub struct Runtime {
 }
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How often the store's gauges (outbox backlog, pool, inbox) are sampled.
+const METRICS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Samples `db_pool_in_use` and `inbox_rows` until `stopping`, while metrics are on.
+async fn sample_store(db: Store, stopping: CancellationToken) {
+    if !metrics_adapter::enabled() {
+        return;
+    }
+    loop {
+        let inbox = store_adapter::inbox::rows(&db).await.ok();
+        metrics_adapter::store().sampled(db.pool_in_use(), inbox);
+        tokio::select! {
+            () = tokio::time::sleep(METRICS_INTERVAL) => {}
+            () = stopping.cancelled() => return,
+        }
+    }
+}
 
 /// How often the inbox is pruned of rows older than its horizon.
 const INBOX_PRUNE_EVERY: Duration = Duration::from_secs(3600);
@@ -162,7 +179,14 @@ impl Runtime {
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }));
-        self.tasks.push(Box::pin(nats_adapter::relay::run(db, nats.client, nats.js, self.stopping.clone())));
+        self.tasks.push(Box::pin(nats_adapter::relay::run(
+            db.clone(),
+            nats.client,
+            nats.js.clone(),
+            self.stopping.clone(),
+        )));
+        self.tasks.push(Box::pin(nats_adapter::relay::watch_backlog(db, METRICS_INTERVAL, self.stopping.clone())));
+        self.tasks.push(Box::pin(nats_adapter::watch::stream_consumers(nats.js, stream, self.stopping.clone())));
         self
     }
 
@@ -174,6 +198,9 @@ impl Runtime {
             let run =
                 consumer::run(nats.js.clone(), nats.settings.clone(), *spec, handler.clone(), self.stopping.clone());
             self.tasks.push(Box::pin(run));
+        }
+        if !specs.is_empty() {
+            self.tasks.push(Box::pin(nats_adapter::watch::dead_letters(nats.js.clone(), self.stopping.clone())));
         }
         if let Some(db) = self.db.clone() {
             let (horizon, stopping) = (nats.settings.inbox_horizon(), self.stopping.clone());
@@ -209,6 +236,9 @@ impl Runtime {
             .with_auth(verifier, refresh, &self.public)
             .with_internal(&self.internal);
         server.stopping = self.stopping;
+        if let Some(db) = self.db.clone() {
+            server.spawn(sample_store(db, server.stopping.clone()));
+        }
         for task in self.tasks {
             server.spawn(task);
         }

@@ -23,6 +23,20 @@ pub fn record(conn: &mut AnyConnection, inbound: Inbound) -> Result<(), StoreErr
         .execute(conn)
         .map(drop)
         .map_err(db)
+        .inspect_err(|e| {
+            if matches!(e, StoreError::Duplicate) {
+                // The consumer acks it as handled: its metrics count it as a duplicate.
+                metrics_adapter::duplicates::note(inbound.consumer, &inbound.event_id.to_string());
+            }
+        })
+}
+
+/// How many events the inbox remembers (every consumer's).
+///
+/// # Errors
+/// [`StoreError::Unavailable`] when the database cannot be used.
+pub async fn rows(store: &crate::Store) -> Result<i64, StoreError> {
+    store.read(|conn| i::inbox.count().get_result(conn).map_err(db)).await
 }
 
 /// Forgets the events handled before `before`; returns how many. Call it with a horizon

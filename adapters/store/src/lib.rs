@@ -248,6 +248,13 @@ impl Store {
         matches!(tokio::time::timeout(timeout, probe).await, Ok(Ok(())))
     }
 
+    /// Connections lent out of the pool right now (on SQLite, readers; the writer thread
+    /// holds its own).
+    pub fn pool_in_use(&self) -> usize {
+        let s = self.pool.status();
+        s.size.saturating_sub(s.available)
+    }
+
     /// Tells the outbox relay that events were committed.
     pub fn notify_appended(&self) {
         self.appended.notify_one();

@@ -231,4 +231,17 @@ impl Store {
     pub async fn outbox_len(&self) -> Result<i64, StoreError> {
         self.read(|conn| o::outbox.count().get_result(conn).map_err(db)).await
     }
+
+    /// How many events wait to be published, and when the oldest of them occurred.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the database cannot be used.
+    pub async fn outbox_backlog(&self) -> Result<(i64, Option<NaiveDateTime>), StoreError> {
+        self.read(|conn| {
+            let n = o::outbox.count().get_result(conn).map_err(db)?;
+            let oldest = o::outbox.order(o::seq).select(o::occurred_at).first(conn).optional().map_err(db)?;
+            Ok((n, oldest))
+        })
+        .await
+    }
 }

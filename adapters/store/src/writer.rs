@@ -147,13 +147,18 @@ fn serve(url: &DatabaseUrl, units: &mpsc::Receiver<Box<dyn Unit>>) {
 /// batch (its savepoint state is unknown) and the transaction is rolled back. On SQLite a
 /// deferred `BEGIN` is enough: this thread is the only writer of the file.
 fn commit_batch(conn: &mut AnyConnection, batch: &mut [Box<dyn Unit>]) -> Result<(), StoreError> {
-    conn.transaction(|c| {
-        std::panic::catch_unwind(AssertUnwindSafe(|| {
-            for unit in batch.iter_mut() {
-                unit.run(c);
-            }
-        }))
-        .map_err(|_| diesel::result::Error::RollbackTransaction)
-    })
-    .map_err(db)
+    let started = std::time::Instant::now();
+    let units = batch.len();
+    let commit = conn
+        .transaction(|c| {
+            std::panic::catch_unwind(AssertUnwindSafe(|| {
+                for unit in batch.iter_mut() {
+                    unit.run(c);
+                }
+            }))
+            .map_err(|_| diesel::result::Error::RollbackTransaction)
+        })
+        .map_err(db);
+    metrics_adapter::store().committed(units, started.elapsed().as_secs_f64());
+    commit
 }

@@ -142,6 +142,8 @@ pub fn policy(s: &Settings) -> Result<proxy::Policy, (&'static str, String)> {
 pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), Error> {
     let policy = policy(&settings).map_err(|(what, e)| Error::new(what, e))?;
     let upstreams = upstream::Upstreams::from_settings(&settings.upstreams).map_err(Error::at("upstreams"))?;
+    // gateway_rate_limited_total is in every scrape of the gateway, at 0 until a refusal.
+    let _ = metrics_adapter::gateway();
     let stopping = CancellationToken::new();
     upstreams.watch_health(stopping.clone()).await;
     let proxy = proxy::Proxy::new(Arc::new(upstreams), Arc::new(policy));

@@ -49,6 +49,7 @@ fn refuse(status: Status) -> Response {
 
 /// `RESOURCE_EXHAUSTED` saying when to try again, also as `retry-after` (seconds).
 fn limited(wait: Duration) -> Response {
+    metrics_adapter::gateway().limited();
     let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
     let mut s = Status::resource_exhausted(format!("rate limit exceeded; try again in {seconds} s"));
     s.metadata_mut().insert("retry-after", seconds.into());

@@ -433,9 +433,16 @@ mod tests {
         repo.list_by_customer(&c, PageRequest::default()).await.unwrap(); // a warm pool
         let deep = Uuid::try_parse(&ids[500]).unwrap();
         for (before, expected_first) in [(None, ids.len() - 1), (Some(deep), 499)] {
-            let at = std::time::Instant::now();
-            let page = repo.list_by_customer(&c, PageRequest { size: 50, before }).await.unwrap();
-            let took = at.elapsed();
+            // the best of three: a scan of the history would be slow every time, while a
+            // busy machine (CI shares two cores) only slows some reads
+            let mut took = std::time::Duration::MAX;
+            let mut page = None;
+            for _ in 0..3 {
+                let at = std::time::Instant::now();
+                page = Some(repo.list_by_customer(&c, PageRequest { size: 50, before }).await.unwrap());
+                took = took.min(at.elapsed());
+            }
+            let page = page.unwrap();
             assert_eq!(page.items.len(), 50);
             assert_eq!(page.items[0].id.to_string(), ids[expected_first]);
             assert!(took < std::time::Duration::from_millis(50), "{before:?}: {took:?}");

@@ -153,6 +153,7 @@ impl GiftClient {
             };
         }
         let reason = if e.is::<tower::load_shed::error::Overloaded>() {
+            metrics_adapter::breaker().shed();
             "too many exchanges in flight".to_owned()
         } else if e.is::<tower::timeout::error::Elapsed>() {
             "deadline exceeded".to_owned()
@@ -184,13 +185,25 @@ impl GiftIssuer for GiftClient {
             mission_id: r.mission_id.to_string(),
         });
         request.set_timeout(self.deadline);
-        if let Some(tp) = r.traceparent.as_deref().and_then(|t| t.parse().ok()) {
+        // The call as a client span under the exchange, with the breaker's decision.
+        let span = tracing::info_span!(
+            "grpc.client",
+            otel.name = "game.gift.v1.GiftIssuingService/IssueGift",
+            otel.kind = "client",
+            rpc.system = "grpc",
+            rpc.service = "game.gift.v1.GiftIssuingService",
+            rpc.method = "IssueGift",
+            breaker.state = self.breaker.snapshot().state.label(),
+        );
+        telemetry_adapter::child_of(&span, r.traceparent.as_deref());
+        let traceparent = telemetry_adapter::traceparent(&span).or(r.traceparent);
+        if let Some(tp) = traceparent.as_deref().and_then(|t| t.parse().ok()) {
             request.metadata_mut().insert("traceparent", tp);
         }
         if let Ok(bearer) = format!("Bearer {token}").parse() {
             request.metadata_mut().insert("authorization", bearer);
         }
-        let response = match self.call.clone().oneshot(request).await {
+        let response = match tracing::Instrument::instrument(self.call.clone().oneshot(request), span).await {
             Ok(r) => r,
             Err(e) => {
                 return Err(match e.downcast_ref::<Status>() {
