@@ -83,28 +83,17 @@ pub fn db(e: DieselError) -> StoreError {
     }
 }
 
-/// A service's database. On PostgreSQL one pool serves reads and writes. On SQLite a pool
-/// of readers, and one writer thread that group-commits every waiting unit of work
-/// ([`writer`]): SQLite takes one writer at a time anyway, and one transaction for many
-/// units is cheaper than one each, or than retrying on `SQLITE_BUSY`.
+/// A service's database: a pool of readers, and one writer thread that group-commits every
+/// waiting unit of work ([`writer`]). SQLite takes one writer at a time anyway, and on
+/// both backends one transaction (one durable commit) for many units is cheaper than one
+/// each, or than retrying on `SQLITE_BUSY`.
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
-    group: Option<writer::Writer>,
+    group: writer::Writer,
     backend: Backend,
     /// Wakes the outbox relay after a commit that appended events.
     appended: Arc<tokio::sync::Notify>,
-}
-
-enum TxError {
-    Store(StoreError),
-    Diesel(DieselError),
-}
-
-impl From<DieselError> for TxError {
-    fn from(e: DieselError) -> Self {
-        Self::Diesel(e)
-    }
 }
 
 /// A connection whose work failed for a reason other than a business one (a lost socket,
@@ -148,6 +137,17 @@ fn private_sqlite_files(_: &std::path::Path) -> std::io::Result<()> {
     Ok(())
 }
 
+async fn migrate(pool: &Pool, migrations: Migrations) -> Result<(), OpenError> {
+    let conn = pool.get().await.map_err(|e| OpenError::Connect(connection::pool_error(e)))?;
+    conn.interact(move |conn| match conn {
+        AnyConnection::Sqlite(c) => run_all(c, [&SHARED_SQLITE, migrations.sqlite]),
+        AnyConnection::Postgresql(c) => run_all(c, [&SHARED_POSTGRES, migrations.postgres]),
+    })
+    .await
+    .map_err(|e| OpenError::Migrate(e.to_string()))?
+    .map_err(OpenError::Migrate)
+}
+
 impl Store {
     /// Opens the database named by `url` (`sqlite://path`, a plain path, or
     /// `postgres://…`), runs the shared and the service's migrations, and pools it.
@@ -186,23 +186,9 @@ impl Store {
             .runtime(Runtime::Tokio1)
             .build()
             .map_err(|e| OpenError::Connect(e.to_string()))?;
-        let mut store = Self { pool, group: None, backend, appended: Arc::default() };
-        store.migrate(migrations).await?;
-        if backend == Backend::Sqlite {
-            store.group = Some(writer::Writer::start(url).map_err(|e| OpenError::Connect(e.to_string()))?);
-        }
-        Ok(store)
-    }
-
-    async fn migrate(&self, migrations: Migrations) -> Result<(), OpenError> {
-        let conn = self.pool.get().await.map_err(|e| OpenError::Connect(connection::pool_error(e)))?;
-        conn.interact(move |conn| match conn {
-            AnyConnection::Sqlite(c) => run_all(c, [&SHARED_SQLITE, migrations.sqlite]),
-            AnyConnection::Postgresql(c) => run_all(c, [&SHARED_POSTGRES, migrations.postgres]),
-        })
-        .await
-        .map_err(|e| OpenError::Migrate(e.to_string()))?
-        .map_err(OpenError::Migrate)
+        migrate(&pool, migrations).await?;
+        let group = writer::Writer::start(url).map_err(|e| OpenError::Connect(e.to_string()))?;
+        Ok(Self { pool, group, backend, appended: Arc::default() })
     }
 
     pub fn backend(&self) -> Backend {
@@ -219,37 +205,17 @@ impl Store {
         self.write(move |c| inbox::prune(c, before)).await
     }
 
-    /// Runs `f` in a transaction (on SQLite: in its own savepoint of a group commit); its
-    /// effects are rolled back on any error, and the answer comes after the commit.
+    /// Runs `f` in its own savepoint of the next group commit ([`writer`]); its effects
+    /// are rolled back on any error, and the answer comes after the commit.
     ///
     /// # Errors
-    /// What `f` returns, or [`StoreError::Unavailable`] when no connection can be had.
+    /// What `f` returns, or [`StoreError::Unavailable`] when the database cannot be used.
     pub async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut AnyConnection) -> Result<T, StoreError> + Send + 'static,
     {
-        if let Some(group) = &self.group {
-            return group.write(f).await;
-        }
-        let conn = self.pool.get().await.map_err(|e| StoreError::Unavailable(connection::pool_error(e)))?;
-        let result = conn
-            .interact(move |conn| {
-                use diesel::Connection;
-                let started = std::time::Instant::now();
-                let result = conn.transaction(|c| f(c).map_err(TxError::Store));
-                metrics_adapter::store().committed(1, started.elapsed().as_secs_f64());
-                result
-            })
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let result = match result {
-            Ok(v) => Ok(v),
-            Err(TxError::Store(e)) => Err(e),
-            Err(TxError::Diesel(e)) => Err(db(e)),
-        };
-        discard_if_broken(conn, &result);
-        result
+        self.group.write(f).await
     }
 
     /// Runs `f` on a reader connection, outside any explicit transaction.
@@ -268,8 +234,8 @@ impl Store {
     }
 
     /// Whether the database answers a trivial query within `timeout`, through a reader
-    /// and, on SQLite, through the writer thread too (a writer that stopped or hangs
-    /// makes the service not ready rather than failing every write).
+    /// and through the writer thread too (a writer that stopped or hangs makes the service
+    /// not ready rather than failing every write).
     pub async fn ping(&self, timeout: Duration) -> bool {
         fn select_one(c: &mut AnyConnection) -> Result<(), StoreError> {
             use diesel::RunQueryDsl;
@@ -277,10 +243,7 @@ impl Store {
         }
         let probe = async {
             self.read(select_one).await?;
-            match &self.group {
-                Some(group) => group.write(select_one).await,
-                None => Ok(()),
-            }
+            self.group.write(select_one).await
         };
         matches!(tokio::time::timeout(timeout, probe).await, Ok(Ok(())))
     }

@@ -1,13 +1,20 @@
-//! Group commit for SQLite: one thread owns the writer connection and commits every
-//! unit of work that is waiting in one transaction, each inside its own savepoint.
+//! Group commit, on both backends: one thread per process owns the writer connection and
+//! commits every unit of work that is waiting in one transaction, each inside its own
+//! savepoint.
 //!
 //! SQLite takes one writer at a time, so concurrent writers queue anyway. Queueing them
-//! here instead of in a pool turns N transactions into one: one `BEGIN IMMEDIATE` /
-//! `COMMIT`, one hand-off between the async tasks and the thread, and a unit that fails
-//! rolls back only its own savepoint. A unit's caller hears its result only after the
-//! transaction holding it committed, so nothing is reported before it is durable (in the
-//! durability `synchronous = NORMAL` gives: see [`crate::connection`]). Nobody waits for
-//! a batch to fill: the thread takes what queued while the previous commit ran.
+//! here instead of in a pool turns N transactions into one: one `BEGIN` / `COMMIT`, one
+//! hand-off between the async tasks and the thread, and a unit that fails rolls back only
+//! its own savepoint. On PostgreSQL the cost of a transaction is its commit's WAL flush
+//! (`synchronous_commit` stays on): one flush for a batch instead of one per unit. One
+//! writer per process, not several: two batches of one process can never wait on each
+//! other's locks (a deadlock between batches would fail every unit of both); replicas
+//! each batch their own, as separate sessions did before.
+//!
+//! A unit's caller hears its result only after the transaction holding it committed, so
+//! nothing is reported before it is durable (on SQLite in the durability
+//! `synchronous = NORMAL` gives: see [`crate::connection`]). Nobody waits for a batch to
+//! fill: the thread takes what queued while the previous commit ran.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc;
@@ -84,11 +91,11 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread for the SQLite file at `url`. The connection is opened
-    /// (and re-opened after a failure) by the thread itself.
+    /// Starts the writer thread for the database at `url`. The connection is opened (and
+    /// re-opened after a failure) by the thread itself.
     pub(crate) fn start(url: DatabaseUrl) -> std::io::Result<Self> {
         let (queue, units) = mpsc::channel::<Box<dyn Unit>>();
-        thread::Builder::new().name("sqlite-writer".into()).spawn(move || serve(&url, &units))?;
+        thread::Builder::new().name("store-writer".into()).spawn(move || serve(&url, &units))?;
         Ok(Self { queue })
     }
 
@@ -120,11 +127,13 @@ fn serve(url: &DatabaseUrl, units: &mpsc::Receiver<Box<dyn Unit>>) {
         };
         if let Err(e) = &commit {
             tracing::warn!(error = %e, units = batch.len(), "group commit failed");
-            // Start the next batch on a fresh connection if this one is left unusable.
-            if conn
-                .as_mut()
-                .is_some_and(<AnyConnection as Connection>::TransactionManager::is_broken_transaction_manager)
-            {
+            // Start the next batch on a fresh connection if this one is left unusable. A
+            // failed batch on PostgreSQL is most often a lost session (a server restart),
+            // which the transaction manager does not always see: reconnecting is cheap.
+            if conn.as_mut().is_some_and(|c| {
+                matches!(c, AnyConnection::Postgresql(_))
+                    || <AnyConnection as Connection>::TransactionManager::is_broken_transaction_manager(c)
+            }) {
                 conn = None;
             }
         }
@@ -135,8 +144,8 @@ fn serve(url: &DatabaseUrl, units: &mpsc::Receiver<Box<dyn Unit>>) {
 }
 
 /// `BEGIN`, every unit in its savepoint, `COMMIT`. A panicking unit fails the whole
-/// batch (its savepoint state is unknown) and the transaction is rolled back. A deferred
-/// `BEGIN` is enough: this thread is the only writer of the file.
+/// batch (its savepoint state is unknown) and the transaction is rolled back. On SQLite a
+/// deferred `BEGIN` is enough: this thread is the only writer of the file.
 fn commit_batch(conn: &mut AnyConnection, batch: &mut [Box<dyn Unit>]) -> Result<(), StoreError> {
     let started = std::time::Instant::now();
     let units = batch.len();

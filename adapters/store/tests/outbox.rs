@@ -143,3 +143,50 @@ async fn a_sqlite_database_and_its_wal_and_shm_are_readable_by_their_owner_only(
     let _store = open(&old).await;
     assert_eq!(mode(&path), 0o600);
 }
+
+/// On PostgreSQL concurrent units of work are group-committed: many of them run in one
+/// server transaction (the same transaction id), so one WAL flush answers many callers,
+/// and every one of them is durable (visible to a fresh session) once answered.
+#[tokio::test]
+async fn concurrent_units_on_postgresql_share_transactions_and_are_durable_when_answered() {
+    use diesel::RunQueryDsl;
+    use diesel::sql_types::BigInt;
+    #[derive(diesel::QueryableByName)]
+    struct Txid {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+    }
+    let db = TestDatabase::postgres();
+    let store = open(&db).await;
+    let units: Vec<_> = (0..64)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let m = message(n);
+                store
+                    .write(move |c| {
+                        outbox::append(c, &[m])?;
+                        let tx: Txid = diesel::sql_query("SELECT txid_current() AS id")
+                            .get_result(c)
+                            .map_err(store_adapter::db)?;
+                        Ok(tx.id)
+                    })
+                    .await
+            })
+        })
+        .collect();
+    let mut transactions = std::collections::BTreeSet::new();
+    for unit in units {
+        transactions.insert(unit.await.unwrap().unwrap());
+    }
+    assert!(transactions.len() <= 32, "64 concurrent units took {} transactions", transactions.len());
+    // What was answered is committed: another session sees all 64 events.
+    let mut other = <diesel::PgConnection as diesel::Connection>::establish(&db.url).unwrap();
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let seen: Count = diesel::sql_query("SELECT count(*) AS n FROM outbox").get_result(&mut other).unwrap();
+    assert_eq!(seen.n, 64);
+}
