@@ -844,7 +844,18 @@ async fn gamectl_up_nats_cluster_3_replicates_every_stream_thrice_and_survives_l
         e2e::nats_connect_as(&urls[2], "operator", Some(&auth.join("operator.nk"))).await.expect("the operator's key");
     let js = async_nats::jetstream::new(operator);
     for stream in ["MISSION", "REWARD", "WALLET", "GIFT", "KV_mypage"] {
-        let mut s = js.get_stream(stream).await.unwrap_or_else(|e| panic!("{stream}: {e}"));
+        // a service creates its stream as it starts; on a busy machine after it is SERVING
+        let deadline = Instant::now() + FLOW;
+        let mut s = loop {
+            match js.get_stream(stream).await {
+                Ok(s) => break s,
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("{stream}: {e}; asking again");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("{stream}: {e}"),
+            }
+        };
         let info = s.info().await.expect("stream info");
         let cluster = info.cluster.clone().expect("clustered");
         assert_eq!((info.config.num_replicas, cluster.replicas.len()), (3, 2), "{stream}: {cluster:?}");
