@@ -289,9 +289,10 @@ async fn settle(sys: &System, load: Load, figures: &[String]) {
 }
 
 // An open finding of issue 16, kept as a test: after the MISSION stream's leader is
-// thawed, the flow sometimes does not come back within 60 s (seen in 3 of 5 runs on the
-// 2-core machine, once alone: back in 27 s). Until that stall is understood and fixed,
-// run it by hand: `cargo test -p e2e --test cluster -- --ignored --nocapture`.
+// thawed, the flow sometimes does not come back within 60 s (4 of the 7 runs we saw on
+// the 2-core machine; alone it came back 12-21 s after the thaw). Until that stall is
+// understood and fixed, run it by hand:
+// `cargo test -p e2e --test cluster -- --ignored --nocapture`.
 #[ignore = "open finding: the flow can stall after a frozen stream leader is thawed (issue 16)"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_frozen_beyond_the_election_timeout_then_thawed_duplicates_and_loses_nothing() {
