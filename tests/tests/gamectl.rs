@@ -844,21 +844,25 @@ async fn gamectl_up_nats_cluster_3_replicates_every_stream_thrice_and_survives_l
         e2e::nats_connect_as(&urls[2], "operator", Some(&auth.join("operator.nk"))).await.expect("the operator's key");
     let js = async_nats::jetstream::new(operator);
     for stream in ["MISSION", "REWARD", "WALLET", "GIFT", "KV_mypage"] {
-        // a service creates its stream as it starts; on a busy machine after it is SERVING
+        // A service creates its stream as it starts (on a busy machine, after it is SERVING),
+        // and a new replica is listed once it has joined: asked until both are there.
         let deadline = Instant::now() + FLOW;
-        let mut s = loop {
-            match js.get_stream(stream).await {
-                Ok(s) => break s,
-                Err(e) if Instant::now() < deadline => {
-                    eprintln!("{stream}: {e}; asking again");
+        loop {
+            let seen = match js.get_stream(stream).await {
+                Ok(mut s) => {
+                    s.info().await.map(|i| (i.config.num_replicas, i.cluster.clone())).map_err(|e| e.to_string())
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            match seen {
+                Ok((3, Some(cluster))) if cluster.replicas.len() == 2 => break,
+                other if Instant::now() >= deadline => panic!("{stream}: not on three replicas: {other:?}"),
+                other => {
+                    eprintln!("{stream}: {other:?}; asking again");
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
-                Err(e) => panic!("{stream}: {e}"),
             }
-        };
-        let info = s.info().await.expect("stream info");
-        let cluster = info.cluster.clone().expect("clustered");
-        assert_eq!((info.config.num_replicas, cluster.replicas.len()), (3, 2), "{stream}: {cluster:?}");
+        }
     }
 
     // The first node dies (SIGKILL): the services move to the others and the flow goes on.
