@@ -467,6 +467,21 @@ mod tests {
     }
 
     #[test]
+    fn rebuild_names_a_view_and_goes_through_the_gateway_unless_told_bus() {
+        let Command::Rebuild(r) = parse(&["rebuild", "mypage"]).command else { panic!() };
+        assert_eq!((r.view.as_str(), r.bus, r.allow_partial), ("mypage", false, false));
+        let Command::Rebuild(r) = parse(&["rebuild", "mypage", "--bus", "--nats-url", "nats://n:4222"]).command else {
+            panic!()
+        };
+        assert_eq!((r.bus, r.nats.nats_url.as_str()), (true, "nats://n:4222"));
+        assert!(Cli::try_parse_from(["gamectl", "rebuild", "wallet"]).is_err(), "only my page is a view");
+        assert!(
+            Cli::try_parse_from(["gamectl", "rebuild", "mypage", "--bucket", "x"]).is_err(),
+            "--bucket needs --bus"
+        );
+    }
+
+    #[test]
     fn dlq_takes_an_id_or_all_and_discard_needs_a_reason() {
         let Command::Dlq(DlqArgs { command: DlqCommand::Redrive { id, all, consumer }, .. }) =
             parse(&["dlq", "redrive", "--all", "--consumer", "wallet-issue"]).command
