@@ -12,7 +12,74 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file game/mypage/v1/mypage.proto.
  */
 export const file_game_mypage_v1_mypage: GenFile = /*@__PURE__*/
-  fileDesc("ChtnYW1lL215cGFnZS92MS9teXBhZ2UucHJvdG8SDmdhbWUubXlwYWdlLnYxIpUCCgVFbnRyeRISCgptaXNzaW9uX2lkGAEgASgJEhQKDG1pc3Npb25fY29kZRgCIAEoCRI1Cg5taXNzaW9uX3N0YXR1cxgDIAEoDjIdLmdhbWUubXlwYWdlLnYxLk1pc3Npb25TdGF0dXMSEQoJcmV3YXJkX2lkGAQgASgJEjMKDXJld2FyZF9zdGF0dXMYBSABKA4yHC5nYW1lLm15cGFnZS52MS5SZXdhcmRTdGF0dXMSDgoGcG9pbnRzGAYgASgDEg8KB2dpZnRfaWQYByABKAkSLwoLZ2lmdF9zdGF0dXMYCCABKA4yGi5nYW1lLm15cGFnZS52MS5HaWZ0U3RhdHVzEhEKCWdpZnRfY29kZRgJIAEoCSLMAQoGTXlQYWdlEhMKC2N1c3RvbWVyX2lkGAEgASgJEiYKB2VudHJpZXMYAiADKAsyFS5nYW1lLm15cGFnZS52MS5FbnRyeRIVCg1wb2ludHNfaXNzdWVkGAMgASgDEhgKEHBvaW50c19leGNoYW5nZWQYBCABKAMSDwoHdmVyc2lvbhgFIAEoBBIuCgp1cGRhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtlbnRyeV9jb3VudBgHIAEoBCJOChBHZXRNeVBhZ2VSZXF1ZXN0EhMKC2N1c3RvbWVyX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIlIKEUdldE15UGFnZVJlc3BvbnNlEiQKBHBhZ2UYASABKAsyFi5nYW1lLm15cGFnZS52MS5NeVBhZ2USFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIikKEldhdGNoTXlQYWdlUmVxdWVzdBITCgtjdXN0b21lcl9pZBgBIAEoCSI7ChNXYXRjaE15UGFnZVJlc3BvbnNlEiQKBHBhZ2UYASABKAsyFi5nYW1lLm15cGFnZS52MS5NeVBhZ2UqaQoNTWlzc2lvblN0YXR1cxIeChpNSVNTSU9OX1NUQVRVU19VTlNQRUNJRklFRBAAEhsKF01JU1NJT05fU1RBVFVTX0FDSElFVkVEEAESGwoXTUlTU0lPTl9TVEFUVVNfUkVXQVJERUQQAiqBAQoMUmV3YXJkU3RhdHVzEh0KGVJFV0FSRF9TVEFUVVNfVU5TUEVDSUZJRUQQABIbChdSRVdBUkRfU1RBVFVTX0FMTE9DQVRFRBABEhgKFFJFV0FSRF9TVEFUVVNfSVNTVUVEEAISGwoXUkVXQVJEX1NUQVRVU19FWENIQU5HRUQQAypXCgpHaWZ0U3RhdHVzEhsKF0dJRlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFgoSR0lGVF9TVEFUVVNfSVNTVUVEEAESFAoQR0lGVF9TVEFUVVNfVVNFRBACMrsBCg1NeVBhZ2VTZXJ2aWNlElAKCUdldE15UGFnZRIgLmdhbWUubXlwYWdlLnYxLkdldE15UGFnZVJlcXVlc3QaIS5nYW1lLm15cGFnZS52MS5HZXRNeVBhZ2VSZXNwb25zZRJYCgtXYXRjaE15UGFnZRIiLmdhbWUubXlwYWdlLnYxLldhdGNoTXlQYWdlUmVxdWVzdBojLmdhbWUubXlwYWdlLnYxLldhdGNoTXlQYWdlUmVzcG9uc2UwAWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChtnYW1lL215cGFnZS92MS9teXBhZ2UucHJvdG8SDmdhbWUubXlwYWdlLnYxIi0KFFJlYnVpbGRNeVBhZ2VSZXF1ZXN0EhUKDWFsbG93X3BhcnRpYWwYASABKAgiigEKFVJlYnVpbGRNeVBhZ2VSZXNwb25zZRIbChNwcmV2aW91c19nZW5lcmF0aW9uGAEgASgEEhIKCmdlbmVyYXRpb24YAiABKAQSFwoPZXZlbnRzX3JlcGxheWVkGAMgASgEEhYKDmV2ZW50c19za2lwcGVkGAQgASgEEg8KB3NlY29uZHMYBSABKAEilQIKBUVudHJ5EhIKCm1pc3Npb25faWQYASABKAkSFAoMbWlzc2lvbl9jb2RlGAIgASgJEjUKDm1pc3Npb25fc3RhdHVzGAMgASgOMh0uZ2FtZS5teXBhZ2UudjEuTWlzc2lvblN0YXR1cxIRCglyZXdhcmRfaWQYBCABKAkSMwoNcmV3YXJkX3N0YXR1cxgFIAEoDjIcLmdhbWUubXlwYWdlLnYxLlJld2FyZFN0YXR1cxIOCgZwb2ludHMYBiABKAMSDwoHZ2lmdF9pZBgHIAEoCRIvCgtnaWZ0X3N0YXR1cxgIIAEoDjIaLmdhbWUubXlwYWdlLnYxLkdpZnRTdGF0dXMSEQoJZ2lmdF9jb2RlGAkgASgJIswBCgZNeVBhZ2USEwoLY3VzdG9tZXJfaWQYASABKAkSJgoHZW50cmllcxgCIAMoCzIVLmdhbWUubXlwYWdlLnYxLkVudHJ5EhUKDXBvaW50c19pc3N1ZWQYAyABKAMSGAoQcG9pbnRzX2V4Y2hhbmdlZBgEIAEoAxIPCgd2ZXJzaW9uGAUgASgEEi4KCnVwZGF0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2VudHJ5X2NvdW50GAcgASgEIk4KEEdldE15UGFnZVJlcXVlc3QSEwoLY3VzdG9tZXJfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiUgoRR2V0TXlQYWdlUmVzcG9uc2USJAoEcGFnZRgBIAEoCzIWLmdhbWUubXlwYWdlLnYxLk15UGFnZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiKQoSV2F0Y2hNeVBhZ2VSZXF1ZXN0EhMKC2N1c3RvbWVyX2lkGAEgASgJIjsKE1dhdGNoTXlQYWdlUmVzcG9uc2USJAoEcGFnZRgBIAEoCzIWLmdhbWUubXlwYWdlLnYxLk15UGFnZSppCg1NaXNzaW9uU3RhdHVzEh4KGk1JU1NJT05fU1RBVFVTX1VOU1BFQ0lGSUVEEAASGwoXTUlTU0lPTl9TVEFUVVNfQUNISUVWRUQQARIbChdNSVNTSU9OX1NUQVRVU19SRVdBUkRFRBACKoEBCgxSZXdhcmRTdGF0dXMSHQoZUkVXQVJEX1NUQVRVU19VTlNQRUNJRklFRBAAEhsKF1JFV0FSRF9TVEFUVVNfQUxMT0NBVEVEEAESGAoUUkVXQVJEX1NUQVRVU19JU1NVRUQQAhIbChdSRVdBUkRfU1RBVFVTX0VYQ0hBTkdFRBADKlcKCkdpZnRTdGF0dXMSGwoXR0lGVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIWChJHSUZUX1NUQVRVU19JU1NVRUQQARIUChBHSUZUX1NUQVRVU19VU0VEEAIyuwEKDU15UGFnZVNlcnZpY2USUAoJR2V0TXlQYWdlEiAuZ2FtZS5teXBhZ2UudjEuR2V0TXlQYWdlUmVxdWVzdBohLmdhbWUubXlwYWdlLnYxLkdldE15UGFnZVJlc3BvbnNlElgKC1dhdGNoTXlQYWdlEiIuZ2FtZS5teXBhZ2UudjEuV2F0Y2hNeVBhZ2VSZXF1ZXN0GiMuZ2FtZS5teXBhZ2UudjEuV2F0Y2hNeVBhZ2VSZXNwb25zZTABMnIKEk15UGFnZUFkbWluU2VydmljZRJcCg1SZWJ1aWxkTXlQYWdlEiQuZ2FtZS5teXBhZ2UudjEuUmVidWlsZE15UGFnZVJlcXVlc3QaJS5nYW1lLm15cGFnZS52MS5SZWJ1aWxkTXlQYWdlUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
+
+/**
+ * @generated from message game.mypage.v1.RebuildMyPageRequest
+ */
+export type RebuildMyPageRequest = Message<"game.mypage.v1.RebuildMyPageRequest"> & {
+  /**
+   * Rebuild even though a stream removed its oldest events (retention limits): what they
+   * said is lost from the rebuilt pages.
+   *
+   * @generated from field: bool allow_partial = 1;
+   */
+  allowPartial: boolean;
+};
+
+/**
+ * Describes the message game.mypage.v1.RebuildMyPageRequest.
+ * Use `create(RebuildMyPageRequestSchema)` to create a new message.
+ */
+export const RebuildMyPageRequestSchema: GenMessage<RebuildMyPageRequest> = /*@__PURE__*/
+  messageDesc(file_game_mypage_v1_mypage, 0);
+
+/**
+ * @generated from message game.mypage.v1.RebuildMyPageResponse
+ */
+export type RebuildMyPageResponse = Message<"game.mypage.v1.RebuildMyPageResponse"> & {
+  /**
+   * The generation that served before.
+   *
+   * @generated from field: uint64 previous_generation = 1;
+   */
+  previousGeneration: bigint;
+
+  /**
+   * The generation that serves now.
+   *
+   * @generated from field: uint64 generation = 2;
+   */
+  generation: bigint;
+
+  /**
+   * Events replayed into it.
+   *
+   * @generated from field: uint64 events_replayed = 3;
+   */
+  eventsReplayed: bigint;
+
+  /**
+   * Events skipped because they cannot be handled (dead letters when live).
+   *
+   * @generated from field: uint64 events_skipped = 4;
+   */
+  eventsSkipped: bigint;
+
+  /**
+   * How long the rebuild took, in seconds.
+   *
+   * @generated from field: double seconds = 5;
+   */
+  seconds: number;
+};
+
+/**
+ * Describes the message game.mypage.v1.RebuildMyPageResponse.
+ * Use `create(RebuildMyPageResponseSchema)` to create a new message.
+ */
+export const RebuildMyPageResponseSchema: GenMessage<RebuildMyPageResponse> = /*@__PURE__*/
+  messageDesc(file_game_mypage_v1_mypage, 1);
 
 /**
  * @generated from message game.mypage.v1.Entry
@@ -69,7 +136,7 @@ export type Entry = Message<"game.mypage.v1.Entry"> & {
  * Use `create(EntrySchema)` to create a new message.
  */
 export const EntrySchema: GenMessage<Entry> = /*@__PURE__*/
-  messageDesc(file_game_mypage_v1_mypage, 0);
+  messageDesc(file_game_mypage_v1_mypage, 2);
 
 /**
  * @generated from message game.mypage.v1.MyPage
@@ -128,7 +195,7 @@ export type MyPage = Message<"game.mypage.v1.MyPage"> & {
  * Use `create(MyPageSchema)` to create a new message.
  */
 export const MyPageSchema: GenMessage<MyPage> = /*@__PURE__*/
-  messageDesc(file_game_mypage_v1_mypage, 1);
+  messageDesc(file_game_mypage_v1_mypage, 3);
 
 /**
  * @generated from message game.mypage.v1.GetMyPageRequest
@@ -159,7 +226,7 @@ export type GetMyPageRequest = Message<"game.mypage.v1.GetMyPageRequest"> & {
  * Use `create(GetMyPageRequestSchema)` to create a new message.
  */
 export const GetMyPageRequestSchema: GenMessage<GetMyPageRequest> = /*@__PURE__*/
-  messageDesc(file_game_mypage_v1_mypage, 2);
+  messageDesc(file_game_mypage_v1_mypage, 4);
 
 /**
  * @generated from message game.mypage.v1.GetMyPageResponse
@@ -183,7 +250,7 @@ export type GetMyPageResponse = Message<"game.mypage.v1.GetMyPageResponse"> & {
  * Use `create(GetMyPageResponseSchema)` to create a new message.
  */
 export const GetMyPageResponseSchema: GenMessage<GetMyPageResponse> = /*@__PURE__*/
-  messageDesc(file_game_mypage_v1_mypage, 3);
+  messageDesc(file_game_mypage_v1_mypage, 5);
 
 /**
  * @generated from message game.mypage.v1.WatchMyPageRequest
@@ -200,7 +267,7 @@ export type WatchMyPageRequest = Message<"game.mypage.v1.WatchMyPageRequest"> & 
  * Use `create(WatchMyPageRequestSchema)` to create a new message.
  */
 export const WatchMyPageRequestSchema: GenMessage<WatchMyPageRequest> = /*@__PURE__*/
-  messageDesc(file_game_mypage_v1_mypage, 4);
+  messageDesc(file_game_mypage_v1_mypage, 6);
 
 /**
  * @generated from message game.mypage.v1.WatchMyPageResponse
@@ -217,7 +284,7 @@ export type WatchMyPageResponse = Message<"game.mypage.v1.WatchMyPageResponse"> 
  * Use `create(WatchMyPageResponseSchema)` to create a new message.
  */
 export const WatchMyPageResponseSchema: GenMessage<WatchMyPageResponse> = /*@__PURE__*/
-  messageDesc(file_game_mypage_v1_mypage, 5);
+  messageDesc(file_game_mypage_v1_mypage, 7);
 
 /**
  * @generated from enum game.mypage.v1.MissionStatus
@@ -332,4 +399,30 @@ export const MyPageService: GenService<{
   },
 }> = /*@__PURE__*/
   serviceDesc(file_game_mypage_v1_mypage, 0);
+
+/**
+ * Operators' tools for the view (role admin: PERMISSION_DENIED for anyone else,
+ * UNAUTHENTICATED without a token). Served by the mypage service, reached through the
+ * gateway like every API.
+ *
+ * @generated from service game.mypage.v1.MyPageAdminService
+ */
+export const MyPageAdminService: GenService<{
+  /**
+   * Rebuilds every page from the streams into a new generation of the view while the
+   * current one keeps serving, then switches reads over; facts that arrive meanwhile go
+   * to both, so no page loses an update or goes backwards. Answers once the new
+   * generation serves (set a deadline of minutes for a long history). FAILED_PRECONDITION
+   * when a stream no longer holds its oldest events (unless allow_partial), ABORTED when
+   * another rebuild is running here or took over.
+   *
+   * @generated from rpc game.mypage.v1.MyPageAdminService.RebuildMyPage
+   */
+  rebuildMyPage: {
+    methodKind: "unary";
+    input: typeof RebuildMyPageRequestSchema;
+    output: typeof RebuildMyPageResponseSchema;
+  },
+}> = /*@__PURE__*/
+  serviceDesc(file_game_mypage_v1_mypage, 1);
 
