@@ -163,6 +163,7 @@ async fn a_damaged_view_rebuilt_by_an_admin_from_the_streams_shows_every_page_as
     assert_eq!(seen(&sys, "bob").await.expect("bob's page").entry_count, 0, "still broken");
 
     let r = rebuild_as_admin(&sys).await;
+    eprintln!("rebuild through the gateway: {r}");
     assert_eq!((r["previousGeneration"].as_u64(), r["generation"].as_u64()), (Some(0), Some(1)), "{r}");
     assert!(r["eventsReplayed"].as_u64().unwrap_or(0) >= 4 * 130, "every event replayed: {r}");
     for (c, _) in customers {
@@ -242,6 +243,7 @@ async fn pages_never_go_backwards_while_the_view_is_rebuilt_under_load() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let second = rebuild(&sys, 0).await;
     assert_eq!((first["generation"].as_u64(), second["generation"].as_u64()), (Some(1), Some(2)));
+    eprintln!("rebuilds under load: {first} {second}");
     tokio::time::sleep(Duration::from_secs(1)).await;
     stop.store(true, Ordering::Relaxed);
     let mut reported = Vec::new();

@@ -171,7 +171,9 @@ export type MyPage = Message<"game.mypage.v1.MyPage"> & {
   pointsExchanged: bigint;
 
   /**
-   * Increases with every change of the page; 0 for a page that does not exist yet.
+   * Increases with every change of the page; 0 for a page that does not exist yet. A
+   * rebuild (MyPageAdminService.RebuildMyPage) starts a new generation of the view whose
+   * versions are counted afresh: compare versions only between changes, not across it.
    *
    * @generated from field: uint64 version = 5;
    */
