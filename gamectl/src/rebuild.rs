@@ -41,6 +41,7 @@ async fn call(global: &Global, args: RebuildArgs) -> Result<(), String> {
             generation: r.generation,
             events_replayed: r.events,
             events_skipped: r.rejected,
+            values_purged: r.purged,
             seconds: r.took.as_secs_f64(),
         },
     );
@@ -56,12 +57,13 @@ pub fn print(global: &Global, view: &str, r: &pb::RebuildMyPageResponse) {
             "generation": r.generation,
             "eventsReplayed": r.events_replayed,
             "eventsSkipped": r.events_skipped,
+            "valuesPurged": r.values_purged,
             "seconds": r.seconds,
         }))
         .unwrap_or_default()
     } else {
         format!(
-            "{view} rebuilt: generation {} serves (was {}); {} events replayed{} in {:.1}s",
+            "{view} rebuilt: generation {} serves (was {}); {} events replayed{} in {:.1}s; {} values of older generations purged",
             r.generation,
             r.previous_generation,
             r.events_replayed,
@@ -70,7 +72,8 @@ pub fn print(global: &Global, view: &str, r: &pb::RebuildMyPageResponse) {
             } else {
                 String::new()
             },
-            r.seconds
+            r.seconds,
+            r.values_purged
         )
     };
     let _ = writeln!(std::io::stdout(), "{out}");

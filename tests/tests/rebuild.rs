@@ -2,7 +2,8 @@
 //! nats-server):
 //! - the view damaged (a page deleted, a page overwritten with garbage, an archived entry
 //!   deleted), rebuilt by an admin through the gateway (a player and a caller without a
-//!   token are refused): every page equals what it was, to the last archived entry;
+//!   token are refused): every page equals what it was, to the last archived entry, and
+//!   after two more rebuilds the generation before the last is purged;
 //! - rebuilt twice (`--bus`, the operator's NATS key) while missions keep arriving, once
 //!   held for 2 s between catching up and switching: no page ever goes backwards, neither as
 //!   read nor as watched, and every mission of the load reaches its page.
@@ -168,6 +169,17 @@ async fn a_damaged_view_rebuilt_by_an_admin_from_the_streams_shows_every_page_as
     assert!(r["eventsReplayed"].as_u64().unwrap_or(0) >= 4 * 130, "every event replayed: {r}");
     for (c, _) in customers {
         assert_eq!(seen(&sys, c).await.expect("the rebuilt page"), before[c], "{c}'s page as it was");
+    }
+    // two more rebuilds: the third purges generation 1 and keeps 2 (switched from)
+    assert_eq!(rebuild(&sys, 0).await["valuesPurged"].as_u64(), Some(0));
+    let third = rebuild(&sys, 0).await;
+    assert_eq!(third["generation"].as_u64(), Some(3));
+    assert!(third["valuesPurged"].as_u64().unwrap_or(0) > 0, "generation 1 purged: {third}");
+    let keys: Vec<String> = bucket.keys().await.expect("keys").filter_map(|k| async { k.ok() }).collect().await;
+    let of = |g: &str| keys.iter().filter(|k| k.starts_with(g)).count();
+    assert_eq!((of("=g1."), of("=g2.") > 0, of("=g3.") > 0), (0, true, true), "generations kept");
+    for (c, _) in customers {
+        assert_eq!(seen(&sys, c).await.expect("the rebuilt page"), before[c], "{c}'s page after three rebuilds");
     }
     // and the rebuilt view keeps following events
     flow::report(&sys, "bob", "match-played", "bob-after").await;

@@ -88,6 +88,8 @@ pub fn permissions(role: &Role) -> Permissions {
             format!("$KV.{bucket}.>"),
             api(&format!("STREAM.INFO.{stream}")),
             api(&format!("STREAM.CREATE.{stream}")),
+            // Old generations of a view removed at once (by subject).
+            api(&format!("STREAM.PURGE.{stream}")),
             // Reads: direct get (allow_direct), or through the stream leader.
             api(&format!("DIRECT.GET.{stream}")),
             api(&format!("DIRECT.GET.{stream}.>")),
@@ -386,6 +388,8 @@ mod tests {
         assert!(can_publish(&p, "$JS.API.STREAM.CREATE.KV_mypage"));
         assert!(can_publish(&p, "$JS.API.DIRECT.GET.KV_mypage.$KV.mypage.c-1"));
         assert!(can_publish(&p, "$JS.API.CONSUMER.CREATE.KV_mypage"));
+        assert!(can_publish(&p, "$JS.API.STREAM.PURGE.KV_mypage"), "old generations of its view");
+        assert!(!can_publish(&p, "$JS.API.STREAM.PURGE.MISSION"));
         assert!(can_publish(&p, "$JS.API.CONSUMER.CREATE.MISSION.mypage-mission.game.mission.v1.>"));
         assert!(!can_publish(&mission::ROLE, "$KV.mypage.c-1"), "only my page writes pages");
         assert!(!can_publish(&p, "$KV.other.c-1"));

@@ -60,6 +60,7 @@ impl pb::my_page_admin_service_server::MyPageAdminService for Admin {
             generation: r.generation,
             events_replayed: r.events,
             events_skipped: r.rejected,
+            values_purged: r.purged,
             seconds: r.took.as_secs_f64(),
         }))
     }

@@ -3,7 +3,8 @@
 //! says which generation is read ([`Pointer::serving`]) and which one a rebuild is
 //! filling ([`Pointer::building`]). Facts are written to both while there is one being
 //! built, to the building one first: whatever the serving generation shows, the one
-//! being built already has, so switching over never takes a page back.
+//! being built already has, so switching over never takes a page back. After a switch
+//! the generations before the one switched from are purged ([`purge_old`]).
 
 use async_nats::jetstream::kv::{self, CreateErrorKind, Operation, UpdateErrorKind};
 
@@ -119,6 +120,23 @@ pub async fn switch(bucket: &kv::Store, generation: u64) -> Result<bool, String>
             return Ok(true);
         }
     }
+}
+
+/// Removes every key of the generations `1..serving` except `keep` (the one just switched
+/// from: page tokens made in it keep reading it until the next rebuild), including
+/// generations a crashed rebuild left half-built. Generation 0's keys have no common
+/// prefix and stay. Returns how many stored values went.
+///
+/// # Errors
+/// The bucket's stream unreachable.
+pub async fn purge_old(bucket: &kv::Store, serving: u64, keep: u64) -> Result<u64, String> {
+    let mut purged = 0;
+    for g in (1..serving).filter(|g| *g != keep) {
+        let subjects = format!("{}{}>", bucket.prefix, prefix(g));
+        let r = bucket.stream.purge().filter(subjects).await.map_err(|e| format!("purge of generation {g}: {e}"))?;
+        purged += r.purged;
+    }
+    Ok(purged)
 }
 
 #[cfg(test)]

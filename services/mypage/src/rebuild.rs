@@ -7,8 +7,9 @@
 //! 3. the pointer switches reads to the new generation.
 //!
 //! Applying a fact is idempotent and order-tolerant (statuses only move forward, totals
-//! follow the entries), so an event both replayed and handled live counts once. The old
-//! generation's keys stay until the bucket's owner removes them. The same replay starts
+//! follow the entries), so an event both replayed and handled live counts once. The
+//! generation switched from stays (its page tokens still read it) until the next rebuild
+//! purges it; generation 0, the first, has no key prefix and stays. The same replay starts
 //! any new projection from the beginning of the streams (`nats_adapter::replay`).
 
 use std::sync::Arc;
@@ -32,6 +33,8 @@ pub struct Rebuilt {
     pub events: u64,
     /// Events skipped because they cannot be handled (as live, they are dead letters).
     pub rejected: u64,
+    /// Stored values of older generations removed.
+    pub purged: u64,
     pub took: Duration,
 }
 
@@ -90,11 +93,17 @@ pub async fn rebuild(js: &jetstream::Context, app: &Arc<App>, options: Options) 
     if !generation::switch(app.bucket(), g).await.map_err(RebuildError::Unavailable)? {
         return Err(RebuildError::Superseded(g));
     }
+    // Done; an older generation that stays for now is purged by the next rebuild.
+    let purged = generation::purge_old(app.bucket(), g, before.serving).await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "older generations of my page not purged");
+        0
+    });
     let rebuilt = Rebuilt {
         previous: before.serving,
         generation: g,
         events: done.events,
         rejected: done.rejected,
+        purged,
         took: started.elapsed(),
     };
     tracing::info!(?rebuilt, "my page rebuilt; reads switched to the new generation");
