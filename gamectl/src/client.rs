@@ -19,6 +19,9 @@ use crate::cli::{self, Command, Global};
 use crate::output;
 use crate::{auth, endpoints};
 
+/// How long `rebuild` waits for the view to be rebuilt.
+const REBUILD_DEADLINE: Duration = Duration::from_secs(30 * 60);
+
 /// Why a command failed, and so what it prints and how it exits.
 #[derive(Debug)]
 pub enum Failure {
@@ -391,6 +394,15 @@ async fn call(global: &Global, command: Command) -> Result<(), Failure> {
             let secret = auth::service_secret(secret, &client_id).map_err(Failure::Local)?;
             let file = crate::secrets::provision_file(&[(client_id, role, secret)]).map_err(Failure::Local)?;
             let _ = writeln!(std::io::stdout(), "{file}");
+        }
+        Command::Rebuild(args) => {
+            let mut c =
+                mypage::v1::my_page_admin_service_client::MyPageAdminServiceClient::new(conn.connect("mypage").await?);
+            let mut req = tonic::Request::new(mypage::v1::RebuildMyPageRequest { allow_partial: args.allow_partial });
+            // A long history takes minutes: the gateway passes the deadline on.
+            req.set_timeout(REBUILD_DEADLINE);
+            let r = c.rebuild_my_page(req).await?.into_inner();
+            crate::rebuild::print(global, &args.view, &r);
         }
         Command::Audit { subject, limit } => {
             let r = conn

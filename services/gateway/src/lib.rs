@@ -42,6 +42,9 @@ pub const SERVICES: &[(&str, &str)] = &[
     ("game.auth.v1.AuthService", "AUTH_URL"),
 ];
 
+/// Services served beside another one, by the same processes: routed to its endpoints.
+pub const SERVED_WITH: &[(&str, &str)] = &[("game.mypage.v1.MyPageAdminService", "game.mypage.v1.MyPageService")];
+
 /// Methods callable without a token.
 pub const PUBLIC: &[&str] = &[
     "/game.auth.v1.AuthService/RegisterCustomer",
@@ -150,7 +153,8 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     let routes = tonic::service::Routes::from(axum::Router::new().fallback_service(proxy));
     let verifier = auth_adapter::Verifier::new(&settings.auth);
     let refresh = Duration::from_secs(settings.auth.refresh_seconds);
-    let listed: Vec<&'static str> = SERVICES.iter().map(|(name, _)| *name).collect();
+    let listed: Vec<&'static str> =
+        SERVICES.iter().map(|(name, _)| *name).chain(SERVED_WITH.iter().map(|(name, _)| *name)).collect();
     let mut srv = Server::new(settings.server.clone(), routes, vec![SERVICE_NAME], server::probe(|| async { true }))
         .with_auth(verifier, refresh, PUBLIC)
         .with_reflection(listed)

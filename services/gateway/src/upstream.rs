@@ -157,6 +157,7 @@ impl Upstreams {
     }
 
     pub fn get(&self, service: &str) -> Option<&Upstream> {
+        let service = crate::SERVED_WITH.iter().find(|(with, _)| *with == service).map_or(service, |(_, by)| *by);
         self.by_service.get(service).map(AsRef::as_ref)
     }
 
