@@ -121,6 +121,37 @@ pub fn entries(table: &mut toml::Table, key: &str, kind: &str) -> Result<Vec<(St
         .collect())
 }
 
+/// What a catalog file holds besides its entries.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Header {
+    reset_at: Option<String>,
+    time_zone: Option<String>,
+}
+
+/// A whole catalog file: its schedule (`reset_at`, `time_zone`) and every `[[<key>]]`
+/// entry decoded as `E` and made a rule by `rule`, in file order.
+///
+/// # Errors
+/// The first mistake, naming the file, the entry (`<kind> 'code'`) and the field.
+pub fn load<E: DeserializeOwned, R>(
+    path: &Path,
+    key: &str,
+    kind: &str,
+    rule: impl Fn(E) -> Result<R, FieldError>,
+) -> Result<(Schedule, Vec<R>), FileError> {
+    let mut table = read(path)?;
+    let at = |e: FieldError, entry: Option<String>| e.in_file(path, entry);
+    let entries = entries(&mut table, key, kind).map_err(|e| at(e, None))?;
+    let header: Header = decode(toml::Value::Table(table)).map_err(|e| at(e, None))?;
+    let schedule = schedule(header.reset_at.as_deref(), header.time_zone.as_deref()).map_err(|e| at(e, None))?;
+    let mut rules = Vec::with_capacity(entries.len());
+    for (name, value) in entries {
+        rules.push(decode::<E>(value).and_then(&rule).map_err(|e| at(e, Some(name)))?);
+    }
+    Ok((schedule, rules))
+}
+
 /// When periods reset, from the file's `reset_at` (`"04:00"` or `"04:00:05"`, default
 /// midnight) and `time_zone` (an IANA name, default UTC).
 ///

@@ -7,15 +7,6 @@ use gift_domain::GiftCode;
 use gift_domain::rules::{Catalog, GiftRule, Limit, LimitPeriod};
 use service_runtime::catalog_file::{self, FieldError, FileError};
 
-/// The file's settings besides the gifts (decoded one by one, so that an error names its
-/// gift).
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Header {
-    reset_at: Option<String>,
-    time_zone: Option<String>,
-}
-
 /// One `[[gifts]]` entry as written.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -69,16 +60,7 @@ impl Entry {
 /// # Errors
 /// The first mistake, naming the file, the gift and the field.
 pub fn load(path: &Path) -> Result<Catalog, FileError> {
-    let mut table = catalog_file::read(path)?;
-    let at = |e: FieldError, entry: Option<String>| e.in_file(path, entry);
-    let entries = catalog_file::entries(&mut table, "gifts", "gift").map_err(|e| at(e, None))?;
-    let header: Header = catalog_file::decode(toml::Value::Table(table)).map_err(|e| at(e, None))?;
-    let schedule =
-        catalog_file::schedule(header.reset_at.as_deref(), header.time_zone.as_deref()).map_err(|e| at(e, None))?;
-    let mut gifts = Vec::with_capacity(entries.len());
-    for (name, value) in entries {
-        gifts.push(catalog_file::decode::<Entry>(value).and_then(Entry::into_rule).map_err(|e| at(e, Some(name)))?);
-    }
+    let (schedule, gifts) = catalog_file::load(path, "gifts", "gift", Entry::into_rule)?;
     Catalog::new(schedule, gifts).map_err(|e| FileError {
         file: path.display().to_string(),
         entry: e.gift.map(|g| format!("gift '{g}'")),

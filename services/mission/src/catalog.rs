@@ -8,15 +8,6 @@ use mission_domain::MissionCode;
 use mission_domain::rules::{Catalog, MissionRule, Repeat, ReportedBy};
 use service_runtime::catalog_file::{self, FieldError, FileError};
 
-/// The file as written: the schedule, and the missions (decoded one by one, so that an
-/// error names its mission).
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Header {
-    reset_at: Option<String>,
-    time_zone: Option<String>,
-}
-
 /// One `[[missions]]` entry as written.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -62,17 +53,7 @@ impl Entry {
 /// # Errors
 /// The first mistake, naming the file, the mission and the field.
 pub fn load(path: &Path) -> Result<Catalog, FileError> {
-    let mut table = catalog_file::read(path)?;
-    let at = |e: FieldError, entry: Option<String>| e.in_file(path, entry);
-    let entries = catalog_file::entries(&mut table, "missions", "mission").map_err(|e| at(e, None))?;
-    let header: Header = catalog_file::decode(toml::Value::Table(table)).map_err(|e| at(e, None))?;
-    let schedule =
-        catalog_file::schedule(header.reset_at.as_deref(), header.time_zone.as_deref()).map_err(|e| at(e, None))?;
-    let mut missions = Vec::with_capacity(entries.len());
-    for (name, value) in entries {
-        let rule = catalog_file::decode::<Entry>(value).and_then(Entry::into_rule).map_err(|e| at(e, Some(name)))?;
-        missions.push(rule);
-    }
+    let (schedule, missions) = catalog_file::load(path, "missions", "mission", Entry::into_rule)?;
     Catalog::new(schedule, missions).map_err(|e| FileError {
         file: path.display().to_string(),
         entry: e.mission.map(|m| format!("mission '{m}'")),
