@@ -18,17 +18,22 @@ pub struct Api {
     /// Path prefixes of services of the same role only callers with the role `service`
     /// may call (`/package.Service/`); not routed by the gateway.
     pub internal: &'static [&'static str],
+    /// Other services the same processes serve, routed by the gateway to this API's
+    /// endpoints (full names, e.g. `game.mypage.v1.MyPageAdminService`).
+    pub served_with: &'static [&'static str],
 }
 
 macro_rules! api {
     ($role:literal, $package:literal, $service:literal, $env:literal,
-     public: [$($public:literal),*], internal: [$($internal:literal),*]) => {
+     public: [$($public:literal),*], internal: [$($internal:literal),*]
+     $(, served_with: [$($with:literal),*])?) => {
         Api {
             role: $role,
             name: concat!($package, ".", $service),
             url_env: $env,
             public: &[$(concat!("/", $package, ".", $service, "/", $public)),*],
             internal: &[$(concat!("/", $package, ".", $internal, "/")),*],
+            served_with: &[$($(concat!($package, ".", $with)),*)?],
         }
     };
 }
@@ -37,7 +42,8 @@ pub const MISSION: Api =
     api!("mission", "game.mission.v1", "MissionService", "MISSION_URL", public: ["ListCatalog"], internal: []);
 pub const REWARD: Api = api!("reward", "game.reward.v1", "RewardService", "REWARD_URL", public: [], internal: []);
 pub const WALLET: Api = api!("wallet", "game.wallet.v1", "WalletService", "WALLET_URL", public: [], internal: []);
-pub const MYPAGE: Api = api!("mypage", "game.mypage.v1", "MyPageService", "MYPAGE_URL", public: [], internal: []);
+pub const MYPAGE: Api = api!("mypage", "game.mypage.v1", "MyPageService", "MYPAGE_URL", public: [], internal: [],
+    served_with: ["MyPageAdminService"]);
 pub const GIFT: Api = api!("gift", "game.gift.v1", "GiftService", "GIFT_URL",
     public: ["ListCatalog"], internal: ["GiftIssuingService"]);
 pub const NOTIFICATION: Api =
@@ -59,6 +65,17 @@ pub fn by_role(role: &str) -> Option<&'static Api> {
 /// The API named `name` (a gRPC service name).
 pub fn by_name(name: &str) -> Option<&'static Api> {
     APIS.iter().find(|a| a.name == name)
+}
+
+/// The API whose endpoints serve the service named `name`: its own, or the one it is
+/// served with.
+pub fn route(name: &str) -> Option<&'static Api> {
+    APIS.iter().find(|a| a.name == name || a.served_with.contains(&name))
+}
+
+/// Every service the gateway routes (for reflection): the APIs and those served with them.
+pub fn routed() -> impl Iterator<Item = &'static str> {
+    APIS.iter().flat_map(|a| std::iter::once(a.name).chain(a.served_with.iter().copied()))
 }
 
 /// Every public method of every API, as gRPC paths.
@@ -99,6 +116,7 @@ mod tests {
             .iter()
             .map(|a| a.name.to_owned())
             .chain(APIS.iter().flat_map(|a| a.internal.iter().map(|p| p.trim_matches('/').to_owned())))
+            .chain(APIS.iter().flat_map(|a| a.served_with.iter().map(|s| (*s).to_owned())))
             .collect();
         assert_eq!(declared, compiled());
         for path in public_methods() {
@@ -115,5 +133,8 @@ mod tests {
         assert_eq!(by_role("gift"), Some(&GIFT));
         assert_eq!(by_name("game.auth.v1.AuthService"), Some(&AUTH));
         assert_eq!(by_role("gateway"), None);
+        assert_eq!(route("game.mypage.v1.MyPageAdminService"), Some(&MYPAGE));
+        assert_eq!(route(MYPAGE.name), Some(&MYPAGE));
+        assert_eq!(MYPAGE.served_with, [pb::mypage::v1::my_page_admin_service_server::SERVICE_NAME]);
     }
 }

@@ -183,6 +183,9 @@ pub enum Command {
     },
     /// Dead-lettered events: list, show, redrive, discard (an operator's command).
     Dlq(DlqArgs),
+    /// Rebuild a view from the streams into a new generation while the old one serves,
+    /// then switch reads over (admins only; or with --bus, the operator's NATS key): `mypage`.
+    Rebuild(RebuildArgs),
     /// A customer's page (yours, when not named): everything they have.
     Mypage {
         customer_id: Option<String>,
@@ -195,16 +198,48 @@ pub enum Command {
     },
 }
 
-/// The dead-letter stream, on the bus with the operator's key.
-#[derive(Debug, clap::Args)]
-pub struct DlqArgs {
-    #[command(subcommand)]
-    pub command: DlqCommand,
+/// The bus, with the operator's key.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BusArgs {
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
     /// The operator's NKEY seed file [default: <data-dir>/nats-auth/operator.nk when it exists].
     #[arg(long, env = "NATS_NKEY_SEED_FILE")]
     pub nats_key: Option<std::path::PathBuf>,
+}
+
+/// The dead-letter stream, on the bus with the operator's key.
+#[derive(Debug, clap::Args)]
+pub struct DlqArgs {
+    #[command(subcommand)]
+    pub command: DlqCommand,
+    #[command(flatten)]
+    pub bus: BusArgs,
+}
+
+/// A view rebuilt from the streams.
+#[derive(Debug, clap::Args)]
+pub struct RebuildArgs {
+    /// The view to rebuild.
+    #[arg(value_parser = ["mypage"])]
+    pub view: String,
+    /// Rebuild even when a stream no longer holds its oldest events (removed by its
+    /// retention limits): what they said is lost from the rebuilt pages.
+    #[arg(long)]
+    pub allow_partial: bool,
+    /// Rebuild in this process straight on the bus with the operator's NATS key, instead
+    /// of asking the mypage service through the gateway with an admin's token.
+    #[arg(long)]
+    pub bus: bool,
+    /// Milliseconds to hold the caught-up generation before switching to it (with --bus;
+    /// for tests: what arrives meanwhile must reach both generations).
+    #[arg(long, default_value_t = 0, requires = "bus", hide = true)]
+    pub hold_before_switch_ms: u64,
+    /// The key-value bucket of the pages (with --bus).
+    #[arg(long, env = "MYPAGE_BUCKET", default_value = nats_adapter::roles::MYPAGE_BUCKET, requires = "bus")]
+    pub bucket: String,
+    #[command(flatten)]
+    pub nats: BusArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -429,6 +464,21 @@ mod tests {
         let Command::Gifts { paging, .. } = parse(&["gifts", "--page-token", "abc"]).command else { panic!() };
         assert_eq!(paging.page_token.as_deref(), Some("abc"));
         assert!(Cli::try_parse_from(["gamectl", "rewards", "--all", "--page-token", "x"]).is_err());
+    }
+
+    #[test]
+    fn rebuild_names_a_view_and_goes_through_the_gateway_unless_told_bus() {
+        let Command::Rebuild(r) = parse(&["rebuild", "mypage"]).command else { panic!() };
+        assert_eq!((r.view.as_str(), r.bus, r.allow_partial), ("mypage", false, false));
+        let Command::Rebuild(r) = parse(&["rebuild", "mypage", "--bus", "--nats-url", "nats://n:4222"]).command else {
+            panic!()
+        };
+        assert_eq!((r.bus, r.nats.nats_url.as_str()), (true, "nats://n:4222"));
+        assert!(Cli::try_parse_from(["gamectl", "rebuild", "wallet"]).is_err(), "only my page is a view");
+        assert!(
+            Cli::try_parse_from(["gamectl", "rebuild", "mypage", "--bucket", "x"]).is_err(),
+            "--bucket needs --bus"
+        );
     }
 
     #[test]

@@ -258,6 +258,7 @@ async fn call(global: &Global, command: Command) -> Result<(), Failure> {
         Command::ServiceAccount { command: cli::ServiceAccountCommand::ProvisionFile { client_id, role, secret } } => {
             identity::provision_file(client_id, role, secret).await
         }
+        Command::Rebuild(args) => pages::rebuild(&conn, args).await,
         Command::Audit { subject, limit } => identity::audit(&conn, subject, limit).await,
         Command::Achieve { args, request_id } => missions::achieve(&conn, args, request_id).await,
         Command::Mission { mission_id } => missions::mission(&conn, mission_id).await,

@@ -13,7 +13,7 @@ use nats_adapter::{NatsSettings, access};
 use prost::Message as _;
 use serde_json::{Value, json};
 
-use crate::cli::{DlqArgs, DlqCommand, Global};
+use crate::cli::{BusArgs, DlqArgs, DlqCommand, Global};
 
 /// Longest wait for the bus, so that a command never hangs on a server that is down.
 const TIMEOUT: Duration = Duration::from_secs(15);
@@ -82,15 +82,23 @@ fn print(global: &Global, json: impl FnOnce() -> Value, text: impl FnOnce() -> S
     let _ = writeln!(std::io::stdout(), "{out}");
 }
 
-async fn call(global: &Global, args: DlqArgs) -> Result<(), String> {
-    let key = args.nats_key.or_else(|| {
+/// JetStream as the operator: the key given, or the one `up` wrote in the data dir.
+///
+/// # Errors
+/// When the server cannot be reached or refuses the key.
+pub async fn operator_js(global: &Global, bus: BusArgs) -> Result<async_nats::jetstream::Context, String> {
+    let key = bus.nats_key.or_else(|| {
         let default: PathBuf =
             crate::services::nats_auth_dir(&global.data_dir).join(format!("{}.nk", access::OPERATOR));
         default.exists().then_some(default)
     });
-    let settings = NatsSettings { nkey_seed_file: key, ..NatsSettings::at(args.nats_url) };
+    let settings = NatsSettings { nkey_seed_file: key, ..NatsSettings::at(bus.nats_url) };
     let client = nats_adapter::connect(&settings, access::OPERATOR).await.map_err(|e| e.to_string())?;
-    let js = async_nats::jetstream::new(client);
+    Ok(async_nats::jetstream::new(client))
+}
+
+async fn call(global: &Global, args: DlqArgs) -> Result<(), String> {
+    let js = operator_js(global, args.bus).await?;
     match args.command {
         DlqCommand::List { consumer } => {
             let all = dlq::list(&js, consumer.as_deref()).await?;

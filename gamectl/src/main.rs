@@ -11,6 +11,7 @@
 //! - [`services`] — the table of services, their ports and their environment.
 //! - [`endpoints`] — `<data-dir>/endpoints.json`, written by `up`; which address clients
 //!   dial (the gateway).
+//! - [`dlq`], [`rebuild`] — the operator's dead letters and view rebuilds.
 //! - [`client`] — one gRPC call per subcommand; [`output`] — how answers are printed.
 //! - [`auth`] — the token `login` stores and every command sends, what it says, passwords.
 //! - [`secrets`] — the first admin's password and the service accounts' secrets `up`
@@ -22,6 +23,7 @@ mod client;
 mod dlq;
 mod endpoints;
 mod output;
+mod rebuild;
 mod secrets;
 mod serve;
 mod services;
@@ -37,6 +39,7 @@ async fn main() -> std::process::ExitCode {
         cli::Command::Up(args) => up::run(&global, args).await,
         cli::Command::Status(args) => status::run(&global, args).await,
         cli::Command::Dlq(args) => dlq::run(&global, args).await,
+        cli::Command::Rebuild(args) if args.bus => rebuild::run(&global, args).await,
         cli::Command::Serve(args) => serve::run(args).await,
         command => client::run(&global, command).await,
     }

@@ -27,7 +27,9 @@ struct Received {
     span_id: String,
     parent: String,
     kind: i32,
-    /// String attributes.
+    /// The span's status: 0 unset, 1 ok, 2 error.
+    status: i32,
+    /// String and integer attributes (integers written out).
     attributes: BTreeMap<String, String>,
 }
 
@@ -60,11 +62,13 @@ impl TraceService for Receiver {
                         span_id: hex(&s.span_id),
                         parent: hex(&s.parent_span_id),
                         kind: s.kind,
+                        status: s.status.as_ref().map_or(0, |st| st.code),
                         attributes: s
                             .attributes
                             .iter()
                             .filter_map(|a| match a.value.as_ref()?.value.as_ref()? {
                                 Value::StringValue(v) => Some((a.key.clone(), v.clone())),
+                                Value::IntValue(v) => Some((a.key.clone(), v.to_string())),
                                 _ => None,
                             })
                             .collect(),
@@ -119,7 +123,7 @@ async fn one_mission_is_one_trace_across_the_gateway_the_services_and_the_broker
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".to_owned()),
         ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
     ];
-    let sys = System::start_with(Options { gateway: true, service_env, ..Options::default() }).await;
+    let mut sys = System::start_with(Options { gateway: true, service_env, ..Options::default() }).await;
 
     let player = "c-traced";
     let answer = MissionServiceClient::new(with_token(sys.gateway().channel(), &sys.tokens.customer(player)))
@@ -213,6 +217,38 @@ async fn one_mission_is_one_trace_across_the_gateway_the_services_and_the_broker
     assert_eq!(client.attributes.get("breaker.state").map(String::as_str), Some("closed"));
     assert_eq!(gift.parent, client.span_id, "gift's span is a child of the wallet's call");
     assert_eq!(gift.trace_id, client.trace_id);
+    assert_eq!(server.attributes.get("rpc.grpc.status_code").map(String::as_str), Some("0"));
+    assert_eq!(server.status, 0, "OK leaves a server span's status unset");
+
+    // A caller's mistake is not the server's fault: the code on the span, status unset.
+    // A service that is down is: the gateway's span of that call is an error.
+    let get_wallet = "game.wallet.v1.WalletService/GetWallet";
+    let stranger = WalletServiceClient::new(with_token(sys.gateway().channel(), &sys.tokens.customer(player)))
+        .get_wallet(wallet::GetWalletRequest { customer_id: "c-someone-else".into(), page_size: 0 })
+        .await
+        .expect_err("another customer's wallet");
+    sys.wallet.stop();
+    let down = WalletServiceClient::new(with_token(sys.gateway().channel(), &sys.tokens.customer(player)))
+        .get_wallet(wallet::GetWalletRequest { customer_id: player.into(), page_size: 0 })
+        .await
+        .expect_err("the wallet service is down");
+    assert_eq!(down.code(), tonic::Code::Unavailable);
+    let (refused, failed) = eventually(FLOW, "the failed calls' spans arrive", || async {
+        let all = receiver.0.lock().unwrap().clone();
+        let at_gateway = |code: i32| {
+            all.iter()
+                .find(|s| {
+                    s.role == "gateway"
+                        && s.name == get_wallet
+                        && s.attributes.get("rpc.grpc.status_code") == Some(&code.to_string())
+                })
+                .cloned()
+        };
+        Some((at_gateway(stranger.code() as i32)?, at_gateway(tonic::Code::Unavailable as i32)?))
+    })
+    .await;
+    assert_eq!(refused.status, 0, "{:?} is the caller's: status unset", stranger.code());
+    assert_eq!(failed.status, 2, "UNAVAILABLE is the server side's fault: status ERROR");
 }
 
 /// An OTLP/HTTP receiver: `POST /v1/traces` with a protobuf body, answered 200.

@@ -340,6 +340,26 @@ describe("my page in the browser", () => {
     await page.setViewportSize({ width: 1100, height: 900 });
   });
 
+  it("shows older missions page by page once there are more than the page holds", async () => {
+    const cards = () => entries().locator("ol.cards > li");
+    const before = await cards().count();
+    const played = 60;
+    for (let i = 0; i < played; i++) await gameServer("achieve", customer, "match-played");
+    const all = before + played;
+    // the live page holds the 50 most recent; the oldest (the tutorial) is not among them
+    await waitText(entries().getByText(/^Showing/), new RegExp(`^Showing 50 of ${all} missions\\.$`), 30_000);
+    assert.equal(await entry("Finish the tutorial").count(), 0, "the oldest is not shown yet");
+    await button("Show older").click();
+    await waitText(entries().getByText(/^Showing/), new RegExp(`^Showing ${all} of ${all} missions\\.$`));
+    assert.equal(await cards().count(), all);
+    await entry("Finish the tutorial").waitFor();
+    assert.equal(await button("Show older").count(), 0, "nothing older left");
+    const titles = await cards().getByRole("heading").allTextContents();
+    assert.equal(titles.at(-1), "Finish the tutorial", "newest first, the oldest last");
+    await noSeriousViolations("my page with older missions");
+    await shot("10-older-missions");
+  });
+
   it("renders my page quickly on a reload (time to first render, from the Performance API)", async (t) => {
     const times = [];
     for (let i = 0; i < 5; i++) {

@@ -185,7 +185,10 @@ impl Server {
             reporter.set_service_status(*name, ServingStatus::NotServing).await;
         }
         let draining = CancellationToken::new();
+        let ready_metric = Arc::new(metrics_adapter::process().server());
+        ready_metric.ready(false);
         let readiness = tokio::spawn(keep_readiness(
+            Arc::clone(&ready_metric),
             reporter.clone(),
             names.clone(),
             probe,
@@ -223,7 +226,7 @@ impl Server {
         // 1. stop being ready, 2. let balancers notice, 3. stop taking work, 4. finish.
         draining.cancel();
         let _ = readiness.await;
-        metrics_adapter::process().ready(false);
+        ready_metric.ready(false);
         for name in &names {
             reporter.set_service_status(*name, ServingStatus::NotServing).await;
         }
@@ -296,6 +299,7 @@ fn reflection(names: &[&'static str]) -> tonic_reflection::server::Builder<'stat
 }
 
 async fn keep_readiness(
+    ready_metric: Arc<metrics_adapter::ServerReadiness>,
     reporter: HealthReporter,
     names: Vec<&'static str>,
     probe: Probe,
@@ -308,7 +312,7 @@ async fn keep_readiness(
             ready = probe() => ready,
             () = draining.cancelled() => return,
         };
-        metrics_adapter::process().ready(ready);
+        ready_metric.ready(ready);
         if last != Some(ready) {
             let status = if ready { ServingStatus::Serving } else { ServingStatus::NotServing };
             for name in &names {

@@ -53,6 +53,8 @@ where
             rpc.system = "grpc",
             rpc.service = %service,
             rpc.method = %method,
+            rpc.grpc.status_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
         );
         let received = req.headers().get("traceparent").and_then(|v| v.to_str().ok());
         telemetry_adapter::child_of(&span, received);
@@ -60,6 +62,55 @@ where
             req.headers_mut().insert("traceparent", tp);
         }
         let future = self.inner.call(req);
-        Box::pin(future.instrument(span))
+        let answered = span.clone();
+        Box::pin(
+            async move {
+                let result = future.await;
+                if let Ok(response) = &result {
+                    record_status(&answered, response);
+                }
+                result
+            }
+            .instrument(span),
+        )
+    }
+}
+
+/// The call's gRPC code on its span (`rpc.grpc.status_code`), and the span's status
+/// ERROR when the code is a server's fault. Every error our server answers is
+/// trailers-only (the code in the headers); an answer with a body ends OK.
+fn record_status(span: &tracing::Span, response: &http::Response<Body>) {
+    let code = response
+        .headers()
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(0);
+    span.record("rpc.grpc.status_code", code);
+    if is_server_error(code) {
+        span.record("otel.status_code", "ERROR");
+    }
+}
+
+/// OpenTelemetry's RPC conventions for a server span: UNKNOWN, DEADLINE_EXCEEDED,
+/// UNIMPLEMENTED, INTERNAL, UNAVAILABLE and DATA_LOSS are errors; the other codes
+/// (NOT_FOUND, INVALID_ARGUMENT, PERMISSION_DENIED...) are the caller's and leave the
+/// status unset.
+fn is_server_error(code: i64) -> bool {
+    matches!(code, 2 | 4 | 12 | 13 | 14 | 15)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_server_error;
+
+    #[test]
+    fn only_the_servers_faults_make_a_span_an_error() {
+        let errors: Vec<i64> = (0..=16).filter(|c| is_server_error(*c)).collect();
+        assert_eq!(
+            errors,
+            [2, 4, 12, 13, 14, 15],
+            "UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS"
+        );
     }
 }

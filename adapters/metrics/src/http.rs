@@ -28,7 +28,6 @@ pub async fn serve(
     let bound = listener.local_addr()?;
     crate::enable();
     crate::process().build_info.get_or_create(&crate::Version { version }).set(1);
-    crate::process().ready(false);
     tokio::spawn(async move {
         loop {
             let conn = tokio::select! {

@@ -13,11 +13,14 @@
 //!   [`process`] — the groups, each a set of families.
 //! - [`serve`] — the HTTP endpoint.
 
+pub mod duplicates;
 mod http;
+pub mod parts;
+mod process;
 pub mod scrape;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -27,6 +30,8 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Metric, Registry};
 
 pub use http::serve;
+use parts::{Part, Parts};
+pub use process::{Process, ServerReadiness, Version, process};
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 
@@ -154,16 +159,24 @@ pub struct Outbox {
     pub oldest_age_seconds: GaugeF64,
     pub published: Counter,
     pub publish_errors: Counter,
+    backlogs: Arc<Parts<(i64, f64)>>,
 }
 
 pub fn outbox() -> &'static Outbox {
     static G: OnceLock<Outbox> = OnceLock::new();
     G.get_or_init(|| {
+        let (pending, oldest_age_seconds) = (Gauge::default(), GaugeF64::default());
+        let (p, a) = (pending.clone(), oldest_age_seconds.clone());
+        let backlogs = Parts::new(move |outboxes: &[(i64, f64)]| {
+            p.set(outboxes.iter().map(|o| o.0).sum());
+            a.set(outboxes.iter().map(|o| o.1).fold(0.0, f64::max));
+        });
         let g = Outbox {
-            pending: Gauge::default(),
-            oldest_age_seconds: GaugeF64::default(),
+            pending,
+            oldest_age_seconds,
             published: Counter::default(),
             publish_errors: Counter::default(),
+            backlogs,
         };
         register("outbox_pending", "Outbox rows not yet published.", g.pending.clone());
         register(
@@ -185,10 +198,19 @@ impl Outbox {
         }
     }
 
-    pub fn backlog(&self, pending: i64, oldest_age_seconds: f64) {
+    /// One outbox's reporter: the gauges show every outbox of the process (summed rows,
+    /// the oldest age), so roles sharing a process do not overwrite each other.
+    pub fn backlog(&self) -> OutboxBacklog {
+        OutboxBacklog(self.backlogs.join())
+    }
+}
+
+pub struct OutboxBacklog(Part<(i64, f64)>);
+
+impl OutboxBacklog {
+    pub fn set(&self, pending: i64, oldest_age_seconds: f64) {
         if enabled() {
-            self.pending.set(pending);
-            self.oldest_age_seconds.set(oldest_age_seconds);
+            self.0.set((pending, oldest_age_seconds));
         }
     }
 }
@@ -308,20 +330,28 @@ pub struct Store {
     pub commit_seconds: Histogram,
     pub pool_in_use: Gauge,
     pub inbox_rows: Gauge,
+    databases: Arc<Parts<(i64, i64)>>,
 }
 
 pub fn store() -> &'static Store {
     static G: OnceLock<Store> = OnceLock::new();
     G.get_or_init(|| {
+        let (pool_in_use, inbox_rows) = (Gauge::default(), Gauge::default());
+        let (p, i) = (pool_in_use.clone(), inbox_rows.clone());
+        let databases = Parts::new(move |dbs: &[(i64, i64)]| {
+            p.set(dbs.iter().map(|d| d.0).sum());
+            i.set(dbs.iter().map(|d| d.1).sum());
+        });
         let g = Store {
             write_batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
             commit_seconds: latency(),
-            pool_in_use: Gauge::default(),
-            inbox_rows: Gauge::default(),
+            pool_in_use,
+            inbox_rows,
+            databases,
         };
         register(
             "db_write_batch_size",
-            "Units of work per commit (SQLite's group commit; 1 on PostgreSQL)",
+            "Units of work per commit (the writer's group commit)",
             g.write_batch_size.clone(),
         );
         register("db_commit_seconds", "Time of one write transaction, begin to commit.", g.commit_seconds.clone());
@@ -339,14 +369,29 @@ impl Store {
         }
     }
 
-    pub fn sampled(&self, pool_in_use: usize, inbox_rows: Option<i64>) {
+    /// One database's reporter: the gauges show every database of the process (pools
+    /// and inboxes summed), so roles sharing a process do not overwrite each other.
+    pub fn database(&self) -> DatabaseSample {
+        DatabaseSample { part: self.databases.join(), inbox_rows: AtomicI64::new(0) }
+    }
+}
+
+pub struct DatabaseSample {
+    part: Part<(i64, i64)>,
+    inbox_rows: AtomicI64,
+}
+
+impl DatabaseSample {
+    /// `inbox_rows` is counted less often than the pool is sampled: `None` keeps the last.
+    pub fn set(&self, pool_in_use: usize, inbox_rows: Option<i64>) {
         if !enabled() {
             return;
         }
-        self.pool_in_use.set(i64::try_from(pool_in_use).unwrap_or(i64::MAX));
         if let Some(rows) = inbox_rows {
-            self.inbox_rows.set(rows);
+            self.inbox_rows.store(rows, Ordering::Relaxed);
         }
+        let pool = i64::try_from(pool_in_use).unwrap_or(i64::MAX);
+        self.part.set((pool, self.inbox_rows.load(Ordering::Relaxed)));
     }
 }
 
@@ -420,74 +465,5 @@ impl Breaker {
         if enabled() {
             self.shed.inc();
         }
-    }
-}
-
-// ---- process ----------------------------------------------------------------------------
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct Version {
-    pub version: &'static str,
-}
-
-pub struct Process {
-    pub readiness: Gauge,
-    pub build_info: Family<Version, Gauge>,
-}
-
-pub fn process() -> &'static Process {
-    static G: OnceLock<Process> = OnceLock::new();
-    G.get_or_init(|| {
-        let g = Process { readiness: Gauge::default(), build_info: Family::default() };
-        register(
-            "readiness",
-            "1 while the role's dependencies answer (gRPC health SERVING), else 0.",
-            g.readiness.clone(),
-        );
-        register("build_info", "Always 1; the version running, as a label.", g.build_info.clone());
-        g
-    })
-}
-
-impl Process {
-    pub fn ready(&self, ready: bool) {
-        if enabled() {
-            self.readiness.set(i64::from(ready));
-        }
-    }
-}
-
-/// Events the inbox recognised as handled before: the store notes them (inside the
-/// handler's transaction) and the consumer, acking them, counts them as `duplicate`
-/// rather than `ok`. Noted only while metrics are on; bounded.
-pub mod duplicates {
-    use std::collections::HashSet;
-    use std::sync::{Mutex, OnceLock};
-
-    const MOST: usize = 10_000;
-
-    fn noted() -> &'static Mutex<HashSet<(String, String)>> {
-        static N: OnceLock<Mutex<HashSet<(String, String)>>> = OnceLock::new();
-        N.get_or_init(Mutex::default)
-    }
-
-    pub fn note(consumer: &str, event_id: &str) {
-        if !crate::enabled() {
-            return;
-        }
-        let mut n = noted().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if n.len() >= MOST {
-            n.clear();
-        }
-        n.insert((consumer.to_owned(), event_id.to_owned()));
-    }
-
-    /// Whether `event_id` was noted for `consumer` (and forgets it).
-    pub fn take(consumer: &str, event_id: &str) -> bool {
-        if !crate::enabled() {
-            return false;
-        }
-        let mut n = noted().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        !n.is_empty() && n.remove(&(consumer.to_owned(), event_id.to_owned()))
     }
 }

@@ -9,7 +9,8 @@
 //! server sends a nonce, the client signs it), and there is no password hash to tune.
 //!
 //! A role may publish its own events, the JetStream API calls for its own stream and
-//! buckets, for its own durable consumers (their exact filter included), `INFO` of the
+//! buckets, for its own durable consumers (their exact filter included) and their
+//! replays (`crate::replay`, same filter), `INFO` of the
 //! streams it reads, acknowledgements of its own consumers and its dead-letter subjects;
 //! it may subscribe only to its own inbox prefix. Everything else is refused by the
 //! server: a publish returns Ok and is dropped, a JetStream call times out, and the
@@ -66,6 +67,13 @@ pub fn permissions(role: &Role) -> Permissions {
         publish.push(api(&format!("CONSUMER.MSG.NEXT.{s}.{d}")));
         publish.push(format!("$JS.ACK.{s}.{d}.>"));
         publish.push(streams::dead_letter_subject(d));
+        // Its replay (a projection rebuilt from the first event): a consumer named after
+        // the durable, on the same filter, created, read, acknowledged and removed.
+        let r = crate::replay::replay_name(d);
+        publish.push(api(&format!("CONSUMER.CREATE.{s}.{r}.{}", c.filter)));
+        publish.push(api(&format!("CONSUMER.DELETE.{s}.{r}")));
+        publish.push(api(&format!("CONSUMER.MSG.NEXT.{s}.{r}")));
+        publish.push(format!("$JS.ACK.{s}.{r}.>"));
     }
     if !role.consumers.is_empty() {
         // The dead-letter stream belongs to no one role: whoever dead-letters first
@@ -80,6 +88,8 @@ pub fn permissions(role: &Role) -> Permissions {
             format!("$KV.{bucket}.>"),
             api(&format!("STREAM.INFO.{stream}")),
             api(&format!("STREAM.CREATE.{stream}")),
+            // Old generations of a view removed at once (by subject).
+            api(&format!("STREAM.PURGE.{stream}")),
             // Reads: direct get (allow_direct), or through the stream leader.
             api(&format!("DIRECT.GET.{stream}")),
             api(&format!("DIRECT.GET.{stream}.>")),
@@ -338,6 +348,21 @@ mod tests {
     }
 
     #[test]
+    fn a_role_replays_what_its_own_durables_read_and_nothing_else() {
+        let p = mypage::ROLE;
+        assert!(can_publish(&p, "$JS.API.CONSUMER.CREATE.MISSION.mypage-mission-replay.game.mission.v1.>"));
+        assert!(can_publish(&p, "$JS.API.CONSUMER.MSG.NEXT.MISSION.mypage-mission-replay"));
+        assert!(can_publish(&p, "$JS.API.CONSUMER.DELETE.MISSION.mypage-mission-replay"));
+        assert!(can_publish(&p, "$JS.ACK.MISSION.mypage-mission-replay.1.2.3.4.5.6.7"));
+        // not its live durable, not another stream under its name, not another role's replay
+        assert!(!can_publish(&p, "$JS.API.CONSUMER.DELETE.MISSION.mypage-mission"));
+        assert!(!can_publish(&p, "$JS.API.CONSUMER.CREATE.NOTIFICATION.mypage-mission-replay.game.notification.v1.>"));
+        assert!(!can_publish(&p, "$JS.API.CONSUMER.CREATE.MISSION.reward-allocate-replay.game.mission.v1.achieved"));
+        let m = mission::ROLE;
+        assert!(!can_publish(&m, "$JS.API.CONSUMER.CREATE.MISSION.mypage-mission-replay.game.mission.v1.>"));
+    }
+
+    #[test]
     fn a_role_dead_letters_under_its_own_durables_only() {
         assert!(can_publish(&reward::ROLE, "game.deadletter.reward-allocate"));
         assert!(!can_publish(&reward::ROLE, "game.deadletter.wallet-issue"));
@@ -363,6 +388,8 @@ mod tests {
         assert!(can_publish(&p, "$JS.API.STREAM.CREATE.KV_mypage"));
         assert!(can_publish(&p, "$JS.API.DIRECT.GET.KV_mypage.$KV.mypage.c-1"));
         assert!(can_publish(&p, "$JS.API.CONSUMER.CREATE.KV_mypage"));
+        assert!(can_publish(&p, "$JS.API.STREAM.PURGE.KV_mypage"), "old generations of its view");
+        assert!(!can_publish(&p, "$JS.API.STREAM.PURGE.MISSION"));
         assert!(can_publish(&p, "$JS.API.CONSUMER.CREATE.MISSION.mypage-mission.game.mission.v1.>"));
         assert!(!can_publish(&mission::ROLE, "$KV.mypage.c-1"), "only my page writes pages");
         assert!(!can_publish(&p, "$KV.other.c-1"));

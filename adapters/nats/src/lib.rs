@@ -8,6 +8,7 @@
 //! - [`consumer`] — durable pull consumers with explicit ack after commit, bounded
 //!   redelivery with backoff, and a dead-letter stream for poison messages.
 //! - [`kv`] — key-value buckets that work on nats-server 2.9.
+//! - [`replay`] — streams read from their first event by a projection being rebuilt.
 //! - [`roles`] — each service's stream, consumers and buckets: the one table.
 //! - [`access`] — each role's permissions, the server configuration and the NKEY
 //!   credentials that enforce them.
@@ -18,6 +19,7 @@ pub mod dlq;
 pub mod envelope;
 pub mod kv;
 pub mod relay;
+pub mod replay;
 pub mod roles;
 pub mod streams;
 pub mod watch;

@@ -87,11 +87,12 @@ pub async fn watch_backlog(store: Store, interval: Duration, stopping: Cancellat
     if !metrics_adapter::enabled() {
         return;
     }
+    let backlog = metrics_adapter::outbox().backlog();
     loop {
         match store.outbox_backlog().await {
             Ok((pending, oldest)) => {
                 let age = oldest.map_or(0.0, |t| (chrono::Utc::now().naive_utc() - t).as_seconds_f64().max(0.0));
-                metrics_adapter::outbox().backlog(pending, age);
+                backlog.set(pending, age);
             }
             Err(e) => tracing::debug!(error = %e, "outbox backlog for metrics"),
         }

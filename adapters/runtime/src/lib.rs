@@ -92,9 +92,10 @@ async fn sample_store(db: Store, stopping: CancellationToken) {
     }
     // Counting the inbox reads every row of a table that holds the whole de-duplication
     // horizon (weeks of events): every INBOX_COUNT_EVERY samples, not every second.
+    let database = metrics_adapter::store().database();
     for sample in 0u64.. {
         let inbox = if sample % INBOX_COUNT_EVERY == 0 { store_adapter::inbox::rows(&db).await.ok() } else { None };
-        metrics_adapter::store().sampled(db.pool_in_use(), inbox);
+        database.set(db.pool_in_use(), inbox);
         tokio::select! {
             () = tokio::time::sleep(METRICS_INTERVAL) => {}
             () = stopping.cancelled() => return,

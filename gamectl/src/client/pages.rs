@@ -1,4 +1,5 @@
-//! `gamectl` commands of what a player reads: my page (once or watched), notifications.
+//! `gamectl` commands of what a player reads: my page (once or watched), notifications;
+//! and rebuilding my page's view (an admin's).
 
 use super::*;
 
@@ -68,5 +69,18 @@ pub(super) async fn watch(conn: &Conn<'_>, customer_id: Option<String>) -> Resul
             _ = tokio::signal::ctrl_c() => break,
         }
     }
+    Ok(())
+}
+
+/// How long `rebuild` waits for the view to be rebuilt.
+const REBUILD_DEADLINE: Duration = Duration::from_secs(30 * 60);
+
+pub(super) async fn rebuild(conn: &Conn<'_>, args: cli::RebuildArgs) -> Result<(), Failure> {
+    let mut c = mypage::v1::my_page_admin_service_client::MyPageAdminServiceClient::new(conn.connect("mypage").await?);
+    let mut req = tonic::Request::new(mypage::v1::RebuildMyPageRequest { allow_partial: args.allow_partial });
+    // A long history takes minutes: the gateway passes the deadline on.
+    req.set_timeout(REBUILD_DEADLINE);
+    let r = c.rebuild_my_page(req).await?.into_inner();
+    crate::rebuild::print(conn.global, &args.view, &r);
     Ok(())
 }

@@ -131,7 +131,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     let routes = tonic::service::Routes::from(axum::Router::new().fallback_service(proxy));
     let verifier = auth_adapter::Verifier::new(&settings.auth);
     let refresh = Duration::from_secs(settings.auth.refresh_seconds);
-    let listed: Vec<&'static str> = contracts::services::APIS.iter().map(|api| api.name).collect();
+    let listed: Vec<&'static str> = contracts::services::routed().collect();
     let public: Vec<&'static str> = contracts::services::public_methods().collect();
     let mut srv = Server::new(settings.server.clone(), routes, vec![SERVICE_NAME], server::probe(|| async { true }))
         .with_auth(verifier, refresh, &public)

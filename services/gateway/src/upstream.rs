@@ -174,6 +174,8 @@ impl Upstreams {
     }
 
     pub fn get(&self, service: &str) -> Option<&Upstream> {
+        // A service served beside an API (the contracts say which) goes to its endpoints.
+        let service = contracts::services::route(service).map_or(service, |api| api.name);
         self.by_service.get(service).map(AsRef::as_ref)
     }
 

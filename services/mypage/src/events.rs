@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use grpc_adapter::pb::events::v1 as pb;
-use kernel::parse_id;
+use kernel::{CustomerId, parse_id};
 use mypage_domain::{Fact, MyPageError};
 use nats_adapter::consumer::{Delivery, HandleError, Handler};
 use nats_adapter::streams::subject;
@@ -87,7 +87,35 @@ pub fn fact(subject_name: &str, payload: &[u8]) -> Result<Option<Fact>, HandleEr
     }))
 }
 
+/// The live projection: facts go to every generation the pointer names.
 pub struct Project(pub Arc<App>);
+
+/// The projection into one generation: a rebuild replaying the streams.
+pub struct ProjectInto {
+    pub app: Arc<App>,
+    pub generation: u64,
+}
+
+impl Target for Project {
+    async fn apply(&self, customer: &CustomerId, facts: &[Fact]) -> Result<(), MyPageError> {
+        self.0.apply(customer, facts).await
+    }
+}
+
+impl Target for ProjectInto {
+    async fn apply(&self, customer: &CustomerId, facts: &[Fact]) -> Result<(), MyPageError> {
+        self.app.at(self.generation).apply(customer, facts).await
+    }
+}
+
+/// Where a projection's facts go.
+pub trait Target: Send + Sync + 'static {
+    fn apply(
+        &self,
+        customer: &CustomerId,
+        facts: &[Fact],
+    ) -> impl std::future::Future<Output = Result<(), MyPageError>> + Send;
+}
 
 fn retry(e: MyPageError) -> HandleError {
     match e {
@@ -95,7 +123,10 @@ fn retry(e: MyPageError) -> HandleError {
     }
 }
 
-impl Handler for Project {
+/// A [`Target`] as the handler of a consumer (live) or of a replay (rebuild).
+pub struct Projection<T>(pub T);
+
+impl<T: Target> Handler for Projection<T> {
     async fn handle(&self, d: &Delivery) -> Result<(), HandleError> {
         let Some(fact) = fact(&d.subject, &d.payload)? else { return Ok(()) };
         self.0.apply(&d.meta.customer_id, &[fact]).await.map_err(retry)

@@ -134,6 +134,23 @@ fn in_mission_order(mut entries: Vec<Entry>) -> Vec<Entry> {
     entries
 }
 
+/// A page token's cursor: the generation it was made in (after the first rebuild) and
+/// where the next page starts. Generation 0's tokens are the bare cursor.
+fn render_token(g: u64, c: Cursor) -> String {
+    if g == 0 { c.render() } else { format!("g{g}.{}", c.render()) }
+}
+
+/// Strict inverse of [`render_token`].
+fn parse_token(raw: &str) -> Option<(u64, Cursor)> {
+    match raw.strip_prefix('g').and_then(|rest| rest.split_once('.')) {
+        Some((n, c)) => {
+            let g = n.parse::<u64>().ok().filter(|g| *g > 0 && g.to_string() == n)?;
+            Some((g, Cursor::parse(c)?))
+        }
+        None => Some((0, Cursor::parse(raw)?)),
+    }
+}
+
 type PageStream = Pin<Box<dyn Stream<Item = Result<pb::WatchMyPageResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -143,15 +160,17 @@ impl pb::my_page_service_server::MyPageService for Handlers {
         let scope = format!("mypage/{customer}");
         let r = req.get_ref();
         let size = kernel::paging::PageRequest::new(r.page_size, None).map_err(|e| status::invalid(&e))?.size;
-        let cursor = if r.page_token.is_empty() {
-            Cursor::FIRST
+        let (g, cursor) = if r.page_token.is_empty() {
+            (None, Cursor::FIRST)
         } else {
-            Cursor::parse(&paging::raw_cursor(&r.page_token, &scope)?).ok_or_else(paging::forged_token)?
+            let raw = paging::raw_cursor(&r.page_token, &scope)?;
+            let (g, c) = parse_token(&raw).ok_or_else(paging::forged_token)?;
+            (Some(g), c)
         };
-        let (page, entries, next) = self.app.entries(&customer, cursor, size).await.map_err(to_status)?;
+        let (g, page, entries, next) = self.app.entries(&customer, g, cursor, size).await.map_err(to_status)?;
         Ok(Response::new(pb::GetMyPageResponse {
             page: Some(page_to_proto(&page, &in_mission_order(entries))),
-            next_page_token: next.map(|c| paging::raw_token(&c.render(), &scope)).unwrap_or_default(),
+            next_page_token: next.map(|c| paging::raw_token(&render_token(g, c), &scope)).unwrap_or_default(),
         }))
     }
 
@@ -161,15 +180,16 @@ impl pb::my_page_service_server::MyPageService for Handlers {
         let customer = auth::read_for(&req, &req.get_ref().customer_id)?;
         // Watch first, then read: no change can fall between the two.
         let updates = self.app.watch(&customer).await.map_err(to_status)?;
-        let current = self.app.page(&customer).await.map_err(to_status)?;
-        let mut last = current.version;
+        let (g, current) = self.app.page(&customer).await.map_err(to_status)?;
+        // (generation, version): a page of a newer generation comes after any of an older one
+        let mut last = (g, current.version);
         let first = futures::stream::once(async move {
             Ok(pb::WatchMyPageResponse { page: Some(page_to_proto(&current, &current.entries)) })
         });
         let rest = updates.filter_map(move |update| {
             let out = match update {
-                Ok(page) if page.version > last => {
-                    last = page.version;
+                Ok((g, page)) if (g, page.version) > last => {
+                    last = (g, page.version);
                     Some(Ok(pb::WatchMyPageResponse { page: Some(page_to_proto(&page, &page.entries)) }))
                 }
                 Ok(_) => None,
@@ -222,6 +242,18 @@ mod tests {
 #[cfg(test)]
 mod status_tests {
     use super::*;
+
+    #[test]
+    fn page_tokens_name_their_generation_and_only_their_own_form_parses() {
+        let c = Cursor::Archive { chunk: 2, before: 7, below: None };
+        for g in [0, 1, 12] {
+            assert_eq!(parse_token(&render_token(g, c)), Some((g, c)));
+        }
+        assert_eq!(render_token(0, Cursor::FIRST), "r");
+        for bad in ["g0.r", "g01.r", "g.r", "gx.r", "g2", "g2.x", "x"] {
+            assert_eq!(parse_token(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn an_unavailable_bucket_is_unavailable_without_its_detail() {

@@ -6,6 +6,9 @@
 //! - `<c>.e.<mission id>`: an archived entry (protobuf `Entry`), rewritten only when that
 //!   mission changes.
 //! - `<c>.c.<n>`: archive chunk `n`, the mission ids archived together, written once.
+//!
+//! Those are generation 0's keys; generation `g`'s carry the prefix `=g<g>.`
+//! ([`crate::generation`]).
 
 use std::pin::Pin;
 
@@ -28,11 +31,31 @@ const MERGE_TRIES: usize = 16;
 
 pub struct KvPages {
     bucket: kv::Store,
+    /// Of the generation's keys ([`crate::generation::prefix`]).
+    prefix: String,
 }
 
 impl KvPages {
+    /// The pages of generation 0.
     pub fn new(bucket: kv::Store) -> Self {
-        Self { bucket }
+        Self::at(bucket, 0)
+    }
+
+    /// The pages of generation `g`.
+    pub fn at(bucket: kv::Store, g: u64) -> Self {
+        Self { bucket, prefix: crate::generation::prefix(g) }
+    }
+
+    fn page_key(&self, customer: &CustomerId) -> String {
+        format!("{}{}", self.prefix, key(customer))
+    }
+
+    fn entry_key(&self, customer: &CustomerId, mission: Uuid) -> String {
+        format!("{}{}", self.prefix, entry_key(customer, mission))
+    }
+
+    fn chunk_key(&self, customer: &CustomerId, number: u64) -> String {
+        format!("{}{}", self.prefix, chunk_key(customer, number))
     }
 }
 
@@ -126,7 +149,7 @@ pub type Updates = Pin<Box<dyn Stream<Item = Result<MyPage, StoreError>> + Send>
 impl KvPages {
     /// One archived entry with its revision, when stored.
     async fn archived_one(&self, customer: &CustomerId, id: Uuid) -> Result<Option<(Entry, u64)>, StoreError> {
-        match self.bucket.entry(entry_key(customer, id)).await.map_err(unavailable)? {
+        match self.bucket.entry(self.entry_key(customer, id)).await.map_err(unavailable)? {
             Some(e) if e.operation == Operation::Put => {
                 let proto =
                     pb::Entry::decode(e.value.as_ref()).map_err(|e| unavailable(format!("corrupt entry: {e}")))?;
@@ -138,7 +161,7 @@ impl KvPages {
 
     /// Writes `entry` merged with its stored copy (create, or update on the revision read).
     async fn merge_one(&self, customer: &CustomerId, entry: &Entry) -> Result<(), StoreError> {
-        let k = entry_key(customer, entry.mission_id);
+        let k = self.entry_key(customer, entry.mission_id);
         for _ in 0..MERGE_TRIES {
             let written = match self.archived_one(customer, entry.mission_id).await? {
                 None => {
@@ -175,7 +198,7 @@ impl PageStore for KvPages {
     type Updates = Updates;
 
     async fn get(&self, customer: &CustomerId) -> Result<Option<MyPage>, StoreError> {
-        match self.bucket.entry(key(customer)).await.map_err(unavailable)? {
+        match self.bucket.entry(self.page_key(customer)).await.map_err(unavailable)? {
             Some(e) if e.operation == Operation::Put => decode(customer, &e.value, e.revision).map(Some),
             _ => Ok(None),
         }
@@ -183,7 +206,7 @@ impl PageStore for KvPages {
 
     async fn put(&self, page: &MyPage) -> Result<u64, StoreError> {
         let value = encode(page).into();
-        let k = key(&page.customer_id);
+        let k = self.page_key(&page.customer_id);
         if page.version == 0 {
             self.bucket.create(k, value).await.map_err(|e| match e.kind() {
                 CreateErrorKind::AlreadyExists => StoreError::Conflict,
@@ -198,7 +221,7 @@ impl PageStore for KvPages {
     }
 
     async fn watch(&self, customer: &CustomerId) -> Result<Self::Updates, StoreError> {
-        let watch = self.bucket.watch(key(customer)).await.map_err(unavailable)?;
+        let watch = self.bucket.watch(self.page_key(customer)).await.map_err(unavailable)?;
         let customer = customer.clone();
         Ok(Box::pin(watch.filter_map(move |entry| {
             let customer = customer.clone();
@@ -231,7 +254,7 @@ impl PageStore for KvPages {
     }
 
     async fn chunk(&self, customer: &CustomerId, number: u64) -> Result<Vec<Uuid>, StoreError> {
-        match self.bucket.entry(chunk_key(customer, number)).await.map_err(unavailable)? {
+        match self.bucket.entry(self.chunk_key(customer, number)).await.map_err(unavailable)? {
             Some(e) if e.operation == Operation::Put => {
                 let c =
                     StoredChunk::decode(e.value.as_ref()).map_err(|e| unavailable(format!("corrupt chunk: {e}")))?;
@@ -243,7 +266,7 @@ impl PageStore for KvPages {
 
     async fn write_chunk(&self, customer: &CustomerId, chunk: &Chunk) -> Result<(), StoreError> {
         let value = encode_chunk(chunk);
-        self.bucket.put(chunk_key(customer, chunk.number), value.into()).await.map_err(unavailable)?;
+        self.bucket.put(self.chunk_key(customer, chunk.number), value.into()).await.map_err(unavailable)?;
         Ok(())
     }
 }

@@ -1,21 +1,29 @@
 //! The mypage service: `game.mypage.v1.MyPageService`, a read model per customer kept in
 //! a JetStream key-value bucket and fed only by events, so a read never calls another
-//! service. The view can be rebuilt by deleting the bucket and the `mypage-*` consumers.
+//! service. The view is rebuilt from the streams into a new generation while the old one
+//! serves ([`rebuild`], `gamectl rebuild mypage`).
 //!
 //! # Layout
 //! - [`grpc`] — `GetMyPage`, `WatchMyPage`.
+//! - [`admin`] — `RebuildMyPage`, for admins.
 //! - [`kv`] — the `PageStore` on a KV bucket (revision = optimistic concurrency).
+//! - [`generation`] — which generation of the view is read and which written.
+//! - [`app`] — the service over the generations.
 //! - [`events`] — events -> facts, the consumers' handler.
+//! - [`rebuild`] — a new generation from the streams, then the switch.
 //! - [`run`] — the composition root.
 
+pub mod admin;
+pub mod app;
 pub mod events;
+pub mod generation;
 pub mod grpc;
 pub mod kv;
+pub mod rebuild;
 
 use std::sync::Arc;
 
 use grpc_adapter::server::ServerSettings;
-use mypage_domain::MyPageService;
 use nats_adapter::NatsSettings;
 use service_runtime::{Error, Runtime};
 use tokio_util::sync::CancellationToken;
@@ -37,7 +45,7 @@ pub struct Settings {
     pub bucket: String,
 }
 
-pub type App = MyPageService<kv::KvPages>;
+pub use app::App;
 
 /// Builds the service and serves until `shutdown` is cancelled.
 ///
@@ -55,10 +63,11 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
             }
         }
     };
-    let app: Arc<App> = Arc::new(MyPageService::new(kv::KvPages::new(pages)));
-    let routes = tonic::service::Routes::new(grpc::server(app.clone()));
+    let app: Arc<App> = Arc::new(App::new(pages));
+    let routes =
+        tonic::service::Routes::new(grpc::server(app.clone())).add_service(admin::server(app.clone(), nats.js.clone()));
     Runtime::new(settings.server, &settings.auth, SERVICE_NAME, routes, None, Some(nats))
-        .consume(&events::CONSUMERS, Arc::new(events::Project(app)))
+        .consume(&events::CONSUMERS, Arc::new(events::Projection(events::Project(app))))
         .run(shutdown)
         .await
 }

@@ -22,8 +22,10 @@ export interface Entry {
 }
 
 export interface Page {
-  /** Newest first. */
+  /** Newest first: the most recent ones (older ones come from `older`). */
   entries: Entry[];
+  /** Every entry of the customer, shown or not. */
+  entryCount: bigint;
   pointsIssued: bigint;
   pointsExchanged: bigint;
   pointsAvailable: bigint;
@@ -36,7 +38,33 @@ function toPage(p: MyPage | undefined): Page {
   const entries = (p?.entries ?? []).map((e) => ({ ...e })).reverse();
   const issued = p?.pointsIssued ?? 0n;
   const exchanged = p?.pointsExchanged ?? 0n;
-  return { entries, pointsIssued: issued, pointsExchanged: exchanged, pointsAvailable: issued - exchanged, version: p?.version ?? 0n };
+  return {
+    entries,
+    entryCount: p?.entryCount ?? BigInt(entries.length),
+    pointsIssued: issued,
+    pointsExchanged: exchanged,
+    pointsAvailable: issued - exchanged,
+    version: p?.version ?? 0n,
+  };
+}
+
+/** Entries a page of older ones holds. */
+export const OLDER_PAGE_SIZE = 50;
+
+export interface Older {
+  /** Newest first. */
+  entries: Entry[];
+  /** Where the next older page starts; empty when there is none. */
+  next: string;
+}
+
+/**
+ * One page of entries, newest first, from `pageToken` (the `next` of the page before;
+ * empty: the most recent entries, the ones the watched page holds).
+ */
+export async function older(customerId: string, pageToken: string): Promise<Older> {
+  const res = await client.getMyPage({ customerId, pageSize: OLDER_PAGE_SIZE, pageToken });
+  return { entries: toPage(res.page).entries, next: res.nextPageToken };
 }
 
 /** The current page, then a new one on every change, until the stream breaks or `signal` aborts. */

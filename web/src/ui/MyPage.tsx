@@ -8,8 +8,8 @@ import * as gift from "../api/gift";
 import type { CatalogGift } from "../api/gift";
 import * as mission from "../api/mission";
 import type { Availability, Catalog, CatalogMission } from "../api/mission";
-import { GiftStatus, watch } from "../api/mypage";
-import type { Page } from "../api/mypage";
+import { GiftStatus, older as olderEntries, watch } from "../api/mypage";
+import type { Entry, Older, Page } from "../api/mypage";
 import * as notification from "../api/notification";
 import type { Email } from "../api/notification";
 import type { Session } from "../session";
@@ -38,6 +38,10 @@ export function MyPage({ session, onSignedOut }: { session: Session; onSignedOut
   const [notice, setNotice] = useState("");
   const [achieving, setAchieving] = useState("");
   const [missionProblem, setMissionProblem] = useState({ code: "", text: "" });
+  // Older entries, page by page ("Show older"); null until the first is asked for.
+  const [older, setOlder] = useState<Older | null>(null);
+  const [loadingOlder, setLoadingOlder] = useState(false);
+  const [olderProblem, setOlderProblem] = useState("");
   const heading = useRef<HTMLHeadingElement>(null);
   const signedOut = useRef(onSignedOut);
   signedOut.current = onSignedOut;
@@ -164,7 +168,31 @@ export function MyPage({ session, onSignedOut }: { session: Session; onSignedOut
     }
   }
 
+  // The next page of older entries: the first page is the recent entries the live page
+  // shows, so the first press starts after them.
+  async function showOlder() {
+    if (loadingOlder) return;
+    setLoadingOlder(true);
+    setOlderProblem("");
+    try {
+      const token = older ? older.next : (await olderEntries(me, "")).next;
+      const got = token ? await olderEntries(me, token) : { entries: [], next: "" };
+      setOlder({ entries: [...(older?.entries ?? []), ...got.entries], next: got.next });
+    } catch (err) {
+      const p = explain(err, "load");
+      if (p.signedOut) return onSignedOut(p.text);
+      setOlderProblem(p.text);
+    } finally {
+      setLoadingOlder(false);
+    }
+  }
+
   const titles = new Map((catalog?.missions ?? []).map((m) => [m.code, m.title]));
+  const recentIds = new Set((page?.entries ?? []).map((e) => e.missionId));
+  // An entry may have moved out of the recent ones since it was read: shown once.
+  const olderShown: Entry[] = (older?.entries ?? []).filter((e) => !recentIds.has(e.missionId));
+  const listed = (page?.entries ?? []).concat(olderShown);
+  const moreOlder = page !== null && (older ? older.next !== "" : page.entryCount > BigInt(page.entries.length));
   return (
     <>
       <header class="bar">
@@ -225,7 +253,7 @@ export function MyPage({ session, onSignedOut }: { session: Session; onSignedOut
           {page && page.entries.length === 0 && <p>Nothing yet: achieve a mission above.</p>}
           {page && page.entries.length > 0 && (
             <ol class="cards">
-              {page.entries.map((e) => (
+              {listed.map((e) => (
                 <EntryItem
                   key={e.missionId}
                   entry={e}
@@ -240,6 +268,21 @@ export function MyPage({ session, onSignedOut }: { session: Session; onSignedOut
             </ol>
           )}
           {!page && <p>Loading…</p>}
+          {page && page.entryCount > BigInt(page.entries.length) && (
+            <p class="count">
+              Showing {listed.length} of {String(page.entryCount)} missions.
+            </p>
+          )}
+          {moreOlder && (
+            <button type="button" class="secondary" onClick={() => void showOlder()} disabled={loadingOlder}>
+              {loadingOlder ? "Loading older missions…" : "Show older"}
+            </button>
+          )}
+          {olderProblem && (
+            <p role="alert" class="problem">
+              {olderProblem}
+            </p>
+          )}
         </section>
 
         <Emails emails={emails} />

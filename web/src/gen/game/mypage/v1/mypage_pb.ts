@@ -12,7 +12,82 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file game/mypage/v1/mypage.proto.
  */
 export const file_game_mypage_v1_mypage: GenFile = /*@__PURE__*/
-  fileDesc("ChtnYW1lL215cGFnZS92MS9teXBhZ2UucHJvdG8SDmdhbWUubXlwYWdlLnYxIpUCCgVFbnRyeRISCgptaXNzaW9uX2lkGAEgASgJEhQKDG1pc3Npb25fY29kZRgCIAEoCRI1Cg5taXNzaW9uX3N0YXR1cxgDIAEoDjIdLmdhbWUubXlwYWdlLnYxLk1pc3Npb25TdGF0dXMSEQoJcmV3YXJkX2lkGAQgASgJEjMKDXJld2FyZF9zdGF0dXMYBSABKA4yHC5nYW1lLm15cGFnZS52MS5SZXdhcmRTdGF0dXMSDgoGcG9pbnRzGAYgASgDEg8KB2dpZnRfaWQYByABKAkSLwoLZ2lmdF9zdGF0dXMYCCABKA4yGi5nYW1lLm15cGFnZS52MS5HaWZ0U3RhdHVzEhEKCWdpZnRfY29kZRgJIAEoCSLMAQoGTXlQYWdlEhMKC2N1c3RvbWVyX2lkGAEgASgJEiYKB2VudHJpZXMYAiADKAsyFS5nYW1lLm15cGFnZS52MS5FbnRyeRIVCg1wb2ludHNfaXNzdWVkGAMgASgDEhgKEHBvaW50c19leGNoYW5nZWQYBCABKAMSDwoHdmVyc2lvbhgFIAEoBBIuCgp1cGRhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtlbnRyeV9jb3VudBgHIAEoBCJOChBHZXRNeVBhZ2VSZXF1ZXN0EhMKC2N1c3RvbWVyX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIlIKEUdldE15UGFnZVJlc3BvbnNlEiQKBHBhZ2UYASABKAsyFi5nYW1lLm15cGFnZS52MS5NeVBhZ2USFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIikKEldhdGNoTXlQYWdlUmVxdWVzdBITCgtjdXN0b21lcl9pZBgBIAEoCSI7ChNXYXRjaE15UGFnZVJlc3BvbnNlEiQKBHBhZ2UYASABKAsyFi5nYW1lLm15cGFnZS52MS5NeVBhZ2UqaQoNTWlzc2lvblN0YXR1cxIeChpNSVNTSU9OX1NUQVRVU19VTlNQRUNJRklFRBAAEhsKF01JU1NJT05fU1RBVFVTX0FDSElFVkVEEAESGwoXTUlTU0lPTl9TVEFUVVNfUkVXQVJERUQQAiqBAQoMUmV3YXJkU3RhdHVzEh0KGVJFV0FSRF9TVEFUVVNfVU5TUEVDSUZJRUQQABIbChdSRVdBUkRfU1RBVFVTX0FMTE9DQVRFRBABEhgKFFJFV0FSRF9TVEFUVVNfSVNTVUVEEAISGwoXUkVXQVJEX1NUQVRVU19FWENIQU5HRUQQAypXCgpHaWZ0U3RhdHVzEhsKF0dJRlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFgoSR0lGVF9TVEFUVVNfSVNTVUVEEAESFAoQR0lGVF9TVEFUVVNfVVNFRBACMrsBCg1NeVBhZ2VTZXJ2aWNlElAKCUdldE15UGFnZRIgLmdhbWUubXlwYWdlLnYxLkdldE15UGFnZVJlcXVlc3QaIS5nYW1lLm15cGFnZS52MS5HZXRNeVBhZ2VSZXNwb25zZRJYCgtXYXRjaE15UGFnZRIiLmdhbWUubXlwYWdlLnYxLldhdGNoTXlQYWdlUmVxdWVzdBojLmdhbWUubXlwYWdlLnYxLldhdGNoTXlQYWdlUmVzcG9uc2UwAWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChtnYW1lL215cGFnZS92MS9teXBhZ2UucHJvdG8SDmdhbWUubXlwYWdlLnYxIi0KFFJlYnVpbGRNeVBhZ2VSZXF1ZXN0EhUKDWFsbG93X3BhcnRpYWwYASABKAgioQEKFVJlYnVpbGRNeVBhZ2VSZXNwb25zZRIbChNwcmV2aW91c19nZW5lcmF0aW9uGAEgASgEEhIKCmdlbmVyYXRpb24YAiABKAQSFwoPZXZlbnRzX3JlcGxheWVkGAMgASgEEhYKDmV2ZW50c19za2lwcGVkGAQgASgEEg8KB3NlY29uZHMYBSABKAESFQoNdmFsdWVzX3B1cmdlZBgGIAEoBCKVAgoFRW50cnkSEgoKbWlzc2lvbl9pZBgBIAEoCRIUCgxtaXNzaW9uX2NvZGUYAiABKAkSNQoObWlzc2lvbl9zdGF0dXMYAyABKA4yHS5nYW1lLm15cGFnZS52MS5NaXNzaW9uU3RhdHVzEhEKCXJld2FyZF9pZBgEIAEoCRIzCg1yZXdhcmRfc3RhdHVzGAUgASgOMhwuZ2FtZS5teXBhZ2UudjEuUmV3YXJkU3RhdHVzEg4KBnBvaW50cxgGIAEoAxIPCgdnaWZ0X2lkGAcgASgJEi8KC2dpZnRfc3RhdHVzGAggASgOMhouZ2FtZS5teXBhZ2UudjEuR2lmdFN0YXR1cxIRCglnaWZ0X2NvZGUYCSABKAkizAEKBk15UGFnZRITCgtjdXN0b21lcl9pZBgBIAEoCRImCgdlbnRyaWVzGAIgAygLMhUuZ2FtZS5teXBhZ2UudjEuRW50cnkSFQoNcG9pbnRzX2lzc3VlZBgDIAEoAxIYChBwb2ludHNfZXhjaGFuZ2VkGAQgASgDEg8KB3ZlcnNpb24YBSABKAQSLgoKdXBkYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLZW50cnlfY291bnQYByABKAQiTgoQR2V0TXlQYWdlUmVxdWVzdBITCgtjdXN0b21lcl9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJSChFHZXRNeVBhZ2VSZXNwb25zZRIkCgRwYWdlGAEgASgLMhYuZ2FtZS5teXBhZ2UudjEuTXlQYWdlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIpChJXYXRjaE15UGFnZVJlcXVlc3QSEwoLY3VzdG9tZXJfaWQYASABKAkiOwoTV2F0Y2hNeVBhZ2VSZXNwb25zZRIkCgRwYWdlGAEgASgLMhYuZ2FtZS5teXBhZ2UudjEuTXlQYWdlKmkKDU1pc3Npb25TdGF0dXMSHgoaTUlTU0lPTl9TVEFUVVNfVU5TUEVDSUZJRUQQABIbChdNSVNTSU9OX1NUQVRVU19BQ0hJRVZFRBABEhsKF01JU1NJT05fU1RBVFVTX1JFV0FSREVEEAIqgQEKDFJld2FyZFN0YXR1cxIdChlSRVdBUkRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGwoXUkVXQVJEX1NUQVRVU19BTExPQ0FURUQQARIYChRSRVdBUkRfU1RBVFVTX0lTU1VFRBACEhsKF1JFV0FSRF9TVEFUVVNfRVhDSEFOR0VEEAMqVwoKR2lmdFN0YXR1cxIbChdHSUZUX1NUQVRVU19VTlNQRUNJRklFRBAAEhYKEkdJRlRfU1RBVFVTX0lTU1VFRBABEhQKEEdJRlRfU1RBVFVTX1VTRUQQAjK7AQoNTXlQYWdlU2VydmljZRJQCglHZXRNeVBhZ2USIC5nYW1lLm15cGFnZS52MS5HZXRNeVBhZ2VSZXF1ZXN0GiEuZ2FtZS5teXBhZ2UudjEuR2V0TXlQYWdlUmVzcG9uc2USWAoLV2F0Y2hNeVBhZ2USIi5nYW1lLm15cGFnZS52MS5XYXRjaE15UGFnZVJlcXVlc3QaIy5nYW1lLm15cGFnZS52MS5XYXRjaE15UGFnZVJlc3BvbnNlMAEycgoSTXlQYWdlQWRtaW5TZXJ2aWNlElwKDVJlYnVpbGRNeVBhZ2USJC5nYW1lLm15cGFnZS52MS5SZWJ1aWxkTXlQYWdlUmVxdWVzdBolLmdhbWUubXlwYWdlLnYxLlJlYnVpbGRNeVBhZ2VSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+
+/**
+ * @generated from message game.mypage.v1.RebuildMyPageRequest
+ */
+export type RebuildMyPageRequest = Message<"game.mypage.v1.RebuildMyPageRequest"> & {
+  /**
+   * Rebuild even though a stream removed its oldest events (retention limits): what they
+   * said is lost from the rebuilt pages.
+   *
+   * @generated from field: bool allow_partial = 1;
+   */
+  allowPartial: boolean;
+};
+
+/**
+ * Describes the message game.mypage.v1.RebuildMyPageRequest.
+ * Use `create(RebuildMyPageRequestSchema)` to create a new message.
+ */
+export const RebuildMyPageRequestSchema: GenMessage<RebuildMyPageRequest> = /*@__PURE__*/
+  messageDesc(file_game_mypage_v1_mypage, 0);
+
+/**
+ * @generated from message game.mypage.v1.RebuildMyPageResponse
+ */
+export type RebuildMyPageResponse = Message<"game.mypage.v1.RebuildMyPageResponse"> & {
+  /**
+   * The generation that served before.
+   *
+   * @generated from field: uint64 previous_generation = 1;
+   */
+  previousGeneration: bigint;
+
+  /**
+   * The generation that serves now.
+   *
+   * @generated from field: uint64 generation = 2;
+   */
+  generation: bigint;
+
+  /**
+   * Events replayed into it.
+   *
+   * @generated from field: uint64 events_replayed = 3;
+   */
+  eventsReplayed: bigint;
+
+  /**
+   * Events skipped because they cannot be handled (dead letters when live).
+   *
+   * @generated from field: uint64 events_skipped = 4;
+   */
+  eventsSkipped: bigint;
+
+  /**
+   * How long the rebuild took, in seconds.
+   *
+   * @generated from field: double seconds = 5;
+   */
+  seconds: number;
+
+  /**
+   * Stored values of older generations removed (the one switched from stays until the
+   * next rebuild; the first generation, 0, stays).
+   *
+   * @generated from field: uint64 values_purged = 6;
+   */
+  valuesPurged: bigint;
+};
+
+/**
+ * Describes the message game.mypage.v1.RebuildMyPageResponse.
+ * Use `create(RebuildMyPageResponseSchema)` to create a new message.
+ */
+export const RebuildMyPageResponseSchema: GenMessage<RebuildMyPageResponse> = /*@__PURE__*/
+  messageDesc(file_game_mypage_v1_mypage, 1);
 
 /**
  * @generated from message game.mypage.v1.Entry
@@ -69,7 +144,7 @@ export type Entry = Message<"game.mypage.v1.Entry"> & {
  * Use `create(EntrySchema)` to create a new message.
  */
 export const EntrySchema: GenMessage<Entry> = /*@__PURE__*/
-  messageDesc(file_game_mypage_v1_mypage, 0);
+  messageDesc(file_game_mypage_v1_mypage, 2);
 
 /**
  * @generated from message game.mypage.v1.MyPage
@@ -104,7 +179,9 @@ export type MyPage = Message<"game.mypage.v1.MyPage"> & {
   pointsExchanged: bigint;
 
   /**
-   * Increases with every change of the page; 0 for a page that does not exist yet.
+   * Increases with every change of the page; 0 for a page that does not exist yet. A
+   * rebuild (MyPageAdminService.RebuildMyPage) starts a new generation of the view whose
+   * versions are counted afresh: compare versions only between changes, not across it.
    *
    * @generated from field: uint64 version = 5;
    */
@@ -128,7 +205,7 @@ export type MyPage = Message<"game.mypage.v1.MyPage"> & {
  * Use `create(MyPageSchema)` to create a new message.
  */
 export const MyPageSchema: GenMessage<MyPage> = /*@__PURE__*/
-  messageDesc(file_game_mypage_v1_mypage, 1);
+  messageDesc(file_game_mypage_v1_mypage, 3);
 
 /**
  * @generated from message game.mypage.v1.GetMyPageRequest
@@ -159,7 +236,7 @@ export type GetMyPageRequest = Message<"game.mypage.v1.GetMyPageRequest"> & {
  * Use `create(GetMyPageRequestSchema)` to create a new message.
  */
 export const GetMyPageRequestSchema: GenMessage<GetMyPageRequest> = /*@__PURE__*/
-  messageDesc(file_game_mypage_v1_mypage, 2);
+  messageDesc(file_game_mypage_v1_mypage, 4);
 
 /**
  * @generated from message game.mypage.v1.GetMyPageResponse
@@ -183,7 +260,7 @@ export type GetMyPageResponse = Message<"game.mypage.v1.GetMyPageResponse"> & {
  * Use `create(GetMyPageResponseSchema)` to create a new message.
  */
 export const GetMyPageResponseSchema: GenMessage<GetMyPageResponse> = /*@__PURE__*/
-  messageDesc(file_game_mypage_v1_mypage, 3);
+  messageDesc(file_game_mypage_v1_mypage, 5);
 
 /**
  * @generated from message game.mypage.v1.WatchMyPageRequest
@@ -200,7 +277,7 @@ export type WatchMyPageRequest = Message<"game.mypage.v1.WatchMyPageRequest"> & 
  * Use `create(WatchMyPageRequestSchema)` to create a new message.
  */
 export const WatchMyPageRequestSchema: GenMessage<WatchMyPageRequest> = /*@__PURE__*/
-  messageDesc(file_game_mypage_v1_mypage, 4);
+  messageDesc(file_game_mypage_v1_mypage, 6);
 
 /**
  * @generated from message game.mypage.v1.WatchMyPageResponse
@@ -217,7 +294,7 @@ export type WatchMyPageResponse = Message<"game.mypage.v1.WatchMyPageResponse"> 
  * Use `create(WatchMyPageResponseSchema)` to create a new message.
  */
 export const WatchMyPageResponseSchema: GenMessage<WatchMyPageResponse> = /*@__PURE__*/
-  messageDesc(file_game_mypage_v1_mypage, 5);
+  messageDesc(file_game_mypage_v1_mypage, 7);
 
 /**
  * @generated from enum game.mypage.v1.MissionStatus
@@ -332,4 +409,30 @@ export const MyPageService: GenService<{
   },
 }> = /*@__PURE__*/
   serviceDesc(file_game_mypage_v1_mypage, 0);
+
+/**
+ * Operators' tools for the view (role admin: PERMISSION_DENIED for anyone else,
+ * UNAUTHENTICATED without a token). Served by the mypage service, reached through the
+ * gateway like every API.
+ *
+ * @generated from service game.mypage.v1.MyPageAdminService
+ */
+export const MyPageAdminService: GenService<{
+  /**
+   * Rebuilds every page from the streams into a new generation of the view while the
+   * current one keeps serving, then switches reads over; facts that arrive meanwhile go
+   * to both, so no page loses an update or goes backwards. Answers once the new
+   * generation serves (set a deadline of minutes for a long history). FAILED_PRECONDITION
+   * when a stream no longer holds its oldest events (unless allow_partial), ABORTED when
+   * another rebuild is running here or took over.
+   *
+   * @generated from rpc game.mypage.v1.MyPageAdminService.RebuildMyPage
+   */
+  rebuildMyPage: {
+    methodKind: "unary";
+    input: typeof RebuildMyPageRequestSchema;
+    output: typeof RebuildMyPageResponseSchema;
+  },
+}> = /*@__PURE__*/
+  serviceDesc(file_game_mypage_v1_mypage, 1);
 
