@@ -9,8 +9,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use contracts::pb::notification::v1 as notification;
 use diesel::prelude::*;
-use grpc_adapter::pb::notification::v1 as notification;
 use notification::notification_service_server::{NotificationService, NotificationServiceServer};
 use serde::Serialize;
 use tokio_stream::StreamExt as _;

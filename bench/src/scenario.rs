@@ -16,12 +16,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use contracts::pb::mission::v1 as mission;
+use contracts::pb::mypage::v1 as mypage;
+use contracts::pb::notification::v1 as notification;
+use contracts::pb::wallet::v1 as wallet;
+use contracts::streams::{self, subject};
 use e2e::{Authed, GAME_SERVER, Options, Service, System, with_token};
 use futures::StreamExt as _;
-use grpc_adapter::pb::mission::v1 as mission;
-use grpc_adapter::pb::mypage::v1 as mypage;
-use grpc_adapter::pb::notification::v1 as notification;
-use grpc_adapter::pb::wallet::v1 as wallet;
 use mission::mission_service_client::MissionServiceClient;
 use mypage::my_page_service_client::MyPageServiceClient;
 use notification::notification_service_client::NotificationServiceClient;
@@ -491,10 +492,10 @@ impl Events {
 
     async fn snapshot(&self) -> Counts {
         let (achieved, allocated, issued, rewarded) = futures::join!(
-            self.count("MISSION", "game.mission.v1.achieved"),
-            self.count("REWARD", "game.reward.v1.allocated"),
-            self.count("WALLET", "game.wallet.v1.issued"),
-            self.count("MISSION", "game.mission.v1.rewarded"),
+            self.count(streams::MISSION.name, subject::MISSION_ACHIEVED),
+            self.count(streams::REWARD.name, subject::REWARD_ALLOCATED),
+            self.count(streams::WALLET.name, subject::REWARD_ISSUED),
+            self.count(streams::MISSION.name, subject::MISSION_REWARDED),
         );
         Counts { achieved, allocated, issued, rewarded }
     }

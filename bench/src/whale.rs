@@ -6,8 +6,8 @@
 
 use std::time::{Duration, Instant};
 
+use contracts::pb::mypage::v1 as mypage;
 use e2e::System;
-use grpc_adapter::pb::mypage::v1 as mypage;
 use mypage::my_page_service_client::MyPageServiceClient;
 use prost::Message as _;
 use serde::Serialize;

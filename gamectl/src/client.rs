@@ -7,8 +7,8 @@ use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use grpc_adapter::pb::auth::v1 as auth_pb;
-use grpc_adapter::pb::{gift, mission, mypage, notification, reward, wallet};
+use contracts::pb::auth::v1 as auth_pb;
+use contracts::pb::{gift, mission, mypage, notification, reward, wallet};
 use grpc_adapter::status::code_name;
 use serde_json::{Value, json};
 use tonic::metadata::{Ascii, MetadataValue};
@@ -19,8 +19,12 @@ use crate::cli::{self, Command, Global};
 use crate::output;
 use crate::{auth, endpoints};
 
-/// How long `rebuild` waits for the view to be rebuilt.
-const REBUILD_DEADLINE: Duration = Duration::from_secs(30 * 60);
+// One module per service area, one function per command.
+mod gifts;
+mod identity;
+mod missions;
+mod pages;
+mod rewards;
 
 /// Why a command failed, and so what it prints and how it exits.
 #[derive(Debug)]
@@ -239,430 +243,40 @@ async fn call(global: &Global, command: Command) -> Result<(), Failure> {
         Command::Up(_) | Command::Serve(_) | Command::Dlq(_) | Command::Status(_) => {
             unreachable!("`up`, `serve`, `dlq` and `status` are not API calls")
         }
-        Command::Register { customer_id, password } => {
-            let password = auth::password(password, &customer_id, true).map_err(Failure::Local)?;
-            let r = conn
-                .auth_client()
-                .await?
-                .register_customer(auth_pb::RegisterCustomerRequest { customer_id, password })
-                .await
-                .map_err(|s| Failure::from(s).refused())?
-                .into_inner();
-            emit(
-                global,
-                || json!({"customerId": r.customer_id}),
-                || format!("registered {} (next: gamectl login {})", r.customer_id, r.customer_id),
-            );
-        }
+        Command::Register { customer_id, password } => identity::register(&conn, customer_id, password).await,
         Command::Login { customer_id, password, service_account, secret } => {
-            let (r, named) = match (customer_id, service_account) {
-                (_, Some(client_id)) => {
-                    let client_secret = auth::service_secret(secret, &client_id).map_err(Failure::Local)?;
-                    let r = conn
-                        .auth_client()
-                        .await?
-                        .issue_service_token(auth_pb::IssueServiceTokenRequest {
-                            client_id: client_id.clone(),
-                            client_secret,
-                        })
-                        .await
-                        .map_err(|s| Failure::from(s).refused())?;
-                    (r.into_inner(), client_id)
-                }
-                (Some(customer_id), None) => {
-                    let password = auth::password(password, &customer_id, false).map_err(Failure::Local)?;
-                    let r = conn
-                        .auth_client()
-                        .await?
-                        .issue_token(auth_pb::IssueTokenRequest { customer_id: customer_id.clone(), password })
-                        .await
-                        .map_err(|s| Failure::from(s).refused())?;
-                    (r.into_inner(), customer_id)
-                }
-                (None, None) => return Err(Failure::Local("login: name a customer, or --service-account".into())),
-            };
-            let path = auth::token_path(global);
-            auth::save_token(&path, &r.access_token)
-                .map_err(|e| Failure::Local(format!("cannot store the token in {}: {e}", path.display())))?;
-            let claims = auth::decode(&r.access_token).ok();
-            let sub = claims.as_ref().map_or(named, |c| c.sub.clone());
-            let role = claims.map(|c| c.role).unwrap_or_default();
-            emit(
-                global,
-                || json!({"customerId": sub, "role": role, "expiresIn": r.expires_in, "tokenFile": path}),
-                || {
-                    format!(
-                        "logged in as {sub} ({role}) for {}; token in {}",
-                        output::duration(r.expires_in),
-                        path.display()
-                    )
-                },
-            );
+            identity::login(&conn, customer_id, password, service_account, secret).await
         }
-        Command::Logout => {
-            let path = auth::token_path(global);
-            let removed = auth::remove_token(&path)
-                .map_err(|e| Failure::Local(format!("cannot remove {}: {e}", path.display())))?;
-            emit(
-                global,
-                || json!({"loggedOut": removed, "tokenFile": path}),
-                || if removed { "logged out".into() } else { "not logged in".into() },
-            );
-        }
-        Command::Whoami => {
-            let (token, source) = auth::current(global)
-                .map_err(Failure::Token)?
-                .ok_or_else(|| Failure::Token("not logged in (run gamectl login)".into()))?;
-            let c = auth::decode(&token).map_err(|e| Failure::Token(format!("the token is unreadable: {e}")))?;
-            let now = chrono::Utc::now().timestamp();
-            let from = match source {
-                auth::Source::Given => "--token".to_owned(),
-                auth::Source::File(p) => p.display().to_string(),
-            };
-            emit(global, || output::whoami_json(&c, now, &from), || output::whoami_text(&c, now, &from));
-        }
-        Command::RotateKey => {
-            let r =
-                conn.auth_client().await?.rotate_signing_key(auth_pb::RotateSigningKeyRequest {}).await?.into_inner();
-            emit(
-                global,
-                || json!({"keyId": r.key_id}),
-                || {
-                    format!(
-                        "signing with key {}; tokens signed with earlier keys stay valid until they expire",
-                        r.key_id
-                    )
-                },
-            );
-        }
-        Command::Role { command } => {
-            let mut c = conn.auth_client().await?;
-            let (customer_id, role, changed, granted) = match command {
-                cli::RoleCommand::Grant { customer_id, role } => {
-                    let r = c.grant_role(auth_pb::GrantRoleRequest { customer_id, role }).await?.into_inner();
-                    (r.customer_id, r.role, r.changed, true)
-                }
-                cli::RoleCommand::Revoke { customer_id, role } => {
-                    let r = c.revoke_role(auth_pb::RevokeRoleRequest { customer_id, role }).await?.into_inner();
-                    (r.customer_id, r.role, r.changed, false)
-                }
-            };
-            emit(
-                global,
-                || json!({"customerId": customer_id, "role": role, "changed": changed}),
-                || match (granted, changed) {
-                    (true, true) => format!("{customer_id} is now {role} (from their next login)"),
-                    (false, true) => format!("{customer_id} is now {role}; their tokens are revoked"),
-                    (_, false) => format!("{customer_id} is {role}: nothing changed"),
-                },
-            );
-        }
-        Command::Revoke { customer_id } => {
-            let r = conn
-                .auth_client()
-                .await?
-                .revoke_tokens(auth_pb::RevokeTokensRequest { customer_id })
-                .await?
-                .into_inner();
-            let before = output::timestamp(r.revoked_before.as_ref()).unwrap_or_default();
-            emit(
-                global,
-                || json!({"customerId": r.customer_id, "revokedBefore": before}),
-                || format!("every token of {} issued before {before} is refused from now on", r.customer_id),
-            );
-        }
+        Command::Logout => identity::logout(&conn).await,
+        Command::Whoami => identity::whoami(&conn).await,
+        Command::RotateKey => identity::rotate_key(&conn).await,
+        Command::Role { command } => identity::role(&conn, command).await,
+        Command::Revoke { customer_id } => identity::revoke(&conn, customer_id).await,
         Command::ServiceAccount { command: cli::ServiceAccountCommand::Create { name, role } } => {
-            let r = conn
-                .auth_client()
-                .await?
-                .create_service_account(auth_pb::CreateServiceAccountRequest { name, role })
-                .await?
-                .into_inner();
-            emit(
-                global,
-                || json!({"clientId": r.client_id, "clientSecret": r.client_secret, "role": r.role}),
-                || {
-                    format!(
-                        "service account {} ({})\nsecret: {}\nKeep the secret now: it is not shown again. Log in with: \
-                         gamectl login --service-account {}",
-                        r.client_id, r.role, r.client_secret, r.client_id
-                    )
-                },
-            );
+            identity::create_service_account(&conn, name, role).await
         }
         Command::ServiceAccount { command: cli::ServiceAccountCommand::ProvisionFile { client_id, role, secret } } => {
-            let secret = auth::service_secret(secret, &client_id).map_err(Failure::Local)?;
-            let file = crate::secrets::provision_file(&[(client_id, role, secret)]).map_err(Failure::Local)?;
-            let _ = writeln!(std::io::stdout(), "{file}");
+            identity::provision_file(client_id, role, secret).await
         }
-        Command::Rebuild(args) => {
-            let mut c =
-                mypage::v1::my_page_admin_service_client::MyPageAdminServiceClient::new(conn.connect("mypage").await?);
-            let mut req = tonic::Request::new(mypage::v1::RebuildMyPageRequest { allow_partial: args.allow_partial });
-            // A long history takes minutes: the gateway passes the deadline on.
-            req.set_timeout(REBUILD_DEADLINE);
-            let r = c.rebuild_my_page(req).await?.into_inner();
-            crate::rebuild::print(global, &args.view, &r);
-        }
-        Command::Audit { subject, limit } => {
-            let r = conn
-                .auth_client()
-                .await?
-                .list_audit_entries(auth_pb::ListAuditEntriesRequest {
-                    subject: subject.unwrap_or_default(),
-                    limit: limit.unwrap_or(0),
-                })
-                .await?
-                .into_inner();
-            emit(
-                global,
-                || json!({"entries": r.entries.iter().map(output::audit_json).collect::<Vec<_>>()}),
-                || output::audit_text(&r.entries),
-            );
-        }
-        Command::Achieve { args, request_id } => {
-            let (customer_id, rest) = cli::optional_customer(args, 1);
-            let customer_id = conn.customer(customer_id)?;
-            let [mission_code]: [String; 1] =
-                rest.try_into().map_err(|_| Failure::Token("achieve: [CUSTOMER_ID] MISSION_CODE".into()))?;
-            let mut c = mission::v1::mission_service_client::MissionServiceClient::new(conn.connect("mission").await?);
-            let r = c
-                .achieve_mission(mission::v1::AchieveMissionRequest {
-                    customer_id,
-                    mission_code,
-                    request_id: request_id.unwrap_or_default(),
-                })
-                .await?
-                .into_inner();
-            show_mission(global, r.mission.as_ref());
-        }
-        Command::Mission { mission_id } => {
-            let mut c = mission::v1::mission_service_client::MissionServiceClient::new(conn.connect("mission").await?);
-            let r = c.get_mission(mission::v1::GetMissionRequest { mission_id }).await?.into_inner();
-            show_mission(global, r.mission.as_ref());
-        }
-        Command::Missions { customer_id, paging } => {
-            let customer_id = conn.customer(customer_id)?;
-            let c = mission::v1::mission_service_client::MissionServiceClient::new(conn.connect("mission").await?);
-            let list = paged(&paging, |page_size, page_token| {
-                let (mut c, customer_id) = (c.clone(), customer_id.clone());
-                async move {
-                    let r = c
-                        .list_missions(mission::v1::ListMissionsRequest { customer_id, page_size, page_token })
-                        .await?
-                        .into_inner();
-                    Ok((r.missions, r.next_page_token))
-                }
-            })
-            .await?;
-            emit_list(global, "missions", &list, output::mission_json, |m| output::missions_text(m));
-        }
-        Command::Catalog { customer_id } => {
-            let mut c = mission::v1::mission_service_client::MissionServiceClient::new(conn.connect("mission").await?);
-            let r = c.list_catalog(mission::v1::ListCatalogRequest {}).await?.into_inner();
-            // Where each mission stands: for the customer named, else for the player
-            // logged in (a game server's or an operator's own token has no missions).
-            let customer = match customer_id {
-                Some(named) => Some(named),
-                None => conn
-                    .claims
-                    .as_ref()
-                    .filter(|c| matches!(c.role.as_str(), "" | "player" | "customer"))
-                    .map(|c| c.sub.clone()),
-            };
-            let availability = match customer {
-                Some(customer_id) => {
-                    Some(c.get_availability(mission::v1::GetAvailabilityRequest { customer_id }).await?.into_inner())
-                }
-                None => None,
-            };
-            emit(
-                global,
-                || output::catalog_json(&r, availability.as_ref()),
-                || output::catalog_text(&r, availability.as_ref()),
-            );
-        }
-        Command::Rewards { customer_id, paging } => {
-            let customer_id = conn.customer(customer_id)?;
-            let c = reward::v1::reward_service_client::RewardServiceClient::new(conn.connect("reward").await?);
-            let list = paged(&paging, |page_size, page_token| {
-                let (mut c, customer_id) = (c.clone(), customer_id.clone());
-                async move {
-                    let r = c
-                        .list_rewards(reward::v1::ListRewardsRequest { customer_id, page_size, page_token })
-                        .await?
-                        .into_inner();
-                    Ok((r.rewards, r.next_page_token))
-                }
-            })
-            .await?;
-            emit_list(global, "rewards", &list, output::reward_json, |r| output::rewards_text(r));
-        }
-        Command::Reward { reward_id } => {
-            let mut c = reward::v1::reward_service_client::RewardServiceClient::new(conn.connect("reward").await?);
-            let r = c.get_reward(reward::v1::GetRewardRequest { reward_id }).await?.into_inner();
-            emit(
-                global,
-                || output::wrap("reward", r.reward.as_ref().map(output::reward_json)),
-                || r.reward.as_ref().map_or_else(|| "no reward".into(), output::reward_text),
-            );
-        }
-        Command::Wallet { customer_id, paging } => {
-            let customer_id = conn.customer(customer_id)?;
-            let mut c = wallet::v1::wallet_service_client::WalletServiceClient::new(conn.connect("wallet").await?);
-            let page_size = paging.page_size.unwrap_or(0);
-            let first = wallet::v1::GetWalletRequest { customer_id: customer_id.clone(), page_size };
-            // The balance and the first page; the items after it from ListWalletItems.
-            let r = c.get_wallet(first).await?.into_inner();
-            let mut wallet = r.wallet.unwrap_or_default();
-            let mut next = r.next_page_token;
-            if paging.page_token.is_some() || (paging.all && !next.is_empty()) {
-                let from = cli::Paging { page_token: paging.page_token.clone().or(Some(next)), ..paging.clone() };
-                let (items, after) = paged(&from, |page_size, page_token| {
-                    let (mut c, customer_id) = (c.clone(), customer_id.clone());
-                    async move {
-                        let req = wallet::v1::ListWalletItemsRequest { customer_id, page_size, page_token };
-                        let r = c.list_wallet_items(req).await?.into_inner();
-                        Ok((r.items, r.next_page_token))
-                    }
-                })
-                .await?;
-                if paging.all {
-                    wallet.items.extend(items);
-                } else {
-                    wallet.items = items;
-                }
-                next = after;
-            }
-            emit(
-                global,
-                || {
-                    let mut v = output::wrap("wallet", Some(output::wallet_json(&wallet)));
-                    v["nextPageToken"] = json!(next);
-                    v
-                },
-                || output::with_next_page(output::wallet_text(&wallet), &next),
-            );
-        }
-        Command::Exchange { args, request_id } => {
-            let (customer_id, rest) = cli::optional_customer(args, 2);
-            let customer_id = conn.customer(customer_id)?;
-            let [reward_id, gift_code]: [String; 2] =
-                rest.try_into().map_err(|_| Failure::Token("exchange: [CUSTOMER_ID] REWARD_ID GIFT_CODE".into()))?;
-            let r = wallet_client(&conn)
-                .await?
-                .exchange_reward(wallet::v1::ExchangeRewardRequest {
-                    customer_id,
-                    reward_id,
-                    gift_code,
-                    request_id: request_id.unwrap_or_default(),
-                })
-                .await?
-                .into_inner();
-            emit(global, || output::exchange_json(&r), || output::exchange_text(&r));
-        }
-        Command::ExchangeStatus => {
-            let r = wallet_client(&conn)
-                .await?
-                .get_exchange_status(wallet::v1::GetExchangeStatusRequest {})
-                .await?
-                .into_inner();
-            emit(global, || output::exchange_status_json(&r), || output::exchange_status_text(&r));
-        }
-        Command::Gifts { customer_id, paging } => {
-            let customer_id = conn.customer(customer_id)?;
-            let c = gift_client(&conn).await?;
-            let list = paged(&paging, |page_size, page_token| {
-                let (mut c, customer_id) = (c.clone(), customer_id.clone());
-                async move {
-                    let r = c
-                        .list_gifts(gift::v1::ListGiftsRequest { customer_id, page_size, page_token })
-                        .await?
-                        .into_inner();
-                    Ok((r.gifts, r.next_page_token))
-                }
-            })
-            .await?;
-            emit_list(global, "gifts", &list, output::gift_json, |g| output::gifts_text(g));
-        }
-        Command::Gift { gift_id } => {
-            let r = gift_client(&conn).await?.get_gift(gift::v1::GetGiftRequest { gift_id }).await?.into_inner();
-            show_gift(global, r.gift.as_ref());
-        }
-        Command::GiftCatalog => {
-            let r = gift_client(&conn).await?.list_catalog(gift::v1::ListCatalogRequest {}).await?.into_inner();
-            emit(
-                global,
-                || json!({"gifts": r.gifts.iter().map(output::catalog_gift_json).collect::<Vec<_>>()}),
-                || output::gift_catalog_text(&r.gifts),
-            );
-        }
-        Command::UseGift { gift_id, customer_id } => {
-            let r = gift_client(&conn)
-                .await?
-                .use_gift(gift::v1::UseGiftRequest { gift_id, customer_id: customer_id.unwrap_or_default() })
-                .await?
-                .into_inner();
-            show_gift(global, r.gift.as_ref());
-        }
-        Command::Notifications { customer_id, paging } => {
-            let customer_id = conn.customer(customer_id)?;
-            let c = notification::v1::notification_service_client::NotificationServiceClient::new(
-                conn.connect("notification").await?,
-            );
-            let list = paged(&paging, |page_size, page_token| {
-                let (mut c, customer_id) = (c.clone(), customer_id.clone());
-                async move {
-                    let req = notification::v1::ListNotificationsRequest { customer_id, page_size, page_token };
-                    let r = c.list_notifications(req).await?.into_inner();
-                    Ok((r.notifications, r.next_page_token))
-                }
-            })
-            .await?;
-            emit_list(global, "notifications", &list, output::notification_json, |n| output::notifications_text(n));
-        }
-        Command::Mypage { customer_id, watch: false, paging } => {
-            let customer_id = conn.customer(customer_id)?;
-            let c = mypage::v1::my_page_service_client::MyPageServiceClient::new(conn.connect("mypage").await?);
-            let (pages, next) = paged(&paging, |page_size, page_token| {
-                let (mut c, customer_id) = (c.clone(), customer_id.clone());
-                async move {
-                    let req = mypage::v1::GetMyPageRequest { customer_id, page_size, page_token };
-                    let r = c.get_my_page(req).await?.into_inner();
-                    Ok((vec![r.page.unwrap_or_default()], r.next_page_token))
-                }
-            })
-            .await?;
-            // the totals of the first page read, the entries of every page, in mission order
-            let mut page = pages.first().cloned().unwrap_or_default();
-            page.entries = pages.into_iter().flat_map(|p| p.entries).collect();
-            page.entries.sort_by(|a, b| a.mission_id.cmp(&b.mission_id));
-            emit(
-                global,
-                || {
-                    let mut v = output::wrap("page", Some(output::page_json(&page)));
-                    v["nextPageToken"] = json!(next);
-                    v
-                },
-                || output::with_next_page(output::page_text(&page), &next),
-            );
-        }
-        Command::Mypage { customer_id, watch: true, .. } => {
-            let customer_id = conn.customer(customer_id)?;
-            let mut c = mypage::v1::my_page_service_client::MyPageServiceClient::new(conn.connect("mypage").await?);
-            let mut stream = c.watch_my_page(mypage::v1::WatchMyPageRequest { customer_id }).await?.into_inner();
-            loop {
-                tokio::select! {
-                    msg = stream.message() => match msg? {
-                        Some(r) => show_page(global, r.page.as_ref(), true),
-                        None => break,
-                    },
-                    _ = tokio::signal::ctrl_c() => break,
-                }
-            }
-        }
+        Command::Rebuild(args) => pages::rebuild(&conn, args).await,
+        Command::Audit { subject, limit } => identity::audit(&conn, subject, limit).await,
+        Command::Achieve { args, request_id } => missions::achieve(&conn, args, request_id).await,
+        Command::Mission { mission_id } => missions::mission(&conn, mission_id).await,
+        Command::Missions { customer_id, paging } => missions::missions(&conn, customer_id, paging).await,
+        Command::Catalog { customer_id } => missions::catalog(&conn, customer_id).await,
+        Command::Rewards { customer_id, paging } => rewards::rewards(&conn, customer_id, paging).await,
+        Command::Reward { reward_id } => rewards::reward(&conn, reward_id).await,
+        Command::Wallet { customer_id, paging } => rewards::wallet(&conn, customer_id, paging).await,
+        Command::Exchange { args, request_id } => rewards::exchange(&conn, args, request_id).await,
+        Command::ExchangeStatus => rewards::exchange_status(&conn).await,
+        Command::Gifts { customer_id, paging } => gifts::gifts(&conn, customer_id, paging).await,
+        Command::Gift { gift_id } => gifts::gift(&conn, gift_id).await,
+        Command::GiftCatalog => gifts::catalog(&conn).await,
+        Command::UseGift { gift_id, customer_id } => gifts::use_gift(&conn, gift_id, customer_id).await,
+        Command::Notifications { customer_id, paging } => pages::notifications(&conn, customer_id, paging).await,
+        Command::Mypage { customer_id, watch: false, paging } => pages::mypage(&conn, customer_id, paging).await,
+        Command::Mypage { customer_id, watch: true, .. } => pages::watch(&conn, customer_id).await,
     }
-    Ok(())
 }
 
 async fn wallet_client(

@@ -1,8 +1,10 @@
 //! The services of the system: one table, so that a new service is one more line, and
-//! the environment each of them is started with.
+//! the environment each of them is started with. Their API names and address variables
+//! are the contracts' (`contracts::services`); this table adds how `up` runs them.
 
 use std::path::{Path, PathBuf};
 
+use contracts::services::{AUTH, GATEWAY, GIFT, MISSION, MYPAGE, NOTIFICATION, REWARD, WALLET};
 use nats_adapter::access::Credentials;
 
 use crate::secrets;
@@ -27,62 +29,38 @@ pub struct ServiceSpec {
 pub const SERVICES: &[ServiceSpec] = &[
     ServiceSpec {
         name: "gateway",
-        health: "game.gateway.v1.Gateway",
+        health: GATEWAY,
         port_offset: 0,
         // The front door opens once everything behind it is SERVING.
         stage: 3,
         url_env: None,
     },
+    ServiceSpec { name: MISSION.role, health: MISSION.name, port_offset: 1, stage: 2, url_env: Some(MISSION.url_env) },
+    ServiceSpec { name: REWARD.role, health: REWARD.name, port_offset: 2, stage: 2, url_env: Some(REWARD.url_env) },
+    ServiceSpec { name: WALLET.role, health: WALLET.name, port_offset: 3, stage: 2, url_env: Some(WALLET.url_env) },
+    ServiceSpec { name: MYPAGE.role, health: MYPAGE.name, port_offset: 4, stage: 2, url_env: Some(MYPAGE.url_env) },
     ServiceSpec {
-        name: "mission",
-        health: "game.mission.v1.MissionService",
-        port_offset: 1,
-        stage: 2,
-        url_env: Some("MISSION_URL"),
-    },
-    ServiceSpec {
-        name: "reward",
-        health: "game.reward.v1.RewardService",
-        port_offset: 2,
-        stage: 2,
-        url_env: Some("REWARD_URL"),
-    },
-    ServiceSpec {
-        name: "wallet",
-        health: "game.wallet.v1.WalletService",
-        port_offset: 3,
-        stage: 2,
-        url_env: Some("WALLET_URL"),
-    },
-    ServiceSpec {
-        name: "mypage",
-        health: "game.mypage.v1.MyPageService",
-        port_offset: 4,
-        stage: 2,
-        url_env: Some("MYPAGE_URL"),
-    },
-    ServiceSpec {
-        name: "gift",
-        health: "game.gift.v1.GiftService",
+        name: GIFT.role,
+        health: GIFT.name,
         port_offset: 5,
         // The wallet calls it synchronously.
         stage: 1,
-        url_env: Some("GIFT_URL"),
+        url_env: Some(GIFT.url_env),
     },
     ServiceSpec {
-        name: "notification",
-        health: "game.notification.v1.NotificationService",
+        name: NOTIFICATION.role,
+        health: NOTIFICATION.name,
         port_offset: 6,
         stage: 2,
-        url_env: Some("NOTIFICATION_URL"),
+        url_env: Some(NOTIFICATION.url_env),
     },
     ServiceSpec {
-        name: "auth",
-        health: "game.auth.v1.AuthService",
+        name: AUTH.role,
+        health: AUTH.name,
         port_offset: 7,
         // Every other service fetches its keys (JWKS_URLS) to verify tokens.
         stage: 0,
-        url_env: Some("AUTH_URL"),
+        url_env: Some(AUTH.url_env),
     },
 ];
 
@@ -279,6 +257,15 @@ mod tests {
         roles.sort_unstable();
         served.sort_unstable();
         assert_eq!(roles, served);
+    }
+
+    #[test]
+    fn every_api_of_the_contracts_is_a_service_under_its_name_and_variable() {
+        for api in contracts::services::APIS {
+            let spec = SERVICES.iter().find(|s| s.name == api.role).expect(api.role);
+            assert_eq!((spec.health, spec.url_env), (api.name, Some(api.url_env)), "{}", api.role);
+        }
+        assert_eq!(SERVICES.len(), contracts::services::APIS.len() + 1, "the APIs and the gateway");
     }
 
     #[test]

@@ -151,6 +151,16 @@ pub fn identity<T>(req: &Request<T>) -> Result<Identity, Status> {
     req.extensions().get::<Identity>().cloned().ok_or_else(|| Status::unauthenticated("missing bearer token"))
 }
 
+/// What the request carries besides its message: the caller (when authenticated), its
+/// request id (`x-request-id`) and trace context (`traceparent`).
+pub fn context<T>(req: &Request<T>) -> kernel::RequestContext {
+    kernel::RequestContext {
+        caller: req.extensions().get::<Identity>().map(|i| i.customer_id.clone()),
+        request_id: crate::status::header(req, "x-request-id"),
+        traceparent: crate::status::header(req, "traceparent"),
+    }
+}
+
 /// The customer a request acts for: the one named in the request, which must be the
 /// caller unless the caller is an admin (who reports for anyone).
 ///

@@ -1,9 +1,10 @@
-//! The gRPC side shared by every service: generated code, the server bootstrap
+//! The gRPC side shared by every service: the server bootstrap
 //! (health, reflection, grpc-web, bounded graceful shutdown), telemetry, and the
 //! helpers that turn domain errors into client-safe statuses.
 //!
 //! # Layout
-//! - [`pb`] — generated messages, clients and servers of every `game.*.v1` package.
+//! - [`pb`] — generated messages, clients and servers of every `game.*.v1` package (the
+//!   `contracts` crate's, re-exported).
 //! - [`server`] — `Server::run` — listen, serve, report health, drain on SIGTERM.
 //! - [`status`] — `invalid`, `not_found`, `unavailable`, ... (internal detail goes to logs).
 //! - [`trace`] — the server span of every call (OpenTelemetry, when on).
@@ -19,10 +20,8 @@
 //! - [`methods`] — each method's shape (streaming or not), from the compiled contracts.
 
 pub mod auth;
-pub mod codec;
 pub mod convert;
 pub mod guard;
-pub mod methods;
 pub mod metrics;
 pub mod paging;
 pub mod peer;
@@ -32,65 +31,10 @@ pub mod status;
 pub mod telemetry;
 pub mod trace;
 
-/// Generated code, one module per protobuf package.
-#[allow(clippy::all, clippy::pedantic, rust_2018_idioms, missing_docs)]
-pub mod pb {
-    pub mod mission {
-        pub mod v1 {
-            tonic::include_proto!("game.mission.v1");
-            include!(concat!(env!("OUT_DIR"), "/server/game.mission.v1.rs"));
-        }
-    }
-    pub mod reward {
-        pub mod v1 {
-            tonic::include_proto!("game.reward.v1");
-            include!(concat!(env!("OUT_DIR"), "/server/game.reward.v1.rs"));
-        }
-    }
-    pub mod wallet {
-        pub mod v1 {
-            tonic::include_proto!("game.wallet.v1");
-            include!(concat!(env!("OUT_DIR"), "/server/game.wallet.v1.rs"));
-        }
-    }
-    pub mod mypage {
-        pub mod v1 {
-            tonic::include_proto!("game.mypage.v1");
-            include!(concat!(env!("OUT_DIR"), "/server/game.mypage.v1.rs"));
-        }
-    }
-    pub mod gift {
-        pub mod v1 {
-            tonic::include_proto!("game.gift.v1");
-            include!(concat!(env!("OUT_DIR"), "/server/game.gift.v1.rs"));
-        }
-    }
-    pub mod notification {
-        pub mod v1 {
-            tonic::include_proto!("game.notification.v1");
-            include!(concat!(env!("OUT_DIR"), "/server/game.notification.v1.rs"));
-        }
-    }
-    pub mod auth {
-        pub mod v1 {
-            tonic::include_proto!("game.auth.v1");
-            include!(concat!(env!("OUT_DIR"), "/server/game.auth.v1.rs"));
-        }
-    }
-    pub mod events {
-        pub mod v1 {
-            tonic::include_proto!("game.events.v1");
-        }
-    }
-
-    /// The health service's server, generated with our request codec (its messages are
-    /// tonic-health's).
-    pub mod health {
-        pub mod v1 {
-            include!(concat!(env!("OUT_DIR"), "/server/grpc.health.v1.rs"));
-        }
-    }
-
-    /// Every `game.*` file, for server reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("game_descriptor");
-}
+/// The servers' codec (generated servers name it).
+pub use contracts::codec;
+/// Each method's shape, from the compiled contracts.
+pub use contracts::methods;
+/// Generated code, one module per protobuf package (the contracts crate's; re-exported
+/// so that servers keep their paths).
+pub use contracts::pb;

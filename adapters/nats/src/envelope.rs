@@ -34,6 +34,13 @@ pub fn headers(m: &OutboxMessage) -> HeaderMap {
     h
 }
 
+/// The outbox message of an event: its subject and type name come from the contracts
+/// (`contracts::events::Event`), not from strings at the call site.
+pub fn outbox<E: contracts::events::Event>(meta: &EventMeta, event: &E) -> OutboxMessage {
+    let e = contracts::events::encode(event);
+    OutboxMessage::new(meta, e.subject, &e.event_type, e.payload)
+}
+
 /// Why a message's headers are not an event we can handle.
 #[derive(Debug, thiserror::Error)]
 #[error("bad event envelope: {0}")]

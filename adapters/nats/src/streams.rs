@@ -4,36 +4,11 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StreamSpec {
-    pub name: &'static str,
-    pub subjects: &'static str,
-}
-
-pub const MISSION: StreamSpec = StreamSpec { name: "MISSION", subjects: "game.mission.v1.>" };
-pub const REWARD: StreamSpec = StreamSpec { name: "REWARD", subjects: "game.reward.v1.>" };
-pub const WALLET: StreamSpec = StreamSpec { name: "WALLET", subjects: "game.wallet.v1.>" };
-pub const GIFT: StreamSpec = StreamSpec { name: "GIFT", subjects: "game.gift.v1.>" };
-pub const NOTIFICATION: StreamSpec = StreamSpec { name: "NOTIFICATION", subjects: "game.notification.v1.>" };
-/// Events no consumer could handle, with the reason, for an operator to look at.
-pub const DEAD_LETTER: StreamSpec = StreamSpec { name: "DEADLETTER", subjects: "game.deadletter.>" };
-
-/// Subjects of the events, named once.
-pub mod subject {
-    pub const MISSION_ACHIEVED: &str = "game.mission.v1.achieved";
-    pub const MISSION_REWARDED: &str = "game.mission.v1.rewarded";
-    pub const REWARD_ALLOCATED: &str = "game.reward.v1.allocated";
-    pub const REWARD_ISSUED: &str = "game.wallet.v1.issued";
-    pub const REWARD_EXCHANGED: &str = "game.wallet.v1.exchanged";
-    pub const GIFT_ISSUED: &str = "game.gift.v1.issued";
-    pub const GIFT_USED: &str = "game.gift.v1.used";
-    pub const NOTIFICATION_SENT: &str = "game.notification.v1.sent";
-}
-
-/// Where a durable consumer dead-letters the events it can never handle.
-pub fn dead_letter_subject(durable: &str) -> String {
-    format!("game.deadletter.{durable}")
-}
+// The streams and subjects are contracts (the `contracts` crate); creating and reading
+// the streams is this adapter's.
+pub use contracts::streams::{
+    DEAD_LETTER, GIFT, MISSION, NOTIFICATION, REWARD, StreamSpec, WALLET, dead_letter_subject, subject,
+};
 
 /// How much a stream keeps: events older than `max_age`, or beyond `max_bytes` (oldest
 /// first), are removed, delivered or not.

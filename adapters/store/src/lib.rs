@@ -83,6 +83,19 @@ pub fn db(e: DieselError) -> StoreError {
     }
 }
 
+/// The result of a versioned update (`UPDATE .. WHERE id = ? AND version = <as read>`):
+/// no row updated means another writer moved the version on (or the row is gone), which
+/// the repository ports call a conflict.
+///
+/// # Errors
+/// [`StoreError::Conflict`] when no row was updated; as [`db`] for a failed statement.
+pub fn versioned(updated: Result<usize, DieselError>) -> Result<(), StoreError> {
+    match updated.map_err(db)? {
+        0 => Err(StoreError::Conflict),
+        _ => Ok(()),
+    }
+}
+
 /// A service's database: a pool of readers, and one writer thread that group-commits every
 /// waiting unit of work ([`writer`]). SQLite takes one writer at a time anyway, and on
 /// both backends one transaction (one durable commit) for many units is cheaper than one

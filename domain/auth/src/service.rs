@@ -301,11 +301,11 @@ where
         role: Role,
         grant: bool,
     ) -> Result<(Account, bool), AuthError> {
-        for _ in 0..CONFLICT_RETRIES {
+        kernel::retry_on_conflict(CONFLICT_RETRIES, move || async move {
             let mut account = self.accounts.get(customer).await?.ok_or(AuthError::NotFound("customer"))?;
             let changed = if grant { account.grant(role)? } else { account.revoke(role, actor)? };
             if !changed {
-                return Ok((account, false));
+                return Ok(Some((account, false)));
             }
             let now = Utc::now();
             let (action, revocation) = if grant {
@@ -319,14 +319,14 @@ where
             match self.accounts.update(&account, audit, revocation).await {
                 Ok(()) => {
                     account.version += 1;
-                    return Ok((account, true));
+                    Ok(Some((account, true)))
                 }
                 // Changed meanwhile (or its revocation written meanwhile): look again.
-                Err(StoreError::Conflict | StoreError::Duplicate) => {}
-                Err(e) => return Err(e.into()),
+                Err(StoreError::Conflict | StoreError::Duplicate) => Ok(None),
+                Err(e) => Err(e.into()),
             }
-        }
-        Err(AuthError::Unavailable("too many concurrent changes".into()))
+        })
+        .await
     }
 
     /// `actor` (an admin) creates a service account; the secret is answered once and only
@@ -362,8 +362,8 @@ where
     /// # Errors
     /// `Invalid` (`customer_id`).
     pub async fn revoke_tokens(&self, actor: &str, subject: &str) -> Result<Revocation, AuthError> {
-        let subject = CustomerId::new(subject)?;
-        for _ in 0..CONFLICT_RETRIES {
+        let subject = &CustomerId::new(subject)?;
+        kernel::retry_on_conflict(CONFLICT_RETRIES, move || async move {
             let now = Utc::now();
             let previous = self.accounts.revocation(subject.as_str()).await?;
             let revocation = Revocation::at(subject.as_str(), now, previous.as_ref());
@@ -375,13 +375,13 @@ where
                 now,
             );
             match self.accounts.revoke(&revocation, audit).await {
-                Ok(()) => return Ok(revocation),
+                Ok(()) => Ok(Some(revocation)),
                 // A concurrent revocation of the same subject created its row first.
-                Err(StoreError::Duplicate) => {}
-                Err(e) => return Err(e.into()),
+                Err(StoreError::Duplicate) => Ok(None),
+                Err(e) => Err(e.into()),
             }
-        }
-        Err(AuthError::Unavailable("too many concurrent changes".into()))
+        })
+        .await
     }
 
     /// The newest audit entries (at most [`AUDIT_LIMIT`]), about `subject` when not empty.

@@ -2,7 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use kernel::paging::{Page, PageRequest};
-use kernel::{CustomerId, Envelope, EventMeta, StoreError, new_id};
+use kernel::{
+    CONFLICT_RETRIES, CustomerId, Envelope, EventMeta, RequestContext, StoreError, new_id, retry_on_conflict,
+};
 use uuid::Uuid;
 
 use crate::model::{Gift, GiftRefusal, IssueGift};
@@ -24,8 +26,6 @@ impl From<StoreError> for GiftError {
         Self::Unavailable(e.to_string())
     }
 }
-
-const CONFLICT_RETRIES: usize = 8;
 
 /// How often an issue decides again after a concurrent one took its per-customer slot.
 const SLOT_RETRIES: usize = 8;
@@ -86,12 +86,8 @@ impl<R: GiftRepository> GiftService<R> {
     /// # Errors
     /// `Refused` for an unknown gift, too few points, a reward already taken by another
     /// request, or a rule of the catalog (window, per-customer limit, out of stock).
-    pub async fn issue(
-        &self,
-        cmd: IssueGift,
-        cause: Option<String>,
-        traceparent: Option<String>,
-    ) -> Result<Gift, GiftError> {
+    /// The request id of `ctx` is the cause of the `GiftIssued` event.
+    pub async fn issue(&self, cmd: IssueGift, ctx: &RequestContext) -> Result<Gift, GiftError> {
         if let Some(existing) = self.repo.find_by_reward(cmd.reward_id).await? {
             return if existing.answers(&cmd) { Ok(existing) } else { Err(GiftRefusal::RewardTaken.into()) };
         }
@@ -109,8 +105,8 @@ impl<R: GiftRepository> GiftService<R> {
             let decision = rules::decide(rule, self.catalog.schedule(), &history, now).map_err(GiftRefusal::from)?;
             let (gift, event) = Gift::issue(&cmd, rule, decision, new_id(), now)?;
             let mut meta =
-                EventMeta::first(cmd.mission_id, cause.as_deref().unwrap_or(""), cmd.customer_id.clone(), now);
-            meta.traceparent.clone_from(&traceparent);
+                EventMeta::first(cmd.mission_id, ctx.request_id.as_deref().unwrap_or(""), cmd.customer_id.clone(), now);
+            meta.traceparent.clone_from(&ctx.traceparent);
             match self.repo.insert(&gift, rule.stock.is_some(), vec![Envelope { meta, event }]).await {
                 Ok(()) => return Ok(gift),
                 Err(InsertError::OutOfStock) => {
@@ -146,24 +142,19 @@ impl<R: GiftRepository> GiftService<R> {
     /// # Errors
     /// `NotFound` for an unknown gift; `Refused(NotOwner)` for another customer's;
     /// `Refused(AlreadyUsed)`.
-    pub async fn use_gift(
-        &self,
-        id: Uuid,
-        by: Option<&CustomerId>,
-        traceparent: Option<String>,
-    ) -> Result<Gift, GiftError> {
-        for _ in 0..CONFLICT_RETRIES {
+    pub async fn use_gift(&self, id: Uuid, by: Option<&CustomerId>, ctx: &RequestContext) -> Result<Gift, GiftError> {
+        retry_on_conflict(CONFLICT_RETRIES, move || async move {
             let mut gift = self.get(id).await?;
             let event = gift.use_by(by, Utc::now())?;
             let mut meta = EventMeta::first(gift.mission_id, &id.to_string(), gift.customer_id.clone(), Utc::now());
-            meta.traceparent = traceparent.clone();
+            meta.traceparent.clone_from(&ctx.traceparent);
             match self.repo.update(&gift, vec![Envelope { meta, event }]).await {
-                Ok(()) => return Ok(Gift { version: gift.version + 1, ..gift }),
-                Err(StoreError::Conflict) => continue,
-                Err(e) => return Err(e.into()),
+                Ok(()) => Ok(Some(Gift { version: gift.version + 1, ..gift })),
+                Err(StoreError::Conflict) => Ok(None),
+                Err(e) => Err(e.into()),
             }
-        }
-        Err(GiftError::Unavailable("too many concurrent changes".into()))
+        })
+        .await
     }
 }
 
@@ -295,8 +286,8 @@ mod tests {
     #[test]
     fn given_a_reward_when_the_same_gift_is_asked_twice_then_one_gift_is_issued() {
         let s = service();
-        let a = block_on(s.issue(cmd("coffee"), None, None)).unwrap();
-        let b = block_on(s.issue(cmd("coffee"), None, None)).unwrap();
+        let a = block_on(s.issue(cmd("coffee"), &RequestContext::default())).unwrap();
+        let b = block_on(s.issue(cmd("coffee"), &RequestContext::default())).unwrap();
         assert_eq!(a.id, b.id);
         assert_eq!(s.repo.outbox.lock().unwrap().len(), 1);
     }
@@ -304,8 +295,8 @@ mod tests {
     #[test]
     fn given_a_gift_for_a_reward_when_another_gift_is_asked_for_it_then_it_is_refused() {
         let s = service();
-        block_on(s.issue(cmd("coffee"), None, None)).unwrap();
-        let err = block_on(s.issue(cmd("game-skin"), None, None)).unwrap_err();
+        block_on(s.issue(cmd("coffee"), &RequestContext::default())).unwrap();
+        let err = block_on(s.issue(cmd("game-skin"), &RequestContext::default())).unwrap_err();
         assert!(matches!(err, GiftError::Refused(GiftRefusal::RewardTaken)));
     }
 
@@ -313,7 +304,9 @@ mod tests {
     fn given_three_founders_badges_when_five_customers_ask_then_three_get_one_and_two_hear_out_of_stock() {
         let s = service();
         let results: Vec<_> = (0..5)
-            .map(|i| block_on(s.issue(cmd_for(&format!("c-{i}"), 100 + i, "founders-badge"), None, None)))
+            .map(|i| {
+                block_on(s.issue(cmd_for(&format!("c-{i}"), 100 + i, "founders-badge"), &RequestContext::default()))
+            })
             .collect();
         assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 3);
         for r in results.into_iter().filter(Result::is_err) {
@@ -328,14 +321,14 @@ mod tests {
     #[test]
     fn given_one_game_skin_per_customer_when_the_customer_asks_with_a_second_reward_then_it_is_refused() {
         let s = service();
-        block_on(s.issue(cmd_for("c-11", 1, "game-skin"), None, None)).unwrap();
-        let r = rule_refusal(block_on(s.issue(cmd_for("c-11", 2, "game-skin"), None, None)));
+        block_on(s.issue(cmd_for("c-11", 1, "game-skin"), &RequestContext::default())).unwrap();
+        let r = rule_refusal(block_on(s.issue(cmd_for("c-11", 2, "game-skin"), &RequestContext::default())));
         assert_eq!(r.message(&Schedule::default()), "one per customer: you already have a game-skin");
         // the stock was not taken by the refused one
         let offers = block_on(s.offers()).unwrap();
         assert_eq!(offers.iter().find(|o| o.rule.code.as_str() == "game-skin").unwrap().left, Some(99));
         // another customer may
-        block_on(s.issue(cmd_for("c-12", 3, "game-skin"), None, None)).unwrap();
+        block_on(s.issue(cmd_for("c-12", 3, "game-skin"), &RequestContext::default())).unwrap();
     }
 
     #[test]
@@ -345,10 +338,10 @@ mod tests {
         let catalog = Catalog::new(Schedule::default(), gifts).unwrap();
         let s = GiftService::new(Memory::stocked(&catalog), catalog);
         for reward in 1..=2 {
-            let g = block_on(s.issue(cmd_for("c-11", reward, "coffee"), None, None)).unwrap();
+            let g = block_on(s.issue(cmd_for("c-11", reward, "coffee"), &RequestContext::default())).unwrap();
             assert!(g.slot.unwrap().ends_with(&format!("#{reward}")));
         }
-        let r = rule_refusal(block_on(s.issue(cmd_for("c-11", 3, "coffee"), None, None)));
+        let r = rule_refusal(block_on(s.issue(cmd_for("c-11", 3, "coffee"), &RequestContext::default())));
         assert_eq!(r.reason(), "GIFT_LIMIT_REACHED");
         assert!(r.next_available().is_some());
     }
@@ -358,7 +351,7 @@ mod tests {
         let s = service();
         let mut c = cmd("founders-badge");
         c.points = 10;
-        let err = block_on(s.issue(c, None, None)).unwrap_err();
+        let err = block_on(s.issue(c, &RequestContext::default())).unwrap_err();
         assert!(matches!(err, GiftError::Refused(GiftRefusal::NotEnoughPoints { cost: 20, points: 10, .. })));
         assert_eq!(block_on(s.offers()).unwrap().iter().find(|o| o.rule.stock == Some(3)).unwrap().left, Some(3));
     }
@@ -366,15 +359,18 @@ mod tests {
     #[test]
     fn given_an_issued_gift_when_used_then_it_is_used_once_and_only_by_its_owner() {
         let s = service();
-        let g = block_on(s.issue(cmd("coffee"), None, None)).unwrap();
+        let g = block_on(s.issue(cmd("coffee"), &RequestContext::default())).unwrap();
         let stranger = CustomerId::new("x").unwrap();
         assert!(matches!(
-            block_on(s.use_gift(g.id, Some(&stranger), None)),
+            block_on(s.use_gift(g.id, Some(&stranger), &RequestContext::default())),
             Err(GiftError::Refused(GiftRefusal::NotOwner))
         ));
-        let used = block_on(s.use_gift(g.id, Some(&g.customer_id), None)).unwrap();
+        let used = block_on(s.use_gift(g.id, Some(&g.customer_id), &RequestContext::default())).unwrap();
         assert_eq!(used.status, GiftStatus::Used);
-        assert!(matches!(block_on(s.use_gift(g.id, None, None)), Err(GiftError::Refused(GiftRefusal::AlreadyUsed))));
+        assert!(matches!(
+            block_on(s.use_gift(g.id, None, &RequestContext::default())),
+            Err(GiftError::Refused(GiftRefusal::AlreadyUsed))
+        ));
         assert_eq!(s.repo.outbox.lock().unwrap().len(), 2, "issued + used");
     }
 }

@@ -6,7 +6,9 @@
 //! - [`EventMeta`], [`Envelope`]: what travels with every domain event (correlation,
 //!   causation, trace context).
 //! - [`Inbound`]: the identity of an event being handled, for idempotent consumers.
-//! - [`StoreError`]: what a repository port may fail with.
+//! - [`RequestContext`]: who calls, the request id and the trace context of a request.
+//! - [`StoreError`]: what a repository port may fail with; [`retry_on_conflict`]: the
+//!   read-decide-write loop of optimistic concurrency.
 //! - [`paging`]: pages of lists, newest first, with a keyset cursor.
 //! - [`schedule`]: game days and weeks, when the economy's periods reset.
 
@@ -166,6 +168,20 @@ pub struct Inbound {
     pub event_id: Uuid,
 }
 
+/// What a request carries besides its message, read once at the edge (the gRPC adapter)
+/// and passed to the application services as one value instead of one argument each.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestContext {
+    /// Who calls: the subject of the caller's token (a customer, a service account), when
+    /// the call was authenticated.
+    pub caller: Option<String>,
+    /// The request's id (`x-request-id`, set by the gateway when the client sent none):
+    /// the cause of what the request starts.
+    pub request_id: Option<String>,
+    /// The W3C trace context of the call, carried into its events and outgoing calls.
+    pub traceparent: Option<String>,
+}
+
 /// What a repository port may fail with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
@@ -179,6 +195,31 @@ pub enum StoreError {
     /// The store cannot be used now; the caller may retry later.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+}
+
+/// How often a read-decide-write runs before it gives up on a contended aggregate.
+pub const CONFLICT_RETRIES: usize = 8;
+
+/// Runs `attempt` — read an aggregate, decide, write it at the version it was read at —
+/// again while its write loses to a concurrent one (optimistic concurrency), at most
+/// `tries` times. `attempt` answers `Ok(None)` when its write found the version changed
+/// ([`StoreError::Conflict`]): the next attempt reads again and decides again. Each
+/// attempt is a new future (`move || async move { .. }` over references and copies).
+///
+/// # Errors
+/// `attempt`'s error; [`StoreError::Conflict`] (converted) after `tries` conflicts.
+pub async fn retry_on_conflict<T, E, F, Fut>(tries: usize, mut attempt: F) -> Result<T, E>
+where
+    E: From<StoreError>,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>, E>>,
+{
+    for _ in 0..tries {
+        if let Some(done) = attempt().await? {
+            return Ok(done);
+        }
+    }
+    Err(StoreError::Conflict.into())
 }
 
 #[cfg(test)]
@@ -204,6 +245,37 @@ mod tests {
         assert_eq!(parse_id("mission_id", "").unwrap_err().field, "mission_id");
         let id = new_id();
         assert_eq!(parse_id("mission_id", &id.to_string()).unwrap(), id);
+    }
+
+    #[test]
+    fn a_conflict_is_tried_again_until_the_write_wins_or_the_tries_run_out() {
+        let calls = std::cell::Cell::new(0);
+        let won = block_on(retry_on_conflict(8, || {
+            calls.set(calls.get() + 1);
+            let n = calls.get();
+            async move { Ok::<_, StoreError>((n == 3).then_some(n)) }
+        }));
+        assert_eq!(won, Ok(3));
+        calls.set(0);
+        let lost: Result<(), StoreError> = block_on(retry_on_conflict(4, || {
+            calls.set(calls.get() + 1);
+            async { Ok(None) }
+        }));
+        assert_eq!((lost, calls.get()), (Err(StoreError::Conflict), 4));
+        let failed: Result<(), StoreError> =
+            block_on(retry_on_conflict(4, || async { Err(StoreError::Unavailable("down".into())) }));
+        assert_eq!(failed, Err(StoreError::Unavailable("down".into())));
+    }
+
+    /// Polls a future that never waits (the attempts above) to its end.
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        let mut f = std::pin::pin!(f);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        loop {
+            if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+                return v;
+            }
+        }
     }
 
     #[test]

@@ -2,7 +2,10 @@
 
 use chrono::{DateTime, Utc};
 use kernel::paging::{Page, PageRequest};
-use kernel::{CustomerId, Envelope, EventMeta, Inbound, StoreError, ValidationError, new_id};
+use kernel::{
+    CONFLICT_RETRIES, CustomerId, Envelope, EventMeta, Inbound, RequestContext, StoreError, ValidationError, new_id,
+    retry_on_conflict,
+};
 use uuid::Uuid;
 
 use crate::model::{AchieveMission, Mission, MissionRefusal};
@@ -29,9 +32,6 @@ impl From<StoreError> for MissionError {
         Self::Unavailable(e.to_string())
     }
 }
-
-/// How often a change is retried when another writer got there first.
-const CONFLICT_RETRIES: usize = 8;
 
 /// How often an achievement decides again after a concurrent one took its slot. Each
 /// retry re-reads the history, so one retry sees the slot taken; more only under a storm
@@ -80,7 +80,7 @@ impl<R: MissionRepository> MissionService<R> {
     /// `Invalid` for an unknown mission code; `Rule` when the rules refuse it (who reports,
     /// window, prerequisites, cap); `Refused(RequestReused)` when the request id achieved
     /// another mission code; `Unavailable` when the store is down.
-    pub async fn achieve(&self, cmd: AchieveMission, traceparent: Option<String>) -> Result<Mission, MissionError> {
+    pub async fn achieve(&self, cmd: AchieveMission, ctx: &RequestContext) -> Result<Mission, MissionError> {
         let mut cmd = cmd;
         if cmd.request_id.is_empty() {
             cmd.request_id = new_id().to_string();
@@ -110,7 +110,7 @@ impl<R: MissionRepository> MissionService<R> {
             };
             let (mission, event) = Mission::achieve(&cmd, rule, decision, new_id(), now);
             let mut meta = EventMeta::first(mission.id, &cmd.request_id, cmd.customer_id.clone(), now);
-            meta.traceparent.clone_from(&traceparent);
+            meta.traceparent.clone_from(&ctx.traceparent);
             match self.repo.insert(&mission, vec![Envelope { meta, event }]).await {
                 Ok(()) => return Ok(mission),
                 // The request id or the slot was taken: a retry gets the first mission;
@@ -171,7 +171,7 @@ impl<R: MissionRepository> MissionService<R> {
         mission_id: Uuid,
         reward_id: Uuid,
     ) -> Result<(), MissionError> {
-        for _ in 0..CONFLICT_RETRIES {
+        retry_on_conflict(CONFLICT_RETRIES, move || async move {
             let mut mission = self.repo.get(mission_id).await?.ok_or(MissionError::NotFound("mission"))?;
             let events = mission
                 .record_reward(reward_id)?
@@ -179,12 +179,12 @@ impl<R: MissionRepository> MissionService<R> {
                 .into_iter()
                 .collect();
             match self.repo.update(&mission, events, Some(inbound)).await {
-                Ok(()) | Err(StoreError::Duplicate) => return Ok(()),
-                Err(StoreError::Conflict) => continue,
-                Err(e) => return Err(e.into()),
+                Ok(()) | Err(StoreError::Duplicate) => Ok(Some(())),
+                Err(StoreError::Conflict) => Ok(None),
+                Err(e) => Err(e.into()),
             }
-        }
-        Err(MissionError::Unavailable("too many concurrent changes".into()))
+        })
+        .await
     }
 }
 
@@ -331,7 +331,7 @@ mod tests {
         request_id: &str,
         by: Caller,
     ) -> Result<Mission, MissionError> {
-        block_on(s.achieve(AchieveMission::new("c-11", code, request_id, by).unwrap(), None))
+        block_on(s.achieve(AchieveMission::new("c-11", code, request_id, by).unwrap(), &RequestContext::default()))
     }
 
     fn achieve(s: &MissionService<Memory>, request_id: &str) -> Mission {
@@ -480,7 +480,7 @@ mod tests {
         // the same request again still gets the first answer; another customer's key is theirs
         assert_eq!(achieve(&s, "r1").id, first.id);
         let theirs = AchieveMission::new("c-12", "first-win", "r1", game_server()).unwrap();
-        assert_ne!(block_on(s.achieve(theirs, None)).unwrap().id, first.id);
+        assert_ne!(block_on(s.achieve(theirs, &RequestContext::default())).unwrap().id, first.id);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The mypage application service: applies facts, answers reads.
 
 use chrono::Utc;
-use kernel::{CustomerId, StoreError};
+use kernel::{CustomerId, StoreError, retry_on_conflict};
 
 use uuid::Uuid;
 
@@ -21,6 +21,7 @@ impl From<StoreError> for MyPageError {
     }
 }
 
+/// A page is written by every event of its customer: more contended than one aggregate.
 const CONFLICT_RETRIES: usize = 16;
 
 pub struct MyPageService<S> {
@@ -85,7 +86,7 @@ impl<S: PageStore> MyPageService<S> {
     /// write of the page, a read of the archived entries the facts are about, and the
     /// writes of what the page archives.
     pub async fn apply(&self, customer: &CustomerId, facts: &[Fact]) -> Result<(), MyPageError> {
-        for _ in 0..CONFLICT_RETRIES {
+        retry_on_conflict(CONFLICT_RETRIES, move || async move {
             let mut page = self.page(customer).await?;
             let mut ids: Vec<Uuid> = facts
                 .iter()
@@ -107,14 +108,14 @@ impl<S: PageStore> MyPageService<S> {
             if changed {
                 match self.store.put(&page).await {
                     Ok(version) => page.version = version,
-                    Err(StoreError::Conflict) => continue,
+                    Err(StoreError::Conflict) => return Ok(None),
                     Err(e) => return Err(e.into()),
                 }
             }
             self.write_archive(&mut page).await;
-            return Ok(());
-        }
-        Err(MyPageError::Unavailable("too many concurrent changes".into()))
+            Ok(Some(()))
+        })
+        .await
     }
 
     /// Writes what the stored page decided to archive, then forgets it in the page. Any

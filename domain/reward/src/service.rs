@@ -2,7 +2,7 @@
 
 use chrono::Utc;
 use kernel::paging::{Page, PageRequest};
-use kernel::{CustomerId, Envelope, EventMeta, Inbound, StoreError, new_id};
+use kernel::{CONFLICT_RETRIES, CustomerId, Envelope, EventMeta, Inbound, StoreError, new_id, retry_on_conflict};
 use uuid::Uuid;
 
 use crate::model::{Reward, RewardStatus};
@@ -21,8 +21,6 @@ impl From<StoreError> for RewardError {
         Self::Unavailable(e.to_string())
     }
 }
-
-const CONFLICT_RETRIES: usize = 8;
 
 /// What the mission context told us about an achievement.
 #[derive(Debug, Clone)]
@@ -81,16 +79,16 @@ impl<R: RewardRepository> RewardService<R> {
         reward_id: Uuid,
         to: RewardStatus,
     ) -> Result<(), RewardError> {
-        for _ in 0..CONFLICT_RETRIES {
+        retry_on_conflict(CONFLICT_RETRIES, move || async move {
             let mut reward = self.repo.get(reward_id).await?.ok_or(RewardError::NotFound("reward"))?;
             reward.advance(to);
             match self.repo.update(&reward, inbound).await {
-                Ok(()) | Err(StoreError::Duplicate) => return Ok(()),
-                Err(StoreError::Conflict) => continue,
-                Err(e) => return Err(e.into()),
+                Ok(()) | Err(StoreError::Duplicate) => Ok(Some(())),
+                Err(StoreError::Conflict) => Ok(None),
+                Err(e) => Err(e.into()),
             }
-        }
-        Err(RewardError::Unavailable("too many concurrent changes".into()))
+        })
+        .await
     }
 }
 

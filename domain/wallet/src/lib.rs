@@ -10,5 +10,5 @@ pub mod ports;
 pub mod service;
 
 pub use model::*;
-pub use ports::{GiftCallError, GiftIssuer, GiftRefusal, GiftRequest, GuardState, GuardStatus, WalletRepository};
+pub use ports::{GiftCallError, GiftIssuer, GiftRefusal, GiftRequest, WalletRepository};
 pub use service::{WalletError, WalletService};

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use kernel::paging::{Page, PageRequest};
-use kernel::{CustomerId, Envelope, Inbound, StoreError};
+use kernel::{CustomerId, Envelope, Inbound, RequestContext, StoreError};
 use uuid::Uuid;
 
 use crate::model::{WalletEvent, WalletItem};
@@ -61,14 +61,16 @@ pub trait WalletRepository: Send + Sync + 'static {
 
 /// The gift service, as the wallet needs it: issue a gift for a reward, idempotent on
 /// the reward (asking again returns the same gift). The adapter calls it as the wallet
-/// itself (its own service identity), never with the customer's credentials.
+/// itself (its own service identity, its own token), never with the customer's
+/// credentials; `ctx` is the exchange's request (its trace goes on to the gift service).
 pub trait GiftIssuer: Send + Sync + 'static {
     /// # Errors
     /// [`GiftCallError`]: a refusal of the request, or the gift service unavailable.
-    fn issue_gift(&self, request: GiftRequest) -> impl Future<Output = Result<Uuid, GiftCallError>> + Send;
-
-    /// How the guard around the gift service stands.
-    fn guard(&self) -> GuardStatus;
+    fn issue_gift(
+        &self,
+        request: GiftRequest,
+        ctx: &RequestContext,
+    ) -> impl Future<Output = Result<Uuid, GiftCallError>> + Send;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,7 +80,6 @@ pub struct GiftRequest {
     pub mission_id: Uuid,
     pub gift_code: String,
     pub points: i64,
-    pub traceparent: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -104,23 +105,4 @@ pub struct GiftRefusal {
     pub message: String,
     /// The machine-readable reason and its metadata, when the gift service gave one.
     pub reason: Option<(String, BTreeMap<String, String>)>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GuardState {
-    Closed,
-    Open,
-    HalfOpen,
-}
-
-/// The circuit breaker's view of the gift service.
-#[derive(Debug, Clone, PartialEq)]
-pub struct GuardStatus {
-    pub state: GuardState,
-    pub retry_after: Duration,
-    pub failure_rate: f64,
-    pub slow_call_rate: f64,
-    pub calls_in_window: usize,
-    pub rejected: u64,
-    pub transitions: u64,
 }

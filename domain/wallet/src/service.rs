@@ -6,11 +6,14 @@ use std::time::Duration;
 
 use chrono::Utc;
 use kernel::paging::{Page, PageRequest};
-use kernel::{CustomerId, Envelope, EventMeta, Inbound, RequestReused, StoreError, ValidationError};
+use kernel::{
+    CONFLICT_RETRIES, CustomerId, Envelope, EventMeta, Inbound, RequestContext, RequestReused, StoreError,
+    ValidationError, retry_on_conflict,
+};
 use uuid::Uuid;
 
 use crate::model::{ExchangeDecision, ExchangeRefusal, ExchangeReward, Wallet, WalletItem};
-use crate::ports::{GiftCallError, GiftIssuer, GiftRefusal, GiftRequest, GuardStatus, WalletRepository};
+use crate::ports::{GiftCallError, GiftIssuer, GiftRefusal, GiftRequest, WalletRepository};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WalletError {
@@ -75,8 +78,6 @@ impl Singleflight {
     }
 }
 
-const CONFLICT_RETRIES: usize = 8;
-
 pub struct WalletService<R, G> {
     repo: R,
     gifts: G,
@@ -97,10 +98,6 @@ impl<R: WalletRepository, G: GiftIssuer> WalletService<R, G> {
     /// A page of the customer's items, newest first.
     pub async fn items(&self, customer: &CustomerId, page: PageRequest) -> Result<Page<WalletItem>, WalletError> {
         Ok(self.repo.list_by_customer(customer, page).await?)
-    }
-
-    pub fn gift_guard(&self) -> GuardStatus {
-        self.gifts.guard()
     }
 
     /// Policy: a reward was allocated -> issue it into the customer's wallet (once).
@@ -132,47 +129,41 @@ impl<R: WalletRepository, G: GiftIssuer> WalletService<R, G> {
     /// # Errors
     /// `Refused` (not found, already exchanged, request id reused), `GiftRefused`,
     /// `GiftUnavailable` (with when to retry), `Unavailable` (our store).
-    pub async fn exchange(
-        &self,
-        cmd: ExchangeReward,
-        traceparent: Option<String>,
-    ) -> Result<(WalletItem, Uuid), WalletError> {
+    pub async fn exchange(&self, cmd: ExchangeReward, ctx: &RequestContext) -> Result<(WalletItem, Uuid), WalletError> {
         let slot = self.exchanges.slot(cmd.reward_id);
         let _one_at_a_time = slot.lock().await;
-        for _ in 0..CONFLICT_RETRIES {
+        let cmd = &cmd;
+        retry_on_conflict(CONFLICT_RETRIES, move || async move {
             let mut item = self.repo.get(cmd.reward_id).await?.ok_or(ExchangeRefusal::NotFound)?;
             if item.decide_exchange(&cmd)? == ExchangeDecision::AlreadyDone {
                 let gift = item.gift_id.ok_or(WalletError::Unavailable("exchanged item without gift".into()))?;
-                return Ok((item, gift));
+                return Ok(Some((item, gift)));
             }
             self.check_request_unused(&cmd).await?;
-            let gift_id = self
-                .gifts
-                .issue_gift(GiftRequest {
-                    customer_id: item.customer_id.clone(),
-                    reward_id: item.reward_id,
-                    mission_id: item.mission_id,
-                    gift_code: cmd.gift_code.clone(),
-                    points: item.points,
-                    traceparent: traceparent.clone(),
-                })
-                .await?;
+            let request = GiftRequest {
+                customer_id: item.customer_id.clone(),
+                reward_id: item.reward_id,
+                mission_id: item.mission_id,
+                gift_code: cmd.gift_code.clone(),
+                points: item.points,
+            };
+            let gift_id = self.gifts.issue_gift(request, ctx).await?;
             let event = item.exchange(gift_id, &cmd)?;
             let mut meta = EventMeta::first(item.mission_id, &cmd.request_id, item.customer_id.clone(), Utc::now());
-            meta.traceparent = traceparent.clone();
+            meta.traceparent.clone_from(&ctx.traceparent);
             match self.repo.update(&item, vec![Envelope { meta, event }]).await {
                 Ok(()) => {
                     item.version += 1;
-                    return Ok((item, gift_id));
+                    Ok(Some((item, gift_id)))
                 }
                 // Another replica committed first: look again (it will say what happened).
-                Err(StoreError::Conflict) => continue,
+                Err(StoreError::Conflict) => Ok(None),
                 // A concurrent exchange of another reward took the request id first.
-                Err(StoreError::Duplicate) => return Err(ExchangeRefusal::from(RequestReused).into()),
-                Err(e) => return Err(e.into()),
+                Err(StoreError::Duplicate) => Err(ExchangeRefusal::from(RequestReused).into()),
+                Err(e) => Err(e.into()),
             }
-        }
-        Err(WalletError::Unavailable("too many concurrent changes".into()))
+        })
+        .await
     }
 
     /// Refuses a request id that already exchanged another of the customer's rewards.
@@ -197,7 +188,6 @@ mod tests {
 
     use super::*;
     use crate::model::{ItemStatus, WalletEvent};
-    use crate::ports::GuardState;
 
     #[derive(Default)]
     struct Memory {
@@ -272,20 +262,9 @@ mod tests {
     }
 
     impl GiftIssuer for Gifts {
-        async fn issue_gift(&self, _: GiftRequest) -> Result<Uuid, GiftCallError> {
+        async fn issue_gift(&self, _: GiftRequest, _: &RequestContext) -> Result<Uuid, GiftCallError> {
             *self.calls.lock().unwrap() += 1;
             self.answer.lock().unwrap().clone()
-        }
-        fn guard(&self) -> GuardStatus {
-            GuardStatus {
-                state: GuardState::Closed,
-                retry_after: Duration::ZERO,
-                failure_rate: 0.0,
-                slow_call_rate: 0.0,
-                calls_in_window: 0,
-                rejected: 0,
-                transitions: 0,
-            }
         }
     }
 
@@ -313,7 +292,7 @@ mod tests {
     fn given_an_issued_reward_when_the_gift_service_issues_a_gift_then_the_item_is_exchanged_with_one_event() {
         let gift = new_id();
         let (s, item) = with_item(Gifts::answering(Ok(gift)));
-        let (exchanged, gift_id) = block_on(s.exchange(cmd(&item, "x1"), None)).unwrap();
+        let (exchanged, gift_id) = block_on(s.exchange(cmd(&item, "x1"), &RequestContext::default())).unwrap();
         assert_eq!((exchanged.status, gift_id), (ItemStatus::Exchanged, gift));
         let outbox = s.repo.outbox.lock().unwrap();
         assert!(matches!(outbox.last().unwrap().event, WalletEvent::Exchanged { gift_id, .. } if gift_id == gift));
@@ -324,10 +303,10 @@ mod tests {
     fn given_an_exchanged_reward_the_same_request_gets_the_same_answer_and_another_is_refused() {
         let gift = new_id();
         let (s, item) = with_item(Gifts::answering(Ok(gift)));
-        block_on(s.exchange(cmd(&item, "x1"), None)).unwrap();
-        let (_, again) = block_on(s.exchange(cmd(&item, "x1"), None)).unwrap();
+        block_on(s.exchange(cmd(&item, "x1"), &RequestContext::default())).unwrap();
+        let (_, again) = block_on(s.exchange(cmd(&item, "x1"), &RequestContext::default())).unwrap();
         assert_eq!(again, gift);
-        let err = block_on(s.exchange(cmd(&item, "x2"), None)).unwrap_err();
+        let err = block_on(s.exchange(cmd(&item, "x2"), &RequestContext::default())).unwrap_err();
         assert!(matches!(err, WalletError::Refused(ExchangeRefusal::AlreadyExchanged)));
         assert_eq!(*s.gifts.calls.lock().unwrap(), 1, "neither asked the gift service again");
     }
@@ -338,12 +317,12 @@ mod tests {
         let (s, first) = with_item(Gifts::answering(Ok(gift)));
         let second = WalletItem { reward_id: new_id(), ..first.clone() };
         s.repo.items.lock().unwrap().insert(second.reward_id, second.clone());
-        block_on(s.exchange(cmd(&first, "x1"), None)).unwrap();
+        block_on(s.exchange(cmd(&first, "x1"), &RequestContext::default())).unwrap();
         let outbox = s.repo.outbox.lock().unwrap().len();
 
-        let another_reward = block_on(s.exchange(cmd(&second, "x1"), None)).unwrap_err();
+        let another_reward = block_on(s.exchange(cmd(&second, "x1"), &RequestContext::default())).unwrap_err();
         let another_gift = ExchangeReward { gift_code: "movie-ticket".into(), ..cmd(&first, "x1") };
-        let another_gift = block_on(s.exchange(another_gift, None)).unwrap_err();
+        let another_gift = block_on(s.exchange(another_gift, &RequestContext::default())).unwrap_err();
         for err in [another_reward, another_gift] {
             assert!(matches!(err, WalletError::Refused(ExchangeRefusal::RequestReused(_))), "{err:?}");
             assert_eq!(err.to_string(), "request id already used for another request");
@@ -352,15 +331,15 @@ mod tests {
         assert_eq!(s.repo.outbox.lock().unwrap().len(), outbox, "nothing written");
         assert_eq!(*s.gifts.calls.lock().unwrap(), 1, "the gift service was not asked again");
         // the same request still gets its first answer; a new id exchanges the other reward
-        assert_eq!(block_on(s.exchange(cmd(&first, "x1"), None)).unwrap().1, gift);
-        block_on(s.exchange(cmd(&second, "x2"), None)).unwrap();
+        assert_eq!(block_on(s.exchange(cmd(&first, "x1"), &RequestContext::default())).unwrap().1, gift);
+        block_on(s.exchange(cmd(&second, "x2"), &RequestContext::default())).unwrap();
     }
 
     #[test]
     fn given_the_gift_service_is_down_when_exchanging_then_the_item_stays_issued_and_nothing_is_published() {
         let down = GiftCallError::Unavailable { retry_after: Duration::from_secs(7), reason: "open".into() };
         let (s, item) = with_item(Gifts::answering(Err(down)));
-        let err = block_on(s.exchange(cmd(&item, ""), None)).unwrap_err();
+        let err = block_on(s.exchange(cmd(&item, ""), &RequestContext::default())).unwrap_err();
         assert!(
             matches!(err, WalletError::GiftUnavailable { retry_after, .. } if retry_after == Duration::from_secs(7))
         );
@@ -375,7 +354,7 @@ mod tests {
             reason: Some(("GIFT_OUT_OF_STOCK".into(), [("gift_code".to_owned(), "coffee".to_owned())].into())),
         };
         let (s, item) = with_item(Gifts::answering(Err(GiftCallError::Refused(out_of_stock.clone()))));
-        match block_on(s.exchange(cmd(&item, ""), None)) {
+        match block_on(s.exchange(cmd(&item, ""), &RequestContext::default())) {
             Err(WalletError::GiftRefused(r)) => assert_eq!(r, out_of_stock, "passed on as the gift service said it"),
             other => panic!("{other:?}"),
         }
@@ -386,9 +365,15 @@ mod tests {
     fn someone_elses_or_an_unknown_reward_is_not_found() {
         let (s, item) = with_item(Gifts::answering(Ok(new_id())));
         let other = ExchangeReward::new("c-12", &item.reward_id.to_string(), "coffee", "").unwrap();
-        assert!(matches!(block_on(s.exchange(other, None)), Err(WalletError::Refused(ExchangeRefusal::NotFound))));
+        assert!(matches!(
+            block_on(s.exchange(other, &RequestContext::default())),
+            Err(WalletError::Refused(ExchangeRefusal::NotFound))
+        ));
         let unknown = ExchangeReward::new("c-11", &new_id().to_string(), "coffee", "").unwrap();
-        assert!(matches!(block_on(s.exchange(unknown, None)), Err(WalletError::Refused(ExchangeRefusal::NotFound))));
+        assert!(matches!(
+            block_on(s.exchange(unknown, &RequestContext::default())),
+            Err(WalletError::Refused(ExchangeRefusal::NotFound))
+        ));
         assert_eq!(*s.gifts.calls.lock().unwrap(), 0);
     }
 

@@ -1,7 +1,7 @@
 //! Answers as JSON shaped like grpcurl's (camelCase names, enum names, RFC 3339
 //! timestamps), every field present and 64-bit integers as numbers.
 
-use grpc_adapter::pb::{auth, gift, mission, mypage, notification, reward, wallet};
+use contracts::pb::{auth, gift, mission, mypage, notification, reward, wallet};
 use serde_json::{Value, json};
 
 use super::text::{epoch, timestamp};

@@ -1,7 +1,7 @@
 //! Answers as compact text for people: tables, fields, durations.
 
 use chrono::SecondsFormat;
-use grpc_adapter::pb::{auth, gift, mission, mypage, notification, reward, wallet};
+use contracts::pb::{auth, gift, mission, mypage, notification, reward, wallet};
 
 /// Seconds since the epoch as RFC 3339 (UTC).
 pub(super) fn epoch(secs: i64) -> Option<String> {

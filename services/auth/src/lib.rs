@@ -29,7 +29,7 @@ use grpc_adapter::peer::TrustedProxies;
 use grpc_adapter::server::{self, Error, Server, ServerSettings};
 use tokio_util::sync::CancellationToken;
 
-pub const SERVICE_NAME: &str = "game.auth.v1.AuthService";
+pub const SERVICE_NAME: &str = contracts::services::AUTH.name;
 
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "auth", about = "The auth service", version)]

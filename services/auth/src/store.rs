@@ -13,7 +13,7 @@ use auth_domain::{
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use kernel::{CustomerId, StoreError};
-use store_adapter::{AnyConnection, Migrations, Store, db};
+use store_adapter::{AnyConnection, Migrations, Store, db, versioned};
 
 static SQLITE: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("migrations/sqlite");
 static POSTGRES: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("migrations/postgres");
@@ -264,14 +264,11 @@ impl AccountRepository for SqlAuth {
         let row = AccountRow { version: expected + 1, ..AccountRow::from(account) };
         self.store
             .write(move |c| {
-                let n =
+                versioned(
                     diesel::update(credentials::table.find(&row.customer_id).filter(credentials::version.eq(expected)))
                         .set(&row)
-                        .execute(c)
-                        .map_err(db)?;
-                if n == 0 {
-                    return Err(StoreError::Conflict);
-                }
+                        .execute(c),
+                )?;
                 audit(c, &entry)?;
                 revocation.as_ref().map_or(Ok(()), |r| put_revocation(c, r))
             })

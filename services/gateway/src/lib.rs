@@ -31,31 +31,9 @@ use std::time::Duration;
 use grpc_adapter::server::{self, Error, Server, ServerSettings};
 use tokio_util::sync::CancellationToken;
 
-/// Every public service, by the environment variable naming its endpoints.
-pub const SERVICES: &[(&str, &str)] = &[
-    ("game.mission.v1.MissionService", "MISSION_URL"),
-    ("game.reward.v1.RewardService", "REWARD_URL"),
-    ("game.wallet.v1.WalletService", "WALLET_URL"),
-    ("game.mypage.v1.MyPageService", "MYPAGE_URL"),
-    ("game.gift.v1.GiftService", "GIFT_URL"),
-    ("game.notification.v1.NotificationService", "NOTIFICATION_URL"),
-    ("game.auth.v1.AuthService", "AUTH_URL"),
-];
-
-/// Services served beside another one, by the same processes: routed to its endpoints.
-pub const SERVED_WITH: &[(&str, &str)] = &[("game.mypage.v1.MyPageAdminService", "game.mypage.v1.MyPageService")];
-
-/// Methods callable without a token.
-pub const PUBLIC: &[&str] = &[
-    "/game.auth.v1.AuthService/RegisterCustomer",
-    "/game.auth.v1.AuthService/IssueToken",
-    "/game.auth.v1.AuthService/IssueServiceToken",
-    "/game.auth.v1.AuthService/GetJwks",
-    "/game.mission.v1.MissionService/ListCatalog",
-    "/game.gift.v1.GiftService/ListCatalog",
-];
-
-pub const SERVICE_NAME: &str = "game.gateway.v1.Gateway";
+/// The gateway's own name (its health). The services it routes to, their variables and
+/// which methods are public are the contracts' (`contracts::services::APIS`).
+pub const SERVICE_NAME: &str = contracts::services::GATEWAY;
 
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "gateway", about = "The gateway: one address for every public API", version)]
@@ -153,10 +131,10 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     let routes = tonic::service::Routes::from(axum::Router::new().fallback_service(proxy));
     let verifier = auth_adapter::Verifier::new(&settings.auth);
     let refresh = Duration::from_secs(settings.auth.refresh_seconds);
-    let listed: Vec<&'static str> =
-        SERVICES.iter().map(|(name, _)| *name).chain(SERVED_WITH.iter().map(|(name, _)| *name)).collect();
+    let listed: Vec<&'static str> = contracts::services::routed().collect();
+    let public: Vec<&'static str> = contracts::services::public_methods().collect();
     let mut srv = Server::new(settings.server.clone(), routes, vec![SERVICE_NAME], server::probe(|| async { true }))
-        .with_auth(verifier, refresh, PUBLIC)
+        .with_auth(verifier, refresh, &public)
         .with_reflection(listed)
         .with_pages(web::pages());
     if let Some(cors) = cors(&settings.cors_origins) {

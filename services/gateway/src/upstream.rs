@@ -47,6 +47,22 @@ pub struct UpstreamSettings {
     pub connect_timeout_ms: u64,
 }
 
+impl UpstreamSettings {
+    /// The URLs of the service served by `role` (a role of `contracts::services::APIS`).
+    fn urls(&self, role: &str) -> Option<&[String]> {
+        Some(match role {
+            "mission" => &self.mission,
+            "reward" => &self.reward,
+            "wallet" => &self.wallet,
+            "mypage" => &self.mypage,
+            "gift" => &self.gift,
+            "notification" => &self.notification,
+            "auth" => &self.auth,
+            _ => return None,
+        })
+    }
+}
+
 const UNKNOWN: u8 = 0;
 const HEALTHY: u8 = 1;
 const UNHEALTHY: u8 = 2;
@@ -133,9 +149,10 @@ impl Upstreams {
     /// # Errors
     /// A message naming the variable with a malformed URL.
     pub fn from_settings(s: &UpstreamSettings) -> Result<Self, String> {
-        let lists = [&s.mission, &s.reward, &s.wallet, &s.mypage, &s.gift, &s.notification, &s.auth];
         let mut by_service = HashMap::new();
-        for ((service, var), urls) in crate::SERVICES.iter().zip(lists) {
+        for api in contracts::services::APIS {
+            let (service, var) = (api.name, api.url_env);
+            let urls = s.urls(api.role).ok_or_else(|| format!("no setting for the {} service", api.role))?;
             let targets = urls
                 .iter()
                 .map(|u| u.trim())
@@ -146,7 +163,7 @@ impl Upstreams {
                 tracing::warn!(service, "{var} is not set: calls to it will fail with UNAVAILABLE");
             }
             let upstream = Upstream { service, targets, endpoints: RwLock::default(), next: AtomicUsize::new(0) };
-            by_service.insert(*service, Arc::new(upstream));
+            by_service.insert(service, Arc::new(upstream));
         }
         Ok(Self {
             by_service,
@@ -157,7 +174,8 @@ impl Upstreams {
     }
 
     pub fn get(&self, service: &str) -> Option<&Upstream> {
-        let service = crate::SERVED_WITH.iter().find(|(with, _)| *with == service).map_or(service, |(_, by)| *by);
+        // A service served beside an API (the contracts say which) goes to its endpoints.
+        let service = contracts::services::route(service).map_or(service, |api| api.name);
         self.by_service.get(service).map(AsRef::as_ref)
     }
 
@@ -263,6 +281,28 @@ mod tests {
         assert_eq!(t.url("10.0.0.7:8080".parse().unwrap()), "http://10.0.0.7:8080");
     }
 
+    #[test]
+    fn every_api_of_the_contracts_is_routed_from_its_own_variable() {
+        use clap::Parser as _;
+        #[derive(clap::Parser)]
+        struct Args {
+            #[command(flatten)]
+            upstreams: UpstreamSettings,
+        }
+        // Each variable's flag (`MISSION_URL` is `--mission`) gives its API a distinct URL.
+        let mut argv = vec!["gateway".to_owned()];
+        for (i, api) in contracts::services::APIS.iter().enumerate() {
+            argv.push(format!("--{}=http://10.0.0.{i}:1", api.role));
+        }
+        let settings = Args::try_parse_from(argv).expect("a flag per API").upstreams;
+        let ups = Upstreams::from_settings(&settings).unwrap();
+        for (i, api) in contracts::services::APIS.iter().enumerate() {
+            let up = ups.get(api.name).unwrap_or_else(|| panic!("{} is not routed", api.name));
+            assert_eq!(up.targets.len(), 1, "{}", api.name);
+            assert_eq!(up.targets[0].host, format!("10.0.0.{i}"), "{} from {}", api.name, api.url_env);
+        }
+    }
+
     #[tokio::test]
     async fn a_host_resolving_to_several_addresses_becomes_several_endpoints() {
         let settings = UpstreamSettings {
@@ -279,7 +319,7 @@ mod tests {
         };
         let ups = Upstreams::from_settings(&settings).unwrap();
         let stop = CancellationToken::new();
-        let mission = ups.by_service["game.mission.v1.MissionService"].clone();
+        let mission = ups.by_service[contracts::services::MISSION.name].clone();
         resolve_once(&mission, Duration::from_millis(50), Duration::from_millis(50), &stop).await;
         let urls: Vec<_> = mission.endpoints().iter().map(|e| e.url.clone()).collect();
         assert!(urls.contains(&"http://127.0.0.1:1".to_owned()), "{urls:?}");

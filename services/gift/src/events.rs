@@ -3,8 +3,7 @@
 use gift_domain::{Gift, GiftEvent};
 use grpc_adapter::pb::events::v1 as pb;
 use kernel::Envelope;
-use nats_adapter::streams::subject;
-use prost::Message;
+use nats_adapter::envelope::outbox;
 use store_adapter::outbox::OutboxMessage;
 
 pub fn to_outbox(e: &Envelope<GiftEvent>) -> OutboxMessage {
@@ -22,12 +21,12 @@ pub fn to_outbox(e: &Envelope<GiftEvent>) -> OutboxMessage {
         GiftEvent::Issued(g) => {
             let (gift_id, customer_id, reward_id, gift_code, gift_name, mission_id) = fields(g);
             let body = pb::GiftIssued { gift_id, customer_id, reward_id, gift_code, gift_name, mission_id };
-            OutboxMessage::new(&e.meta, subject::GIFT_ISSUED, "game.events.v1.GiftIssued", body.encode_to_vec())
+            outbox(&e.meta, &body)
         }
         GiftEvent::Used(g) => {
             let (gift_id, customer_id, reward_id, gift_code, gift_name, mission_id) = fields(g);
             let body = pb::GiftUsed { gift_id, customer_id, reward_id, gift_code, gift_name, mission_id };
-            OutboxMessage::new(&e.meta, subject::GIFT_USED, "game.events.v1.GiftUsed", body.encode_to_vec())
+            outbox(&e.meta, &body)
         }
     }
 }

@@ -138,10 +138,10 @@ impl pb::gift_service_server::GiftService for Handlers {
     async fn use_gift(&self, req: Request<pb::UseGiftRequest>) -> Result<Response<pb::UseGiftResponse>, Status> {
         // Only its owner uses a gift: someone else's is not found.
         let customer = auth::acting_owner(&req, &req.get_ref().customer_id)?;
-        let traceparent = status::header(&req, "traceparent");
+        let ctx = auth::context(&req);
         let r = req.into_inner();
         let id = status::id("gift_id", &r.gift_id)?;
-        let gift = self.app.use_gift(id, Some(&customer), traceparent).await.map_err(|e| self.status(e))?;
+        let gift = self.app.use_gift(id, Some(&customer), &ctx).await.map_err(|e| self.status(e))?;
         Ok(Response::new(pb::UseGiftResponse { gift: Some(to_proto(gift)) }))
     }
 }
@@ -152,8 +152,7 @@ impl pb::gift_issuing_service_server::GiftIssuingService for Issuing {
     /// for the whole service), which has checked the reward is theirs. The price comes
     /// from our catalog; what the reward is worth, from the wallet's own records.
     async fn issue_gift(&self, req: Request<pb::IssueGiftRequest>) -> Result<Response<pb::IssueGiftResponse>, Status> {
-        let traceparent = status::header(&req, "traceparent");
-        let cause = status::header(&req, "x-request-id");
+        let ctx = auth::context(&req);
         let r = req.into_inner();
         let cmd = IssueGift {
             customer_id: status::customer(&r.customer_id)?,
@@ -162,7 +161,7 @@ impl pb::gift_issuing_service_server::GiftIssuingService for Issuing {
             code: GiftCode::new(r.gift_code).map_err(|e| status::invalid(&e))?,
             points: r.points,
         };
-        let gift = self.app.issue(cmd, cause, traceparent).await.map_err(|e| self.status(e))?;
+        let gift = self.app.issue(cmd, &ctx).await.map_err(|e| self.status(e))?;
         Ok(Response::new(pb::IssueGiftResponse { gift: Some(to_proto(gift)) }))
     }
 }

@@ -24,7 +24,7 @@ use nats_adapter::{NatsSettings, streams};
 use service_runtime::{Error, Runtime};
 use tokio_util::sync::CancellationToken;
 
-pub const SERVICE_NAME: &str = "game.gift.v1.GiftService";
+pub const SERVICE_NAME: &str = contracts::services::GIFT.name;
 
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "gift", about = "The gift service", version)]
@@ -68,9 +68,9 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     let routes = tonic::service::Routes::new(grpc::server(app.clone())).add_service(grpc::issuing_server(app));
     // Issuing a gift needs only the database: the outbox holds events while NATS is down.
     Runtime::new(settings.server, &settings.auth, SERVICE_NAME, routes, Some(db), Some(nats))
-        .public(&["/game.gift.v1.GiftService/ListCatalog"])
+        .public(contracts::services::GIFT.public)
         // Served here, never routed by the gateway; our services' tokens only.
-        .internal(&["/game.gift.v1.GiftIssuingService/"])
+        .internal(contracts::services::GIFT.internal)
         .ready_without_nats()
         .publish(streams::GIFT)
         .run(shutdown)

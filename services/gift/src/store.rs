@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use gift_domain::{Catalog, Gift, GiftCode, GiftEvent, GiftRepository, GiftStatus, InsertError};
 use kernel::paging::{Page, PageRequest};
 use kernel::{CustomerId, Envelope, StoreError};
-use store_adapter::{AnyConnection, Migrations, Store, db};
+use store_adapter::{AnyConnection, Migrations, Store, db, versioned};
 use uuid::Uuid;
 
 use crate::events;
@@ -267,14 +267,9 @@ impl GiftRepository for SqlGifts {
         let messages: Vec<_> = events.iter().map(events::to_outbox).collect();
         self.store
             .write_with_events(messages, move |c| {
-                let n = diesel::update(gifts::table.find(&row.id).filter(gifts::version.eq(expected)))
-                    .set(&row)
-                    .execute(c)
-                    .map_err(db)?;
-                if n == 0 {
-                    return Err(StoreError::Conflict);
-                }
-                Ok(())
+                versioned(
+                    diesel::update(gifts::table.find(&row.id).filter(gifts::version.eq(expected))).set(&row).execute(c),
+                )
             })
             .await
     }

@@ -7,7 +7,7 @@ use grpc_adapter::pb::events::v1 as pb;
 use kernel::{Envelope, parse_id};
 use mission_domain::{MissionError, MissionEvent};
 use nats_adapter::consumer::{Delivery, HandleError, Handler};
-use nats_adapter::streams::subject;
+use nats_adapter::envelope::outbox;
 use prost::Message;
 use store_adapter::outbox::OutboxMessage;
 
@@ -24,12 +24,7 @@ pub fn to_outbox(e: &Envelope<MissionEvent>) -> OutboxMessage {
                 reward_points: *reward_points,
                 achieved_at: Some(timestamp(*achieved_at)),
             };
-            OutboxMessage::new(
-                &e.meta,
-                subject::MISSION_ACHIEVED,
-                "game.events.v1.MissionAchieved",
-                body.encode_to_vec(),
-            )
+            outbox(&e.meta, &body)
         }
         MissionEvent::Rewarded { mission_id, customer_id, reward_id } => {
             let body = pb::MissionRewarded {
@@ -37,12 +32,7 @@ pub fn to_outbox(e: &Envelope<MissionEvent>) -> OutboxMessage {
                 customer_id: customer_id.to_string(),
                 reward_id: reward_id.to_string(),
             };
-            OutboxMessage::new(
-                &e.meta,
-                subject::MISSION_REWARDED,
-                "game.events.v1.MissionRewarded",
-                body.encode_to_vec(),
-            )
+            outbox(&e.meta, &body)
         }
     }
 }

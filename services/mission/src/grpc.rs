@@ -100,13 +100,13 @@ impl pb::mission_service_server::MissionService for Handlers {
         &self,
         req: Request<pb::AchieveMissionRequest>,
     ) -> Result<Response<pb::AchieveMissionResponse>, Status> {
-        let tp = status::header(&req, "traceparent");
+        let ctx = auth::context(&req);
         let by = caller(&req, &req.get_ref().customer_id)?;
         let r = req.into_inner();
         let cmd =
             AchieveMission::new(&r.customer_id, &r.mission_code, &r.request_id, by).map_err(|e| status::invalid(&e))?;
         let schedule = self.app.catalog().schedule();
-        let mission = self.app.achieve(cmd, tp).await.map_err(|e| to_status(e, schedule))?;
+        let mission = self.app.achieve(cmd, &ctx).await.map_err(|e| to_status(e, schedule))?;
         Ok(Response::new(pb::AchieveMissionResponse { mission: Some(to_proto(mission)) }))
     }
 

@@ -23,7 +23,7 @@ use nats_adapter::{NatsSettings, streams};
 use service_runtime::{Error, Runtime};
 use tokio_util::sync::CancellationToken;
 
-pub const SERVICE_NAME: &str = "game.mission.v1.MissionService";
+pub const SERVICE_NAME: &str = contracts::services::MISSION.name;
 
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "mission", about = "The mission service", version)]
@@ -63,7 +63,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     let app: Arc<App> = Arc::new(MissionService::new(store::SqlMissions::new(db.clone()), catalog));
     let routes = tonic::service::Routes::new(grpc::server(app.clone()));
     Runtime::new(settings.server, &settings.auth, SERVICE_NAME, routes, Some(db), Some(nats))
-        .public(&["/game.mission.v1.MissionService/ListCatalog"])
+        .public(contracts::services::MISSION.public)
         .publish(streams::MISSION)
         .consume(&[events::RECORD_REWARD], Arc::new(events::RecordReward(app)))
         .run(shutdown)

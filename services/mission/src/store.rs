@@ -6,7 +6,7 @@ use kernel::paging::{Page, PageRequest};
 use kernel::{CustomerId, Envelope, Inbound, StoreError};
 use mission_domain::rules::History;
 use mission_domain::{Mission, MissionCode, MissionEvent, MissionRepository, MissionStatus};
-use store_adapter::{Migrations, Store, db, inbox};
+use store_adapter::{Migrations, Store, db, inbox, versioned};
 use uuid::Uuid;
 
 use crate::events;
@@ -218,14 +218,11 @@ impl MissionRepository for SqlMissions {
                 if let Some(i) = inbound {
                     inbox::record(c, i)?;
                 }
-                let n = diesel::update(missions::table.find(&row.id).filter(missions::version.eq(expected)))
-                    .set(&row)
-                    .execute(c)
-                    .map_err(db)?;
-                if n == 0 {
-                    return Err(StoreError::Conflict);
-                }
-                Ok(())
+                versioned(
+                    diesel::update(missions::table.find(&row.id).filter(missions::version.eq(expected)))
+                        .set(&row)
+                        .execute(c),
+                )
             })
             .await
     }

@@ -28,7 +28,7 @@ use nats_adapter::NatsSettings;
 use service_runtime::{Error, Runtime};
 use tokio_util::sync::CancellationToken;
 
-pub const SERVICE_NAME: &str = "game.mypage.v1.MyPageService";
+pub const SERVICE_NAME: &str = contracts::services::MYPAGE.name;
 
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "mypage", about = "The my page read model", version)]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use grpc_adapter::pb::events::v1 as pb;
 use kernel::{CustomerId, Envelope};
 use nats_adapter::consumer::{Delivery, HandleError, Handler};
-use nats_adapter::streams::subject;
+use nats_adapter::envelope::outbox;
 use notification_domain::{GiftEventKind, GiftFact, NotificationError, NotificationEvent, Outcome};
 use prost::Message;
 use store_adapter::outbox::OutboxMessage;
@@ -23,12 +23,7 @@ pub fn to_outbox(e: &Envelope<NotificationEvent>) -> OutboxMessage {
                 subject: subject.clone(),
                 about_event_id: about_event_id.to_string(),
             };
-            OutboxMessage::new(
-                &e.meta,
-                subject::NOTIFICATION_SENT,
-                "game.events.v1.NotificationSent",
-                body.encode_to_vec(),
-            )
+            outbox(&e.meta, &body)
         }
     }
 }

@@ -22,7 +22,7 @@ use notification_domain::NotificationService;
 use service_runtime::{Error, Runtime};
 use tokio_util::sync::CancellationToken;
 
-pub const SERVICE_NAME: &str = "game.notification.v1.NotificationService";
+pub const SERVICE_NAME: &str = contracts::services::NOTIFICATION.name;
 
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "notification", about = "The notification service", version)]

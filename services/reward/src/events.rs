@@ -5,6 +5,7 @@ use std::sync::Arc;
 use grpc_adapter::pb::events::v1 as pb;
 use kernel::{CustomerId, Envelope, parse_id};
 use nats_adapter::consumer::{Delivery, HandleError, Handler};
+use nats_adapter::envelope::outbox;
 use nats_adapter::streams::subject;
 use prost::Message;
 use reward_domain::service::MissionAchieved;
@@ -23,12 +24,7 @@ pub fn to_outbox(e: &Envelope<RewardEvent>) -> OutboxMessage {
                 points: *points,
                 mission_code: mission_code.clone(),
             };
-            OutboxMessage::new(
-                &e.meta,
-                subject::REWARD_ALLOCATED,
-                "game.events.v1.RewardAllocated",
-                body.encode_to_vec(),
-            )
+            outbox(&e.meta, &body)
         }
     }
 }

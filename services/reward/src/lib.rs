@@ -20,7 +20,7 @@ use reward_domain::RewardService;
 use service_runtime::{Error, Runtime};
 use tokio_util::sync::CancellationToken;
 
-pub const SERVICE_NAME: &str = "game.reward.v1.RewardService";
+pub const SERVICE_NAME: &str = contracts::services::REWARD.name;
 
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "reward", about = "The reward service", version)]

@@ -4,7 +4,7 @@ use diesel::prelude::*;
 use kernel::paging::{Page, PageRequest};
 use kernel::{CustomerId, Envelope, Inbound, StoreError};
 use reward_domain::{Reward, RewardEvent, RewardRepository, RewardStatus};
-use store_adapter::{Migrations, Store, db, inbox};
+use store_adapter::{Migrations, Store, db, inbox, versioned};
 use uuid::Uuid;
 
 use crate::events;
@@ -131,11 +131,11 @@ impl RewardRepository for SqlRewards {
         self.store
             .write(move |c| {
                 inbox::record(c, inbound)?;
-                let n = diesel::update(rewards::table.find(&row.id).filter(rewards::version.eq(expected)))
-                    .set(&row)
-                    .execute(c)
-                    .map_err(db)?;
-                if n == 0 { Err(StoreError::Conflict) } else { Ok(()) }
+                versioned(
+                    diesel::update(rewards::table.find(&row.id).filter(rewards::version.eq(expected)))
+                        .set(&row)
+                        .execute(c),
+                )
             })
             .await
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use grpc_adapter::pb::events::v1 as pb;
 use kernel::{CustomerId, Envelope, parse_id};
 use nats_adapter::consumer::{Delivery, HandleError, Handler};
-use nats_adapter::streams::subject;
+use nats_adapter::envelope::outbox;
 use prost::Message;
 use store_adapter::outbox::OutboxMessage;
 use wallet_domain::service::RewardAllocated;
@@ -22,7 +22,7 @@ pub fn to_outbox(e: &Envelope<WalletEvent>) -> OutboxMessage {
                 customer_id: customer_id.to_string(),
                 points: *points,
             };
-            OutboxMessage::new(&e.meta, subject::REWARD_ISSUED, "game.events.v1.RewardIssued", body.encode_to_vec())
+            outbox(&e.meta, &body)
         }
         WalletEvent::Exchanged { reward_id, mission_id, customer_id, points, gift_id, gift_code } => {
             let body = pb::RewardExchanged {
@@ -33,12 +33,7 @@ pub fn to_outbox(e: &Envelope<WalletEvent>) -> OutboxMessage {
                 gift_id: gift_id.to_string(),
                 gift_code: gift_code.clone(),
             };
-            OutboxMessage::new(
-                &e.meta,
-                subject::REWARD_EXCHANGED,
-                "game.events.v1.RewardExchanged",
-                body.encode_to_vec(),
-            )
+            outbox(&e.meta, &body)
         }
     }
 }

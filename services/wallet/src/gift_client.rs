@@ -16,13 +16,14 @@ use std::time::Duration;
 
 use grpc_adapter::pb::gift::v1 as pb;
 use grpc_adapter::service_token::ServiceToken;
-use resilience_adapter::{Breaker, BreakerConfig, BreakerOpen, CircuitBreakerLayer, State};
+use kernel::RequestContext;
+use resilience_adapter::{Breaker, BreakerConfig, BreakerOpen, CircuitBreakerLayer};
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tower::util::BoxCloneSyncService;
 use tower::{BoxError, ServiceBuilder, ServiceExt, service_fn};
 use uuid::Uuid;
-use wallet_domain::{GiftCallError, GiftIssuer, GiftRefusal, GiftRequest, GuardState, GuardStatus};
+use wallet_domain::{GiftCallError, GiftIssuer, GiftRefusal, GiftRequest};
 
 /// How the wallet calls the gift service (flags or environment).
 #[derive(Debug, Clone, clap::Args)]
@@ -144,6 +145,12 @@ impl GiftClient {
         Ok(Self { call: BoxCloneSyncService::new(stack.map_err(Into::into)), breaker, deadline, token })
     }
 
+    /// The breaker around the gift service, for the handler reporting its state
+    /// (`GetExchangeStatus`); clones share it.
+    pub fn breaker(&self) -> Breaker {
+        self.breaker.clone()
+    }
+
     fn unavailable(&self, e: &BoxError) -> GiftCallError {
         let second = Duration::from_secs(1);
         if let Some(open) = e.downcast_ref::<BreakerOpen>() {
@@ -166,11 +173,14 @@ impl GiftClient {
     }
 }
 
+/// The span name of the call (`<service>/<method>`).
+const ISSUE_GIFT: &str = "game.gift.v1.GiftIssuingService/IssueGift";
+
 /// Try again after this long when the wallet has no usable service token.
 const NO_TOKEN_RETRY: Duration = Duration::from_secs(1);
 
 impl GiftIssuer for GiftClient {
-    async fn issue_gift(&self, r: GiftRequest) -> Result<Uuid, GiftCallError> {
+    async fn issue_gift(&self, r: GiftRequest, ctx: &RequestContext) -> Result<Uuid, GiftCallError> {
         let Some(token) = self.token.current() else {
             return Err(GiftCallError::Unavailable {
                 retry_after: NO_TOKEN_RETRY,
@@ -188,15 +198,15 @@ impl GiftIssuer for GiftClient {
         // The call as a client span under the exchange, with the breaker's decision.
         let span = tracing::info_span!(
             "grpc.client",
-            otel.name = "game.gift.v1.GiftIssuingService/IssueGift",
+            otel.name = ISSUE_GIFT,
             otel.kind = "client",
             rpc.system = "grpc",
-            rpc.service = "game.gift.v1.GiftIssuingService",
+            rpc.service = pb::gift_issuing_service_server::SERVICE_NAME,
             rpc.method = "IssueGift",
             breaker.state = self.breaker.snapshot().state.label(),
         );
-        telemetry_adapter::child_of(&span, r.traceparent.as_deref());
-        let traceparent = telemetry_adapter::traceparent(&span).or(r.traceparent);
+        telemetry_adapter::child_of(&span, ctx.traceparent.as_deref());
+        let traceparent = telemetry_adapter::traceparent(&span).or_else(|| ctx.traceparent.clone());
         if let Some(tp) = traceparent.as_deref().and_then(|t| t.parse().ok()) {
             request.metadata_mut().insert("traceparent", tp);
         }
@@ -241,23 +251,6 @@ impl GiftIssuer for GiftClient {
             retry_after: Duration::from_secs(1),
             reason: "malformed gift id".into(),
         })
-    }
-
-    fn guard(&self) -> GuardStatus {
-        let s = self.breaker.snapshot();
-        GuardStatus {
-            state: match s.state {
-                State::Closed => GuardState::Closed,
-                State::Open => GuardState::Open,
-                State::HalfOpen => GuardState::HalfOpen,
-            },
-            retry_after: s.retry_after,
-            failure_rate: s.failure_rate,
-            slow_call_rate: s.slow_call_rate,
-            calls_in_window: s.calls_in_window,
-            rejected: s.rejected,
-            transitions: s.transitions,
-        }
     }
 }
 

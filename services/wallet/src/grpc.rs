@@ -4,17 +4,21 @@ use std::sync::Arc;
 
 use grpc_adapter::pb::wallet::v1 as pb;
 use grpc_adapter::{auth, paging, status};
+use resilience_adapter::{Breaker, State};
 use tonic::{Request, Response, Status};
-use wallet_domain::{ExchangeRefusal, ExchangeReward, GiftRefusal, GuardState, ItemStatus, WalletError, WalletItem};
+use wallet_domain::{ExchangeRefusal, ExchangeReward, GiftRefusal, ItemStatus, WalletError, WalletItem};
 
 use crate::App;
 
-pub fn server(app: Arc<App>) -> pb::wallet_service_server::WalletServiceServer<Handlers> {
-    pb::wallet_service_server::WalletServiceServer::new(Handlers { app })
+/// The handlers over `app`; `gift_breaker` is the breaker of the gift client, whose
+/// state `GetExchangeStatus` reports.
+pub fn server(app: Arc<App>, gift_breaker: Breaker) -> pb::wallet_service_server::WalletServiceServer<Handlers> {
+    pb::wallet_service_server::WalletServiceServer::new(Handlers { app, gift_breaker })
 }
 
 pub struct Handlers {
     app: Arc<App>,
+    gift_breaker: Breaker,
 }
 
 fn to_status(e: WalletError) -> Status {
@@ -92,13 +96,13 @@ impl pb::wallet_service_server::WalletService for Handlers {
         &self,
         req: Request<pb::ExchangeRewardRequest>,
     ) -> Result<Response<pb::ExchangeRewardResponse>, Status> {
-        let traceparent = status::header(&req, "traceparent");
+        let ctx = auth::context(&req);
         // Only the owner exchanges; someone else's reward is not found.
         let customer = auth::acting_owner(&req, &req.get_ref().customer_id)?;
         let r = req.into_inner();
         let cmd = ExchangeReward::new(customer.as_str(), &r.reward_id, &r.gift_code, &r.request_id)
             .map_err(|e| status::invalid(&e))?;
-        let (item, gift_id) = self.app.exchange(cmd, traceparent).await.map_err(to_status)?;
+        let (item, gift_id) = self.app.exchange(cmd, &ctx).await.map_err(to_status)?;
         Ok(Response::new(pb::ExchangeRewardResponse { item: Some(item_to_proto(item)), gift_id: gift_id.to_string() }))
     }
 
@@ -107,12 +111,12 @@ impl pb::wallet_service_server::WalletService for Handlers {
         req: Request<pb::GetExchangeStatusRequest>,
     ) -> Result<Response<pb::GetExchangeStatusResponse>, Status> {
         auth::require_admin(&auth::identity(&req)?)?;
-        let g = self.app.gift_guard();
+        let g = self.gift_breaker.snapshot();
         Ok(Response::new(pb::GetExchangeStatusResponse {
             breaker_state: match g.state {
-                GuardState::Closed => pb::BreakerState::Closed,
-                GuardState::Open => pb::BreakerState::Open,
-                GuardState::HalfOpen => pb::BreakerState::HalfOpen,
+                State::Closed => pb::BreakerState::Closed,
+                State::Open => pb::BreakerState::Open,
+                State::HalfOpen => pb::BreakerState::HalfOpen,
             } as i32,
             retry_after_seconds: g.retry_after.as_secs_f64().ceil() as u64,
             failure_rate: g.failure_rate,

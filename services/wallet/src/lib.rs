@@ -22,7 +22,7 @@ use service_runtime::{Error, Runtime};
 use tokio_util::sync::CancellationToken;
 use wallet_domain::WalletService;
 
-pub const SERVICE_NAME: &str = "game.wallet.v1.WalletService";
+pub const SERVICE_NAME: &str = contracts::services::WALLET.name;
 
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "wallet", about = "The wallet service", version)]
@@ -58,8 +58,9 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     let gifts = gift_client::GiftClient::new(&settings.gift, token).map_err(Error::at("invalid settings"))?;
     let db = service_runtime::open_store(&settings.database_url, &settings.pool, store::MIGRATIONS).await?;
     let nats = service_runtime::connect_nats(&settings.nats, nats_adapter::roles::wallet::ROLE.name).await?;
+    let gift_breaker = gifts.breaker();
     let app: Arc<App> = Arc::new(WalletService::new(store::SqlWallet::new(db.clone()), gifts));
-    let routes = tonic::service::Routes::new(grpc::server(app.clone()));
+    let routes = tonic::service::Routes::new(grpc::server(app.clone(), gift_breaker));
     Runtime::new(settings.server, &settings.auth, SERVICE_NAME, routes, Some(db), Some(nats))
         .publish(streams::WALLET)
         .consume(&[events::ISSUE], Arc::new(events::Issue(app)))

@@ -3,7 +3,7 @@
 use diesel::prelude::*;
 use kernel::paging::{Page, PageRequest};
 use kernel::{CustomerId, Envelope, Inbound, StoreError};
-use store_adapter::{Migrations, Store, db, inbox};
+use store_adapter::{Migrations, Store, db, inbox, versioned};
 use uuid::Uuid;
 use wallet_domain::{ItemStatus, WalletEvent, WalletItem, WalletRepository};
 
@@ -188,15 +188,11 @@ impl SqlWallet {
         let messages: Vec<_> = events.iter().map(events::to_outbox).collect();
         self.store
             .write_with_events(messages, move |c| {
-                let n =
+                versioned(
                     diesel::update(wallet_items::table.find(&row.reward_id).filter(wallet_items::version.eq(expected)))
                         .set(&row)
-                        .execute(c)
-                        .map_err(db)?;
-                if n == 0 {
-                    return Err(StoreError::Conflict);
-                }
-                Ok(())
+                        .execute(c),
+                )
             })
             .await
     }

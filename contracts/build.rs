@@ -7,7 +7,10 @@
 //!    that does not decode is the caller's fault, `INVALID_ARGUMENT` without the
 //!    decoder's text. The messages are the first pass's (`extern_path`). The health
 //!    service's server is generated here too (from its standard proto, kept in
-//!    `adapters/grpc/proto/`), so that health checks read requests the same way.
+//!    `contracts/proto/`), so that health checks read requests the same way.
+//!
+//! Every message implements `prost::Name` (its full protobuf name): the type name an event
+//! is published under comes from there, not from a string typed by hand.
 //!
 //! [`RequestCodec`]: ../src/codec.rs
 
@@ -16,7 +19,7 @@ use std::path::{Path, PathBuf};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-env-changed=PROTOC");
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
-    let root = manifest.join("../../proto");
+    let root = manifest.join("../proto");
     let ours = [
         "game/mission/v1/mission.proto",
         "game/reward/v1/reward.proto",
@@ -41,6 +44,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = || {
         let mut config = prost_build::Config::new();
         config.protoc_executable(&protoc);
+        config.enable_type_names();
         config
     };
     let out = PathBuf::from(std::env::var("OUT_DIR")?);

@@ -5,11 +5,11 @@
 //! this test fail (and `buf breaking` in CI, before it).
 //!
 //! New event types get their fixture recorded once: `RECORD_EVENT_FIXTURES=1 cargo test
-//! -p grpc-adapter --test event_fixtures`, then the file is committed and never rewritten.
+//! -p contracts --test event_fixtures`, then the file is committed and never rewritten.
 
 use std::path::PathBuf;
 
-use grpc_adapter::pb::events::v1 as ev;
+use contracts::pb::events::v1 as ev;
 use prost::Message;
 
 fn dir() -> PathBuf {

@@ -6,7 +6,7 @@
 //! layer would have to recognise prost's error text in a response, which changes between
 //! versions) and which message it was decoding. What happens before the decoder runs —
 //! no message at all, a truncated frame, a frame over the size limit — is the framing
-//! check's part ([`crate::guard`]). Clients keep tonic's own codec (see `build.rs`): an
+//! check's part (`grpc_adapter::guard`). Clients keep tonic's own codec (see `build.rs`): an
 //! answer that does not decode is not the caller's fault.
 
 use std::marker::PhantomData;
