@@ -928,8 +928,8 @@ def check_build(res: Results) -> None:
     dockerfile = (REPO / "Dockerfile").read_text() if (REPO / "Dockerfile").exists() else ""
     problems = [f"Dockerfile lacks {what}" for what, pattern in (
         ("a rust:*-bookworm builder", r"FROM rust:\S*bookworm\S* AS builder"),
-        ("`cargo build --profile image --locked -p gamectl`",
-         r"cargo build --profile image --locked -p gamectl"),
+        ("`cargo build --release --locked -p gamectl`",
+         r"cargo build --release --locked -p gamectl"),
         ("USER 65532", r"USER 65532"),
         ("EXPOSE 8080", r"EXPOSE 8080"),
         ("an ENTRYPOINT", r"ENTRYPOINT \["),
