@@ -87,11 +87,17 @@ pub async fn run<H: Handler>(
     handler: Arc<H>,
     stopping: CancellationToken,
 ) {
-    let mut backoff = Duration::from_millis(200);
+    const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+    let mut backoff = FIRST_BACKOFF;
     while !stopping.is_cancelled() {
-        match consume(&js, &settings, spec, handler.as_ref(), &stopping).await {
+        let mut bound = false;
+        match consume(&js, &settings, spec, handler.as_ref(), &stopping, &mut bound).await {
             Ok(()) => return,
             Err(e) => {
+                if bound {
+                    // It consumed until now: a new fault, not the same one again.
+                    backoff = FIRST_BACKOFF;
+                }
                 tracing::warn!(consumer = spec.durable, error = %e, ?backoff, "consumer interrupted; rebinding");
                 tokio::select! {
                     () = tokio::time::sleep(backoff) => {}
@@ -149,6 +155,7 @@ async fn consume<H: Handler>(
     spec: ConsumerSpec,
     handler: &H,
     stopping: &CancellationToken,
+    bound: &mut bool,
 ) -> Result<(), String> {
     let consumer = bind(js, settings, spec).await?;
     let mut messages = consumer
@@ -161,6 +168,7 @@ async fn consume<H: Handler>(
         .messages()
         .await
         .map_err(|e| e.to_string())?;
+    *bound = true;
     tracing::info!(consumer = spec.durable, filter = spec.filter, "consuming");
     metrics_adapter::consumers().declare(spec.durable);
     loop {
