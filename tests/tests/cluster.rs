@@ -12,6 +12,8 @@ use e2e::{Options, System, eventually};
 use grpc_adapter::pb::mission::v1 as mission;
 use grpc_adapter::pb::reward::v1 as reward;
 use tonic::Code;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 const PLAYERS: usize = 20;
 /// What a caller waits at most for one AchieveMission.
@@ -360,10 +362,56 @@ fn terminate_backends(sys: &System) -> usize {
     String::from_utf8_lossy(&out.stdout).trim().parse().expect("a count")
 }
 
+/// Every change of a role's readiness (gRPC health `Watch` of its service), with when.
+type Readiness = Arc<Mutex<Vec<(Instant, &'static str, ServingStatus)>>>;
+
+/// Watches the readiness of every relational role until the test ends.
+fn watch_readiness(sys: &System) -> Readiness {
+    let seen: Readiness = Arc::default();
+    let roles = [
+        (&sys.mission, "mission", e2e::MISSION),
+        (&sys.reward, "reward", e2e::REWARD),
+        (&sys.wallet, "wallet", e2e::WALLET),
+        (&sys.gift, "gift", e2e::GIFT),
+        (&sys.notification, "notification", e2e::NOTIFICATION),
+        (&sys.auth, "auth", e2e::AUTH),
+    ];
+    for (service, role, name) in roles {
+        let (channel, seen) = (service.channel(), seen.clone());
+        tokio::spawn(async move {
+            let mut health = HealthClient::new(channel);
+            let Ok(watch) = health.watch(HealthCheckRequest { service: name.to_owned() }).await else { return };
+            let mut watch = watch.into_inner();
+            while let Ok(Some(r)) = watch.message().await {
+                seen.lock().unwrap().push((Instant::now(), role, r.status()));
+            }
+        });
+    }
+    seen
+}
+
+/// The roles whose readiness went NOT_SERVING after `since` and SERVING again, with how
+/// long each stayed NOT_SERVING.
+fn dipped_and_returned(seen: &Readiness, since: Instant) -> Vec<(&'static str, Duration)> {
+    let seen = seen.lock().unwrap();
+    let mut out: Vec<(&'static str, Duration)> = Vec::new();
+    for (at, role, status) in seen.iter().filter(|(at, ..)| *at >= since) {
+        if *status != ServingStatus::NotServing || out.iter().any(|(r, _)| r == role) {
+            continue;
+        }
+        let back = seen.iter().find(|(t, r, s)| t > at && r == role && *s == ServingStatus::Serving);
+        if let Some((t, ..)) = back {
+            out.push((role, t.duration_since(*at)));
+        }
+    }
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_postgres_backend_terminated_twice_under_load_the_services_recover_and_nothing_is_lost() {
     let _alone = ONE_AT_A_TIME.lock().await;
     let sys = start().await;
+    let readiness = watch_readiness(&sys);
     let load = Load::start(&sys);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut figures = Vec::new();
@@ -372,9 +420,19 @@ async fn every_postgres_backend_terminated_twice_under_load_the_services_recover
         let killed = terminate_backends(&sys);
         assert!(killed > 0, "the services held connections");
         probe(&sys, n).await;
+        let flow = at.elapsed();
+        // Readiness follows the database: it dips (the probe's connection was terminated)
+        // and returns by itself, without a restart.
+        let dips = eventually(Duration::from_secs(10), "readiness dips and returns", || async {
+            let dips = dipped_and_returned(&readiness, at);
+            (!dips.is_empty()).then_some(dips)
+        })
+        .await;
+        let dips: Vec<String> = dips.iter().map(|(r, d)| format!("{r} {d:.1?}")).collect();
         figures.push(format!(
-            "terminated {killed} PostgreSQL backends: flow back (a new mission rewarded) in {:.1?}",
-            at.elapsed()
+            "terminated {killed} PostgreSQL backends: flow back (a new mission rewarded) in {flow:.1?}; \
+             NOT_SERVING then SERVING again: {}",
+            dips.join(", ")
         ));
         tokio::time::sleep(Duration::from_secs(3)).await;
     }
