@@ -174,7 +174,10 @@ async fn consume<H: Handler>(
     loop {
         let next = tokio::select! {
             next = messages.next() => next,
-            () = stopping.cancelled() => return Ok(()),
+            () = stopping.cancelled() => {
+                hand_back(spec, &mut messages).await;
+                return Ok(());
+            }
         };
         let received = tokio::time::Instant::now();
         let mut in_hand = vec![delivered(next)?];
@@ -196,6 +199,21 @@ async fn consume<H: Handler>(
         if let Some(e) = interrupted {
             return Err(e);
         }
+    }
+}
+
+/// On shutdown: the events already delivered to this replica but not taken in hand are
+/// handed back (nak, no delay), so another replica gets them now rather than after
+/// `ack_wait`.
+async fn hand_back(spec: ConsumerSpec, messages: &mut pull::Stream) {
+    let mut handed_back = 0;
+    while let Some(Some(Ok(m))) = messages.next().now_or_never() {
+        if m.ack_with(AckKind::Nak(None)).await.is_ok() {
+            handed_back += 1;
+        }
+    }
+    if handed_back > 0 {
+        tracing::info!(consumer = spec.durable, handed_back, "events not handled handed back on shutdown");
     }
 }
 
