@@ -3,7 +3,8 @@
 //! RollingUpdate does (the new one SERVING first, then the old one SIGTERMed: NOT_SERVING,
 //! drain, finish what it holds, hand back the events it had not taken), while 20 players
 //! achieve missions through the gateway. No request fails; every accepted mission is
-//! rewarded exactly once.
+//! rewarded exactly once. The gateway runs twice too, the players' client balancing
+//! between the gateways that are in service.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 use e2e::clients::MissionServiceClient;
 use e2e::{Options, Service, System, eventually, free_port, with_token};
 use grpc_adapter::pb::mission::v1 as mission;
+use tonic::transport::{Channel, Endpoint, channel::Change};
 
 const PLAYERS: usize = 20;
 const PACE: Duration = Duration::from_millis(200);
@@ -39,14 +41,20 @@ struct Replicas {
 
 impl Replicas {
     fn start(sys: &System, role: &'static str, health: &'static str) -> Self {
+        let mut extra = Vec::new();
+        match role {
+            "wallet" => extra.push(("GIFT_URL", sys.gift.url())),
+            "notification" => extra.push(("MAILBOX_DIR", sys.mailbox().display().to_string())),
+            _ => {}
+        }
+        Self::start_with(sys, role, health, extra)
+    }
+
+    fn start_with(sys: &System, role: &'static str, health: &'static str, extra: Vec<(&'static str, String)>) -> Self {
         let db = sys.database_urls.get(role).cloned().unwrap_or_default();
         let mut env = sys.env(role, &db);
         env.push(("DRAIN_SECONDS", "1".into()));
-        match role {
-            "wallet" => env.push(("GIFT_URL", sys.gift.url())),
-            "notification" => env.push(("MAILBOX_DIR", sys.mailbox().display().to_string())),
-            _ => {}
-        }
+        env.extend(extra);
         let slots = [free_port(), free_port(), free_port()];
         let running = slots[..2].iter().map(|port| start_on(role, *port, &env, sys)).collect();
         Self { role, health, slots, env, running }
@@ -58,13 +66,20 @@ impl Replicas {
 
     /// Replaces each replica in turn: the new one on the free slot, SERVING, then the old
     /// one stopped (SIGTERM) and its slot free for the next.
-    async fn roll(&mut self, sys: &System) -> Duration {
+    async fn roll(&mut self, sys: &System, clients: Option<&Discovery>) -> Duration {
         let began = Instant::now();
         let mut spare = self.slots[2];
         for i in 0..self.running.len() {
             let new = start_on(self.role, spare, &self.env, sys);
             new.wait_serving(self.health).await;
             let old = &mut self.running[i];
+            if let Some(d) = clients {
+                // What a Service does with a pod's readiness: the new one in, the old one
+                // out before it stops (in-flight calls on it finish).
+                d.send(Change::Insert(spare, endpoint(spare))).await.expect("balance");
+                d.send(Change::Remove(old.addr.port())).await.expect("balance");
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
             spare = old.addr.port();
             let code = tokio::task::block_in_place(|| old.stop());
             assert_eq!(code, Some(0), "{} exits cleanly after draining", old.name);
@@ -72,6 +87,13 @@ impl Replicas {
         }
         began.elapsed()
     }
+}
+
+/// Where the players' client learns which gateways to balance between.
+type Discovery = tokio::sync::mpsc::Sender<Change<u16, Endpoint>>;
+
+fn endpoint(port: u16) -> Endpoint {
+    Endpoint::from_shared(format!("http://127.0.0.1:{port}")).expect("url")
 }
 
 fn start_on(role: &str, port: u16, env: &[(&'static str, String)], sys: &System) -> Service {
@@ -96,8 +118,7 @@ async fn rolling_every_role_one_replica_at_a_time_on_the_cluster_fails_no_reques
     for s in [&mut sys.mission, &mut sys.reward, &mut sys.wallet, &mut sys.mypage, &mut sys.notification] {
         tokio::task::block_in_place(|| s.stop());
     }
-    let mut env = sys.env("gateway", "");
-    env.extend([
+    let gateway_env = vec![
         ("MISSION_URL", roles[0].urls()),
         ("REWARD_URL", roles[1].urls()),
         ("WALLET_URL", roles[2].urls()),
@@ -107,9 +128,18 @@ async fn rolling_every_role_one_replica_at_a_time_on_the_cluster_fails_no_reques
         ("AUTH_URL", sys.auth.url()),
         ("RATE_LIMIT_PER_SECOND", "100000".into()),
         ("RATE_LIMIT_BURST", "100000".into()),
-    ]);
-    let gateway = Service::start("gateway", "gateway", &env, sys.dir.path());
-    gateway.wait_serving(e2e::GATEWAY).await;
+    ];
+    // Two gateways: one alone cannot be restarted without failing the calls that come
+    // while it is down. The players' client balances between the gateways it is told
+    // about (tonic's balance channel), as a Kubernetes Service balances between ready pods.
+    let mut gateways = Replicas::start_with(&sys, "gateway", e2e::GATEWAY, gateway_env);
+    for g in &gateways.running {
+        g.wait_serving(e2e::GATEWAY).await;
+    }
+    let (balanced, discovery) = Channel::balance_channel::<u16>(8);
+    for g in &gateways.running {
+        discovery.send(Change::Insert(g.addr.port(), endpoint(g.addr.port()))).await.expect("balance");
+    }
 
     // 20 players report matches through the gateway (the trusted game server's token).
     let stop = Arc::new(AtomicBool::new(false));
@@ -118,7 +148,7 @@ async fn rolling_every_role_one_replica_at_a_time_on_the_cluster_fails_no_reques
     let token = sys.tokens.game_server(e2e::GAME_SERVER);
     let players: Vec<_> = (0..PLAYERS)
         .map(|i| {
-            let client = MissionServiceClient::new(with_token(gateway.channel(), &token));
+            let client = MissionServiceClient::new(with_token(balanced.clone(), &token));
             let (stop, accepted, failures) = (stop.clone(), accepted.clone(), failures.clone());
             tokio::spawn(async move {
                 let mut n = 0;
@@ -143,9 +173,11 @@ async fn rolling_every_role_one_replica_at_a_time_on_the_cluster_fails_no_reques
     let began = Instant::now();
     let mut figures = Vec::new();
     for r in &mut roles {
-        let took = r.roll(&sys).await;
+        let took = r.roll(&sys, None).await;
         figures.push(format!("{} {took:.1?}", r.role));
     }
+    let took = gateways.roll(&sys, Some(&discovery)).await;
+    figures.push(format!("gateway {took:.1?}"));
     let rolled = began.elapsed();
     tokio::time::sleep(Duration::from_secs(1)).await;
     stop.store(true, Ordering::Relaxed);
@@ -168,8 +200,8 @@ async fn rolling_every_role_one_replica_at_a_time_on_the_cluster_fails_no_reques
     let missions = sys.count_events("MISSION", "game.mission.v1.achieved").await;
     let rewards = sys.count_events("REWARD", "game.reward.v1.allocated").await;
     println!(
-        "rolling restart on the cluster (3 nodes, R3, PostgreSQL, two replicas of each role, {PLAYERS} players \
-         through the gateway): rolled in {rolled:.1?} ({}); requests {}, accepted {total}, failed {} {:?}; \
+        "rolling restart on the cluster (3 nodes, R3, PostgreSQL, two replicas of each role and of the gateway, \
+         {PLAYERS} players): rolled in {rolled:.1?} ({}); requests {}, accepted {total}, failed {} {:?}; \
          all rewarded {settled_in:.1?} after the load; missions published {missions}, rewards allocated {rewards}, \
          events lost: {}, duplicates: {}",
         figures.join(", "),
