@@ -322,6 +322,13 @@ pub fn optional_customer(mut args: Vec<String>, rest: usize) -> (Option<String>,
     if args.len() > rest { (Some(args.remove(0)), args) } else { (None, args) }
 }
 
+/// Where `up` keeps the relational roles' data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Database {
+    Sqlite,
+    Postgres,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct UpArgs {
     /// Use this NATS server instead of starting one; the services connect to it without
@@ -337,6 +344,18 @@ pub struct UpArgs {
     /// and buckets get min(n, 3) replicas and every service all the nodes' URLs.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
     pub nats_cluster: u8,
+    /// Where the relational roles (mission, reward, wallet, gift, notification, auth)
+    /// keep their data: a SQLite file each in the data dir, or a database each on the
+    /// PostgreSQL server of --database-url, `<database-prefix>_<role>`, created if missing.
+    #[arg(long, value_enum, default_value_t = Database::Sqlite)]
+    pub database: Database,
+    /// The PostgreSQL server of --database postgres: a URL naming any database on it
+    /// [default: TEST_DATABASE_URL, else postgres://postgres@127.0.0.1:5432/postgres].
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Each role's database is `<prefix>_<role>` (lower-case letters, digits, _).
+    #[arg(long, default_value = "game")]
+    pub database_prefix: String,
     /// The gateway listens here, each service on base-port + its offset.
     #[arg(long, default_value_t = 50051)]
     pub base_port: u16,

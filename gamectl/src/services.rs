@@ -156,7 +156,14 @@ pub struct EnvContext<'a> {
     /// Every service of the table and its port (see [`port_table`]), started or not, so
     /// that a child always learns where the others are (or will be).
     pub ports: &'a [(&'static ServiceSpec, u16)],
+    /// The `DATABASE_URL` of a role when it is not its SQLite file in the data dir (with
+    /// `up --database postgres`: its own database on the PostgreSQL server).
+    pub databases: &'a [(&'static str, String)],
 }
+
+/// The roles that keep their state in a relational database (my page keeps its in a
+/// JetStream bucket; the gateway keeps none).
+pub const RELATIONAL: [&str; 6] = ["mission", "reward", "wallet", "gift", "notification", "auth"];
 
 /// The environment of the child running `spec` on `port`: what every service reads
 /// (`LISTEN_ADDR`, `DATABASE_URL`, `NATS_URL` and its own `NATS_NKEY_SEED_FILE`,
@@ -167,7 +174,13 @@ pub struct EnvContext<'a> {
 pub fn child_env(spec: &ServiceSpec, port: u16, ctx: &EnvContext<'_>) -> Vec<(&'static str, String)> {
     let mut env = vec![
         ("LISTEN_ADDR", format!("127.0.0.1:{port}")),
-        ("DATABASE_URL", format!("sqlite://{}/{}.db", ctx.data_dir.display(), spec.name)),
+        (
+            "DATABASE_URL",
+            ctx.databases.iter().find(|(role, _)| *role == spec.name).map_or_else(
+                || format!("sqlite://{}/{}.db", ctx.data_dir.display(), spec.name),
+                |(_, url)| url.clone(),
+            ),
+        ),
         ("NATS_URL", ctx.nats_url.to_owned()),
     ];
     // On a cluster; otherwise the services' default (or the operator's environment).
@@ -299,6 +312,7 @@ mod tests {
             stream_replicas: 1,
             secrets: &secrets,
             ports: &ports,
+            databases: &[],
         };
         child_env(spec, *port, &ctx)
     }

@@ -33,7 +33,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use crate::cli::{Global, UpArgs};
+use crate::cli::{Database, Global, UpArgs};
 use crate::endpoints::Endpoints;
 use crate::output;
 use crate::services::{self, ServiceSpec};
@@ -238,6 +238,13 @@ async fn up(global: &Global, args: UpArgs) -> Result<(), String> {
     // A file left by an earlier run would send clients to a system that is not up yet.
     let _ = std::fs::remove_file(Endpoints::path(&data_dir));
     let secrets = crate::secrets::prepare(&data_dir)?;
+    let databases = match args.database {
+        Database::Sqlite => Vec::new(),
+        Database::Postgres => postgres_databases(&args).await?,
+    };
+    for (role, url) in &databases {
+        say(format!("{role} database: {}", store_adapter::connection::redact(url)));
+    }
 
     let shutdown = CancellationToken::new();
     let force = CancellationToken::new();
@@ -258,6 +265,7 @@ async fn up(global: &Global, args: UpArgs) -> Result<(), String> {
         ports: &ports,
         secrets: &secrets,
         nats: &nats,
+        databases: &databases,
         ready_timeout,
         restart_after,
         shutdown: &shutdown,
@@ -274,6 +282,34 @@ async fn up(global: &Global, args: UpArgs) -> Result<(), String> {
     say("stopped");
     Ok(())
 }
+
+/// Every relational role's own database on the PostgreSQL server of `--database-url`
+/// (else `DATABASE_URL`, else `TEST_DATABASE_URL`, else the local server):
+/// `<prefix>_<role>`, created if missing.
+async fn postgres_databases(args: &UpArgs) -> Result<Vec<(&'static str, String)>, String> {
+    let server = args
+        .database_url
+        .clone()
+        .or_else(|| std::env::var("TEST_DATABASE_URL").ok())
+        .unwrap_or_else(|| DEFAULT_POSTGRES.to_owned());
+    let prefix = args.database_prefix.clone();
+    tokio::task::spawn_blocking(move || {
+        services::RELATIONAL
+            .iter()
+            .map(|role| {
+                let name = format!("{prefix}_{role}");
+                store_adapter::connection::ensure_postgres_database(&server, &name)
+                    .map(|url| (*role, url))
+                    .map_err(|e| format!("--database postgres: {e}"))
+            })
+            .collect()
+    })
+    .await
+    .map_err(|e| format!("--database postgres: {e}"))?
+}
+
+/// The PostgreSQL server `--database postgres` uses when none is named.
+pub const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 /// The NATS server the services use.
 enum Nats {
@@ -366,6 +402,8 @@ struct Start<'a> {
     /// Every service of the table and its port, started or not.
     ports: &'a [(&'static ServiceSpec, u16)],
     nats: &'a Nats,
+    /// Each relational role's `DATABASE_URL` when not SQLite (`--database postgres`).
+    databases: &'a [(&'static str, String)],
     ready_timeout: Duration,
     restart_after: Option<Duration>,
     shutdown: &'a CancellationToken,
@@ -432,6 +470,7 @@ async fn start(system: &mut System, ctx: &Start<'_>) -> Result<(), Interrupted> 
         },
         secrets: ctx.secrets,
         ports: ctx.ports,
+        databases: ctx.databases,
     };
     let mailbox =
         ctx.planned.iter().any(|p| p.spec.name == "notification").then(|| services::mailbox_dir(ctx.data_dir));
@@ -652,6 +691,7 @@ mod tests {
             stream_replicas: 1,
             secrets: &secrets,
             ports: &ports,
+            databases: &[],
         };
         let roles: Vec<_> =
             plan(56500).unwrap().iter().map(|p| (p.spec.name, services::child_env(p.spec, p.port, &ctx))).collect();

@@ -56,6 +56,9 @@ pub struct Verifier {
     files: Vec<PathBuf>,
     /// When keys were last fetched because of an unknown key id (rate limit).
     last_forced: std::sync::Mutex<Option<Instant>>,
+    /// Held while keys are fetched: a call with a key id not known yet waits for a fetch
+    /// under way (the first one at start, or another call's) before it is refused.
+    refreshing: tokio::sync::Mutex<()>,
     /// Subject -> its tokens issued before this time (`iat`, seconds) are refused. Checked
     /// on every call, remembered tokens included, so a revocation reaches tokens already
     /// verified.
@@ -165,6 +168,7 @@ impl Verifier {
             urls: non_empty(&settings.jwks_urls),
             files: settings.jwks_files.iter().filter(|p| !p.as_os_str().is_empty()).cloned().collect(),
             last_forced: std::sync::Mutex::default(),
+            refreshing: tokio::sync::Mutex::default(),
             revocations: RwLock::default(),
             revocation_urls: non_empty(&settings.revocation_urls),
             revocation_refresh: Duration::try_from_secs_f64(settings.revocation_refresh_seconds)
@@ -183,6 +187,7 @@ impl Verifier {
             urls: Vec::new(),
             files: Vec::new(),
             last_forced: std::sync::Mutex::default(),
+            refreshing: tokio::sync::Mutex::default(),
             revocations: RwLock::default(),
             revocation_urls: Vec::new(),
             revocation_refresh: Duration::from_secs(2),
@@ -256,6 +261,7 @@ impl Verifier {
     /// # Errors
     /// The failures, joined (the keys that could be loaded are in use anyway).
     pub async fn refresh(&self) -> Result<usize, String> {
+        let _one_at_a_time = self.refreshing.lock().await;
         let mut fresh = HashMap::new();
         let mut errors = Vec::new();
         for url in &self.urls {
@@ -402,11 +408,19 @@ impl Verifier {
     /// [`AuthError`] saying why the token is refused.
     pub async fn authenticate(&self, token: &str) -> Result<Identity, AuthError> {
         match self.verify(token) {
-            Err(AuthError::UnknownKey) if self.has_sources() && self.may_force_refresh() => {
-                if let Err(e) = self.refresh().await {
-                    tracing::warn!(error = %e, "JWKS refresh failed");
+            Err(AuthError::UnknownKey) if self.has_sources() => {
+                // A fetch under way may bring the key (a replica just started is still
+                // loading its keys while the first calls arrive): wait for it, then look again.
+                drop(self.refreshing.lock().await);
+                match self.verify(token) {
+                    Err(AuthError::UnknownKey) if self.may_force_refresh() => {
+                        if let Err(e) = self.refresh().await {
+                            tracing::warn!(error = %e, "JWKS refresh failed");
+                        }
+                        self.verify(token)
+                    }
+                    other => other,
                 }
-                self.verify(token)
             }
             other => other,
         }

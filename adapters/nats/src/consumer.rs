@@ -87,11 +87,17 @@ pub async fn run<H: Handler>(
     handler: Arc<H>,
     stopping: CancellationToken,
 ) {
-    let mut backoff = Duration::from_millis(200);
+    const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+    let mut backoff = FIRST_BACKOFF;
     while !stopping.is_cancelled() {
-        match consume(&js, &settings, spec, handler.as_ref(), &stopping).await {
+        let mut bound = false;
+        match consume(&js, &settings, spec, handler.as_ref(), &stopping, &mut bound).await {
             Ok(()) => return,
             Err(e) => {
+                if bound {
+                    // It consumed until now: a new fault, not the same one again.
+                    backoff = FIRST_BACKOFF;
+                }
                 tracing::warn!(consumer = spec.durable, error = %e, ?backoff, "consumer interrupted; rebinding");
                 tokio::select! {
                     () = tokio::time::sleep(backoff) => {}
@@ -149,6 +155,7 @@ async fn consume<H: Handler>(
     spec: ConsumerSpec,
     handler: &H,
     stopping: &CancellationToken,
+    bound: &mut bool,
 ) -> Result<(), String> {
     let consumer = bind(js, settings, spec).await?;
     let mut messages = consumer
@@ -161,12 +168,16 @@ async fn consume<H: Handler>(
         .messages()
         .await
         .map_err(|e| e.to_string())?;
+    *bound = true;
     tracing::info!(consumer = spec.durable, filter = spec.filter, "consuming");
     metrics_adapter::consumers().declare(spec.durable);
     loop {
         let next = tokio::select! {
             next = messages.next() => next,
-            () = stopping.cancelled() => return Ok(()),
+            () = stopping.cancelled() => {
+                hand_back(spec, &mut messages).await;
+                return Ok(());
+            }
         };
         let received = tokio::time::Instant::now();
         let mut in_hand = vec![delivered(next)?];
@@ -188,6 +199,21 @@ async fn consume<H: Handler>(
         if let Some(e) = interrupted {
             return Err(e);
         }
+    }
+}
+
+/// On shutdown: the events already delivered to this replica but not taken in hand are
+/// handed back (nak, no delay), so another replica gets them now rather than after
+/// `ack_wait`.
+async fn hand_back(spec: ConsumerSpec, messages: &mut pull::Stream) {
+    let mut handed_back = 0;
+    while let Some(Some(Ok(m))) = messages.next().now_or_never() {
+        if m.ack_with(AckKind::Nak(None)).await.is_ok() {
+            handed_back += 1;
+        }
+    }
+    if handed_back > 0 {
+        tracing::info!(consumer = spec.durable, handed_back, "events not handled handed back on shutdown");
     }
 }
 

@@ -129,6 +129,9 @@ pub enum ConnectError {
     Url(#[from] async_nats::ConnectError),
 }
 
+/// How often a client PINGs its server; three unanswered and it reconnects elsewhere.
+pub const PING_INTERVAL: Duration = Duration::from_secs(5);
+
 /// Connects as `name`. When NATS answers at start, wrong credentials are an error (the
 /// process stops, naming the setting); when it does not, the connection is made in the
 /// background: a service starts (and reports NOT_SERVING) while NATS is down, and
@@ -160,6 +163,10 @@ pub async fn connect(settings: &NatsSettings, name: &str) -> Result<async_nats::
             .custom_inbox_prefix(roles::inbox_prefix(name))
             .max_reconnects(None)
             .connection_timeout(Duration::from_secs(2))
+            // A server that stops answering with the socket still open (frozen, or cut off
+            // by a partition) is left after three unanswered PINGs: ~15 s, not the
+            // default's 3 min, so the client moves to another node of the cluster.
+            .ping_interval(PING_INTERVAL)
             .event_callback(|event| async move {
                 match event {
                     async_nats::Event::Connected => tracing::info!("NATS connected"),

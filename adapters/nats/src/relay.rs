@@ -106,6 +106,15 @@ pub async fn watch_backlog(store: Store, interval: Duration, stopping: Cancellat
 /// One pass: claim, publish all, await the acks, delete the acked, release the rest.
 /// Returns how many events were published.
 ///
+/// The acks are awaited together: each has its own timeout (the JetStream context's, 5 s
+/// by default), which starts when it is awaited, so awaiting them one after another
+/// would add those timeouts up. When the stream's leader is lost with events in flight
+/// (killed, or frozen with the client's socket still open), none of their acks come, and
+/// a pass of n events in flight stalled n x 5 s before it released them: with 20 in
+/// flight the flow stopped for 100 s. Awaited together, a pass lasts at most one
+/// timeout; the events without an ack are released and published again (the same
+/// `Nats-Msg-Id`: JetStream drops the copy of one it had stored).
+///
 /// # Errors
 /// When the store fails, or any publish failed (those events are released for retry).
 pub async fn pass(store: &Store, js: &jetstream::Context) -> Result<usize, String> {
@@ -113,21 +122,35 @@ pub async fn pass(store: &Store, js: &jetstream::Context) -> Result<usize, Strin
     if claimed.is_empty() {
         return Ok(0);
     }
+    let began = std::time::Instant::now();
     let mut in_flight = Vec::with_capacity(claimed.len());
+    let (mut acked, mut failed, mut first_error) = (Vec::new(), Vec::new(), None);
     for p in &claimed {
+        if first_error.is_some() {
+            // The connection refuses publishes: the rest wait for the next pass.
+            failed.push(p.seq);
+            continue;
+        }
         let m = &p.message;
         let mut headers = envelope::headers(m);
         let span = publish_span(m, &mut headers);
         let publish = PublishMessage::build().payload(m.payload.clone().into()).headers(headers);
-        in_flight.push((p.seq, js.send_publish(m.subject.clone(), publish).await, span));
+        match js.send_publish(m.subject.clone(), publish).await {
+            Ok(ack) => in_flight.push((p.seq, ack, span)),
+            Err(e) => {
+                failed.push(p.seq);
+                first_error = Some(e.to_string());
+            }
+        }
     }
-    let (mut acked, mut failed, mut first_error) = (Vec::new(), Vec::new(), None);
     // Each publish span ends when JetStream acked (or refused) its message.
-    for (seq, sent, _span) in in_flight {
-        let result = match sent {
-            Ok(ack) => ack.await.map(drop).map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
+    let acks = futures::future::join_all(in_flight.into_iter().map(|(seq, ack, span)| async move {
+        let result = ack.await.map(drop).map_err(|e| e.to_string());
+        drop(span);
+        (seq, result)
+    }))
+    .await;
+    for (seq, result) in acks {
         match result {
             Ok(()) => acked.push(seq),
             Err(e) => {
@@ -137,6 +160,9 @@ pub async fn pass(store: &Store, js: &jetstream::Context) -> Result<usize, Strin
         }
     }
     let published = acked.len();
+    if !failed.is_empty() {
+        tracing::info!(published, failed = failed.len(), took = ?began.elapsed(), "outbox relay pass incomplete");
+    }
     metrics_adapter::outbox().relayed(published, failed.len());
     store.delete_outbox(acked).await.map_err(|e| e.to_string())?;
     store.release_outbox(failed).await.map_err(|e| e.to_string())?;

@@ -201,6 +201,11 @@ impl NatsServer {
         out.split_once("\r\n\r\n").map(|(_, body)| body.to_owned())
     }
 
+    /// Keeps its store directory (and its log) after it is dropped, to read after a failure.
+    pub fn keep_files(&mut self) {
+        self.dir.disable_cleanup(true);
+    }
+
     pub fn store_dir(&self) -> PathBuf {
         self.dir.path().to_path_buf()
     }

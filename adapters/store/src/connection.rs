@@ -130,6 +130,43 @@ pub(crate) fn pool_error(e: managed::PoolError<deadpool_diesel::Error>) -> Strin
     }
 }
 
+/// The URL of database `name` on the PostgreSQL server of `server` (a URL naming any of
+/// its databases): the same user, host and options, another database.
+pub fn postgres_database_url(server: &str, name: &str) -> String {
+    let (url, options) = server.split_once('?').map_or((server, None), |(u, o)| (u, Some(o)));
+    let base = match url.find("://").map(|s| s + 3) {
+        Some(host) => url[host..].find('/').map_or(url, |slash| &url[..host + slash]),
+        None => url,
+    };
+    match options {
+        Some(o) => format!("{base}/{name}?{o}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+/// Creates database `name` on the PostgreSQL server of `server` unless it exists; returns
+/// its URL. The name must be a plain identifier (lower-case letters, digits, `_`).
+///
+/// # Errors
+/// When the name is not one, the server cannot be reached, or it refuses.
+pub fn ensure_postgres_database(server: &str, name: &str) -> Result<String, String> {
+    let plain = !name.is_empty()
+        && name.len() <= 63
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit());
+    if !plain {
+        return Err(format!("database name {name:?}: lower-case letters, digits and _ only, at most 63"));
+    }
+    let mut admin = PgConnection::establish(server).map_err(|e| format!("{}: {e}", redact(server)))?;
+    match diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin) {
+        Ok(_) => {}
+        // Already there (or created by someone else at the same moment).
+        Err(diesel::result::Error::DatabaseError(_, info)) if info.message().contains("already exists") => {}
+        Err(e) => return Err(format!("CREATE DATABASE {name} on {}: {e}", redact(server))),
+    }
+    Ok(postgres_database_url(server, name))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +178,16 @@ mod tests {
         assert_eq!(DatabaseUrl::parse("postgres://u@h/db").unwrap().backend(), Backend::Postgres);
         assert!(DatabaseUrl::parse("mysql://x").err().unwrap().contains("unsupported scheme"));
         assert!(DatabaseUrl::parse("").is_err());
+    }
+
+    #[test]
+    fn a_database_url_is_the_servers_with_another_database() {
+        assert_eq!(
+            postgres_database_url("postgres://u:p@h:5432/postgres", "game_mission"),
+            "postgres://u:p@h:5432/game_mission"
+        );
+        assert_eq!(postgres_database_url("postgres://u@h", "x"), "postgres://u@h/x");
+        assert_eq!(postgres_database_url("postgres://u@h/db?sslmode=require", "x"), "postgres://u@h/x?sslmode=require");
     }
 
     #[test]
