@@ -208,13 +208,18 @@ pub struct BusArgs {
     pub nats_key: Option<std::path::PathBuf>,
 }
 
-/// The dead-letter stream, on the bus with the operator's key.
+/// The dead-letter stream: through the gateway with an admin's token
+/// (`game.admin.v1.DeadLetterService`), or with --bus on the bus with the operator's key.
 #[derive(Debug, clap::Args)]
 pub struct DlqArgs {
     #[command(subcommand)]
     pub command: DlqCommand,
+    /// Straight on the bus with the operator's NATS key, instead of asking the ops
+    /// service through the gateway with an admin's token.
+    #[arg(long, global = true)]
+    pub bus: bool,
     #[command(flatten)]
-    pub bus: BusArgs,
+    pub nats: BusArgs,
 }
 
 /// A view rebuilt from the streams.
@@ -249,6 +254,9 @@ pub enum DlqCommand {
         /// Only this consumer's (e.g. notification-gift-issued).
         #[arg(long)]
         consumer: Option<String>,
+        /// Oldest first (through the gateway; --bus lists up to 1000 at once).
+        #[command(flatten)]
+        paging: Paging,
     },
     /// One event, decoded.
     Show { id: u64 },

@@ -84,6 +84,13 @@ pub const SERVICES: &[ServiceSpec] = &[
         stage: 0,
         url_env: Some("AUTH_URL"),
     },
+    ServiceSpec {
+        name: "ops",
+        health: "game.admin.v1.DeadLetterService",
+        port_offset: 8,
+        stage: 2,
+        url_env: Some("OPS_URL"),
+    },
 ];
 
 /// The nats-server started by `up` listens on `base-port + NATS_PORT_OFFSET` by default.
@@ -256,6 +263,7 @@ mod tests {
                 ("gift", 50056),
                 ("notification", 50057),
                 ("auth", 50058),
+                ("ops", 50059),
             ]
         );
         assert_eq!(nats_port(50051).unwrap(), 50151);

@@ -82,6 +82,9 @@ pub fn permissions(role: &Role) -> Permissions {
         publish.push(api(&format!("STREAM.INFO.{}", streams::DEAD_LETTER.name)));
         publish.push(api(&format!("STREAM.CREATE.{}", streams::DEAD_LETTER.name)));
     }
+    if role.name == roles::ops::ROLE.name {
+        publish.extend(dead_letter_rights());
+    }
     for bucket in role.buckets {
         let stream = format!("KV_{bucket}");
         publish.extend([
@@ -105,6 +108,24 @@ pub fn permissions(role: &Role) -> Permissions {
     let mut seen = std::collections::HashSet::new();
     publish.retain(|s| seen.insert(s.clone()));
     Permissions { publish, subscribe: vec![format!("{}.>", roles::inbox_prefix(role.name))] }
+}
+
+/// What the ops role needs for the dead letters (`crate::dlq`) and nothing more: read,
+/// remove and keep-as-discarded messages of `DEADLETTER`, and publish an event back on
+/// a subject some durable consumer reads (its filter), where the consumer that failed
+/// finds it again.
+fn dead_letter_rights() -> Vec<String> {
+    let dl = streams::DEAD_LETTER.name;
+    let mut rights = vec![
+        api(&format!("STREAM.INFO.{dl}")),
+        api(&format!("STREAM.MSG.GET.{dl}")),
+        api(&format!("DIRECT.GET.{dl}")),
+        api(&format!("DIRECT.GET.{dl}.>")),
+        api(&format!("STREAM.MSG.DELETE.{dl}")),
+        format!("{}.>", crate::dlq::DISCARDED),
+    ];
+    rights.extend(roles::ALL.iter().flat_map(|r| r.consumers).map(|c| c.filter.to_owned()));
+    rights
 }
 
 /// One user of the server's configuration.
@@ -368,6 +389,33 @@ mod tests {
         assert!(!can_publish(&reward::ROLE, "game.deadletter.wallet-issue"));
         assert!(can_publish(&reward::ROLE, "$JS.API.STREAM.CREATE.DEADLETTER"));
         assert!(!can_publish(&roles::gift::ROLE, "$JS.API.STREAM.CREATE.DEADLETTER"), "gift consumes nothing");
+    }
+
+    #[test]
+    fn ops_reads_removes_and_sends_back_dead_letters_and_nothing_else() {
+        let ops = &roles::ops::ROLE;
+        for s in [
+            "$JS.API.STREAM.MSG.GET.DEADLETTER",
+            "$JS.API.STREAM.MSG.DELETE.DEADLETTER",
+            "game.gift.v1.issued",
+            "game.reward.v1.allocated",
+            "game.deadletter._discarded.notification-gift-issued",
+        ] {
+            assert!(can_publish(ops, s), "{s}");
+        }
+        for s in [
+            "$JS.API.STREAM.CREATE.DEADLETTER",
+            "$JS.API.STREAM.DELETE.DEADLETTER",
+            "$JS.API.STREAM.PURGE.DEADLETTER",
+            "$JS.API.STREAM.MSG.DELETE.GIFT",
+            "game.deadletter.wallet-issue",
+            "game.notification.v1.sent",
+            "$KV.mypage.x",
+        ] {
+            assert!(!can_publish(ops, s), "{s}");
+        }
+        assert!(!can_publish(&reward::ROLE, "$JS.API.STREAM.MSG.DELETE.DEADLETTER"));
+        assert!(can_subscribe(ops, "_INBOX.ops.x") && !can_subscribe(ops, "_INBOX.reward.x"));
     }
 
     #[test]

@@ -40,6 +40,7 @@ pub const SERVICES: &[(&str, &str)] = &[
     ("game.gift.v1.GiftService", "GIFT_URL"),
     ("game.notification.v1.NotificationService", "NOTIFICATION_URL"),
     ("game.auth.v1.AuthService", "AUTH_URL"),
+    ("game.admin.v1.DeadLetterService", "OPS_URL"),
 ];
 
 /// Services served beside another one, by the same processes: routed to its endpoints.

@@ -36,6 +36,8 @@ pub struct UpstreamSettings {
     pub notification: Vec<String>,
     #[arg(long, env = "AUTH_URL", value_delimiter = ',')]
     pub auth: Vec<String>,
+    #[arg(long, env = "OPS_URL", value_delimiter = ',')]
+    pub ops: Vec<String>,
     /// Milliseconds between health checks of each endpoint.
     #[arg(long, env = "UPSTREAM_HEALTH_INTERVAL_MS", default_value_t = 250)]
     pub health_interval_ms: u64,
@@ -133,7 +135,7 @@ impl Upstreams {
     /// # Errors
     /// A message naming the variable with a malformed URL.
     pub fn from_settings(s: &UpstreamSettings) -> Result<Self, String> {
-        let lists = [&s.mission, &s.reward, &s.wallet, &s.mypage, &s.gift, &s.notification, &s.auth];
+        let lists = [&s.mission, &s.reward, &s.wallet, &s.mypage, &s.gift, &s.notification, &s.auth, &s.ops];
         let mut by_service = HashMap::new();
         for ((service, var), urls) in crate::SERVICES.iter().zip(lists) {
             let targets = urls
@@ -273,6 +275,7 @@ mod tests {
             gift: vec![],
             notification: vec![],
             auth: vec![],
+            ops: vec![],
             health_interval_ms: 50,
             resolve_interval_ms: 100,
             connect_timeout_ms: 50,
