@@ -378,6 +378,7 @@ mod tests {
                     ("GIFT_URL", "http://127.0.0.1:56105"),
                     ("NOTIFICATION_URL", "http://127.0.0.1:56106"),
                     ("AUTH_URL", "http://127.0.0.1:56107"),
+                    ("OPS_URL", "http://127.0.0.1:56108"),
                 ],
                 "{}",
                 s.name
@@ -389,8 +390,16 @@ mod tests {
     fn the_gateway_listens_on_the_base_port_and_routes_to_every_service() {
         let env = env_of("gateway");
         assert_eq!(get(&env, "LISTEN_ADDR"), Some("127.0.0.1:56100"));
-        for var in ["MISSION_URL", "REWARD_URL", "WALLET_URL", "MYPAGE_URL", "GIFT_URL", "NOTIFICATION_URL", "AUTH_URL"]
-        {
+        for var in [
+            "MISSION_URL",
+            "REWARD_URL",
+            "WALLET_URL",
+            "MYPAGE_URL",
+            "GIFT_URL",
+            "NOTIFICATION_URL",
+            "AUTH_URL",
+            "OPS_URL",
+        ] {
             assert!(get(&env, var).is_some(), "{var}");
         }
     }
