@@ -44,7 +44,10 @@ HPA_SCALED = {"gateway", "mypage"}
 # The services that talk to NATS, each its own user on the bus (nats_adapter::roles), and
 # the operator's user for people.
 NATS_ROLES = {"mission", "reward", "wallet", "gift", "notification", "mypage"}
-NATS_USERS = NATS_ROLES | {"operator"}
+# The role that sends dead letters back (gamectl serve ops): it alone may publish events
+# of other roles, and it may create, purge or remove no stream.
+REDRIVER = "ops"
+NATS_USERS = NATS_ROLES | {"operator", REDRIVER}
 # Settings naming a file that holds a secret: it must be on a Secret volume.
 SECRET_FILES = {"ADMIN_PASSWORD_FILE", "SERVICE_ACCOUNTS_FILE", "SERVICE_CLIENT_SECRET_FILE"}
 # The one image every Deployment runs, in its role (`args: ["serve", "<role>"]`).
@@ -595,7 +598,10 @@ def check_bus(docs: list[dict], res: Results, where: str, profile: str) -> None:
             continue
         for pattern in pub:
             other = re.match(r"game\.([a-z]+)\.v1\.", pattern)
-            if pattern in (">", "game.>", "$JS.API.>") or (other and other.group(1) != user):
+            redrive = user == REDRIVER and other is not None
+            if pattern in (">", "game.>", "$JS.API.>") or (other and other.group(1) != user and not redrive):
+                problems.append(f"{user} may publish {pattern}")
+            if user == REDRIVER and re.match(r"\$JS\.API\.(STREAM\.(CREATE|UPDATE|DELETE|PURGE)|CONSUMER)\.", pattern):
                 problems.append(f"{user} may publish {pattern}")
         if sub != [f"_INBOX.{user}.>"]:
             problems.append(f"{user} subscribes to {sub}, not only its own inbox")
@@ -898,7 +904,7 @@ def check_prometheusrule(r: dict, res: Results, where: str) -> None:
 def server_roles() -> set[str]:
     """The roles `gamectl serve` runs (gamectl/src/serve.rs, `ROLES`)."""
     source = (REPO / "gamectl/src/serve.rs").read_text() if (REPO / "gamectl/src/serve.rs").exists() else ""
-    m = re.search(r"pub const ROLES: \[&str; \d+\] = \[([^\]]*)\]", source)
+    m = re.search(r"pub const ROLES: \[&str; \d+\] =\s*\[([^\]]*)\]", source)
     return set(re.findall(r'"([a-z]+)"', m.group(1))) if m else set()
 
 
