@@ -37,17 +37,18 @@ READINESS = {
     "notification": "game.notification.v1.NotificationService",
     "auth": "game.auth.v1.AuthService",
     "gateway": "game.gateway.v1.Gateway",
+    "ops": "game.admin.v1.DeadLetterService",
 }
 SERVICES = set(READINESS)
 RELATIONAL = {"mission", "reward", "wallet", "gift", "notification", "auth"}
 HPA_SCALED = {"gateway", "mypage"}
 # The services that talk to NATS, each its own user on the bus (nats_adapter::roles), and
 # the operator's user for people.
-NATS_ROLES = {"mission", "reward", "wallet", "gift", "notification", "mypage"}
+NATS_ROLES = {"mission", "reward", "wallet", "gift", "notification", "mypage", "ops"}
 # The role that sends dead letters back (gamectl serve ops): it alone may publish events
 # of other roles, and it may create, purge or remove no stream.
 REDRIVER = "ops"
-NATS_USERS = NATS_ROLES | {"operator", REDRIVER}
+NATS_USERS = NATS_ROLES | {"operator"}
 # Settings naming a file that holds a secret: it must be on a Secret volume.
 SECRET_FILES = {"ADMIN_PASSWORD_FILE", "SERVICE_ACCOUNTS_FILE", "SERVICE_CLIENT_SECRET_FILE"}
 # The one image every Deployment runs, in its role (`args: ["serve", "<role>"]`).
@@ -75,12 +76,13 @@ REQUIRED_ENV = {
                "BREAKER_WINDOW", "BREAKER_MIN_CALLS", "BREAKER_OPEN_SECONDS",
                "BREAKER_HALF_OPEN_CALLS"},
     "mypage": {"MYPAGE_BUCKET"},
+    "ops": set(),
     "notification": {"DATABASE_URL", "MAILBOX_DIR", "MAIL_FROM", "RECIPIENT_DOMAIN"},
     "auth": {"DATABASE_URL", "AUTH_ISSUER", "AUTH_AUDIENCE", "AUTH_KEYS_DIR",
              "TOKEN_TTL_SECONDS", "ADMIN_PASSWORD_FILE", "SERVICE_ACCOUNTS_FILE",
              "TRUSTED_PROXIES"},
     "gateway": {"MISSION_URL", "REWARD_URL", "WALLET_URL", "MYPAGE_URL", "GIFT_URL",
-                "NOTIFICATION_URL", "AUTH_URL", "RATE_LIMIT_PER_SECOND",
+                "NOTIFICATION_URL", "AUTH_URL", "OPS_URL", "RATE_LIMIT_PER_SECOND",
                 "RATE_LIMIT_BURST", "CORS_ALLOWED_ORIGINS"},
 }
 
