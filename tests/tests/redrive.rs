@@ -176,6 +176,21 @@ async fn scenario(dir: &tempfile::TempDir, nats: &NatsServer, tokens: &e2e::Toke
     let of =
         |event: Uuid| listed.iter().find(|d| d["eventId"] == event.to_string()).cloned().expect("listed by event id");
     let (first, second) = (of(bounced), of(kept));
+    if matches!(via, Via::Gateway(..)) {
+        // paged, oldest first: one per page, then the rest; --all reads every page
+        let one = gamectl(nats, via, &["list", "--page-size", "1"]);
+        let token = one["nextPageToken"].as_str().expect("a next page").to_owned();
+        let rest = gamectl(nats, via, &["list", "--page-size", "1", "--page-token", &token]);
+        let ids = |v: &Value| v["deadLetters"].as_array().unwrap().iter().map(|d| d["id"].clone()).collect::<Vec<_>>();
+        let mut both = [ids(&one), ids(&rest)].concat();
+        assert_eq!((both.len(), rest["nextPageToken"].as_str()), (2, Some("")), "{one} {rest}");
+        assert!(both[0].as_u64() < both[1].as_u64(), "oldest first: {both:?}");
+        both.sort_by_key(Value::as_u64);
+        let mut expected = vec![first["id"].clone(), second["id"].clone()];
+        expected.sort_by_key(Value::as_u64);
+        assert_eq!(both, expected);
+        assert_eq!(ids(&gamectl(nats, via, &["list", "--page-size", "1", "--all"])), expected);
+    }
     assert_eq!(first["customerId"], "dora");
     assert_eq!(first["subject"], "game.gift.v1.issued");
     assert_eq!(first["attempts"], 2);
