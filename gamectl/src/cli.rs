@@ -181,7 +181,8 @@ pub enum Command {
         #[command(flatten)]
         paging: Paging,
     },
-    /// Dead-lettered events: list, show, redrive, discard (an operator's command).
+    /// Dead-lettered events: list, show, redrive, discard (admins only; or with --bus, the
+    /// operator's NATS key).
     Dlq(DlqArgs),
     /// Rebuild a view from the streams into a new generation while the old one serves,
     /// then switch reads over (admins only; or with --bus, the operator's NATS key): `mypage`.
@@ -201,10 +202,10 @@ pub enum Command {
 /// The bus, with the operator's key.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BusArgs {
-    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222", global = true)]
     pub nats_url: String,
     /// The operator's NKEY seed file [default: <data-dir>/nats-auth/operator.nk when it exists].
-    #[arg(long, env = "NATS_NKEY_SEED_FILE")]
+    #[arg(long, env = "NATS_NKEY_SEED_FILE", global = true)]
     pub nats_key: Option<std::path::PathBuf>,
 }
 
@@ -500,6 +501,12 @@ mod tests {
         assert!(Cli::try_parse_from(["gamectl", "dlq", "redrive"]).is_err(), "an id or --all");
         assert!(Cli::try_parse_from(["gamectl", "dlq", "redrive", "3", "--all"]).is_err());
         assert!(Cli::try_parse_from(["gamectl", "dlq", "discard", "3"]).is_err(), "a reason");
+        let Command::Dlq(d) = parse(&["dlq", "list", "--page-size", "5"]).command else { panic!() };
+        assert!(!d.bus, "through the gateway by default");
+        let Command::Dlq(d) = parse(&["dlq", "show", "7", "--bus", "--nats-url", "nats://n:4222"]).command else {
+            panic!()
+        };
+        assert_eq!((d.bus, d.nats.nats_url.as_str()), (true, "nats://n:4222"));
         assert!(matches!(
             parse(&["dlq", "show", "7"]).command,
             Command::Dlq(DlqArgs { command: DlqCommand::Show { id: 7 }, .. })
