@@ -83,7 +83,7 @@ pub fn permissions(role: &Role) -> Permissions {
         publish.push(api(&format!("STREAM.CREATE.{}", streams::DEAD_LETTER.name)));
     }
     if role.name == roles::ops::ROLE.name {
-        publish.extend(dead_letter_rights());
+        publish.extend(crate::dlq::rights());
     }
     for bucket in role.buckets {
         let stream = format!("KV_{bucket}");
@@ -108,24 +108,6 @@ pub fn permissions(role: &Role) -> Permissions {
     let mut seen = std::collections::HashSet::new();
     publish.retain(|s| seen.insert(s.clone()));
     Permissions { publish, subscribe: vec![format!("{}.>", roles::inbox_prefix(role.name))] }
-}
-
-/// What the ops role needs for the dead letters (`crate::dlq`) and nothing more: read,
-/// remove and keep-as-discarded messages of `DEADLETTER`, and publish an event back on
-/// a subject some durable consumer reads (its filter), where the consumer that failed
-/// finds it again.
-fn dead_letter_rights() -> Vec<String> {
-    let dl = streams::DEAD_LETTER.name;
-    let mut rights = vec![
-        api(&format!("STREAM.INFO.{dl}")),
-        api(&format!("STREAM.MSG.GET.{dl}")),
-        api(&format!("DIRECT.GET.{dl}")),
-        api(&format!("DIRECT.GET.{dl}.>")),
-        api(&format!("STREAM.MSG.DELETE.{dl}")),
-        format!("{}.>", crate::dlq::DISCARDED),
-    ];
-    rights.extend(roles::ALL.iter().flat_map(|r| r.consumers).map(|c| c.filter.to_owned()));
-    rights
 }
 
 /// One user of the server's configuration.

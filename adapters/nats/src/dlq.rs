@@ -23,6 +23,24 @@ pub const DISCARD_REASON: &str = "Game-Discard-Reason";
 /// Most messages `list` reads.
 pub const LIST_LIMIT: usize = 1000;
 
+/// What the ops role needs for this module's functions, and nothing more (granted by
+/// [`crate::access`]): read, remove and keep-as-discarded messages of `DEADLETTER`, and
+/// publish an event back on a subject some durable consumer reads (its filter), where
+/// the consumer that failed finds it again.
+pub(crate) fn rights() -> Vec<String> {
+    let dl = DEAD_LETTER.name;
+    let mut rights = vec![
+        format!("$JS.API.STREAM.INFO.{dl}"),
+        format!("$JS.API.STREAM.MSG.GET.{dl}"),
+        format!("$JS.API.DIRECT.GET.{dl}"),
+        format!("$JS.API.DIRECT.GET.{dl}.>"),
+        format!("$JS.API.STREAM.MSG.DELETE.{dl}"),
+        format!("{DISCARDED}.>"),
+    ];
+    rights.extend(crate::roles::ALL.iter().flat_map(|r| r.consumers).map(|c| c.filter.to_owned()));
+    rights
+}
+
 /// One dead-lettered event.
 #[derive(Debug, Clone)]
 pub struct DeadLetter {
