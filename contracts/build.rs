@@ -29,6 +29,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "game/notification/v1/notification.proto",
         "game/auth/v1/auth.proto",
         "game/events/v1/events.proto",
+        "game/admin/v1/dead_letter.proto",
     ];
     let protos: Vec<PathBuf> = ours.iter().map(|p| root.join(p)).collect();
     let health_root = manifest.join("proto");

@@ -37,13 +37,17 @@ READINESS = {
     "notification": "game.notification.v1.NotificationService",
     "auth": "game.auth.v1.AuthService",
     "gateway": "game.gateway.v1.Gateway",
+    "ops": "game.admin.v1.DeadLetterService",
 }
 SERVICES = set(READINESS)
 RELATIONAL = {"mission", "reward", "wallet", "gift", "notification", "auth"}
 HPA_SCALED = {"gateway", "mypage"}
 # The services that talk to NATS, each its own user on the bus (nats_adapter::roles), and
 # the operator's user for people.
-NATS_ROLES = {"mission", "reward", "wallet", "gift", "notification", "mypage"}
+NATS_ROLES = {"mission", "reward", "wallet", "gift", "notification", "mypage", "ops"}
+# The role that sends dead letters back (gamectl serve ops): it alone may publish events
+# of other roles, and it may create, purge or remove no stream.
+REDRIVER = "ops"
 NATS_USERS = NATS_ROLES | {"operator"}
 # Settings naming a file that holds a secret: it must be on a Secret volume.
 SECRET_FILES = {"ADMIN_PASSWORD_FILE", "SERVICE_ACCOUNTS_FILE", "SERVICE_CLIENT_SECRET_FILE"}
@@ -72,12 +76,13 @@ REQUIRED_ENV = {
                "BREAKER_WINDOW", "BREAKER_MIN_CALLS", "BREAKER_OPEN_SECONDS",
                "BREAKER_HALF_OPEN_CALLS"},
     "mypage": {"MYPAGE_BUCKET"},
+    "ops": set(),
     "notification": {"DATABASE_URL", "MAILBOX_DIR", "MAIL_FROM", "RECIPIENT_DOMAIN"},
     "auth": {"DATABASE_URL", "AUTH_ISSUER", "AUTH_AUDIENCE", "AUTH_KEYS_DIR",
              "TOKEN_TTL_SECONDS", "ADMIN_PASSWORD_FILE", "SERVICE_ACCOUNTS_FILE",
              "TRUSTED_PROXIES"},
     "gateway": {"MISSION_URL", "REWARD_URL", "WALLET_URL", "MYPAGE_URL", "GIFT_URL",
-                "NOTIFICATION_URL", "AUTH_URL", "RATE_LIMIT_PER_SECOND",
+                "NOTIFICATION_URL", "AUTH_URL", "OPS_URL", "RATE_LIMIT_PER_SECOND",
                 "RATE_LIMIT_BURST", "CORS_ALLOWED_ORIGINS"},
 }
 
@@ -595,7 +600,10 @@ def check_bus(docs: list[dict], res: Results, where: str, profile: str) -> None:
             continue
         for pattern in pub:
             other = re.match(r"game\.([a-z]+)\.v1\.", pattern)
-            if pattern in (">", "game.>", "$JS.API.>") or (other and other.group(1) != user):
+            redrive = user == REDRIVER and other is not None
+            if pattern in (">", "game.>", "$JS.API.>") or (other and other.group(1) != user and not redrive):
+                problems.append(f"{user} may publish {pattern}")
+            if user == REDRIVER and re.match(r"\$JS\.API\.(STREAM\.(CREATE|UPDATE|DELETE|PURGE)|CONSUMER)\.", pattern):
                 problems.append(f"{user} may publish {pattern}")
         if sub != [f"_INBOX.{user}.>"]:
             problems.append(f"{user} subscribes to {sub}, not only its own inbox")
@@ -898,7 +906,7 @@ def check_prometheusrule(r: dict, res: Results, where: str) -> None:
 def server_roles() -> set[str]:
     """The roles `gamectl serve` runs (gamectl/src/serve.rs, `ROLES`)."""
     source = (REPO / "gamectl/src/serve.rs").read_text() if (REPO / "gamectl/src/serve.rs").exists() else ""
-    m = re.search(r"pub const ROLES: \[&str; \d+\] = \[([^\]]*)\]", source)
+    m = re.search(r"pub const ROLES: \[&str; \d+\] =\s*\[([^\]]*)\]", source)
     return set(re.findall(r'"([a-z]+)"', m.group(1))) if m else set()
 
 

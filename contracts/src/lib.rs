@@ -64,6 +64,12 @@ pub mod pb {
             include!(concat!(env!("OUT_DIR"), "/server/game.auth.v1.rs"));
         }
     }
+    pub mod admin {
+        pub mod v1 {
+            tonic::include_proto!("game.admin.v1");
+            include!(concat!(env!("OUT_DIR"), "/server/game.admin.v1.rs"));
+        }
+    }
     pub mod events {
         pub mod v1 {
             tonic::include_proto!("game.events.v1");

@@ -50,9 +50,11 @@ pub const NOTIFICATION: Api =
     api!("notification", "game.notification.v1", "NotificationService", "NOTIFICATION_URL", public: [], internal: []);
 pub const AUTH: Api = api!("auth", "game.auth.v1", "AuthService", "AUTH_URL",
     public: ["RegisterCustomer", "IssueToken", "IssueServiceToken", "GetJwks"], internal: []);
+/// The operators' tools (admins only): the dead letters.
+pub const OPS: Api = api!("ops", "game.admin.v1", "DeadLetterService", "OPS_URL", public: [], internal: []);
 
 /// Every public API, in the order of the gateway's routes and `gamectl`'s tables.
-pub const APIS: &[Api] = &[MISSION, REWARD, WALLET, MYPAGE, GIFT, NOTIFICATION, AUTH];
+pub const APIS: &[Api] = &[MISSION, REWARD, WALLET, MYPAGE, GIFT, NOTIFICATION, AUTH, OPS];
 
 /// The gateway's own name (its health; it has no API of its own).
 pub const GATEWAY: &str = "game.gateway.v1.Gateway";
@@ -107,6 +109,7 @@ mod tests {
         assert_eq!(GIFT.name, pb::gift::v1::gift_service_server::SERVICE_NAME);
         assert_eq!(NOTIFICATION.name, pb::notification::v1::notification_service_server::SERVICE_NAME);
         assert_eq!(AUTH.name, pb::auth::v1::auth_service_server::SERVICE_NAME);
+        assert_eq!(OPS.name, pb::admin::v1::dead_letter_service_server::SERVICE_NAME);
         assert_eq!(GIFT.internal, [format!("/{}/", pb::gift::v1::gift_issuing_service_server::SERVICE_NAME)]);
     }
 

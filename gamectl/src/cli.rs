@@ -181,7 +181,8 @@ pub enum Command {
         #[command(flatten)]
         paging: Paging,
     },
-    /// Dead-lettered events: list, show, redrive, discard (an operator's command).
+    /// Dead-lettered events: list, show, redrive, discard (admins only; or with --bus, the
+    /// operator's NATS key).
     Dlq(DlqArgs),
     /// Rebuild a view from the streams into a new generation while the old one serves,
     /// then switch reads over (admins only; or with --bus, the operator's NATS key): `mypage`.
@@ -201,20 +202,25 @@ pub enum Command {
 /// The bus, with the operator's key.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BusArgs {
-    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222", global = true)]
     pub nats_url: String,
     /// The operator's NKEY seed file [default: <data-dir>/nats-auth/operator.nk when it exists].
-    #[arg(long, env = "NATS_NKEY_SEED_FILE")]
+    #[arg(long, env = "NATS_NKEY_SEED_FILE", global = true)]
     pub nats_key: Option<std::path::PathBuf>,
 }
 
-/// The dead-letter stream, on the bus with the operator's key.
+/// The dead-letter stream: through the gateway with an admin's token
+/// (`game.admin.v1.DeadLetterService`), or with --bus on the bus with the operator's key.
 #[derive(Debug, clap::Args)]
 pub struct DlqArgs {
     #[command(subcommand)]
     pub command: DlqCommand,
+    /// Straight on the bus with the operator's NATS key, instead of asking the ops
+    /// service through the gateway with an admin's token.
+    #[arg(long, global = true)]
+    pub bus: bool,
     #[command(flatten)]
-    pub bus: BusArgs,
+    pub nats: BusArgs,
 }
 
 /// A view rebuilt from the streams.
@@ -249,6 +255,9 @@ pub enum DlqCommand {
         /// Only this consumer's (e.g. notification-gift-issued).
         #[arg(long)]
         consumer: Option<String>,
+        /// Oldest first (through the gateway; --bus lists up to 1000 at once).
+        #[command(flatten)]
+        paging: Paging,
     },
     /// One event, decoded.
     Show { id: u64 },
@@ -511,6 +520,12 @@ mod tests {
         assert!(Cli::try_parse_from(["gamectl", "dlq", "redrive"]).is_err(), "an id or --all");
         assert!(Cli::try_parse_from(["gamectl", "dlq", "redrive", "3", "--all"]).is_err());
         assert!(Cli::try_parse_from(["gamectl", "dlq", "discard", "3"]).is_err(), "a reason");
+        let Command::Dlq(d) = parse(&["dlq", "list", "--page-size", "5"]).command else { panic!() };
+        assert!(!d.bus, "through the gateway by default");
+        let Command::Dlq(d) = parse(&["dlq", "show", "7", "--bus", "--nats-url", "nats://n:4222"]).command else {
+            panic!()
+        };
+        assert_eq!((d.bus, d.nats.nats_url.as_str()), (true, "nats://n:4222"));
         assert!(matches!(
             parse(&["dlq", "show", "7"]).command,
             Command::Dlq(DlqArgs { command: DlqCommand::Show { id: 7 }, .. })

@@ -7,6 +7,7 @@ use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use contracts::pb::admin::v1 as admin_pb;
 use contracts::pb::auth::v1 as auth_pb;
 use contracts::pb::{gift, mission, mypage, notification, reward, wallet};
 use grpc_adapter::status::code_name;
@@ -130,10 +131,10 @@ pub async fn run(global: &Global, command: Command) -> ExitCode {
 }
 
 /// A channel whose every call carries the bearer token (if any).
-type Authed = InterceptedService<Channel, Bearer>;
+pub type Authed = InterceptedService<Channel, Bearer>;
 
 #[derive(Clone)]
-struct Bearer(Option<MetadataValue<Ascii>>);
+pub struct Bearer(Option<MetadataValue<Ascii>>);
 
 impl tonic::service::Interceptor for Bearer {
     fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
@@ -240,8 +241,12 @@ fn emit(global: &Global, json: impl FnOnce() -> Value, text: impl FnOnce() -> St
 async fn call(global: &Global, command: Command) -> Result<(), Failure> {
     let conn = Conn::new(global)?;
     match command {
-        Command::Up(_) | Command::Serve(_) | Command::Dlq(_) | Command::Status(_) => {
-            unreachable!("`up`, `serve`, `dlq` and `status` are not API calls")
+        Command::Up(_) | Command::Serve(_) | Command::Status(_) => {
+            unreachable!("`up`, `serve` and `status` are not API calls")
+        }
+        Command::Dlq(args) => {
+            let c = admin_pb::dead_letter_service_client::DeadLetterServiceClient::new(conn.connect("ops").await?);
+            crate::dlq::via_gateway(global, c, args.command).await
         }
         Command::Register { customer_id, password } => identity::register(&conn, customer_id, password).await,
         Command::Login { customer_id, password, service_account, secret } => {

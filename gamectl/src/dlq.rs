@@ -1,19 +1,21 @@
-//! `gamectl dlq`: the dead-letter stream for operators, straight on the bus with the
-//! operator's key (`<data-dir>/nats-auth/operator.nk`, written by `up`): list, show one
-//! event decoded, redrive (exactly once in effect, safe to repeat), discard with a reason.
+//! `gamectl dlq`: the dead-letter stream for operators: list, show one event decoded,
+//! redrive (exactly once in effect, safe to repeat), discard with a reason. By default
+//! through the gateway with an admin's token (`game.admin.v1.DeadLetterService`, served
+//! by the ops role); with `--bus` straight on the bus with the operator's key
+//! (`<data-dir>/nats-auth/operator.nk`, written by `up`).
 
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use grpc_adapter::pb::events::v1 as ev;
+use grpc_adapter::pb::admin::v1 as pb;
 use nats_adapter::dlq::{self, DeadLetter};
 use nats_adapter::{NatsSettings, access};
-use prost::Message as _;
 use serde_json::{Value, json};
 
 use crate::cli::{BusArgs, DlqArgs, DlqCommand, Global};
+use crate::client::{Authed, Failure};
 
 /// Longest wait for the bus, so that a command never hangs on a server that is down.
 const TIMEOUT: Duration = Duration::from_secs(15);
@@ -33,22 +35,10 @@ pub async fn run(global: &Global, args: DlqArgs) -> ExitCode {
 }
 
 fn decoded(d: &DeadLetter) -> String {
-    let p = d.payload.as_ref();
-    let text = match d.event_type.rsplit('.').next().unwrap_or_default() {
-        "MissionAchieved" => ev::MissionAchieved::decode(p).map(|m| format!("{m:?}")),
-        "MissionRewarded" => ev::MissionRewarded::decode(p).map(|m| format!("{m:?}")),
-        "RewardAllocated" => ev::RewardAllocated::decode(p).map(|m| format!("{m:?}")),
-        "RewardIssued" => ev::RewardIssued::decode(p).map(|m| format!("{m:?}")),
-        "RewardExchanged" => ev::RewardExchanged::decode(p).map(|m| format!("{m:?}")),
-        "GiftIssued" => ev::GiftIssued::decode(p).map(|m| format!("{m:?}")),
-        "GiftUsed" => ev::GiftUsed::decode(p).map(|m| format!("{m:?}")),
-        "NotificationSent" => ev::NotificationSent::decode(p).map(|m| format!("{m:?}")),
-        _ => return format!("{} bytes of an unknown event type", p.len()),
-    };
-    text.unwrap_or_else(|e| format!("undecodable: {e}"))
+    ops_service::decoded(d)
 }
 
-fn to_json(d: &DeadLetter, with_event: bool) -> Value {
+fn to_json(d: &DeadLetter, event: Option<&str>) -> Value {
     let mut v = json!({
         "id": d.seq,
         "consumer": d.consumer,
@@ -64,8 +54,8 @@ fn to_json(d: &DeadLetter, with_event: bool) -> Value {
     if let Some(why) = &d.discarded {
         v["discarded"] = json!(why);
     }
-    if with_event {
-        v["event"] = json!(decoded(d));
+    if let Some(event) = event {
+        v["event"] = json!(event);
     }
     v
 }
@@ -98,49 +88,15 @@ pub async fn operator_js(global: &Global, bus: BusArgs) -> Result<async_nats::je
 }
 
 async fn call(global: &Global, args: DlqArgs) -> Result<(), String> {
-    let js = operator_js(global, args.bus).await?;
+    let js = operator_js(global, args.nats).await?;
     match args.command {
-        DlqCommand::List { consumer } => {
+        DlqCommand::List { consumer, .. } => {
             let all = dlq::list(&js, consumer.as_deref()).await?;
-            print(
-                global,
-                || json!({ "deadLetters": all.iter().map(|d| to_json(d, false)).collect::<Vec<_>>() }),
-                || {
-                    if all.is_empty() {
-                        return "the dead-letter stream holds nothing waiting".into();
-                    }
-                    let head = format!(
-                        "{:<6} {:<28} {:<26} {:<36} {:<12} {:>3}  {}  REASON",
-                        "ID", "CONSUMER", "SUBJECT", "EVENT", "CUSTOMER", "TRIES", "DEAD-LETTERED AT"
-                    );
-                    std::iter::once(head).chain(all.iter().map(line)).collect::<Vec<_>>().join("\n")
-                },
-            );
+            print_list(global, &all, "");
         }
         DlqCommand::Show { id } => {
             let d = dlq::get(&js, id).await?.ok_or_else(|| format!("no dead-lettered event {id}"))?;
-            print(
-                global,
-                || to_json(&d, true),
-                || {
-                    let discarded = d.discarded.as_ref().map(|w| format!("\ndiscarded: {w}")).unwrap_or_default();
-                    format!(
-                        "dead letter {}\nconsumer: {}\nsubject: {}\nreason: {}\nattempts: {}\noccurred at: {}\n\
-                         dead-lettered at: {}\nevent: {} {}\ncustomer: {}{discarded}\n{}",
-                        d.seq,
-                        d.consumer,
-                        d.subject,
-                        d.reason,
-                        d.attempts,
-                        d.occurred_at,
-                        d.dead_lettered_at,
-                        d.event_type,
-                        d.event_id,
-                        d.customer_id,
-                        decoded(&d)
-                    )
-                },
-            );
+            print_one(global, &d, &decoded(&d));
         }
         DlqCommand::Redrive { id, all, consumer } => {
             let ids: Vec<u64> = match (id, all) {
@@ -154,28 +110,139 @@ async fn call(global: &Global, args: DlqArgs) -> Result<(), String> {
                     sent.push(id);
                 }
             }
-            print(
-                global,
-                || json!({ "redriven": sent }),
-                || match sent.len() {
-                    0 => "nothing to redrive (already redriven or discarded)".into(),
-                    n => format!("redriven {n}: {}", sent.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")),
-                },
-            );
+            print_redriven(global, &sent);
         }
         DlqCommand::Discard { id, reason } => {
             let done = dlq::discard(&js, id, &reason).await?;
-            print(
-                global,
-                || json!({ "discarded": done }),
-                || {
-                    if done {
-                        format!("discarded {id}: {reason}")
-                    } else {
-                        format!("no dead-lettered event {id} waiting")
-                    }
-                },
+            print_discarded(global, id, &reason, done);
+        }
+    }
+    Ok(())
+}
+
+fn print_list(global: &Global, all: &[DeadLetter], next: &str) {
+    print(
+        global,
+        || json!({ "deadLetters": all.iter().map(|d| to_json(d, None)).collect::<Vec<_>>(), "nextPageToken": next }),
+        || {
+            if all.is_empty() {
+                return "the dead-letter stream holds nothing waiting".into();
+            }
+            let head = format!(
+                "{:<6} {:<28} {:<26} {:<36} {:<12} {:>3}  {}  REASON",
+                "ID", "CONSUMER", "SUBJECT", "EVENT", "CUSTOMER", "TRIES", "DEAD-LETTERED AT"
             );
+            let text = std::iter::once(head).chain(all.iter().map(line)).collect::<Vec<_>>().join("\n");
+            crate::output::with_next_page(text, next)
+        },
+    );
+}
+
+fn print_one(global: &Global, d: &DeadLetter, event: &str) {
+    print(
+        global,
+        || to_json(d, Some(event)),
+        || {
+            let discarded = d.discarded.as_ref().map(|w| format!("\ndiscarded: {w}")).unwrap_or_default();
+            format!(
+                "dead letter {}\nconsumer: {}\nsubject: {}\nreason: {}\nattempts: {}\noccurred at: {}\n\
+                 dead-lettered at: {}\nevent: {} {}\ncustomer: {}{discarded}\n{event}",
+                d.seq,
+                d.consumer,
+                d.subject,
+                d.reason,
+                d.attempts,
+                d.occurred_at,
+                d.dead_lettered_at,
+                d.event_type,
+                d.event_id,
+                d.customer_id,
+            )
+        },
+    );
+}
+
+fn print_redriven(global: &Global, sent: &[u64]) {
+    print(
+        global,
+        || json!({ "redriven": sent }),
+        || match sent.len() {
+            0 => "nothing to redrive (already redriven or discarded)".into(),
+            n => format!("redriven {n}: {}", sent.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")),
+        },
+    );
+}
+
+fn print_discarded(global: &Global, id: u64, reason: &str, done: bool) {
+    print(
+        global,
+        || json!({ "discarded": done }),
+        || if done { format!("discarded {id}: {reason}") } else { format!("no dead-lettered event {id} waiting") },
+    );
+}
+
+fn from_pb(d: pb::DeadLetter, payload: Vec<u8>) -> DeadLetter {
+    DeadLetter {
+        seq: d.id,
+        consumer: d.consumer,
+        subject: d.subject,
+        reason: d.reason,
+        attempts: d.attempts,
+        occurred_at: d.occurred_at,
+        dead_lettered_at: d.dead_lettered_at,
+        event_id: d.event_id,
+        event_type: d.event_type,
+        customer_id: d.customer_id,
+        payload: payload.into(),
+        discarded: (!d.discard_reason.is_empty()).then_some(d.discard_reason),
+    }
+}
+
+/// The same commands through the gateway (`game.admin.v1.DeadLetterService`, an admin's
+/// token), printed the same way.
+///
+/// # Errors
+/// The call's status (`PERMISSION_DENIED` for a player), or an unreachable gateway.
+pub async fn via_gateway(
+    global: &Global,
+    mut c: pb::dead_letter_service_client::DeadLetterServiceClient<Authed>,
+    command: DlqCommand,
+) -> Result<(), Failure> {
+    match command {
+        DlqCommand::List { consumer, paging } => {
+            let consumer = consumer.unwrap_or_default();
+            let (mut items, mut token) = (Vec::new(), paging.page_token.clone().unwrap_or_default());
+            loop {
+                let r = c
+                    .list_dead_letters(pb::ListDeadLettersRequest {
+                        consumer: consumer.clone(),
+                        page_size: paging.page_size.unwrap_or(0),
+                        page_token: token,
+                    })
+                    .await?
+                    .into_inner();
+                items.extend(r.dead_letters.into_iter().map(|d| from_pb(d, Vec::new())));
+                token = r.next_page_token;
+                if !paging.all || token.is_empty() {
+                    break;
+                }
+            }
+            print_list(global, &items, &token);
+        }
+        DlqCommand::Show { id } => {
+            let r = c.get_dead_letter(pb::GetDeadLetterRequest { id }).await?.into_inner();
+            let d = r.dead_letter.ok_or_else(|| Failure::Local(format!("no dead-lettered event {id}")))?;
+            print_one(global, &from_pb(d, r.payload), &r.event);
+        }
+        DlqCommand::Redrive { id, all, consumer } => {
+            let req =
+                pb::RedriveDeadLettersRequest { id: id.unwrap_or(0), all, consumer: consumer.unwrap_or_default() };
+            let r = c.redrive_dead_letters(req).await?.into_inner();
+            print_redriven(global, &r.redriven);
+        }
+        DlqCommand::Discard { id, reason } => {
+            let r = c.discard_dead_letter(pb::DiscardDeadLetterRequest { id, reason: reason.clone() }).await?;
+            print_discarded(global, id, &reason, r.into_inner().discarded);
         }
     }
     Ok(())

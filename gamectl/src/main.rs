@@ -38,7 +38,7 @@ async fn main() -> std::process::ExitCode {
     match command {
         cli::Command::Up(args) => up::run(&global, args).await,
         cli::Command::Status(args) => status::run(&global, args).await,
-        cli::Command::Dlq(args) => dlq::run(&global, args).await,
+        cli::Command::Dlq(args) if args.bus => dlq::run(&global, args).await,
         cli::Command::Rebuild(args) if args.bus => rebuild::run(&global, args).await,
         cli::Command::Serve(args) => serve::run(args).await,
         command => client::run(&global, command).await,

@@ -19,7 +19,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 /// Every role, in the order `all` starts them (auth first: the others fetch its keys).
-pub const ROLES: [&str; 8] = ["auth", "gift", "mission", "reward", "wallet", "mypage", "notification", "gateway"];
+pub const ROLES: [&str; 9] =
+    ["auth", "gift", "mission", "reward", "wallet", "mypage", "notification", "ops", "gateway"];
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true, arg_required_else_help = true)]
@@ -50,6 +51,8 @@ pub enum Role {
     Notification(notification_service::Settings),
     /// The auth service.
     Auth(auth_service::Settings),
+    /// The operators' tools: dead letters as admin RPCs.
+    Ops(ops_service::Settings),
     /// The gateway: one address for every public API.
     Gateway(gateway_service::Settings),
 }
@@ -66,6 +69,7 @@ impl Role {
             Self::Mypage(_) => "mypage",
             Self::Notification(_) => "notification",
             Self::Auth(_) => "auth",
+            Self::Ops(_) => "ops",
             Self::Gateway(_) => "gateway",
         }
     }
@@ -80,6 +84,7 @@ impl Role {
             Self::Mypage(s) => &s.server,
             Self::Notification(s) => &s.server,
             Self::Auth(s) => &s.server,
+            Self::Ops(s) => &s.server,
             Self::Gateway(s) => &s.server,
         }
     }
@@ -94,6 +99,7 @@ impl Role {
             Self::Mypage(s) => Box::pin(mypage_service::run(s, shutdown)),
             Self::Notification(s) => Box::pin(notification_service::run(s, shutdown)),
             Self::Auth(s) => Box::pin(auth_service::run(s, shutdown)),
+            Self::Ops(s) => Box::pin(ops_service::run(s, shutdown)),
             Self::Gateway(s) => Box::pin(gateway_service::run(s, shutdown)),
         }
     }

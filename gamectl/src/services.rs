@@ -62,6 +62,13 @@ pub const SERVICES: &[ServiceSpec] = &[
         stage: 0,
         url_env: Some(AUTH.url_env),
     },
+    ServiceSpec {
+        name: "ops",
+        health: "game.admin.v1.DeadLetterService",
+        port_offset: 8,
+        stage: 2,
+        url_env: Some("OPS_URL"),
+    },
 ];
 
 /// The nats-server started by `up` listens on `base-port + NATS_PORT_OFFSET` by default.
@@ -247,6 +254,7 @@ mod tests {
                 ("gift", 50056),
                 ("notification", 50057),
                 ("auth", 50058),
+                ("ops", 50059),
             ]
         );
         assert_eq!(nats_port(50051).unwrap(), 50151);
@@ -371,6 +379,7 @@ mod tests {
                     ("GIFT_URL", "http://127.0.0.1:56105"),
                     ("NOTIFICATION_URL", "http://127.0.0.1:56106"),
                     ("AUTH_URL", "http://127.0.0.1:56107"),
+                    ("OPS_URL", "http://127.0.0.1:56108"),
                 ],
                 "{}",
                 s.name
@@ -382,8 +391,16 @@ mod tests {
     fn the_gateway_listens_on_the_base_port_and_routes_to_every_service() {
         let env = env_of("gateway");
         assert_eq!(get(&env, "LISTEN_ADDR"), Some("127.0.0.1:56100"));
-        for var in ["MISSION_URL", "REWARD_URL", "WALLET_URL", "MYPAGE_URL", "GIFT_URL", "NOTIFICATION_URL", "AUTH_URL"]
-        {
+        for var in [
+            "MISSION_URL",
+            "REWARD_URL",
+            "WALLET_URL",
+            "MYPAGE_URL",
+            "GIFT_URL",
+            "NOTIFICATION_URL",
+            "AUTH_URL",
+            "OPS_URL",
+        ] {
             assert!(get(&env, var).is_some(), "{var}");
         }
     }

@@ -647,6 +647,7 @@ mod tests {
                 ("gift", 56005),
                 ("notification", 56006),
                 ("auth", 56007),
+                ("ops", 56008),
             ]
         );
     }
@@ -722,7 +723,7 @@ mod tests {
             [
                 vec!["auth"],
                 vec!["gift"],
-                vec!["mission", "reward", "wallet", "mypage", "notification"],
+                vec!["mission", "reward", "wallet", "mypage", "notification", "ops"],
                 vec!["gateway"]
             ]
         );
@@ -745,7 +746,19 @@ mod tests {
         let names: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
         assert_eq!(
             names,
-            ["gateway", "nats", "auth", "gift", "mission", "reward", "wallet", "mypage", "notification", "mailbox"]
+            [
+                "gateway",
+                "nats",
+                "auth",
+                "gift",
+                "mission",
+                "reward",
+                "wallet",
+                "mypage",
+                "notification",
+                "ops",
+                "mailbox"
+            ]
         );
         assert_eq!(rows[0][1], "http://127.0.0.1:56300");
         assert_eq!(rows[2][1], "http://127.0.0.1:56307");

@@ -32,7 +32,7 @@ const GATEWAY: u16 = 0;
 const REWARD: u16 = 2;
 const WALLET: u16 = 3;
 const NATS: u16 = 100;
-const SERVICE_OFFSETS: std::ops::RangeInclusive<u16> = 0..=7;
+const SERVICE_OFFSETS: std::ops::RangeInclusive<u16> = 0..=8;
 
 /// Lines read from one of `gamectl up`'s outputs.
 type Lines = Arc<Mutex<Vec<String>>>;
@@ -406,8 +406,8 @@ fn restarting(name: &str) -> impl Fn(&str) -> bool + '_ {
 
 #[tokio::test]
 async fn gamectl_up_runs_the_whole_system_and_the_cli_drives_the_scenario() {
-    // nats-server and the eight roles, each `gamectl serve <role>`.
-    the_whole_scenario(&[], 9).await;
+    // nats-server and the nine roles, each `gamectl serve <role>`.
+    the_whole_scenario(&[], 10).await;
 }
 
 #[tokio::test]
@@ -435,7 +435,7 @@ async fn the_whole_scenario(args: &[&str], children: usize) -> Up {
     assert_eq!(endpoints["nats"], format!("nats://127.0.0.1:{}", up.base + NATS), "{endpoints}");
     let names: BTreeSet<&str> =
         endpoints["services"].as_object().expect("services").keys().map(String::as_str).collect();
-    let every = ["auth", "gateway", "gift", "mission", "mypage", "notification", "reward", "wallet"];
+    let every = ["auth", "gateway", "gift", "mission", "mypage", "notification", "ops", "reward", "wallet"];
     assert_eq!(names, BTreeSet::from(every), "{endpoints}");
 
     up.register_and_login("alice").await;
@@ -772,6 +772,10 @@ async fn gamectl_up_makes_the_first_admin_and_keeps_every_secret_private_and_an_
     up.ok(&["register", "bob", "--password", PASSWORD]).await;
     up.ok(&["--token-file", &bob_file, "login", "bob", "--password", PASSWORD]).await;
     let denied = up.ctl(&["--token-file", &bob_file, "role", "grant", "bob", "admin"]).await;
+    assert!(String::from_utf8_lossy(&denied.stderr).contains("PERMISSION_DENIED"), "{denied:?}");
+    // The dead letters: the admin's, through the gateway to the ops role; not a player's.
+    assert_eq!(up.json(&["dlq", "list"]).await["deadLetters"], json!([]));
+    let denied = up.ctl(&["--token-file", &bob_file, "dlq", "list"]).await;
     assert!(String::from_utf8_lossy(&denied.stderr).contains("PERMISSION_DENIED"), "{denied:?}");
     let granted = up.json(&["role", "grant", "bob", "admin"]).await;
     assert_eq!((granted["role"].as_str(), granted["changed"].as_bool()), (Some("admin"), Some(true)), "{granted}");

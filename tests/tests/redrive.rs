@@ -2,14 +2,19 @@
 //! down for good) is dead-lettered; `gamectl dlq list` and `show` name it; the service is
 //! restarted with the config fixed; `gamectl dlq redrive` sends it back and the e-mail
 //! goes out once; a second redrive (and `--all`) changes nothing; `discard` keeps the
-//! event and the reason out of the waiting list.
+//! event and the reason out of the waiting list. The same scenario runs twice: as the
+//! operator on the bus (`gamectl dlq --bus`), and as an admin through the gateway
+//! (`game.admin.v1.DeadLetterService`, served by `gamectl serve ops`), where a player is
+//! refused and a call without a token is unauthenticated.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use async_nats::jetstream;
-use e2e::{NOTIFICATION, NatsServer, Service, eventually};
+use e2e::{GATEWAY, NOTIFICATION, NatsServer, Service, eventually};
+use grpc_adapter::pb::admin::v1 as admin;
+use grpc_adapter::pb::admin::v1::dead_letter_service_client::DeadLetterServiceClient;
 use grpc_adapter::pb::events::v1 as ev;
 use grpc_adapter::pb::notification::v1 as pb;
 use grpc_adapter::pb::notification::v1::notification_service_client::NotificationServiceClient;
@@ -40,14 +45,27 @@ fn emails(dir: &Path) -> Vec<PathBuf> {
     all
 }
 
-/// `gamectl --json dlq <args>` as the operator: its JSON answer.
-fn gamectl(nats: &NatsServer, args: &[&str]) -> Value {
-    let key = nats.credentials().expect("a secured server").seed_file(access::OPERATOR);
-    let out = Command::new(e2e::bin("gamectl"))
-        .args(["--json", "dlq", "--nats-url", &nats.url(), "--nats-key", &key.display().to_string()])
-        .args(args)
-        .output()
-        .expect("gamectl runs");
+/// How `gamectl dlq` reaches the dead letters.
+enum Via {
+    /// `--bus`, as the operator (NATS key).
+    Bus,
+    /// Through the gateway at this URL, with this token.
+    Gateway(String, String),
+}
+
+/// `gamectl --json dlq <args>`: its JSON answer.
+fn gamectl(nats: &NatsServer, via: &Via, args: &[&str]) -> Value {
+    let mut cmd = Command::new(e2e::bin("gamectl"));
+    match via {
+        Via::Bus => {
+            let key = nats.credentials().expect("a secured server").seed_file(access::OPERATOR);
+            cmd.args(["--json", "dlq", "--bus", "--nats-url", &nats.url(), "--nats-key", &key.display().to_string()]);
+        }
+        Via::Gateway(url, token) => {
+            cmd.args(["--json", "--endpoint", url, "--token", token, "dlq"]);
+        }
+    }
+    let out = cmd.args(args).output().expect("gamectl runs");
     assert!(out.status.success(), "gamectl dlq {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
@@ -91,10 +109,57 @@ async fn a_dead_lettered_event_redriven_after_the_fix_has_its_effect_exactly_onc
     let dir = tempfile::tempdir().expect("temp dir");
     let nats = NatsServer::start_secured();
     let tokens = e2e::Tokens::new(dir.path());
+    scenario(&dir, &nats, &tokens, &Via::Bus).await;
+}
+
+#[tokio::test]
+async fn dead_letters_are_redriven_exactly_once_by_an_admin_through_the_gateway_and_refused_to_others() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let nats = NatsServer::start_secured();
+    let tokens = e2e::Tokens::new(dir.path());
+    let jwks = ("JWKS_FILES", tokens.jwks_file.display().to_string());
+    let mut ops_env = nats.service_env("ops");
+    ops_env.push(jwks.clone());
+    let ops = Service::start("ops", "ops", &ops_env, dir.path());
+    ops.wait_serving("game.admin.v1.DeadLetterService").await;
+    let gateway = Service::start("gateway", "gateway", &[jwks, ("OPS_URL", ops.url())], dir.path());
+    gateway.wait_serving(GATEWAY).await;
+
+    // a player is refused, a call without a token is not even looked at
+    let list = admin::ListDeadLettersRequest::default();
+    let player = DeadLetterServiceClient::new(e2e::with_token(gateway.channel(), &tokens.customer("dora")))
+        .list_dead_letters(list.clone())
+        .await
+        .expect_err("a player may not list dead letters");
+    assert_eq!(player.code(), tonic::Code::PermissionDenied, "{player:?}");
+    let redrive = admin::RedriveDeadLettersRequest { all: true, ..Default::default() };
+    let anonymous = DeadLetterServiceClient::new(gateway.channel())
+        .redrive_dead_letters(redrive)
+        .await
+        .expect_err("no token, no redrive");
+    assert_eq!(anonymous.code(), tonic::Code::Unauthenticated, "{anonymous:?}");
+    let out = Command::new(e2e::bin("gamectl"))
+        .args(["--endpoint", &gateway.url(), "--token", &tokens.customer("dora"), "dlq", "redrive", "--all"])
+        .output()
+        .expect("gamectl runs");
+    assert!(!out.status.success(), "a player's gamectl dlq redrive fails");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PERMISSION_DENIED"), "{out:?}");
+    // bad input names its field
+    let bad = DeadLetterServiceClient::new(e2e::with_token(gateway.channel(), &tokens.admin()))
+        .list_dead_letters(admin::ListDeadLettersRequest { page_size: -1, ..list })
+        .await
+        .expect_err("a negative page size");
+    assert!(bad.message().starts_with("page_size"), "{bad:?}");
+
+    scenario(&dir, &nats, &tokens, &Via::Gateway(gateway.url(), tokens.admin())).await;
+}
+
+async fn scenario(dir: &tempfile::TempDir, nats: &NatsServer, tokens: &e2e::Tokens, via: &Via) {
+    let (nats, tokens) = (nats, tokens);
     // the relay in the config does not exist: every send fails
     let down = format!("smtp://127.0.0.1:{}", e2e::free_port());
     let mut service =
-        Service::start("notification", "notification", &env(&nats, dir.path(), &tokens, Some(down)), dir.path());
+        Service::start("notification", "notification", &env(nats, dir.path(), tokens, Some(down)), dir.path());
     service.wait_serving(NOTIFICATION).await;
     let js = jetstream::new(nats.operator().await);
     streams::ensure(&js, streams::GIFT, 1).await.expect("GIFT stream");
@@ -103,7 +168,7 @@ async fn a_dead_lettered_event_redriven_after_the_fix_has_its_effect_exactly_onc
     publish_gift_issued(&js, "dora", bounced).await;
     publish_gift_issued(&js, "dora", kept).await;
     let listed = eventually(FLOW, "both events in the dead-letter queue", || async {
-        let v = gamectl(&nats, &["list", "--consumer", "notification-gift-issued"]);
+        let v = gamectl(nats, via, &["list", "--consumer", "notification-gift-issued"]);
         let all = v["deadLetters"].as_array().cloned().unwrap_or_default();
         (all.len() == 2).then_some(all)
     })
@@ -111,24 +176,39 @@ async fn a_dead_lettered_event_redriven_after_the_fix_has_its_effect_exactly_onc
     let of =
         |event: Uuid| listed.iter().find(|d| d["eventId"] == event.to_string()).cloned().expect("listed by event id");
     let (first, second) = (of(bounced), of(kept));
+    if matches!(via, Via::Gateway(..)) {
+        // paged, oldest first: one per page, then the rest; --all reads every page
+        let one = gamectl(nats, via, &["list", "--page-size", "1"]);
+        let token = one["nextPageToken"].as_str().expect("a next page").to_owned();
+        let rest = gamectl(nats, via, &["list", "--page-size", "1", "--page-token", &token]);
+        let ids = |v: &Value| v["deadLetters"].as_array().unwrap().iter().map(|d| d["id"].clone()).collect::<Vec<_>>();
+        let mut both = [ids(&one), ids(&rest)].concat();
+        assert_eq!((both.len(), rest["nextPageToken"].as_str()), (2, Some("")), "{one} {rest}");
+        assert!(both[0].as_u64() < both[1].as_u64(), "oldest first: {both:?}");
+        both.sort_by_key(Value::as_u64);
+        let mut expected = vec![first["id"].clone(), second["id"].clone()];
+        expected.sort_by_key(Value::as_u64);
+        assert_eq!(both, expected);
+        assert_eq!(ids(&gamectl(nats, via, &["list", "--page-size", "1", "--all"])), expected);
+    }
     assert_eq!(first["customerId"], "dora");
     assert_eq!(first["subject"], "game.gift.v1.issued");
     assert_eq!(first["attempts"], 2);
     assert!(!first["reason"].as_str().unwrap_or_default().is_empty(), "{first}");
     let id = first["id"].as_u64().expect("an id").to_string();
-    let shown = gamectl(&nats, &["show", &id]);
+    let shown = gamectl(nats, via, &["show", &id]);
     assert!(shown["event"].as_str().unwrap_or_default().contains("CAFE-42"), "decoded: {shown}");
-    assert!(notifications(&service, &tokens, "dora").await.is_empty(), "nothing sent yet");
+    assert!(notifications(&service, tokens, "dora").await.is_empty(), "nothing sent yet");
 
     // fix the cause: the service restarted without the broken relay (mail to its mailbox)
     service.stop();
-    service = Service::start("notification", "notification", &env(&nats, dir.path(), &tokens, None), dir.path());
+    service = Service::start("notification", "notification", &env(nats, dir.path(), tokens, None), dir.path());
     service.wait_serving(NOTIFICATION).await;
 
-    let r = gamectl(&nats, &["redrive", &id]);
+    let r = gamectl(nats, via, &["redrive", &id]);
     assert_eq!(r["redriven"], serde_json::json!([first["id"]]));
     let sent = eventually(FLOW, "the redriven e-mail is sent", || async {
-        let all = notifications(&service, &tokens, "dora").await;
+        let all = notifications(&service, tokens, "dora").await;
         (!all.is_empty()).then_some(all)
     })
     .await;
@@ -136,15 +216,15 @@ async fn a_dead_lettered_event_redriven_after_the_fix_has_its_effect_exactly_onc
     assert_eq!(sent[0].event_id, bounced.to_string());
 
     // again: nothing to send back; and even the same event published again has no effect
-    assert_eq!(gamectl(&nats, &["redrive", &id])["redriven"], serde_json::json!([]));
+    assert_eq!(gamectl(nats, via, &["redrive", &id])["redriven"], serde_json::json!([]));
     publish_gift_issued(&js, "dora", bounced).await;
     // the other one is discarded with a reason that is kept
     let other = second["id"].as_u64().unwrap().to_string();
-    assert_eq!(gamectl(&nats, &["discard", &other, "--reason", "customer left"])["discarded"], true);
-    assert_eq!(gamectl(&nats, &["redrive", "--all"])["redriven"], serde_json::json!([]));
-    assert_eq!(gamectl(&nats, &["list"])["deadLetters"], serde_json::json!([]));
+    assert_eq!(gamectl(nats, via, &["discard", &other, "--reason", "customer left"])["discarded"], true);
+    assert_eq!(gamectl(nats, via, &["redrive", "--all"])["redriven"], serde_json::json!([]));
+    assert_eq!(gamectl(nats, via, &["list"])["deadLetters"], serde_json::json!([]));
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(notifications(&service, &tokens, "dora").await.len(), 1, "exactly once");
+    assert_eq!(notifications(&service, tokens, "dora").await.len(), 1, "exactly once");
     assert_eq!(emails(&dir.path().join("mailbox")).len(), 1);
     let stream = js.get_stream(streams::DEAD_LETTER.name).await.unwrap();
     let discarded = stream

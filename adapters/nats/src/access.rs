@@ -82,6 +82,9 @@ pub fn permissions(role: &Role) -> Permissions {
         publish.push(api(&format!("STREAM.INFO.{}", streams::DEAD_LETTER.name)));
         publish.push(api(&format!("STREAM.CREATE.{}", streams::DEAD_LETTER.name)));
     }
+    if role.name == roles::ops::ROLE.name {
+        publish.extend(crate::dlq::rights());
+    }
     for bucket in role.buckets {
         let stream = format!("KV_{bucket}");
         publish.extend([
@@ -368,6 +371,33 @@ mod tests {
         assert!(!can_publish(&reward::ROLE, "game.deadletter.wallet-issue"));
         assert!(can_publish(&reward::ROLE, "$JS.API.STREAM.CREATE.DEADLETTER"));
         assert!(!can_publish(&roles::gift::ROLE, "$JS.API.STREAM.CREATE.DEADLETTER"), "gift consumes nothing");
+    }
+
+    #[test]
+    fn ops_reads_removes_and_sends_back_dead_letters_and_nothing_else() {
+        let ops = &roles::ops::ROLE;
+        for s in [
+            "$JS.API.STREAM.MSG.GET.DEADLETTER",
+            "$JS.API.STREAM.MSG.DELETE.DEADLETTER",
+            "game.gift.v1.issued",
+            "game.reward.v1.allocated",
+            "game.deadletter._discarded.notification-gift-issued",
+        ] {
+            assert!(can_publish(ops, s), "{s}");
+        }
+        for s in [
+            "$JS.API.STREAM.CREATE.DEADLETTER",
+            "$JS.API.STREAM.DELETE.DEADLETTER",
+            "$JS.API.STREAM.PURGE.DEADLETTER",
+            "$JS.API.STREAM.MSG.DELETE.GIFT",
+            "game.deadletter.wallet-issue",
+            "game.notification.v1.sent",
+            "$KV.mypage.x",
+        ] {
+            assert!(!can_publish(ops, s), "{s}");
+        }
+        assert!(!can_publish(&reward::ROLE, "$JS.API.STREAM.MSG.DELETE.DEADLETTER"));
+        assert!(can_subscribe(ops, "_INBOX.ops.x") && !can_subscribe(ops, "_INBOX.reward.x"));
     }
 
     #[test]

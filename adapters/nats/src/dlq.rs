@@ -17,11 +17,29 @@ use crate::envelope;
 use crate::streams::DEAD_LETTER;
 
 /// Where discarded events are kept, with the operator's reason.
-const DISCARDED: &str = "game.deadletter._discarded";
+pub const DISCARDED: &str = "game.deadletter._discarded";
 /// Header of a discarded event: why it was discarded.
 pub const DISCARD_REASON: &str = "Game-Discard-Reason";
 /// Most messages `list` reads.
 pub const LIST_LIMIT: usize = 1000;
+
+/// What the ops role needs for this module's functions, and nothing more (granted by
+/// [`crate::access`]): read, remove and keep-as-discarded messages of `DEADLETTER`, and
+/// publish an event back on a subject some durable consumer reads (its filter), where
+/// the consumer that failed finds it again.
+pub(crate) fn rights() -> Vec<String> {
+    let dl = DEAD_LETTER.name;
+    let mut rights = vec![
+        format!("$JS.API.STREAM.INFO.{dl}"),
+        format!("$JS.API.STREAM.MSG.GET.{dl}"),
+        format!("$JS.API.DIRECT.GET.{dl}"),
+        format!("$JS.API.DIRECT.GET.{dl}.>"),
+        format!("$JS.API.STREAM.MSG.DELETE.{dl}"),
+        format!("{DISCARDED}.>"),
+    ];
+    rights.extend(crate::roles::ALL.iter().flat_map(|r| r.consumers).map(|c| c.filter.to_owned()));
+    rights
+}
 
 /// One dead-lettered event.
 #[derive(Debug, Clone)]
@@ -78,15 +96,30 @@ fn from_raw(seq: u64, m: &jetstream::message::StreamMessage) -> DeadLetter {
 /// # Errors
 /// When JetStream cannot be reached.
 pub async fn list(js: &jetstream::Context, consumer: Option<&str>) -> Result<Vec<DeadLetter>, String> {
+    Ok(page(js, consumer, 0, LIST_LIMIT).await?.0)
+}
+
+/// At most `limit` of the dead-lettered events still waiting whose id is above `after`
+/// (of `consumer` when given), oldest first, and the id to continue after when there may
+/// be more.
+///
+/// # Errors
+/// When JetStream cannot be reached.
+pub async fn page(
+    js: &jetstream::Context,
+    consumer: Option<&str>,
+    after: u64,
+    limit: usize,
+) -> Result<(Vec<DeadLetter>, Option<u64>), String> {
     let Ok(mut stream) = js.get_stream(DEAD_LETTER.name).await else {
-        return Ok(Vec::new()); // nothing was ever dead-lettered
+        return Ok((Vec::new(), None)); // nothing was ever dead-lettered
     };
     let info = stream.info().await.map_err(|e| e.to_string())?;
-    let (first, last) = (info.state.first_sequence, info.state.last_sequence);
+    let (first, last) = (info.state.first_sequence.max(after.saturating_add(1)), info.state.last_sequence);
     let mut out = Vec::new();
     for seq in first..=last {
-        if out.len() >= LIST_LIMIT {
-            break;
+        if out.len() >= limit {
+            return Ok((out, Some(seq - 1)));
         }
         // a removed message is a gap in the sequence
         let Ok(m) = stream.get_raw_message(seq).await else { continue };
@@ -95,7 +128,7 @@ pub async fn list(js: &jetstream::Context, consumer: Option<&str>) -> Result<Vec
             out.push(d);
         }
     }
-    Ok(out)
+    Ok((out, None))
 }
 
 /// The dead-lettered event `seq` (waiting or discarded); `None` when there is none.

@@ -108,8 +108,18 @@ pub mod mypage {
     pub const ROLE: Role = Role { name: "mypage", stream: None, consumers: &CONSUMERS, buckets: &[MYPAGE_BUCKET] };
 }
 
+pub mod ops {
+    use super::*;
+
+    /// The dead letters as admin RPCs: reads and removes messages of the `DEADLETTER`
+    /// stream and publishes the events back on the subjects the consumers read
+    /// ([`crate::access`] grants exactly that); no stream, consumer or bucket of its own.
+    pub const ROLE: Role = Role { name: "ops", stream: None, consumers: &[], buckets: &[] };
+}
+
 /// Every role that talks to NATS (auth and the gateway do not).
-pub const ALL: [Role; 6] = [mission::ROLE, reward::ROLE, wallet::ROLE, gift::ROLE, notification::ROLE, mypage::ROLE];
+pub const ALL: [Role; 7] =
+    [mission::ROLE, reward::ROLE, wallet::ROLE, gift::ROLE, notification::ROLE, mypage::ROLE, ops::ROLE];
 
 /// The role of a service, by name.
 pub fn find(name: &str) -> Option<&'static Role> {

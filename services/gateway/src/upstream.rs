@@ -36,6 +36,8 @@ pub struct UpstreamSettings {
     pub notification: Vec<String>,
     #[arg(long, env = "AUTH_URL", value_delimiter = ',')]
     pub auth: Vec<String>,
+    #[arg(long, env = "OPS_URL", value_delimiter = ',')]
+    pub ops: Vec<String>,
     /// Milliseconds between health checks of each endpoint.
     #[arg(long, env = "UPSTREAM_HEALTH_INTERVAL_MS", default_value_t = 250)]
     pub health_interval_ms: u64,
@@ -58,6 +60,7 @@ impl UpstreamSettings {
             "gift" => &self.gift,
             "notification" => &self.notification,
             "auth" => &self.auth,
+            "ops" => &self.ops,
             _ => return None,
         })
     }
@@ -313,6 +316,7 @@ mod tests {
             gift: vec![],
             notification: vec![],
             auth: vec![],
+            ops: vec![],
             health_interval_ms: 50,
             resolve_interval_ms: 100,
             connect_timeout_ms: 50,
