@@ -122,6 +122,9 @@ async fn one_mission_is_one_trace_across_the_gateway_the_services_and_the_broker
         ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{addr}")),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".to_owned()),
         ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
+        // The notification's mail relay is down: its handler fails, and its process span
+        // must say so.
+        ("SMTP_URL", format!("smtp://127.0.0.1:{}", e2e::free_port())),
     ];
     let mut sys = System::start_with(Options { gateway: true, service_env, ..Options::default() }).await;
 
@@ -249,6 +252,18 @@ async fn one_mission_is_one_trace_across_the_gateway_the_services_and_the_broker
     .await;
     assert_eq!(refused.status, 0, "{:?} is the caller's: status unset", stranger.code());
     assert_eq!(failed.status, 2, "UNAVAILABLE is the server side's fault: status ERROR");
+
+    // The exchange's gift.issued reached the notification, whose mail relay is down: the
+    // process span of that delivery is an error; the deliveries that worked are not.
+    let (mail, fine) = eventually(FLOW, "the notification's failed process span arrives", || async {
+        let all = receiver.0.lock().unwrap().clone();
+        let mail = all.iter().find(|s| s.role == "notification" && s.name.ends_with(" process") && s.status == 2)?;
+        let fine = all.iter().find(|s| s.role == "reward" && s.name.ends_with(" process"))?;
+        Some((mail.clone(), fine.clone()))
+    })
+    .await;
+    assert_eq!(mail.kind, 5, "consumer");
+    assert_eq!(fine.status, 0, "a handled event's process span has its status unset");
 }
 
 /// An OTLP/HTTP receiver: `POST /v1/traces` with a protobuf body, answered 200.

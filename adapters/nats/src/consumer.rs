@@ -248,15 +248,17 @@ async fn settle_all<H: Handler>(to: Settler<'_>, handler: &H, messages: Vec<jets
 async fn settle_one_customer<H: Handler>(to: Settler<'_>, handler: &H, messages: Vec<jetstream::Message>) {
     let mut outcomes: Vec<Option<Result<(), HandleError>>> = Vec::with_capacity(messages.len());
     let mut deliveries = Vec::with_capacity(messages.len());
-    // The process spans end once their events are settled.
-    let mut _spans = Vec::new();
+    // The process spans (one per event, when traces are on) end once their events are
+    // settled, with the outcome on them.
+    let mut spans = Vec::with_capacity(messages.len());
     for message in &messages {
         match envelope::meta(message.headers.as_ref()) {
-            Err(e) => outcomes.push(Some(Err(HandleError::Reject(e.to_string())))),
+            Err(e) => {
+                outcomes.push(Some(Err(HandleError::Reject(e.to_string()))));
+                spans.push(None);
+            }
             Ok((mut meta, event_type)) => {
-                if let Some(span) = process_span(to.spec, &message.subject, &mut meta) {
-                    _spans.push(span);
-                }
+                spans.push(process_span(to.spec, &message.subject, &mut meta));
                 deliveries.push(Delivery {
                     meta,
                     event_type,
@@ -270,10 +272,16 @@ async fn settle_one_customer<H: Handler>(to: Settler<'_>, handler: &H, messages:
         }
     }
     let mut handled = handler.handle_all(&deliveries).await.into_iter();
-    for (message, outcome) in messages.into_iter().zip(outcomes) {
+    for ((message, outcome), span) in messages.into_iter().zip(outcomes).zip(spans) {
         let outcome = outcome
             .or_else(|| handled.next())
             .unwrap_or_else(|| Err(HandleError::Retry(format!("{} gave fewer outcomes than events", to.spec.durable))));
+        if let (Some(span), Err(HandleError::Retry(why) | HandleError::Reject(why))) = (&span, &outcome) {
+            // A handler that failed makes its process span an error (redelivered or
+            // dead-lettered: the `consumer_handled_total` outcome says which).
+            span.record("otel.status_code", "ERROR");
+            span.record("otel.status_description", why.as_str());
+        }
         settle(to, message, outcome).await;
     }
 }
@@ -294,6 +302,8 @@ fn process_span(spec: ConsumerSpec, subject: &str, meta: &mut EventMeta) -> Opti
         messaging.destination.name = %subject,
         messaging.consumer.group.name = spec.durable,
         messaging.message.id = %meta.event_id,
+        otel.status_code = tracing::field::Empty,
+        otel.status_description = tracing::field::Empty,
     );
     telemetry_adapter::child_of(&span, meta.traceparent.as_deref());
     if let Some(tp) = telemetry_adapter::traceparent(&span) {
