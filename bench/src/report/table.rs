@@ -212,52 +212,30 @@ fn whale(t: &mut Table, r: &Results) {
 fn gateway_overhead(t: &mut Table, r: &Results) {
     let b = &r.baselines;
     let n = r.meta.players;
-    let (gs, ds) = (&r.achieve_mission.gateway_short, &r.achieve_mission.direct_short);
     t.section("Gateway overhead (same calls, same concurrency, gateway vs straight to the service)");
+    let am = &r.achieve_mission;
+    gateway_vs_direct(t, "AchieveMission", &am.gateway_short, &am.direct_short, true);
+    gateway_vs_direct(t, "GetWallet", &r.reads.get_wallet_gateway, &r.reads.get_wallet_direct, true);
+    gateway_vs_direct(t, &format!("echo ({n} clients)"), &b.echo_gateway, &b.echo_direct, true);
+    gateway_vs_direct(t, "echo (1 client)", &b.echo_gateway_1, &b.echo_direct_1, false);
+}
+
+/// `<what> p50, gateway / direct` (and its throughput first, when `throughput`).
+fn gateway_vs_direct(t: &mut Table, what: &str, g: &Summary, d: &Summary, throughput: bool) {
+    let (name, clients) = what.split_once(' ').map_or((what, String::new()), |(n, c)| (n, format!(" {c}")));
+    if throughput {
+        t.row(
+            format!("{name} throughput{clients}, gateway / direct"),
+            format!("{} / {}", rate(g.ok_per_s), rate(d.ok_per_s)),
+            "direct",
+            ratio(g.ok_per_s, d.ok_per_s),
+        );
+    }
     t.row(
-        "AchieveMission throughput, gateway / direct",
-        format!("{} / {}", rate(gs.ok_per_s), rate(ds.ok_per_s)),
+        format!("{name} p50{clients}, gateway / direct"),
+        format!("{} / {} ms", ms(g.p50_ms), ms(d.p50_ms)),
         "direct",
-        ratio(gs.ok_per_s, ds.ok_per_s),
-    );
-    t.row(
-        "AchieveMission p50, gateway / direct",
-        format!("{} / {} ms", ms(gs.p50_ms), ms(ds.p50_ms)),
-        "direct",
-        overhead(gs.p50_ms, ds.p50_ms),
-    );
-    let (wg, wd) = (&r.reads.get_wallet_gateway, &r.reads.get_wallet_direct);
-    t.row(
-        "GetWallet throughput, gateway / direct",
-        format!("{} / {}", rate(wg.ok_per_s), rate(wd.ok_per_s)),
-        "direct",
-        ratio(wg.ok_per_s, wd.ok_per_s),
-    );
-    t.row(
-        "GetWallet p50, gateway / direct",
-        format!("{} / {} ms", ms(wg.p50_ms), ms(wd.p50_ms)),
-        "direct",
-        overhead(wg.p50_ms, wd.p50_ms),
-    );
-    let (eg, ed) = (&b.echo_gateway, &b.echo_direct);
-    t.row(
-        format!("echo throughput ({n} clients), gateway / direct"),
-        format!("{} / {}", rate(eg.ok_per_s), rate(ed.ok_per_s)),
-        "direct",
-        ratio(eg.ok_per_s, ed.ok_per_s),
-    );
-    t.row(
-        format!("echo p50 ({n} clients), gateway / direct"),
-        format!("{} / {} ms", ms(eg.p50_ms), ms(ed.p50_ms)),
-        "direct",
-        overhead(eg.p50_ms, ed.p50_ms),
-    );
-    let (eg1, ed1) = (&b.echo_gateway_1, &b.echo_direct_1);
-    t.row(
-        "echo p50 (1 client), gateway / direct",
-        format!("{} / {} ms", ms(eg1.p50_ms), ms(ed1.p50_ms)),
-        "direct",
-        overhead(eg1.p50_ms, ed1.p50_ms),
+        overhead(g.p50_ms, d.p50_ms),
     );
 }
 
