@@ -84,11 +84,11 @@ async fn a_republished_event_is_dropped_by_deduplication() {
     let e = event(7);
     // the same event in the outbox twice, as after a crash between publish and delete
     let (a, b) = (e.clone(), e);
-    store.write(move |c| outbox::append(c, &[a])).await.unwrap();
+    store.write(move |c| outbox::append(c, std::slice::from_ref(&a))).await.unwrap();
     relay::pass(&store, &js).await.unwrap();
     let mut again = b;
     again.payload = vec![7];
-    store.write(move |c| outbox::append(c, &[again])).await.unwrap();
+    store.write(move |c| outbox::append(c, std::slice::from_ref(&again))).await.unwrap();
     relay::pass(&store, &js).await.unwrap();
     assert_eq!(all_payloads(&js, "TEST").await.len(), 1);
 }

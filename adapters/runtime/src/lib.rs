@@ -29,6 +29,11 @@ pub struct PoolSettings {
     /// server's `max_connections`) [default: 8].
     #[arg(long, env = "DATABASE_POOL_SIZE", value_parser = clap::value_parser!(u16).range(1..))]
     pub database_pool_size: Option<u16>,
+    /// Writer sessions to PostgreSQL per process, each group-committing the units of the
+    /// customers routed to it (one more connection each; SQLite has one writer whatever
+    /// this says) [default: 4].
+    #[arg(long, env = "DATABASE_WRITERS", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub database_writers: Option<u16>,
 }
 
 /// Opens the service's database, or says what is wrong.
@@ -36,9 +41,11 @@ pub struct PoolSettings {
 /// # Errors
 /// When the database cannot be opened or migrated.
 pub async fn open_store(url: &str, pool: &PoolSettings, migrations: Migrations) -> Result<Store, Error> {
-    Store::open_pooled(url, migrations, pool.database_pool_size.map(usize::from))
-        .await
-        .map_err(Error::at("cannot open the database"))
+    let sizes = store_adapter::PostgresSizes {
+        pool: pool.database_pool_size.map(usize::from),
+        writers: pool.database_writers.map(usize::from),
+    };
+    Store::open_sized(url, migrations, sizes).await.map_err(Error::at("cannot open the database"))
 }
 
 /// A NATS connection made in the background (the service starts while NATS is down).

@@ -62,6 +62,20 @@ const SQLITE_READERS: usize = 4;
 /// replicas x services x pool must stay under the server's `max_connections` (100 by
 /// default).
 pub const POSTGRES_POOL: usize = 8;
+/// Writer sessions per process on PostgreSQL unless the service's `DATABASE_WRITERS` says
+/// otherwise (see [`writer`]: one session is bound by round trips). Each holds one more
+/// connection, counted like the pool's.
+pub const POSTGRES_WRITERS: usize = 4;
+
+/// How many connections a store may hold on PostgreSQL (SQLite has its own readers and
+/// one writer whatever these say).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PostgresSizes {
+    /// Reader pool [default: [`POSTGRES_POOL`]].
+    pub pool: Option<usize>,
+    /// Writer sessions [default: [`POSTGRES_WRITERS`]].
+    pub writers: Option<usize>,
+}
 
 /// Why the store could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -96,8 +110,8 @@ pub fn versioned(updated: Result<usize, DieselError>) -> Result<(), StoreError> 
     }
 }
 
-/// A service's database: a pool of readers, and one writer thread that group-commits every
-/// waiting unit of work ([`writer`]). SQLite takes one writer at a time anyway, and on
+/// A service's database: a pool of readers, and writer threads that group-commit every
+/// waiting unit of work ([`writer`]: one on SQLite, a few keyed sessions on PostgreSQL). SQLite takes one writer at a time anyway, and on
 /// both backends one transaction (one durable commit) for many units is cheaper than one
 /// each, or than retrying on `SQLITE_BUSY`.
 #[derive(Clone)]
@@ -168,19 +182,14 @@ impl Store {
     /// # Errors
     /// [`OpenError`] with a message an operator can act on.
     pub async fn open(url: &str, migrations: Migrations) -> Result<Self, OpenError> {
-        Self::open_pooled(url, migrations, None).await
+        Self::open_sized(url, migrations, PostgresSizes::default()).await
     }
 
-    /// [`Self::open`] with at most `postgres_pool` connections on PostgreSQL (default
-    /// [`POSTGRES_POOL`]; SQLite has its own readers and one writer).
+    /// [`Self::open`] with `sizes` connections on PostgreSQL.
     ///
     /// # Errors
     /// As [`Self::open`].
-    pub async fn open_pooled(
-        url: &str,
-        migrations: Migrations,
-        postgres_pool: Option<usize>,
-    ) -> Result<Self, OpenError> {
+    pub async fn open_sized(url: &str, migrations: Migrations, sizes: PostgresSizes) -> Result<Self, OpenError> {
         let url = DatabaseUrl::parse(url).map_err(OpenError::Url)?;
         let backend = url.backend();
         if let DatabaseUrl::Sqlite(path) = &url {
@@ -192,7 +201,7 @@ impl Store {
         let pool = Pool::builder(Manager::new(url.clone(), Runtime::Tokio1))
             .max_size(match backend {
                 Backend::Sqlite => SQLITE_READERS,
-                Backend::Postgres => postgres_pool.unwrap_or(POSTGRES_POOL).max(1),
+                Backend::Postgres => sizes.pool.unwrap_or(POSTGRES_POOL).max(1),
             })
             .wait_timeout(Some(Duration::from_secs(5)))
             .create_timeout(Some(Duration::from_secs(5)))
@@ -200,7 +209,8 @@ impl Store {
             .build()
             .map_err(|e| OpenError::Connect(e.to_string()))?;
         migrate(&pool, migrations).await?;
-        let group = writer::Writer::start(url).map_err(|e| OpenError::Connect(e.to_string()))?;
+        let writers = sizes.writers.unwrap_or(POSTGRES_WRITERS);
+        let group = writer::Writer::start(&url, writers).map_err(|e| OpenError::Connect(e.to_string()))?;
         Ok(Self { pool, group, backend, appended: Arc::default() })
     }
 
@@ -219,16 +229,37 @@ impl Store {
     }
 
     /// Runs `f` in its own savepoint of the next group commit ([`writer`]); its effects
-    /// are rolled back on any error, and the answer comes after the commit.
+    /// are rolled back on any error, and the answer comes after the commit. Work of one
+    /// customer goes through [`Self::write_for`] instead, so it can run beside other
+    /// customers' on PostgreSQL; this one takes the first writer session.
     ///
     /// # Errors
     /// What `f` returns, or [`StoreError::Unavailable`] when the database cannot be used.
     pub async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut AnyConnection) -> Result<T, StoreError> + Send + 'static,
+        F: Fn(&mut AnyConnection) -> Result<T, StoreError> + Send + 'static,
     {
-        self.group.write(f).await
+        self.group.write(None, f).await
+    }
+
+    /// [`Self::write`] in the writer session of `key`: the customer whose rows `f`
+    /// writes, or the shared row it takes (a gift's stock). Units of one key run in
+    /// order in one session; two sessions never hold rows of the same key.
+    ///
+    /// # Errors
+    /// As [`Self::write`].
+    pub async fn write_for<T, F>(&self, key: &str, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: Fn(&mut AnyConnection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.group.write(Some(key), f).await
+    }
+
+    /// The writer session `key`'s units go to, of how many (for logs and tests).
+    pub fn writer_session(&self, key: &str) -> (usize, usize) {
+        (self.group.session_of(Some(key)), self.group.sessions())
     }
 
     /// Runs `f` on a reader connection, outside any explicit transaction.
@@ -256,7 +287,10 @@ impl Store {
         }
         let probe = async {
             self.read(select_one).await?;
-            self.group.write(select_one).await
+            for session in 0..self.group.sessions() {
+                self.group.write_to(session, select_one).await?;
+            }
+            Ok::<_, StoreError>(())
         };
         matches!(tokio::time::timeout(timeout, probe).await, Ok(Ok(())))
     }

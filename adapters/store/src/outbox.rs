@@ -133,19 +133,37 @@ pub fn append(conn: &mut AnyConnection, messages: &[OutboxMessage]) -> Result<()
 }
 
 impl Store {
-    /// [`Store::write`] with `events` appended to the outbox in the same transaction,
-    /// after `f` succeeded; wakes the relay once they are committed.
+    /// [`Store::write_for`] the events' customer, with `events` appended to the outbox in
+    /// the same transaction, after `f` succeeded; wakes the relay once they are committed.
     ///
     /// # Errors
     /// What `f` returns; [`StoreError::Duplicate`] when an event id is already there.
     pub async fn write_with_events<T, F>(&self, events: Vec<OutboxMessage>, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut AnyConnection) -> Result<T, StoreError> + Send + 'static,
+        F: Fn(&mut AnyConnection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let key = events.first().map(|e| e.customer_id.clone()).unwrap_or_default();
+        self.write_with_events_for(&key, events, f).await
+    }
+
+    /// [`Self::write_with_events`] in the writer session of `key` ([`Store::write_for`]).
+    ///
+    /// # Errors
+    /// As [`Self::write_with_events`].
+    pub async fn write_with_events_for<T, F>(
+        &self,
+        key: &str,
+        events: Vec<OutboxMessage>,
+        f: F,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: Fn(&mut AnyConnection) -> Result<T, StoreError> + Send + 'static,
     {
         let appended = !events.is_empty();
         let value = self
-            .write(move |c| {
+            .write_for(key, move |c| {
                 let value = f(c)?;
                 append(c, &events)?;
                 Ok(value)

@@ -43,7 +43,7 @@ async fn a_rolled_back_transaction_leaves_no_event(db: TestDatabase) {
     let m = message(1);
     let err = store
         .write(move |c| {
-            outbox::append(c, &[m])?;
+            outbox::append(c, std::slice::from_ref(&m))?;
             Err::<(), _>(StoreError::Conflict)
         })
         .await
@@ -75,7 +75,7 @@ async fn concurrent_writes_succeed_or_fail_one_by_one(db: TestDatabase) {
                 let m = message(n);
                 store
                     .write(move |c| {
-                        outbox::append(c, &[m])?;
+                        outbox::append(c, std::slice::from_ref(&m))?;
                         match n % 4 {
                             0 => Err(StoreError::Conflict),
                             1 => inbox::record(c, repeated),
@@ -103,7 +103,7 @@ async fn a_panicking_unit_of_work_is_rolled_back_and_the_store_goes_on(db: TestD
     let m = message(1);
     let panicked = store
         .write(move |c| -> Result<(), StoreError> {
-            outbox::append(c, &[m])?;
+            outbox::append(c, std::slice::from_ref(&m))?;
             panic!("a bug in a repository");
         })
         .await;
@@ -165,7 +165,7 @@ async fn concurrent_units_on_postgresql_share_transactions_and_are_durable_when_
                 let m = message(n);
                 store
                     .write(move |c| {
-                        outbox::append(c, &[m])?;
+                        outbox::append(c, std::slice::from_ref(&m))?;
                         let tx: Txid = diesel::sql_query("SELECT txid_current() AS id")
                             .get_result(c)
                             .map_err(store_adapter::db)?;

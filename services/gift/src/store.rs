@@ -229,9 +229,12 @@ impl GiftRepository for SqlGifts {
     async fn insert(&self, gift: &Gift, from_stock: bool, events: Vec<Envelope<GiftEvent>>) -> Result<(), InsertError> {
         let row = Row::from(gift);
         let messages: Vec<_> = events.iter().map(events::to_outbox).collect();
+        // A stocked gift's units share its stock row: they are keyed by the gift, so they
+        // queue in one writer session rather than lock the row from several.
+        let key = if from_stock { format!("stock:{}", gift.code.as_str()) } else { gift.customer_id.to_string() };
         let written = self
             .store
-            .write_with_events(messages, move |c| {
+            .write_with_events_for(&key, messages, move |c| {
                 if from_stock {
                     // Taken only while some is left: concurrent takers queue on the row
                     // (PostgreSQL re-checks the condition on the row they then see), so

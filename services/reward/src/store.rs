@@ -129,7 +129,7 @@ impl RewardRepository for SqlRewards {
         let expected = reward.version;
         let row = Row { version: expected + 1, ..Row::from(reward) };
         self.store
-            .write(move |c| {
+            .write_for(&reward.customer_id.to_string(), move |c| {
                 inbox::record(c, inbound)?;
                 versioned(
                     diesel::update(rewards::table.find(&row.id).filter(rewards::version.eq(expected)))

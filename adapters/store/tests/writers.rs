@@ -1,0 +1,117 @@
+//! Writer sessions on PostgreSQL: customers' units commit beside each other, one
+//! customer's in order, and a session that hangs shows in the readiness probe.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use diesel::RunQueryDsl;
+use kernel::StoreError;
+use store_adapter::testing::TestDatabase;
+use store_adapter::{AnyConnection, Migrations, PostgresSizes, Store};
+
+static NONE: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("tests/no_migrations");
+
+async fn open(db: &TestDatabase, writers: usize) -> Store {
+    let sizes = PostgresSizes { pool: None, writers: Some(writers) };
+    Store::open_sized(&db.url, Migrations { sqlite: &NONE, postgres: &NONE }, sizes).await.unwrap()
+}
+
+fn sleep(seconds: f64) -> impl Fn(&mut AnyConnection) -> Result<(), StoreError> + Send + 'static {
+    move |c| {
+        diesel::sql_query(format!("SELECT pg_sleep({seconds})"))
+            .execute(c)
+            .map(drop)
+            .map_err(|e| StoreError::Unavailable(e.to_string()))
+    }
+}
+
+fn nothing(c: &mut AnyConnection) -> Result<(), StoreError> {
+    diesel::sql_query("SELECT 1").execute(c).map(drop).map_err(|e| StoreError::Unavailable(e.to_string()))
+}
+
+/// While customer `slow`'s unit holds its session for 0.6 s, 16 other customers write and
+/// a second unit of `slow` waits. Returns which of the others answered before the slow
+/// unit did, and when the second `slow` unit answered relative to the first.
+async fn one_slow_customer(store: &Store) -> (usize, bool) {
+    let order = Arc::new(Mutex::new(Vec::<String>::new()));
+    let slow = {
+        let (store, order) = (store.clone(), order.clone());
+        tokio::spawn(async move {
+            store.write_for("c-slow", sleep(0.6)).await.unwrap();
+            order.lock().unwrap().push("slow".into());
+        })
+    };
+    // The slow unit is in its session before the others are sent.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let mut others = Vec::new();
+    for i in 0..16 {
+        let (store, order) = (store.clone(), order.clone());
+        others.push(tokio::spawn(async move {
+            store.write_for(&format!("c-{i}"), nothing).await.unwrap();
+            order.lock().unwrap().push(format!("c-{i}"));
+        }));
+    }
+    let again = {
+        let (store, order) = (store.clone(), order.clone());
+        tokio::spawn(async move {
+            store.write_for("c-slow", nothing).await.unwrap();
+            order.lock().unwrap().push("slow again".into());
+        })
+    };
+    slow.await.unwrap();
+    again.await.unwrap();
+    for o in others {
+        o.await.unwrap();
+    }
+    let order = order.lock().unwrap().clone();
+    let at = |name: &str| order.iter().position(|o| o == name).unwrap();
+    (at("slow"), at("slow again") > at("slow"))
+}
+
+#[tokio::test]
+async fn other_customers_commit_while_one_customers_unit_is_slow_and_its_next_unit_waits_its_turn() {
+    let db = TestDatabase::postgres();
+    let store = open(&db, 4).await;
+    let (before_slow, in_order) = one_slow_customer(&store).await;
+    // 16 customers over 4 sessions: those not sharing the slow one's session (about
+    // three quarters) answer while it sleeps.
+    assert!(before_slow >= 4, "only {before_slow} of 16 other customers committed beside the slow one");
+    assert!(in_order, "a customer's second unit answered before its first");
+}
+
+#[tokio::test]
+async fn with_one_writer_session_every_unit_waits_for_the_slow_one() {
+    // What the sessions change: one session commits one batch at a time.
+    let db = TestDatabase::postgres();
+    let store = open(&db, 1).await;
+    let (before_slow, in_order) = one_slow_customer(&store).await;
+    assert_eq!(before_slow, 0);
+    assert!(in_order);
+}
+
+#[tokio::test]
+async fn a_hung_writer_session_makes_the_store_not_ready() {
+    let db = TestDatabase::postgres();
+    let store = open(&db, 4).await;
+    assert!(store.ping(Duration::from_secs(2)).await);
+    // Hold one session that is not the first (the one unkeyed work takes).
+    let key = (0..).map(|i| format!("h-{i}")).find(|k| store.writer_session(k).0 != 0).unwrap();
+    assert_eq!(store.writer_session(&key).1, 4);
+    let held = Instant::now();
+    let hang = {
+        let store = store.clone();
+        tokio::spawn(async move { store.write_for(&key, sleep(1.5)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!store.ping(Duration::from_millis(500)).await, "ping passed while a writer session hung");
+    hang.await.unwrap().unwrap();
+    assert!(held.elapsed() >= Duration::from_millis(1500));
+    assert!(store.ping(Duration::from_secs(2)).await, "ready again once the session is free");
+}
+
+#[tokio::test]
+async fn sqlite_keeps_one_writer_whatever_is_asked() {
+    let db = TestDatabase::sqlite();
+    let store = open(&db, 4).await;
+    assert_eq!(store.writer_session("c-1"), (0, 1));
+}
