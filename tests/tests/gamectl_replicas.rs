@@ -86,6 +86,9 @@ impl Up {
         let mut child = Self::gamectl(data_dir.path())
             .args(["up", "--base-port", &base.to_string(), "--database", "postgres", "--database-prefix", &prefix])
             .env("DATABASE_URL", store_adapter::testing::postgres_server())
+            // Twelve processes on the machine's PostgreSQL, which other tests share: the
+            // children inherit a small pool each.
+            .env("DATABASE_POOL_SIZE", "3")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
