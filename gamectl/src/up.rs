@@ -59,12 +59,12 @@ fn seconds(v: f64, flag: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(v).map_err(|_| format!("--{flag} must be a number of seconds >= 0"))
 }
 
-/// The child running one role (a replica of it named `name`): this executable, `serve <role>`.
-fn role_child(exe: &Path, role: &str, name: String, env: Vec<(&'static str, String)>) -> ChildSpec {
+/// The child running one role (a replica of it): this executable, `serve <role>`.
+fn role_child(exe: &Path, p: &Planned, env: Vec<(&'static str, String)>) -> ChildSpec {
     ChildSpec {
-        name,
+        name: p.name.clone(),
         program: exe.to_path_buf(),
-        args: vec!["serve".into(), role.into()],
+        args: vec!["serve".into(), p.spec.name.into()],
         env: env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
     }
 }
@@ -350,12 +350,7 @@ async fn start(system: &mut System, ctx: &Start<'_>) -> Result<(), Interrupted> 
                 };
                 let mut args = node.args(&store, nodes);
                 args.extend(creds.server_flags());
-                let spec = ChildSpec {
-                    name: node.name.to_owned(),
-                    program: PathBuf::from("nats-server"),
-                    args,
-                    env: Vec::new(),
-                };
+                let spec = ChildSpec { name: node.name.into(), program: "nats-server".into(), args, env: Vec::new() };
                 let child = supervise(spec, system.stop_nats.clone()).map_err(|e| {
                     if e.kind() == std::io::ErrorKind::NotFound {
                         "nats-server is not installed: install it: apt-get install nats-server \
@@ -430,8 +425,7 @@ async fn start(system: &mut System, ctx: &Start<'_>) -> Result<(), Interrupted> 
             let restart = match &one {
                 Some(restart) => restart.clone(),
                 None => {
-                    let spec =
-                        role_child(ctx.exe, p.spec.name, name.clone(), services::child_env(p.spec, p.port, &env));
+                    let spec = role_child(ctx.exe, p, services::child_env(p.spec, p.port, &env));
                     let child = supervise(spec, system.stop_services.clone())
                         .map_err(|e| format!("cannot start {name}: {e}"))?;
                     let restart = child.restart.clone();

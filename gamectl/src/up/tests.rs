@@ -42,8 +42,8 @@ fn every_role_is_started_on_its_port() {
 
 #[test]
 fn each_role_runs_this_executable_with_serve_and_its_name() {
-    let child =
-        role_child(Path::new("/bin/gamectl"), "wallet", "wallet-2".into(), vec![("LISTEN_ADDR", "127.0.0.1:1".into())]);
+    let wallet2 = replicas::plan(56000, 2).unwrap().into_iter().find(|p| p.name == "wallet-2").unwrap();
+    let child = role_child(Path::new("/bin/gamectl"), &wallet2, vec![("LISTEN_ADDR", "127.0.0.1:1".into())]);
     assert_eq!(child.program, Path::new("/bin/gamectl"));
     assert_eq!(child.args, ["serve", "wallet"]);
     assert_eq!(child.name, "wallet-2");
