@@ -89,6 +89,9 @@ impl Up {
             // Twelve processes on the machine's PostgreSQL, which other tests share: the
             // children inherit a small pool each.
             .env("DATABASE_POOL_SIZE", "3")
+            // The events a SIGKILLed replica had taken and not acknowledged come again to
+            // the other after this (30 s by default).
+            .env("CONSUMER_ACK_WAIT_SECONDS", "5")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
