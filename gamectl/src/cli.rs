@@ -365,9 +365,17 @@ pub struct UpArgs {
     /// Each role's database is `<prefix>_<role>` (lower-case letters, digits, _).
     #[arg(long, default_value = "game")]
     pub database_prefix: String,
-    /// The gateway listens here, each service on base-port + its offset.
+    /// The gateway listens here, each service on base-port + its offset (mission +1,
+    /// reward +2, wallet +3, mypage +4, gift +5, notification +6, auth +7, ops +8).
     #[arg(long, default_value_t = 50051)]
     pub base_port: u16,
+    /// Processes of every role but the gateway, sharing the role's database and durable
+    /// consumers; the gateway balances over the SERVING ones and a dead one is restarted.
+    /// Replica r listens on base-port + offset + 10·(r−1) (mission-2 on base-port + 11)
+    /// and is named <role>-<r> in endpoints.json. More than one needs --database postgres
+    /// and is refused with --all-in-one [default: 2 with --database postgres, else 1]
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=i64::from(crate::services::MAX_REPLICAS)))]
+    pub replicas: Option<u8>,
     /// Run every role in one child process (`gamectl serve --roles all`) instead of one
     /// child per role: less memory and a faster start; a role that fails restarts them all.
     #[arg(long)]

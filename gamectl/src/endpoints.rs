@@ -21,7 +21,8 @@ pub struct Endpoints {
     /// The one address clients use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<String>,
-    /// Every process `up` started, by name (the gateway included).
+    /// Every process `up` started, by name (the gateway included; a role's replicas after
+    /// the first as `<role>-<r>`, e.g. `mission-2`).
     pub services: BTreeMap<String, String>,
     /// Where each of them serves its Prometheus metrics, by the same names
     /// (`"mission":"http://127.0.0.1:50252/metrics"`).

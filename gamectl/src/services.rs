@@ -71,6 +71,32 @@ pub const SERVICES: &[ServiceSpec] = &[
     },
 ];
 
+/// Replica `r` (1-based) of a role listens `REPLICA_PORT_STEP * (r - 1)` above the first
+/// (`base-port + 10·(r−1) + offset`): the ten offsets of a replica stay below the next
+/// replica's, and ten replicas below the nats-server's `base-port + 100`.
+pub const REPLICA_PORT_STEP: u16 = 10;
+
+/// At most this many replicas of a role (`up --replicas`), so that they fit below the
+/// nats-server's ports.
+pub const MAX_REPLICAS: u8 = 10;
+
+/// Whether `up --replicas N` runs `N` of this role: every role but the gateway, the one
+/// front door on the base port that balances over the replicas.
+pub fn is_replicated(spec: &ServiceSpec) -> bool {
+    spec.name != "gateway"
+}
+
+/// The port of replica `r` (1-based) of the role whose first replica is on `port`.
+pub fn replica_port(port: u16, r: u8) -> Option<u16> {
+    port.checked_add(REPLICA_PORT_STEP.checked_mul(u16::from(r.checked_sub(1)?))?)
+}
+
+/// The name of replica `r` of `role`: the role's own for the first (so `--direct` and
+/// scripts find it as before), `<role>-<r>` for the others.
+pub fn replica_name(role: &str, r: u8) -> String {
+    if r <= 1 { role.to_owned() } else { format!("{role}-{r}") }
+}
+
 /// The nats-server started by `up` listens on `base-port + NATS_PORT_OFFSET` by default.
 pub const NATS_PORT_OFFSET: u16 = 100;
 
@@ -166,6 +192,22 @@ pub struct EnvContext<'a> {
     /// The `DATABASE_URL` of a role when it is not its SQLite file in the data dir (with
     /// `up --database postgres`: its own database on the PostgreSQL server).
     pub databases: &'a [(&'static str, String)],
+    /// Replicas of every replicated role ([`is_replicated`]): each address variable
+    /// lists all of them.
+    pub replicas: u8,
+}
+
+impl EnvContext<'_> {
+    /// The ports of every replica of the role whose first replica is on `port`.
+    fn replica_ports(&self, spec: &ServiceSpec, port: u16) -> Vec<u16> {
+        let n = if is_replicated(spec) { self.replicas.max(1) } else { 1 };
+        (1..=n).filter_map(|r| replica_port(port, r)).collect()
+    }
+
+    /// `f(port)` of every replica of `spec`, comma-separated.
+    fn list(&self, spec: &ServiceSpec, port: u16, f: fn(u16) -> String) -> String {
+        self.replica_ports(spec, port).into_iter().map(f).collect::<Vec<_>>().join(",")
+    }
 }
 
 /// The roles that keep their state in a relational database (my page keeps its in a
@@ -177,7 +219,9 @@ pub const RELATIONAL: [&str; 6] = ["mission", "reward", "wallet", "gift", "notif
 /// `JWKS_URLS` = the auth service's keys, `REVOCATION_URLS` = its revocations), the
 /// address of every service (`MISSION_URL`, ..., `AUTH_URL`: a service ignores those it
 /// does not call; the gateway routes to them), then the service's own settings. Later
-/// entries win, so a service's own settings may override.
+/// entries win, so a service's own settings may override. With replicas, each of those
+/// variables lists every replica, comma-separated (the gateway balances over them, the
+/// wallet fails over between gift and auth replicas).
 pub fn child_env(spec: &ServiceSpec, port: u16, ctx: &EnvContext<'_>) -> Vec<(&'static str, String)> {
     let mut env = vec![
         ("LISTEN_ADDR", format!("127.0.0.1:{port}")),
@@ -202,11 +246,11 @@ pub fn child_env(spec: &ServiceSpec, port: u16, ctx: &EnvContext<'_>) -> Vec<(&'
     {
         env.push(("NATS_NKEY_SEED_FILE", creds.seed_file(spec.name).display().to_string()));
     }
-    if let Some((_, auth)) = ctx.ports.iter().find(|(s, _)| s.name == "auth") {
-        env.push(("JWKS_URLS", jwks_url(*auth)));
-        env.push(("REVOCATION_URLS", revocations_url(*auth)));
+    if let Some((auth, port)) = ctx.ports.iter().find(|(s, _)| s.name == "auth") {
+        env.push(("JWKS_URLS", ctx.list(auth, *port, jwks_url)));
+        env.push(("REVOCATION_URLS", ctx.list(auth, *port, revocations_url)));
     }
-    env.extend(ctx.ports.iter().filter_map(|(s, p)| s.url_env.map(|var| (var, url(*p)))));
+    env.extend(ctx.ports.iter().filter_map(|(s, p)| s.url_env.map(|var| (var, ctx.list(s, *p, url)))));
     env.extend(own_env(spec.name, ctx));
     env
 }
@@ -321,6 +365,7 @@ mod tests {
             secrets: &secrets,
             ports: &ports,
             databases: &[],
+            replicas: 1,
         };
         child_env(spec, *port, &ctx)
     }

@@ -59,24 +59,12 @@ fn seconds(v: f64, flag: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(v).map_err(|_| format!("--{flag} must be a number of seconds >= 0"))
 }
 
-/// A service `up` will start, and where.
-#[derive(Debug, PartialEq, Eq)]
-struct Planned {
-    spec: &'static ServiceSpec,
-    port: u16,
-}
-
-/// The services to start: every role, each on its port.
-fn plan(base_port: u16) -> Result<Vec<Planned>, String> {
-    Ok(services::port_table(base_port)?.into_iter().map(|(spec, port)| Planned { spec, port }).collect())
-}
-
-/// The child running one role: this executable, `serve <role>`.
-fn role_child(exe: &Path, name: &'static str, env: Vec<(&'static str, String)>) -> ChildSpec {
+/// The child running one role (a replica of it): this executable, `serve <role>`.
+fn role_child(exe: &Path, p: &Planned, env: Vec<(&'static str, String)>) -> ChildSpec {
     ChildSpec {
-        name,
+        name: p.name.clone(),
         program: exe.to_path_buf(),
-        args: vec!["serve".into(), name.into()],
+        args: vec!["serve".into(), p.spec.name.into()],
         env: env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
     }
 }
@@ -90,7 +78,7 @@ fn all_in_one_child(exe: &Path, roles: &[(&'static str, Vec<(&'static str, Strin
         .flat_map(|(name, env)| env.iter().map(move |(k, v)| (format!("{}__{k}", name.to_uppercase()), v.clone())))
         .collect();
     ChildSpec {
-        name: ALL_IN_ONE,
+        name: ALL_IN_ONE.to_owned(),
         program: exe.to_path_buf(),
         args: vec!["serve".into(), "--roles".into(), names.join(",")],
         env,
@@ -107,8 +95,10 @@ fn ensure_free(port: u16, what: &str) -> Result<(), String> {
 }
 
 mod nats_nodes;
+mod replicas;
 mod supervise;
 use nats_nodes::Node;
+use replicas::Planned;
 use supervise::*;
 
 /// Why start-up did not finish.
@@ -214,7 +204,8 @@ async fn up(global: &Global, args: UpArgs) -> Result<(), String> {
 
     // Every role runs from this very executable.
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the path of gamectl itself: {e}"))?;
-    let planned = plan(args.base_port)?;
+    let replicas = replicas::count(&args)?;
+    let planned = replicas::plan(args.base_port, replicas)?;
     let ports = services::port_table(args.base_port)?;
     let nats = match (args.nats_url.clone(), args.nats_port) {
         (Some(url), _) => Nats::External(url),
@@ -230,7 +221,7 @@ async fn up(global: &Global, args: UpArgs) -> Result<(), String> {
         }
     }
     for p in &planned {
-        ensure_free(p.port, p.spec.name)?;
+        ensure_free(p.port, &p.name)?;
     }
 
     std::fs::create_dir_all(global.data_dir.join("nats"))
@@ -263,6 +254,7 @@ async fn up(global: &Global, args: UpArgs) -> Result<(), String> {
         data_dir: &data_dir,
         exe: &exe,
         all_in_one: args.all_in_one,
+        replicas,
         planned: &planned,
         ports: &ports,
         secrets: &secrets,
@@ -327,6 +319,8 @@ struct Start<'a> {
     exe: &'a Path,
     /// Every role in one child process.
     all_in_one: bool,
+    /// Processes of each replicated role (`--replicas`).
+    replicas: u8,
     planned: &'a [Planned],
     /// The first admin's password and the service accounts' secrets.
     secrets: &'a crate::secrets::Paths,
@@ -356,7 +350,7 @@ async fn start(system: &mut System, ctx: &Start<'_>) -> Result<(), Interrupted> 
                 };
                 let mut args = node.args(&store, nodes);
                 args.extend(creds.server_flags());
-                let spec = ChildSpec { name: node.name, program: PathBuf::from("nats-server"), args, env: Vec::new() };
+                let spec = ChildSpec { name: node.name.into(), program: "nats-server".into(), args, env: Vec::new() };
                 let child = supervise(spec, system.stop_nats.clone()).map_err(|e| {
                     if e.kind() == std::io::ErrorKind::NotFound {
                         "nats-server is not installed: install it: apt-get install nats-server \
@@ -402,6 +396,7 @@ async fn start(system: &mut System, ctx: &Start<'_>) -> Result<(), Interrupted> 
         secrets: ctx.secrets,
         ports: ctx.ports,
         databases: ctx.databases,
+        replicas: ctx.replicas,
     };
     let mailbox =
         ctx.planned.iter().any(|p| p.spec.name == "notification").then(|| services::mailbox_dir(ctx.data_dir));
@@ -425,12 +420,12 @@ async fn start(system: &mut System, ctx: &Start<'_>) -> Result<(), Interrupted> 
     let stages = if ctx.all_in_one { vec![None] } else { stages(ctx.planned).into_iter().map(Some).collect() };
     for stage in stages {
         for p in ctx.planned.iter().filter(|p| stage.is_none_or(|st| p.spec.stage == st)) {
-            let name = p.spec.name;
+            let name = &p.name;
             let url = services::url(p.port);
             let restart = match &one {
                 Some(restart) => restart.clone(),
                 None => {
-                    let spec = role_child(ctx.exe, name, services::child_env(p.spec, p.port, &env));
+                    let spec = role_child(ctx.exe, p, services::child_env(p.spec, p.port, &env));
                     let child = supervise(spec, system.stop_services.clone())
                         .map_err(|e| format!("cannot start {name}: {e}"))?;
                     let restart = child.restart.clone();
@@ -440,7 +435,7 @@ async fn start(system: &mut System, ctx: &Start<'_>) -> Result<(), Interrupted> 
             };
             let (report, rx) = watch::channel(Health::Unreachable);
             tokio::spawn(watch_health(
-                name,
+                name.clone(),
                 p.spec.health,
                 url.clone(),
                 report,
@@ -451,9 +446,9 @@ async fn start(system: &mut System, ctx: &Start<'_>) -> Result<(), Interrupted> 
                     stop: system.monitors.clone(),
                 },
             ));
-            health.push((name, rx));
-            table.services.insert(name.to_owned(), url);
-            table.metrics.extend(services::metrics_url(p.port).map(|m| (name.to_owned(), m)));
+            health.push((name.clone(), rx));
+            table.services.insert(name.clone(), url);
+            table.metrics.extend(services::metrics_url(p.port).map(|m| (name.clone(), m)));
         }
         // The next stage calls this one: it starts once this one is SERVING.
         wait_serving(&health, deadline, ctx).await?;
@@ -488,8 +483,8 @@ async fn start(system: &mut System, ctx: &Start<'_>) -> Result<(), Interrupted> 
     Ok(())
 }
 
-/// The ready table: the gateway first (the address to use), nats, the services in start
-/// order, where the e-mails go.
+/// The ready table: the gateway first (the address to use), nats, the services (every
+/// replica) in start order, where the e-mails go.
 fn ready_rows(table: &Endpoints, planned: &[Planned], mailbox: Option<&Path>) -> Vec<Vec<String>> {
     let mut rows = Vec::new();
     rows.extend(table.gateway.iter().map(|g| vec!["gateway".to_owned(), g.clone()]));
@@ -499,7 +494,7 @@ fn ready_rows(table: &Endpoints, planned: &[Planned], mailbox: Option<&Path>) ->
             planned
                 .iter()
                 .filter(|p| p.spec.stage == stage && p.spec.name != "gateway")
-                .filter_map(|p| table.services.get(p.spec.name).map(|a| vec![p.spec.name.to_owned(), a.clone()])),
+                .filter_map(|p| table.services.get(&p.name).map(|a| vec![p.name.clone(), a.clone()])),
         );
     }
     rows.extend(mailbox.map(|d| vec!["mailbox".to_owned(), d.display().to_string()]));
@@ -516,7 +511,7 @@ fn stages(planned: &[Planned]) -> Vec<u8> {
 
 /// Waits until every service started so far is SERVING.
 async fn wait_serving(
-    health: &[(&'static str, watch::Receiver<Health>)],
+    health: &[(String, watch::Receiver<Health>)],
     deadline: Instant,
     ctx: &Start<'_>,
 ) -> Result<(), Interrupted> {

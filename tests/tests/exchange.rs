@@ -317,3 +317,26 @@ async fn without_the_notification_service_everything_else_works() {
     .await;
     assert!(!sys.mailbox().exists() || std::fs::read_dir(sys.mailbox()).unwrap().count() == 0, "no e-mail without it");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wallet_given_several_gift_and_auth_addresses_moves_on_from_those_nobody_answers_on() {
+    let mut sys = System::start().await;
+    // The wallet again, its first gift and auth addresses with nothing behind them (a
+    // replica that is down): its service token and its exchange come from the next ones.
+    let dead = || format!("http://127.0.0.1:{}", e2e::free_port());
+    let mut env = sys.env("wallet", &sys.database_urls.get("wallet").cloned().expect("wallet database"));
+    env.push(("GIFT_URL", format!("{},{}", dead(), sys.gift.url())));
+    env.push(("AUTH_URL", format!("{},{},{}", dead(), dead(), sys.auth.url())));
+    tokio::task::block_in_place(|| sys.wallet.stop());
+    sys.wallet = e2e::Service::start("wallet-failover", "wallet", &env, sys.dir.path());
+    sys.wallet.wait_serving(e2e::WALLET).await;
+    let item = issued_reward(&sys, "c-fo", "daily-login").await;
+    // Until the wallet has its service token, an exchange is refused (try again): the same
+    // request again.
+    let answer = eventually(FLOW, "the exchange goes through the live gift service", || async {
+        exchange(&sys, "c-fo", &item.reward_id, "coffee", "fo-1").await.ok()
+    })
+    .await;
+    assert_eq!(answer.item.expect("item").status, wallet::WalletItemStatus::Exchanged as i32);
+    assert_eq!(gifts_of(&sys, "c-fo").await.len(), 1, "one gift");
+}

@@ -23,12 +23,13 @@ fn psql(sql: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-/// A base port whose service ports (+0..=7) and NATS port (+100) are free now.
+/// A base port whose service ports, those of their second replicas (+0..=18) and NATS
+/// port (+100) are free now.
 fn pick_base_port() -> u16 {
     let free = |p: u16| TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], p))).is_ok();
     for _ in 0..200 {
         let base = 20_000 + (uuid::Uuid::new_v4().as_u128() % 10_000) as u16;
-        if (0..=7).chain([100]).all(|o| free(base + o)) {
+        if (0..=18).chain([100]).all(|o| free(base + o)) {
             return base;
         }
     }
@@ -92,6 +93,8 @@ async fn gamectl_up_database_postgres_puts_every_relational_role_on_its_own_data
         .args(["up", "--base-port", &pick_base_port().to_string()])
         .args(["--database", "postgres", "--database-prefix", &prefix])
         .env("DATABASE_URL", store_adapter::testing::postgres_server())
+        // Two replicas of each role on the machine's PostgreSQL, which other tests share.
+        .env("DATABASE_POOL_SIZE", "3")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

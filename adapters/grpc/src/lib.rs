@@ -13,6 +13,8 @@
 //! - [`auth`] — the authentication layer and the authorisation checks of handlers.
 //! - [`peer`] — the client's address behind trusted proxies.
 //! - [`service_token`] — a service's own token (its service account) for internal calls.
+//! - [`failover`] — a service called at several addresses (replicas), moving on from
+//!   one that cannot be reached.
 //! - [`guard`] — the framing check of every request (one whole message, within the limit).
 //! - [`codec`] — the servers' codec: a request that does not decode is `INVALID_ARGUMENT`.
 //! - [`metrics`] — the gRPC server metrics layer (`grpc_server_handled_total`, ...).
@@ -21,6 +23,7 @@
 
 pub mod auth;
 pub mod convert;
+pub mod failover;
 pub mod guard;
 pub mod metrics;
 pub mod paging;

@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::failover::Failover;
 use crate::pb::auth::v1 as pb;
 
 /// Who this service is at the auth service (flags or environment).
@@ -26,7 +27,9 @@ pub struct ServiceAccountSettings {
     /// Kubernetes Secret). Read again at every renewal, so a rotated secret is picked up.
     #[arg(long, env = "SERVICE_CLIENT_SECRET_FILE")]
     pub client_secret_file: Option<PathBuf>,
-    /// The auth service, e.g. `http://auth:8080`.
+    /// The auth service, e.g. `http://auth:8080`; several replicas comma-separated
+    /// (`http://127.0.0.1:50058,http://127.0.0.1:50068`): a token is fetched from the one
+    /// that last answered, else the next.
     #[arg(long = "auth-url", env = "AUTH_URL")]
     pub auth_url: Option<String>,
 }
@@ -77,19 +80,11 @@ impl ServiceToken {
             .clone()
             .ok_or("SERVICE_CLIENT_SECRET_FILE: required (the file holding the service account's secret)")?;
         read_secret(&secret_file).map_err(|e| format!("SERVICE_CLIENT_SECRET_FILE {e}"))?;
-        let url = settings.auth_url.clone().filter(|u| !u.trim().is_empty()).ok_or("AUTH_URL: required")?;
-        let channel = tonic::transport::Endpoint::from_shared(url.clone())
-            .map_err(|e| format!("AUTH_URL {url}: {e}"))?
-            .connect_timeout(Duration::from_secs(2))
-            .timeout(CALL_TIMEOUT)
-            .connect_lazy();
+        let auth = Failover::from_list("AUTH_URL", settings.auth_url.as_deref().unwrap_or_default(), |e| {
+            e.connect_timeout(Duration::from_secs(2)).timeout(CALL_TIMEOUT)
+        })?;
         let me = Arc::new(Self { held: RwLock::new(None), again: Notify::new() });
-        let keeper = Keeper {
-            token: Arc::downgrade(&me),
-            client: pb::auth_service_client::AuthServiceClient::new(channel),
-            client_id,
-            secret_file,
-        };
+        let keeper = Keeper { token: Arc::downgrade(&me), auth, client_id, secret_file };
         tokio::spawn(keeper.run());
         Ok(me)
     }
@@ -111,16 +106,21 @@ impl ServiceToken {
 
 struct Keeper {
     token: std::sync::Weak<ServiceToken>,
-    client: pb::auth_service_client::AuthServiceClient<tonic::transport::Channel>,
+    /// Every replica of the auth service.
+    auth: Failover,
     client_id: String,
     secret_file: PathBuf,
 }
 
 impl Keeper {
-    async fn fetch(&mut self) -> Result<(String, Duration), String> {
+    async fn fetch(&self) -> Result<(String, Duration), String> {
         let client_secret = read_secret(&self.secret_file)?;
         let request = pb::IssueServiceTokenRequest { client_id: self.client_id.clone(), client_secret };
-        let answer = tokio::time::timeout(CALL_TIMEOUT, self.client.issue_service_token(request))
+        let issue = self.auth.call(|channel| {
+            let request = request.clone();
+            async move { pb::auth_service_client::AuthServiceClient::new(channel).issue_service_token(request).await }
+        });
+        let answer = tokio::time::timeout(CALL_TIMEOUT, issue)
             .await
             .map_err(|_| "the auth service did not answer in time".to_owned())?
             .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?
@@ -129,7 +129,7 @@ impl Keeper {
         Ok((answer.access_token, lifetime))
     }
 
-    async fn run(mut self) {
+    async fn run(self) {
         let mut retry = FIRST_RETRY;
         let mut failing = false;
         loop {

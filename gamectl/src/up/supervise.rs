@@ -7,7 +7,7 @@ use super::*;
 /// How to (re)start one child.
 #[derive(Debug, Clone)]
 pub(super) struct ChildSpec {
-    pub(super) name: &'static str,
+    pub(super) name: String,
     pub(super) program: PathBuf,
     pub(super) args: Vec<String>,
     pub(super) env: Vec<(String, String)>,
@@ -28,17 +28,17 @@ impl ChildSpec {
             .process_group(0);
         let mut child = cmd.spawn()?;
         if let Some(out) = child.stdout.take() {
-            tokio::spawn(forward(self.name, out));
+            tokio::spawn(forward(self.name.clone(), out));
         }
         if let Some(err) = child.stderr.take() {
-            tokio::spawn(forward(self.name, err));
+            tokio::spawn(forward(self.name.clone(), err));
         }
         Ok(child)
     }
 }
 
 /// Copies a child's output to our stderr, one prefixed line at a time.
-pub(super) async fn forward(name: &'static str, from: impl AsyncRead + Unpin) {
+pub(super) async fn forward(name: String, from: impl AsyncRead + Unpin) {
     let mut from = BufReader::new(from);
     let mut buf = Vec::new();
     loop {
@@ -127,7 +127,7 @@ pub(super) async fn terminate(child: &mut Child, name: &str, stopping: &Stopping
 
 /// A child kept running until told to stop.
 pub(super) struct Supervised {
-    pub(super) name: &'static str,
+    pub(super) name: String,
     pub(super) task: JoinHandle<()>,
     /// Asks for a restart (with the reason to print), e.g. when health stays bad.
     pub(super) restart: mpsc::UnboundedSender<String>,
@@ -138,7 +138,7 @@ pub(super) struct Supervised {
 pub(super) fn supervise(spec: ChildSpec, stopping: Stopping) -> std::io::Result<Supervised> {
     let child = spec.spawn()?;
     let (restart, requests) = mpsc::unbounded_channel();
-    let name = spec.name;
+    let name = spec.name.clone();
     let task = tokio::spawn(keep_running(spec, child, stopping, requests));
     Ok(Supervised { name, task, restart })
 }
@@ -155,12 +155,12 @@ pub(super) async fn keep_running(
         tokio::select! {
             biased;
             () = stopping.now.cancelled() => {
-                terminate(&mut child, spec.name, &stopping).await;
+                terminate(&mut child, &spec.name, &stopping).await;
                 return;
             }
             Some(reason) = requests.recv() => {
                 say(format!("{} {reason}; restarting", spec.name));
-                terminate(&mut child, spec.name, &stopping).await;
+                terminate(&mut child, &spec.name, &stopping).await;
                 backoff = Backoff::new();
             }
             status = child.wait() => {
@@ -232,7 +232,7 @@ pub(super) struct Watch {
 }
 
 pub(super) async fn watch_health(
-    name: &'static str,
+    name: String,
     service: &'static str,
     url: String,
     report: watch::Sender<Health>,

@@ -22,7 +22,7 @@ use super::*;
 
 #[test]
 fn every_role_is_started_on_its_port() {
-    let planned = plan(56000).unwrap();
+    let planned = replicas::plan(56000, 1).unwrap();
     let names: Vec<(&str, u16)> = planned.iter().map(|p| (p.spec.name, p.port)).collect();
     assert_eq!(
         names,
@@ -42,9 +42,11 @@ fn every_role_is_started_on_its_port() {
 
 #[test]
 fn each_role_runs_this_executable_with_serve_and_its_name() {
-    let child = role_child(Path::new("/bin/gamectl"), "wallet", vec![("LISTEN_ADDR", "127.0.0.1:1".into())]);
+    let wallet2 = replicas::plan(56000, 2).unwrap().into_iter().find(|p| p.name == "wallet-2").unwrap();
+    let child = role_child(Path::new("/bin/gamectl"), &wallet2, vec![("LISTEN_ADDR", "127.0.0.1:1".into())]);
     assert_eq!(child.program, Path::new("/bin/gamectl"));
     assert_eq!(child.args, ["serve", "wallet"]);
+    assert_eq!(child.name, "wallet-2");
     assert_eq!(child.env, [("LISTEN_ADDR".to_owned(), "127.0.0.1:1".to_owned())]);
 }
 
@@ -81,9 +83,13 @@ fn the_all_in_one_environment_gives_each_role_what_its_own_child_would_get() {
         secrets: &secrets,
         ports: &ports,
         databases: &[],
+        replicas: 1,
     };
-    let roles: Vec<_> =
-        plan(56500).unwrap().iter().map(|p| (p.spec.name, services::child_env(p.spec, p.port, &ctx))).collect();
+    let roles: Vec<_> = replicas::plan(56500, 1)
+        .unwrap()
+        .iter()
+        .map(|p| (p.spec.name, services::child_env(p.spec, p.port, &ctx)))
+        .collect();
     let child = all_in_one_child(Path::new("/bin/gamectl"), &roles);
     let env = |k: &str| child.env.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let Role::Wallet(w) = Role::from_env("wallet", &env).unwrap() else { panic!("wallet") };
@@ -105,7 +111,7 @@ fn order(planned: &[Planned]) -> Vec<Vec<&'static str>> {
 
 #[test]
 fn auth_starts_first_then_gift_then_the_rest_and_the_gateway_last() {
-    let planned = plan(56000).unwrap();
+    let planned = replicas::plan(56000, 1).unwrap();
     assert_eq!(
         order(&planned),
         [
@@ -119,7 +125,7 @@ fn auth_starts_first_then_gift_then_the_rest_and_the_gateway_last() {
 
 #[test]
 fn the_ready_table_shows_the_gateway_first() {
-    let planned = plan(56300).unwrap();
+    let planned = replicas::plan(56300, 1).unwrap();
     let mut table = Endpoints {
         nats: "nats://127.0.0.1:56400".into(),
         gateway: None,
@@ -127,7 +133,7 @@ fn the_ready_table_shows_the_gateway_first() {
         metrics: Default::default(),
     };
     for p in &planned {
-        table.services.insert(p.spec.name.to_owned(), services::url(p.port));
+        table.services.insert(p.name.clone(), services::url(p.port));
     }
     table.gateway = table.services.get("gateway").cloned();
     let rows = ready_rows(&table, &planned, Some(Path::new("/d/mailbox")));
@@ -138,6 +144,46 @@ fn the_ready_table_shows_the_gateway_first() {
     );
     assert_eq!(rows[0][1], "http://127.0.0.1:56300");
     assert_eq!(rows[2][1], "http://127.0.0.1:56307");
+}
+
+#[test]
+fn the_ready_table_shows_every_replica_after_the_first_of_its_role() {
+    let planned = replicas::plan(56300, 2).unwrap();
+    let mut table = Endpoints {
+        nats: "nats://127.0.0.1:56400".into(),
+        gateway: Some("http://127.0.0.1:56300".into()),
+        services: Default::default(),
+        metrics: Default::default(),
+    };
+    for p in &planned {
+        table.services.insert(p.name.clone(), services::url(p.port));
+    }
+    let rows = ready_rows(&table, &planned, None);
+    let names: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "gateway",
+            "nats",
+            "auth",
+            "auth-2",
+            "gift",
+            "gift-2",
+            "mission",
+            "mission-2",
+            "reward",
+            "reward-2",
+            "wallet",
+            "wallet-2",
+            "mypage",
+            "mypage-2",
+            "notification",
+            "notification-2",
+            "ops",
+            "ops-2"
+        ]
+    );
+    assert_eq!(rows[3][1], "http://127.0.0.1:56317");
 }
 
 #[test]

@@ -14,11 +14,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use grpc_adapter::failover::Failover;
 use grpc_adapter::pb::gift::v1 as pb;
 use grpc_adapter::service_token::ServiceToken;
 use kernel::RequestContext;
+use pb::gift_issuing_service_client::GiftIssuingServiceClient;
 use resilience_adapter::{Breaker, BreakerConfig, BreakerOpen, CircuitBreakerLayer};
-use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tower::util::BoxCloneSyncService;
 use tower::{BoxError, ServiceBuilder, ServiceExt, service_fn};
@@ -28,7 +29,8 @@ use wallet_domain::{GiftCallError, GiftIssuer, GiftRefusal, GiftRequest};
 /// How the wallet calls the gift service (flags or environment).
 #[derive(Debug, Clone, clap::Args)]
 pub struct GiftSettings {
-    /// Address of the gift service.
+    /// Address of the gift service; several replicas comma-separated: a call goes to
+    /// the one that last answered, and to the next when that one cannot be reached.
     #[arg(long, env = "GIFT_URL", default_value = "http://127.0.0.1:50056")]
     pub gift_url: String,
     /// Deadline of one call to the gift service, in milliseconds.
@@ -125,16 +127,24 @@ impl GiftClient {
     /// When the URL or the breaker settings are invalid.
     pub fn new(settings: &GiftSettings, token: Arc<ServiceToken>) -> Result<Self, String> {
         let config = settings.breaker()?;
-        let channel = Channel::from_shared(settings.gift_url.clone())
-            .map_err(|e| format!("GIFT_URL: {e}"))?
-            .connect_timeout(Duration::from_millis(settings.deadline_ms.min(1000)))
-            .connect_lazy();
-        let client = pb::gift_issuing_service_client::GiftIssuingServiceClient::new(channel);
+        let connect = Duration::from_millis(settings.deadline_ms.min(1000));
+        let gifts = Arc::new(Failover::from_list("GIFT_URL", &settings.gift_url, |e| e.connect_timeout(connect))?);
         let breaker = Breaker::new("gift", config);
         let deadline = Duration::from_millis(settings.deadline_ms);
         let grpc = service_fn(move |req: tonic::Request<pb::IssueGiftRequest>| {
-            let mut client = client.clone();
-            async move { client.issue_gift(req).await.map(tonic::Response::into_inner) }
+            let gifts = gifts.clone();
+            // Sent again, to the next replica, only when it reached none.
+            let (metadata, _, message) = req.into_parts();
+            async move {
+                gifts
+                    .call(|channel| {
+                        let req =
+                            tonic::Request::from_parts(metadata.clone(), tonic::Extensions::new(), message.clone());
+                        async move { GiftIssuingServiceClient::new(channel).issue_gift(req).await }
+                    })
+                    .await
+                    .map(tonic::Response::into_inner)
+            }
         });
         let stack = ServiceBuilder::new()
             .load_shed()
