@@ -30,8 +30,9 @@ pub struct PoolSettings {
     #[arg(long, env = "DATABASE_POOL_SIZE", value_parser = clap::value_parser!(u16).range(1..))]
     pub database_pool_size: Option<u16>,
     /// Writer sessions to PostgreSQL per process, each group-committing the units of the
-    /// customers routed to it (one more connection each; SQLite has one writer whatever
-    /// this says) [default: 4].
+    /// customers routed to it: more for a database across a network, whose round trips
+    /// keep one session waiting (one more connection each; SQLite has one writer whatever
+    /// this says) [default: 1].
     #[arg(long, env = "DATABASE_WRITERS", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub database_writers: Option<u16>,
 }

@@ -63,9 +63,12 @@ const SQLITE_READERS: usize = 4;
 /// default).
 pub const POSTGRES_POOL: usize = 8;
 /// Writer sessions per process on PostgreSQL unless the service's `DATABASE_WRITERS` says
-/// otherwise (see [`writer`]: one session is bound by round trips). Each holds one more
-/// connection, counted like the pool's.
-pub const POSTGRES_WRITERS: usize = 4;
+/// otherwise ([`writer`]). One: on this project's 2-core machine, with the database on
+/// loopback, four sessions moved CPU from the flow to the front door and gained nothing in
+/// all (bench/results/README.md, "PostgreSQL writer sessions"). More sessions are for a
+/// database whose round trips are long (across a network), where one session waits more
+/// than it works; each is one more connection.
+pub const POSTGRES_WRITERS: usize = 1;
 
 /// How many connections a store may hold on PostgreSQL (SQLite has its own readers and
 /// one writer whatever these say).
@@ -198,10 +201,12 @@ impl Store {
             }
             private_sqlite_files(std::path::Path::new(path)).map_err(|e| OpenError::Connect(format!("{path}: {e}")))?;
         }
+        let pool_size = sizes.pool.unwrap_or(POSTGRES_POOL).max(1);
+        let writers = sizes.writers.unwrap_or(POSTGRES_WRITERS);
         let pool = Pool::builder(Manager::new(url.clone(), Runtime::Tokio1))
             .max_size(match backend {
                 Backend::Sqlite => SQLITE_READERS,
-                Backend::Postgres => sizes.pool.unwrap_or(POSTGRES_POOL).max(1),
+                Backend::Postgres => pool_size,
             })
             .wait_timeout(Some(Duration::from_secs(5)))
             .create_timeout(Some(Duration::from_secs(5)))
@@ -209,7 +214,6 @@ impl Store {
             .build()
             .map_err(|e| OpenError::Connect(e.to_string()))?;
         migrate(&pool, migrations).await?;
-        let writers = sizes.writers.unwrap_or(POSTGRES_WRITERS);
         let group = writer::Writer::start(&url, writers).map_err(|e| OpenError::Connect(e.to_string()))?;
         Ok(Self { pool, group, backend, appended: Arc::default() })
     }

@@ -115,3 +115,75 @@ async fn sqlite_keeps_one_writer_whatever_is_asked() {
     let store = open(&db, 4).await;
     assert_eq!(store.writer_session("c-1"), (0, 1));
 }
+
+fn message(n: u8) -> store_adapter::outbox::OutboxMessage {
+    let meta =
+        kernel::EventMeta::first(kernel::new_id(), "req", kernel::CustomerId::new("c-1").unwrap(), chrono::Utc::now());
+    store_adapter::outbox::OutboxMessage::new(&meta, "game.test.v1.thing", "game.test.v1.Thing", vec![n])
+}
+
+/// Ten units queued behind a slow one (so they share the next batch), the sixth failing
+/// after it wrote. Returns how many times each unit's work ran, and what each answered.
+async fn a_batch_with_one_failing_unit(store: &Store) -> (Vec<usize>, Vec<Result<(), StoreError>>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let runs: Arc<Vec<AtomicUsize>> = Arc::new((0..10).map(|_| AtomicUsize::new(0)).collect());
+    let slow = {
+        let store = store.clone();
+        let hold = move |c: &mut AnyConnection| match c {
+            AnyConnection::Postgresql(_) => sleep(0.3)(c),
+            AnyConnection::Sqlite(_) => {
+                std::thread::sleep(Duration::from_millis(300));
+                Ok(())
+            }
+        };
+        tokio::spawn(async move { store.write(hold).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut units = Vec::new();
+    for n in 0..10u8 {
+        let (store, runs, m) = (store.clone(), runs.clone(), message(n));
+        units.push(tokio::spawn(async move {
+            store
+                .write(move |c| {
+                    runs[usize::from(n)].fetch_add(1, Ordering::SeqCst);
+                    store_adapter::outbox::append(c, std::slice::from_ref(&m))?;
+                    if n == 5 { Err(StoreError::Conflict) } else { Ok(()) }
+                })
+                .await
+        }));
+    }
+    slow.await.unwrap().unwrap();
+    let mut answers = Vec::new();
+    for u in units {
+        answers.push(u.await.unwrap());
+    }
+    (runs.iter().map(|r| r.load(Ordering::SeqCst)).collect(), answers)
+}
+
+#[tokio::test]
+async fn on_postgresql_a_batch_runs_without_savepoints_and_again_with_them_when_a_unit_fails() {
+    let db = TestDatabase::postgres();
+    let store = open(&db, 1).await;
+    let (runs, answers) = a_batch_with_one_failing_unit(&store).await;
+    // The failing unit alone failed, and only the others' events were committed, once.
+    for (n, a) in answers.iter().enumerate() {
+        assert_eq!(a.clone(), if n == 5 { Err(StoreError::Conflict) } else { Ok(()) }, "unit {n}");
+    }
+    assert_eq!(store.outbox_len().await.unwrap(), 9);
+    // First run without savepoints stopped at the failing unit; the batch ran again with
+    // them: the units up to it ran twice, those after it once.
+    assert_eq!(runs, vec![2, 2, 2, 2, 2, 2, 1, 1, 1, 1]);
+    // The next batches use savepoints from the start (a failing unit is likely again).
+    let (runs, _) = a_batch_with_one_failing_unit(&store).await;
+    assert_eq!(runs, vec![1; 10]);
+}
+
+#[tokio::test]
+async fn on_sqlite_every_unit_has_its_savepoint_and_runs_once() {
+    let db = TestDatabase::sqlite();
+    let store = open(&db, 1).await;
+    let (runs, answers) = a_batch_with_one_failing_unit(&store).await;
+    assert_eq!(answers.iter().filter(|a| a.is_err()).count(), 1);
+    assert_eq!(store.outbox_len().await.unwrap(), 9);
+    assert_eq!(runs, vec![1; 10]);
+}
