@@ -190,3 +190,50 @@ async fn concurrent_units_on_postgresql_share_transactions_and_are_durable_when_
     let seen: Count = diesel::sql_query("SELECT count(*) AS n FROM outbox").get_result(&mut other).unwrap();
     assert_eq!(seen.n, 64);
 }
+
+/// The PostgreSQL relay's batches: two relays take different rows; a batch given back (or
+/// dropped, as by a cancelled pass or a dead process) is taken again; a committed one is
+/// gone.
+#[tokio::test]
+async fn postgresql_relays_take_distinct_batches_and_only_a_committed_one_leaves_the_outbox() {
+    let db = TestDatabase::postgres();
+    let store = open(&db).await;
+    let messages: Vec<_> = (0..6).map(message).collect();
+    store.write(move |c| outbox::append(c, &messages)).await.unwrap();
+    let payloads = |t: &outbox::Taken| t.events.iter().map(|p| p.message.payload[0]).collect::<Vec<_>>();
+
+    let first = store.take_outbox(4).await.unwrap().expect("PostgreSQL takes batches");
+    assert_eq!(payloads(&first), vec![0, 1, 2, 3]);
+    // A second relay (another replica) skips the rows the first holds.
+    let second = store.take_outbox(4).await.unwrap().unwrap();
+    assert_eq!(payloads(&second), vec![4, 5]);
+    second.rollback().await.unwrap();
+    drop(first); // never settled: its session is closed and the server rolls it back
+    assert_eq!(store.outbox_len().await.unwrap(), 6, "nothing left the outbox uncommitted");
+
+    let again = eventually_taken(&store, 6).await;
+    assert_eq!(payloads(&again), vec![0, 1, 2, 3, 4, 5], "in commit order again");
+    again.commit().await.unwrap();
+    assert_eq!(store.outbox_len().await.unwrap(), 0);
+    assert!(store.take_outbox(4).await.unwrap().unwrap().events.is_empty());
+}
+
+#[tokio::test]
+async fn sqlite_relays_claim_with_a_lease_instead() {
+    let db = TestDatabase::sqlite();
+    let store = open(&db).await;
+    assert!(store.take_outbox(4).await.unwrap().is_none());
+}
+
+/// The dropped batch's rows come back once the server has ended its session.
+async fn eventually_taken(store: &Store, n: usize) -> outbox::Taken {
+    for _ in 0..50 {
+        let t = store.take_outbox(10).await.unwrap().unwrap();
+        if t.events.len() == n {
+            return t;
+        }
+        t.rollback().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the rows of the dropped batch did not come back");
+}
