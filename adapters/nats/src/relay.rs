@@ -103,14 +103,8 @@ pub async fn watch_backlog(store: Store, interval: Duration, stopping: Cancellat
     }
 }
 
-/// One pass: take (PostgreSQL) or claim (SQLite) a batch, publish all, await the acks,
-/// then delete the acked and give back the rest. Returns how many events were published.
-///
-/// On PostgreSQL the batch is taken in a transaction held open while it is published
-/// ([`store_adapter::outbox::Taken`]): committed when every event was acked, rolled back
-/// otherwise (the acked ones are published again next time, and dropped by JetStream's
-/// de-duplication). On SQLite rows are leased through the writer, and deleted or
-/// released one by one.
+/// One pass: claim, publish all, await the acks, delete the acked, release the rest.
+/// Returns how many events were published.
 ///
 /// The acks are awaited together: each has its own timeout (the JetStream context's, 5 s
 /// by default), which starts when it is awaited, so awaiting them one after another
@@ -124,61 +118,14 @@ pub async fn watch_backlog(store: Store, interval: Duration, stopping: Cancellat
 /// # Errors
 /// When the store fails, or any publish failed (those events are released for retry).
 pub async fn pass(store: &Store, js: &jetstream::Context) -> Result<usize, String> {
-    if let Some(taken) = store.take_outbox(BATCH).await.map_err(|e| e.to_string())? {
-        if taken.events.is_empty() {
-            taken.rollback().await.map_err(|e| e.to_string())?;
-            return Ok(0);
-        }
-        let sent = publish_all(js, &taken.events).await;
-        let published = sent.acked.len();
-        return match sent.first_error {
-            None => {
-                taken.commit().await.map_err(|e| e.to_string())?;
-                metrics_adapter::outbox().relayed(published, 0);
-                tracing::debug!(published, "outbox relayed");
-                Ok(published)
-            }
-            Some(e) => {
-                let failed = sent.failed.len();
-                tracing::info!(published, failed, "outbox relay pass incomplete; the batch goes back");
-                metrics_adapter::outbox().relayed(0, failed);
-                taken.rollback().await.map_err(|e| e.to_string())?;
-                Err(format!("{failed} of {} not published: {e}", published + failed))
-            }
-        };
-    }
     let claimed = store.claim_outbox(BATCH, LEASE).await.map_err(|e| e.to_string())?;
     if claimed.is_empty() {
         return Ok(0);
     }
-    let sent = publish_all(js, &claimed).await;
-    let published = sent.acked.len();
-    metrics_adapter::outbox().relayed(published, sent.failed.len());
-    store.delete_outbox(sent.acked).await.map_err(|e| e.to_string())?;
-    store.release_outbox(sent.failed).await.map_err(|e| e.to_string())?;
-    match sent.first_error {
-        None => {
-            tracing::debug!(published, "outbox relayed");
-            Ok(published)
-        }
-        Some(e) => Err(format!("{published} published, the rest failed: {e}")),
-    }
-}
-
-/// What became of a batch's publishes: the acked and the failed rows, and the first
-/// error.
-struct Sent {
-    acked: Vec<i64>,
-    failed: Vec<i64>,
-    first_error: Option<String>,
-}
-
-/// Publishes every event of `batch` with all acks in flight, then awaits them together.
-async fn publish_all(js: &jetstream::Context, batch: &[store_adapter::outbox::Pending]) -> Sent {
     let began = std::time::Instant::now();
-    let mut in_flight = Vec::with_capacity(batch.len());
+    let mut in_flight = Vec::with_capacity(claimed.len());
     let (mut acked, mut failed, mut first_error) = (Vec::new(), Vec::new(), None);
-    for p in batch {
+    for p in &claimed {
         if first_error.is_some() {
             // The connection refuses publishes: the rest wait for the next pass.
             failed.push(p.seq);
@@ -212,8 +159,18 @@ async fn publish_all(js: &jetstream::Context, batch: &[store_adapter::outbox::Pe
             }
         }
     }
+    let published = acked.len();
     if !failed.is_empty() {
-        tracing::info!(published = acked.len(), failed = failed.len(), took = ?began.elapsed(), "outbox publishes failed");
+        tracing::info!(published, failed = failed.len(), took = ?began.elapsed(), "outbox relay pass incomplete");
     }
-    Sent { acked, failed, first_error }
+    metrics_adapter::outbox().relayed(published, failed.len());
+    store.delete_outbox(acked).await.map_err(|e| e.to_string())?;
+    store.release_outbox(failed).await.map_err(|e| e.to_string())?;
+    match first_error {
+        None => {
+            tracing::debug!(published, "outbox relayed");
+            Ok(published)
+        }
+        Some(e) => Err(format!("{published} published, the rest failed: {e}")),
+    }
 }

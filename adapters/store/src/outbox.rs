@@ -10,9 +10,6 @@ use kernel::{EventMeta, StoreError};
 use crate::schema::outbox::dsl as o;
 use crate::{AnyConnection, Store, db};
 
-mod take;
-pub use take::Taken;
-
 /// An event on its way out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxMessage {
