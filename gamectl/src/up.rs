@@ -94,10 +94,14 @@ fn ensure_free(port: u16, what: &str) -> Result<(), String> {
         .map_err(|e| format!("port {port} for {what} is not free: {e} (choose another --base-port)"))
 }
 
+mod databases;
 mod nats_nodes;
+mod ready;
 mod replicas;
 mod supervise;
+use databases::postgres_databases;
 use nats_nodes::Node;
+use ready::{ready_rows, stages};
 use replicas::Planned;
 use supervise::*;
 
@@ -277,34 +281,6 @@ async fn up(global: &Global, args: UpArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// Every relational role's own database on the PostgreSQL server of `--database-url`
-/// (else `DATABASE_URL`, else `TEST_DATABASE_URL`, else the local server):
-/// `<prefix>_<role>`, created if missing.
-async fn postgres_databases(args: &UpArgs) -> Result<Vec<(&'static str, String)>, String> {
-    let server = args
-        .database_url
-        .clone()
-        .or_else(|| std::env::var("TEST_DATABASE_URL").ok())
-        .unwrap_or_else(|| DEFAULT_POSTGRES.to_owned());
-    let prefix = args.database_prefix.clone();
-    tokio::task::spawn_blocking(move || {
-        services::RELATIONAL
-            .iter()
-            .map(|role| {
-                let name = format!("{prefix}_{role}");
-                store_adapter::connection::ensure_postgres_database(&server, &name)
-                    .map(|url| (*role, url))
-                    .map_err(|e| format!("--database postgres: {e}"))
-            })
-            .collect()
-    })
-    .await
-    .map_err(|e| format!("--database postgres: {e}"))?
-}
-
-/// The PostgreSQL server `--database postgres` uses when none is named.
-pub const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
 /// The NATS server the services use.
 enum Nats {
     /// Given with --nats-url: someone else runs it.
@@ -481,32 +457,6 @@ async fn start(system: &mut System, ctx: &Start<'_>) -> Result<(), Interrupted> 
     // Receivers keep reading the last value after the sender is gone.
     announce_tx.send_replace(true);
     Ok(())
-}
-
-/// The ready table: the gateway first (the address to use), nats, the services (every
-/// replica) in start order, where the e-mails go.
-fn ready_rows(table: &Endpoints, planned: &[Planned], mailbox: Option<&Path>) -> Vec<Vec<String>> {
-    let mut rows = Vec::new();
-    rows.extend(table.gateway.iter().map(|g| vec!["gateway".to_owned(), g.clone()]));
-    rows.push(vec!["nats".to_owned(), table.nats.clone()]);
-    for stage in stages(planned) {
-        rows.extend(
-            planned
-                .iter()
-                .filter(|p| p.spec.stage == stage && p.spec.name != "gateway")
-                .filter_map(|p| table.services.get(&p.name).map(|a| vec![p.name.clone(), a.clone()])),
-        );
-    }
-    rows.extend(mailbox.map(|d| vec!["mailbox".to_owned(), d.display().to_string()]));
-    rows
-}
-
-/// The stages of the planned services, in start order.
-fn stages(planned: &[Planned]) -> Vec<u8> {
-    let mut stages: Vec<u8> = planned.iter().map(|p| p.spec.stage).collect();
-    stages.sort_unstable();
-    stages.dedup();
-    stages
 }
 
 /// Waits until every service started so far is SERVING.
