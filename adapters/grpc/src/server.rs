@@ -80,6 +80,12 @@ pub type Pages = Arc<dyn Fn(&http::Request<Body>) -> http::Response<Body> + Send
 
 impl Server {
     pub fn new(settings: ServerSettings, routes: Routes, names: Vec<&'static str>, probe: Probe) -> Self {
+        // Recording starts now, not when the endpoint is bound in `run`: the background
+        // tasks spawned before it (the bus and backlog watchers) look once, at their
+        // start, whether metrics are on, and one that looked first never reported.
+        if settings.metrics_addr.is_some() {
+            metrics_adapter::enable();
+        }
         Self {
             settings,
             routes,
