@@ -30,6 +30,7 @@ pub mod events;
 pub mod raw;
 /// A long history seeded straight into my page.
 pub mod seed;
+pub mod up;
 
 use std::time::{Duration, Instant};
 

@@ -17,6 +17,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use e2e::up::gamectl;
 use serde_json::{Value, json};
 
 /// How long `up` may take to report every service SERVING.
@@ -365,16 +366,6 @@ impl Drop for Up {
         let _ = child.kill();
         let _ = child.wait();
     }
-}
-
-/// `gamectl --data-dir <dir>`, deaf to settings the test's own environment might carry.
-fn gamectl(data_dir: &Path) -> Command {
-    let mut cmd = Command::new(e2e::bin("gamectl"));
-    cmd.arg("--data-dir").arg(data_dir);
-    for var in ["GAMECTL_ENDPOINT", "GAMECTL_DATA_DIR", "GAMECTL_TOKEN", "GAMECTL_TOKEN_FILE", "GAMECTL_PASSWORD"] {
-        cmd.env_remove(var);
-    }
-    cmd
 }
 
 /// Polls `check` every 200 ms (each poll runs commands: no need to hurry) until it returns

@@ -4,14 +4,13 @@
 
 use std::io::{BufRead as _, BufReader};
 use std::net::{SocketAddr, TcpListener};
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const RELATIONAL: [&str; 6] = ["mission", "reward", "wallet", "gift", "notification", "auth"];
+use e2e::up::{self, RELATIONAL, gamectl};
 const PASSWORD: &str = "correct horse battery";
 
 fn psql(sql: &str) -> String {
@@ -45,17 +44,8 @@ struct Up {
 }
 
 impl Up {
-    fn gamectl(data_dir: &Path) -> Command {
-        let mut cmd = Command::new(e2e::bin("gamectl"));
-        cmd.arg("--data-dir").arg(data_dir);
-        for var in ["GAMECTL_ENDPOINT", "GAMECTL_DATA_DIR", "GAMECTL_TOKEN", "GAMECTL_TOKEN_FILE", "GAMECTL_PASSWORD"] {
-            cmd.env_remove(var);
-        }
-        cmd
-    }
-
     fn ctl(&self, args: &[&str]) -> std::process::Output {
-        Self::gamectl(self.data_dir.path()).args(args).stdin(Stdio::null()).output().expect("gamectl runs")
+        gamectl(self.data_dir.path()).args(args).stdin(Stdio::null()).output().expect("gamectl runs")
     }
 
     fn json(&self, args: &[&str]) -> Option<Value> {
@@ -66,22 +56,8 @@ impl Up {
 
 impl Drop for Up {
     fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        for role in RELATIONAL {
-            let _ = Command::new("psql")
-                .args([
-                    store_adapter::testing::postgres_server().as_str(),
-                    "-tAc",
-                    &format!("DROP DATABASE IF EXISTS {}_{role} WITH (FORCE)", self.prefix),
-                ])
-                .output();
-        }
+        up::stop(&mut self.child);
+        up::drop_databases(&self.prefix);
     }
 }
 
@@ -89,7 +65,7 @@ impl Drop for Up {
 async fn gamectl_up_database_postgres_puts_every_relational_role_on_its_own_database() {
     let prefix = format!("gt{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     let data_dir = tempfile::tempdir().expect("temp dir");
-    let mut child = Up::gamectl(data_dir.path())
+    let mut child = gamectl(data_dir.path())
         .args(["up", "--base-port", &pick_base_port().to_string()])
         .args(["--database", "postgres", "--database-prefix", &prefix])
         .env("DATABASE_URL", store_adapter::testing::postgres_server())

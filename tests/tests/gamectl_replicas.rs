@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader, Read};
 use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,7 +22,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-const RELATIONAL: [&str; 6] = ["mission", "reward", "wallet", "gift", "notification", "auth"];
+use e2e::up::{self, gamectl};
 /// Every role `up` runs twice (all but the gateway), with its offset from the base port.
 const REPLICATED: [(&str, u16); 8] = [
     ("mission", 1),
@@ -70,20 +70,11 @@ struct Up {
 }
 
 impl Up {
-    fn gamectl(data_dir: &Path) -> Command {
-        let mut cmd = Command::new(e2e::bin("gamectl"));
-        cmd.arg("--data-dir").arg(data_dir);
-        for var in ["GAMECTL_ENDPOINT", "GAMECTL_DATA_DIR", "GAMECTL_TOKEN", "GAMECTL_TOKEN_FILE", "GAMECTL_PASSWORD"] {
-            cmd.env_remove(var);
-        }
-        cmd
-    }
-
     fn start() -> Self {
         let prefix = format!("gr{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let data_dir = tempfile::tempdir().expect("temp dir");
         let base = pick_base_port();
-        let mut child = Self::gamectl(data_dir.path())
+        let mut child = gamectl(data_dir.path())
             .args(["up", "--base-port", &base.to_string(), "--database", "postgres", "--database-prefix", &prefix])
             .env("DATABASE_URL", store_adapter::testing::postgres_server())
             // Twelve processes on the machine's PostgreSQL, which other tests share: the
@@ -125,7 +116,7 @@ impl Up {
     }
 
     fn ctl(&self, args: &[&str]) -> std::process::Output {
-        Self::gamectl(self.data_dir.path()).args(args).stdin(Stdio::null()).output().expect("gamectl runs")
+        gamectl(self.data_dir.path()).args(args).stdin(Stdio::null()).output().expect("gamectl runs")
     }
 
     fn json(&self, args: &[&str]) -> Value {
@@ -162,22 +153,8 @@ impl Up {
 
 impl Drop for Up {
     fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        for role in RELATIONAL {
-            let _ = Command::new("psql")
-                .args([
-                    store_adapter::testing::postgres_server().as_str(),
-                    "-tAc",
-                    &format!("DROP DATABASE IF EXISTS {}_{role} WITH (FORCE)", self.prefix),
-                ])
-                .output();
-        }
+        up::stop(&mut self.child);
+        up::drop_databases(&self.prefix);
     }
 }
 
@@ -359,7 +336,7 @@ async fn gamectl_up_on_postgres_runs_two_replicas_of_every_role_and_survives_los
 #[test]
 fn replicas_on_sqlite_are_refused_naming_the_flag() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let out = Up::gamectl(dir.path())
+    let out = gamectl(dir.path())
         .args(["up", "--base-port", &pick_base_port().to_string(), "--replicas", "2"])
         .stdin(Stdio::null())
         .output()
