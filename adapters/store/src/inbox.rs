@@ -31,6 +31,30 @@ pub fn record(conn: &mut AnyConnection, inbound: Inbound) -> Result<(), StoreErr
         })
 }
 
+/// Records many handled events in one statement per thousand, inside the caller's
+/// transaction (a batch of the writer without savepoints). Nothing is counted as a
+/// duplicate here: on [`StoreError::Duplicate`] the batch runs again with [`record`].
+///
+/// # Errors
+/// [`StoreError::Duplicate`] when a consumer already handled one of them.
+pub(crate) fn record_all(conn: &mut AnyConnection, handled: &[Inbound]) -> Result<(), StoreError> {
+    let at = Utc::now().naive_utc();
+    for chunk in handled.chunks(1000) {
+        let ids: Vec<String> = chunk.iter().map(|h| h.event_id.to_string()).collect();
+        let rows: Vec<_> = chunk
+            .iter()
+            .zip(&ids)
+            .map(|(h, id)| (i::consumer.eq(h.consumer), i::event_id.eq(id), i::handled_at.eq(at)))
+            .collect();
+        match conn {
+            AnyConnection::Postgresql(pg) => diesel::insert_into(i::inbox).values(rows).execute(pg),
+            AnyConnection::Sqlite(lite) => diesel::insert_into(i::inbox).values(rows).execute(lite),
+        }
+        .map_err(db)?;
+    }
+    Ok(())
+}
+
 /// How many events the inbox remembers (every consumer's).
 ///
 /// # Errors

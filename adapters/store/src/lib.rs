@@ -244,7 +244,7 @@ impl Store {
         T: Send + 'static,
         F: Fn(&mut AnyConnection) -> Result<T, StoreError> + Send + 'static,
     {
-        self.group.write(None, f).await
+        self.group.write(None, writer::Bookkeeping::default(), f).await
     }
 
     /// [`Self::write`] in the writer session of `key`: the customer whose rows `f`
@@ -258,7 +258,7 @@ impl Store {
         T: Send + 'static,
         F: Fn(&mut AnyConnection) -> Result<T, StoreError> + Send + 'static,
     {
-        self.group.write(Some(key), f).await
+        self.group.write(Some(key), writer::Bookkeeping::default(), f).await
     }
 
     /// The writer session `key`'s units go to, of how many (for logs and tests).
@@ -292,7 +292,7 @@ impl Store {
         let probe = async {
             self.read(select_one).await?;
             for session in 0..self.group.sessions() {
-                self.group.write_to(session, select_one).await?;
+                self.group.write_to(session, writer::Bookkeeping::default(), select_one).await?;
             }
             Ok::<_, StoreError>(())
         };

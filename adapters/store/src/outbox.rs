@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use chrono::{NaiveDateTime, SubsecRound, Utc};
 use diesel::prelude::*;
-use kernel::{EventMeta, StoreError};
+use kernel::{EventMeta, Inbound, StoreError};
 
 use crate::schema::outbox::dsl as o;
+use crate::writer::Bookkeeping;
 use crate::{AnyConnection, Store, db};
 
 /// An event on its way out.
@@ -132,6 +133,42 @@ pub fn append(conn: &mut AnyConnection, messages: &[OutboxMessage]) -> Result<()
     Ok(())
 }
 
+/// Rows per multi-row `INSERT` of the outbox: 9 parameters each, under PostgreSQL's
+/// 65,535 per statement.
+const ROWS_PER_INSERT: usize = 1000;
+
+/// Appends the events of many units in one statement per [`ROWS_PER_INSERT`], in order,
+/// inside the caller's transaction (a batch of the writer without savepoints).
+///
+/// # Errors
+/// [`StoreError::Duplicate`] when an event id is already in the outbox.
+pub(crate) fn append_all(conn: &mut AnyConnection, messages: &[&OutboxMessage]) -> Result<(), StoreError> {
+    for chunk in messages.chunks(ROWS_PER_INSERT) {
+        let rows: Vec<_> = chunk
+            .iter()
+            .map(|m| {
+                (
+                    o::event_id.eq(&m.event_id),
+                    o::subject.eq(&m.subject),
+                    o::event_type.eq(&m.event_type),
+                    o::correlation_id.eq(&m.correlation_id),
+                    o::causation_id.eq(&m.causation_id),
+                    o::customer_id.eq(&m.customer_id),
+                    o::traceparent.eq(&m.traceparent),
+                    o::occurred_at.eq(m.occurred_at),
+                    o::payload.eq(&m.payload),
+                )
+            })
+            .collect();
+        match conn {
+            AnyConnection::Postgresql(pg) => diesel::insert_into(o::outbox).values(rows).execute(pg),
+            AnyConnection::Sqlite(lite) => diesel::insert_into(o::outbox).values(rows).execute(lite),
+        }
+        .map_err(db)?;
+    }
+    Ok(())
+}
+
 impl Store {
     /// [`Store::write_for`] the events' customer, with `events` appended to the outbox in
     /// the same transaction, after `f` succeeded; wakes the relay once they are committed.
@@ -161,14 +198,31 @@ impl Store {
         T: Send + 'static,
         F: Fn(&mut AnyConnection) -> Result<T, StoreError> + Send + 'static,
     {
+        self.write_handled_for(key, None, events, f).await
+    }
+
+    /// What a consumer's handler writes: `inbound` recorded in the inbox ([`inbox`]),
+    /// `f`'s effect and `events` appended to the outbox, in one transaction of the writer
+    /// session of `key` (the customer); wakes the relay once they are committed.
+    ///
+    /// # Errors
+    /// [`StoreError::Duplicate`] when `inbound` was already handled (nothing of `f` is
+    /// kept) or an event id is already in the outbox; what `f` returns.
+    ///
+    /// [`inbox`]: crate::inbox
+    pub async fn write_handled_for<T, F>(
+        &self,
+        key: &str,
+        inbound: Option<Inbound>,
+        events: Vec<OutboxMessage>,
+        f: F,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: Fn(&mut AnyConnection) -> Result<T, StoreError> + Send + 'static,
+    {
         let appended = !events.is_empty();
-        let value = self
-            .write_for(key, move |c| {
-                let value = f(c)?;
-                append(c, &events)?;
-                Ok(value)
-            })
-            .await?;
+        let value = self.group.write(Some(key), Bookkeeping { inbound, events }, f).await?;
         if appended {
             self.notify_appended();
         }

@@ -16,6 +16,10 @@
 //! them; a row shared between customers (a gift's stock) is keyed by that row instead;
 //! units without a key (the relay, pruning) go to the first session.
 //!
+//! The inbox row of the event a unit handled and the events it caused are the writer's
+//! to write ([`Bookkeeping`]): with savepoints, inside the unit's own; without them, all
+//! the batch's inbox rows in one statement and all its events in another, at its end.
+//!
 //! A unit's caller hears its result only after the transaction holding it committed, so
 //! nothing is reported before it is durable (on SQLite in the durability
 //! `synchronous = NORMAL` gives: see [`crate::connection`]). Nobody waits for a batch to
@@ -27,26 +31,41 @@ use std::thread;
 
 use diesel::Connection;
 use diesel::connection::TransactionManager;
-use kernel::StoreError;
+use kernel::{Inbound, StoreError};
 use tokio::sync::oneshot;
 
 use crate::connection::DatabaseUrl;
-use crate::{AnyConnection, db};
+use crate::outbox::OutboxMessage;
+use crate::{AnyConnection, db, inbox, outbox};
 
 /// Most units in one transaction: bounds how long the first of them waits for its answer.
 const MAX_BATCH: usize = 256;
 
+/// The rows every unit of a consumer or a command writes besides its own: the event it
+/// handled (the inbox) and the events it caused (the outbox). The writer writes them,
+/// so that a batch without savepoints can write all its units' rows in one statement
+/// each ([`run_all`]).
+#[derive(Default)]
+pub(crate) struct Bookkeeping {
+    pub(crate) inbound: Option<Inbound>,
+    pub(crate) events: Vec<OutboxMessage>,
+}
+
 /// A unit of work with its caller's answer channel, type-erased for the queue.
 trait Unit: Send {
-    /// Runs the unit, inside its own savepoint when `isolated`; keeps its result for
-    /// [`Unit::answer`] and says whether it succeeded.
+    /// Runs the unit; keeps its result for [`Unit::answer`] and says whether it
+    /// succeeded. When `isolated`, inside its own savepoint with its inbox row first and
+    /// its events after its work; otherwise its work alone, the caller writing its
+    /// [`Unit::bookkeeping`] rows with every other unit's.
     fn run(&mut self, conn: &mut AnyConnection, isolated: bool) -> bool;
+    fn bookkeeping(&self) -> &Bookkeeping;
     /// Answers the caller: its own result, unless the commit failed.
     fn answer(self: Box<Self>, commit: &Result<(), StoreError>);
 }
 
 struct Typed<T, F> {
     work: F,
+    rows: Bookkeeping,
     result: Option<Result<T, StoreError>>,
     reply: oneshot::Sender<Result<T, StoreError>>,
 }
@@ -58,8 +77,18 @@ where
 {
     fn run(&mut self, conn: &mut AnyConnection, isolated: bool) -> bool {
         let result = if isolated {
+            let rows = &self.rows;
+            let work = &self.work;
             // A nested diesel transaction is a savepoint: an error rolls back this unit only.
-            conn.transaction(|c| (self.work)(c).map_err(Nested::Store)).map_err(|e| match e {
+            conn.transaction(|c| {
+                if let Some(inbound) = rows.inbound {
+                    inbox::record(c, inbound).map_err(Nested::Store)?;
+                }
+                let value = work(c).map_err(Nested::Store)?;
+                outbox::append(c, &rows.events).map_err(Nested::Store)?;
+                Ok(value)
+            })
+            .map_err(|e| match e {
                 Nested::Store(e) => e,
                 Nested::Diesel(e) => db(e),
             })
@@ -69,6 +98,10 @@ where
         let ok = result.is_ok();
         self.result = Some(result);
         ok
+    }
+
+    fn bookkeeping(&self) -> &Bookkeeping {
+        &self.rows
     }
 
     fn answer(self: Box<Self>, commit: &Result<(), StoreError>) {
@@ -127,22 +160,24 @@ impl Writer {
 
     /// Runs `work` in the next group transaction of the session for `key` (the first
     /// session without one) and answers once it committed.
-    pub(crate) async fn write<T, F>(&self, key: Option<&str>, work: F) -> Result<T, StoreError>
+    /// `rows` are written in the same transaction, in the unit's savepoint when it has
+    /// one: the inbox row before `work`, the events after it.
+    pub(crate) async fn write<T, F>(&self, key: Option<&str>, rows: Bookkeeping, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: Fn(&mut AnyConnection) -> Result<T, StoreError> + Send + 'static,
     {
-        self.write_to(self.session_of(key), work).await
+        self.write_to(self.session_of(key), rows, work).await
     }
 
     /// [`Self::write`] on session `i` (< [`Self::sessions`]).
-    pub(crate) async fn write_to<T, F>(&self, i: usize, work: F) -> Result<T, StoreError>
+    pub(crate) async fn write_to<T, F>(&self, i: usize, rows: Bookkeeping, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: Fn(&mut AnyConnection) -> Result<T, StoreError> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        let unit = Box::new(Typed { work, result: None, reply });
+        let unit = Box::new(Typed { work, rows, result: None, reply });
         self.queues[i % self.queues.len()]
             .send(unit)
             .map_err(|_| StoreError::Unavailable("the writer thread stopped".into()))?;
@@ -258,7 +293,13 @@ fn commit_batch(
 }
 
 /// One transaction over `batch`. Without savepoints (`isolated` false), the first unit
-/// that fails sets `a_unit_failed` and rolls the transaction back.
+/// that fails sets `a_unit_failed` and rolls the transaction back; so does a duplicate
+/// among the inbox or outbox rows, which such a batch writes after every unit's work,
+/// all the inbox rows in one statement and all the events in another (on PostgreSQL
+/// each statement is a round trip: per unit they were as many as the units' own). A
+/// duplicate inbox row (an event redelivered) rolls back the effects written before it,
+/// and the batch runs again with savepoints, where that unit hears `Duplicate` before
+/// its work. Events keep the order of their units, so one customer's keep theirs.
 fn run_all(
     conn: &mut AnyConnection,
     batch: &mut [Box<dyn Unit>],
@@ -269,6 +310,14 @@ fn run_all(
         std::panic::catch_unwind(AssertUnwindSafe(|| {
             for unit in batch.iter_mut() {
                 if !unit.run(c, isolated) && !isolated {
+                    *a_unit_failed = true;
+                    return Err(diesel::result::Error::RollbackTransaction);
+                }
+            }
+            if !isolated {
+                let inbound: Vec<Inbound> = batch.iter().filter_map(|u| u.bookkeeping().inbound).collect();
+                let events: Vec<&OutboxMessage> = batch.iter().flat_map(|u| &u.bookkeeping().events).collect();
+                if inbox::record_all(c, &inbound).and_then(|()| outbox::append_all(c, &events)).is_err() {
                     *a_unit_failed = true;
                     return Err(diesel::result::Error::RollbackTransaction);
                 }

@@ -6,7 +6,7 @@ use kernel::paging::{Page, PageRequest};
 use kernel::{CustomerId, Envelope, Inbound, StoreError};
 use mission_domain::rules::History;
 use mission_domain::{Mission, MissionCode, MissionEvent, MissionRepository, MissionStatus};
-use store_adapter::{Migrations, Store, db, inbox, versioned};
+use store_adapter::{Migrations, Store, db, versioned};
 use uuid::Uuid;
 
 use crate::events;
@@ -214,10 +214,7 @@ impl MissionRepository for SqlMissions {
         let row = Row { version: expected + 1, ..Row::from(mission) };
         let messages: Vec<_> = events.iter().map(events::to_outbox).collect();
         self.store
-            .write_with_events(messages, move |c| {
-                if let Some(i) = inbound {
-                    inbox::record(c, i)?;
-                }
+            .write_handled_for(&mission.customer_id.to_string(), inbound, messages, move |c| {
                 versioned(
                     diesel::update(missions::table.find(&row.id).filter(missions::version.eq(expected)))
                         .set(&row)

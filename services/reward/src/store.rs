@@ -4,7 +4,7 @@ use diesel::prelude::*;
 use kernel::paging::{Page, PageRequest};
 use kernel::{CustomerId, Envelope, Inbound, StoreError};
 use reward_domain::{Reward, RewardEvent, RewardRepository, RewardStatus};
-use store_adapter::{Migrations, Store, db, inbox, versioned};
+use store_adapter::{Migrations, Store, db, versioned};
 use uuid::Uuid;
 
 use crate::events;
@@ -117,8 +117,7 @@ impl RewardRepository for SqlRewards {
         let row = Row::from(reward);
         let messages: Vec<_> = events.iter().map(events::to_outbox).collect();
         self.store
-            .write_with_events(messages, move |c| {
-                inbox::record(c, inbound)?;
+            .write_handled_for(&reward.customer_id.to_string(), Some(inbound), messages, move |c| {
                 diesel::insert_into(rewards::table).values(&row).execute(c).map_err(db)?;
                 Ok(())
             })
@@ -129,8 +128,7 @@ impl RewardRepository for SqlRewards {
         let expected = reward.version;
         let row = Row { version: expected + 1, ..Row::from(reward) };
         self.store
-            .write_for(&reward.customer_id.to_string(), move |c| {
-                inbox::record(c, inbound)?;
+            .write_handled_for(&reward.customer_id.to_string(), Some(inbound), Vec::new(), move |c| {
                 versioned(
                     diesel::update(rewards::table.find(&row.id).filter(rewards::version.eq(expected)))
                         .set(&row)

@@ -3,7 +3,7 @@
 use diesel::prelude::*;
 use kernel::paging::{Page, PageRequest};
 use kernel::{CustomerId, Envelope, Inbound, StoreError};
-use store_adapter::{Migrations, Store, db, inbox, versioned};
+use store_adapter::{Migrations, Store, db, versioned};
 use uuid::Uuid;
 use wallet_domain::{ItemStatus, WalletEvent, WalletItem, WalletRepository};
 
@@ -148,8 +148,7 @@ impl WalletRepository for SqlWallet {
         let row = Row::from(item);
         let messages: Vec<_> = events.iter().map(events::to_outbox).collect();
         self.store
-            .write_with_events(messages, move |c| {
-                inbox::record(c, inbound)?;
+            .write_handled_for(&item.customer_id.to_string(), Some(inbound), messages, move |c| {
                 diesel::insert_into(wallet_items::table).values(&row).execute(c).map_err(db)?;
                 Ok(())
             })
