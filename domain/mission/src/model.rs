@@ -169,13 +169,16 @@ impl Mission {
             None => {
                 self.reward_id = Some(reward_id);
                 self.status = MissionStatus::Rewarded;
-                Ok(Some(MissionEvent::Rewarded {
-                    mission_id: self.id,
-                    customer_id: self.customer_id.clone(),
-                    reward_id,
-                }))
+                Ok(Some(Self::rewarded(self.id, &self.customer_id, reward_id)))
             }
         }
+    }
+
+    /// What recording the first reward of a mission says ([`Self::record_reward`]); a
+    /// store that records it without reading the mission first (only where no reward is
+    /// recorded yet) emits it when it did.
+    pub fn rewarded(mission_id: Uuid, customer_id: &CustomerId, reward_id: Uuid) -> MissionEvent {
+        MissionEvent::Rewarded { mission_id, customer_id: customer_id.clone(), reward_id }
     }
 }
 

@@ -63,4 +63,21 @@ pub trait MissionRepository: Send + Sync + 'static {
         events: Vec<Envelope<MissionEvent>>,
         inbound: Option<Inbound>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records `reward_id` on mission `id` of `customer`, with `events` and the handled
+    /// event, in one write and without reading the mission first, when no reward is
+    /// recorded on it yet (the rule of `Mission::record_reward`). `Ok(false)`: nothing
+    /// was recorded (no such mission, or a reward is already recorded) and nothing was
+    /// written, not even the inbox row.
+    ///
+    /// # Errors
+    /// [`StoreError::Duplicate`] when `inbound` was already handled.
+    fn record_reward(
+        &self,
+        id: Uuid,
+        customer: &CustomerId,
+        reward_id: Uuid,
+        events: Vec<Envelope<MissionEvent>>,
+        inbound: Inbound,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }

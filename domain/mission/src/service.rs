@@ -171,8 +171,19 @@ impl<R: MissionRepository> MissionService<R> {
         mission_id: Uuid,
         reward_id: Uuid,
     ) -> Result<(), MissionError> {
+        // The common case, a mission's first reward, is one write; a mission not found
+        // or already rewarded is read and decided on below.
+        let event = Mission::rewarded(mission_id, &cause.customer_id, reward_id);
+        let events = vec![Envelope { meta: cause.caused(Utc::now()), event }];
+        match self.repo.record_reward(mission_id, &cause.customer_id, reward_id, events, inbound).await {
+            Ok(true) | Err(StoreError::Duplicate) => return Ok(()),
+            Ok(false) => {}
+            Err(e) => return Err(e.into()),
+        }
         retry_on_conflict(CONFLICT_RETRIES, move || async move {
-            let mut mission = self.repo.get(mission_id).await?.ok_or(MissionError::NotFound("mission"))?;
+            let mut mission = (self.repo.get(mission_id).await?)
+                .filter(|m| m.customer_id == cause.customer_id)
+                .ok_or(MissionError::NotFound("mission"))?;
             let events = mission
                 .record_reward(reward_id)?
                 .map(|event| Envelope { meta: cause.caused(Utc::now()), event })

@@ -20,6 +20,16 @@ impl RewardStatus {
         }
     }
 
+    /// The statuses a reward may move forward to `self` from ([`Reward::advance`]): the
+    /// condition a store checks when it moves a reward without reading it first.
+    pub fn before(self) -> &'static [Self] {
+        match self {
+            Self::Allocated => &[],
+            Self::Issued => &[Self::Allocated],
+            Self::Exchanged => &[Self::Allocated, Self::Issued],
+        }
+    }
+
     pub fn parse(raw: &str) -> Option<Self> {
         match raw {
             "ALLOCATED" => Some(Self::Allocated),
@@ -90,6 +100,18 @@ mod tests {
 
     fn reward() -> Reward {
         Reward::allocate(Uuid::now_v7(), Uuid::now_v7(), CustomerId::new("c-11").unwrap(), 10, "daily-login").0
+    }
+
+    #[test]
+    fn given_any_two_statuses_when_advancing_then_a_reward_moves_exactly_from_the_statuses_before_the_target() {
+        use RewardStatus::{Allocated, Exchanged, Issued};
+        for to in [Allocated, Issued, Exchanged] {
+            for from in [Allocated, Issued, Exchanged] {
+                let mut r = reward();
+                r.status = from;
+                assert_eq!(r.advance(to), to.before().contains(&from), "{from:?} -> {to:?}");
+            }
+        }
     }
 
     #[test]

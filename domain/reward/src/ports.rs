@@ -6,7 +6,7 @@ use kernel::paging::{Page, PageRequest};
 use kernel::{CustomerId, Envelope, Inbound, StoreError};
 use uuid::Uuid;
 
-use crate::model::{Reward, RewardEvent};
+use crate::model::{Reward, RewardEvent, RewardStatus};
 
 /// Where rewards live, with the outbox of their events and the inbox of handled events.
 ///
@@ -40,4 +40,19 @@ pub trait RewardRepository: Send + Sync + 'static {
     /// [`StoreError::Conflict`] when the stored version is not `reward.version`;
     /// [`StoreError::Duplicate`] when `inbound` was already handled.
     fn update(&self, reward: &Reward, inbound: Inbound) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Moves reward `id` of `customer` to `to` when its status is one of `to.before()`,
+    /// with the handled event, in one write and without reading it first (the common
+    /// case of a wallet event). `Ok(false)`: no reward was moved (none such yet, or
+    /// already at or past `to`) and nothing was written, not even the inbox row.
+    ///
+    /// # Errors
+    /// [`StoreError::Duplicate`] when `inbound` was already handled.
+    fn advance(
+        &self,
+        id: Uuid,
+        customer: &CustomerId,
+        to: RewardStatus,
+        inbound: Inbound,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }

@@ -76,9 +76,17 @@ impl<R: RewardRepository> RewardService<R> {
     pub async fn on_wallet_changed(
         &self,
         inbound: Inbound,
+        customer: &CustomerId,
         reward_id: Uuid,
         to: RewardStatus,
     ) -> Result<(), RewardError> {
+        // The common case, a reward moving forward, is one write; a reward not there yet
+        // or already past `to` is read and decided on below.
+        match self.repo.advance(reward_id, customer, to, inbound).await {
+            Ok(true) | Err(StoreError::Duplicate) => return Ok(()),
+            Ok(false) => {}
+            Err(e) => return Err(e.into()),
+        }
         retry_on_conflict(CONFLICT_RETRIES, move || async move {
             let mut reward = self.repo.get(reward_id).await?.ok_or(RewardError::NotFound("reward"))?;
             reward.advance(to);
@@ -151,6 +159,26 @@ mod tests {
             *stored = Reward { version: r.version + 1, ..r.clone() };
             Ok(())
         }
+        async fn advance(
+            &self,
+            id: Uuid,
+            c: &CustomerId,
+            to: RewardStatus,
+            inbound: Inbound,
+        ) -> Result<bool, StoreError> {
+            if self.inbox.lock().unwrap().contains(&inbound.event_id) {
+                return Err(StoreError::Duplicate);
+            }
+            let mut rewards = self.rewards.lock().unwrap();
+            let Some(stored) = rewards.get_mut(&id).filter(|r| &r.customer_id == c && to.before().contains(&r.status))
+            else {
+                return Ok(false);
+            };
+            self.record(inbound)?;
+            stored.status = to;
+            stored.version += 1;
+            Ok(true)
+        }
     }
 
     fn achieved() -> (EventMeta, MissionAchieved) {
@@ -175,25 +203,55 @@ mod tests {
         assert_eq!(outbox[0].meta.correlation_id, fact.mission_id.to_string());
     }
 
-    #[test]
-    fn given_an_allocated_reward_when_the_wallet_issues_it_then_it_is_issued() {
-        let s = RewardService::new(Memory::default());
+    fn allocated(s: &RewardService<Memory>) -> (CustomerId, Uuid) {
         let (meta, fact) = achieved();
         block_on(s.on_mission_achieved(Inbound { consumer: "a", event_id: meta.event_id }, &meta, fact.clone()))
             .unwrap();
         let id = block_on(s.list(&fact.customer_id, PageRequest::default())).unwrap().items[0].id;
-        block_on(s.on_wallet_changed(Inbound { consumer: "b", event_id: new_id() }, id, RewardStatus::Issued)).unwrap();
-        assert_eq!(block_on(s.get(id)).unwrap().status, RewardStatus::Issued);
+        (fact.customer_id, id)
+    }
+
+    fn wallet(s: &RewardService<Memory>, c: &CustomerId, id: Uuid, to: RewardStatus) -> Result<Inbound, RewardError> {
+        let inbound = Inbound { consumer: "b", event_id: new_id() };
+        block_on(s.on_wallet_changed(inbound, c, id, to)).map(|()| inbound)
+    }
+
+    #[test]
+    fn given_an_allocated_reward_when_the_wallet_issues_it_twice_then_it_is_issued_once() {
+        let s = RewardService::new(Memory::default());
+        let (c, id) = allocated(&s);
+        let issued = wallet(&s, &c, id, RewardStatus::Issued).unwrap();
+        block_on(s.on_wallet_changed(issued, &c, id, RewardStatus::Issued)).unwrap();
+        let r = block_on(s.get(id)).unwrap();
+        assert_eq!((r.status, r.version), (RewardStatus::Issued, 1));
+    }
+
+    #[test]
+    fn given_an_exchanged_reward_when_a_late_issue_arrives_then_it_stays_exchanged_and_the_event_is_handled() {
+        let s = RewardService::new(Memory::default());
+        let (c, id) = allocated(&s);
+        wallet(&s, &c, id, RewardStatus::Exchanged).unwrap();
+        let late = wallet(&s, &c, id, RewardStatus::Issued).unwrap();
+        assert_eq!(block_on(s.get(id)).unwrap().status, RewardStatus::Exchanged);
+        assert!(s.repo.inbox.lock().unwrap().contains(&late.event_id));
+    }
+
+    #[test]
+    fn given_another_customers_reward_when_the_wallet_reports_it_then_it_is_not_moved_without_reading_it() {
+        let s = RewardService::new(Memory::default());
+        let (_, id) = allocated(&s);
+        let other = CustomerId::new("c-12").unwrap();
+        assert!(
+            !block_on(s.repo.advance(id, &other, RewardStatus::Issued, Inbound { consumer: "b", event_id: new_id() }))
+                .unwrap()
+        );
+        assert_eq!(block_on(s.get(id)).unwrap().status, RewardStatus::Allocated);
     }
 
     #[test]
     fn given_no_reward_when_the_wallet_reports_it_then_it_is_not_found() {
         let s = RewardService::new(Memory::default());
-        let err = block_on(s.on_wallet_changed(
-            Inbound { consumer: "b", event_id: new_id() },
-            new_id(),
-            RewardStatus::Issued,
-        ));
+        let err = wallet(&s, &CustomerId::new("c-11").unwrap(), new_id(), RewardStatus::Issued);
         assert!(matches!(err, Err(RewardError::NotFound("reward"))));
     }
 }

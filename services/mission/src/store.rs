@@ -223,11 +223,48 @@ impl MissionRepository for SqlMissions {
             })
             .await
     }
+
+    async fn record_reward(
+        &self,
+        id: Uuid,
+        customer: &CustomerId,
+        reward_id: Uuid,
+        events: Vec<Envelope<MissionEvent>>,
+        inbound: Inbound,
+    ) -> Result<bool, StoreError> {
+        let (id, customer_id, reward_id) = (id.to_string(), customer.to_string(), reward_id.to_string());
+        let messages: Vec<_> = events.iter().map(events::to_outbox).collect();
+        let recorded = self
+            .store
+            .write_handled_for(&customer_id.clone(), Some(inbound), messages, move |c| {
+                // No row updated fails the unit, so its inbox row and events are not kept.
+                versioned(
+                    diesel::update(
+                        missions::table
+                            .find(&id)
+                            .filter(missions::customer_id.eq(&customer_id))
+                            .filter(missions::reward_id.is_null()),
+                    )
+                    .set((
+                        missions::reward_id.eq(Some(&reward_id)),
+                        missions::status.eq(MissionStatus::Rewarded.as_str()),
+                        missions::version.eq(missions::version + 1),
+                    ))
+                    .execute(c),
+                )
+            })
+            .await;
+        match recorded {
+            Ok(()) => Ok(true),
+            Err(StoreError::Conflict) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use kernel::new_id;
+    use kernel::{EventMeta, new_id};
     use mission_domain::rules::Decision;
     use mission_domain::{AchieveMission, Caller, Catalog, Reporter};
     use store_adapter::testing::TestDatabase;
@@ -367,6 +404,37 @@ mod tests {
         assert_eq!(store.outbox_len().await.unwrap(), 2);
     }
 
+    async fn a_first_reward_is_recorded_without_a_read_and_nothing_is_written_when_it_cannot_be(db: TestDatabase) {
+        let (repo, store) = repo(&db).await;
+        let (m, events) = mission("r1");
+        repo.insert(&m, events).await.unwrap();
+        let rewarded = |reward| {
+            let meta = EventMeta::first(m.id, "r1", m.customer_id.clone(), Utc::now());
+            vec![Envelope { meta, event: Mission::rewarded(m.id, &m.customer_id, reward) }]
+        };
+        let inbound = || Inbound { consumer: "mission-record-reward", event_id: new_id() };
+        let (reward, first) = (new_id(), inbound());
+        assert_eq!(repo.record_reward(m.id, &m.customer_id, reward, rewarded(reward), first).await, Ok(true));
+        let stored = repo.get(m.id).await.unwrap().unwrap();
+        assert_eq!((stored.status, stored.reward_id, stored.version), (MissionStatus::Rewarded, Some(reward), 1));
+        assert_eq!(store.outbox_len().await.unwrap(), 2, "achieved + rewarded");
+        // the same event again: a duplicate
+        assert_eq!(
+            repo.record_reward(m.id, &m.customer_id, reward, rewarded(reward), first).await,
+            Err(StoreError::Duplicate)
+        );
+        // a second reward, another customer's claim, a missing mission: nothing written,
+        // not the event, not the inbox row (the event can still be handled after a read)
+        let (other, late) = (new_id(), inbound());
+        assert_eq!(repo.record_reward(m.id, &m.customer_id, other, rewarded(other), late).await, Ok(false));
+        let stranger = CustomerId::new("c-99").unwrap();
+        assert_eq!(repo.record_reward(m.id, &stranger, other, rewarded(other), late).await, Ok(false));
+        assert_eq!(repo.record_reward(new_id(), &m.customer_id, other, rewarded(other), late).await, Ok(false));
+        assert_eq!(repo.get(m.id).await.unwrap().unwrap().reward_id, Some(reward));
+        assert_eq!(store.outbox_len().await.unwrap(), 2);
+        repo.update(&stored, vec![], Some(late)).await.unwrap();
+    }
+
     async fn a_long_history_is_read_newest_first_page_by_page_without_gaps_or_repeats(db: TestDatabase) {
         let (repo, _) = repo(&db).await;
         let mut ids = Vec::new();
@@ -444,6 +512,7 @@ mod tests {
     }
 
     store_adapter::on_both_backends!(
+        a_first_reward_is_recorded_without_a_read_and_nothing_is_written_when_it_cannot_be,
         a_page_costs_the_same_at_the_end_of_100000_missions_as_at_the_start,
         a_long_history_is_read_newest_first_page_by_page_without_gaps_or_repeats,
         stores_and_finds_missions_with_their_events,

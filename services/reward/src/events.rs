@@ -59,12 +59,18 @@ impl Handler for Policies {
             subject::REWARD_ISSUED => {
                 let e = pb::RewardIssued::decode(d.payload.as_ref()).map_err(reject)?;
                 let id = parse_id("reward_id", &e.reward_id).map_err(reject)?;
-                self.0.on_wallet_changed(d.inbound(), id, RewardStatus::Issued).await.map_err(outcome)
+                self.0
+                    .on_wallet_changed(d.inbound(), &d.meta.customer_id, id, RewardStatus::Issued)
+                    .await
+                    .map_err(outcome)
             }
             subject::REWARD_EXCHANGED => {
                 let e = pb::RewardExchanged::decode(d.payload.as_ref()).map_err(reject)?;
                 let id = parse_id("reward_id", &e.reward_id).map_err(reject)?;
-                self.0.on_wallet_changed(d.inbound(), id, RewardStatus::Exchanged).await.map_err(outcome)
+                self.0
+                    .on_wallet_changed(d.inbound(), &d.meta.customer_id, id, RewardStatus::Exchanged)
+                    .await
+                    .map_err(outcome)
             }
             other => Err(reject(format!("unexpected subject {other}"))),
         }

@@ -137,6 +137,38 @@ impl RewardRepository for SqlRewards {
             })
             .await
     }
+
+    async fn advance(
+        &self,
+        id: Uuid,
+        customer: &CustomerId,
+        to: RewardStatus,
+        inbound: Inbound,
+    ) -> Result<bool, StoreError> {
+        let (id, customer_id) = (id.to_string(), customer.to_string());
+        let from: Vec<&'static str> = to.before().iter().map(|s| s.as_str()).collect();
+        let moved = self
+            .store
+            .write_handled_for(&customer_id.clone(), Some(inbound), Vec::new(), move |c| {
+                // No row moved fails the unit, so its inbox row is not kept either.
+                versioned(
+                    diesel::update(
+                        rewards::table
+                            .find(&id)
+                            .filter(rewards::customer_id.eq(&customer_id))
+                            .filter(rewards::status.eq_any(&from)),
+                    )
+                    .set((rewards::status.eq(to.as_str()), rewards::version.eq(rewards::version + 1)))
+                    .execute(c),
+                )
+            })
+            .await;
+        match moved {
+            Ok(()) => Ok(true),
+            Err(StoreError::Conflict) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -186,7 +218,35 @@ mod tests {
         assert_eq!(repo.update(&r, inbound()).await, Err(StoreError::Conflict));
     }
 
+    async fn a_reward_moves_forward_without_being_read_and_nothing_is_written_when_it_cannot(db: TestDatabase) {
+        let store = Store::open(&db.url, MIGRATIONS).await.unwrap();
+        let repo = SqlRewards::new(store);
+        let (r, events) = allocated();
+        repo.insert(&r, events, inbound()).await.unwrap();
+        let issued = inbound();
+        assert_eq!(repo.advance(r.id, &r.customer_id, RewardStatus::Issued, issued).await, Ok(true));
+        let stored = repo.get(r.id).await.unwrap().unwrap();
+        assert_eq!((stored.status, stored.version), (RewardStatus::Issued, 1));
+        // the same event again: a duplicate, nothing moves
+        assert_eq!(
+            repo.advance(r.id, &r.customer_id, RewardStatus::Exchanged, issued).await,
+            Err(StoreError::Duplicate)
+        );
+        // not from a later status, not another customer's, not a missing reward: nothing
+        // written, so the event can still be handled (its inbox row is not taken)
+        let late = inbound();
+        assert_eq!(repo.advance(r.id, &r.customer_id, RewardStatus::Issued, late).await, Ok(false));
+        let other = CustomerId::new("c-12").unwrap();
+        assert_eq!(repo.advance(r.id, &other, RewardStatus::Exchanged, late).await, Ok(false));
+        assert_eq!(repo.advance(new_id(), &r.customer_id, RewardStatus::Exchanged, late).await, Ok(false));
+        assert_eq!(repo.get(r.id).await.unwrap().unwrap().version, 1);
+        repo.update(&stored, late).await.unwrap();
+        assert_eq!(repo.advance(r.id, &r.customer_id, RewardStatus::Exchanged, inbound()).await, Ok(true));
+        assert_eq!(repo.get(r.id).await.unwrap().unwrap().status, RewardStatus::Exchanged);
+    }
+
     store_adapter::on_both_backends!(
+        a_reward_moves_forward_without_being_read_and_nothing_is_written_when_it_cannot,
         a_mission_gets_one_reward_whatever_the_deliveries,
         status_updates_check_version_and_inbox
     );

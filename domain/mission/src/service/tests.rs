@@ -93,6 +93,28 @@ impl MissionRepository for Memory {
         self.outbox.lock().unwrap().extend(events);
         Ok(())
     }
+    async fn record_reward(
+        &self,
+        id: Uuid,
+        c: &CustomerId,
+        reward_id: Uuid,
+        events: Vec<Envelope<MissionEvent>>,
+        inbound: Inbound,
+    ) -> Result<bool, StoreError> {
+        if self.inbox.lock().unwrap().contains(&inbound.event_id) {
+            return Err(StoreError::Duplicate);
+        }
+        let mut missions = self.missions.lock().unwrap();
+        let Some(stored) = missions.get_mut(&id).filter(|m| &m.customer_id == c && m.reward_id.is_none()) else {
+            return Ok(false);
+        };
+        self.inbox.lock().unwrap().insert(inbound.event_id);
+        stored.reward_id = Some(reward_id);
+        stored.status = MissionStatus::Rewarded;
+        stored.version += 1;
+        self.outbox.lock().unwrap().extend(events);
+        Ok(true)
+    }
 }
 
 fn service() -> MissionService<Memory> {
@@ -299,6 +321,29 @@ fn given_a_mission_when_its_reward_allocation_is_delivered_twice_then_it_is_reco
     let outbox = s.repo.outbox.lock().unwrap();
     assert_eq!(outbox.len(), 2, "achieved + one rewarded");
     assert_eq!(outbox[1].meta.causation_id, cause.event_id.to_string());
+}
+
+#[test]
+fn given_a_rewarded_mission_when_another_reward_is_allocated_for_it_then_it_keeps_the_first_and_says_so() {
+    let s = service();
+    let m = achieve(&s, "r1");
+    let cause = s.repo.outbox.lock().unwrap()[0].meta.clone();
+    let first = new_id();
+    block_on(s.on_reward_allocated(Inbound { consumer: "x", event_id: new_id() }, &cause, m.id, first)).unwrap();
+    let err = block_on(s.on_reward_allocated(Inbound { consumer: "x", event_id: new_id() }, &cause, m.id, new_id()));
+    assert!(matches!(err, Err(MissionError::Refused(_))), "{err:?}");
+    assert_eq!(block_on(s.get(m.id)).unwrap().reward_id, Some(first));
+    assert_eq!(s.repo.outbox.lock().unwrap().len(), 2, "achieved + one rewarded");
+}
+
+#[test]
+fn given_another_customers_mission_when_a_reward_is_allocated_for_it_then_it_is_not_found() {
+    let s = service();
+    let m = achieve(&s, "r1");
+    let cause = EventMeta::first(new_id(), "r", CustomerId::new("c-12").unwrap(), Utc::now());
+    let err = block_on(s.on_reward_allocated(Inbound { consumer: "x", event_id: new_id() }, &cause, m.id, new_id()));
+    assert!(matches!(err, Err(MissionError::NotFound("mission"))), "{err:?}");
+    assert_eq!(block_on(s.get(m.id)).unwrap().reward_id, None);
 }
 
 #[test]
