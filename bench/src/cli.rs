@@ -41,6 +41,11 @@ pub struct Args {
     /// Every relational service on its own fresh PostgreSQL database instead of SQLite
     #[arg(long)]
     pub postgres: bool,
+    /// Only the main load and its drain, on SQLite and on PostgreSQL in turn, N rounds in
+    /// ABBA order (SQLite, PostgreSQL, PostgreSQL, SQLite, ...), each on a fresh system:
+    /// the two backends compared in one run, on one machine in one state [default: 2]
+    #[arg(long, num_args = 0..=1, default_missing_value = "2", value_name = "ROUNDS")]
+    pub compare_backends: Option<u32>,
     /// Every phase, briefly: a smoke run of a few seconds plus start-up (what CI runs)
     #[arg(long)]
     pub quick: bool,

@@ -58,6 +58,9 @@ const BINARIES: [&str; 1] = ["gamectl"];
 
 pub async fn run(args: Args) -> Result<(), String> {
     let plan = Plan::from_args(&args);
+    if let Some(rounds) = args.compare_backends {
+        return compare::run(&plan, rounds).await;
+    }
     let bin_dir = e2e::bin_dir();
     let missing: Vec<_> = BINARIES.iter().filter(|b| !bin_dir.join(b).exists()).collect();
     if !missing.is_empty() {
@@ -134,11 +137,12 @@ fn channels(url: &str, n: usize) -> Vec<Channel> {
     (0..n).map(|_| Channel::from_shared(url.to_owned()).expect("url").connect_lazy()).collect()
 }
 
-async fn phases(plan: &Plan, progress: &Progress, r: &mut Results) -> Result<(), String> {
-    progress.phase("starting the system", Duration::from_secs(if plan.quick { 3 } else { 5 }));
-    let options = Options {
+/// The system as the bench runs it: the gateway in front with its limits lifted, the
+/// wallet's breaker tripping after 3 failed calls; on PostgreSQL when `postgres`.
+fn system_options(postgres: bool) -> Options {
+    Options {
         gateway: true,
-        postgres: plan.postgres,
+        postgres,
         // Trip after 3 failed calls, and stay open for the whole measurement.
         wallet_env: vec![
             ("BREAKER_MIN_CALLS", "3".into()),
@@ -154,8 +158,12 @@ async fn phases(plan: &Plan, progress: &Progress, r: &mut Results) -> Result<(),
             ("GAME_SERVER_RATE_BURST", "1000000000".into()),
         ],
         ..Options::default()
-    };
-    let mut sys = Arc::new(System::start_with(options).await);
+    }
+}
+
+async fn phases(plan: &Plan, progress: &Progress, r: &mut Results) -> Result<(), String> {
+    progress.phase("starting the system", Duration::from_secs(if plan.quick { 3 } else { 5 }));
+    let mut sys = Arc::new(System::start_with(system_options(plan.postgres)).await);
     r.notes.push(if std::env::var("E2E_METRICS").is_ok_and(|v| v == "off") {
         "metrics off (E2E_METRICS=off: no METRICS_ADDR, nothing recorded)".to_owned()
     } else {
@@ -258,6 +266,7 @@ async fn phases(plan: &Plan, progress: &Progress, r: &mut Results) -> Result<(),
     Ok(())
 }
 
+mod compare;
 mod exchange;
 mod load;
 mod reads;
