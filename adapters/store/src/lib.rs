@@ -11,6 +11,7 @@
 pub mod connection;
 pub mod inbox;
 pub mod outbox;
+mod prepared;
 pub mod schema;
 mod writer;
 
@@ -24,6 +25,7 @@ use kernel::StoreError;
 
 pub use connection::{AnyConnection, Backend};
 use connection::{DatabaseUrl, Manager, Pool};
+pub use prepared::Prepared;
 
 /// The outbox and inbox tables every service has.
 static SHARED_SQLITE: EmbeddedMigrations = diesel_migrations::embed_migrations!("migrations/sqlite");
@@ -353,6 +355,32 @@ pub mod testing {
             let base = server.rsplit_once('/').map_or(server.as_str(), |(b, _)| b);
             Self { url: format!("{base}/{name}"), name: Some(name), _dir: None }
         }
+    }
+
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+
+    /// How many statements starting with `sql_start` PostgreSQL holds prepared for the
+    /// store's first writer session (where every unit of work without a key runs).
+    ///
+    /// # Panics
+    /// When the store is not on PostgreSQL or cannot be used.
+    pub async fn prepared_in_writer_session(store: &crate::Store, sql_start: &str) -> i64 {
+        let pattern = format!("{}%", sql_start.replace('\'', "''"));
+        store
+            .write(move |c| {
+                diesel::sql_query(format!(
+                    "SELECT count(*) AS n FROM pg_prepared_statements WHERE statement LIKE '{pattern}'"
+                ))
+                .get_result::<Count>(c)
+                .map(|r| r.n)
+                .map_err(crate::db)
+            })
+            .await
+            .expect("pg_prepared_statements")
     }
 
     impl Drop for TestDatabase {

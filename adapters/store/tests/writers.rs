@@ -265,3 +265,25 @@ async fn on_sqlite_a_redelivered_event_is_refused_before_its_work() {
     only_the_redelivered_event_is_refused(&store, &answers).await;
     assert_eq!(runs, vec![1, 1, 1, 1, 1, 0, 1, 1, 1, 1]);
 }
+
+#[tokio::test]
+async fn on_postgresql_a_prepared_update_is_kept_prepared_where_diesel_keeps_none() {
+    use diesel::prelude::*;
+    use store_adapter::schema::outbox::dsl as o;
+    let db = TestDatabase::postgres();
+    let store = open(&db, 1).await;
+    for _ in 0..3 {
+        store
+            .write(|c| {
+                let plain = diesel::update(o::outbox.filter(o::seq.eq(1))).set(o::subject.eq("plain"));
+                plain.execute(c).map_err(store_adapter::db)?;
+                let prepared = diesel::update(o::outbox.filter(o::seq.eq(2))).set(o::event_type.eq("prepared"));
+                store_adapter::Prepared(prepared).execute(c).map_err(store_adapter::db)
+            })
+            .await
+            .unwrap();
+    }
+    let held = |start| store_adapter::testing::prepared_in_writer_session(&store, start);
+    assert_eq!(held(r#"UPDATE "outbox" SET "subject""#).await, 0, "diesel keeps no UPDATE prepared");
+    assert_eq!(held(r#"UPDATE "outbox" SET "event_type""#).await, 1, "parsed and planned once for three calls");
+}

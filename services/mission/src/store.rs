@@ -6,7 +6,7 @@ use kernel::paging::{Page, PageRequest};
 use kernel::{CustomerId, Envelope, Inbound, StoreError};
 use mission_domain::rules::History;
 use mission_domain::{Mission, MissionCode, MissionEvent, MissionRepository, MissionStatus};
-use store_adapter::{Migrations, Store, db, versioned};
+use store_adapter::{Migrations, Prepared, Store, db, versioned};
 use uuid::Uuid;
 
 use crate::events;
@@ -198,7 +198,7 @@ impl MissionRepository for SqlMissions {
         let messages: Vec<_> = events.iter().map(events::to_outbox).collect();
         self.store
             .write_with_events(messages, move |c| {
-                diesel::insert_into(missions::table).values(&row).execute(c).map_err(db)?;
+                Prepared(diesel::insert_into(missions::table).values(&row)).execute(c).map_err(db)?;
                 Ok(())
             })
             .await
@@ -216,9 +216,10 @@ impl MissionRepository for SqlMissions {
         self.store
             .write_handled_for(&mission.customer_id.to_string(), inbound, messages, move |c| {
                 versioned(
-                    diesel::update(missions::table.find(&row.id).filter(missions::version.eq(expected)))
-                        .set(&row)
-                        .execute(c),
+                    Prepared(
+                        diesel::update(missions::table.find(&row.id).filter(missions::version.eq(expected))).set(&row),
+                    )
+                    .execute(c),
                 )
             })
             .await
@@ -239,17 +240,19 @@ impl MissionRepository for SqlMissions {
             .write_handled_for(&customer_id.clone(), Some(inbound), messages, move |c| {
                 // No row updated fails the unit, so its inbox row and events are not kept.
                 versioned(
-                    diesel::update(
-                        missions::table
-                            .find(&id)
-                            .filter(missions::customer_id.eq(&customer_id))
-                            .filter(missions::reward_id.is_null()),
+                    Prepared(
+                        diesel::update(
+                            missions::table
+                                .find(&id)
+                                .filter(missions::customer_id.eq(&customer_id))
+                                .filter(missions::reward_id.is_null()),
+                        )
+                        .set((
+                            missions::reward_id.eq(Some(&reward_id)),
+                            missions::status.eq(MissionStatus::Rewarded.as_str()),
+                            missions::version.eq(missions::version + 1),
+                        )),
                     )
-                    .set((
-                        missions::reward_id.eq(Some(&reward_id)),
-                        missions::status.eq(MissionStatus::Rewarded.as_str()),
-                        missions::version.eq(missions::version + 1),
-                    ))
                     .execute(c),
                 )
             })

@@ -7,7 +7,7 @@ use kernel::paging::{Page, PageRequest};
 use kernel::{CustomerId, Envelope, Inbound, StoreError};
 use notification_domain::{Channel, EmailAddress, Notification, NotificationEvent, NotificationRepository};
 use store_adapter::schema::inbox::dsl as i;
-use store_adapter::{Migrations, Store, db};
+use store_adapter::{Migrations, Prepared, Store, db};
 use uuid::Uuid;
 
 use crate::events;
@@ -116,7 +116,7 @@ impl NotificationRepository for SqlNotifications {
         let messages: Vec<_> = events.iter().map(events::to_outbox).collect();
         self.store
             .write_handled_for(&notification.customer_id.to_string(), Some(inbound), messages, move |c| {
-                diesel::insert_into(notifications::table).values(&row).execute(c).map_err(db)?;
+                Prepared(diesel::insert_into(notifications::table).values(&row)).execute(c).map_err(db)?;
                 Ok(())
             })
             .await

@@ -4,7 +4,7 @@ use diesel::prelude::*;
 use kernel::paging::{Page, PageRequest};
 use kernel::{CustomerId, Envelope, Inbound, StoreError};
 use reward_domain::{Reward, RewardEvent, RewardRepository, RewardStatus};
-use store_adapter::{Migrations, Store, db, versioned};
+use store_adapter::{Migrations, Prepared, Store, db, versioned};
 use uuid::Uuid;
 
 use crate::events;
@@ -118,7 +118,7 @@ impl RewardRepository for SqlRewards {
         let messages: Vec<_> = events.iter().map(events::to_outbox).collect();
         self.store
             .write_handled_for(&reward.customer_id.to_string(), Some(inbound), messages, move |c| {
-                diesel::insert_into(rewards::table).values(&row).execute(c).map_err(db)?;
+                Prepared(diesel::insert_into(rewards::table).values(&row)).execute(c).map_err(db)?;
                 Ok(())
             })
             .await
@@ -130,9 +130,10 @@ impl RewardRepository for SqlRewards {
         self.store
             .write_handled_for(&reward.customer_id.to_string(), Some(inbound), Vec::new(), move |c| {
                 versioned(
-                    diesel::update(rewards::table.find(&row.id).filter(rewards::version.eq(expected)))
-                        .set(&row)
-                        .execute(c),
+                    Prepared(
+                        diesel::update(rewards::table.find(&row.id).filter(rewards::version.eq(expected))).set(&row),
+                    )
+                    .execute(c),
                 )
             })
             .await
@@ -152,13 +153,15 @@ impl RewardRepository for SqlRewards {
             .write_handled_for(&customer_id.clone(), Some(inbound), Vec::new(), move |c| {
                 // No row moved fails the unit, so its inbox row is not kept either.
                 versioned(
-                    diesel::update(
-                        rewards::table
-                            .find(&id)
-                            .filter(rewards::customer_id.eq(&customer_id))
-                            .filter(rewards::status.eq_any(&from)),
+                    Prepared(
+                        diesel::update(
+                            rewards::table
+                                .find(&id)
+                                .filter(rewards::customer_id.eq(&customer_id))
+                                .filter(rewards::status.eq_any(&from)),
+                        )
+                        .set((rewards::status.eq(to.as_str()), rewards::version.eq(rewards::version + 1))),
                     )
-                    .set((rewards::status.eq(to.as_str()), rewards::version.eq(rewards::version + 1)))
                     .execute(c),
                 )
             })
@@ -220,7 +223,7 @@ mod tests {
 
     async fn a_reward_moves_forward_without_being_read_and_nothing_is_written_when_it_cannot(db: TestDatabase) {
         let store = Store::open(&db.url, MIGRATIONS).await.unwrap();
-        let repo = SqlRewards::new(store);
+        let repo = SqlRewards::new(store.clone());
         let (r, events) = allocated();
         repo.insert(&r, events, inbound()).await.unwrap();
         let issued = inbound();
@@ -243,6 +246,11 @@ mod tests {
         repo.update(&stored, late).await.unwrap();
         assert_eq!(repo.advance(r.id, &r.customer_id, RewardStatus::Exchanged, inbound()).await, Ok(true));
         assert_eq!(repo.get(r.id).await.unwrap().unwrap().status, RewardStatus::Exchanged);
+        if store.backend() == store_adapter::Backend::Postgres {
+            // Each advance's UPDATE is parsed and planned once per session, not per call.
+            let held = store_adapter::testing::prepared_in_writer_session(&store, r#"UPDATE "rewards" SET "status""#);
+            assert_eq!(held.await, 1);
+        }
     }
 
     store_adapter::on_both_backends!(

@@ -3,7 +3,7 @@
 use diesel::prelude::*;
 use kernel::paging::{Page, PageRequest};
 use kernel::{CustomerId, Envelope, Inbound, StoreError};
-use store_adapter::{Migrations, Store, db, versioned};
+use store_adapter::{Migrations, Prepared, Store, db, versioned};
 use uuid::Uuid;
 use wallet_domain::{ItemStatus, WalletEvent, WalletItem, WalletRepository};
 
@@ -149,7 +149,7 @@ impl WalletRepository for SqlWallet {
         let messages: Vec<_> = events.iter().map(events::to_outbox).collect();
         self.store
             .write_handled_for(&item.customer_id.to_string(), Some(inbound), messages, move |c| {
-                diesel::insert_into(wallet_items::table).values(&row).execute(c).map_err(db)?;
+                Prepared(diesel::insert_into(wallet_items::table).values(&row)).execute(c).map_err(db)?;
                 Ok(())
             })
             .await
@@ -188,9 +188,13 @@ impl SqlWallet {
         self.store
             .write_with_events(messages, move |c| {
                 versioned(
-                    diesel::update(wallet_items::table.find(&row.reward_id).filter(wallet_items::version.eq(expected)))
-                        .set(&row)
-                        .execute(c),
+                    Prepared(
+                        diesel::update(
+                            wallet_items::table.find(&row.reward_id).filter(wallet_items::version.eq(expected)),
+                        )
+                        .set(&row),
+                    )
+                    .execute(c),
                 )
             })
             .await
