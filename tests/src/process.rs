@@ -198,6 +198,14 @@ impl Service {
     /// When the process is not running.
     pub fn freeze(&self) {
         self.signal("-STOP");
+        // `kill` returns once the signal is queued; a thread already running on another
+        // core goes on until the kernel stops it (seen under CI's load: a call sent right
+        // after was answered). Wait until every thread is stopped.
+        let Some(pid) = self.pid() else { return };
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !all_threads_stopped(pid) && std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
     }
 
     /// Lets a frozen process go on (SIGCONT).
@@ -231,4 +239,15 @@ impl Drop for Service {
             let _ = c.wait();
         }
     }
+}
+
+/// Whether every thread of process `pid` is stopped (state `T` in `/proc/<pid>/task/*/stat`).
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return false };
+    tasks.flatten().all(|t| {
+        std::fs::read_to_string(t.path().join("stat"))
+            .ok()
+            .and_then(|stat| stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('T')))
+            .unwrap_or(true)
+    })
 }
