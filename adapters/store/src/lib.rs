@@ -115,6 +115,20 @@ pub fn versioned(updated: Result<usize, DieselError>) -> Result<(), StoreError> 
     }
 }
 
+/// The result of a conditional write (an `UPDATE .. WHERE <the state it may move from>`,
+/// through [`versioned`]): `Ok(false)` when it did not apply ([`StoreError::Conflict`]:
+/// the unit failed, so nothing of it was written, not even its inbox row or events).
+///
+/// # Errors
+/// Any other error of the write.
+pub fn applied(written: Result<(), StoreError>) -> Result<bool, StoreError> {
+    match written {
+        Ok(()) => Ok(true),
+        Err(StoreError::Conflict) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// A service's database: a pool of readers, and writer threads that group-commit every
 /// waiting unit of work ([`writer`]: one on SQLite, a few keyed sessions on PostgreSQL). SQLite takes one writer at a time anyway, and on
 /// both backends one transaction (one durable commit) for many units is cheaper than one

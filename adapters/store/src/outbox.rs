@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use chrono::{NaiveDateTime, SubsecRound, Utc};
+use diesel::dsl::Eq;
 use diesel::prelude::*;
 use kernel::{EventMeta, Inbound, StoreError};
 
@@ -109,26 +110,40 @@ fn pending(
     }
 }
 
+/// The columns of one event's row.
+type Values<'a> = (
+    Eq<o::event_id, &'a String>,
+    Eq<o::subject, &'a String>,
+    Eq<o::event_type, &'a String>,
+    Eq<o::correlation_id, &'a String>,
+    Eq<o::causation_id, &'a String>,
+    Eq<o::customer_id, &'a String>,
+    Eq<o::traceparent, &'a Option<String>>,
+    Eq<o::occurred_at, NaiveDateTime>,
+    Eq<o::payload, &'a Vec<u8>>,
+);
+
+fn values(m: &OutboxMessage) -> Values<'_> {
+    (
+        o::event_id.eq(&m.event_id),
+        o::subject.eq(&m.subject),
+        o::event_type.eq(&m.event_type),
+        o::correlation_id.eq(&m.correlation_id),
+        o::causation_id.eq(&m.causation_id),
+        o::customer_id.eq(&m.customer_id),
+        o::traceparent.eq(&m.traceparent),
+        o::occurred_at.eq(m.occurred_at),
+        o::payload.eq(&m.payload),
+    )
+}
+
 /// Appends events inside the caller's transaction.
 ///
 /// # Errors
 /// [`StoreError::Duplicate`] when an event id is already in the outbox.
 pub fn append(conn: &mut AnyConnection, messages: &[OutboxMessage]) -> Result<(), StoreError> {
     for m in messages {
-        diesel::insert_into(o::outbox)
-            .values((
-                o::event_id.eq(&m.event_id),
-                o::subject.eq(&m.subject),
-                o::event_type.eq(&m.event_type),
-                o::correlation_id.eq(&m.correlation_id),
-                o::causation_id.eq(&m.causation_id),
-                o::customer_id.eq(&m.customer_id),
-                o::traceparent.eq(&m.traceparent),
-                o::occurred_at.eq(m.occurred_at),
-                o::payload.eq(&m.payload),
-            ))
-            .execute(conn)
-            .map_err(db)?;
+        diesel::insert_into(o::outbox).values(values(m)).execute(conn).map_err(db)?;
     }
     Ok(())
 }
@@ -144,22 +159,7 @@ const ROWS_PER_INSERT: usize = 1000;
 /// [`StoreError::Duplicate`] when an event id is already in the outbox.
 pub(crate) fn append_all(conn: &mut AnyConnection, messages: &[&OutboxMessage]) -> Result<(), StoreError> {
     for chunk in messages.chunks(ROWS_PER_INSERT) {
-        let rows: Vec<_> = chunk
-            .iter()
-            .map(|m| {
-                (
-                    o::event_id.eq(&m.event_id),
-                    o::subject.eq(&m.subject),
-                    o::event_type.eq(&m.event_type),
-                    o::correlation_id.eq(&m.correlation_id),
-                    o::causation_id.eq(&m.causation_id),
-                    o::customer_id.eq(&m.customer_id),
-                    o::traceparent.eq(&m.traceparent),
-                    o::occurred_at.eq(m.occurred_at),
-                    o::payload.eq(&m.payload),
-                )
-            })
-            .collect();
+        let rows: Vec<_> = chunk.iter().map(|m| values(m)).collect();
         match conn {
             AnyConnection::Postgresql(pg) => diesel::insert_into(o::outbox).values(rows).execute(pg),
             AnyConnection::Sqlite(lite) => diesel::insert_into(o::outbox).values(rows).execute(lite),

@@ -122,23 +122,36 @@ fn message(n: u8) -> store_adapter::outbox::OutboxMessage {
     store_adapter::outbox::OutboxMessage::new(&meta, "game.test.v1.thing", "game.test.v1.Thing", vec![n])
 }
 
+/// A unit that holds the writer for 0.3 s, started 0.1 s ago: units queued now share the
+/// next batch.
+async fn hold_the_writer(store: &Store) -> tokio::task::JoinHandle<Result<(), StoreError>> {
+    let store = store.clone();
+    let hold = move |c: &mut AnyConnection| match c {
+        AnyConnection::Postgresql(_) => sleep(0.3)(c),
+        AnyConnection::Sqlite(_) => {
+            std::thread::sleep(Duration::from_millis(300));
+            Ok(())
+        }
+    };
+    let slow = tokio::spawn(async move { store.write(hold).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    slow
+}
+
+async fn answers(units: Vec<tokio::task::JoinHandle<Result<(), StoreError>>>) -> Vec<Result<(), StoreError>> {
+    let mut answers = Vec::new();
+    for u in units {
+        answers.push(u.await.unwrap());
+    }
+    answers
+}
+
 /// Ten units queued behind a slow one (so they share the next batch), the sixth failing
 /// after it wrote. Returns how many times each unit's work ran, and what each answered.
 async fn a_batch_with_one_failing_unit(store: &Store) -> (Vec<usize>, Vec<Result<(), StoreError>>) {
     use std::sync::atomic::{AtomicUsize, Ordering};
     let runs: Arc<Vec<AtomicUsize>> = Arc::new((0..10).map(|_| AtomicUsize::new(0)).collect());
-    let slow = {
-        let store = store.clone();
-        let hold = move |c: &mut AnyConnection| match c {
-            AnyConnection::Postgresql(_) => sleep(0.3)(c),
-            AnyConnection::Sqlite(_) => {
-                std::thread::sleep(Duration::from_millis(300));
-                Ok(())
-            }
-        };
-        tokio::spawn(async move { store.write(hold).await })
-    };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let slow = hold_the_writer(store).await;
     let mut units = Vec::new();
     for n in 0..10u8 {
         let (store, runs, m) = (store.clone(), runs.clone(), message(n));
@@ -153,11 +166,7 @@ async fn a_batch_with_one_failing_unit(store: &Store) -> (Vec<usize>, Vec<Result
         }));
     }
     slow.await.unwrap().unwrap();
-    let mut answers = Vec::new();
-    for u in units {
-        answers.push(u.await.unwrap());
-    }
-    (runs.iter().map(|r| r.load(Ordering::SeqCst)).collect(), answers)
+    (runs.iter().map(|r| r.load(Ordering::SeqCst)).collect(), answers(units).await)
 }
 
 #[tokio::test]
@@ -196,18 +205,7 @@ async fn a_batch_with_one_redelivered_event(store: &Store) -> (Vec<usize>, Vec<R
     let handled = kernel::Inbound { consumer: "test-consumer", event_id: kernel::new_id() };
     store.write_handled_for("c-1", Some(handled), Vec::new(), |_| Ok(())).await.unwrap();
     let runs: Arc<Vec<AtomicUsize>> = Arc::new((0..10).map(|_| AtomicUsize::new(0)).collect());
-    let slow = {
-        let store = store.clone();
-        let hold = move |c: &mut AnyConnection| match c {
-            AnyConnection::Postgresql(_) => sleep(0.3)(c),
-            AnyConnection::Sqlite(_) => {
-                std::thread::sleep(Duration::from_millis(300));
-                Ok(())
-            }
-        };
-        tokio::spawn(async move { store.write(hold).await })
-    };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let slow = hold_the_writer(store).await;
     let mut units = Vec::new();
     for n in 0..10u8 {
         let inbound =
@@ -225,11 +223,7 @@ async fn a_batch_with_one_redelivered_event(store: &Store) -> (Vec<usize>, Vec<R
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     slow.await.unwrap().unwrap();
-    let mut answers = Vec::new();
-    for u in units {
-        answers.push(u.await.unwrap());
-    }
-    (runs.iter().map(|r| r.load(Ordering::SeqCst)).collect(), answers)
+    (runs.iter().map(|r| r.load(Ordering::SeqCst)).collect(), answers(units).await)
 }
 
 /// What a redelivered event leaves, on either backend: its unit hears `Duplicate`, the

@@ -6,7 +6,7 @@ use kernel::paging::{Page, PageRequest};
 use kernel::{CustomerId, Envelope, Inbound, StoreError};
 use mission_domain::rules::History;
 use mission_domain::{Mission, MissionCode, MissionEvent, MissionRepository, MissionStatus};
-use store_adapter::{Migrations, Prepared, Store, db, versioned};
+use store_adapter::{Migrations, Prepared, Store, applied, db, versioned};
 use uuid::Uuid;
 
 use crate::events;
@@ -257,11 +257,7 @@ impl MissionRepository for SqlMissions {
                 )
             })
             .await;
-        match recorded {
-            Ok(()) => Ok(true),
-            Err(StoreError::Conflict) => Ok(false),
-            Err(e) => Err(e),
-        }
+        applied(recorded)
     }
 }
 

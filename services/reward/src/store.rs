@@ -4,7 +4,7 @@ use diesel::prelude::*;
 use kernel::paging::{Page, PageRequest};
 use kernel::{CustomerId, Envelope, Inbound, StoreError};
 use reward_domain::{Reward, RewardEvent, RewardRepository, RewardStatus};
-use store_adapter::{Migrations, Prepared, Store, db, versioned};
+use store_adapter::{Migrations, Prepared, Store, applied, db, versioned};
 use uuid::Uuid;
 
 use crate::events;
@@ -166,11 +166,7 @@ impl RewardRepository for SqlRewards {
                 )
             })
             .await;
-        match moved {
-            Ok(()) => Ok(true),
-            Err(StoreError::Conflict) => Ok(false),
-            Err(e) => Err(e),
-        }
+        applied(moved)
     }
 }
 
