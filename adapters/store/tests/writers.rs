@@ -166,7 +166,8 @@ async fn a_batch_with_one_failing_unit(store: &Store) -> (Vec<usize>, Vec<Result
         }));
     }
     slow.await.unwrap().unwrap();
-    (runs.iter().map(|r| r.load(Ordering::SeqCst)).collect(), answers(units).await)
+    let answers = answers(units).await;
+    (runs.iter().map(|r| r.load(Ordering::SeqCst)).collect(), answers)
 }
 
 #[tokio::test]
@@ -223,7 +224,8 @@ async fn a_batch_with_one_redelivered_event(store: &Store) -> (Vec<usize>, Vec<R
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     slow.await.unwrap().unwrap();
-    (runs.iter().map(|r| r.load(Ordering::SeqCst)).collect(), answers(units).await)
+    let answers = answers(units).await;
+    (runs.iter().map(|r| r.load(Ordering::SeqCst)).collect(), answers)
 }
 
 /// What a redelivered event leaves, on either backend: its unit hears `Duplicate`, the
