@@ -139,13 +139,18 @@ impl managed::Manager for Manager {
         if obj.is_mutex_poisoned() {
             return Err(RecycleError::message("connection mutex poisoned"));
         }
-        let broken = obj
-            .interact(|c| {
-                use diesel::connection::TransactionManager;
-                <AnyConnection as Connection>::TransactionManager::is_broken_transaction_manager(c)
-            })
-            .await
-            .map_err(|e| RecycleError::message(e.to_string()))?;
+        fn broken(c: &mut AnyConnection) -> bool {
+            use diesel::connection::TransactionManager;
+            <AnyConnection as Connection>::TransactionManager::is_broken_transaction_manager(c)
+        }
+        // The check reads the connection's own state (no I/O), so it runs here rather
+        // than on a blocking thread: one hand-off less for every read. The connection is
+        // only busy when a cancelled read's closure still runs; then it waits for it.
+        let here = obj.try_lock().ok().map(|mut c| broken(&mut c));
+        let broken = match here {
+            Some(broken) => broken,
+            None => obj.interact(broken).await.map_err(|e| RecycleError::message(e.to_string()))?,
+        };
         if broken { Err(RecycleError::message("broken transaction")) } else { Ok(()) }
     }
 }

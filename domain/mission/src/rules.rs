@@ -120,6 +120,13 @@ impl MissionRule {
             Repeat::Unlimited => None,
         }
     }
+
+    /// Whether a decision can start from an empty history: no prerequisites, and either
+    /// nothing to count (`unlimited`) or a cap of one, which the unique slot enforces by
+    /// itself (a taken slot fails the insert, and the decision is made again on a read).
+    pub fn decides_without_history(&self) -> bool {
+        self.requires.is_empty() && matches!(self.cap(), None | Some(1))
+    }
 }
 
 /// The period of a capped rule that holds `now` (`once`: the one period that never ends);

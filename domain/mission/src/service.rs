@@ -88,14 +88,11 @@ impl<R: MissionRepository> MissionService<R> {
         let rule = self.catalog.find(&cmd.code)?;
         let schedule = self.catalog.schedule();
         let now = Utc::now();
-        // The common case costs one write: a mission taken at most once per period and
-        // without prerequisites tries its first slot without reading; the unique slot says
-        // whether it was free.
-        let mut history = if rule.cap() == Some(1) && rule.requires.is_empty() {
-            History::default()
-        } else {
-            self.history(&cmd, rule, now).await?
-        };
+        // The common case costs one write: an unlimited mission, or one taken at most once
+        // per period, without prerequisites, is inserted without reading; for a cap of one
+        // the unique slot says whether it was free.
+        let mut history =
+            if rule.decides_without_history() { History::default() } else { self.history(&cmd, rule, now).await? };
         for _ in 0..SLOT_RETRIES {
             let decision = match rules::decide(rule, schedule, cmd.caller.kind, &history, now) {
                 Ok(d) => d,

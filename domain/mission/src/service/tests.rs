@@ -235,6 +235,17 @@ fn given_an_unlimited_mission_then_a_game_server_reports_it_any_number_of_times(
         assert_eq!(m.slot, None);
     }
     assert_eq!(s.repo.missions.lock().unwrap().len(), 10);
+    assert_eq!(s.repo.history_reads.load(Ordering::SeqCst), 0, "nothing to count: no read");
+}
+
+#[test]
+fn given_an_unlimited_mission_with_a_prerequisite_then_each_report_reads_whether_it_was_achieved() {
+    let s = with_missions(vec![rule("ranked-match", Repeat::Unlimited, 1, &["tutorial-complete"])]);
+    let r = refusal(try_achieve(&s, "ranked-match", "m1", player()));
+    assert!(matches!(r, Refusal::PrerequisiteMissing { .. }), "{r:?}");
+    try_achieve(&s, "tutorial-complete", "t1", player()).unwrap();
+    try_achieve(&s, "ranked-match", "m2", player()).unwrap();
+    assert_eq!(s.repo.history_reads.load(Ordering::SeqCst), 2, "one read per report of ranked-match");
 }
 
 #[test]
