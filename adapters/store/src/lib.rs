@@ -8,6 +8,7 @@
 //! - [`outbox`], [`inbox`]: the tables that make publishing and consuming exactly-once
 //!   in effect.
 
+mod bookkeeping;
 pub mod connection;
 pub mod inbox;
 pub mod outbox;

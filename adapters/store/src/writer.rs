@@ -18,7 +18,7 @@
 //!
 //! The inbox row of the event a unit handled and the events it caused are the writer's
 //! to write ([`Bookkeeping`]): with savepoints, inside the unit's own; without them, all
-//! the batch's inbox rows in one statement and all its events in another, at its end.
+//! the batch's inbox rows and events at its end, in one statement on PostgreSQL.
 //!
 //! A unit's caller hears its result only after the transaction holding it committed, so
 //! nothing is reported before it is durable (on SQLite in the durability
@@ -36,7 +36,7 @@ use tokio::sync::oneshot;
 
 use crate::connection::DatabaseUrl;
 use crate::outbox::OutboxMessage;
-use crate::{AnyConnection, db, inbox, outbox};
+use crate::{AnyConnection, bookkeeping, db, inbox, outbox};
 
 /// Most units in one transaction: bounds how long the first of them waits for its answer.
 const MAX_BATCH: usize = 256;
@@ -295,8 +295,8 @@ fn commit_batch(
 /// One transaction over `batch`. Without savepoints (`isolated` false), the first unit
 /// that fails sets `a_unit_failed` and rolls the transaction back; so does a duplicate
 /// among the inbox or outbox rows, which such a batch writes after every unit's work,
-/// all the inbox rows in one statement and all the events in another (on PostgreSQL
-/// each statement is a round trip: per unit they were as many as the units' own). A
+/// the inbox rows and the events in one statement on PostgreSQL ([`bookkeeping`]: each
+/// statement is a round trip; per unit they were as many as the units' own). A
 /// duplicate inbox row (an event redelivered) rolls back the effects written before it,
 /// and the batch runs again with savepoints, where that unit hears `Duplicate` before
 /// its work. Events keep the order of their units, so one customer's keep theirs.
@@ -317,7 +317,7 @@ fn run_all(
             if !isolated {
                 let inbound: Vec<Inbound> = batch.iter().filter_map(|u| u.bookkeeping().inbound).collect();
                 let events: Vec<&OutboxMessage> = batch.iter().flat_map(|u| &u.bookkeeping().events).collect();
-                if inbox::record_all(c, &inbound).and_then(|()| outbox::append_all(c, &events)).is_err() {
+                if bookkeeping::write_all(c, &inbound, &events).is_err() {
                     *a_unit_failed = true;
                     return Err(diesel::result::Error::RollbackTransaction);
                 }

@@ -283,3 +283,44 @@ async fn on_postgresql_a_prepared_update_is_kept_prepared_where_diesel_keeps_non
     assert_eq!(held(r#"UPDATE "outbox" SET "subject""#).await, 0, "diesel keeps no UPDATE prepared");
     assert_eq!(held(r#"UPDATE "outbox" SET "event_type""#).await, 1, "parsed and planned once for three calls");
 }
+
+#[tokio::test]
+async fn on_postgresql_a_batchs_inbox_rows_and_events_are_one_statement_kept_prepared_and_every_field_survives() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let db = TestDatabase::postgres();
+    let store = open(&db, 1).await;
+    let runs = Arc::new(AtomicUsize::new(0));
+    let mut sent = Vec::new();
+    for batch in 0..2u8 {
+        let slow = hold_the_writer(&store).await;
+        let mut units = Vec::new();
+        for n in 0..5u8 {
+            let mut m = message(batch * 5 + n);
+            if n % 2 == 1 {
+                m.traceparent = Some(format!("00-{:032x}-{:016x}-01", n + 1, n + 1));
+            }
+            sent.push(m.clone());
+            let inbound = kernel::Inbound { consumer: "test-consumer", event_id: kernel::new_id() };
+            let (store, runs) = (store.clone(), runs.clone());
+            units.push(tokio::spawn(async move {
+                store
+                    .write_handled_for("c-1", Some(inbound), vec![m], move |_| {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        Ok(())
+                    })
+                    .await
+            }));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        slow.await.unwrap().unwrap();
+        assert!(answers(units).await.iter().all(Result::is_ok));
+    }
+    // Each unit ran once: the batch's rows were written without a second, careful run.
+    assert_eq!(runs.load(Ordering::SeqCst), 10);
+    let claimed: Vec<_> =
+        store.claim_outbox(100, Duration::from_secs(30)).await.unwrap().into_iter().map(|p| p.message).collect();
+    assert_eq!(claimed, sent, "every event, every field, in the order of the units");
+    assert_eq!(store_adapter::inbox::rows(&store).await.unwrap(), 10);
+    let held = |start| store_adapter::testing::prepared_in_writer_session(&store, start);
+    assert_eq!(held("WITH handled AS").await, 1, "one statement for both tables, planned once for two batches");
+}
