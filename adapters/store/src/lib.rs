@@ -26,7 +26,7 @@ use kernel::StoreError;
 
 pub use connection::{AnyConnection, Backend};
 use connection::{DatabaseUrl, Manager, Pool};
-pub use prepared::Prepared;
+pub use prepared::{Prepared, Unprepared};
 
 /// The outbox and inbox tables every service has.
 static SHARED_SQLITE: EmbeddedMigrations = diesel_migrations::embed_migrations!("migrations/sqlite");

@@ -8,6 +8,7 @@ use diesel::dsl::Eq;
 use diesel::prelude::*;
 use kernel::{EventMeta, Inbound, StoreError};
 
+use crate::prepared::Unprepared;
 use crate::schema::outbox::dsl as o;
 use crate::writer::Bookkeeping;
 use crate::{AnyConnection, Store, db};
@@ -273,7 +274,7 @@ impl Store {
             return Ok(());
         }
         self.write(move |conn| {
-            diesel::delete(o::outbox.filter(o::seq.eq_any(&seqs))).execute(conn).map(drop).map_err(db)
+            Unprepared(diesel::delete(o::outbox.filter(o::seq.eq_any(&seqs)))).execute(conn).map(drop).map_err(db)
         })
         .await
     }
@@ -311,7 +312,10 @@ impl Store {
     pub async fn outbox_backlog(&self) -> Result<(i64, Option<NaiveDateTime>), StoreError> {
         self.read(|conn| {
             let n = o::outbox.count().get_result(conn).map_err(db)?;
-            let oldest = o::outbox.order(o::seq).select(o::occurred_at).first(conn).optional().map_err(db)?;
+            let oldest = Unprepared(o::outbox.order(o::seq).select(o::occurred_at).limit(1))
+                .get_result(conn)
+                .optional()
+                .map_err(db)?;
             Ok((n, oldest))
         })
         .await

@@ -11,7 +11,7 @@
 use std::cell::Cell;
 
 use diesel::backend::Backend;
-use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::{QueryResult, RunQueryDsl};
 
 /// Wraps a statement of one fixed shape (one row, fixed columns) so that the connection
@@ -58,3 +58,38 @@ impl<DB: Backend, Q: QueryFragment<DB>> QueryFragment<DB> for Prepared<Q> {
 }
 
 impl<Q, Conn> RunQueryDsl<Conn> for Prepared<Q> {}
+
+/// Wraps a statement over a table whose size swings — the outbox: empty while the relay
+/// keeps up, large after an outage — so that PostgreSQL plans it for each call, for the
+/// table as it is then.
+///
+/// Diesel keeps a `SELECT` or `DELETE` prepared, and after five calls PostgreSQL plans a
+/// prepared statement once for every value. Planned just after the outbox was vacuumed
+/// empty, that plan scans the whole table, and the connection keeps it for its life:
+/// measured, one relay's `DELETE` took 1.45 ms a call where the others took 0.06 ms, and
+/// after an outage it would scan the whole backlog for every batch it publishes.
+///
+/// Planning costs each call its own: the relay's claim (a `SELECT` ordered by `seq`)
+/// stays prepared, as planned for each call it took 0.5 ms instead of 0.14 ms (the
+/// planner chose to sort a table it believed small). Measured with `pg_stat_statements`:
+/// `bench/results/README.md`.
+#[derive(Debug, Clone, Copy)]
+pub struct Unprepared<Q>(pub Q);
+
+impl<Q> QueryId for Unprepared<Q> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<DB: Backend, Q: QueryFragment<DB>> QueryFragment<DB> for Unprepared<Q> {
+    fn walk_ast<'b>(&'b self, mut pass: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        pass.unsafe_to_cache_prepared();
+        self.0.walk_ast(pass)
+    }
+}
+
+impl<Q: Query> Query for Unprepared<Q> {
+    type SqlType = Q::SqlType;
+}
+
+impl<Q, Conn> RunQueryDsl<Conn> for Unprepared<Q> {}

@@ -190,3 +190,55 @@ async fn concurrent_units_on_postgresql_share_transactions_and_are_durable_when_
     let seen: Count = diesel::sql_query("SELECT count(*) AS n FROM outbox").get_result(&mut other).unwrap();
     assert_eq!(seen.n, 64);
 }
+
+/// Two replicas' relays claiming from one PostgreSQL outbox at once never get the same
+/// event (rows another holds are skipped), and between them claim every event.
+#[tokio::test]
+async fn on_postgresql_concurrent_claims_of_two_replicas_are_disjoint() {
+    let db = TestDatabase::postgres();
+    let (a, b) = (open(&db).await, open(&db).await);
+    let messages: Vec<_> = (0..200).map(message).collect();
+    a.write(move |c| outbox::append(c, &messages)).await.unwrap();
+    let drain = |store: Store| {
+        tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            loop {
+                let claimed = store.claim_outbox(7, Duration::from_secs(30)).await.unwrap();
+                if claimed.is_empty() {
+                    return seqs;
+                }
+                assert!(claimed.windows(2).all(|w| w[0].seq < w[1].seq), "in commit order");
+                seqs.extend(claimed.into_iter().map(|p| p.seq));
+            }
+        })
+    };
+    let (by_a, by_b) = (drain(a.clone()), drain(b));
+    let (by_a, by_b) = (by_a.await.unwrap(), by_b.await.unwrap());
+    let mut all: Vec<i64> = by_a.iter().chain(&by_b).copied().collect();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), by_a.len() + by_b.len(), "no event claimed twice");
+    assert_eq!(all.len(), 200, "every event claimed");
+}
+
+/// The relay's delete of what it published is planned for the outbox as it is at each
+/// call. Kept prepared, PostgreSQL would plan it once, after five calls, for any value:
+/// planned while the outbox was empty and just vacuumed, that plan scans the whole table,
+/// and the connection would keep it through a backlog of any size.
+#[tokio::test]
+async fn on_postgresql_the_relays_delete_is_planned_for_the_outbox_as_it_is_at_each_call() {
+    let db = TestDatabase::postgres();
+    let store = open(&db).await;
+    let mut other = <diesel::PgConnection as diesel::Connection>::establish(&db.url).unwrap();
+    diesel::RunQueryDsl::execute(diesel::sql_query("VACUUM ANALYZE outbox"), &mut other).unwrap();
+    for n in 0..8 {
+        store.write(move |c| outbox::append(c, &[message(n)])).await.unwrap();
+        let claimed = store.claim_outbox(10, Duration::from_secs(30)).await.unwrap();
+        assert_eq!(claimed.len(), 1);
+        store.delete_outbox(claimed.iter().map(|p| p.seq).collect()).await.unwrap();
+        store.outbox_backlog().await.unwrap();
+    }
+    let held = |start| store_adapter::testing::prepared_in_writer_session(&store, start);
+    assert_eq!(held(r#"DELETE FROM "outbox""#).await, 0, "the delete of what was published");
+    assert_eq!(store.outbox_len().await.unwrap(), 0);
+}
