@@ -242,14 +242,10 @@ impl Store {
             let until = now + lease;
             let claimable = o::claimed_until.is_null().or(o::claimed_until.lt(now));
             let rows: Vec<Row> = match conn {
-                AnyConnection::Postgresql(pg) => o::outbox
-                    .filter(claimable)
-                    .order(o::seq)
-                    .limit(limit)
-                    .select(columns())
-                    .for_update()
-                    .skip_locked()
-                    .load(pg),
+                AnyConnection::Postgresql(pg) => Unprepared(
+                    o::outbox.filter(claimable).order(o::seq).limit(limit).select(columns()).for_update().skip_locked(),
+                )
+                .load(pg),
                 AnyConnection::Sqlite(lite) => {
                     o::outbox.filter(claimable).order(o::seq).limit(limit).select(columns()).load(lite)
                 }

@@ -69,10 +69,12 @@ impl<Q, Conn> RunQueryDsl<Conn> for Prepared<Q> {}
 /// measured, one relay's `DELETE` took 1.45 ms a call where the others took 0.06 ms, and
 /// after an outage it would scan the whole backlog for every batch it publishes.
 ///
-/// Planning costs each call its own: the relay's claim (a `SELECT` ordered by `seq`)
-/// stays prepared, as planned for each call it took 0.5 ms instead of 0.14 ms (the
-/// planner chose to sort a table it believed small). Measured with `pg_stat_statements`:
-/// `bench/results/README.md`.
+/// The relay's claim (`SELECT .. ORDER BY seq LIMIT n FOR UPDATE SKIP LOCKED`) has the
+/// same flaw: such a plan sorted 30,000 waiting events to claim 64 (4.9 ms in `psql`), so a
+/// relay catching up after an outage would fall further behind the larger its backlog.
+/// Planning each call costs the claim more while the relay keeps up (0.55 ms against
+/// 0.14 ms under the bench's load): bounded, where the other is not.
+/// `bench/results/README.md` has the figures.
 #[derive(Debug, Clone, Copy)]
 pub struct Unprepared<Q>(pub Q);
 

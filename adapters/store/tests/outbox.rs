@@ -221,12 +221,12 @@ async fn on_postgresql_concurrent_claims_of_two_replicas_are_disjoint() {
     assert_eq!(all.len(), 200, "every event claimed");
 }
 
-/// The relay's delete of what it published is planned for the outbox as it is at each
-/// call. Kept prepared, PostgreSQL would plan it once, after five calls, for any value:
-/// planned while the outbox was empty and just vacuumed, that plan scans the whole table,
-/// and the connection would keep it through a backlog of any size.
+/// The relay's claim and its delete of what it published are planned for the outbox as it
+/// is at each call. Kept prepared, PostgreSQL would plan them once, after five calls, for
+/// any value: planned while the outbox was empty and just vacuumed, such a plan scans
+/// (and sorts) the whole table, and the connection keeps it through a backlog of any size.
 #[tokio::test]
-async fn on_postgresql_the_relays_delete_is_planned_for_the_outbox_as_it_is_at_each_call() {
+async fn on_postgresql_the_relays_claim_and_delete_are_planned_for_the_outbox_as_it_is_at_each_call() {
     let db = TestDatabase::postgres();
     let store = open(&db).await;
     let mut other = <diesel::PgConnection as diesel::Connection>::establish(&db.url).unwrap();
@@ -239,6 +239,7 @@ async fn on_postgresql_the_relays_delete_is_planned_for_the_outbox_as_it_is_at_e
         store.outbox_backlog().await.unwrap();
     }
     let held = |start| store_adapter::testing::prepared_in_writer_session(&store, start);
+    assert_eq!(held(r#"SELECT "outbox"."seq""#).await, 0, "the claim's read");
     assert_eq!(held(r#"DELETE FROM "outbox""#).await, 0, "the delete of what was published");
     assert_eq!(store.outbox_len().await.unwrap(), 0);
 }
