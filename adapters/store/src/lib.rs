@@ -184,11 +184,26 @@ fn private_sqlite_files(_: &std::path::Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The advisory lock key the migrations of a PostgreSQL database run under.
+const MIGRATION_LOCK: i64 = 0x6761_6d65_6d69_6772; // "gamemigr"
+
 async fn migrate(pool: &Pool, migrations: Migrations) -> Result<(), OpenError> {
     let conn = pool.get().await.map_err(|e| OpenError::Connect(connection::pool_error(e)))?;
     conn.interact(move |conn| match conn {
         AnyConnection::Sqlite(c) => run_all(c, [&SHARED_SQLITE, migrations.sqlite]),
-        AnyConnection::Postgresql(c) => run_all(c, [&SHARED_POSTGRES, migrations.postgres]),
+        AnyConnection::Postgresql(c) => {
+            use diesel::RunQueryDsl as _;
+            // Replicas starting together on a new database would each run the migrations
+            // and all but one fail ("duplicate key value violates unique constraint"): one
+            // at a time, the others then find nothing pending. The lock is the database's
+            // own (advisory locks are per database) and ends with the session at worst.
+            diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
+                .execute(c)
+                .map_err(|e| format!("cannot take the migrations lock: {e}"))?;
+            let migrated = run_all(c, [&SHARED_POSTGRES, migrations.postgres]);
+            let unlocked = diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})")).execute(c);
+            migrated.and(unlocked.map(drop).map_err(|e| format!("cannot release the migrations lock: {e}")))
+        }
     })
     .await
     .map_err(|e| OpenError::Migrate(e.to_string()))?
