@@ -213,6 +213,26 @@ async fn an_issued_and_a_used_gift_become_one_email_each_listed_and_announced() 
     assert_eq!(s.service.stop(), Some(0), "exits cleanly on SIGTERM");
 }
 
+/// The permission bits of a file or directory, as the filesystem has them.
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode() & 0o777
+}
+
+#[tokio::test]
+async fn e_mails_are_kept_where_only_the_service_user_can_read_them() {
+    let s = Setup::start(&[]).await;
+    // Made by the service at start, like `gamectl up`'s data/mailbox.
+    assert_eq!(mode(&s.mailbox()), 0o700, "nobody else may list or open the mailbox");
+    let gift = Gift::new("c-private", "Coffee");
+    let issued = Uuid::now_v7();
+    s.publish(&gift, false, issued, &issued.to_string()).await;
+    s.notified("c-private", 1).await;
+    let file = s.mailbox().join(format!("{issued}.eml"));
+    assert_eq!(mode(&file), 0o600, "the customer's address and gift code are the service user's alone");
+    assert_eq!(mode(&s.mailbox()), 0o700);
+}
+
 #[tokio::test]
 async fn a_gift_event_delivered_again_sends_no_second_email() {
     let s = Setup::start(&[]).await;

@@ -3,6 +3,7 @@
 //! Both format the same message, whose Message-ID comes from the event it is about, so
 //! an e-mail sent twice is recognisably the same one.
 
+use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -142,7 +143,9 @@ impl Mailer for SmtpMailer {
 
 /// Writes each e-mail as `<dir>/<about_event_id>.eml`: written under a temporary name,
 /// flushed, then renamed, so a reader never sees half a file and sending again
-/// replaces the file instead of adding a second one.
+/// replaces the file instead of adding a second one. The e-mails hold customers'
+/// addresses and gift codes: the directory is its owner's alone (0700) and every file
+/// is created readable by its owner only (0600), whatever the umask.
 pub struct MailboxMailer {
     dir: PathBuf,
     letters: Letters,
@@ -150,13 +153,16 @@ pub struct MailboxMailer {
 
 impl MailboxMailer {
     async fn write(&self, email: &Email, bytes: &[u8]) -> std::io::Result<()> {
-        tokio::fs::create_dir_all(&self.dir).await?;
+        // Made again if someone removed it, private like at start.
+        tokio::fs::DirBuilder::new().recursive(true).mode(PRIVATE_DIR).create(&self.dir).await?;
         let id = email.about_event_id;
         let path = self.dir.join(format!("{id}.eml"));
         // Unique per attempt: replicas sharing the directory never write one temp file.
         let tmp = self.dir.join(format!(".{id}.{}.tmp", uuid::Uuid::new_v4().simple()));
         let written = async {
-            let mut f = tokio::fs::File::create(&tmp).await?;
+            // Created 0600: never readable by others, not even before the rename.
+            let mut f =
+                tokio::fs::OpenOptions::new().write(true).create_new(true).mode(PRIVATE_FILE).open(&tmp).await?;
             f.write_all(bytes).await?;
             f.sync_all().await?;
             drop(f);
@@ -217,8 +223,31 @@ impl MailSettings {
     }
 }
 
+/// The mailbox directory's mode: its owner's alone.
+const PRIVATE_DIR: u32 = 0o700;
+/// An e-mail's mode: readable and writable by its owner only.
+const PRIVATE_FILE: u32 = 0o600;
+
+/// Creates the mailbox directory, or closes an existing one that others could read
+/// (made by an older version, with the umask's 0755 and 0644): the directory becomes
+/// 0700 and every file in it 0600.
 fn create_dir(dir: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("MAILBOX_DIR {}: {e}", dir.display()))
+    let failed = |e: std::io::Error| format!("MAILBOX_DIR {}: {e}", dir.display());
+    std::fs::DirBuilder::new().recursive(true).mode(PRIVATE_DIR).create(dir).map_err(failed)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(PRIVATE_DIR)).map_err(failed)?;
+    let mut closed = 0;
+    for entry in std::fs::read_dir(dir).map_err(failed)? {
+        let entry = entry.map_err(failed)?;
+        let meta = entry.metadata().map_err(failed)?;
+        if meta.is_file() && meta.permissions().mode() & 0o777 != PRIVATE_FILE {
+            std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(PRIVATE_FILE)).map_err(failed)?;
+            closed += 1;
+        }
+    }
+    if closed > 0 {
+        tracing::info!(dir = %dir.display(), files = closed, "e-mails others could read made private (0600)");
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -308,6 +337,39 @@ mod tests {
         assert!(text.contains("MIME-Version: 1.0\r\n"), "{text}");
         assert!(text.contains("Content-Type: text/plain; charset=utf-8\r\n"), "{text}");
         assert!(text.contains("Gift code: CAFE-42\r\n"), "{text}");
+    }
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[tokio::test]
+    async fn e_mails_are_files_only_their_owner_reads_in_a_directory_only_its_owner_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let mailbox_dir = dir.path().join("data").join("mailbox");
+        let e = email("Coffee");
+        mailbox(&mailbox_dir).send(&e).await.unwrap();
+        let file = mailbox_dir.join(format!("{}.eml", e.about_event_id));
+        assert_eq!((mode(&mailbox_dir), mode(&file)), (0o700, 0o600), "the directory, the e-mail");
+    }
+
+    #[test]
+    fn an_existing_mailbox_others_could_read_is_made_private_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let mailbox_dir = dir.path().join("mailbox");
+        std::fs::create_dir(&mailbox_dir).unwrap();
+        std::fs::set_permissions(&mailbox_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let old = mailbox_dir.join("old.eml");
+        std::fs::write(&old, "To: c-11@players.game-rewards.local\r\n").unwrap();
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let settings = MailSettings {
+            smtp_url: None,
+            mailbox_dir: mailbox_dir.clone(),
+            mail_from: "rewards@game-rewards.local".parse().unwrap(),
+            recipient_domain: MailDomain::new("players.game-rewards.local").unwrap(),
+        };
+        assert!(matches!(settings.mailer(), Ok(AnyMailer::Mailbox(_))));
+        assert_eq!((mode(&mailbox_dir), mode(&old)), (0o700, 0o600), "the directory, the old e-mail");
     }
 
     #[tokio::test]
