@@ -227,6 +227,21 @@ impl Service {
         self.child.as_ref().map(Child::id)
     }
 
+    /// The CPU time the process has used so far (user and system, all threads), from
+    /// `/proc/<pid>/stat`.
+    ///
+    /// # Panics
+    /// When the process is not running.
+    pub fn cpu_time(&self) -> Duration {
+        let pid = self.pid().unwrap_or_else(|| panic!("{} is not running", self.name));
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/<pid>/stat");
+        // after the command name (in parentheses, maybe with spaces): state is field 3,
+        // utime and stime fields 14 and 15, in clock ticks (USER_HZ, 100 on Linux)
+        let fields: Vec<&str> = stat.rsplit_once(')').expect("stat").1.split_whitespace().collect();
+        let ticks: u64 = fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+        Duration::from_millis(ticks * 10)
+    }
+
     pub fn is_running(&mut self) -> bool {
         self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }

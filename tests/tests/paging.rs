@@ -307,3 +307,63 @@ async fn bad_paging_input_is_refused_naming_the_field_and_a_token_reads_only_its
     .await;
     assert!(items.iter().all(|i| i.status == wallet::WalletItemStatus::Issued as i32));
 }
+
+/// Issue 24, item 1: a forged my page token naming archive chunk 2^64-1 once kept a
+/// runtime worker busy for good (health checks timed out, SIGTERM did not stop mypage),
+/// and chunk 3000 cost 0.43 s, growing with the square of the number. A cursor beyond the
+/// page's chunks is refused at once, and mypage keeps answering meanwhile.
+#[tokio::test]
+async fn a_page_token_beyond_the_page_s_history_is_refused_at_once_and_mypage_stays_serving() {
+    use base64::Engine as _;
+    use std::time::Instant;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+    let sys = System::start().await;
+    // 300 missions: five archive chunks and the recent entries
+    e2e::seed::whale_page(&sys, "me", 300).await;
+    let forged =
+        |cursor: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("p1|{cursor}|mypage/me"));
+    let read = |page_token: String| {
+        let mut client = MyPageServiceClient::new(sys.as_customer(&sys.mypage, "me"));
+        async move {
+            let mut req =
+                tonic::Request::new(mypage::GetMyPageRequest { customer_id: "me".into(), page_size: 0, page_token });
+            req.set_timeout(Duration::from_secs(5));
+            let at = Instant::now();
+            let answer = client.get_my_page(req).await;
+            (at.elapsed(), answer)
+        }
+    };
+    // a token of this very list still reads on into the archive
+    let (_, first) = read(String::new()).await;
+    let next = first.expect("the first page").into_inner().next_page_token;
+    assert_eq!(read(next).await.1.expect("the second page").into_inner().page.unwrap().entries.len(), 50);
+
+    let health = || async {
+        let mut req = tonic::Request::new(HealthCheckRequest { service: e2e::MYPAGE.into() });
+        req.set_timeout(Duration::from_secs(1));
+        HealthClient::new(sys.mypage.channel()).check(req).await.map(|r| r.into_inner().status)
+    };
+    let cpu = sys.mypage.cpu_time();
+    // both at once (there are two runtime workers), and health asked right after them
+    let (huge, big, serving) =
+        tokio::join!(read(forged("a.18446744073709551615.0")), read(forged("a.3000.0")), async {
+            tokio::task::yield_now().await;
+            health().await
+        });
+    let cpu = sys.mypage.cpu_time() - cpu;
+    eprintln!("a.2^64-1 answered in {:?}, a.3000 in {:?}; mypage used {cpu:?} of CPU", huge.0, big.0);
+    for (what, (took, answer)) in [("a.18446744073709551615.0", huge), ("a.3000.0", big)] {
+        let e = answer.expect_err(what);
+        assert_eq!(e.code(), Code::InvalidArgument, "{what}: {}", e.message());
+        assert!(e.message().starts_with("page_token"), "{what}: {}", e.message());
+        assert!(took < Duration::from_secs(1), "{what} answered in {took:?}");
+    }
+    assert_eq!(serving.expect("health answers meanwhile"), ServingStatus::Serving as i32);
+    assert!(cpu < Duration::from_secs(1), "mypage used {cpu:?} of CPU for two refusals");
+    // and afterwards: no worker is left busy
+    for _ in 0..5 {
+        assert_eq!(health().await.expect("health answers"), ServingStatus::Serving as i32);
+    }
+}

@@ -154,12 +154,53 @@ pub struct Step {
     pub next: Option<Cursor>,
 }
 
+/// What [`plan`] needs or gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Planned {
+    /// The ids of this archive chunk must be read first (then plan again).
+    Chunk(u64),
+    /// The page to read.
+    Step(Step),
+}
+
+/// A cursor no page of this history can hold: an archive chunk beyond those the page has
+/// decided (a forged or foreign page token).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("cursor at archive chunk {chunk}, the page has {sealed}")]
+pub struct BeyondPage {
+    pub chunk: u64,
+    pub sealed: u64,
+}
+
+/// The most archive chunks one page of `size` entries crosses: every chunk it needs
+/// (each holds [`CHUNK`] ids), the tail and a partly read one. A page that skips more
+/// (entries read already) stops there, shorter, with a cursor to the next: whatever its
+/// cursor, a request costs at most this many chunk reads.
+pub fn chunks_per_page(size: usize) -> usize {
+    size.div_ceil(CHUNK) + 2
+}
+
 /// Plans reading up to `size` entries from `cursor`. `chunk(n)` gives the ids of archive
-/// chunk `n` (asked only for chunks the page does not hold); a page crosses as many
-/// chunks as it needs.
-pub fn plan(page: &MyPage, mut cursor: Cursor, size: usize, mut chunk: impl FnMut(u64) -> Vec<Uuid>) -> Step {
+/// chunk `n` when they were read (it is asked only for chunks the page does not hold);
+/// planning stops at the first chunk not read yet ([`Planned::Chunk`]). A page crosses
+/// at most [`chunks_per_page`] chunks.
+///
+/// # Errors
+/// [`BeyondPage`] for a cursor in a chunk the page does not have.
+pub fn plan(
+    page: &MyPage,
+    mut cursor: Cursor,
+    size: usize,
+    mut chunk: impl FnMut(u64) -> Option<Vec<Uuid>>,
+) -> Result<Planned, BeyondPage> {
+    if let Cursor::Archive { chunk, .. } = cursor
+        && chunk > page.archive.sealed
+    {
+        return Err(BeyondPage { chunk, sealed: page.archive.sealed });
+    }
     let mut step = Step { recent: Vec::new(), archived: Vec::new(), next: None };
     let want = |s: &Step| s.recent.len() + s.archived.len() < size;
+    let mut crossed = 0;
     loop {
         match cursor {
             Cursor::Recent { before } => {
@@ -176,16 +217,24 @@ pub fn plan(page: &MyPage, mut cursor: Cursor, size: usize, mut chunk: impl FnMu
                 }
                 if more {
                     step.next = Some(Cursor::Recent { before: last });
-                    return step;
+                    return Ok(Planned::Step(step));
                 }
                 // on into the archive, newest chunk (the tail) first, skipping what moved
                 // there from the recent entries since the page before
                 cursor = Cursor::Archive { chunk: page.archive.sealed, before: usize::MAX, below: last.or(before) };
             }
             Cursor::Archive { chunk: n, before, below } => {
+                if crossed == chunks_per_page(size) {
+                    step.next = Some(cursor);
+                    return Ok(Planned::Step(step));
+                }
+                crossed += 1;
                 let ids = match page.archive.held(n) {
                     Some(ids) => ids.to_vec(),
-                    None => chunk(n),
+                    None => match chunk(n) {
+                        Some(ids) => ids,
+                        None => return Ok(Planned::Chunk(n)),
+                    },
                 };
                 let end = before.min(ids.len());
                 let mut at = end;
@@ -197,15 +246,15 @@ pub fn plan(page: &MyPage, mut cursor: Cursor, size: usize, mut chunk: impl FnMu
                 }
                 if at > 0 {
                     step.next = Some(Cursor::Archive { chunk: n, before: at, below });
-                    return step;
+                    return Ok(Planned::Step(step));
                 }
                 if n == 0 {
-                    return step;
+                    return Ok(Planned::Step(step));
                 }
                 let older = Cursor::Archive { chunk: n - 1, before: usize::MAX, below };
                 if !want(&step) {
                     step.next = Some(older);
-                    return step;
+                    return Ok(Planned::Step(step));
                 }
                 cursor = older;
             }
@@ -229,9 +278,12 @@ mod tests {
         Fact::RewardIssued { mission_id: id, reward_id: Uuid::now_v7(), points: 1 }
     }
 
+    /// A page, its mission ids oldest first, the archived entries and the chunks written.
+    type History = (MyPage, Vec<Uuid>, HashMap<Uuid, Entry>, HashMap<u64, Vec<Uuid>>);
+
     /// A page after `n` missions, each achieved then issued; archived entries "written"
     /// into `store` as the service would.
-    fn history(n: usize) -> (MyPage, Vec<Uuid>, HashMap<Uuid, Entry>, HashMap<u64, Vec<Uuid>>) {
+    fn history(n: usize) -> History {
         let mut page = MyPage::empty(CustomerId::new("whale").unwrap());
         let (mut store, mut chunks) = (HashMap::new(), HashMap::new());
         let mut ids = Vec::new();
@@ -306,11 +358,19 @@ mod tests {
         assert_eq!(a.reward_status, Some(RewardStatus::Issued));
     }
 
+    /// The page planned from `cursor` with every chunk at hand.
+    fn step(page: &MyPage, cursor: Cursor, size: usize, chunks: &HashMap<u64, Vec<Uuid>>) -> Step {
+        match plan(page, cursor, size, |n| Some(chunks[&n].clone())) {
+            Ok(Planned::Step(step)) => step,
+            other => panic!("every chunk is at hand: {other:?}"),
+        }
+    }
+
     /// Reads every page of `size` from the start: the mission ids in the order read.
     fn read_all(page: &MyPage, chunks: &HashMap<u64, Vec<Uuid>>, size: usize) -> (Vec<Uuid>, usize) {
         let (mut out, mut cursor, mut pages) = (Vec::new(), Cursor::FIRST, 0);
         loop {
-            let step = plan(page, cursor, size, |n| chunks[&n].clone());
+            let step = step(page, cursor, size, chunks);
             pages += 1;
             assert!(step.recent.len() + step.archived.len() <= size);
             out.extend(step.recent.iter().map(|e| e.mission_id));
@@ -336,14 +396,14 @@ mod tests {
     #[test]
     fn given_new_missions_between_two_pages_then_the_next_page_repeats_nothing() {
         let (mut page, ids, mut store, mut chunks) = history(130);
-        let first = plan(&page, Cursor::FIRST, 50, |n| chunks[&n].clone());
+        let first = step(&page, Cursor::FIRST, 50, &chunks);
         for _ in 0..30 {
             let id = Uuid::now_v7();
             page.apply(&achieved(id), None, Utc::now());
             page.settle();
             write(&mut page, &mut store, &mut chunks);
         }
-        let second = plan(&page, first.next.unwrap(), 50, |n| chunks[&n].clone());
+        let second = step(&page, first.next.unwrap(), 50, &chunks);
         let expected: Vec<Uuid> = ids.iter().rev().skip(50).take(50).copied().collect();
         let mut got: Vec<Uuid> = second.recent.iter().map(|e| e.mission_id).collect();
         got.extend(second.archived);
@@ -364,5 +424,69 @@ mod tests {
         for bad in ["", "x", "r.", "r.zz", "a.1", "a.-1.2", "a.01.2", "a.1.2.3.4", "r.x.y"] {
             assert_eq!(Cursor::parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn given_a_cursor_beyond_the_page_s_chunks_when_planning_then_it_is_refused_without_reading_any() {
+        let (page, _, _, chunks) = history(317);
+        assert_eq!(page.archive.sealed, 5);
+        for chunk in [6, 3000, u64::MAX] {
+            let mut asked = 0;
+            let planned = plan(&page, Cursor::Archive { chunk, before: 0, below: None }, 50, |n| {
+                asked += 1;
+                chunks.get(&n).cloned()
+            });
+            assert_eq!(planned, Err(BeyondPage { chunk, sealed: 5 }), "chunk {chunk}");
+            assert_eq!(asked, 0, "chunk {chunk}: no chunk read");
+        }
+        // the tail (chunk `sealed`) and every decided chunk are the page's
+        for chunk in 0..=5 {
+            assert!(
+                plan(&page, Cursor::Archive { chunk, before: 7, below: None }, 50, |n| Some(chunks[&n].clone()))
+                    .is_ok()
+            );
+        }
+    }
+
+    #[test]
+    fn given_chunks_not_read_yet_when_planning_then_it_stops_at_the_first_and_asks_for_it() {
+        let (page, _, _, chunks) = history(317);
+        let mut asked = Vec::new();
+        let cursor = Cursor::Archive { chunk: 4, before: usize::MAX, below: None };
+        let planned = plan(&page, cursor, 500, |n| {
+            asked.push(n);
+            None
+        });
+        assert_eq!((planned, asked), (Ok(Planned::Chunk(4)), vec![4]));
+        // once read, planning goes on to the next one not read
+        let planned = plan(&page, cursor, 500, |n| (n == 4).then(|| chunks[&n].clone()));
+        assert_eq!(planned, Ok(Planned::Chunk(3)));
+    }
+
+    #[test]
+    fn given_a_cursor_that_skips_every_entry_then_each_page_crosses_at_most_chunks_per_page_and_the_reading_ends() {
+        let (page, _, _, chunks) = history(1234);
+        let size = 50;
+        // a cursor below every id: nothing matches, every chunk would be crossed at once
+        let mut cursor = Cursor::Recent { before: Some(Uuid::nil()) };
+        let mut pages = 0;
+        loop {
+            let mut asked = 0;
+            let planned = plan(&page, cursor, size, |n| {
+                asked += 1;
+                Some(chunks[&n].clone())
+            });
+            let Ok(Planned::Step(step)) = planned else { panic!("{planned:?}") };
+            pages += 1;
+            assert!(step.recent.is_empty() && step.archived.is_empty());
+            assert!(asked <= chunks_per_page(size), "{asked} chunks read for one page");
+            match step.next {
+                Some(next) => cursor = next,
+                None => break,
+            }
+        }
+        // the tail and 23 chunks, three a page
+        assert_eq!(page.archive.sealed, 23);
+        assert_eq!(pages, 24usize.div_ceil(chunks_per_page(size)));
     }
 }

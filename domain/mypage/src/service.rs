@@ -5,12 +5,15 @@ use kernel::{CustomerId, StoreError, retry_on_conflict};
 
 use uuid::Uuid;
 
-use crate::archive::{self, Cursor};
+use crate::archive::{self, Cursor, Planned};
 use crate::model::{Entry, Fact, MyPage};
 use crate::ports::PageStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MyPageError {
+    /// A cursor this page cannot hold (forged, or of another history).
+    #[error(transparent)]
+    Cursor(#[from] archive::BeyondPage),
     #[error("unavailable: {0}")]
     Unavailable(String),
 }
@@ -40,7 +43,12 @@ impl<S: PageStore> MyPageService<S> {
     }
 
     /// One page of entries from `cursor`, newest first, with the page they belong to
-    /// (its totals) and where the next page starts.
+    /// (its totals) and where the next page starts. Its cost is bounded whatever the
+    /// cursor: a page read, at most [`archive::chunks_per_page`] chunk reads, one read of
+    /// the archived entries.
+    ///
+    /// # Errors
+    /// [`MyPageError::Cursor`] for a cursor beyond the page's history.
     pub async fn entries(
         &self,
         customer: &CustomerId,
@@ -48,32 +56,24 @@ impl<S: PageStore> MyPageService<S> {
         size: usize,
     ) -> Result<(MyPage, Vec<Entry>, Option<Cursor>), MyPageError> {
         let page = self.page(customer).await?;
-        // Chunks the page does not hold are read first (a page crosses at most a few).
+        // The chunks the page does not hold, read one at a time as planning reaches them:
+        // at most `archive::chunks_per_page(size)`, whatever the cursor.
         let mut chunks = std::collections::HashMap::new();
-        loop {
-            let mut missing = None;
-            let step = archive::plan(&page, cursor, size, |n| match chunks.get(&n) {
-                Some(ids) => Clone::clone(ids),
-                None => {
-                    missing.get_or_insert(n);
-                    Vec::new()
+        let step = loop {
+            match archive::plan(&page, cursor, size, |n| chunks.get(&n).cloned())? {
+                Planned::Chunk(n) => {
+                    let ids = self.store.chunk(customer, n).await?;
+                    chunks.insert(n, ids);
                 }
-            });
-            if let Some(n) = missing {
-                chunks.insert(n, self.store.chunk(customer, n).await?);
-                continue;
+                Planned::Step(step) => break step,
             }
-            let stored = if step.archived.is_empty() {
-                Vec::new()
-            } else {
-                self.store.archived(customer, &step.archived).await?
-            };
-            let stored: std::collections::HashMap<Uuid, Entry> =
-                stored.into_iter().map(|e| (e.mission_id, e)).collect();
-            let mut entries = step.recent;
-            entries.extend(step.archived.iter().filter_map(|id| page.archive.stored(*id, stored.get(id))));
-            return Ok((page, entries, step.next));
-        }
+        };
+        let stored =
+            if step.archived.is_empty() { Vec::new() } else { self.store.archived(customer, &step.archived).await? };
+        let stored: std::collections::HashMap<Uuid, Entry> = stored.into_iter().map(|e| (e.mission_id, e)).collect();
+        let mut entries = step.recent;
+        entries.extend(step.archived.iter().filter_map(|id| page.archive.stored(*id, stored.get(id))));
+        Ok((page, entries, step.next))
     }
 
     pub async fn watch(&self, customer: &CustomerId) -> Result<S::Updates, MyPageError> {
@@ -265,6 +265,21 @@ mod tests {
         assert_eq!(read.len(), 3001);
         assert_eq!(read[3000 - 10], old);
         assert!(read.windows(2).all(|w| w[0] > w[1]), "newest first");
+    }
+
+    #[test]
+    fn given_a_cursor_beyond_the_page_when_reading_then_it_is_refused_after_reading_the_page_only() {
+        let s = MyPageService::new(Memory::default());
+        let c = CustomerId::new("me").unwrap();
+        let facts: Vec<Fact> = (0..300).map(|_| played(Uuid::now_v7())).collect();
+        block_on(s.apply(&c, &facts)).unwrap();
+        let before = *s.store.calls.lock().unwrap();
+        for chunk in [u64::MAX, 3000] {
+            let forged = Cursor::Archive { chunk, before: 0, below: None };
+            let e = block_on(s.entries(&c, forged, 50)).unwrap_err();
+            assert!(matches!(e, MyPageError::Cursor(archive::BeyondPage { sealed: 5, .. })), "{e:?}");
+        }
+        assert_eq!(*s.store.calls.lock().unwrap() - before, 2, "one page read each, no chunk read");
     }
 
     #[test]

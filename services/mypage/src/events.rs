@@ -120,6 +120,8 @@ pub trait Target: Send + Sync + 'static {
 fn retry(e: MyPageError) -> HandleError {
     match e {
         MyPageError::Unavailable(_) => HandleError::Retry(e.to_string()),
+        // (a read's refusal: applying facts plans no cursor)
+        MyPageError::Cursor(_) => HandleError::Reject(e.to_string()),
     }
 }
 

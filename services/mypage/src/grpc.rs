@@ -25,6 +25,8 @@ pub struct Handlers {
 fn to_status(e: MyPageError) -> Status {
     match e {
         MyPageError::Unavailable(detail) => status::unavailable(&detail),
+        // A cursor beyond the page's history was never in a token we made.
+        MyPageError::Cursor(_) => paging::forged_token(),
     }
 }
 
