@@ -369,14 +369,15 @@ async fn five_and_fifty_wrong_passwords_from_one_address_slow_that_address_but_n
     assert!(t0.elapsed() < Duration::from_secs(2), "at once: {:?}", t0.elapsed());
     assert!(started.elapsed() < Duration::from_secs(30), "the refusals cost nothing: {:?}", started.elapsed());
 
-    // Spraying one password over many accounts from one address: refused after 20 failures.
+    // Spraying one password over many accounts from one address: slowed after 20 failures
+    // (a slow-down, not a block: tests/tests/auth_abuse.rs has the NAT's other users).
     for i in 0..20 {
         let e = auth.issue_token(from("203.0.113.99", &format!("user-{i}"), "Winter2026!")).await.unwrap_err();
         assert_eq!(e.code(), Code::Unauthenticated, "attempt {i}");
     }
     let e = auth.issue_token(from("203.0.113.99", "victim", PASSWORD)).await.unwrap_err();
     assert_eq!(e.code(), Code::ResourceExhausted);
-    assert!(retry_after(&e) > 60, "refused for a while: {}", retry_after(&e));
+    assert!((1..=60).contains(&retry_after(&e)), "slowed: {}", retry_after(&e));
     auth.issue_token(from("192.0.2.10", "victim", PASSWORD)).await.expect("still fine from home");
     // The same holds for service accounts' logins.
     for _ in 0..4 {

@@ -5,10 +5,14 @@
 //! Hashing is slow on purpose (OWASP: 19 MiB, 2 iterations); callers on an async runtime
 //! run it on the blocking pool. A hash carries its own parameters, so a hash made with
 //! other parameters (cheaper ones in tests) still verifies.
+//!
+//! A server hashing all day keeps its argon2 memory in a [`Scratch`] and reuses it: each
+//! hash allocating and freeing its 19 MiB, glibc's allocator kept the freed blocks in its
+//! per-thread arenas, and a service bounded to 6 hashes at once still grew to 255 MiB.
 
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 
 /// argon2id cost parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,20 +37,90 @@ impl Cost {
     }
 }
 
+/// The memory of argon2 computations, kept for the next one. It grows to the largest
+/// cost it was used at, up to `limit_kib`; a hash needing more (made at a higher cost
+/// than this server's) gets memory of its own for that one computation.
+#[derive(Debug)]
+pub struct Scratch {
+    blocks: Vec<Block>,
+    limit: usize,
+}
+
+impl Scratch {
+    /// Empty; filled at first use, up to `limit_kib`.
+    pub fn new(limit_kib: u32) -> Self {
+        Self { blocks: Vec::new(), limit: usize::try_from(limit_kib).unwrap_or(usize::MAX) }
+    }
+
+    /// The KiB it holds now.
+    pub fn kib(&self) -> usize {
+        self.blocks.len() * Block::SIZE / 1024
+    }
+
+    /// Runs argon2 into `out` on this memory (or on memory of its own beyond the limit).
+    fn run(&mut self, argon2: &Argon2<'_>, secret: &[u8], salt: &[u8], out: &mut [u8]) -> Result<(), String> {
+        let needed = argon2.params().block_count();
+        if needed > self.limit {
+            return argon2.hash_password_into(secret, salt, out).map_err(|e| e.to_string());
+        }
+        if self.blocks.len() < needed {
+            self.blocks.resize(needed, Block::default());
+        }
+        argon2.hash_password_into_with_memory(secret, salt, out, &mut self.blocks[..needed]).map_err(|e| e.to_string())
+    }
+}
+
 /// A salted argon2id hash of `secret`, as a PHC string (`$argon2id$v=19$m=...`).
 ///
 /// # Errors
 /// When the parameters are out of range or hashing fails (memory).
 pub fn hash(secret: &str, cost: Cost) -> Result<String, String> {
+    hash_in(secret, cost, &mut Scratch::new(cost.memory_kib))
+}
+
+/// [`hash`], on `scratch`.
+///
+/// # Errors
+/// As [`hash`].
+pub fn hash_in(secret: &str, cost: Cost, scratch: &mut Scratch) -> Result<String, String> {
+    let argon2 = cost.argon2()?;
     let salt = SaltString::generate(&mut OsRng);
-    cost.argon2()?.hash_password(secret.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
+    let mut salt_bytes = [0u8; 64];
+    let salt_bytes = salt.decode_b64(&mut salt_bytes).map_err(|e| e.to_string())?;
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    scratch.run(&argon2, secret.as_bytes(), salt_bytes, &mut out)?;
+    let params = argon2.params().try_into().map_err(|e: argon2::password_hash::Error| e.to_string())?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params,
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&out).map_err(|e| e.to_string())?),
+    };
+    Ok(phc.to_string())
 }
 
 /// Whether `secret` matches the PHC string `hash`; a malformed hash matches nothing.
 pub fn verify(secret: &str, hash: &str) -> bool {
-    // The hash's own parameters are used, whatever `Cost` made it.
-    PasswordHash::new(hash)
-        .is_ok_and(|parsed| Cost::OWASP.argon2().is_ok_and(|a| a.verify_password(secret.as_bytes(), &parsed).is_ok()))
+    verify_in(secret, hash, &mut Scratch::new(u32::MAX))
+}
+
+/// [`verify`], on `scratch`. The hash's own parameters are used, whatever `Cost` made it.
+pub fn verify_in(secret: &str, hash: &str, scratch: &mut Scratch) -> bool {
+    let mut check = || -> Result<bool, String> {
+        let parsed = PasswordHash::new(hash).map_err(|e| e.to_string())?;
+        let algorithm = Algorithm::try_from(parsed.algorithm).map_err(|e| e.to_string())?;
+        let version = parsed.version.map(Version::try_from).transpose().map_err(|e| e.to_string())?.unwrap_or_default();
+        let params = Params::try_from(&parsed).map_err(|e| e.to_string())?;
+        let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else { return Ok(false) };
+        let mut salt_bytes = [0u8; 64];
+        let salt_bytes = salt.decode_b64(&mut salt_bytes).map_err(|e| e.to_string())?;
+        let mut out = vec![0u8; expected.len()];
+        scratch.run(&Argon2::new(algorithm, version, params), secret.as_bytes(), salt_bytes, &mut out)?;
+        // Output's equality is constant-time.
+        Ok(Output::new(&out).map_err(|e| e.to_string())? == expected)
+    };
+    check().unwrap_or(false)
 }
 
 /// Whether `hash` is an argon2id PHC string we can verify against.
@@ -123,6 +197,28 @@ mod tests {
         assert!(!verify("wrong horse", &a));
         assert!(!verify("correct horse", "not a hash"));
         assert!(!is_hash("not a hash"));
+    }
+
+    #[test]
+    fn hashes_made_on_a_kept_scratch_are_the_crates_own_and_the_scratch_is_reused() {
+        use argon2::password_hash::PasswordVerifier as _;
+        let mut scratch = Scratch::new(CHEAP.memory_kib);
+        let a = hash_in("correct horse", CHEAP, &mut scratch).unwrap();
+        assert_eq!(scratch.kib(), 1024, "kept for the next one");
+        // The argon2 crate's own verifier agrees, both ways.
+        let parsed = PasswordHash::new(&a).unwrap();
+        assert!(Argon2::default().verify_password(b"correct horse", &parsed).is_ok());
+        let theirs = {
+            use argon2::password_hash::PasswordHasher as _;
+            let salt = SaltString::generate(&mut OsRng);
+            CHEAP.argon2().unwrap().hash_password(b"correct horse", &salt).unwrap().to_string()
+        };
+        assert!(verify_in("correct horse", &theirs, &mut scratch));
+        assert!(!verify_in("wrong horse", &theirs, &mut scratch));
+        // A costlier hash than the scratch's limit still verifies, on memory of its own.
+        let costly = hash("correct horse", Cost { memory_kib: 2048, iterations: 1 }).unwrap();
+        assert!(verify_in("correct horse", &costly, &mut scratch));
+        assert_eq!(scratch.kib(), 1024, "not grown beyond its limit");
     }
 
     #[test]

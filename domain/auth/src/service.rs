@@ -217,9 +217,11 @@ where
         if let Some(h) = self.decoy_hash.get() {
             return h.clone();
         }
-        let hash =
-            self.hasher.hash(&Password::new("decoy-password-never-used").expect("valid")).await.unwrap_or_default();
-        self.decoy_hash.get_or_init(|| hash).clone()
+        match self.hasher.hash(&Password::new("decoy-password-never-used").expect("valid")).await {
+            Ok(hash) => self.decoy_hash.get_or_init(|| hash).clone(),
+            // Not kept: the next login of an unknown account tries again.
+            Err(_) => String::new(),
+        }
     }
 
     /// Creates the first admin from configuration unless the account exists (then it is

@@ -17,6 +17,7 @@ use grpc_adapter::{auth, status};
 use tonic::{Request, Response, Status};
 
 use crate::App;
+use crate::crypto::{Busy, HashSlots};
 
 fn json(status: http::StatusCode, body: String) -> (http::StatusCode, [(http::HeaderName, &'static str); 1], String) {
     let kind = if status.is_success() { "application/json" } else { "text/plain" };
@@ -29,11 +30,12 @@ pub fn routes(
     app: Arc<App>,
     issuer: TokenIssuer,
     trusted: TrustedProxies,
+    slots: HashSlots,
     horizon: Duration,
 ) -> tonic::service::Routes {
     let jwks_issuer = issuer.clone();
     let revocations_app = app.clone();
-    let grpc = pb::auth_service_server::AuthServiceServer::new(Handlers { app, issuer, trusted });
+    let grpc = pb::auth_service_server::AuthServiceServer::new(Handlers { app, issuer, trusted, slots });
     let router = tonic::service::Routes::new(grpc)
         .into_axum_router()
         .route(
@@ -79,13 +81,20 @@ pub struct Handlers {
     app: Arc<App>,
     issuer: TokenIssuer,
     trusted: TrustedProxies,
+    /// Every call that hashes a password holds one while it runs.
+    slots: HashSlots,
 }
 
-fn retry_after(retry_after: Duration, message: &str) -> Status {
+fn retry_after(code: tonic::Code, retry_after: Duration, message: &str) -> Status {
     let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
-    let mut s = Status::resource_exhausted(format!("{message}; try again in {seconds} s"));
+    let mut s = Status::new(code, format!("{message}; try again in {seconds} s"));
     s.metadata_mut().insert("retry-after", seconds.into());
     s
+}
+
+/// `UNAVAILABLE` with `retry-after`: no hashing slot was free.
+fn busy(_: Busy) -> Status {
+    retry_after(tonic::Code::Unavailable, Duration::from_secs(1), "too many logins at once")
 }
 
 fn to_status(e: AuthError) -> Status {
@@ -96,7 +105,7 @@ fn to_status(e: AuthError) -> Status {
         AuthError::NotFound(what) => status::not_found(what),
         AuthError::Refused(LoginRefusal::BadCredentials) => Status::unauthenticated("invalid customer id or password"),
         AuthError::Refused(LoginRefusal::Throttled { retry_after: wait }) => {
-            retry_after(wait, "too many failed attempts")
+            retry_after(tonic::Code::ResourceExhausted, wait, "too many failed attempts")
         }
         AuthError::Role(r @ RoleRefusal::OwnAdminRole) => Status::failed_precondition(r.to_string()),
         AuthError::Unavailable(detail) => status::unavailable(&detail),
@@ -149,6 +158,7 @@ impl pb::auth_service_server::AuthService for Handlers {
         &self,
         req: Request<pb::RegisterCustomerRequest>,
     ) -> Result<Response<pb::RegisterCustomerResponse>, Status> {
+        let _slot = self.slots.enter().await.map_err(busy)?;
         let r = req.into_inner();
         let customer = self.app.register(&r.customer_id, &r.password).await.map_err(to_status)?;
         tracing::info!(customer = %customer, "customer registered");
@@ -159,6 +169,7 @@ impl pb::auth_service_server::AuthService for Handlers {
         &self,
         req: Request<pb::IssueTokenRequest>,
     ) -> Result<Response<pb::IssueTokenResponse>, Status> {
+        let _slot = self.slots.enter().await.map_err(busy)?;
         let address = self.address(&req);
         let r = req.into_inner();
         let token = self.app.issue_token(&r.customer_id, &r.password, address.as_deref()).await.map_err(|e| {
@@ -174,6 +185,7 @@ impl pb::auth_service_server::AuthService for Handlers {
         &self,
         req: Request<pb::IssueServiceTokenRequest>,
     ) -> Result<Response<pb::IssueTokenResponse>, Status> {
+        let _slot = self.slots.enter().await.map_err(busy)?;
         let address = self.address(&req);
         let r = req.into_inner();
         let token = self.app.issue_service_token(&r.client_id, &r.client_secret, address.as_deref()).await.map_err(
@@ -253,6 +265,7 @@ impl pb::auth_service_server::AuthService for Handlers {
         req: Request<pb::CreateServiceAccountRequest>,
     ) -> Result<Response<pb::CreateServiceAccountResponse>, Status> {
         let who = self.admin(&req).await?;
+        let _slot = self.slots.enter().await.map_err(busy)?;
         let r = req.into_inner();
         let (account, secret) =
             self.app.create_service_account(&who.customer_id, &r.name, &r.role).await.map_err(to_status)?;
@@ -337,5 +350,13 @@ mod status_tests {
         assert_eq!(s.code(), Code::ResourceExhausted);
         assert!(s.message().contains("try again in 5 s"), "{}", s.message());
         assert_eq!(s.metadata().get("retry-after").and_then(|v| v.to_str().ok()), Some("5"));
+    }
+
+    #[test]
+    fn no_free_hashing_slot_is_unavailable_saying_when_to_try_again() {
+        let s = busy(Busy);
+        assert_eq!(s.code(), Code::Unavailable);
+        assert!(s.message().contains("try again in 1 s"), "{}", s.message());
+        assert_eq!(s.metadata().get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
     }
 }

@@ -79,37 +79,65 @@ pub struct Settings {
     /// The longest wait between two logins of one account from one address, in seconds.
     #[arg(long, env = "LOGIN_MAX_DELAY_SECONDS", default_value_t = 900)]
     pub login_max_delay_seconds: u64,
-    /// Failed logins from one address, over every account, within
-    /// `ADDRESS_WINDOW_SECONDS` before the address is refused for as long.
+    /// Failed logins from one address, over every account, before each further one makes
+    /// the whole address wait (1 s, doubling): a slow-down, never a block, so that a
+    /// carrier NAT's other users still log in; accounts that logged in from the address
+    /// before are not slowed by it at all.
     #[arg(long, env = "ADDRESS_MAX_FAILURES", default_value_t = 20)]
     pub address_max_failures: u32,
+    /// An address without a failed login for this long starts again from zero.
     #[arg(long, env = "ADDRESS_WINDOW_SECONDS", default_value_t = 600)]
     pub address_window_seconds: u64,
+    /// The longest wait between two logins from one address, in seconds.
+    #[arg(long, env = "ADDRESS_MAX_DELAY_SECONDS", default_value_t = 60)]
+    pub address_max_delay_seconds: u64,
     /// argon2id memory cost in KiB (OWASP: 19456).
     #[arg(long, env = "ARGON2_MEMORY_KIB", default_value_t = 19_456)]
     pub argon2_memory_kib: u32,
     /// argon2id iterations (OWASP: 2).
     #[arg(long, env = "ARGON2_ITERATIONS", default_value_t = 2)]
     pub argon2_iterations: u32,
+    /// How many password hashes may run at once (each holds `ARGON2_MEMORY_KIB` while it
+    /// runs). Unset: as many as fit `PASSWORD_HASH_MEMORY_MIB`.
+    #[arg(long, env = "PASSWORD_HASH_CONCURRENCY")]
+    pub password_hash_concurrency: Option<usize>,
+    /// The memory password hashing may take at once, in MiB, when
+    /// `PASSWORD_HASH_CONCURRENCY` is unset: 128 MiB is 6 hashes at OWASP's 19 MiB, which
+    /// with the service's own ~50 MiB stays well inside a 256 MiB container limit.
+    #[arg(long, env = "PASSWORD_HASH_MEMORY_MIB", default_value_t = 128)]
+    pub password_hash_memory_mib: u64,
+    /// How long a call waits for a free hashing slot before it is answered `UNAVAILABLE`
+    /// with `retry-after`, in milliseconds.
+    #[arg(long, env = "PASSWORD_HASH_WAIT_MS", default_value_t = 1000)]
+    pub password_hash_wait_ms: u64,
 }
 
 impl Settings {
+    /// The bound on password hashes at once (see [`crypto::HashSlots`]).
+    pub fn hash_slots(&self) -> crypto::HashSlots {
+        let slots = self
+            .password_hash_concurrency
+            .unwrap_or_else(|| crypto::HashSlots::fitting(self.password_hash_memory_mib, self.argon2_memory_kib));
+        crypto::HashSlots::new(slots, Duration::from_millis(self.password_hash_wait_ms))
+    }
+
     /// # Errors
     /// A message naming the setting that is out of range.
     pub fn throttle(&self) -> Result<ThrottlePolicy, String> {
         if self.login_max_delay_seconds == 0 {
             return Err("LOGIN_MAX_DELAY_SECONDS must be positive".into());
         }
-        if self.address_max_failures == 0 || self.address_window_seconds == 0 {
-            return Err("ADDRESS_MAX_FAILURES and ADDRESS_WINDOW_SECONDS must be positive".into());
+        if self.address_max_failures == 0 || self.address_window_seconds == 0 || self.address_max_delay_seconds == 0 {
+            return Err(
+                "ADDRESS_MAX_FAILURES, ADDRESS_WINDOW_SECONDS and ADDRESS_MAX_DELAY_SECONDS must be positive".into()
+            );
         }
-        let window = Duration::from_secs(self.address_window_seconds);
         Ok(ThrottlePolicy {
             free_failures: self.login_free_failures,
             max_delay: Duration::from_secs(self.login_max_delay_seconds),
             address_failures: self.address_max_failures,
-            address_window: window,
-            address_block: window,
+            address_window: Duration::from_secs(self.address_window_seconds),
+            address_max_delay: Duration::from_secs(self.address_max_delay_seconds),
             ..ThrottlePolicy::default()
         })
     }
@@ -133,7 +161,8 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     let ring = KeyRing::open(&settings.keys_dir, ttl.max(service_ttl))
         .map_err(Error::at(format!("AUTH_KEYS_DIR {}", settings.keys_dir.display())))?;
     let issuer = TokenIssuer { ring, issuer: settings.issuer.clone(), audience: settings.audience.clone(), ttl };
-    let hasher = crypto::Argon2Hasher::new(settings.argon2_memory_kib, settings.argon2_iterations)
+    let slots = settings.hash_slots();
+    let hasher = crypto::Argon2Hasher::new(settings.argon2_memory_kib, settings.argon2_iterations, slots.available())
         .map_err(Error::at("ARGON2_MEMORY_KIB / ARGON2_ITERATIONS"))?;
     let trusted = TrustedProxies::parse(&settings.trusted_proxies).map_err(Error::at("TRUSTED_PROXIES"))?;
     let policy = settings.throttle().map_err(Error::at("login throttle"))?;
@@ -181,7 +210,8 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
         }
     });
     let horizon = ttl.max(service_ttl) + Duration::from_secs(120);
-    let routes = grpc::routes(app.clone(), issuer, trusted, horizon);
+    tracing::info!(slots = slots.available(), memory_kib = settings.argon2_memory_kib, "password hashes at once");
+    let routes = grpc::routes(app.clone(), issuer, trusted, slots, horizon);
     let mut srv = Server::new(settings.server.clone(), routes, vec![SERVICE_NAME], probe);
     let stopping = srv.stopping.clone();
     srv.spawn(async move {

@@ -63,6 +63,7 @@ diesel::table! {
         since -> Timestamp,
         blocked_until -> Nullable<Timestamp>,
         version -> BigInt,
+        known_until -> Nullable<Timestamp>,
     }
 }
 
@@ -189,6 +190,7 @@ struct CounterRow {
     since: NaiveDateTime,
     blocked_until: Option<NaiveDateTime>,
     version: i64,
+    known_until: Option<NaiveDateTime>,
 }
 
 impl From<CounterRow> for Counter {
@@ -197,6 +199,7 @@ impl From<CounterRow> for Counter {
             failures: u32::try_from(r.failures).unwrap_or(0),
             since: utc(r.since),
             blocked_until: r.blocked_until.map(utc),
+            known_until: r.known_until.map(utc),
             version: Some(r.version),
         }
     }
@@ -385,6 +388,7 @@ impl LoginThrottleRepository for SqlAuth {
                 since: c.since.naive_utc(),
                 blocked_until: c.blocked_until.map(|t| t.naive_utc()),
                 version: c.version.map_or(0, |v| v + 1),
+                known_until: c.known_until.map(|t| t.naive_utc()),
             };
             (row, c.version)
         });
@@ -419,10 +423,13 @@ impl LoginThrottleRepository for SqlAuth {
         self.store
             .write(move |c| {
                 let expired = login_throttle::blocked_until.is_null().or(login_throttle::blocked_until.lt(now));
-                diesel::delete(login_throttle::table.filter(login_throttle::since.lt(before)).filter(expired))
-                    .execute(c)
-                    .map(|n| n as u64)
-                    .map_err(db)
+                let forgotten = login_throttle::known_until.is_null().or(login_throttle::known_until.lt(now));
+                diesel::delete(
+                    login_throttle::table.filter(login_throttle::since.lt(before)).filter(expired).filter(forgotten),
+                )
+                .execute(c)
+                .map(|n| n as u64)
+                .map_err(db)
             })
             .await
     }

@@ -68,7 +68,7 @@ async fn a_revocation_only_moves_later_and_old_ones_are_not_listed(db: TestDatab
 async fn throttle_counters_are_saved_by_version_and_pruned_when_they_no_longer_count(db: TestDatabase) {
     let repo = open(&db).await;
     let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
-    let fresh = Counter { failures: 1, since: now, blocked_until: None, version: None };
+    let fresh = Counter { failures: 1, since: now, blocked_until: None, known_until: None, version: None };
     let keys = ["p|1.2.3.4|alice", "a|1.2.3.4"];
     assert_eq!(repo.counters(keys).await.unwrap(), [None, None]);
     repo.save([(keys[0], &fresh), (keys[1], &fresh)]).await.unwrap();
@@ -86,6 +86,12 @@ async fn throttle_counters_are_saved_by_version_and_pruned_when_they_no_longer_c
     assert_eq!(repo.prune(now, later).await.unwrap(), 0, "nothing older than `before`");
     assert_eq!(repo.prune(now + chrono::Duration::seconds(1), later).await.unwrap(), 2);
     assert_eq!(repo.counters(keys).await.unwrap(), [None, None]);
+    // An owner known at an address is remembered past the others.
+    let known = Counter { known_until: Some(later + chrono::Duration::days(30)), ..fresh.clone() };
+    repo.save([(keys[0], &known), (keys[1], &fresh)]).await.unwrap();
+    assert_eq!(repo.prune(now + chrono::Duration::seconds(1), later).await.unwrap(), 1, "the address only");
+    let [pair, address] = repo.counters(keys).await.unwrap();
+    assert_eq!((pair.unwrap().known_until, address), (known.known_until, None));
 }
 
 store_adapter::on_both_backends!(
