@@ -104,13 +104,7 @@ async fn call(global: &Global, args: DlqArgs) -> Result<(), String> {
                 (None, true) => dlq::list(&js, consumer.as_deref()).await?.iter().map(|d| d.seq).collect(),
                 _ => return Err("redrive: give an ID or --all".into()),
             };
-            let mut sent = Vec::new();
-            for id in ids {
-                if dlq::redrive(&js, id).await? {
-                    sent.push(id);
-                }
-            }
-            print_redriven(global, &sent);
+            print_redriven(global, &dlq::redrive_each(&js, ids).await?);
         }
         DlqCommand::Discard { id, reason } => {
             let done = dlq::discard(&js, id, &reason).await?;
@@ -162,13 +156,20 @@ fn print_one(global: &Global, d: &DeadLetter, event: &str) {
     );
 }
 
-fn print_redriven(global: &Global, sent: &[u64]) {
+/// What a redrive did: the ids sent back, and those refused with why (they stay waiting).
+fn print_redriven(global: &Global, done: &dlq::Redriven) {
+    let refused = || done.refused.iter().map(|(id, reason)| json!({ "id": id, "reason": reason })).collect::<Vec<_>>();
     print(
         global,
-        || json!({ "redriven": sent }),
-        || match sent.len() {
-            0 => "nothing to redrive (already redriven or discarded)".into(),
-            n => format!("redriven {n}: {}", sent.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")),
+        || json!({ "redriven": done.sent, "refused": refused() }),
+        || {
+            let sent = match done.sent.len() {
+                0 if done.refused.is_empty() => "nothing to redrive (already redriven or discarded)".to_owned(),
+                0 => "redriven none".to_owned(),
+                n => format!("redriven {n}: {}", done.sent.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")),
+            };
+            let refused = done.refused.iter().map(|(id, reason)| format!("\nrefused {id}: {reason}"));
+            std::iter::once(sent).chain(refused).collect()
         },
     );
 }
@@ -238,7 +239,8 @@ pub async fn via_gateway(
             let req =
                 pb::RedriveDeadLettersRequest { id: id.unwrap_or(0), all, consumer: consumer.unwrap_or_default() };
             let r = c.redrive_dead_letters(req).await?.into_inner();
-            print_redriven(global, &r.redriven);
+            let refused = r.refused.into_iter().map(|d| (d.id, d.reason)).collect();
+            print_redriven(global, &dlq::Redriven { sent: r.redriven, refused });
         }
         DlqCommand::Discard { id, reason } => {
             let r = c.discard_dead_letter(pb::DiscardDeadLetterRequest { id, reason: reason.clone() }).await?;

@@ -36,3 +36,18 @@ pub fn reward_allocated(customer: &str, points: i64) -> (async_nats::HeaderMap, 
     let h = headers(&ev::RewardAllocated::full_name(), &event_id, &event_id, customer, &mission_id);
     (h, body.encode_to_vec().into())
 }
+
+/// A `MissionAchieved` no game server reported: `points` for `customer`, new ids.
+pub fn mission_achieved(customer: &str, points: i64) -> (async_nats::HeaderMap, bytes::Bytes) {
+    let mission_id = uuid::Uuid::now_v7().to_string();
+    let body = ev::MissionAchieved {
+        mission_id: mission_id.clone(),
+        customer_id: customer.into(),
+        mission_code: "daily-login".into(),
+        reward_points: points,
+        achieved_at: None,
+    };
+    let event_id = uuid::Uuid::now_v7().to_string();
+    let h = headers(&ev::MissionAchieved::full_name(), &event_id, &event_id, customer, &mission_id);
+    (h, body.encode_to_vec().into())
+}

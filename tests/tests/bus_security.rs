@@ -2,7 +2,8 @@
 //! nats-server secured as `gamectl up` secures it, someone holding one service's
 //! credentials, or none, tries to mint points, listen in on another service, or read a
 //! stream. The server refuses each (and says so); nothing changes. A service whose key is
-//! refused stops at start, naming the setting.
+//! refused stops at start, naming the setting. A service dead-letters only for its own
+//! consumers (issue 24: a dead letter belongs to the consumer its subject names).
 
 use std::time::Duration;
 
@@ -132,4 +133,35 @@ async fn a_service_whose_key_the_bus_refuses_stops_at_start_naming_the_setting()
         assert_eq!(out.status.code(), Some(1), "{stderr}");
         assert!(stderr.contains("NATS_NKEY_SEED_FILE") && stderr.contains(why), "{stderr}");
     }
+}
+
+#[tokio::test]
+async fn a_service_dead_letters_only_for_its_own_consumers_and_files_nothing_as_discarded() {
+    let sys = System::start().await;
+    issued_reward(&sys, "c-trudy", "daily-login").await; // every consumer bound, DEADLETTER made
+    let (notification, mut errors) = sys.nats.connect_as("notification").await.expect("notification's key is valid");
+    let js = async_nats::jetstream::ContextBuilder::new().timeout(Duration::from_secs(1)).build(notification.clone());
+    // Its own consumer's dead-letter subject: stored (and only ever redriven as the event
+    // its stream holds, tests/tests/redrive.rs).
+    let (h, payload) = e2e::events::reward_allocated("c-trudy", 1_000_000);
+    js.publish_with_headers("game.deadletter.notification-gift-issued", h.clone(), payload.clone())
+        .await
+        .expect("accepted by the client")
+        .await
+        .expect("its own dead-letter subject");
+    // Another role's consumer's, a made-up one, and the discarded ones: refused.
+    for subject in [
+        "game.deadletter.wallet-issue",
+        "game.deadletter.reward-allocate",
+        "game.deadletter.anyone",
+        "game.deadletter._discarded.wallet-issue",
+    ] {
+        let ack = js.publish_with_headers(subject, h.clone(), payload.clone()).await.expect("accepted by the client");
+        assert!(ack.await.is_err(), "JetStream stored notification's dead letter on {subject}");
+        let refused = refusal(&mut errors, subject).await;
+        assert!(refused.contains("Permissions Violation for Publish") && refused.contains(subject), "{refused}");
+    }
+    let operator = sys.operator_js().await;
+    let mut dead_letters = operator.get_stream("DEADLETTER").await.expect("DEADLETTER");
+    assert_eq!(dead_letters.info().await.unwrap().state.messages, 1, "only the one on its own subject");
 }

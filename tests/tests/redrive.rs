@@ -6,13 +6,19 @@
 //! operator on the bus (`gamectl dlq --bus`), and as an admin through the gateway
 //! (`game.admin.v1.DeadLetterService`, served by `gamectl serve ops`), where a player is
 //! refused and a call without a token is unauthenticated.
+//!
+//! And the attack of issue 24 (item 8), both ways: dead letters forged with a service's
+//! own NATS key (notification's, claiming a mission subject; mypage's, whose filter is a
+//! wildcard; mission's, whose subject wallet reads too) are refused by an admin's routine
+//! "redrive all", reported with why, kept waiting, and mint no points.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use async_nats::jetstream;
-use e2e::{GATEWAY, NOTIFICATION, NatsServer, Service, eventually};
+use e2e::api::{issued_reward, rewards, wallet_of};
+use e2e::{GATEWAY, NOTIFICATION, NatsServer, Service, System, eventually};
 use grpc_adapter::pb::admin::v1 as admin;
 use grpc_adapter::pb::admin::v1::dead_letter_service_client::DeadLetterServiceClient;
 use grpc_adapter::pb::events::v1 as ev;
@@ -233,4 +239,127 @@ async fn scenario(dir: &tempfile::TempDir, nats: &NatsServer, tokens: &e2e::Toke
         .expect("the discarded event is kept");
     assert_eq!(discarded.headers.get("Game-Discard-Reason").map(|v| v.as_str()), Some("customer left"));
     assert_eq!(discarded.headers.get("Game-Event-Id").map(|v| v.as_str()), Some(kept.to_string().as_str()));
+}
+
+/// The system, and the ops role and a gateway in front of it for an admin's calls.
+async fn system_with_ops() -> (System, Service, Service) {
+    let sys = System::start().await;
+    let jwks = ("JWKS_FILES", sys.tokens.jwks_file.display().to_string());
+    let mut ops_env = sys.nats.service_env("ops");
+    ops_env.push(jwks.clone());
+    let ops = Service::start("ops", "ops", &ops_env, sys.dir.path());
+    ops.wait_serving("game.admin.v1.DeadLetterService").await;
+    let gateway = Service::start("gateway", "gateway", &[jwks, ("OPS_URL", ops.url())], sys.dir.path());
+    gateway.wait_serving(GATEWAY).await;
+    (sys, ops, gateway)
+}
+
+/// Publishes a dead letter on `game.deadletter.<consumer>` with `user`'s NATS key, as an
+/// attacker holding that service's key would, claiming `subject` (and `sequence` in its
+/// stream, when given); its id in the dead-letter stream.
+async fn forge(
+    sys: &System,
+    user: &str,
+    consumer: &str,
+    subject: &str,
+    sequence: Option<u64>,
+    (mut h, payload): (async_nats::HeaderMap, bytes::Bytes),
+) -> u64 {
+    let (client, _errors) = sys.nats.connect_as(user).await.expect("the service's key is valid");
+    h.insert("Game-Dead-Letter-Subject", subject);
+    h.insert("Game-Dead-Letter-Consumer", "reward-allocate");
+    h.insert("Game-Dead-Letter-Reason", "smtp relay down");
+    if let Some(seq) = sequence {
+        h.insert("Game-Dead-Letter-Stream-Sequence", seq.to_string().as_str());
+    }
+    jetstream::new(client)
+        .publish_with_headers(streams::dead_letter_subject(consumer), h, payload)
+        .await
+        .expect("published")
+        .await
+        .unwrap_or_else(|e| panic!("{user} may dead-letter for {consumer}: {e}"))
+        .sequence
+}
+
+async fn forged_dead_letters_are_refused_and_mint_nothing(sys: &System, via: &Via) {
+    let victim = "c-mallory";
+    let real = issued_reward(sys, victim, "daily-login").await;
+    let events = || async {
+        (
+            sys.count_events("MISSION", "game.mission.v1.achieved").await,
+            sys.count_events("REWARD", "game.reward.v1.allocated").await,
+            sys.count_events("WALLET", "game.wallet.v1.issued").await,
+        )
+    };
+    let before = events().await;
+    let operator = sys.operator_js().await;
+    let mission_stream = operator.get_stream("MISSION").await.expect("MISSION");
+    let achieved = mission_stream.get_last_raw_message_by_subject("game.mission.v1.achieved").await.expect("real");
+
+    // The reproduction of issue 24: notification's key, its own consumer's dead-letter
+    // subject, a mission subject claimed, 1,000,000 points.
+    let million = || e2e::events::mission_achieved(victim, 1_000_000);
+    let claimed =
+        forge(sys, "notification", "notification-gift-issued", "game.mission.v1.achieved", None, million()).await;
+    // mypage's filter takes every mission subject: it names the real MissionAchieved by
+    // its sequence and event id, and carries 1,000,000 points instead.
+    let (mut h, payload) = million();
+    let real_id = achieved.headers.get("Game-Event-Id").expect("an event id").as_str().to_owned();
+    h.insert("Game-Event-Id", real_id.as_str());
+    let swapped =
+        forge(sys, "mypage", "mypage-mission", "game.mission.v1.achieved", Some(achieved.sequence), (h, payload)).await;
+    // mission reads allocations, as the wallet does: an allocation that names no event.
+    let allocated = e2e::events::reward_allocated(victim, 1_000_000);
+    let invented = forge(sys, "mission", "mission-record-reward", "game.reward.v1.allocated", None, allocated).await;
+
+    // The admin's routine "redrive all".
+    let answer = gamectl(&sys.nats, via, &["redrive", "--all"]);
+    assert_eq!(answer["redriven"], serde_json::json!([]), "{answer}");
+    let refused = answer["refused"].as_array().cloned().unwrap_or_default();
+    let why = |id: u64| {
+        refused.iter().find(|r| r["id"] == id).and_then(|r| r["reason"].as_str()).unwrap_or_default().to_owned()
+    };
+    assert_eq!(refused.len(), 3, "{answer}");
+    assert!(why(claimed).contains("notification-gift-issued reads only game.gift.v1.issued"), "{answer}");
+    assert!(why(swapped).contains("does not carry the event it names"), "{answer}");
+    assert!(why(invented).contains("names no event of REWARD"), "{answer}");
+
+    // Nothing was published (each redrive's publish is acknowledged before the answer),
+    // so nothing can arrive later: no mission, allocation or issue more, and the wallet
+    // holds the one real reward.
+    assert_eq!(events().await, before, "(achieved, allocated, issued) events");
+    let wallet = wallet_of(sys, victim).await;
+    assert_eq!((wallet.available_points, wallet.items.len()), (10, 1), "{wallet:?}");
+    assert_eq!(wallet.items[0].reward_id, real.reward_id);
+    assert_eq!(rewards(sys, victim).await.len(), 1);
+    // They stay waiting, listed under the consumer their subject names (whatever their
+    // header says), until an admin discards them with a reason.
+    let waiting = gamectl(&sys.nats, via, &["list"]);
+    let listed: Vec<(u64, String)> = waiting["deadLetters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["id"].as_u64().unwrap(), d["consumer"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            (claimed, "notification-gift-issued".to_owned()),
+            (swapped, "mypage-mission".to_owned()),
+            (invented, "mission-record-reward".to_owned())
+        ]
+    );
+    assert!(sys.bus_violations().is_empty(), "ops had every right it needed: {:?}", sys.bus_violations());
+}
+
+#[tokio::test]
+async fn forged_dead_letters_mint_no_points_when_an_admin_redrives_all_through_the_gateway() {
+    let (sys, _ops, gateway) = system_with_ops().await;
+    forged_dead_letters_are_refused_and_mint_nothing(&sys, &Via::Gateway(gateway.url(), sys.tokens.admin())).await;
+}
+
+#[tokio::test]
+async fn forged_dead_letters_mint_no_points_when_the_operator_redrives_all_on_the_bus() {
+    let sys = System::start().await;
+    forged_dead_letters_are_refused_and_mint_nothing(&sys, &Via::Bus).await;
 }

@@ -361,6 +361,9 @@ pub fn redelivery_delay(delivered: i64) -> Duration {
 pub const DEAD_LETTER_REASON: &str = "Game-Dead-Letter-Reason";
 pub const DEAD_LETTER_CONSUMER: &str = "Game-Dead-Letter-Consumer";
 pub const DEAD_LETTER_SUBJECT: &str = "Game-Dead-Letter-Subject";
+/// The event's sequence number in its own stream: a redrive reads the event back from
+/// there (`crate::dlq`), so a dead letter names an event but never supplies one.
+pub const DEAD_LETTER_SEQUENCE: &str = "Game-Dead-Letter-Stream-Sequence";
 
 async fn dead_letter(
     js: &jetstream::Context,
@@ -375,6 +378,9 @@ async fn dead_letter(
     headers.insert(DEAD_LETTER_REASON, reason.replace(['\r', '\n'], " ").as_str());
     headers.insert(DEAD_LETTER_CONSUMER, spec.durable);
     headers.insert(DEAD_LETTER_SUBJECT, message.subject.as_str());
+    if let Ok(info) = message.info() {
+        headers.insert(DEAD_LETTER_SEQUENCE, info.stream_sequence.to_string().as_str());
+    }
     let publish = PublishMessage::build().payload(message.payload.clone()).headers(headers);
     js.send_publish(streams::dead_letter_subject(spec.durable), publish)
         .await

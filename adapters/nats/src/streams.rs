@@ -81,3 +81,40 @@ pub async fn ensure_limited(
 pub async fn existing(js: &jetstream::Context, spec: StreamSpec) -> Result<stream::Stream, String> {
     js.get_stream(spec.name).await.map_err(|e| format!("stream {} (created by its publisher): {e}", spec.name))
 }
+
+/// Whether `pattern` (a stream's subjects, a consumer's filter, a permission) covers
+/// `subject`, as nats-server decides: `*` is one token, a final `>` one or more.
+pub fn covers(pattern: &str, subject: &str) -> bool {
+    let mut tokens = subject.split('.');
+    for p in pattern.split('.') {
+        match (p, tokens.next()) {
+            (_, Some("")) | (_, None) => return false,
+            (">", Some(_)) => return true,
+            ("*", Some(_)) => {}
+            (p, Some(t)) if p == t => {}
+            _ => return false,
+        }
+    }
+    tokens.next().is_none()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::covers;
+
+    #[test]
+    fn a_pattern_covers_subjects_as_the_server_matches_them() {
+        assert!(covers("game.gift.v1.issued", "game.gift.v1.issued"));
+        assert!(!covers("game.gift.v1.issued", "game.gift.v1.used"));
+        assert!(!covers("game.gift.v1.issued", "game.gift.v1.issued.x"));
+        assert!(covers("game.gift.v1.>", "game.gift.v1.used"));
+        assert!(covers("game.gift.v1.>", "game.gift.v1.used.again"));
+        assert!(!covers("game.gift.v1.>", "game.gift.v1"));
+        assert!(!covers("game.gift.v1.>", "game.mission.v1.achieved"));
+        assert!(covers("game.*.v1.used", "game.gift.v1.used"));
+        assert!(!covers("game.gift.v1.issued", "game.gift..issued"));
+        assert!(!covers("game.gift.v1.>", ""));
+        assert!(!covers("a.*", "a.b.c"));
+        assert!(!covers("a.b.c", "a.b"));
+    }
+}

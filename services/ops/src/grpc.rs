@@ -141,14 +141,12 @@ impl pb::dead_letter_service_server::DeadLetterService for DeadLetters {
             (0, false) => return Err(Status::invalid_argument("id: required, or all")),
             _ => return Err(Status::invalid_argument("all: not with an id")),
         };
-        let mut redriven = Vec::new();
-        for seq in ids {
-            if dlq::redrive(&self.js, seq).await.map_err(|e| status::unavailable(&e))? {
-                redriven.push(seq);
-            }
-        }
-        tracing::info!(admin = %who, ?redriven, "dead letters redriven");
-        Ok(Response::new(pb::RedriveDeadLettersResponse { redriven }))
+        let done = dlq::redrive_each(&self.js, ids).await.map_err(|e| status::unavailable(&e))?;
+        tracing::info!(admin = %who, redriven = ?done.sent, refused = done.refused.len(), "dead letters redriven");
+        Ok(Response::new(pb::RedriveDeadLettersResponse {
+            redriven: done.sent,
+            refused: done.refused.into_iter().map(|(id, reason)| pb::RefusedDeadLetter { id, reason }).collect(),
+        }))
     }
 
     async fn discard_dead_letter(

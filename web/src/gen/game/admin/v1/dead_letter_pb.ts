@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file game/admin/v1/dead_letter.proto.
  */
 export const file_game_admin_v1_dead_letter: GenFile = /*@__PURE__*/
-  fileDesc("Ch9nYW1lL2FkbWluL3YxL2RlYWRfbGV0dGVyLnByb3RvEg1nYW1lLmFkbWluLnYxIt8BCgpEZWFkTGV0dGVyEgoKAmlkGAEgASgEEhAKCGNvbnN1bWVyGAIgASgJEg8KB3N1YmplY3QYAyABKAkSDgoGcmVhc29uGAQgASgJEhAKCGF0dGVtcHRzGAUgASgEEhMKC29jY3VycmVkX2F0GAYgASgJEhgKEGRlYWRfbGV0dGVyZWRfYXQYByABKAkSEAoIZXZlbnRfaWQYCCABKAkSEgoKZXZlbnRfdHlwZRgJIAEoCRITCgtjdXN0b21lcl9pZBgKIAEoCRIWCg5kaXNjYXJkX3JlYXNvbhgLIAEoCSJRChZMaXN0RGVhZExldHRlcnNSZXF1ZXN0EhAKCGNvbnN1bWVyGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJImMKF0xpc3REZWFkTGV0dGVyc1Jlc3BvbnNlEi8KDGRlYWRfbGV0dGVycxgBIAMoCzIZLmdhbWUuYWRtaW4udjEuRGVhZExldHRlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiIgoUR2V0RGVhZExldHRlclJlcXVlc3QSCgoCaWQYASABKAQiZwoVR2V0RGVhZExldHRlclJlc3BvbnNlEi4KC2RlYWRfbGV0dGVyGAEgASgLMhkuZ2FtZS5hZG1pbi52MS5EZWFkTGV0dGVyEg0KBWV2ZW50GAIgASgJEg8KB3BheWxvYWQYAyABKAwiRgoZUmVkcml2ZURlYWRMZXR0ZXJzUmVxdWVzdBIKCgJpZBgBIAEoBBILCgNhbGwYAiABKAgSEAoIY29uc3VtZXIYAyABKAkiLgoaUmVkcml2ZURlYWRMZXR0ZXJzUmVzcG9uc2USEAoIcmVkcml2ZW4YASADKAQiNgoYRGlzY2FyZERlYWRMZXR0ZXJSZXF1ZXN0EgoKAmlkGAEgASgEEg4KBnJlYXNvbhgCIAEoCSIuChlEaXNjYXJkRGVhZExldHRlclJlc3BvbnNlEhEKCWRpc2NhcmRlZBgBIAEoCDKkAwoRRGVhZExldHRlclNlcnZpY2USYAoPTGlzdERlYWRMZXR0ZXJzEiUuZ2FtZS5hZG1pbi52MS5MaXN0RGVhZExldHRlcnNSZXF1ZXN0GiYuZ2FtZS5hZG1pbi52MS5MaXN0RGVhZExldHRlcnNSZXNwb25zZRJaCg1HZXREZWFkTGV0dGVyEiMuZ2FtZS5hZG1pbi52MS5HZXREZWFkTGV0dGVyUmVxdWVzdBokLmdhbWUuYWRtaW4udjEuR2V0RGVhZExldHRlclJlc3BvbnNlEmkKElJlZHJpdmVEZWFkTGV0dGVycxIoLmdhbWUuYWRtaW4udjEuUmVkcml2ZURlYWRMZXR0ZXJzUmVxdWVzdBopLmdhbWUuYWRtaW4udjEuUmVkcml2ZURlYWRMZXR0ZXJzUmVzcG9uc2USZgoRRGlzY2FyZERlYWRMZXR0ZXISJy5nYW1lLmFkbWluLnYxLkRpc2NhcmREZWFkTGV0dGVyUmVxdWVzdBooLmdhbWUuYWRtaW4udjEuRGlzY2FyZERlYWRMZXR0ZXJSZXNwb25zZWIGcHJvdG8z");
+  fileDesc("Ch9nYW1lL2FkbWluL3YxL2RlYWRfbGV0dGVyLnByb3RvEg1nYW1lLmFkbWluLnYxIt8BCgpEZWFkTGV0dGVyEgoKAmlkGAEgASgEEhAKCGNvbnN1bWVyGAIgASgJEg8KB3N1YmplY3QYAyABKAkSDgoGcmVhc29uGAQgASgJEhAKCGF0dGVtcHRzGAUgASgEEhMKC29jY3VycmVkX2F0GAYgASgJEhgKEGRlYWRfbGV0dGVyZWRfYXQYByABKAkSEAoIZXZlbnRfaWQYCCABKAkSEgoKZXZlbnRfdHlwZRgJIAEoCRITCgtjdXN0b21lcl9pZBgKIAEoCRIWCg5kaXNjYXJkX3JlYXNvbhgLIAEoCSJRChZMaXN0RGVhZExldHRlcnNSZXF1ZXN0EhAKCGNvbnN1bWVyGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJImMKF0xpc3REZWFkTGV0dGVyc1Jlc3BvbnNlEi8KDGRlYWRfbGV0dGVycxgBIAMoCzIZLmdhbWUuYWRtaW4udjEuRGVhZExldHRlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiIgoUR2V0RGVhZExldHRlclJlcXVlc3QSCgoCaWQYASABKAQiZwoVR2V0RGVhZExldHRlclJlc3BvbnNlEi4KC2RlYWRfbGV0dGVyGAEgASgLMhkuZ2FtZS5hZG1pbi52MS5EZWFkTGV0dGVyEg0KBWV2ZW50GAIgASgJEg8KB3BheWxvYWQYAyABKAwiRgoZUmVkcml2ZURlYWRMZXR0ZXJzUmVxdWVzdBIKCgJpZBgBIAEoBBILCgNhbGwYAiABKAgSEAoIY29uc3VtZXIYAyABKAkiYQoaUmVkcml2ZURlYWRMZXR0ZXJzUmVzcG9uc2USEAoIcmVkcml2ZW4YASADKAQSMQoHcmVmdXNlZBgCIAMoCzIgLmdhbWUuYWRtaW4udjEuUmVmdXNlZERlYWRMZXR0ZXIiLwoRUmVmdXNlZERlYWRMZXR0ZXISCgoCaWQYASABKAQSDgoGcmVhc29uGAIgASgJIjYKGERpc2NhcmREZWFkTGV0dGVyUmVxdWVzdBIKCgJpZBgBIAEoBBIOCgZyZWFzb24YAiABKAkiLgoZRGlzY2FyZERlYWRMZXR0ZXJSZXNwb25zZRIRCglkaXNjYXJkZWQYASABKAgypAMKEURlYWRMZXR0ZXJTZXJ2aWNlEmAKD0xpc3REZWFkTGV0dGVycxIlLmdhbWUuYWRtaW4udjEuTGlzdERlYWRMZXR0ZXJzUmVxdWVzdBomLmdhbWUuYWRtaW4udjEuTGlzdERlYWRMZXR0ZXJzUmVzcG9uc2USWgoNR2V0RGVhZExldHRlchIjLmdhbWUuYWRtaW4udjEuR2V0RGVhZExldHRlclJlcXVlc3QaJC5nYW1lLmFkbWluLnYxLkdldERlYWRMZXR0ZXJSZXNwb25zZRJpChJSZWRyaXZlRGVhZExldHRlcnMSKC5nYW1lLmFkbWluLnYxLlJlZHJpdmVEZWFkTGV0dGVyc1JlcXVlc3QaKS5nYW1lLmFkbWluLnYxLlJlZHJpdmVEZWFkTGV0dGVyc1Jlc3BvbnNlEmYKEURpc2NhcmREZWFkTGV0dGVyEicuZ2FtZS5hZG1pbi52MS5EaXNjYXJkRGVhZExldHRlclJlcXVlc3QaKC5nYW1lLmFkbWluLnYxLkRpc2NhcmREZWFkTGV0dGVyUmVzcG9uc2ViBnByb3RvMw");
 
 /**
  * @generated from message game.admin.v1.DeadLetter
@@ -242,6 +242,14 @@ export type RedriveDeadLettersResponse = Message<"game.admin.v1.RedriveDeadLette
    * @generated from field: repeated uint64 redriven = 1;
    */
   redriven: bigint[];
+
+  /**
+   * The ids not sent back, each with why; they stay waiting (look at them, then discard
+   * them with a reason).
+   *
+   * @generated from field: repeated game.admin.v1.RefusedDeadLetter refused = 2;
+   */
+  refused: RefusedDeadLetter[];
 };
 
 /**
@@ -250,6 +258,32 @@ export type RedriveDeadLettersResponse = Message<"game.admin.v1.RedriveDeadLette
  */
 export const RedriveDeadLettersResponseSchema: GenMessage<RedriveDeadLettersResponse> = /*@__PURE__*/
   messageDesc(file_game_admin_v1_dead_letter, 6);
+
+/**
+ * A dead letter a redrive refused.
+ *
+ * @generated from message game.admin.v1.RefusedDeadLetter
+ */
+export type RefusedDeadLetter = Message<"game.admin.v1.RefusedDeadLetter"> & {
+  /**
+   * @generated from field: uint64 id = 1;
+   */
+  id: bigint;
+
+  /**
+   * Why it was not sent back.
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message game.admin.v1.RefusedDeadLetter.
+ * Use `create(RefusedDeadLetterSchema)` to create a new message.
+ */
+export const RefusedDeadLetterSchema: GenMessage<RefusedDeadLetter> = /*@__PURE__*/
+  messageDesc(file_game_admin_v1_dead_letter, 7);
 
 /**
  * @generated from message game.admin.v1.DiscardDeadLetterRequest
@@ -273,7 +307,7 @@ export type DiscardDeadLetterRequest = Message<"game.admin.v1.DiscardDeadLetterR
  * Use `create(DiscardDeadLetterRequestSchema)` to create a new message.
  */
 export const DiscardDeadLetterRequestSchema: GenMessage<DiscardDeadLetterRequest> = /*@__PURE__*/
-  messageDesc(file_game_admin_v1_dead_letter, 7);
+  messageDesc(file_game_admin_v1_dead_letter, 8);
 
 /**
  * @generated from message game.admin.v1.DiscardDeadLetterResponse
@@ -292,7 +326,7 @@ export type DiscardDeadLetterResponse = Message<"game.admin.v1.DiscardDeadLetter
  * Use `create(DiscardDeadLetterResponseSchema)` to create a new message.
  */
 export const DiscardDeadLetterResponseSchema: GenMessage<DiscardDeadLetterResponse> = /*@__PURE__*/
-  messageDesc(file_game_admin_v1_dead_letter, 8);
+  messageDesc(file_game_admin_v1_dead_letter, 9);
 
 /**
  * The dead letters: events a consumer could not handle, kept in the DEADLETTER stream.
@@ -326,7 +360,9 @@ export const DeadLetterService: GenService<{
   /**
    * Sends dead letters back to the consumer that failed, with their event id unchanged:
    * the consumer's inbox makes each effect happen at most once, so asking twice changes
-   * nothing more.
+   * nothing more. What goes back is the event as its own stream holds it, onto a subject
+   * the consumer named by the dead letter's subject reads; a dead letter that does not
+   * carry such an event is refused (listed in `refused`, with why) and stays waiting.
    *
    * @generated from rpc game.admin.v1.DeadLetterService.RedriveDeadLetters
    */
