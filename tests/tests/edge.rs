@@ -274,6 +274,68 @@ async fn anonymous_calls_are_limited_per_client_address_and_a_forged_forwarded_f
 }
 
 #[tokio::test]
+async fn a_public_call_carrying_a_players_token_is_still_counted_per_client_address() {
+    let sys = System::start_with(Options {
+        gateway: true,
+        gateway_env: vec![("ANONYMOUS_RATE_PER_MINUTE", "5".into())],
+        ..Options::default()
+    })
+    .await;
+    let gateway = sys.gateway();
+    // A valid player's token on every call: it must not buy the address a bigger window.
+    let token = sys.tokens.customer("tess");
+    let auth = || AuthServiceClient::new(with_token(gateway.channel(), &token));
+    let register = |i: usize| auth::RegisterCustomerRequest {
+        customer_id: format!("tok-{i}"),
+        password: "correct horse battery".into(),
+    };
+    for i in 0..5 {
+        auth().register_customer(register(i)).await.expect("within the limit");
+    }
+    let refused = auth().register_customer(register(5)).await.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "the 6th registration: {}", refused.message());
+    assert!((1..=60).contains(&retry_after(&refused)));
+    let login = auth::IssueTokenRequest { customer_id: "tok-0".into(), password: "correct horse battery".into() };
+    assert_eq!(auth().issue_token(login).await.unwrap_err().code(), Code::ResourceExhausted, "logging in");
+    let catalog = MissionServiceClient::new(with_token(gateway.channel(), &token))
+        .list_catalog(mission::ListCatalogRequest {})
+        .await;
+    assert_eq!(catalog.unwrap_err().code(), Code::ResourceExhausted, "the catalog");
+
+    // The player's own calls are counted per customer, and go on.
+    let mine = MissionServiceClient::new(with_token(gateway.channel(), &token))
+        .list_missions(mission::ListMissionsRequest { customer_id: "tess".into(), ..Default::default() })
+        .await;
+    assert!(mine.is_ok(), "{mine:?}");
+    // The refused registration left nothing; another address is not affected.
+    let other = channel_from(gateway, "127.0.0.2");
+    assert_eq!(issue_token(other.clone(), "tok-5").await.unwrap_err().code(), Code::Unauthenticated);
+    issue_token(other, "tok-4").await.expect("registered within the limit");
+}
+
+#[tokio::test]
+async fn an_authenticated_grpc_web_answer_is_never_stored_by_a_cache() {
+    let sys = System::start_with(Options { gateway: true, ..Options::default() }).await;
+    let token = sys.tokens.customer("cara");
+    let list = mission::ListMissionsRequest { customer_id: "cara".into(), ..Default::default() }.encode_to_vec();
+    let addr = sys.gateway().addr;
+    let (head, answer) = tokio::task::spawn_blocking(move || {
+        let path = "/game.mission.v1.MissionService/ListMissions";
+        raw::grpc_web(addr, "POST", path, Some("application/grpc-web+proto"), Some(&token), &raw::frame(&list))
+    })
+    .await
+    .unwrap();
+    assert_eq!(answer.code, Code::Ok, "{head} {answer:?}");
+    let cache_control: Vec<_> = head
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| k.eq_ignore_ascii_case("cache-control"))
+        .collect();
+    assert_eq!(cache_control.len(), 1, "{head}");
+    assert_eq!(cache_control[0].1.trim(), "no-store", "{head}");
+}
+
+#[tokio::test]
 async fn behind_a_trusted_proxy_the_forwarded_client_is_limited_and_passed_on() {
     let echo = start_echo().await;
     let sys = System::start_with(Options {

@@ -73,6 +73,16 @@ pub fn client_ip(peer: Option<IpAddr>, forwarded_for: Option<&str>, trusted: &Tr
     Some(client)
 }
 
+/// The address a client is counted under (its limits, its connections): itself, or its
+/// /64 for IPv6 (one host usually holds the whole prefix); an IPv4-mapped address is the
+/// IPv4 address.
+pub fn address_key(ip: IpAddr) -> IpAddr {
+    match canonical(ip) {
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        v4 => v4,
+    }
+}
+
 /// The client's address of an HTTP request (the TCP peer from tonic's connection info).
 pub fn of_http<B>(req: &http::Request<B>, trusted: &TrustedProxies) -> Option<IpAddr> {
     let peer = req
@@ -115,6 +125,13 @@ mod tests {
         assert_eq!(client_ip(Some(ip("127.0.0.1")), None, &trusted), Some(ip("127.0.0.1")));
         // Garbage stops the walk at the last hop a trusted proxy vouched for.
         assert_eq!(client_ip(Some(ip("127.0.0.1")), Some("x, 10.0.0.9"), &trusted), Some(ip("10.0.0.9")));
+    }
+
+    #[test]
+    fn an_ipv6_client_is_counted_by_its_64_and_a_mapped_ipv4_as_itself() {
+        assert_eq!(address_key(ip("2001:db8:1:2:ffff::9")), ip("2001:db8:1:2::"));
+        assert_eq!(address_key(ip("::ffff:198.51.100.1")), ip("198.51.100.1"));
+        assert_eq!(address_key(ip("198.51.100.1")), ip("198.51.100.1"));
     }
 
     #[test]

@@ -17,46 +17,17 @@ use tonic::service::Routes;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+mod admit;
 mod health;
+mod settings;
+mod web;
+pub use admit::Admission;
+use admit::AdmitLayer;
 pub use health::Health;
 use health::{health_server, keep_readiness};
-
-/// Flags shared by every service binary (each also reads its environment variable).
-#[derive(Debug, Clone, clap::Args)]
-pub struct ServerSettings {
-    /// Address to listen on; port 0 picks a free port (printed on stdout).
-    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:0")]
-    pub listen: SocketAddr,
-    /// Seconds between reporting NOT_SERVING and refusing new work, so that load
-    /// balancers stop sending requests first.
-    #[arg(long, env = "DRAIN_SECONDS", default_value_t = 0.0)]
-    pub drain_seconds: f64,
-    /// Upper bound, in seconds, on finishing in-flight requests and event handlers.
-    #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 10.0)]
-    pub grace_seconds: f64,
-    /// Seconds between readiness checks of the database and NATS.
-    #[arg(long, env = "READINESS_INTERVAL_SECONDS", default_value_t = 1.0)]
-    pub readiness_interval_seconds: f64,
-    /// Largest request message accepted, in bytes (larger: RESOURCE_EXHAUSTED); at most
-    /// 4 MiB, tonic's own limit.
-    #[arg(long, env = "MAX_REQUEST_BYTES", default_value_t = crate::guard::DEFAULT_MAX_REQUEST_BYTES,
-          value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::guard::DEFAULT_MAX_REQUEST_BYTES)))]
-    pub max_request_bytes: u32,
-    /// Admin address serving Prometheus metrics at `GET /metrics` (port 0 picks one,
-    /// printed on stdout). Unset: no endpoint, and nothing is recorded.
-    #[arg(long, env = "METRICS_ADDR")]
-    pub metrics_addr: Option<SocketAddr>,
-    /// Logs on stderr as text for people, or as JSON lines for a log pipeline; the level
-    /// comes from `RUST_LOG` (default `info`).
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = crate::telemetry::LogFormat::Text, ignore_case = true)]
-    pub log_format: crate::telemetry::LogFormat,
-}
-
-impl ServerSettings {
-    fn secs(v: f64) -> Duration {
-        Duration::try_from_secs_f64(v.max(0.0)).unwrap_or(Duration::ZERO)
-    }
-}
+pub use settings::ServerSettings;
+use tonic::body::Body;
+pub use web::{Arrival, Web, WebLayer};
 
 /// Answers whether the service's dependencies are usable right now.
 pub type Probe = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
@@ -76,6 +47,7 @@ pub struct Server {
     reflection: Option<Vec<&'static str>>,
     cors: Option<tower_http::cors::CorsLayer>,
     pages: Option<Pages>,
+    admission: Option<Admission>,
 }
 
 /// Answers every plain HTTP GET and HEAD, before authentication: the gateway's web page
@@ -101,6 +73,7 @@ impl Server {
             reflection: None,
             cors: None,
             pages: None,
+            admission: None,
         }
     }
 
@@ -108,6 +81,14 @@ impl Server {
     #[must_use]
     pub fn with_pages(mut self, pages: Pages) -> Self {
         self.pages = Some(pages);
+        self
+    }
+
+    /// Decides on each request from its head, after authentication and before its body is
+    /// read (the gateway's rate limits).
+    #[must_use]
+    pub fn with_admission(mut self, admission: Admission) -> Self {
+        self.admission = Some(admission);
         self
     }
 
@@ -170,7 +151,19 @@ impl Server {
     }
 
     async fn serve(self, external: CancellationToken) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        let Self { settings, routes, names, probe, stopping, mut tasks, auth, reflection: listed, cors, pages } = self;
+        let Self {
+            settings,
+            routes,
+            names,
+            probe,
+            stopping,
+            mut tasks,
+            auth,
+            reflection: listed,
+            cors,
+            pages,
+            admission,
+        } = self;
         let listed = listed.unwrap_or_else(|| names.clone());
         let listener = TcpListener::bind(settings.listen)
             .await
@@ -215,11 +208,13 @@ impl Server {
         let serve = tonic::transport::Server::builder()
             .accept_http1(true)
             .layer(tower::util::option_layer(cors))
-            .layer(WebLayer { pages })
+            .layer(WebLayer::new(pages))
             // Every gRPC call, the ones authentication refuses included: its span, its metrics.
             .layer(crate::trace::TraceLayer)
             .layer(crate::metrics::MetricsLayer)
             .layer(tower::util::option_layer(auth))
+            // From the head alone, after authentication: a refused call's body is never read.
+            .layer(AdmitLayer(admission))
             // After authentication: a caller without a token does not get its body read.
             .layer(crate::guard::GuardLayer::new(settings.max_request_bytes))
             .add_routes(routes)
@@ -370,83 +365,5 @@ mod tests {
     fn a_wildcard_listen_address_is_dialled_on_loopback() {
         assert_eq!(dial_addr("0.0.0.0:5".parse().unwrap()), "127.0.0.1:5".parse().unwrap());
         assert_eq!(dial_addr("127.0.0.2:5".parse().unwrap()), "127.0.0.2:5".parse().unwrap());
-    }
-}
-
-/// When a request reached our first layer, in its extensions: tonic's server starts the
-/// client's `grpc-timeout` at the same moment, so a deadline of ours counted from here
-/// ends no later than tonic's (the gateway's upstream deadline does).
-#[derive(Debug, Clone, Copy)]
-pub struct Arrival(pub tokio::time::Instant);
-
-fn is_grpc_web<B>(req: &http::Request<B>) -> bool {
-    req.headers()
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/grpc-web"))
-}
-
-/// grpc-web for browsers, without tonic-web's refusal of every other HTTP/1.1 request:
-/// plain HTTP/1.1 (the auth service's JWKS) goes straight to the routes, and GET/HEAD to
-/// the web page when there is one. Also stamps each request with its [`Arrival`].
-#[derive(Clone)]
-pub struct WebLayer {
-    pages: Option<Pages>,
-}
-
-impl<S: Clone> tower::Layer<S> for WebLayer {
-    type Service = Web<S>;
-    fn layer(&self, inner: S) -> Web<S> {
-        Web {
-            web: tower::Layer::layer(&tonic_web::GrpcWebLayer::new(), inner.clone()),
-            plain: inner,
-            pages: self.pages.clone(),
-        }
-    }
-}
-
-#[derive(Clone)]
-pub struct Web<S> {
-    web: tonic_web::GrpcWebService<S>,
-    plain: S,
-    pages: Option<Pages>,
-}
-
-type Body = tonic::body::Body;
-
-impl<S> tower::Service<http::Request<Body>> for Web<S>
-where
-    S: tower::Service<http::Request<Body>, Response = http::Response<Body>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-{
-    type Response = http::Response<Body>;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<http::Response<Body>, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), S::Error>> {
-        self.plain.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: http::Request<Body>) -> Self::Future {
-        // A page for a browser's GET; a grpc-web GET goes on to tonic-web (which refuses it).
-        if let Some(pages) = &self.pages
-            && matches!(*req.method(), http::Method::GET | http::Method::HEAD)
-            && !is_grpc_web(&req)
-        {
-            let page = pages(&req);
-            return Box::pin(std::future::ready(Ok(page)));
-        }
-        req.extensions_mut().insert(Arrival(tokio::time::Instant::now()));
-        let grpc_web = is_grpc_web(&req);
-        let preflight = req.method() == http::Method::OPTIONS;
-        if req.version() == http::Version::HTTP_2 || grpc_web || preflight {
-            let web = self.web.clone();
-            Box::pin(async move { tower::ServiceExt::<http::Request<Body>>::oneshot(web, req).await })
-        } else {
-            let clone = self.plain.clone();
-            let mut plain = std::mem::replace(&mut self.plain, clone);
-            Box::pin(async move { plain.call(req).await })
-        }
     }
 }

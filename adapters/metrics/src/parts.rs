@@ -9,11 +9,14 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+/// Sets the gauges from every live part's latest value.
+type Show<T> = Box<dyn Fn(&[T]) + Send + Sync>;
+
 /// The latest value of every live part, and how they make the gauge's value.
 pub struct Parts<T> {
     next: AtomicU64,
     values: Mutex<BTreeMap<u64, T>>,
-    show: Box<dyn Fn(&[T]) + Send + Sync>,
+    show: Show<T>,
 }
 
 impl<T: Copy + Send + 'static> Parts<T> {

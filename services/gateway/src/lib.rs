@@ -1,9 +1,11 @@
 //! The gateway: the one address clients use. Per request, in order —
 //! 1. CORS and grpc-web (a browser's HTTP/1.1 call becomes plain gRPC),
 //! 2. authentication: no valid token, no further (public methods excepted),
-//! 3. the framing check of the request message (one whole message, within the limit),
-//! 4. a rate limit per customer (a game server, reporting for many players, per subject at
-//!    its own higher rate), or per client address for calls without a token,
+//! 3. from the request's head, before its message is read: a rate limit per customer (a
+//!    game server, reporting for many players, per subject at its own higher rate), or
+//!    per client address for the public methods (token or not),
+//! 4. the framing check of the request message (one whole message, within the limit,
+//!    within `BODY_READ_TIMEOUT_SECONDS`),
 //! 5. a request id if the client sent none (traceparent passes through untouched), the
 //!    client's address in `x-forwarded-for` (whatever the client wrote is dropped), a
 //!    deadline (the client's, or `UPSTREAM_TIMEOUT_SECONDS`),
@@ -127,7 +129,9 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     let _ = metrics_adapter::gateway();
     let stopping = CancellationToken::new();
     upstreams.watch_health(stopping.clone()).await;
-    let proxy = proxy::Proxy::new(Arc::new(upstreams), Arc::new(policy));
+    let policy = Arc::new(policy);
+    let admission = limit::admission(policy.clone());
+    let proxy = proxy::Proxy::new(Arc::new(upstreams), policy);
     let routes = tonic::service::Routes::from(axum::Router::new().fallback_service(proxy));
     let verifier = auth_adapter::Verifier::new(&settings.auth);
     let refresh = Duration::from_secs(settings.auth.refresh_seconds);
@@ -136,6 +140,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     let mut srv = Server::new(settings.server.clone(), routes, vec![SERVICE_NAME], server::probe(|| async { true }))
         .with_auth(verifier, refresh, &public)
         .with_reflection(listed)
+        .with_admission(admission)
         .with_pages(web::pages());
     if let Some(cors) = cors(&settings.cors_origins) {
         srv = srv.with_cors(cors);

@@ -1,20 +1,63 @@
-//! The gateway's rate limits:
+//! The gateway's rate limits, decided from a request's head before its message is read
+//! ([`admission`]):
 //! - per customer, a token bucket (`RATE_LIMIT_PER_SECOND` sustained, `RATE_LIMIT_BURST`
 //!   at once): a logged-in customer's app may burst;
 //! - per game server (a token with role `game_server`), a token bucket of its own keyed by
 //!   its subject (`GAME_SERVER_RATE_PER_SECOND`, `GAME_SERVER_RATE_BURST`, far above a
 //!   player's): it reports for many players at once, and is limited neither like a player
 //!   nor by a player who happens to share its name;
-//! - per client address for calls without a token (registration, token issuing, the
-//!   catalogs), a sliding window (`ANONYMOUS_RATE_PER_MINUTE` in any 60 s): exactly the
+//! - per client address for the public methods (registration, token issuing, the
+//!   catalogs), with a token or without — a token says who calls, not that its holder may
+//!   register for everyone behind the address — a sliding window
+//!   (`ANONYMOUS_RATE_PER_MINUTE` in any 60 s): exactly the
 //!   number an operator configures, where a bucket refilling at N/60 per second would let
 //!   twice as many through in the first minute. An IPv6 client counts by its /64: one
 //!   host usually holds the whole prefix.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use auth_adapter::Identity;
+use grpc_adapter::peer::{self, address_key};
+use grpc_adapter::server::Admission;
+use tonic::Status;
+
+use crate::proxy::Policy;
+
+/// The limits as the server's [`Admission`]: counted from the request's head, so a
+/// refused call's message is never read.
+pub fn admission(policy: Arc<Policy>) -> Admission {
+    let public: Arc<[&'static str]> = contracts::services::public_methods().collect();
+    Arc::new(move |req| admit(&policy, &public, req).err().map(limited))
+}
+
+/// Takes one call of `req` from its bucket; when none is left, how long until one is.
+fn admit<B>(policy: &Policy, public: &[&str], req: &http::Request<B>) -> Result<(), Duration> {
+    let path = req.uri().path();
+    let service = path.trim_start_matches('/').split('/').next().unwrap_or_default();
+    // The gateway's own health and reflection are not limited (probes, load balancers).
+    if !contracts::services::routed().any(|s| s == service) {
+        return Ok(());
+    }
+    match req.extensions().get::<Identity>() {
+        Some(who) if !public.iter().any(|p| path.starts_with(p)) => policy.with_token.take(&who.customer_id, who.role),
+        _ => {
+            let client = peer::of_http(req, &policy.trusted).unwrap_or(IpAddr::from([0, 0, 0, 0]));
+            policy.anonymous.take(client)
+        }
+    }
+}
+
+/// `RESOURCE_EXHAUSTED` saying when to try again, also as `retry-after` (seconds).
+fn limited(wait: Duration) -> http::Response<tonic::body::Body> {
+    metrics_adapter::gateway().limited();
+    let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+    let mut s = Status::resource_exhausted(format!("rate limit exceeded; try again in {seconds} s"));
+    s.metadata_mut().insert("retry-after", seconds.into());
+    s.into_http()
+}
 
 /// Keys kept before the idle ones are forgotten.
 const MAX_KEYS: usize = 100_000;
@@ -107,7 +150,7 @@ impl AddressLimiter {
         if calls.len() > MAX_KEYS {
             calls.retain(|_, times| times.back().is_some_and(recent));
         }
-        let times = calls.entry(key(client)).or_default();
+        let times = calls.entry(address_key(client)).or_default();
         while times.front().is_some_and(|t| !recent(t)) {
             times.pop_front();
         }
@@ -118,20 +161,6 @@ impl AddressLimiter {
             let oldest = *times.front().expect("the window is full");
             Err(self.window.saturating_sub(now.duration_since(oldest)))
         }
-    }
-}
-
-/// The address a client is counted under: itself, or its /64 for IPv6.
-fn key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let bits = u128::from(v6) & !((1u128 << 64) - 1);
-                IpAddr::V6(bits.into())
-            }
-        },
-        v4 => v4,
     }
 }
 

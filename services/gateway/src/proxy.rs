@@ -1,12 +1,11 @@
-//! Routing a gRPC call to its service: the rate limits first, then the call, with the
-//! client's address passed on and a deadline on the whole of it.
+//! Routing a gRPC call to its service (the rate limits were taken before its message was
+//! read: [`crate::limit::admission`]), with the client's address passed on and a
+//! deadline on the whole of it.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use auth_adapter::Identity;
 use grpc_adapter::peer::{self, FORWARDED_FOR, TrustedProxies};
 use grpc_adapter::server::Arrival;
 use tonic::Status;
@@ -47,15 +46,6 @@ fn refuse(status: Status) -> Response {
     status.into_http()
 }
 
-/// `RESOURCE_EXHAUSTED` saying when to try again, also as `retry-after` (seconds).
-fn limited(wait: Duration) -> Response {
-    metrics_adapter::gateway().limited();
-    let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
-    let mut s = Status::resource_exhausted(format!("rate limit exceeded; try again in {seconds} s"));
-    s.metadata_mut().insert("retry-after", seconds.into());
-    refuse(s)
-}
-
 impl Service<http::Request<axum::body::Body>> for Proxy {
     type Response = Response;
     type Error = std::convert::Infallible;
@@ -77,15 +67,6 @@ async fn forward(upstreams: &Upstreams, policy: &Policy, req: http::Request<axum
         return refuse(Status::unimplemented(format!("unknown service '{service}'")));
     };
     let client = peer::of_http(&req, &policy.trusted);
-    // Customers are limited per customer (a game server per subject, at its own rate);
-    // calls without a token per client address.
-    let allowed = match req.extensions().get::<Identity>() {
-        Some(who) => policy.with_token.take(&who.customer_id, who.role),
-        None => policy.anonymous.take(client.unwrap_or(IpAddr::from([0, 0, 0, 0]))),
-    };
-    if let Err(wait) = allowed {
-        return limited(wait);
-    }
     let Some(endpoint) = upstream.pick() else {
         return refuse(Status::unavailable(format!("{service} has no endpoint; try again later")));
     };
