@@ -25,7 +25,7 @@ pub use admit::Admission;
 use admit::AdmitLayer;
 pub use health::Health;
 use health::{health_server, keep_readiness};
-pub use settings::ServerSettings;
+pub use settings::{Bounds, ServerSettings};
 use tonic::body::Body;
 pub use web::{Arrival, Web, WebLayer};
 
@@ -147,10 +147,15 @@ impl Server {
     /// # Errors
     /// When the address cannot be bound or the server fails.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
-        self.serve(shutdown).await.map_err(|e| Error::new("server failed", e))
+        let bounds = self.settings.bounds().map_err(|(what, e)| Error::new(what, e))?;
+        self.serve(bounds, shutdown).await.map_err(|e| Error::new("server failed", e))
     }
 
-    async fn serve(self, external: CancellationToken) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    async fn serve(
+        self,
+        bounds: Bounds,
+        external: CancellationToken,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let Self {
             settings,
             routes,
@@ -170,9 +175,10 @@ impl Server {
             .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
         let addr = listener.local_addr()?;
         if let Some(metrics) = settings.metrics_addr {
-            let bound = metrics_adapter::serve(metrics, env!("CARGO_PKG_VERSION"), stopping.clone())
-                .await
-                .map_err(|e| format!("cannot listen on METRICS_ADDR {metrics}: {e}"))?;
+            let bound =
+                metrics_adapter::serve(metrics, env!("CARGO_PKG_VERSION"), bounds.header_read, stopping.clone())
+                    .await
+                    .map_err(|e| format!("cannot listen on METRICS_ADDR {metrics}: {e}"))?;
             // Before the address line: whoever waits for that one has seen this one too.
             println!("metrics on {bound}");
             tracing::info!(%bound, "metrics at /metrics");

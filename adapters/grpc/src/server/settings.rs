@@ -24,6 +24,11 @@ pub struct ServerSettings {
     #[arg(long, env = "MAX_REQUEST_BYTES", default_value_t = crate::guard::DEFAULT_MAX_REQUEST_BYTES,
           value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::guard::DEFAULT_MAX_REQUEST_BYTES)))]
     pub max_request_bytes: u32,
+    /// Seconds a client has to send a whole request head (HTTP/1 headers, or the HTTP/2
+    /// preface and its first request's headers) once connected; then the connection is
+    /// closed. The metrics listener's header timeout too.
+    #[arg(long, env = "HEADER_READ_TIMEOUT_SECONDS", default_value_t = 10.0)]
+    pub header_read_timeout_seconds: f64,
     /// Admin address serving Prometheus metrics at `GET /metrics` (port 0 picks one,
     /// printed on stdout). Unset: no endpoint, and nothing is recorded.
     #[arg(long, env = "METRICS_ADDR")]
@@ -37,5 +42,56 @@ pub struct ServerSettings {
 impl ServerSettings {
     pub(super) fn secs(v: f64) -> Duration {
         Duration::try_from_secs_f64(v.max(0.0)).unwrap_or(Duration::ZERO)
+    }
+
+    /// The bounds on each connection and request, or the setting at fault and why.
+    ///
+    /// # Errors
+    /// The setting's name and what is wrong with it.
+    pub fn bounds(&self) -> Result<Bounds, (&'static str, String)> {
+        Ok(Bounds { header_read: seconds("HEADER_READ_TIMEOUT_SECONDS", self.header_read_timeout_seconds)? })
+    }
+}
+
+/// What a server allows each connection and request, from its settings.
+#[derive(Debug, Clone)]
+pub struct Bounds {
+    /// Until a new connection's first request head is in, and the metrics listener's
+    /// header timeout.
+    pub header_read: Duration,
+}
+
+/// A positive, finite number of seconds.
+fn seconds(name: &'static str, v: f64) -> Result<Duration, (&'static str, String)> {
+    Duration::try_from_secs_f64(v)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or((name, "must be a number of seconds above 0".to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[derive(clap::Parser)]
+    struct Flags {
+        #[command(flatten)]
+        server: ServerSettings,
+    }
+
+    fn refused(args: &[&str]) -> &'static str {
+        let flags = Flags::try_parse_from([&["server"], args].concat()).expect("parses");
+        flags.server.bounds().expect_err("refused").0
+    }
+
+    #[test]
+    fn a_bad_bound_is_refused_by_its_name() {
+        assert!(Flags::try_parse_from(["server"]).unwrap().server.bounds().is_ok(), "the defaults are good");
+        for bad in ["0", "-1", "NaN", "inf"] {
+            let flag = format!("--header-read-timeout-seconds={bad}");
+            assert_eq!(refused(&[&flag]), "HEADER_READ_TIMEOUT_SECONDS", "{bad}");
+        }
     }
 }
