@@ -28,6 +28,8 @@ pub struct Options {
     pub mission_env: Vec<(&'static str, String)>,
     /// Extra settings for the gift service (e.g. `GIFT_CATALOG`).
     pub gift_env: Vec<(&'static str, String)>,
+    /// Extra settings for the auth service (e.g. `TOKEN_TTL_SECONDS`).
+    pub auth_env: Vec<(&'static str, String)>,
     /// Run on a JetStream cluster of this many nodes (streams with min(n, 3) replicas)
     /// instead of one server; 0 or 1: one server.
     pub nats_cluster: usize,
@@ -137,7 +139,9 @@ impl System {
         let (auth_db, notification_db) = (db_for("auth"), db_for("notification"));
         let tokens = Tokens::new(dir.path());
         let secrets = Secrets::write(dir.path());
-        let auth = Service::start("auth", "auth", &auth_env(&auth_db, dir.path(), &secrets), dir.path());
+        let mut auth_settings = auth_env(&auth_db, dir.path(), &secrets);
+        auth_settings.extend(options.auth_env);
+        let auth = Service::start("auth", "auth", &auth_settings, dir.path());
         let jwks = tokens.jwks_file.display().to_string();
         let base = |role: &str, extra: Vec<(&'static str, String)>| {
             let mut env = nats.service_env(role);

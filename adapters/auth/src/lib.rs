@@ -78,6 +78,8 @@ pub struct Identity {
     /// The token's `iat` (seconds since the epoch): a revocation refuses the tokens
     /// issued before it.
     pub issued_at: i64,
+    /// The token's `exp` (seconds since the epoch): a call that lasts (a stream) ends then.
+    pub expires_at: i64,
 }
 
 impl Identity {

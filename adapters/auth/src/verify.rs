@@ -70,6 +70,9 @@ pub struct Verifier {
     /// each see every call). A hit is still refused once the token expires or its key is
     /// no longer published.
     verified: std::sync::Mutex<HashMap<String, Verified>>,
+    /// Counts the changes of the revocations and of the keys: calls that last (streams)
+    /// verify their token again at each ([`Self::changes`]).
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 #[derive(Clone)]
@@ -175,6 +178,7 @@ impl Verifier {
                 .unwrap_or(Duration::from_secs(2))
                 .max(Duration::from_millis(100)),
             verified: std::sync::Mutex::default(),
+            changes: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -192,6 +196,7 @@ impl Verifier {
             revocation_urls: Vec::new(),
             revocation_refresh: Duration::from_secs(2),
             verified: std::sync::Mutex::default(),
+            changes: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -203,7 +208,27 @@ impl Verifier {
     /// Replaces the revocations in force (the auth service sets its own from its store).
     pub fn set_revocations(&self, list: &[Revocation]) {
         let fresh = list.iter().map(|r| (r.subject.clone(), r.before)).collect();
-        *self.revocations.write().unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
+        let mut held = self.revocations.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.replace(&mut held, fresh);
+    }
+
+    /// Puts `fresh` in force; a change is announced to [`Self::changes`].
+    fn replace(&self, held: &mut HashMap<String, i64>, fresh: HashMap<String, i64>) {
+        if *held != fresh {
+            *held = fresh;
+            self.changed();
+        }
+    }
+
+    fn changed(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Changes as they happen to what refuses a token verified before: the revocations
+    /// (fetched every `REVOCATION_REFRESH_SECONDS`) and the keys. A call that lasts
+    /// verifies its token again at each.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// Reloads the revocations from every URL; keeps the previous ones when a source
@@ -231,13 +256,15 @@ impl Verifier {
         let n = fresh.len();
         let mut held = self.revocations.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         if errors.is_empty() {
-            *held = fresh;
+            self.replace(&mut held, fresh);
             Ok(n)
         } else {
+            let mut merged = held.clone();
             for (subject, before) in fresh {
-                let b = held.entry(subject).or_insert(before);
+                let b = merged.entry(subject).or_insert(before);
                 *b = (*b).max(before);
             }
+            self.replace(&mut held, merged);
             Err(errors.join("; "))
         }
     }
@@ -283,10 +310,15 @@ impl Verifier {
         let n = fresh.len();
         {
             let mut keys = self.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let before: std::collections::HashSet<String> = keys.keys().cloned().collect();
             if errors.is_empty() {
                 *keys = fresh;
             } else {
                 keys.extend(fresh);
+            }
+            // A key no longer published refuses the tokens it signed.
+            if keys.len() != before.len() || keys.keys().any(|k| !before.contains(k)) {
+                self.changed();
             }
         }
         if errors.is_empty() { Ok(n) } else { Err(errors.join("; ")) }
@@ -396,6 +428,7 @@ impl Verifier {
             customer_id: data.claims.sub,
             token: token.to_owned(),
             issued_at: data.claims.iat,
+            expires_at: exp,
         };
         self.remember(token, Verified { identity: identity.clone(), kid, exp });
         Ok(identity)

@@ -6,6 +6,8 @@
 //!   puts the caller's [`Identity`] into the request's extensions; a request without a
 //!   valid token never reaches a handler. Internal methods (one service calling another,
 //!   e.g. the wallet issuing a gift) also need the role `service`;
+//! - a call that lasts (a stream) ends with `UNAUTHENTICATED` once its token no longer
+//!   passes: revoked, its key gone, or expired ([`lasting`]);
 //! - **owners act**: only the player a thing belongs to exchanges or uses it
 //!   ([`acting_owner`]); an admin's or a service's token is refused;
 //! - **admins read**: an admin may read anyone's things ([`read_for`], [`check_visible`]);
@@ -22,6 +24,8 @@ use auth_adapter::{Identity, Role, Verifier};
 use futures_like::BoxFuture;
 use tonic::{Request, Status};
 use tower::{Layer, Service};
+
+mod lasting;
 
 mod futures_like {
     pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
@@ -130,7 +134,10 @@ where
                         .into_http());
                 }
                 Ok(identity) => {
-                    req.extensions_mut().insert(identity);
+                    req.extensions_mut().insert(identity.clone());
+                    // The answer lasts as long as the token passes (a stream ends when it
+                    // no longer does).
+                    return inner.call(req).await.map(|r| lasting::bind(r, verifier, identity));
                 }
                 Err(_) if is_public(&public, req.uri().path()) => {}
                 Err(status) => {

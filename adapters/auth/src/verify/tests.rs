@@ -253,10 +253,28 @@ async fn revocations_come_from_the_auth_service_and_survive_its_outage() {
     *v.keys.write().unwrap() = keys_of(&f.issuer.ring.jwks().unwrap());
     let (token, _) = f.issuer.issue("c-11", Role::Player).unwrap();
     assert!(v.verify(&token).is_ok());
+    let mut changes = v.changes();
     assert_eq!(v.refresh_revocations().await, Ok(1));
     assert_eq!(v.verify(&token), Err(AuthError::Revoked));
+    assert!(changes.has_changed().unwrap(), "streams learn of the new revocation");
+    changes.mark_unchanged();
     assert!(v.refresh_revocations().await.is_err(), "the server is gone");
     assert_eq!(v.verify(&token), Err(AuthError::Revoked), "the revocation is kept through the outage");
+    assert!(!changes.has_changed().unwrap(), "nothing changed");
+}
+
+#[test]
+fn streams_learn_of_a_change_of_the_revocations_and_of_nothing_else() {
+    let f = fixture();
+    let mut changes = f.verifier.changes();
+    let list = [Revocation { subject: "c-11".into(), before: 100 }];
+    f.verifier.set_revocations(&list);
+    assert!(changes.has_changed().unwrap());
+    changes.mark_unchanged();
+    f.verifier.set_revocations(&list);
+    assert!(!changes.has_changed().unwrap(), "the same list again is no change");
+    f.verifier.set_revocations(&[Revocation { subject: "c-11".into(), before: 200 }]);
+    assert!(changes.has_changed().unwrap(), "a later revocation of the same subject is one");
 }
 
 #[test]
