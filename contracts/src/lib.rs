@@ -6,8 +6,10 @@
 //! # Layout
 //! - [`pb`] — generated messages, clients and servers of every `game.*.v1` package; every
 //!   message implements `prost::Name`.
-//! - [`services`] — each API's gRPC service name, the role serving it, the variable giving
-//!   its address, and which of its methods are public or internal.
+//! - [`roles`] — the role table: each role's API, stream, consumers, buckets, database and
+//!   the roles it starts after; everything about a role is computed from it.
+//! - [`services`] — each API's gRPC service name, the variable giving its address, and
+//!   which of its methods are public or internal (declared in the role table).
 //! - [`streams`] — the JetStream streams and the event subjects.
 //! - [`events`] — each event message with its subject; its type name is its protobuf name.
 //! - [`methods`] — each method's shape (streaming or not), from the compiled descriptors.
@@ -16,6 +18,7 @@
 pub mod codec;
 pub mod events;
 pub mod methods;
+pub mod roles;
 pub mod services;
 pub mod streams;
 

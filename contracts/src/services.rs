@@ -1,14 +1,15 @@
-//! The public APIs of the system, declared once: the gRPC service name (also its
-//! health-check name), the role serving it, the environment variable giving its address
-//! to whoever calls it, and which of its methods are public (callable without a token)
-//! or internal (services only). The gateway routes and authenticates by this table, each
-//! service authenticates by its row, `gamectl` and the tests find the services by it.
+//! The gRPC APIs of the system: the service name (also its health-check name), the
+//! environment variable giving its address to whoever calls it, and which of its methods
+//! are public (callable without a token) or internal (services only). Each is declared in
+//! its role's row ([`crate::roles`]); this module lists them. The gateway routes and
+//! authenticates by this list, each service authenticates by its row, `gamectl` and the
+//! tests find the services by it.
+
+use crate::roles::{self, Has};
 
 /// One gRPC API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Api {
-    /// The role serving it (`gamectl serve <role>`).
-    pub role: &'static str,
     /// Its full gRPC service name, also the name its health is reported under.
     pub name: &'static str,
     /// The variable giving its address(es), e.g. `MISSION_URL`.
@@ -23,12 +24,12 @@ pub struct Api {
     pub served_with: &'static [&'static str],
 }
 
+/// An [`Api`] from its package, service, variable and methods (names only).
 macro_rules! api {
-    ($role:literal, $package:literal, $service:literal, $env:literal,
+    ($package:literal, $service:literal, $env:literal,
      public: [$($public:literal),*], internal: [$($internal:literal),*]
      $(, served_with: [$($with:literal),*])?) => {
-        Api {
-            role: $role,
+        $crate::services::Api {
             name: concat!($package, ".", $service),
             url_env: $env,
             public: &[$(concat!("/", $package, ".", $service, "/", $public)),*],
@@ -37,31 +38,54 @@ macro_rules! api {
         }
     };
 }
+pub(crate) use api;
 
-pub const MISSION: Api =
-    api!("mission", "game.mission.v1", "MissionService", "MISSION_URL", public: ["ListCatalog"], internal: []);
-pub const REWARD: Api = api!("reward", "game.reward.v1", "RewardService", "REWARD_URL", public: [], internal: []);
-pub const WALLET: Api = api!("wallet", "game.wallet.v1", "WalletService", "WALLET_URL", public: [], internal: []);
-pub const MYPAGE: Api = api!("mypage", "game.mypage.v1", "MyPageService", "MYPAGE_URL", public: [], internal: [],
-    served_with: ["MyPageAdminService"]);
-pub const GIFT: Api = api!("gift", "game.gift.v1", "GiftService", "GIFT_URL",
-    public: ["ListCatalog"], internal: ["GiftIssuingService"]);
-pub const NOTIFICATION: Api =
-    api!("notification", "game.notification.v1", "NotificationService", "NOTIFICATION_URL", public: [], internal: []);
-pub const AUTH: Api = api!("auth", "game.auth.v1", "AuthService", "AUTH_URL",
-    public: ["RegisterCustomer", "IssueToken", "IssueServiceToken", "GetJwks"], internal: []);
+/// The API of a role that has one (a role without one does not compile here).
+const fn of(role: roles::Role) -> Api {
+    match role.api {
+        Some(api) => api,
+        None => panic!("a role without an API"),
+    }
+}
+
+// Shorthands for the callers of one API in particular.
+pub const MISSION: Api = of(roles::mission::ROLE);
+pub const REWARD: Api = of(roles::reward::ROLE);
+pub const WALLET: Api = of(roles::wallet::ROLE);
+pub const MYPAGE: Api = of(roles::mypage::ROLE);
+pub const GIFT: Api = of(roles::gift::ROLE);
+pub const NOTIFICATION: Api = of(roles::notification::ROLE);
+pub const AUTH: Api = of(roles::auth::ROLE);
 /// The operators' tools (admins only): the dead letters.
-pub const OPS: Api = api!("ops", "game.admin.v1", "DeadLetterService", "OPS_URL", public: [], internal: []);
+pub const OPS: Api = of(roles::ops::ROLE);
 
-/// Every public API, in the order of the gateway's routes and `gamectl`'s tables.
-pub const APIS: &[Api] = &[MISSION, REWARD, WALLET, MYPAGE, GIFT, NOTIFICATION, AUTH, OPS];
+const API_COUNT: usize = roles::count(Has::Api);
+
+/// Every API, in the order of the role table (the gateway's routes, `gamectl`'s tables).
+pub const APIS: &[Api] = &{
+    let mut out = [MISSION; API_COUNT];
+    let (mut i, mut n) = (0, 0);
+    while i < roles::ALL.len() {
+        if let Some(api) = roles::ALL[i].api {
+            out[n] = api;
+            n += 1;
+        }
+        i += 1;
+    }
+    out
+};
 
 /// The gateway's own name (its health; it has no API of its own).
 pub const GATEWAY: &str = "game.gateway.v1.Gateway";
 
 /// The API served by `role`.
 pub fn by_role(role: &str) -> Option<&'static Api> {
-    APIS.iter().find(|a| a.role == role)
+    roles::find(role).and_then(|r| r.api.as_ref())
+}
+
+/// The role serving the API named `name`.
+pub fn role_of(name: &str) -> Option<&'static roles::Role> {
+    roles::ALL.iter().find(|r| r.api.is_some_and(|a| a.name == name))
 }
 
 /// The API named `name` (a gRPC service name).
@@ -130,9 +154,10 @@ mod tests {
 
     #[test]
     fn roles_and_variables_are_unique() {
-        let roles: HashSet<_> = APIS.iter().map(|a| a.role).collect();
+        let names: HashSet<_> = APIS.iter().map(|a| a.name).collect();
         let vars: HashSet<_> = APIS.iter().map(|a| a.url_env).collect();
-        assert_eq!((roles.len(), vars.len()), (APIS.len(), APIS.len()));
+        assert_eq!((names.len(), vars.len()), (APIS.len(), APIS.len()));
+        assert_eq!(role_of(WALLET.name).map(|r| r.name), Some("wallet"));
         assert_eq!(by_role("gift"), Some(&GIFT));
         assert_eq!(by_name("game.auth.v1.AuthService"), Some(&AUTH));
         assert_eq!(by_role("gateway"), None);

@@ -34,11 +34,23 @@ pub fn dead_letter_subject(durable: &str) -> String {
 
 impl StreamSpec {
     /// Whether `subject` is one of this stream's (`>` matches one or more tokens).
-    pub fn holds(&self, subject: &str) -> bool {
-        match self.subjects.strip_suffix('>') {
-            Some(prefix) => subject.len() > prefix.len() && subject.starts_with(prefix),
-            None => subject == self.subjects,
+    /// A `const fn` (bytes compared one by one), so that the role table finds the stream
+    /// of a consumer's subject at compile time.
+    pub const fn holds(&self, subject: &str) -> bool {
+        let (pattern, subject) = (self.subjects.as_bytes(), subject.as_bytes());
+        let wildcard = !pattern.is_empty() && pattern[pattern.len() - 1] == b'>';
+        let prefix = if wildcard { pattern.len() - 1 } else { pattern.len() };
+        if (wildcard && subject.len() <= prefix) || (!wildcard && subject.len() != prefix) {
+            return false;
         }
+        let mut i = 0;
+        while i < prefix {
+            if pattern[i] != subject[i] {
+                return false;
+            }
+            i += 1;
+        }
+        true
     }
 }
 

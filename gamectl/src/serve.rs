@@ -13,14 +13,17 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, FromArgMatches as _, Subcommand};
+use contracts::roles;
 use grpc_adapter::server::{self, Error};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-/// Every role, in the order `all` starts them (auth first: the others fetch its keys).
-pub const ROLES: [&str; 9] =
-    ["auth", "gift", "mission", "reward", "wallet", "mypage", "notification", "ops", "gateway"];
+/// Every role, in the order `all` starts them: the role table's start order (auth
+/// first: the others fetch its keys; the gateway last).
+pub fn roles() -> Vec<&'static str> {
+    contracts::roles::start_order()
+}
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true, arg_required_else_help = true)]
@@ -34,84 +37,70 @@ pub struct ServeArgs {
     pub role: Option<Role>,
 }
 
-/// One role of the system, with its own settings (flags, or their environment variables).
-#[derive(Debug, Clone, Subcommand)]
-pub enum Role {
-    /// The mission service.
-    Mission(mission_service::Settings),
-    /// The reward service.
-    Reward(reward_service::Settings),
-    /// The wallet service.
-    Wallet(wallet_service::Settings),
-    /// The gift service.
-    Gift(gift_service::Settings),
-    /// The my page read model.
-    Mypage(mypage_service::Settings),
-    /// The notification service.
-    Notification(notification_service::Settings),
-    /// The auth service.
-    Auth(auth_service::Settings),
-    /// The operators' tools: dead letters as admin RPCs.
-    Ops(ops_service::Settings),
-    /// The gateway: one address for every public API.
-    Gateway(gateway_service::Settings),
-}
-
 type Running = std::pin::Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>;
 
+/// The registry of the roles this executable runs: one line per row of the role table
+/// (`contracts::roles`), naming the crate whose `Settings` (its flags, their environment
+/// variables, `--help`) and `run(settings, shutdown)` serve it.
+macro_rules! registry {
+    ($($variant:ident => $row:path, $service:ident;)*) => {
+        /// One role of the system, with its own settings (flags, or their environment
+        /// variables).
+        #[derive(Debug, Clone, Subcommand)]
+        pub enum Role {
+            $(#[command(name = $row.name)] $variant($service::Settings),)*
+        }
+
+        impl Role {
+            /// Its name in the role table.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(Self::$variant(_) => $row.name,)*
+                }
+            }
+
+            /// The settings every role has: address, drain, grace, log format.
+            pub fn server(&self) -> &grpc_adapter::server::ServerSettings {
+                match self {
+                    $(Self::$variant(s) => &s.server,)*
+                }
+            }
+
+            /// Serves the role until `shutdown` is cancelled.
+            pub fn run(self, shutdown: CancellationToken) -> Running {
+                match self {
+                    $(Self::$variant(s) => Box::pin($service::run(s, shutdown)),)*
+                }
+            }
+        }
+
+        /// The roles of the registry, by name.
+        #[cfg(test)]
+        const REGISTERED: &[&str] = &[$($row.name),*];
+    };
+}
+
+registry! {
+    Gateway => roles::gateway::ROLE, gateway_service;
+    Mission => roles::mission::ROLE, mission_service;
+    Reward => roles::reward::ROLE, reward_service;
+    Wallet => roles::wallet::ROLE, wallet_service;
+    Mypage => roles::mypage::ROLE, mypage_service;
+    Gift => roles::gift::ROLE, gift_service;
+    Notification => roles::notification::ROLE, notification_service;
+    Auth => roles::auth::ROLE, auth_service;
+    Ops => roles::ops::ROLE, ops_service;
+}
+
 impl Role {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Mission(_) => "mission",
-            Self::Reward(_) => "reward",
-            Self::Wallet(_) => "wallet",
-            Self::Gift(_) => "gift",
-            Self::Mypage(_) => "mypage",
-            Self::Notification(_) => "notification",
-            Self::Auth(_) => "auth",
-            Self::Ops(_) => "ops",
-            Self::Gateway(_) => "gateway",
-        }
-    }
-
-    /// The settings every role has: address, drain, grace, log format.
-    pub fn server(&self) -> &grpc_adapter::server::ServerSettings {
-        match self {
-            Self::Mission(s) => &s.server,
-            Self::Reward(s) => &s.server,
-            Self::Wallet(s) => &s.server,
-            Self::Gift(s) => &s.server,
-            Self::Mypage(s) => &s.server,
-            Self::Notification(s) => &s.server,
-            Self::Auth(s) => &s.server,
-            Self::Ops(s) => &s.server,
-            Self::Gateway(s) => &s.server,
-        }
-    }
-
-    /// Serves the role until `shutdown` is cancelled.
-    pub fn run(self, shutdown: CancellationToken) -> Running {
-        match self {
-            Self::Mission(s) => Box::pin(mission_service::run(s, shutdown)),
-            Self::Reward(s) => Box::pin(reward_service::run(s, shutdown)),
-            Self::Wallet(s) => Box::pin(wallet_service::run(s, shutdown)),
-            Self::Gift(s) => Box::pin(gift_service::run(s, shutdown)),
-            Self::Mypage(s) => Box::pin(mypage_service::run(s, shutdown)),
-            Self::Notification(s) => Box::pin(notification_service::run(s, shutdown)),
-            Self::Auth(s) => Box::pin(auth_service::run(s, shutdown)),
-            Self::Ops(s) => Box::pin(ops_service::run(s, shutdown)),
-            Self::Gateway(s) => Box::pin(gateway_service::run(s, shutdown)),
-        }
-    }
-
     /// The role `name` with its settings from `env` (a variable's value by name):
     /// `<ROLE>__<VAR>` before `<VAR>` before the default.
     ///
     /// # Errors
     /// An unknown role, or a setting it refuses (clap's message, naming the flag).
     pub fn from_env(name: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, String> {
-        if !ROLES.contains(&name) {
-            return Err(format!("unknown role {name:?}: the roles are {} (or all)", ROLES.join(", ")));
+        if roles::find(name).is_none() {
+            return Err(unknown(name));
         }
         // The role's own overrides become flags, which clap puts before its environment.
         let sub = Self::augment_subcommands(clap::Command::new("serve"))
@@ -141,23 +130,25 @@ impl Role {
 /// # Errors
 /// An unknown role or none.
 pub fn parse_roles(roles: &[String]) -> Result<Vec<&'static str>, String> {
+    let order = self::roles();
     let mut chosen = Vec::new();
     for r in roles.iter().map(|r| r.trim()).filter(|r| !r.is_empty()) {
         if r == "all" {
-            chosen.extend(ROLES);
+            chosen.extend(&order);
         } else {
-            let known = ROLES.iter().find(|k| **k == r);
-            chosen.push(
-                *known.ok_or_else(|| format!("unknown role {r:?}: the roles are {} (or all)", ROLES.join(", ")))?,
-            );
+            chosen.push(roles::find(r).ok_or_else(|| unknown(r))?.name);
         }
     }
-    let mut ordered: Vec<&'static str> = ROLES.iter().copied().filter(|r| chosen.contains(r)).collect();
+    let mut ordered: Vec<&'static str> = order.into_iter().filter(|r| chosen.contains(r)).collect();
     ordered.dedup();
     if ordered.is_empty() {
         return Err("--roles names no role".to_owned());
     }
     Ok(ordered)
+}
+
+fn unknown(name: &str) -> String {
+    format!("unknown role {name:?}: the roles are {} (or all)", self::roles().join(", "))
 }
 
 /// How long the roles get to stop once told to (each drains within its own
@@ -248,10 +239,21 @@ mod tests {
 
     #[test]
     fn all_is_every_role_once_auth_first_and_the_gateway_last() {
-        assert_eq!(parse_roles(&["all".into()]).unwrap(), ROLES);
+        let all = parse_roles(&["all".into()]).unwrap();
+        assert_eq!(all, roles());
+        assert_eq!((all.first(), all.last(), all.len()), (Some(&"auth"), Some(&"gateway"), roles::ALL.len()));
         assert_eq!(parse_roles(&["reward".into(), "mission".into(), "reward".into()]).unwrap(), ["mission", "reward"]);
         assert!(parse_roles(&["mission".into(), "nope".into()]).unwrap_err().contains("unknown role \"nope\""));
         assert!(parse_roles(&[]).is_err());
+    }
+
+    #[test]
+    fn every_role_of_the_table_is_registered_once_under_its_name() {
+        let mut registered = REGISTERED.to_vec();
+        let mut table: Vec<_> = roles::ALL.iter().map(|r| r.name).collect();
+        registered.sort_unstable();
+        table.sort_unstable();
+        assert_eq!(registered, table);
     }
 
     #[test]

@@ -1,10 +1,11 @@
-//! The services of the system: one table, so that a new service is one more line, and
-//! the environment each of them is started with. Their API names and address variables
-//! are the contracts' (`contracts::services`); this table adds how `up` runs them.
+//! How `gamectl up` runs the roles of the system, and the environment each of them is
+//! started with. Which roles there are, their APIs, address variables and start order
+//! are the role table's (`contracts::roles`); this module adds ports and environment.
 
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 
-use contracts::services::{AUTH, GATEWAY, GIFT, MISSION, MYPAGE, NOTIFICATION, REWARD, WALLET};
+use contracts::roles;
 use nats_adapter::access::Credentials;
 
 use crate::secrets;
@@ -17,59 +18,35 @@ pub struct ServiceSpec {
     /// The name it reports readiness under in `grpc.health.v1.Health` ("" = the whole
     /// server, for processes without an API of their own).
     pub health: &'static str,
-    /// Its port is `base-port + port_offset`.
+    /// Its port is `base-port + port_offset`: its place in the role table.
     pub port_offset: u16,
     /// Services are started stage by stage, each stage once the previous one is SERVING
-    /// (stage 0 first): a service others call synchronously comes before them.
+    /// (stage 0 first): the role table's stages, so a role starts after the roles it
+    /// calls.
     pub stage: u8,
     /// The variable that gives its address (`http://127.0.0.1:<port>`) to every child.
     pub url_env: Option<&'static str>,
+    /// Whether it connects to NATS (with its own credentials).
+    pub bus: bool,
 }
 
-pub const SERVICES: &[ServiceSpec] = &[
-    ServiceSpec {
-        name: "gateway",
-        health: GATEWAY,
-        port_offset: 0,
-        // The front door opens once everything behind it is SERVING.
-        stage: 3,
-        url_env: None,
-    },
-    ServiceSpec { name: MISSION.role, health: MISSION.name, port_offset: 1, stage: 2, url_env: Some(MISSION.url_env) },
-    ServiceSpec { name: REWARD.role, health: REWARD.name, port_offset: 2, stage: 2, url_env: Some(REWARD.url_env) },
-    ServiceSpec { name: WALLET.role, health: WALLET.name, port_offset: 3, stage: 2, url_env: Some(WALLET.url_env) },
-    ServiceSpec { name: MYPAGE.role, health: MYPAGE.name, port_offset: 4, stage: 2, url_env: Some(MYPAGE.url_env) },
-    ServiceSpec {
-        name: GIFT.role,
-        health: GIFT.name,
-        port_offset: 5,
-        // The wallet calls it synchronously.
-        stage: 1,
-        url_env: Some(GIFT.url_env),
-    },
-    ServiceSpec {
-        name: NOTIFICATION.role,
-        health: NOTIFICATION.name,
-        port_offset: 6,
-        stage: 2,
-        url_env: Some(NOTIFICATION.url_env),
-    },
-    ServiceSpec {
-        name: AUTH.role,
-        health: AUTH.name,
-        port_offset: 7,
-        // Every other service fetches its keys (JWKS_URLS) to verify tokens.
-        stage: 0,
-        url_env: Some(AUTH.url_env),
-    },
-    ServiceSpec {
-        name: "ops",
-        health: "game.admin.v1.DeadLetterService",
-        port_offset: 8,
-        stage: 2,
-        url_env: Some("OPS_URL"),
-    },
-];
+/// Every role of the table, in table order.
+pub static SERVICES: LazyLock<Vec<ServiceSpec>> = LazyLock::new(|| {
+    let stages = roles::stages();
+    let stage = |name| stages.iter().position(|s: &Vec<&str>| s.contains(&name)).unwrap_or_default();
+    roles::ALL
+        .iter()
+        .zip(0u16..)
+        .map(|(r, i)| ServiceSpec {
+            name: r.name,
+            health: r.health(),
+            port_offset: i,
+            stage: u8::try_from(stage(r.name)).unwrap_or(u8::MAX),
+            url_env: r.api.map(|a| a.url_env),
+            bus: r.bus,
+        })
+        .collect()
+});
 
 /// Replica `r` (1-based) of a role listens `REPLICA_PORT_STEP * (r - 1)` above the first
 /// (`base-port + 10·(r−1) + offset`): the ten offsets of a replica stay below the next
@@ -212,7 +189,7 @@ impl EnvContext<'_> {
 
 /// The roles that keep their state in a relational database (my page keeps its in a
 /// JetStream bucket; the gateway keeps none).
-pub const RELATIONAL: [&str; 6] = ["mission", "reward", "wallet", "gift", "notification", "auth"];
+pub const RELATIONAL: [&str; roles::RELATIONAL.len()] = roles::RELATIONAL;
 
 /// The environment of the child running `spec` on `port`: what every service reads
 /// (`LISTEN_ADDR`, `DATABASE_URL`, `NATS_URL` and its own `NATS_NKEY_SEED_FILE`,
@@ -242,7 +219,7 @@ pub fn child_env(spec: &ServiceSpec, port: u16, ctx: &EnvContext<'_>) -> Vec<(&'
     // Traces (when OTEL_EXPORTER_OTLP_ENDPOINT is set for gamectl) name the role.
     env.push(("OTEL_SERVICE_NAME", spec.name.to_owned()));
     if let Some(creds) = ctx.nats_credentials
-        && nats_adapter::roles::find(spec.name).is_some()
+        && spec.bus
     {
         env.push(("NATS_NKEY_SEED_FILE", creds.seed_file(spec.name).display().to_string()));
     }
@@ -318,7 +295,7 @@ mod tests {
         assert_eq!(offsets.len(), SERVICES.len());
         assert!(!offsets.contains(&NATS_PORT_OFFSET));
         let mut roles: Vec<_> = SERVICES.iter().map(|s| s.name).collect();
-        let mut served = crate::serve::ROLES.to_vec();
+        let mut served = crate::serve::roles();
         roles.sort_unstable();
         served.sort_unstable();
         assert_eq!(roles, served);
@@ -327,8 +304,9 @@ mod tests {
     #[test]
     fn every_api_of_the_contracts_is_a_service_under_its_name_and_variable() {
         for api in contracts::services::APIS {
-            let spec = SERVICES.iter().find(|s| s.name == api.role).expect(api.role);
-            assert_eq!((spec.health, spec.url_env), (api.name, Some(api.url_env)), "{}", api.role);
+            let role = contracts::services::role_of(api.name).expect(api.name).name;
+            let spec = SERVICES.iter().find(|s| s.name == role).expect(role);
+            assert_eq!((spec.health, spec.url_env), (api.name, Some(api.url_env)), "{role}");
         }
         assert_eq!(SERVICES.len(), contracts::services::APIS.len() + 1, "the APIs and the gateway");
     }
@@ -343,13 +321,13 @@ mod tests {
     }
 
     #[test]
-    fn auth_starts_first_then_gift_and_the_gateway_last() {
+    fn auth_starts_first_gift_before_the_wallet_and_the_gateway_last() {
         let stage = |n: &str| SERVICES.iter().find(|s| s.name == n).unwrap().stage;
         for s in SERVICES.iter().filter(|s| s.name != "auth") {
             assert!(s.stage > stage("auth"), "{}", s.name);
-            assert!(s.name == "gift" || s.stage > stage("gift"), "{}", s.name);
             assert!(s.name == "gateway" || s.stage < stage("gateway"), "{}", s.name);
         }
+        assert!(stage("gift") < stage("wallet"), "the wallet calls gift");
     }
 
     fn env_of(name: &str) -> Vec<(&'static str, String)> {
@@ -385,7 +363,7 @@ mod tests {
 
     #[test]
     fn every_service_on_the_bus_gets_its_own_credentials_and_the_others_none() {
-        for s in SERVICES {
+        for s in SERVICES.iter() {
             let seed = get(&env_of(s.name), "NATS_NKEY_SEED_FILE").map(str::to_owned);
             match s.name {
                 "auth" | "gateway" => assert_eq!(seed, None, "{} does not use NATS", s.name),
@@ -396,7 +374,7 @@ mod tests {
 
     #[test]
     fn every_child_verifies_tokens_with_the_keys_the_auth_service_publishes() {
-        for s in SERVICES {
+        for s in SERVICES.iter() {
             let env = env_of(s.name);
             assert_eq!(get(&env, "JWKS_URLS"), Some("http://127.0.0.1:56107/.well-known/jwks.json"), "{}", s.name);
             assert_eq!(get(&env, "REVOCATION_URLS"), Some("http://127.0.0.1:56107/revocations"), "{}", s.name);
@@ -407,7 +385,7 @@ mod tests {
 
     #[test]
     fn every_child_gets_the_address_of_every_service() {
-        for s in SERVICES {
+        for s in SERVICES.iter() {
             let env = env_of(s.name);
             let urls: Vec<(&str, &str)> = env
                 .iter()

@@ -1,7 +1,7 @@
 //! `gamectl up`: the whole system on one machine. Starts nats-server (unless given one)
 //! and every role as a child process running this executable (`gamectl serve <role>`),
-//! stage by stage (auth first, since every service fetches its keys; then gift, which the
-//! wallet calls; then the rest; the gateway last, on the base port; see
+//! stage by stage (the role table's stages: auth first, since every service fetches its
+//! keys; the wallet after gift, which it calls; the gateway last, on the base port; see
 //! [`services::SERVICES`]), each stage once the previous one reports SERVING; or, with
 //! `--all-in-one`, every role in one child (`gamectl serve --roles all`, each role's
 //! settings prefixed `<ROLE>__`). Then it writes `<data-dir>/endpoints.json`, restarts

@@ -170,7 +170,7 @@ async fn serving(url: &str, service: &str) -> bool {
 }
 
 fn health_name(role: &str) -> &'static str {
-    contracts::services::APIS.iter().find(|a| a.role == role).map(|a| a.name).expect("an API of the contracts")
+    contracts::services::by_role(role).map(|a| a.name).expect("an API of the contracts")
 }
 
 /// What the players did: every accepted mission's id, the calls that had to be repeated

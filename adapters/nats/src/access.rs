@@ -82,7 +82,7 @@ pub fn permissions(role: &Role) -> Permissions {
         publish.push(api(&format!("STREAM.INFO.{}", streams::DEAD_LETTER.name)));
         publish.push(api(&format!("STREAM.CREATE.{}", streams::DEAD_LETTER.name)));
     }
-    if role.name == roles::ops::ROLE.name {
+    if role.dead_letters {
         publish.extend(crate::dlq::rights());
     }
     for bucket in role.buckets {

@@ -16,15 +16,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::NatsSettings;
 use crate::envelope;
-use crate::streams::{self, StreamSpec};
+use crate::streams;
 
-/// A durable consumer: its name is `<consumer-context>-<policy>`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConsumerSpec {
-    pub stream: StreamSpec,
-    pub durable: &'static str,
-    pub filter: &'static str,
-}
+/// A durable consumer: its name is `<consumer-context>-<policy>` (declared in the role
+/// table).
+pub use contracts::roles::ConsumerSpec;
 
 /// One delivered event.
 #[derive(Debug, Clone)]

@@ -73,7 +73,7 @@ fn the_command_line_is_well_formed_with_every_role_under_serve() {
     let Command::Serve(serve) = parse(&["serve", "mission", "--listen", "127.0.0.1:7001"]).command else { panic!() };
     let Some(crate::serve::Role::Mission(m)) = serve.role else { panic!("mission") };
     assert_eq!(m.server.listen.to_string(), "127.0.0.1:7001");
-    for role in crate::serve::ROLES {
+    for role in crate::serve::roles() {
         let Command::Serve(serve) = parse(&["serve", role]).command else { panic!() };
         assert_eq!(serve.role.map(|r| r.name()), Some(role));
     }

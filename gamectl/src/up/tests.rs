@@ -110,14 +110,14 @@ fn order(planned: &[Planned]) -> Vec<Vec<&'static str>> {
 }
 
 #[test]
-fn auth_starts_first_then_gift_then_the_rest_and_the_gateway_last() {
+fn auth_starts_first_then_gift_before_the_wallet_and_the_gateway_last() {
     let planned = replicas::plan(56000, 1).unwrap();
     assert_eq!(
         order(&planned),
         [
             vec!["auth"],
-            vec!["gift"],
-            vec!["mission", "reward", "wallet", "mypage", "notification", "ops"],
+            vec!["mission", "reward", "mypage", "gift", "notification", "ops"],
+            vec!["wallet"],
             vec!["gateway"]
         ]
     );
@@ -140,7 +140,7 @@ fn the_ready_table_shows_the_gateway_first() {
     let names: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
     assert_eq!(
         names,
-        ["gateway", "nats", "auth", "gift", "mission", "reward", "wallet", "mypage", "notification", "ops", "mailbox"]
+        ["gateway", "nats", "auth", "mission", "reward", "mypage", "gift", "notification", "ops", "wallet", "mailbox"]
     );
     assert_eq!(rows[0][1], "http://127.0.0.1:56300");
     assert_eq!(rows[2][1], "http://127.0.0.1:56307");
@@ -167,20 +167,20 @@ fn the_ready_table_shows_every_replica_after_the_first_of_its_role() {
             "nats",
             "auth",
             "auth-2",
-            "gift",
-            "gift-2",
             "mission",
             "mission-2",
             "reward",
             "reward-2",
-            "wallet",
-            "wallet-2",
             "mypage",
             "mypage-2",
+            "gift",
+            "gift-2",
             "notification",
             "notification-2",
             "ops",
-            "ops-2"
+            "ops-2",
+            "wallet",
+            "wallet-2"
         ]
     );
     assert_eq!(rows[3][1], "http://127.0.0.1:56317");

@@ -17,27 +17,16 @@ use tonic::transport::{Channel, Endpoint as TonicEndpoint};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-/// Where the public services are (flags or environment); each a comma-separated list of
-/// URLs, e.g. `MISSION_URL=http://mission-headless:8080` or
-/// `MISSION_URL=http://127.0.0.1:7001,http://127.0.0.1:7002`.
+use contracts::services::Api;
+
+/// Where the public services are (flags or environment): one setting per API of the role
+/// table, its address variable, each a comma-separated list of URLs, e.g.
+/// `MISSION_URL=http://mission-headless:8080` or
+/// `MISSION_URL=http://127.0.0.1:7001,http://127.0.0.1:7002` (flag: `--<role>`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct UpstreamSettings {
-    #[arg(long, env = "MISSION_URL", value_delimiter = ',')]
-    pub mission: Vec<String>,
-    #[arg(long, env = "REWARD_URL", value_delimiter = ',')]
-    pub reward: Vec<String>,
-    #[arg(long, env = "WALLET_URL", value_delimiter = ',')]
-    pub wallet: Vec<String>,
-    #[arg(long, env = "MYPAGE_URL", value_delimiter = ',')]
-    pub mypage: Vec<String>,
-    #[arg(long, env = "GIFT_URL", value_delimiter = ',')]
-    pub gift: Vec<String>,
-    #[arg(long, env = "NOTIFICATION_URL", value_delimiter = ',')]
-    pub notification: Vec<String>,
-    #[arg(long, env = "AUTH_URL", value_delimiter = ',')]
-    pub auth: Vec<String>,
-    #[arg(long, env = "OPS_URL", value_delimiter = ',')]
-    pub ops: Vec<String>,
+    #[command(flatten)]
+    pub urls: ApiUrls,
     /// Milliseconds between health checks of each endpoint.
     #[arg(long, env = "UPSTREAM_HEALTH_INTERVAL_MS", default_value_t = 250)]
     pub health_interval_ms: u64,
@@ -49,20 +38,64 @@ pub struct UpstreamSettings {
     pub connect_timeout_ms: u64,
 }
 
-impl UpstreamSettings {
-    /// The URLs of the service served by `role` (a role of `contracts::services::APIS`).
-    fn urls(&self, role: &str) -> Option<&[String]> {
-        Some(match role {
-            "mission" => &self.mission,
-            "reward" => &self.reward,
-            "wallet" => &self.wallet,
-            "mypage" => &self.mypage,
-            "gift" => &self.gift,
-            "notification" => &self.notification,
-            "auth" => &self.auth,
-            "ops" => &self.ops,
-            _ => return None,
+/// The URLs of every API, by its service name: the flags `--<role>` and their variables
+/// (`MISSION_URL`, ...), one per API of the role table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApiUrls(HashMap<&'static str, Vec<String>>);
+
+impl ApiUrls {
+    /// The APIs with the role serving them (its name is the flag).
+    fn apis() -> impl Iterator<Item = (&'static str, &'static Api)> {
+        contracts::roles::ALL.iter().filter_map(|r| r.api.as_ref().map(|api| (r.name, api)))
+    }
+
+    /// The URLs of the API named `service`.
+    fn of(&self, service: &str) -> &[String] {
+        self.0.get(service).map_or(&[], Vec::as_slice)
+    }
+}
+
+impl<const N: usize> From<[(&'static str, Vec<String>); N]> for ApiUrls {
+    fn from(urls: [(&'static str, Vec<String>); N]) -> Self {
+        Self(urls.into_iter().collect())
+    }
+}
+
+impl clap::FromArgMatches for ApiUrls {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let mut urls = Self::default();
+        urls.update_from_arg_matches(matches)?;
+        Ok(urls)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        for (role, api) in Self::apis() {
+            if let Some(urls) = matches.get_many::<String>(role) {
+                self.0.insert(api.name, urls.cloned().collect());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl clap::Args for ApiUrls {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        Self::apis().fold(cmd, |cmd, (role, api)| {
+            cmd.arg(
+                clap::Arg::new(role)
+                    .long(role)
+                    .env(api.url_env)
+                    .value_name("URL,...")
+                    .value_delimiter(',')
+                    .action(clap::ArgAction::Append)
+                    .value_parser(clap::value_parser!(String))
+                    .help(format!("Where {} is served", api.name)),
+            )
         })
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
     }
 }
 
@@ -155,8 +188,9 @@ impl Upstreams {
         let mut by_service = HashMap::new();
         for api in contracts::services::APIS {
             let (service, var) = (api.name, api.url_env);
-            let urls = s.urls(api.role).ok_or_else(|| format!("no setting for the {} service", api.role))?;
-            let targets = urls
+            let targets = s
+                .urls
+                .of(service)
                 .iter()
                 .map(|u| u.trim())
                 .filter(|u| !u.is_empty())
@@ -295,7 +329,8 @@ mod tests {
         // Each variable's flag (`MISSION_URL` is `--mission`) gives its API a distinct URL.
         let mut argv = vec!["gateway".to_owned()];
         for (i, api) in contracts::services::APIS.iter().enumerate() {
-            argv.push(format!("--{}=http://10.0.0.{i}:1", api.role));
+            let role = contracts::services::role_of(api.name).expect("a role serves it").name;
+            argv.push(format!("--{role}=http://10.0.0.{i}:1"));
         }
         let settings = Args::try_parse_from(argv).expect("a flag per API").upstreams;
         let ups = Upstreams::from_settings(&settings).unwrap();
@@ -308,22 +343,16 @@ mod tests {
 
     #[tokio::test]
     async fn a_host_resolving_to_several_addresses_becomes_several_endpoints() {
+        let mission = contracts::services::MISSION.name;
         let settings = UpstreamSettings {
-            mission: vec!["http://localhost:1".into(), "http://127.0.0.1:2".into()],
-            reward: vec![],
-            wallet: vec![],
-            mypage: vec![],
-            gift: vec![],
-            notification: vec![],
-            auth: vec![],
-            ops: vec![],
+            urls: ApiUrls::from([(mission, vec!["http://localhost:1".into(), "http://127.0.0.1:2".into()])]),
             health_interval_ms: 50,
             resolve_interval_ms: 100,
             connect_timeout_ms: 50,
         };
         let ups = Upstreams::from_settings(&settings).unwrap();
         let stop = CancellationToken::new();
-        let mission = ups.by_service[contracts::services::MISSION.name].clone();
+        let mission = ups.by_service[mission].clone();
         resolve_once(&mission, Duration::from_millis(50), Duration::from_millis(50), &stop).await;
         let urls: Vec<_> = mission.endpoints().iter().map(|e| e.url.clone()).collect();
         assert!(urls.contains(&"http://127.0.0.1:1".to_owned()), "{urls:?}");
