@@ -213,10 +213,11 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     let json = roles.iter().any(|r| r.server().log_format == grpc_adapter::telemetry::LogFormat::Json);
     // Traces name the role (several in one process: the system's name).
     let service = if roles.len() == 1 { roles[0].name() } else { "game-rewards" };
-    grpc_adapter::telemetry::init_as(
-        if json { grpc_adapter::telemetry::LogFormat::Json } else { grpc_adapter::telemetry::LogFormat::Text },
-        service,
-    );
+    let format = if json { grpc_adapter::telemetry::LogFormat::Json } else { grpc_adapter::telemetry::LogFormat::Text };
+    if let Err(e) = grpc_adapter::telemetry::init_as(format, service) {
+        eprintln!("error: {e}");
+        return ExitCode::from(1);
+    }
     match run_roles(roles, server::shutdown_on_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
