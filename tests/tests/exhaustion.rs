@@ -6,9 +6,117 @@
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use e2e::{GATEWAY, Service};
+use bytes::Bytes;
+use e2e::{AUTH, GATEWAY, Secrets, Service};
+use futures::StreamExt as _;
+use grpc_adapter::pb::auth::v1 as auth;
+use http_body_util::BodyExt;
+use http_body_util::combinators::BoxBody;
+use hyper::client::conn::http2::SendRequest;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tonic::Code;
+
+const REGISTER: &str = "/game.auth.v1.AuthService/RegisterCustomer";
+const MIB: u64 = 1024 * 1024;
+
+/// The auth service and a gateway in front of it (with `env`): the edge an anonymous
+/// attacker reaches.
+async fn edge(dir: &std::path::Path, env: &[(&'static str, String)]) -> (Service, Service) {
+    let secrets = Secrets::write(dir);
+    let db = format!("sqlite://{}", dir.join("auth.db").display());
+    let auth = Service::start("auth", "auth", &e2e::auth_env(&db, dir, &secrets), dir);
+    let mut all = e2e::verifier_env(&auth);
+    all.push(("AUTH_URL", auth.url()));
+    all.extend(env.iter().cloned());
+    let gateway = Service::start("gateway", "gateway", &all, dir);
+    auth.wait_serving(AUTH).await;
+    gateway.wait_serving(GATEWAY).await;
+    (auth, gateway)
+}
+
+/// A process's resident memory, in KiB (`VmRSS` of `/proc/<pid>/status`).
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the process runs");
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS");
+    line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).expect("a number")
+}
+
+/// The highest [`rss_kib`] of `pid` until `stop`, sampled every 20 ms.
+fn watch_peak_rss(pid: u32, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<u64> {
+    tokio::spawn(async move {
+        let mut peak = rss_kib(pid);
+        while !stop.load(Ordering::Relaxed) {
+            peak = peak.max(rss_kib(pid));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        peak
+    })
+}
+
+type StalledBody = BoxBody<Bytes, std::convert::Infallible>;
+
+/// An HTTP/2 connection to `addr` from `local` (a loopback address), as a plain client.
+async fn h2(addr: SocketAddr, local: [u8; 4]) -> SendRequest<StalledBody> {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.bind(SocketAddr::from((local, 0))).expect("bind");
+    let tcp = socket.connect(addr).await.expect("connect");
+    tcp.set_nodelay(true).expect("nodelay");
+    let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .handshake(TokioIo::new(tcp))
+        .await
+        .expect("HTTP/2");
+    tokio::spawn(conn);
+    sender
+}
+
+/// A call whose message announces `announced` bytes, of which `sent` are sent, and then
+/// nothing more, ever (the body never ends). The status it gets, when it gets one.
+async fn stalled_call(mut sender: SendRequest<StalledBody>, path: &str, announced: u32, sent: usize) -> Answer {
+    static ZEROS: std::sync::OnceLock<Bytes> = std::sync::OnceLock::new();
+    let zeros = ZEROS.get_or_init(|| Bytes::from(vec![0u8; 4 * MIB as usize])).clone();
+    let mut prefix = vec![0u8];
+    prefix.extend_from_slice(&announced.to_be_bytes());
+    let mut frames = vec![Ok(hyper::body::Frame::data(Bytes::from(prefix)))];
+    frames.extend(
+        (0..sent).step_by(64 * 1024).map(|at| Ok(hyper::body::Frame::data(zeros.slice(at..sent.min(at + 64 * 1024))))),
+    );
+    let body = BodyExt::boxed(http_body_util::StreamBody::new(
+        futures::stream::iter(frames).chain(futures::stream::pending()),
+    ));
+    let req = http::Request::builder()
+        .method("POST")
+        .uri(format!("http://gateway{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(body)
+        .expect("request");
+    futures::future::poll_fn(|cx| sender.poll_ready(cx)).await.expect("the connection takes a stream");
+    let response = match sender.send_request(req).await {
+        Ok(r) => r,
+        Err(e) => return Answer { code: None, message: e.to_string() },
+    };
+    let status = match tonic::Status::from_header_map(response.headers()) {
+        Some(s) => Some(s),
+        None => {
+            let collected = response.into_body().collect().await;
+            collected.ok().and_then(|c| c.trailers().and_then(tonic::Status::from_header_map))
+        }
+    };
+    Answer {
+        code: status.as_ref().map(tonic::Status::code),
+        message: status.map(|s| s.message().to_owned()).unwrap_or_default(),
+    }
+}
+
+#[derive(Debug)]
+struct Answer {
+    code: Option<Code>,
+    message: String,
+}
 
 /// A gateway alone, with `env`: its own health, its metrics, its connections and its
 /// limits are all these tests need.
@@ -61,4 +169,77 @@ async fn the_metrics_listener_closes_a_connection_that_sent_half_a_header() {
     let took = half.expect("the half-sent header was still held after 15 s");
     eprintln!("metrics listener: half a header closed after {took:.1?}");
     assert!(took >= Duration::from_secs(9) && took <= Duration::from_secs(12), "closed after {took:?}");
+}
+
+#[tokio::test]
+async fn two_hundred_anonymous_calls_announcing_4_mib_and_never_finishing_neither_fill_the_gateway_nor_hang() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Every setting at its default: ANONYMOUS_RATE_PER_MINUTE 30, BODY_READ_TIMEOUT_SECONDS
+    // 10, MAX_BUFFERED_BYTES_PER_ADDRESS 16 MiB.
+    let (_auth, gateway) = edge(dir.path(), &[]).await;
+    let pid = gateway.pid().expect("running");
+    let register =
+        |who: &str| auth::RegisterCustomerRequest { customer_id: who.into(), password: "correct horse battery".into() };
+    let honest = || {
+        let channel = tonic::transport::Endpoint::from_shared(gateway.url())
+            .unwrap()
+            .local_address(Some("127.0.0.2".parse().unwrap()))
+            .connect_lazy();
+        e2e::clients::AuthServiceClient::new(channel)
+    };
+    honest().register_customer(register("before")).await.expect("an honest registration");
+    let before = rss_kib(pid);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let peak = watch_peak_rss(pid, stop.clone());
+    let started = Instant::now();
+    // 200 calls on 10 connections from 127.0.0.1: each announces 4 MiB, sends all but a byte.
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..10 {
+        let sender = h2(gateway.addr, [127, 0, 0, 1]).await;
+        for _ in 0..20 {
+            let sender = sender.clone();
+            calls.spawn(async move {
+                let answer = stalled_call(sender, REGISTER, 4 * MIB as u32, 4 * MIB as usize - 1).await;
+                (answer, started.elapsed())
+            });
+        }
+    }
+    // Meanwhile another address registers.
+    honest().register_customer(register("during")).await.expect("an honest registration during the attack");
+    let mut answers = Vec::new();
+    let all = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(done) = calls.join_next().await {
+            answers.push(done.expect("a call"));
+        }
+    });
+    let answered = all.await.is_ok();
+    stop.store(true, Ordering::Relaxed);
+    let peak = peak.await.unwrap();
+    let after = rss_kib(pid);
+
+    let slowest = answers.iter().map(|(_, took)| *took).max().unwrap_or_default();
+    let count = |code: Code| answers.iter().filter(|(a, _)| a.code == Some(code)).count();
+    let limited = answers.iter().filter(|(a, _)| a.message.starts_with("rate limit exceeded")).count();
+    let (cut, refused) = (count(Code::DeadlineExceeded), count(Code::ResourceExhausted));
+    eprintln!(
+        "200 stalled 4 MiB calls: gateway RSS {} MiB before, {} MiB at the peak (+{} MiB), {} MiB after; \
+         {} answered: {limited} refused by the rate limit, {} by the buffer budget, {cut} cut at the body \
+         deadline; the last answered after {slowest:.1?}",
+        before / 1024,
+        peak / 1024,
+        (peak - before) / 1024,
+        after / 1024,
+        answers.len(),
+        refused - limited,
+    );
+    assert!(peak - before < 48 * 1024, "the gateway grew by {} MiB", (peak - before) / 1024);
+    assert!(answered, "{} of 200 calls answered within 30 s", answers.len());
+    assert_eq!(cut + refused, 200, "each call refused or cut: {answers:?}");
+    assert_eq!(limited, 170, "the 31st call on is refused from its head");
+    assert!((1..=4).contains(&cut), "16 MiB per address: at most four 4 MiB messages read at once ({cut})");
+    let cut_message = "request: the message did not arrive within 10 s";
+    assert!(answers.iter().all(|(a, _)| a.code != Some(Code::DeadlineExceeded) || a.message == cut_message));
+    assert!(slowest <= Duration::from_secs(13), "BODY_READ_TIMEOUT_SECONDS is 10: {slowest:?}");
+    honest().register_customer(register("after")).await.expect("an honest registration after the attack");
 }

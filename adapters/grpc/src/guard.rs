@@ -13,19 +13,29 @@
 //! | a frame over the limit | `OUT_OF_RANGE` | `RESOURCE_EXHAUSTED` |
 //!
 //! A message that is framed well but does not decode is the codec's part
-//! ([`crate::codec`]). Methods whose client streams (server reflection) and paths that
-//! are not gRPC methods of ours (the JWKS document) pass untouched.
+//! ([`crate::codec`]). Paths that are not gRPC methods of ours (the JWKS document) pass
+//! untouched.
 //!
 //! Reading the one message before the handler runs costs nothing a unary handler would
-//! not pay: tonic reads the whole request before calling it, too.
+//! not pay: tonic reads the whole request before calling it, too. What it may hold is
+//! bounded: the message must arrive whole within `BODY_READ_TIMEOUT_SECONDS` (a body
+//! that stalls is cut with `DEADLINE_EXCEEDED`), and its announced length is reserved
+//! from the [`crate::budget`] of its connection and client address before it is read.
+//! A client-streaming call (server reflection) counts every byte it sends against the
+//! same budget while it lasts.
 
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use http_body_util::BodyExt;
 use tonic::Status;
 use tonic::body::Body;
+
+use crate::budget::{Budget, Reservation};
+use crate::peer::{self, TrustedProxies};
 
 /// gRPC's message prefix: a compressed flag and a 4-byte big-endian length.
 const PREFIX: usize = 5;
@@ -33,29 +43,40 @@ const PREFIX: usize = 5;
 /// The largest request gRPC implementations accept by default (and tonic's own limit).
 pub const DEFAULT_MAX_REQUEST_BYTES: u32 = 4 * 1024 * 1024;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct GuardLayer {
+    bounds: Arc<Bounds>,
+}
+
+/// What one request may hold, and for how long.
+#[derive(Debug)]
+struct Bounds {
     max: usize,
+    body_timeout: Duration,
+    budget: Arc<Budget>,
+    /// Whose `x-forwarded-for` names the client whose budget a request is counted in.
+    trusted: TrustedProxies,
 }
 
 impl GuardLayer {
-    /// Refuses request messages over `max` bytes.
-    pub fn new(max: u32) -> Self {
-        Self { max: max as usize }
+    /// Refuses request messages over `max` bytes, or not whole within `body_timeout`, or
+    /// beyond the `budget` of their connection or client address.
+    pub fn new(max: u32, body_timeout: Duration, budget: Arc<Budget>, trusted: TrustedProxies) -> Self {
+        Self { bounds: Arc::new(Bounds { max: max as usize, body_timeout, budget, trusted }) }
     }
 }
 
 impl<S> tower::Layer<S> for GuardLayer {
     type Service = Guard<S>;
     fn layer(&self, inner: S) -> Guard<S> {
-        Guard { inner, max: self.max }
+        Guard { inner, bounds: Arc::clone(&self.bounds) }
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct Guard<S> {
     inner: S,
-    max: usize,
+    bounds: Arc<Bounds>,
 }
 
 type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
@@ -77,17 +98,37 @@ where
     fn call(&mut self, req: http::Request<Body>) -> Self::Future {
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let one_message = crate::methods::shape(req.uri().path()).is_some_and(|s| !s.client_streaming);
-        if !one_message {
+        let Some(shape) = crate::methods::shape(req.uri().path()) else {
+            return Box::pin(inner.call(req));
+        };
+        let connection = req
+            .extensions()
+            .get::<tonic::transport::server::TcpConnectInfo>()
+            .and_then(tonic::transport::server::TcpConnectInfo::remote_addr);
+        let address = peer::of_http(&req, &self.bounds.trusted).map(peer::address_key);
+        let mut reservation = self.bounds.budget.open(connection, address);
+        if shape.client_streaming {
+            let req = req.map(|inner| Body::new(HeldBody { inner, seen: 0, reservation }));
             return Box::pin(inner.call(req));
         }
-        let max = self.max;
+        let (max, timeout) = (self.bounds.max, self.bounds.body_timeout);
         Box::pin(async move {
             let compressed_ok = req.headers().contains_key("grpc-encoding");
             let (parts, body) = req.into_parts();
-            match read_one_message(body, max, compressed_ok).await {
+            let read = tokio::time::timeout(timeout, read_one_message(body, max, compressed_ok, &mut reservation));
+            let read = read.await.unwrap_or_else(|_| {
+                Err(Status::deadline_exceeded(format!(
+                    "request: the message did not arrive within {} s",
+                    timeout.as_secs_f64()
+                )))
+            });
+            match read {
                 Ok(message) => {
-                    inner.call(http::Request::from_parts(parts, Body::new(http_body_util::Full::new(message)))).await
+                    let message = Body::new(http_body_util::Full::new(message));
+                    let answer = inner.call(http::Request::from_parts(parts, message)).await;
+                    // Held until the handler (or the gateway's upstream) has the message.
+                    drop(reservation);
+                    answer
                 }
                 Err(refusal) => {
                     tracing::debug!(
@@ -102,11 +143,17 @@ where
     }
 }
 
-/// Reads the body: one frame, whole, within `max`; returns it as it came (prefix included).
+/// Reads the body: one frame, whole, within `max`, its announced length reserved first;
+/// returns it as it came (prefix included).
 ///
 /// # Errors
 /// The status to answer with.
-pub async fn read_one_message<B>(body: B, max: usize, compressed_ok: bool) -> Result<Bytes, Status>
+pub async fn read_one_message<B>(
+    body: B,
+    max: usize,
+    compressed_ok: bool,
+    reservation: &mut Reservation,
+) -> Result<Bytes, Status>
 where
     B: http_body::Body<Data = Bytes> + Unpin,
     B::Error: std::fmt::Display,
@@ -122,7 +169,10 @@ where
         let Ok(data) = frame.into_data() else { continue }; // request trailers: none in gRPC
         buf.extend_from_slice(&data);
         if expected.is_none() && buf.len() >= PREFIX {
-            expected = Some(check_prefix(&buf, max, compressed_ok)?);
+            let len = check_prefix(&buf, max, compressed_ok)?;
+            reservation.grow_to(len)?;
+            buf.reserve((PREFIX + len).saturating_sub(buf.len()));
+            expected = Some(len);
         }
         if let Some(len) = expected
             && buf.len() > PREFIX + len
@@ -134,6 +184,45 @@ where
         _ if buf.is_empty() => Err(Status::invalid_argument("request: missing message")),
         Some(len) if buf.len() == PREFIX + len => Ok(buf.freeze()),
         _ => Err(Status::invalid_argument("request: truncated message")),
+    }
+}
+
+/// A client-streaming request's body, every byte it brings counted in its reservation:
+/// past the budget it ends with the refusal.
+struct HeldBody {
+    inner: Body,
+    seen: usize,
+    reservation: Reservation,
+}
+
+impl http_body::Body for HeldBody {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Status>>> {
+        let this = &mut *self;
+        let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        if let Some(Ok(data)) = frame.as_ref().map(|f| f.as_ref().map(http_body::Frame::data_ref))
+            && let Some(data) = data
+        {
+            this.seen += data.len();
+            if let Err(e) = this.reservation.grow_to(this.seen) {
+                this.inner = Body::empty();
+                return Poll::Ready(Some(Err(e.into())));
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -172,8 +261,24 @@ mod tests {
         http_body_util::StreamBody::new(tokio_stream::iter(frames))
     }
 
+    fn budget(bytes: usize) -> Arc<Budget> {
+        Budget::new(crate::budget::BufferLimits { per_connection: bytes, per_address: bytes, total: bytes })
+    }
+
     async fn read(chunks: Vec<Vec<u8>>, compressed_ok: bool) -> Result<Bytes, Status> {
-        read_one_message(body(chunks), 100, compressed_ok).await
+        read_one_message(body(chunks), 100, compressed_ok, &mut budget(1000).open(None, None)).await
+    }
+
+    #[tokio::test]
+    async fn a_message_is_refused_before_it_is_read_when_its_length_is_beyond_the_budget() {
+        let budget = budget(10);
+        let mut held = budget.open(None, None);
+        held.grow_to(7).unwrap();
+        let mut reservation = budget.open(None, None);
+        let e = read_one_message(body(vec![framed(0, 4, b"ab")]), 100, false, &mut reservation).await.unwrap_err();
+        assert_eq!(e.code(), Code::Unavailable, "{}", e.message());
+        let got = read_one_message(body(vec![framed(0, 3, b"abc")]), 100, false, &mut reservation).await;
+        assert!(got.is_ok(), "3 more fit");
     }
 
     #[tokio::test]

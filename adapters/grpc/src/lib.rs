@@ -16,12 +16,14 @@
 //! - [`failover`] — a service called at several addresses (replicas), moving on from
 //!   one that cannot be reached.
 //! - [`guard`] — the framing check of every request (one whole message, within the limit).
+//! - [`budget`] — request bytes held at once, per connection, per address, in all.
 //! - [`codec`] — the servers' codec: a request that does not decode is `INVALID_ARGUMENT`.
 //! - [`metrics`] — the gRPC server metrics layer (`grpc_server_handled_total`, ...).
 //! - [`paging`] — `page_size` / `page_token` of list requests (AIP-158).
 //! - [`methods`] — each method's shape (streaming or not), from the compiled contracts.
 
 pub mod auth;
+pub mod budget;
 pub mod convert;
 pub mod failover;
 pub mod guard;

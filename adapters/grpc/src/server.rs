@@ -48,6 +48,7 @@ pub struct Server {
     cors: Option<tower_http::cors::CorsLayer>,
     pages: Option<Pages>,
     admission: Option<Admission>,
+    trusted: crate::peer::TrustedProxies,
 }
 
 /// Answers every plain HTTP GET and HEAD, before authentication: the gateway's web page
@@ -74,6 +75,7 @@ impl Server {
             cors: None,
             pages: None,
             admission: None,
+            trusted: crate::peer::TrustedProxies::none(),
         }
     }
 
@@ -89,6 +91,14 @@ impl Server {
     #[must_use]
     pub fn with_admission(mut self, admission: Admission) -> Self {
         self.admission = Some(admission);
+        self
+    }
+
+    /// Proxies (a load balancer) whose `x-forwarded-for` names the client: its requests
+    /// are counted in that client's budget of request bytes, not the proxy's.
+    #[must_use]
+    pub fn with_trusted_proxies(mut self, trusted: crate::peer::TrustedProxies) -> Self {
+        self.trusted = trusted;
         self
     }
 
@@ -168,6 +178,7 @@ impl Server {
             cors,
             pages,
             admission,
+            trusted,
         } = self;
         let listed = listed.unwrap_or_else(|| names.clone());
         let listener = TcpListener::bind(settings.listen)
@@ -222,7 +233,12 @@ impl Server {
             // From the head alone, after authentication: a refused call's body is never read.
             .layer(AdmitLayer(admission))
             // After authentication: a caller without a token does not get its body read.
-            .layer(crate::guard::GuardLayer::new(settings.max_request_bytes))
+            .layer(crate::guard::GuardLayer::new(
+                settings.max_request_bytes,
+                bounds.body_read,
+                crate::budget::Budget::new(bounds.buffers),
+                trusted,
+            ))
             .add_routes(routes)
             .serve_with_incoming_shutdown(incoming(listener), server_stop.cancelled_owned());
         let mut serve = tokio::spawn(serve);

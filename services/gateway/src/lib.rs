@@ -129,6 +129,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     let _ = metrics_adapter::gateway();
     let stopping = CancellationToken::new();
     upstreams.watch_health(stopping.clone()).await;
+    let trusted = policy.trusted.clone();
     let policy = Arc::new(policy);
     let admission = limit::admission(policy.clone());
     let proxy = proxy::Proxy::new(Arc::new(upstreams), policy);
@@ -141,6 +142,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
         .with_auth(verifier, refresh, &public)
         .with_reflection(listed)
         .with_admission(admission)
+        .with_trusted_proxies(trusted)
         .with_pages(web::pages());
     if let Some(cors) = cors(&settings.cors_origins) {
         srv = srv.with_cors(cors);

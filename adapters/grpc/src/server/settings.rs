@@ -3,6 +3,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::budget::BufferLimits;
+
+const MIB: usize = 1024 * 1024;
+
 /// Flags shared by every service binary (each also reads its environment variable).
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServerSettings {
@@ -29,6 +33,20 @@ pub struct ServerSettings {
     /// closed. The metrics listener's header timeout too.
     #[arg(long, env = "HEADER_READ_TIMEOUT_SECONDS", default_value_t = 10.0)]
     pub header_read_timeout_seconds: f64,
+    /// Seconds a request message has to arrive whole once its head is in; a body that
+    /// stalls longer is cut (`DEADLINE_EXCEEDED`).
+    #[arg(long, env = "BODY_READ_TIMEOUT_SECONDS", default_value_t = 10.0)]
+    pub body_read_timeout_seconds: f64,
+    /// Request bytes held in memory at once for one connection (a message's announced
+    /// length counts from its first bytes); more is refused with `RESOURCE_EXHAUSTED`.
+    #[arg(long, env = "MAX_BUFFERED_BYTES_PER_CONNECTION", default_value_t = 8 * MIB)]
+    pub max_buffered_bytes_per_connection: usize,
+    /// Request bytes held in memory at once for one client address (its /64 for IPv6).
+    #[arg(long, env = "MAX_BUFFERED_BYTES_PER_ADDRESS", default_value_t = 16 * MIB)]
+    pub max_buffered_bytes_per_address: usize,
+    /// Request bytes held in memory at once in all; more is `UNAVAILABLE`.
+    #[arg(long, env = "MAX_BUFFERED_BYTES", default_value_t = 32 * MIB)]
+    pub max_buffered_bytes: usize,
     /// Admin address serving Prometheus metrics at `GET /metrics` (port 0 picks one,
     /// printed on stdout). Unset: no endpoint, and nothing is recorded.
     #[arg(long, env = "METRICS_ADDR")]
@@ -49,7 +67,26 @@ impl ServerSettings {
     /// # Errors
     /// The setting's name and what is wrong with it.
     pub fn bounds(&self) -> Result<Bounds, (&'static str, String)> {
-        Ok(Bounds { header_read: seconds("HEADER_READ_TIMEOUT_SECONDS", self.header_read_timeout_seconds)? })
+        let message = self.max_request_bytes as usize;
+        let holds_a_message = |name: &'static str, bytes: usize| {
+            if bytes >= message {
+                Ok(bytes)
+            } else {
+                Err((name, format!("must hold one message of MAX_REQUEST_BYTES ({message} bytes)")))
+            }
+        };
+        Ok(Bounds {
+            header_read: seconds("HEADER_READ_TIMEOUT_SECONDS", self.header_read_timeout_seconds)?,
+            body_read: seconds("BODY_READ_TIMEOUT_SECONDS", self.body_read_timeout_seconds)?,
+            buffers: BufferLimits {
+                per_connection: holds_a_message(
+                    "MAX_BUFFERED_BYTES_PER_CONNECTION",
+                    self.max_buffered_bytes_per_connection,
+                )?,
+                per_address: holds_a_message("MAX_BUFFERED_BYTES_PER_ADDRESS", self.max_buffered_bytes_per_address)?,
+                total: holds_a_message("MAX_BUFFERED_BYTES", self.max_buffered_bytes)?,
+            },
+        })
     }
 }
 
@@ -59,6 +96,10 @@ pub struct Bounds {
     /// Until a new connection's first request head is in, and the metrics listener's
     /// header timeout.
     pub header_read: Duration,
+    /// Until a request's message is in whole.
+    pub body_read: Duration,
+    /// Request bytes held at once.
+    pub buffers: BufferLimits,
 }
 
 /// A positive, finite number of seconds.
@@ -92,6 +133,14 @@ mod tests {
         for bad in ["0", "-1", "NaN", "inf"] {
             let flag = format!("--header-read-timeout-seconds={bad}");
             assert_eq!(refused(&[&flag]), "HEADER_READ_TIMEOUT_SECONDS", "{bad}");
+            let flag = format!("--body-read-timeout-seconds={bad}");
+            assert_eq!(refused(&[&flag]), "BODY_READ_TIMEOUT_SECONDS", "{bad}");
         }
+        // Each buffer must hold the largest message, or such a message could never pass.
+        assert_eq!(refused(&["--max-buffered-bytes-per-connection=4194303"]), "MAX_BUFFERED_BYTES_PER_CONNECTION");
+        assert_eq!(refused(&["--max-buffered-bytes-per-address=1000"]), "MAX_BUFFERED_BYTES_PER_ADDRESS");
+        assert_eq!(refused(&["--max-buffered-bytes=1000", "--max-request-bytes=1001"]), "MAX_BUFFERED_BYTES");
+        let small = ["server", "--max-request-bytes=1000", "--max-buffered-bytes=1000"];
+        assert!(Flags::try_parse_from(small).unwrap().server.bounds().is_ok(), "a smaller message, a smaller buffer");
     }
 }
