@@ -29,8 +29,12 @@ pub struct Internal {
     pub role: &'static str,
 }
 
-/// The internal service accounts: the wallet calls the gift service.
-pub const INTERNAL: &[Internal] = &[Internal { service: "wallet", client_id: "svc-wallet", role: "service" }];
+/// The internal service accounts: the wallet calls the gift service; the gateway shows
+/// its token to the auth service, which believes the client addresses it passes on.
+pub const INTERNAL: &[Internal] = &[
+    Internal { service: "wallet", client_id: "svc-wallet", role: "service" },
+    Internal { service: "gateway", client_id: "svc-gateway", role: "service" },
+];
 
 /// Where `up` put the secrets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,7 +160,8 @@ mod tests {
         let accounts: ServiceAccountsFile =
             serde_json::from_str(&std::fs::read_to_string(&first.service_accounts_file).unwrap()).unwrap();
         let secret = std::fs::read_to_string(wallet).unwrap();
-        assert_eq!(accounts.service_accounts.len(), 1);
+        assert_eq!(accounts.service_accounts.len(), 2, "the wallet's and the gateway's");
+        assert_eq!(accounts.service_accounts[1].client_id, "svc-gateway");
         let entry = &accounts.service_accounts[0];
         assert_eq!((entry.client_id.as_str(), entry.role.as_str()), ("svc-wallet", "service"));
         assert!(secret::verify(secret.trim(), &entry.secret_hash), "the hash of the secret");

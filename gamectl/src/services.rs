@@ -242,8 +242,6 @@ fn own_env(name: &str, ctx: &EnvContext<'_>) -> Vec<(&'static str, String)> {
             ("ADMIN_ID", secrets::ADMIN_ID.to_owned()),
             ("ADMIN_PASSWORD_FILE", ctx.secrets.admin_password_file.display().to_string()),
             ("SERVICE_ACCOUNTS_FILE", ctx.secrets.service_accounts_file.display().to_string()),
-            // The gateway, on this machine, tells it the client's address.
-            ("TRUSTED_PROXIES", "127.0.0.1".to_owned()),
         ],
         service => match ctx.secrets.secret_file(service) {
             Some((account, file)) => vec![
@@ -436,7 +434,7 @@ mod tests {
         assert_eq!(get(&env, "ADMIN_ID"), Some("admin"));
         assert_eq!(get(&env, "ADMIN_PASSWORD_FILE"), Some("/data/admin.password"));
         assert_eq!(get(&env, "SERVICE_ACCOUNTS_FILE"), Some("/data/secrets/service-accounts.json"));
-        assert_eq!(get(&env, "TRUSTED_PROXIES"), Some("127.0.0.1"));
+        assert_eq!(get(&env, "TRUSTED_PROXIES"), None, "the gateway is trusted by its token, not by 127.0.0.1");
         assert_eq!(get(&env, "ADMIN_CUSTOMERS"), None, "nobody is admin by name");
         assert_eq!(get(&env, "LISTEN_ADDR"), Some("127.0.0.1:56107"));
         for other in ["gift", "wallet", "gateway"] {
@@ -446,12 +444,15 @@ mod tests {
     }
 
     #[test]
-    fn the_wallet_alone_gets_its_service_account() {
+    fn the_wallet_and_the_gateway_alone_get_their_service_accounts() {
         let env = env_of("wallet");
         assert_eq!(get(&env, "SERVICE_CLIENT_ID"), Some("svc-wallet"));
         assert_eq!(get(&env, "SERVICE_CLIENT_SECRET_FILE"), Some("/data/secrets/wallet.secret"));
         assert_eq!(get(&env, "AUTH_URL"), Some("http://127.0.0.1:56107"));
-        for other in ["gift", "mission", "gateway", "auth"] {
+        let gateway = env_of("gateway");
+        assert_eq!(get(&gateway, "SERVICE_CLIENT_ID"), Some("svc-gateway"));
+        assert_eq!(get(&gateway, "SERVICE_CLIENT_SECRET_FILE"), Some("/data/secrets/gateway.secret"));
+        for other in ["gift", "mission", "auth"] {
             assert_eq!(get(&env_of(other), "SERVICE_CLIENT_SECRET_FILE"), None, "{other}");
         }
     }

@@ -20,7 +20,8 @@ mod tokens;
 pub use process::{Service, bin, bin_dir, serve, serve_command};
 pub use proxy::SlowProxy;
 pub use system::{
-    Options, Secrets, System, WALLET_CLIENT_ID, auth_env, count_events, verifier_env, wallet_account_env,
+    GATEWAY_CLIENT_ID, Options, Secrets, System, WALLET_CLIENT_ID, auth_env, count_events, verifier_env,
+    wallet_account_env,
 };
 pub use tokens::{Authed, Bearer, Tokens, with_token};
 

@@ -71,12 +71,19 @@ pub struct Secrets {
     pub admin_password: String,
     /// The wallet's service account secret (`SERVICE_CLIENT_SECRET_FILE`).
     pub wallet_secret_file: PathBuf,
-    /// `SERVICE_ACCOUNTS_FILE`: the wallet's client id, role and secret hash.
+    /// `SERVICE_ACCOUNTS_FILE`: the wallet's and the gateway's client ids, roles and
+    /// secret hashes.
     pub service_accounts_file: PathBuf,
+    /// The gateway's service account secret: its token vouches to the auth service for
+    /// the client addresses it passes on.
+    pub gateway_secret_file: PathBuf,
+    pub gateway_secret: String,
 }
 
 /// The wallet's service account in tests.
 pub const WALLET_CLIENT_ID: &str = "svc-wallet";
+/// The gateway's service account (auth's default `TRUSTED_FORWARDERS`).
+pub const GATEWAY_CLIENT_ID: &str = "svc-gateway";
 
 impl Secrets {
     /// # Panics
@@ -89,18 +96,31 @@ impl Secrets {
         let wallet_secret = secret::generate().expect("random");
         let wallet_secret_file = dir.join("wallet.secret");
         secret::write_private(&wallet_secret_file, wallet_secret.as_bytes()).expect("wallet.secret");
+        let gateway_secret = secret::generate().expect("random");
+        let gateway_secret_file = dir.join("gateway.secret");
+        secret::write_private(&gateway_secret_file, gateway_secret.as_bytes()).expect("gateway.secret");
         // Cheap hashing: the hash carries its own cost, the auth service verifies it as is.
-        let hash = secret::hash(&wallet_secret, secret::Cost { memory_kib: 4096, iterations: 1 }).expect("hash");
+        let account = |client_id: &str, secret: &str| secret::ProvisionedAccount {
+            client_id: client_id.into(),
+            role: "service".into(),
+            secret_hash: secret::hash(secret, secret::Cost { memory_kib: 4096, iterations: 1 }).expect("hash"),
+        };
         let file = secret::ServiceAccountsFile {
-            service_accounts: vec![secret::ProvisionedAccount {
-                client_id: WALLET_CLIENT_ID.into(),
-                role: "service".into(),
-                secret_hash: hash,
-            }],
+            service_accounts: vec![
+                account(WALLET_CLIENT_ID, &wallet_secret),
+                account(GATEWAY_CLIENT_ID, &gateway_secret),
+            ],
         };
         let service_accounts_file = dir.join("service-accounts.json");
         secret::write_private(&service_accounts_file, &serde_json::to_vec(&file).expect("json")).expect("accounts");
-        Self { admin_password_file, admin_password, wallet_secret_file, service_accounts_file }
+        Self {
+            admin_password_file,
+            admin_password,
+            wallet_secret_file,
+            service_accounts_file,
+            gateway_secret_file,
+            gateway_secret,
+        }
     }
 }
 
@@ -188,6 +208,8 @@ impl System {
                     ("GIFT_URL", gift.url()),
                     ("NOTIFICATION_URL", notification.url()),
                     ("AUTH_URL", auth.url()),
+                    ("SERVICE_CLIENT_ID", GATEWAY_CLIENT_ID.to_owned()),
+                    ("SERVICE_CLIENT_SECRET_FILE", secrets.gateway_secret_file.display().to_string()),
                 ],
             );
             env.extend(options.gateway_env);
@@ -282,6 +304,24 @@ impl System {
             .access_token
     }
 
+    /// A token of the gateway's service account, from the auth service: with it in
+    /// `x-forwarder-token`, a test acts as the gateway passing on a client's address.
+    ///
+    /// # Panics
+    /// When the auth service refuses.
+    pub async fn forwarder_token(&self) -> String {
+        use contracts::pb::auth::v1 as auth;
+        auth::auth_service_client::AuthServiceClient::new(self.auth.channel())
+            .issue_service_token(auth::IssueServiceTokenRequest {
+                client_id: GATEWAY_CLIENT_ID.into(),
+                client_secret: self.secrets.gateway_secret.clone(),
+            })
+            .await
+            .expect("the gateway's account logs in")
+            .into_inner()
+            .access_token
+    }
+
     /// A channel to `service` acting as `customer`.
     pub fn as_customer(&self, service: &Service, customer: &str) -> Authed {
         with_token(service.channel(), &self.tokens.customer(customer))
@@ -320,9 +360,9 @@ impl System {
     }
 }
 
-/// The auth service's settings in tests: cheap hashing, the first admin, the wallet's
-/// service account, and the loopback as the trusted proxy (the gateway, and tests acting
-/// as one to pick the client address a login comes from).
+/// The auth service's settings in tests: cheap hashing, the first admin, the wallet's and
+/// the gateway's service accounts (the gateway's token vouches for the client addresses
+/// it passes on: [`System::forwarder_token`]).
 pub fn auth_env(db: &str, dir: &Path, secrets: &Secrets) -> Vec<(&'static str, String)> {
     vec![
         ("DATABASE_URL", db.to_owned()),
@@ -330,7 +370,6 @@ pub fn auth_env(db: &str, dir: &Path, secrets: &Secrets) -> Vec<(&'static str, S
         ("ADMIN_ID", ADMIN.to_owned()),
         ("ADMIN_PASSWORD_FILE", secrets.admin_password_file.display().to_string()),
         ("SERVICE_ACCOUNTS_FILE", secrets.service_accounts_file.display().to_string()),
-        ("TRUSTED_PROXIES", "127.0.0.1".to_owned()),
         ("ARGON2_MEMORY_KIB", "4096".to_owned()),
         ("ARGON2_ITERATIONS", "1".to_owned()),
     ]

@@ -181,3 +181,55 @@ async fn after_one_address_fails_over_many_accounts_the_other_users_behind_it_st
     // Another address was never affected.
     gateway.issue_token(login_from("192.0.2.44", "dave", PASSWORD)).await.expect("from elsewhere");
 }
+
+/// 60 wrong passwords straight at the auth service, each with another forged
+/// `x-forwarded-for` (and some with a forged or a non-gateway `x-forwarder-token`): all
+/// counted against the one address they really come from, so throttled after the free
+/// ones. Before, auth believed the header from any local process (`TRUSTED_PROXIES`
+/// 127.0.0.1, every RFC 1918 range in k8s) and none was throttled. Through the gateway,
+/// whose token vouches for the address it passes on, each client still counts as itself.
+#[tokio::test]
+async fn forged_forwarded_addresses_straight_at_auth_are_one_client_while_the_gateways_are_believed() {
+    let sys = behind_a_load_balancer().await;
+    let mut gateway = AuthServiceClient::new(sys.gateway().channel());
+    gateway
+        .register_customer(auth::RegisterCustomerRequest { customer_id: "victim".into(), password: PASSWORD.into() })
+        .await
+        .expect("register");
+    let wallet_secret = std::fs::read_to_string(&sys.secrets.wallet_secret_file).unwrap();
+    let not_the_gateway = AuthServiceClient::new(sys.auth.channel())
+        .issue_service_token(auth::IssueServiceTokenRequest {
+            client_id: e2e::WALLET_CLIENT_ID.into(),
+            client_secret: wallet_secret.trim().into(),
+        })
+        .await
+        .expect("the wallet's token")
+        .into_inner()
+        .access_token;
+
+    let mut direct = AuthServiceClient::new(sys.auth.channel());
+    let (mut checked, mut throttled) = (0, 0);
+    for i in 0..60 {
+        let mut req = login_from(&format!("203.0.113.{}", i + 1), "victim", "guess guess");
+        match i % 3 {
+            1 => req.metadata_mut().insert("x-forwarder-token", "forged.token.value".parse().unwrap()),
+            2 => req.metadata_mut().insert("x-forwarder-token", not_the_gateway.parse().unwrap()),
+            _ => None,
+        };
+        match direct.issue_token(req).await {
+            Err(e) if e.code() == Code::Unauthenticated => checked += 1,
+            Err(e) if e.code() == Code::ResourceExhausted => throttled += 1,
+            other => panic!("attempt {i}: {other:?}"),
+        }
+    }
+    eprintln!("60 guesses straight at auth with forged addresses: {checked} checked, {throttled} throttled");
+    assert!(checked <= 6, "throttled as one client after the free ones: {checked} checked, {throttled} throttled");
+
+    // Through the gateway: the attacker's own address is slowed, the owner's is not.
+    for _ in 0..5 {
+        let _ = gateway.issue_token(login_from("198.51.100.66", "victim", "guess guess")).await;
+    }
+    let e = gateway.issue_token(login_from("198.51.100.66", "victim", PASSWORD)).await.unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "the gateway's client address is believed");
+    gateway.issue_token(login_from("192.0.2.10", "victim", PASSWORD)).await.expect("the owner, from home, at once");
+}

@@ -322,11 +322,15 @@ async fn a_service_account_is_created_by_an_admin_logs_in_with_its_secret_and_ge
     assert_eq!((trail[0].actor.as_str(), trail[0].action.as_str()), ("admin", "service_account_created"));
 }
 
-/// A login as it reaches the auth service from a proxy that saw the client at `address`.
-fn from(address: &str, customer: &str, password: &str) -> tonic::Request<auth::IssueTokenRequest> {
+/// A login as it reaches the auth service from the gateway (`forwarder`: its token, or
+/// none through the gateway itself) that saw the client at `address`.
+fn from(forwarder: &str, address: &str, customer: &str, password: &str) -> tonic::Request<auth::IssueTokenRequest> {
     let mut req =
         tonic::Request::new(auth::IssueTokenRequest { customer_id: customer.into(), password: password.into() });
     req.metadata_mut().insert("x-forwarded-for", address.parse().expect("header"));
+    if !forwarder.is_empty() {
+        req.metadata_mut().insert("x-forwarder-token", forwarder.parse().expect("header"));
+    }
     req
 }
 
@@ -338,21 +342,22 @@ fn retry_after(e: &tonic::Status) -> u64 {
 async fn five_and_fifty_wrong_passwords_from_one_address_slow_that_address_but_never_lock_the_owner_out() {
     let sys = system().await;
     login(&sys, "victim").await;
+    let gw = sys.forwarder_token().await;
     // Five through the gateway, from wherever the attacker is.
     let mut via_gateway = AuthServiceClient::new(sys.gateway().channel());
     let mut codes = Vec::new();
     for _ in 0..5 {
-        let e = via_gateway.issue_token(from("203.0.113.66", "victim", "guess guess")).await.unwrap_err();
+        let e = via_gateway.issue_token(from("", "203.0.113.66", "victim", "guess guess")).await.unwrap_err();
         codes.push(e.code());
     }
     assert_eq!(codes[..4], [Code::Unauthenticated; 4], "three free failures and a fourth");
     assert_eq!(codes[4], Code::ResourceExhausted, "then the attacker waits");
-    // Fifty more from one address, straight at the auth service as a proxy would pass them.
+    // Fifty more from one address, straight at the auth service as the gateway passes them.
     let mut auth = AuthServiceClient::new(sys.auth.channel());
     let started = Instant::now();
     let mut slowed = 0;
     for _ in 0..50 {
-        let e = auth.issue_token(from("198.51.100.66", "victim", "guess guess")).await.unwrap_err();
+        let e = auth.issue_token(from(&gw, "198.51.100.66", "victim", "guess guess")).await.unwrap_err();
         if e.code() == Code::ResourceExhausted {
             assert!(retry_after(&e) >= 1);
             slowed += 1;
@@ -361,24 +366,24 @@ async fn five_and_fifty_wrong_passwords_from_one_address_slow_that_address_but_n
         }
     }
     assert_eq!(slowed, 46, "four guesses checked, the other 46 told to wait");
-    let e = auth.issue_token(from("198.51.100.66", "victim", PASSWORD)).await.unwrap_err();
+    let e = auth.issue_token(from(&gw, "198.51.100.66", "victim", PASSWORD)).await.unwrap_err();
     assert_eq!(e.code(), Code::ResourceExhausted, "the attacking address waits even with the right password");
     // The owner, from home, logs in at once.
     let t0 = Instant::now();
-    auth.issue_token(from("192.0.2.10", "victim", PASSWORD)).await.expect("the owner is not locked out");
+    auth.issue_token(from(&gw, "192.0.2.10", "victim", PASSWORD)).await.expect("the owner is not locked out");
     assert!(t0.elapsed() < Duration::from_secs(2), "at once: {:?}", t0.elapsed());
     assert!(started.elapsed() < Duration::from_secs(30), "the refusals cost nothing: {:?}", started.elapsed());
 
     // Spraying one password over many accounts from one address: slowed after 20 failures
     // (a slow-down, not a block: tests/tests/auth_abuse.rs has the NAT's other users).
     for i in 0..20 {
-        let e = auth.issue_token(from("203.0.113.99", &format!("user-{i}"), "Winter2026!")).await.unwrap_err();
+        let e = auth.issue_token(from(&gw, "203.0.113.99", &format!("user-{i}"), "Winter2026!")).await.unwrap_err();
         assert_eq!(e.code(), Code::Unauthenticated, "attempt {i}");
     }
-    let e = auth.issue_token(from("203.0.113.99", "victim", PASSWORD)).await.unwrap_err();
+    let e = auth.issue_token(from(&gw, "203.0.113.99", "victim", PASSWORD)).await.unwrap_err();
     assert_eq!(e.code(), Code::ResourceExhausted);
     assert!((1..=60).contains(&retry_after(&e)), "slowed: {}", retry_after(&e));
-    auth.issue_token(from("192.0.2.10", "victim", PASSWORD)).await.expect("still fine from home");
+    auth.issue_token(from(&gw, "192.0.2.10", "victim", PASSWORD)).await.expect("still fine from home");
     // The same holds for service accounts' logins.
     for _ in 0..4 {
         let mut req = tonic::Request::new(auth::IssueServiceTokenRequest {
@@ -386,6 +391,7 @@ async fn five_and_fifty_wrong_passwords_from_one_address_slow_that_address_but_n
             client_secret: "guess guess".into(),
         });
         req.metadata_mut().insert("x-forwarded-for", "203.0.113.7".parse().unwrap());
+        req.metadata_mut().insert("x-forwarder-token", gw.parse().unwrap());
         let _ = auth.issue_service_token(req).await;
     }
     let mut req = tonic::Request::new(auth::IssueServiceTokenRequest {
@@ -393,6 +399,7 @@ async fn five_and_fifty_wrong_passwords_from_one_address_slow_that_address_but_n
         client_secret: "guess guess".into(),
     });
     req.metadata_mut().insert("x-forwarded-for", "203.0.113.7".parse().unwrap());
+    req.metadata_mut().insert("x-forwarder-token", gw.parse().unwrap());
     assert_eq!(auth.issue_service_token(req).await.unwrap_err().code(), Code::ResourceExhausted);
     // ... and the wallet, logging in from its own address, still exchanges.
     let item = e2e::api::issued_reward(&sys, "victim", "daily-login").await;
@@ -526,8 +533,8 @@ fn a_bad_identity_setting_stops_the_process_at_start_naming_it() {
     let said =
         refuses_to_start("auth", &[keys.clone(), db.clone(), ("SERVICE_ACCOUNTS_FILE", plain.display().to_string())]);
     assert!(said.contains("SERVICE_ACCOUNTS_FILE") && said.contains("secret_hash"), "{said}");
-    let said = refuses_to_start("auth", &[keys, db, ("TRUSTED_PROXIES", "the gateway".into())]);
-    assert!(said.contains("TRUSTED_PROXIES"), "{said}");
+    let said = refuses_to_start("auth", &[keys, db, ("TRUSTED_FORWARDERS", "the gateway".into())]);
+    assert!(said.contains("TRUSTED_FORWARDERS"), "{said}");
     let said = refuses_to_start("wallet", &[]);
     assert!(said.contains("SERVICE_CLIENT_ID"), "{said}");
     let said = refuses_to_start(

@@ -12,6 +12,12 @@ use std::str::FromStr;
 /// The header proxies append the address they saw to.
 pub const FORWARDED_FOR: &str = "x-forwarded-for";
 
+/// The header in which the gateway presents its own service token to the auth service,
+/// vouching for the `x-forwarded-for` it wrote: the auth service believes that header
+/// from this token only, not from whatever address a call comes from (every pod, every
+/// local process shares those). The gateway drops a client's copy.
+pub const FORWARDER_TOKEN: &str = "x-forwarder-token";
+
 /// Networks whose requests may carry the client's address in `x-forwarded-for`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TrustedProxies(Vec<ipnet::IpNet>);
@@ -83,6 +89,18 @@ pub fn address_key(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The address the last proxy saw (the right-most hop of `forwarded_for`), for a proxy
+/// trusted by its identity rather than its address; `None` when that hop is no address.
+pub fn last_hop(forwarded_for: Option<&str>) -> Option<IpAddr> {
+    let hop = forwarded_for?.rsplit(',').map(str::trim).find(|h| !h.is_empty())?;
+    IpAddr::from_str(hop).ok().map(canonical)
+}
+
+/// The TCP peer of a gRPC request, as the address its limits count against.
+pub fn peer_of<T>(req: &tonic::Request<T>) -> Option<IpAddr> {
+    req.remote_addr().map(|a| canonical(a.ip()))
+}
+
 /// The client's address of an HTTP request (the TCP peer from tonic's connection info).
 pub fn of_http<B>(req: &http::Request<B>, trusted: &TrustedProxies) -> Option<IpAddr> {
     let peer = req
@@ -132,6 +150,14 @@ mod tests {
         assert_eq!(address_key(ip("2001:db8:1:2:ffff::9")), ip("2001:db8:1:2::"));
         assert_eq!(address_key(ip("::ffff:198.51.100.1")), ip("198.51.100.1"));
         assert_eq!(address_key(ip("198.51.100.1")), ip("198.51.100.1"));
+    }
+
+    #[test]
+    fn the_last_hop_is_what_the_last_proxy_saw() {
+        assert_eq!(last_hop(Some("6.6.6.6, 198.51.100.4")), Some(ip("198.51.100.4")));
+        assert_eq!(last_hop(Some("::ffff:198.51.100.4")), Some(ip("198.51.100.4")));
+        assert_eq!(last_hop(Some("198.51.100.4, garbage")), None, "not an address: not believed");
+        assert_eq!(last_hop(None), None);
     }
 
     #[test]

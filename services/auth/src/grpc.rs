@@ -12,7 +12,7 @@ use auth_adapter::{Identity, TokenIssuer, Verifier};
 use auth_domain::{AuditEntry, AuthError, LoginRefusal, RoleRefusal};
 use grpc_adapter::convert::timestamp;
 use grpc_adapter::pb::auth::v1 as pb;
-use grpc_adapter::peer::{self, TrustedProxies};
+use grpc_adapter::peer::{self, FORWARDED_FOR, FORWARDER_TOKEN};
 use grpc_adapter::{auth, status};
 use tonic::{Request, Response, Status};
 
@@ -29,13 +29,13 @@ fn json(status: http::StatusCode, body: String) -> (http::StatusCode, [(http::He
 pub fn routes(
     app: Arc<App>,
     issuer: TokenIssuer,
-    trusted: TrustedProxies,
+    forwarders: Vec<String>,
     slots: HashSlots,
     horizon: Duration,
 ) -> tonic::service::Routes {
     let jwks_issuer = issuer.clone();
     let revocations_app = app.clone();
-    let grpc = pb::auth_service_server::AuthServiceServer::new(Handlers { app, issuer, trusted, slots });
+    let grpc = pb::auth_service_server::AuthServiceServer::new(Handlers { app, issuer, forwarders, slots });
     let router = tonic::service::Routes::new(grpc)
         .into_axum_router()
         .route(
@@ -80,7 +80,8 @@ pub fn routes(
 pub struct Handlers {
     app: Arc<App>,
     issuer: TokenIssuer,
-    trusted: TrustedProxies,
+    /// The service accounts whose token vouches for `x-forwarded-for` (the gateway's).
+    forwarders: Vec<String>,
     /// Every call that hashes a password holds one while it runs.
     slots: HashSlots,
 }
@@ -113,9 +114,38 @@ fn to_status(e: AuthError) -> Status {
 }
 
 impl Handlers {
-    /// The client's address as the edge saw it (see `TRUSTED_PROXIES`), for the throttle.
-    fn address<T>(&self, req: &Request<T>) -> Option<String> {
-        peer::of_request(req, &self.trusted).map(|ip| ip.to_string())
+    /// The client's address, for the throttle: what the gateway saw when the call carries
+    /// the gateway's own token (see `TRUSTED_FORWARDERS`), else the TCP peer, whatever
+    /// `x-forwarded-for` says.
+    async fn address<T>(&self, req: &Request<T>) -> Option<String> {
+        let header = |name| req.metadata().get(name).and_then(|v| v.to_str().ok());
+        let vouched = match header(FORWARDER_TOKEN) {
+            Some(token) => self.is_forwarder(token).await,
+            None => false,
+        };
+        let client = if vouched { peer::last_hop(header(FORWARDED_FOR)) } else { None };
+        client.or_else(|| peer::peer_of(req)).map(|ip| ip.to_string())
+    }
+
+    /// Whether `token` is a live token of ours for a trusted forwarder (role `service`).
+    async fn is_forwarder(&self, token: &str) -> bool {
+        let Ok(keys) = self.issuer.ring.jwks() else { return false };
+        let verifier = Verifier::with_keys(&keys, vec![self.issuer.issuer.clone()], &self.issuer.audience);
+        let who = match verifier.verify(token) {
+            Ok(who) if who.role == auth_adapter::Role::Service && self.forwarders.contains(&who.customer_id) => who,
+            Ok(who) => {
+                tracing::warn!(subject = who.customer_id, "x-forwarder-token of no trusted forwarder: ignored");
+                return false;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "x-forwarder-token not valid: ignored");
+                return false;
+            }
+        };
+        match self.app.revocation(&who.customer_id).await {
+            Ok(revoked) => !auth_adapter::revoked(who.issued_at, revoked.map(|r| r.before)),
+            Err(_) => false,
+        }
     }
 
     /// The caller, who must be an admin: verified against our own keys (the auth service
@@ -170,7 +200,7 @@ impl pb::auth_service_server::AuthService for Handlers {
         req: Request<pb::IssueTokenRequest>,
     ) -> Result<Response<pb::IssueTokenResponse>, Status> {
         let _slot = self.slots.enter().await.map_err(busy)?;
-        let address = self.address(&req);
+        let address = self.address(&req).await;
         let r = req.into_inner();
         let token = self.app.issue_token(&r.customer_id, &r.password, address.as_deref()).await.map_err(|e| {
             if let AuthError::Refused(refusal) = &e {
@@ -186,7 +216,7 @@ impl pb::auth_service_server::AuthService for Handlers {
         req: Request<pb::IssueServiceTokenRequest>,
     ) -> Result<Response<pb::IssueTokenResponse>, Status> {
         let _slot = self.slots.enter().await.map_err(busy)?;
-        let address = self.address(&req);
+        let address = self.address(&req).await;
         let r = req.into_inner();
         let token = self.app.issue_service_token(&r.client_id, &r.client_secret, address.as_deref()).await.map_err(
             |e| match e {

@@ -25,7 +25,6 @@ use std::time::Duration;
 
 use auth_adapter::{KeyRing, TokenIssuer};
 use auth_domain::{AuthService, FirstAdmin, ThrottlePolicy};
-use grpc_adapter::peer::TrustedProxies;
 use grpc_adapter::server::{self, Error, Server, ServerSettings};
 use tokio_util::sync::CancellationToken;
 
@@ -68,10 +67,12 @@ pub struct Settings {
     /// argon2id hash of the secret (never the secret).
     #[arg(long, env = "SERVICE_ACCOUNTS_FILE")]
     pub service_accounts_file: Option<PathBuf>,
-    /// Proxies (IPs or CIDR networks, comma-separated) whose `x-forwarded-for` names the
-    /// client: the gateway's address. Failed logins are throttled per client address.
-    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',')]
-    pub trusted_proxies: Vec<String>,
+    /// Service accounts (client ids, comma-separated) whose token, presented in
+    /// `x-forwarder-token`, makes a call's `x-forwarded-for` the client's address: the
+    /// gateway's. Any other call is counted against its TCP peer, whatever headers it
+    /// carries (failed logins are throttled per client address).
+    #[arg(long, env = "TRUSTED_FORWARDERS", value_delimiter = ',', default_value = "svc-gateway")]
+    pub trusted_forwarders: Vec<String>,
     /// Failed logins of one account from one address before each further one makes that
     /// address wait (1 s, doubling).
     #[arg(long, env = "LOGIN_FREE_FAILURES", default_value_t = 3)]
@@ -164,7 +165,14 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     let slots = settings.hash_slots();
     let hasher = crypto::Argon2Hasher::new(settings.argon2_memory_kib, settings.argon2_iterations, slots.available())
         .map_err(Error::at("ARGON2_MEMORY_KIB / ARGON2_ITERATIONS"))?;
-    let trusted = TrustedProxies::parse(&settings.trusted_proxies).map_err(Error::at("TRUSTED_PROXIES"))?;
+    let forwarders = settings
+        .trusted_forwarders
+        .iter()
+        .map(|f| f.trim())
+        .filter(|f| !f.is_empty())
+        .map(|f| auth_domain::ClientId::parse(f).map(|c| c.as_str().to_owned()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(Error::at("TRUSTED_FORWARDERS"))?;
     let policy = settings.throttle().map_err(Error::at("login throttle"))?;
     // Read before anything is opened: a bad file stops the start naming it.
     let admin_password = settings
@@ -211,7 +219,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     });
     let horizon = ttl.max(service_ttl) + Duration::from_secs(120);
     tracing::info!(slots = slots.available(), memory_kib = settings.argon2_memory_kib, "password hashes at once");
-    let routes = grpc::routes(app.clone(), issuer, trusted, slots, horizon);
+    let routes = grpc::routes(app.clone(), issuer, forwarders, slots, horizon);
     let mut srv = Server::new(settings.server.clone(), routes, vec![SERVICE_NAME], probe);
     let stopping = srv.stopping.clone();
     srv.spawn(async move {

@@ -71,6 +71,15 @@ pub struct Settings {
     /// answer without a client deadline is not cut).
     #[arg(long, env = "UPSTREAM_TIMEOUT_SECONDS", default_value_t = 10.0)]
     pub upstream_timeout_seconds: f64,
+    /// The gateway's own service account (e.g. `svc-gateway`): its token goes to the auth
+    /// service with every call, so that auth believes the client address we pass on and
+    /// nobody else's (`x-forwarder-token`). Unset: auth counts every login against the
+    /// gateway's own address.
+    #[arg(long = "service-client-id", env = "SERVICE_CLIENT_ID")]
+    pub service_client_id: Option<String>,
+    /// A file holding that account's secret.
+    #[arg(long = "service-client-secret-file", env = "SERVICE_CLIENT_SECRET_FILE")]
+    pub service_client_secret_file: Option<std::path::PathBuf>,
     /// Origins allowed to call from a browser (grpc-web), comma-separated; `*` for any.
     #[arg(long, env = "CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
@@ -132,7 +141,21 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     let trusted = policy.trusted.clone();
     let policy = Arc::new(policy);
     let admission = limit::admission(policy.clone());
-    let proxy = proxy::Proxy::new(Arc::new(upstreams), policy);
+    let identity = match &settings.service_client_id {
+        Some(_) => {
+            let account = grpc_adapter::service_token::ServiceAccountSettings {
+                client_id: settings.service_client_id.clone(),
+                client_secret_file: settings.service_client_secret_file.clone(),
+                auth_url: Some(settings.upstreams.urls.of(contracts::services::AUTH.name).join(",")),
+            };
+            Some(grpc_adapter::service_token::ServiceToken::start(&account).map_err(Error::at("service account"))?)
+        }
+        None => {
+            tracing::warn!("no SERVICE_CLIENT_ID: the auth service will count every login against our own address");
+            None
+        }
+    };
+    let proxy = proxy::Proxy::new(Arc::new(upstreams), policy).with_identity(identity);
     let routes = tonic::service::Routes::from(axum::Router::new().fallback_service(proxy));
     let verifier = auth_adapter::Verifier::new(&settings.auth);
     let refresh = Duration::from_secs(settings.auth.refresh_seconds);

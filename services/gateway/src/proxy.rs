@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use grpc_adapter::peer::{self, FORWARDED_FOR, TrustedProxies};
+use grpc_adapter::peer::{self, FORWARDED_FOR, FORWARDER_TOKEN, TrustedProxies};
 use grpc_adapter::server::Arrival;
+use grpc_adapter::service_token::ServiceToken;
 use tonic::Status;
 use tonic::body::Body;
 use tower::Service;
@@ -34,11 +35,19 @@ pub struct Policy {
 pub struct Proxy {
     upstreams: Arc<Upstreams>,
     policy: Arc<Policy>,
+    /// The gateway's own token, shown to the auth service (see [`FORWARDER_TOKEN`]).
+    identity: Option<Arc<ServiceToken>>,
 }
 
 impl Proxy {
     pub fn new(upstreams: Arc<Upstreams>, policy: Arc<Policy>) -> Self {
-        Self { upstreams, policy }
+        Self { upstreams, policy, identity: None }
+    }
+
+    #[must_use]
+    pub fn with_identity(mut self, identity: Option<Arc<ServiceToken>>) -> Self {
+        self.identity = identity;
+        self
     }
 }
 
@@ -56,12 +65,17 @@ impl Service<http::Request<axum::body::Body>> for Proxy {
     }
 
     fn call(&mut self, req: http::Request<axum::body::Body>) -> Self::Future {
-        let (upstreams, policy) = (self.upstreams.clone(), self.policy.clone());
-        Box::pin(async move { Ok(forward(&upstreams, &policy, req).await) })
+        let (upstreams, policy, identity) = (self.upstreams.clone(), self.policy.clone(), self.identity.clone());
+        Box::pin(async move { Ok(forward(&upstreams, &policy, identity.as_deref(), req).await) })
     }
 }
 
-async fn forward(upstreams: &Upstreams, policy: &Policy, req: http::Request<axum::body::Body>) -> Response {
+async fn forward(
+    upstreams: &Upstreams,
+    policy: &Policy,
+    identity: Option<&ServiceToken>,
+    req: http::Request<axum::body::Body>,
+) -> Response {
     let service = req.uri().path().trim_start_matches('/').split('/').next().unwrap_or_default().to_owned();
     let Some(upstream) = upstreams.get(&service) else {
         return refuse(Status::unimplemented(format!("unknown service '{service}'")));
@@ -84,6 +98,14 @@ async fn forward(upstreams: &Upstreams, policy: &Policy, req: http::Request<axum
         && let Ok(value) = ip.to_string().parse()
     {
         parts.headers.insert(FORWARDED_FOR, value);
+    }
+    // Only the auth service counts client addresses, and only our token vouches for them.
+    parts.headers.remove(FORWARDER_TOKEN);
+    if service == contracts::services::AUTH.name
+        && let Some(token) = identity.and_then(ServiceToken::current)
+        && let Ok(value) = token.parse()
+    {
+        parts.headers.insert(FORWARDER_TOKEN, value);
     }
     let request = http::Request::from_parts(parts, Body::new(body));
     // A channel is a buffer: it must be polled ready before each call.

@@ -50,7 +50,7 @@ impl ApiUrls {
     }
 
     /// The URLs of the API named `service`.
-    fn of(&self, service: &str) -> &[String] {
+    pub fn of(&self, service: &str) -> &[String] {
         self.0.get(service).map_or(&[], Vec::as_slice)
     }
 }
