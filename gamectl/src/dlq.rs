@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use grpc_adapter::pb::admin::v1 as pb;
+use contracts::pb::admin::v1 as pb;
 use nats_adapter::dlq::{self, DeadLetter};
 use nats_adapter::{NatsSettings, access};
 use serde_json::{Value, json};

@@ -9,7 +9,7 @@ use std::io::Write as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use grpc_adapter::pb::mypage::v1 as pb;
+use contracts::pb::mypage::v1 as pb;
 use serde_json::json;
 
 use crate::cli::{Global, RebuildArgs};

@@ -50,7 +50,7 @@ struct Call {
 
 impl Call {
     fn new(path: &str, started: Instant) -> Self {
-        let (grpc_type, service, method) = match crate::methods::shape(path) {
+        let (grpc_type, service, method) = match contracts::methods::shape(path) {
             Some(shape) => {
                 let (service, method) = path.trim_start_matches('/').split_once('/').unwrap_or(("unknown", "unknown"));
                 let grpc_type = match (shape.client_streaming, shape.server_streaming) {

@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::failover::Failover;
-use crate::pb::auth::v1 as pb;
+use contracts::pb::auth::v1 as pb;
 
 /// Who this service is at the auth service (flags or environment).
 #[derive(Debug, Clone, clap::Args)]

@@ -42,7 +42,7 @@ where
 
     fn call(&mut self, mut req: http::Request<Body>) -> Self::Future {
         let path = req.uri().path();
-        if !telemetry_adapter::tracing_on() || crate::methods::shape(path).is_none() {
+        if !telemetry_adapter::tracing_on() || contracts::methods::shape(path).is_none() {
             return Box::pin(self.inner.call(req));
         }
         let (service, method) = path.trim_start_matches('/').split_once('/').unwrap_or(("", ""));

@@ -1,4 +1,4 @@
-use grpc_adapter::pb::{gift, mission, mypage, notification, wallet};
+use contracts::pb::{gift, mission, mypage, notification, wallet};
 use serde_json::{Value, json};
 
 use super::*;

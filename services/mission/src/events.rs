@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
+use contracts::pb::events::v1 as pb;
 use grpc_adapter::convert::timestamp;
-use grpc_adapter::pb::events::v1 as pb;
 use kernel::{Envelope, parse_id};
 use mission_domain::{MissionError, MissionEvent};
 use nats_adapter::consumer::{Delivery, HandleError, Handler};

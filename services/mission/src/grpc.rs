@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use auth_adapter::Role;
 use chrono::Utc;
+use contracts::pb::mission::v1 as pb;
 use grpc_adapter::convert::timestamp;
-use grpc_adapter::pb::mission::v1 as pb;
 use grpc_adapter::{auth, paging, status};
 use mission_domain::rules::{Availability, Repeat, ReportedBy, Schedule};
 use mission_domain::{AchieveMission, Caller, Mission, MissionError, MissionStatus, Refusal, Reporter};

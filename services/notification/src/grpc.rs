@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
+use contracts::pb::notification::v1 as pb;
 use grpc_adapter::convert::timestamp;
-use grpc_adapter::pb::notification::v1 as pb;
 use grpc_adapter::{paging, status};
 use notification_domain::{Notification, NotificationError};
 use tonic::{Request, Response, Status};

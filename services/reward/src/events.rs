@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use grpc_adapter::pb::events::v1 as pb;
+use contracts::pb::events::v1 as pb;
 use kernel::{CustomerId, Envelope, parse_id};
 use nats_adapter::consumer::{Delivery, HandleError, Handler};
 use nats_adapter::envelope::outbox;

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use grpc_adapter::pb::reward::v1 as pb;
+use contracts::pb::reward::v1 as pb;
 use grpc_adapter::{auth, paging, status};
 use reward_domain::{Reward, RewardError, RewardStatus};
 use tonic::{Request, Response, Status};

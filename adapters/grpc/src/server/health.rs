@@ -11,15 +11,17 @@ use super::Probe;
 
 /// The gRPC health service (tonic-health's), served through our generated server so
 /// that its requests are read like every other (see `build.rs`).
-pub(super) fn health_server(reporter: &HealthReporter) -> crate::pb::health::v1::health_server::HealthServer<Health> {
+pub(super) fn health_server(
+    reporter: &HealthReporter,
+) -> contracts::pb::health::v1::health_server::HealthServer<Health> {
     let service = tonic_health::server::HealthService::from_health_reporter(reporter.clone());
-    crate::pb::health::v1::health_server::HealthServer::new(Health(service))
+    contracts::pb::health::v1::health_server::HealthServer::new(Health(service))
 }
 
 pub struct Health(tonic_health::server::HealthService);
 
 #[tonic::async_trait]
-impl crate::pb::health::v1::health_server::Health for Health {
+impl contracts::pb::health::v1::health_server::Health for Health {
     async fn check(
         &self,
         req: tonic::Request<tonic_health::pb::HealthCheckRequest>,
