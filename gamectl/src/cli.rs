@@ -52,7 +52,7 @@ pub enum Command {
     Status(crate::status::StatusArgs),
     /// Run one role of the system in this process (`gamectl serve mission --help` lists
     /// its flags and their environment variables), or several (`--roles a,b` or `all`).
-    Serve(crate::serve::ServeArgs),
+    Serve(Box<crate::serve::ServeArgs>),
     /// Create a customer's credentials with the auth service.
     Register {
         customer_id: String,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use contracts::pb::admin::v1 as admin_pb;
 use contracts::pb::auth::v1 as auth_pb;
-use contracts::pb::{gift, mission, mypage, notification, reward, wallet};
+use contracts::pb::{gift, mission, mypage, wallet};
 use grpc_adapter::status::code_name;
 use serde_json::{Value, json};
 use tonic::metadata::{Ascii, MetadataValue};

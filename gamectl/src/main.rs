@@ -40,7 +40,7 @@ async fn main() -> std::process::ExitCode {
         cli::Command::Status(args) => status::run(&global, args).await,
         cli::Command::Dlq(args) if args.bus => dlq::run(&global, args).await,
         cli::Command::Rebuild(args) if args.bus => rebuild::run(&global, args).await,
-        cli::Command::Serve(args) => serve::run(args).await,
+        cli::Command::Serve(args) => serve::run(*args).await,
         command => client::run(&global, command).await,
     }
 }

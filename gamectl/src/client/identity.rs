@@ -1,7 +1,13 @@
 //! `gamectl` commands of the auth service: register, log in and out, who am I, keys, roles,
 //! revocations, service accounts, the audit log.
 
-use super::*;
+use std::io::Write as _;
+
+use contracts::pb::auth::v1 as auth_pb;
+use serde_json::json;
+
+use super::{Conn, Failure, emit};
+use crate::{auth, cli, output};
 
 pub(super) async fn register(conn: &Conn<'_>, customer_id: String, password: Option<String>) -> Result<(), Failure> {
     let global = conn.global;

@@ -1,6 +1,9 @@
 //! `gamectl` commands of the mission service: achieve, look up, list, the catalog.
 
-use super::*;
+use contracts::pb::mission;
+
+use super::{Conn, Failure, emit, emit_list, paged, show_mission};
+use crate::{cli, output};
 
 pub(super) async fn achieve(conn: &Conn<'_>, args: Vec<String>, request_id: Option<String>) -> Result<(), Failure> {
     let global = conn.global;
@@ -44,7 +47,7 @@ pub(super) async fn missions(conn: &Conn<'_>, customer_id: Option<String>, pagin
         }
     })
     .await?;
-    emit_list(global, "missions", &list, output::mission_json, |m| output::missions_text(m));
+    emit_list(global, "missions", &list, output::mission_json, output::missions_text);
     Ok(())
 }
 

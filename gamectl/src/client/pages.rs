@@ -1,7 +1,13 @@
 //! `gamectl` commands of what a player reads: my page (once or watched), notifications;
 //! and rebuilding my page's view (an admin's).
 
-use super::*;
+use std::time::Duration;
+
+use contracts::pb::{mypage, notification};
+use serde_json::json;
+
+use super::{Conn, Failure, emit, emit_list, paged, show_page};
+use crate::{cli, output};
 
 pub(super) async fn notifications(
     conn: &Conn<'_>,
@@ -22,7 +28,7 @@ pub(super) async fn notifications(
         }
     })
     .await?;
-    emit_list(global, "notifications", &list, output::notification_json, |n| output::notifications_text(n));
+    emit_list(global, "notifications", &list, output::notification_json, output::notifications_text);
     Ok(())
 }
 

@@ -1,6 +1,10 @@
 //! `gamectl` commands of the reward and wallet services: rewards, the wallet, exchanges.
 
-use super::*;
+use contracts::pb::{reward, wallet};
+use serde_json::json;
+
+use super::{Conn, Failure, emit, emit_list, paged, wallet_client};
+use crate::{cli, output};
 
 pub(super) async fn rewards(conn: &Conn<'_>, customer_id: Option<String>, paging: cli::Paging) -> Result<(), Failure> {
     let global = conn.global;
@@ -17,7 +21,7 @@ pub(super) async fn rewards(conn: &Conn<'_>, customer_id: Option<String>, paging
         }
     })
     .await?;
-    emit_list(global, "rewards", &list, output::reward_json, |r| output::rewards_text(r));
+    emit_list(global, "rewards", &list, output::reward_json, output::rewards_text);
     Ok(())
 }
 
@@ -79,7 +83,7 @@ pub(super) async fn exchange(conn: &Conn<'_>, args: Vec<String>, request_id: Opt
     let customer_id = conn.customer(customer_id)?;
     let [reward_id, gift_code]: [String; 2] =
         rest.try_into().map_err(|_| Failure::Token("exchange: [CUSTOMER_ID] REWARD_ID GIFT_CODE".into()))?;
-    let r = wallet_client(&conn)
+    let r = wallet_client(conn)
         .await?
         .exchange_reward(wallet::v1::ExchangeRewardRequest {
             customer_id,
@@ -95,8 +99,7 @@ pub(super) async fn exchange(conn: &Conn<'_>, args: Vec<String>, request_id: Opt
 
 pub(super) async fn exchange_status(conn: &Conn<'_>) -> Result<(), Failure> {
     let global = conn.global;
-    let r =
-        wallet_client(&conn).await?.get_exchange_status(wallet::v1::GetExchangeStatusRequest {}).await?.into_inner();
+    let r = wallet_client(conn).await?.get_exchange_status(wallet::v1::GetExchangeStatusRequest {}).await?.into_inner();
     emit(global, || output::exchange_status_json(&r), || output::exchange_status_text(&r));
     Ok(())
 }
