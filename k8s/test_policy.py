@@ -905,10 +905,13 @@ def check_prometheusrule(r: dict, res: Results, where: str) -> None:
 # --------------------------------------------------------------------------- build
 
 def server_roles() -> set[str]:
-    """The roles `gamectl serve` runs (gamectl/src/serve.rs, `ROLES`)."""
-    source = (REPO / "gamectl/src/serve.rs").read_text() if (REPO / "gamectl/src/serve.rs").exists() else ""
-    m = re.search(r"pub const ROLES: \[&str; \d+\] =\s*\[([^\]]*)\]", source)
-    return set(re.findall(r'"([a-z]+)"', m.group(1))) if m else set()
+    """The roles `gamectl serve` runs: the lines of its registry (gamectl/src/serve.rs,
+    `registry! { Variant => roles::<role>::ROLE, <crate>; ... }`), one per row of the role
+    table in contracts/src/roles/."""
+    path = REPO / "gamectl/src/serve.rs"
+    source = path.read_text() if path.exists() else ""
+    m = re.search(r"^registry!\s*\{(.*?)^\}", source, re.S | re.M)
+    return set(re.findall(r"=>\s*roles::([a-z_]+)::ROLE", m.group(1))) if m else set()
 
 
 def workspace_binaries() -> set[str]:
@@ -932,7 +935,7 @@ def check_build(res: Results) -> None:
     roles = server_roles()
     for svc in sorted(SERVICES):
         res.add("workspace", "role", None if svc in roles
-                else f"`gamectl serve` has no role {svc!r} (gamectl/src/serve.rs ROLES: {sorted(roles)})")
+                else f"`gamectl serve` has no role {svc!r} (gamectl/src/serve.rs registry: {sorted(roles)})")
 
     dockerfile = (REPO / "Dockerfile").read_text() if (REPO / "Dockerfile").exists() else ""
     problems = [f"Dockerfile lacks {what}" for what, pattern in (
