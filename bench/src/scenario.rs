@@ -11,34 +11,25 @@
 //! 8. reads through the gateway and direct; AchieveMission through the gateway and direct;
 //! 9. exchanges through the breaker: healthy, then with gift stopped (tripping, open).
 
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use contracts::pb::mission::v1 as mission;
 use contracts::pb::mypage::v1 as mypage;
-use contracts::pb::notification::v1 as notification;
-use contracts::pb::wallet::v1 as wallet;
-use contracts::streams::{self, subject};
 use e2e::{Authed, GAME_SERVER, Options, Service, System, with_token};
 use futures::StreamExt as _;
 use mission::mission_service_client::MissionServiceClient;
 use mypage::my_page_service_client::MyPageServiceClient;
-use notification::notification_service_client::NotificationServiceClient;
 use tonic::Code;
 use tonic::transport::Channel;
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
-use wallet::wallet_service_client::WalletServiceClient;
 
-use crate::baseline;
 use crate::cli::{Args, Plan};
-use crate::drive::{FnWorker, Run, Worker, closed_loop, paced_loop};
+use crate::drive::{Worker, closed_loop};
 use crate::hist::{Outcome, Recorder, grpc};
 use crate::procs;
 use crate::progress::Progress;
-use crate::report::*;
+use crate::report::{Meta, Results, ServiceFigures, table};
 
 /// Notifications in the "large" echo answer: about 3 KB, like a wallet of 20 items.
 pub const LARGE_ANSWER: usize = 20;

@@ -2,7 +2,8 @@
 
 use std::fmt::Write as _;
 
-use super::*;
+use super::Results;
+use crate::hist::Summary;
 
 struct Row {
     figure: String,

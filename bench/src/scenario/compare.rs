@@ -3,9 +3,20 @@
 //! during the run weighs on both alike. Prints one line per round and the ratios of the
 //! medians; writes `<out>/compare.json`.
 
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use e2e::System;
 use serde::Serialize;
 
-use super::*;
+use super::events::Events;
+use super::{load, system_options};
+use crate::cli::Plan;
+use crate::procs;
+use crate::progress::Progress;
+use crate::report::{Results, Sustained};
 
 #[derive(Debug, Clone, Serialize)]
 struct Round {

@@ -1,6 +1,9 @@
 //! Counts of the flow's events on the streams, read as the operator.
 
-use super::*;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use contracts::streams::{self, subject};
 
 /// Counts of the flow's events on the streams.
 #[derive(Debug, Clone, Copy, Default)]

@@ -1,7 +1,22 @@
 //! The exchange phase: healthy exchanges through the circuit breaker, then the gift
 //! service stopped (the breaker trips) and the open breaker's fast failures.
 
-use super::*;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use contracts::pb::wallet::v1 as wallet;
+use e2e::{System, with_token};
+use tonic::transport::Channel;
+use wallet::wallet_service_client::WalletServiceClient;
+
+use super::{Player, channels};
+use crate::cli::Plan;
+use crate::drive::{FnWorker, closed_loop};
+use crate::hist::{Outcome, Recorder, grpc};
+use crate::progress::Progress;
+use crate::report::Results;
 
 #[derive(Clone)]
 struct Candidate {

@@ -1,7 +1,21 @@
 //! The reads phase: GetWallet and GetMyPage through the gateway and straight to the
 //! services.
 
-use super::*;
+use std::sync::Arc;
+
+use contracts::pb::mypage::v1 as mypage;
+use contracts::pb::wallet::v1 as wallet;
+use e2e::{System, with_token};
+use mypage::my_page_service_client::MyPageServiceClient;
+use tonic::transport::Channel;
+use wallet::wallet_service_client::WalletServiceClient;
+
+use super::{Player, channels};
+use crate::cli::Plan;
+use crate::drive::{FnWorker, closed_loop};
+use crate::hist::{Outcome, grpc};
+use crate::progress::Progress;
+use crate::report::Results;
 
 type BoxedCall = std::pin::Pin<Box<dyn Future<Output = Option<Outcome>> + Send>>;
 

@@ -2,7 +2,24 @@
 //! and through a gateway, a health check; see baseline.rs for the stores' and JetStream's),
 //! and how fast each role starts.
 
-use super::*;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use contracts::pb::notification::v1 as notification;
+use e2e::{Service, System, with_token};
+use notification::notification_service_client::NotificationServiceClient;
+use tonic::transport::Channel;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+use super::{LARGE_ANSWER, channels};
+use crate::baseline;
+use crate::cli::Plan;
+use crate::drive::{FnWorker, Run, closed_loop};
+use crate::hist::grpc;
+use crate::procs;
+use crate::progress::Progress;
+use crate::report::Results;
 
 pub(super) async fn baselines(
     plan: &Plan,
