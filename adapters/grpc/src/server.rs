@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 mod admit;
+mod conn;
 mod health;
 mod settings;
 mod web;
@@ -95,7 +95,8 @@ impl Server {
     }
 
     /// Proxies (a load balancer) whose `x-forwarded-for` names the client: its requests
-    /// are counted in that client's budget of request bytes, not the proxy's.
+    /// are counted in that client's budget of request bytes, not the proxy's, and its
+    /// connections (many clients' each) are not capped per address.
     #[must_use]
     pub fn with_trusted_proxies(mut self, trusted: crate::peer::TrustedProxies) -> Self {
         self.trusted = trusted;
@@ -221,9 +222,23 @@ impl Server {
         let v1alpha = reflection(&listed).build_v1alpha()?;
         let routes = routes.add_service(health).add_service(v1).add_service(v1alpha);
 
+        let fd_limit = conn::raise_fd_limit();
+        let limits = conn::Limits {
+            total: conn::connection_cap(bounds.max_connections, fd_limit),
+            per_address: bounds.max_connections_per_address,
+            exempt: trusted.clone(),
+            first_request: bounds.header_read,
+            idle: bounds.idle,
+        };
+        tracing::info!(max_connections = limits.total, per_address = limits.per_address, ?fd_limit, "connections");
         let server_stop = stopping.clone();
         let serve = tonic::transport::Server::builder()
             .accept_http1(true)
+            // Pings drop a peer that went away without closing (its fd and its streams).
+            .http2_keepalive_interval(Some(bounds.keepalive_interval))
+            .http2_keepalive_timeout(Some(bounds.keepalive_timeout))
+            // Each request counted on its connection, whose peer the rest read.
+            .layer(conn::ConnLayer)
             .layer(tower::util::option_layer(cors))
             .layer(WebLayer::new(pages))
             // Every gRPC call, the ones authentication refuses included: its span, its metrics.
@@ -240,7 +255,7 @@ impl Server {
                 trusted,
             ))
             .add_routes(routes)
-            .serve_with_incoming_shutdown(incoming(listener), server_stop.cancelled_owned());
+            .serve_with_incoming_shutdown(conn::Incoming::new(listener, limits), server_stop.cancelled_owned());
         let mut serve = tokio::spawn(serve);
 
         tokio::select! {
@@ -271,18 +286,6 @@ impl Server {
         telemetry_adapter::shutdown();
         Ok(())
     }
-}
-
-/// Accepted connections with Nagle's algorithm off: gRPC writes small frames, and Nagle
-/// holding them back against the client's delayed ACK costs ~40 ms per call (measured by
-/// the benchmark: 28x on answers of a few KB).
-fn incoming(listener: TcpListener) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    use tokio_stream::StreamExt;
-    TcpListenerStream::new(listener).map(|conn| {
-        let conn = conn?;
-        conn.set_nodelay(true)?;
-        Ok(conn)
-    })
 }
 
 /// Reflection lists only this service's own APIs and health.

@@ -33,6 +33,26 @@ pub struct ServerSettings {
     /// closed. The metrics listener's header timeout too.
     #[arg(long, env = "HEADER_READ_TIMEOUT_SECONDS", default_value_t = 10.0)]
     pub header_read_timeout_seconds: f64,
+    /// Seconds a connection may stay open without a request in flight.
+    #[arg(long, env = "IDLE_TIMEOUT_SECONDS", default_value_t = 300.0)]
+    pub idle_timeout_seconds: f64,
+    /// Seconds between HTTP/2 pings the server sends on each connection...
+    #[arg(long, env = "HTTP2_KEEPALIVE_INTERVAL_SECONDS", default_value_t = 30.0)]
+    pub http2_keepalive_interval_seconds: f64,
+    /// ...and the seconds an answer may take before the peer is taken for dead and its
+    /// connection closed.
+    #[arg(long, env = "HTTP2_KEEPALIVE_TIMEOUT_SECONDS", default_value_t = 20.0)]
+    pub http2_keepalive_timeout_seconds: f64,
+    /// Connections held at once; more are closed as they come. Lowered at start to the
+    /// open-files limit (raised to its hard limit) less 256 for the server's own use.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+    /// Connections held at once from one client address (its /64 for IPv6); a trusted
+    /// proxy is exempt.
+    #[arg(long, env = "MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 512,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections_per_address: u32,
     /// Seconds a request message has to arrive whole once its head is in; a body that
     /// stalls longer is cut (`DEADLINE_EXCEEDED`).
     #[arg(long, env = "BODY_READ_TIMEOUT_SECONDS", default_value_t = 10.0)]
@@ -78,6 +98,11 @@ impl ServerSettings {
         Ok(Bounds {
             header_read: seconds("HEADER_READ_TIMEOUT_SECONDS", self.header_read_timeout_seconds)?,
             body_read: seconds("BODY_READ_TIMEOUT_SECONDS", self.body_read_timeout_seconds)?,
+            idle: seconds("IDLE_TIMEOUT_SECONDS", self.idle_timeout_seconds)?,
+            keepalive_interval: seconds("HTTP2_KEEPALIVE_INTERVAL_SECONDS", self.http2_keepalive_interval_seconds)?,
+            keepalive_timeout: seconds("HTTP2_KEEPALIVE_TIMEOUT_SECONDS", self.http2_keepalive_timeout_seconds)?,
+            max_connections: self.max_connections as usize,
+            max_connections_per_address: self.max_connections_per_address as usize,
             buffers: BufferLimits {
                 per_connection: holds_a_message(
                     "MAX_BUFFERED_BYTES_PER_CONNECTION",
@@ -98,6 +123,12 @@ pub struct Bounds {
     pub header_read: Duration,
     /// Until a request's message is in whole.
     pub body_read: Duration,
+    /// A connection without a request in flight.
+    pub idle: Duration,
+    pub keepalive_interval: Duration,
+    pub keepalive_timeout: Duration,
+    pub max_connections: usize,
+    pub max_connections_per_address: usize,
     /// Request bytes held at once.
     pub buffers: BufferLimits,
 }
@@ -133,8 +164,14 @@ mod tests {
         for bad in ["0", "-1", "NaN", "inf"] {
             let flag = format!("--header-read-timeout-seconds={bad}");
             assert_eq!(refused(&[&flag]), "HEADER_READ_TIMEOUT_SECONDS", "{bad}");
-            let flag = format!("--body-read-timeout-seconds={bad}");
-            assert_eq!(refused(&[&flag]), "BODY_READ_TIMEOUT_SECONDS", "{bad}");
+            for (flag, name) in [
+                ("body-read-timeout-seconds", "BODY_READ_TIMEOUT_SECONDS"),
+                ("idle-timeout-seconds", "IDLE_TIMEOUT_SECONDS"),
+                ("http2-keepalive-interval-seconds", "HTTP2_KEEPALIVE_INTERVAL_SECONDS"),
+                ("http2-keepalive-timeout-seconds", "HTTP2_KEEPALIVE_TIMEOUT_SECONDS"),
+            ] {
+                assert_eq!(refused(&[&format!("--{flag}={bad}")]), name, "{bad}");
+            }
         }
         // Each buffer must hold the largest message, or such a message could never pass.
         assert_eq!(refused(&["--max-buffered-bytes-per-connection=4194303"]), "MAX_BUFFERED_BYTES_PER_CONNECTION");
@@ -142,5 +179,8 @@ mod tests {
         assert_eq!(refused(&["--max-buffered-bytes=1000", "--max-request-bytes=1001"]), "MAX_BUFFERED_BYTES");
         let small = ["server", "--max-request-bytes=1000", "--max-buffered-bytes=1000"];
         assert!(Flags::try_parse_from(small).unwrap().server.bounds().is_ok(), "a smaller message, a smaller buffer");
+        for zero in ["--max-connections=0", "--max-connections-per-address=0"] {
+            assert!(Flags::try_parse_from(["server", zero]).is_err(), "{zero}");
+        }
     }
 }
