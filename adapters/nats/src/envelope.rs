@@ -2,8 +2,8 @@
 
 use async_nats::HeaderMap;
 use chrono::{DateTime, Utc};
+use kernel::outbox::OutboxMessage;
 use kernel::{CustomerId, EventMeta};
-use store_adapter::outbox::OutboxMessage;
 use uuid::Uuid;
 
 /// JetStream's de-duplication id; the relay sets it to the event id.

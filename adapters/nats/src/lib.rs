@@ -214,6 +214,8 @@ pub async fn responsive(client: &async_nats::Client, timeout: Duration) -> bool 
 /// It can be stopped and started again on the same port and data. Started
 /// [`secured`](testing::NatsServer::start_secured), it runs with the authorisation
 /// `gamectl up` gives it: every role's credentials and permissions from [`access`].
+/// For tests only: behind the feature `testing`.
+#[cfg(feature = "testing")]
 pub mod testing;
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{self, message::PublishMessage};
-use store_adapter::Store;
+use kernel::outbox::{Outbox, OutboxMessage};
 use tokio_util::sync::CancellationToken;
 
 use crate::envelope;
@@ -18,7 +18,7 @@ const LEASE: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(250);
 
 /// Publishes the outbox until `stopping`, then makes one last pass and returns.
-pub async fn run(store: Store, client: async_nats::Client, js: jetstream::Context, stopping: CancellationToken) {
+pub async fn run(store: impl Outbox, client: async_nats::Client, js: jetstream::Context, stopping: CancellationToken) {
     let mut backoff = Duration::from_millis(100);
     loop {
         if stopping.is_cancelled() {
@@ -58,10 +58,7 @@ pub async fn run(store: Store, client: async_nats::Client, js: jetstream::Contex
 /// The producer span of one event, when traces are on: a child of the trace the event was
 /// written in (its `traceparent`), named `<subject> publish` (OpenTelemetry's messaging
 /// conventions); the message carries this span as its `traceparent`.
-fn publish_span(
-    m: &store_adapter::outbox::OutboxMessage,
-    headers: &mut async_nats::HeaderMap,
-) -> Option<tracing::Span> {
+fn publish_span(m: &OutboxMessage, headers: &mut async_nats::HeaderMap) -> Option<tracing::Span> {
     if !telemetry_adapter::tracing_on() {
         return None;
     }
@@ -83,13 +80,13 @@ fn publish_span(
 
 /// Samples the outbox's backlog (`outbox_pending`, `outbox_oldest_age_seconds`) every
 /// `interval` until `stopping`, while metrics are on.
-pub async fn watch_backlog(store: Store, interval: Duration, stopping: CancellationToken) {
+pub async fn watch_backlog(store: impl Outbox, interval: Duration, stopping: CancellationToken) {
     if !metrics_adapter::enabled() {
         return;
     }
     let backlog = metrics_adapter::outbox().backlog();
     loop {
-        match store.outbox_backlog().await {
+        match store.backlog().await {
             Ok((pending, oldest)) => {
                 let age = oldest.map_or(0.0, |t| (chrono::Utc::now().naive_utc() - t).as_seconds_f64().max(0.0));
                 backlog.set(pending, age);
@@ -117,8 +114,8 @@ pub async fn watch_backlog(store: Store, interval: Duration, stopping: Cancellat
 ///
 /// # Errors
 /// When the store fails, or any publish failed (those events are released for retry).
-pub async fn pass(store: &Store, js: &jetstream::Context) -> Result<usize, String> {
-    let claimed = store.claim_outbox(BATCH, LEASE).await.map_err(|e| e.to_string())?;
+pub async fn pass(store: &impl Outbox, js: &jetstream::Context) -> Result<usize, String> {
+    let claimed = store.claim(BATCH, LEASE).await.map_err(|e| e.to_string())?;
     if claimed.is_empty() {
         return Ok(0);
     }
@@ -164,8 +161,8 @@ pub async fn pass(store: &Store, js: &jetstream::Context) -> Result<usize, Strin
         tracing::info!(published, failed = failed.len(), took = ?began.elapsed(), "outbox relay pass incomplete");
     }
     metrics_adapter::outbox().relayed(published, failed.len());
-    store.delete_outbox(acked).await.map_err(|e| e.to_string())?;
-    store.release_outbox(failed).await.map_err(|e| e.to_string())?;
+    store.delete(acked).await.map_err(|e| e.to_string())?;
+    store.release(failed).await.map_err(|e| e.to_string())?;
     match first_error {
         None => {
             tracing::debug!(published, "outbox relayed");

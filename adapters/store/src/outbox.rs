@@ -3,55 +3,17 @@
 
 use std::time::Duration;
 
-use chrono::{NaiveDateTime, SubsecRound, Utc};
+use chrono::{NaiveDateTime, Utc};
 use diesel::dsl::Eq;
 use diesel::prelude::*;
-use kernel::{EventMeta, Inbound, StoreError};
+use kernel::{Inbound, StoreError};
 
 use crate::prepared::Unprepared;
 use crate::schema::outbox::dsl as o;
 use crate::writer::Bookkeeping;
 use crate::{AnyConnection, Store, db};
 
-/// An event on its way out.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutboxMessage {
-    pub event_id: String,
-    /// NATS subject, e.g. `game.mission.v1.achieved`.
-    pub subject: String,
-    /// Fully qualified protobuf message name of the payload.
-    pub event_type: String,
-    pub correlation_id: String,
-    pub causation_id: String,
-    pub customer_id: String,
-    pub traceparent: Option<String>,
-    pub occurred_at: NaiveDateTime,
-    pub payload: Vec<u8>,
-}
-
-impl OutboxMessage {
-    pub fn new(meta: &EventMeta, subject: &str, event_type: &str, payload: Vec<u8>) -> Self {
-        Self {
-            event_id: meta.event_id.to_string(),
-            subject: subject.to_owned(),
-            event_type: event_type.to_owned(),
-            correlation_id: meta.correlation_id.clone(),
-            causation_id: meta.causation_id.clone(),
-            customer_id: meta.customer_id.to_string(),
-            traceparent: meta.traceparent.clone(),
-            // microseconds: what both backends keep
-            occurred_at: meta.occurred_at.naive_utc().trunc_subsecs(6),
-            payload,
-        }
-    }
-}
-
-/// An event claimed by a relay, with its position in commit order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pending {
-    pub seq: i64,
-    pub message: OutboxMessage,
-}
+pub use kernel::outbox::{OutboxMessage, Pending};
 
 type Row = (i64, String, String, String, String, String, String, Option<String>, NaiveDateTime, Vec<u8>);
 
@@ -315,5 +277,28 @@ impl Store {
             Ok((n, oldest))
         })
         .await
+    }
+}
+
+/// The relay reads the outbox through this port.
+impl kernel::outbox::Outbox for Store {
+    async fn claim(&self, limit: i64, lease: Duration) -> Result<Vec<Pending>, StoreError> {
+        self.claim_outbox(limit, lease).await
+    }
+
+    async fn delete(&self, seqs: Vec<i64>) -> Result<(), StoreError> {
+        self.delete_outbox(seqs).await
+    }
+
+    async fn release(&self, seqs: Vec<i64>) -> Result<(), StoreError> {
+        self.release_outbox(seqs).await
+    }
+
+    async fn backlog(&self) -> Result<(i64, Option<NaiveDateTime>), StoreError> {
+        self.outbox_backlog().await
+    }
+
+    async fn appended(&self) {
+        Store::appended(self).await;
     }
 }

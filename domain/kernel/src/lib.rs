@@ -9,9 +9,11 @@
 //! - [`RequestContext`]: who calls, the request id and the trace context of a request.
 //! - [`StoreError`]: what a repository port may fail with; [`retry_on_conflict`]: the
 //!   read-decide-write loop of optimistic concurrency.
+//! - [`outbox`]: the events waiting to be published, as the relay reads them (a port).
 //! - [`paging`]: pages of lists, newest first, with a keyset cursor.
 //! - [`schedule`]: game days and weeks, when the economy's periods reset.
 
+pub mod outbox;
 pub mod paging;
 pub mod schedule;
 
