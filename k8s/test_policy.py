@@ -50,7 +50,8 @@ NATS_ROLES = {"mission", "reward", "wallet", "gift", "notification", "mypage", "
 REDRIVER = "ops"
 NATS_USERS = NATS_ROLES | {"operator"}
 # Settings naming a file that holds a secret: it must be on a Secret volume.
-SECRET_FILES = {"ADMIN_PASSWORD_FILE", "SERVICE_ACCOUNTS_FILE", "SERVICE_CLIENT_SECRET_FILE"}
+SECRET_FILES = {"ADMIN_PASSWORD_FILE", "SERVICE_ACCOUNTS_FILE", "SERVICE_CLIENT_SECRET_FILE",
+                "REVOCATION_KEY_FILE"}
 # The one image every Deployment runs, in its role (`args: ["serve", "<role>"]`).
 SERVER_IMAGE = "server"
 # Defaults of the binaries when the variable is unset.
@@ -60,7 +61,7 @@ COMMON_ENV = {
     "LISTEN_ADDR", "NATS_URL", "STREAM_REPLICAS", "CONSUMER_MAX_DELIVER",
     "CONSUMER_ACK_WAIT_SECONDS", "DRAIN_SECONDS", "SHUTDOWN_GRACE_SECONDS",
     "READINESS_INTERVAL_SECONDS", "LOG_FORMAT", "RUST_LOG",
-    "JWT_ISSUERS", "JWT_AUDIENCE", "JWKS_URLS", "REVOCATION_URLS", "METRICS_ADDR",
+    "JWT_ISSUERS", "JWT_AUDIENCE", "JWKS_URLS", "REVOCATION_URLS", "REVOCATION_KEY_FILE", "METRICS_ADDR",
 }
 # Prometheus scrapes every role here (container port `metrics`, METRICS_ADDR).
 METRICS_PORT = 9464

@@ -10,7 +10,10 @@
 //!   (`SERVICE_CLIENT_SECRET_FILE`);
 //! - `secrets/service-accounts.json`: their client ids, roles and argon2id hashes, never
 //!   the secrets, given to the auth service (`SERVICE_ACCOUNTS_FILE`), which creates or
-//!   updates them at start.
+//!   updates them at start;
+//! - `secrets/revocation.key`: the key the auth service seals the revoked subjects it
+//!   publishes with, given to it and to every service and the gateway, which verify
+//!   tokens against those revocations (`REVOCATION_KEY_FILE`).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -43,6 +46,7 @@ pub struct Paths {
     pub service_accounts_file: PathBuf,
     /// The secret file of each internal service account, in [`INTERNAL`] order.
     pub secret_files: Vec<(Internal, PathBuf)>,
+    pub revocation_key_file: PathBuf,
 }
 
 impl Paths {
@@ -52,6 +56,7 @@ impl Paths {
             admin_password_file: data_dir.join("admin.password"),
             service_accounts_file: dir.join("service-accounts.json"),
             secret_files: INTERNAL.iter().map(|i| (*i, dir.join(format!("{}.secret", i.service)))).collect(),
+            revocation_key_file: dir.join("revocation.key"),
         }
     }
 
@@ -100,6 +105,8 @@ pub fn prepare(data_dir: &Path) -> Result<Paths, String> {
     create_private(admin, format!("{}\n", random()?).as_bytes()).map_err(|e| fail(admin, &e))?;
     let dir = paths.service_accounts_file.parent().unwrap_or(data_dir);
     private_dir(dir).map_err(|e| fail(dir, &e))?;
+    let key = &paths.revocation_key_file;
+    create_private(key, format!("{}\n", random()?).as_bytes()).map_err(|e| fail(key, &e))?;
     let mut fresh = false;
     for (_, file) in &paths.secret_files {
         fresh |= create_private(file, random()?.as_bytes()).map_err(|e| fail(file, &e))?;
@@ -153,7 +160,14 @@ mod tests {
         assert_eq!(password.trim().len(), 64);
         let (internal, wallet) = first.secret_file("wallet").unwrap();
         assert_eq!(internal.client_id, "svc-wallet");
-        for p in [&first.admin_password_file, &first.service_accounts_file, &wallet.to_path_buf()] {
+        let key = std::fs::read_to_string(&first.revocation_key_file).unwrap();
+        assert_eq!(key.trim().len(), 64);
+        for p in [
+            &first.admin_password_file,
+            &first.service_accounts_file,
+            &wallet.to_path_buf(),
+            &first.revocation_key_file,
+        ] {
             assert_eq!(mode(p), 0o600, "{}", p.display());
         }
         assert_eq!(mode(first.service_accounts_file.parent().unwrap()), 0o700);
@@ -175,5 +189,6 @@ mod tests {
         let same: ServiceAccountsFile =
             serde_json::from_str(&std::fs::read_to_string(&again.service_accounts_file).unwrap()).unwrap();
         assert_eq!(same, accounts, "not re-hashed when nothing changed");
+        assert_eq!(std::fs::read_to_string(&again.revocation_key_file).unwrap(), key);
     }
 }

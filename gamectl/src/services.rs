@@ -193,7 +193,8 @@ pub const RELATIONAL: [&str; roles::RELATIONAL.len()] = roles::RELATIONAL;
 
 /// The environment of the child running `spec` on `port`: what every service reads
 /// (`LISTEN_ADDR`, `DATABASE_URL`, `NATS_URL` and its own `NATS_NKEY_SEED_FILE`,
-/// `JWKS_URLS` = the auth service's keys, `REVOCATION_URLS` = its revocations), the
+/// `JWKS_URLS` = the auth service's keys, `REVOCATION_URLS` = its revocations and
+/// `REVOCATION_KEY_FILE` the key they are sealed with), the
 /// address of every service (`MISSION_URL`, ..., `AUTH_URL`: a service ignores those it
 /// does not call; the gateway routes to them), then the service's own settings. Later
 /// entries win, so a service's own settings may override. With replicas, each of those
@@ -226,6 +227,7 @@ pub fn child_env(spec: &ServiceSpec, port: u16, ctx: &EnvContext<'_>) -> Vec<(&'
     if let Some((auth, port)) = ctx.ports.iter().find(|(s, _)| s.name == "auth") {
         env.push(("JWKS_URLS", ctx.list(auth, *port, jwks_url)));
         env.push(("REVOCATION_URLS", ctx.list(auth, *port, revocations_url)));
+        env.push(("REVOCATION_KEY_FILE", ctx.secrets.revocation_key_file.display().to_string()));
     }
     env.extend(ctx.ports.iter().filter_map(|(s, p)| s.url_env.map(|var| (var, ctx.list(s, *p, url)))));
     env.extend(own_env(spec.name, ctx));
@@ -376,6 +378,7 @@ mod tests {
             let env = env_of(s.name);
             assert_eq!(get(&env, "JWKS_URLS"), Some("http://127.0.0.1:56107/.well-known/jwks.json"), "{}", s.name);
             assert_eq!(get(&env, "REVOCATION_URLS"), Some("http://127.0.0.1:56107/revocations"), "{}", s.name);
+            assert_eq!(get(&env, "REVOCATION_KEY_FILE"), Some("/data/secrets/revocation.key"), "{}", s.name);
             // Only the auth service's keys: no key ring of gamectl's own any more.
             assert_eq!(get(&env, "JWKS_FILES"), None, "{}", s.name);
         }

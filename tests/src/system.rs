@@ -78,6 +78,9 @@ pub struct Secrets {
     /// the client addresses it passes on.
     pub gateway_secret_file: PathBuf,
     pub gateway_secret: String,
+    /// `REVOCATION_KEY_FILE`: the key revoked subjects are published sealed with, for the
+    /// auth service and every verifier.
+    pub revocation_key_file: PathBuf,
 }
 
 /// The wallet's service account in tests.
@@ -113,6 +116,9 @@ impl Secrets {
         };
         let service_accounts_file = dir.join("service-accounts.json");
         secret::write_private(&service_accounts_file, &serde_json::to_vec(&file).expect("json")).expect("accounts");
+        let revocation_key_file = dir.join("revocation.key");
+        let key = secret::generate().expect("random");
+        secret::write_private(&revocation_key_file, format!("{key}\n").as_bytes()).expect("revocation.key");
         Self {
             admin_password_file,
             admin_password,
@@ -120,6 +126,7 @@ impl Secrets {
             service_accounts_file,
             gateway_secret_file,
             gateway_secret,
+            revocation_key_file,
         }
     }
 }
@@ -166,7 +173,7 @@ impl System {
         let base = |role: &str, extra: Vec<(&'static str, String)>| {
             let mut env = nats.service_env(role);
             env.push(("JWKS_FILES", jwks.clone()));
-            env.extend(verifier_env(&auth));
+            env.extend(verifier_env(&auth, &secrets));
             env.extend(options.service_env.iter().cloned());
             env.extend(extra);
             env
@@ -281,7 +288,7 @@ impl System {
     pub fn env(&self, role: &str, db: &str) -> Vec<(&'static str, String)> {
         let mut env = self.nats.service_env(role);
         env.extend([("DATABASE_URL", db.to_owned()), ("JWKS_FILES", self.tokens.jwks_file.display().to_string())]);
-        env.extend(verifier_env(&self.auth));
+        env.extend(verifier_env(&self.auth, &self.secrets));
         env.extend(wallet_account_env(&self.auth, &self.secrets));
         env
     }
@@ -370,16 +377,19 @@ pub fn auth_env(db: &str, dir: &Path, secrets: &Secrets) -> Vec<(&'static str, S
         ("ADMIN_ID", ADMIN.to_owned()),
         ("ADMIN_PASSWORD_FILE", secrets.admin_password_file.display().to_string()),
         ("SERVICE_ACCOUNTS_FILE", secrets.service_accounts_file.display().to_string()),
+        ("REVOCATION_KEY_FILE", secrets.revocation_key_file.display().to_string()),
         ("ARGON2_MEMORY_KIB", "4096".to_owned()),
         ("ARGON2_ITERATIONS", "1".to_owned()),
     ]
 }
 
-/// Where every service gets the auth service's keys and revocations.
-pub fn verifier_env(auth: &Service) -> Vec<(&'static str, String)> {
+/// Where every service gets the auth service's keys and revocations, and the key the
+/// revocations are sealed with.
+pub fn verifier_env(auth: &Service, secrets: &Secrets) -> Vec<(&'static str, String)> {
     vec![
         ("JWKS_URLS", format!("http://{}/.well-known/jwks.json", auth.addr)),
         ("REVOCATION_URLS", format!("http://{}/revocations", auth.addr)),
+        ("REVOCATION_KEY_FILE", secrets.revocation_key_file.display().to_string()),
     ]
 }
 

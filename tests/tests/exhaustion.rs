@@ -30,7 +30,7 @@ async fn edge(dir: &std::path::Path, env: &[(&'static str, String)]) -> (Service
     let secrets = Secrets::write(dir);
     let db = format!("sqlite://{}", dir.join("auth.db").display());
     let auth = Service::start("auth", "auth", &e2e::auth_env(&db, dir, &secrets), dir);
-    let mut all = e2e::verifier_env(&auth);
+    let mut all = e2e::verifier_env(&auth, &secrets);
     all.push(("AUTH_URL", auth.url()));
     all.extend(env.iter().cloned());
     let gateway = Service::start("gateway", "gateway", &all, dir);

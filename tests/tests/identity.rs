@@ -47,9 +47,10 @@ async fn verified(sys: &System, token: &str) -> auth_adapter::Identity {
         jwks_files: vec![],
         refresh_seconds: 60,
         revocation_urls: vec![],
+        revocation_key_file: None,
         revocation_refresh_seconds: 2.0,
     };
-    let verifier = auth_adapter::Verifier::new(&settings);
+    let verifier = auth_adapter::Verifier::new(&settings).expect("a verifier");
     verifier.refresh().await.expect("jwks");
     verifier.verify(token).expect("a token of ours")
 }
@@ -446,6 +447,17 @@ async fn revoked_tokens_are_refused_by_the_gateway_and_every_service_within_five
     assert!(refused_everywhere < Duration::from_secs(5), "{refused_everywhere:?}");
     eprintln!("revocation refused everywhere after {refused_everywhere:?}");
 
+    // Anyone may reach GET /revocations: it names nobody (issue 24, item 11). Its subjects
+    // are sealed with the key every verifier holds, which finds trent's among them.
+    let listed = http_get(sys.auth.addr, "/revocations");
+    assert!(listed.starts_with("HTTP/1.1 200"), "{listed}");
+    assert!(!listed.contains("trent"), "the list names trent: {listed}");
+    let body = &listed[listed.find("\r\n\r\n").expect("a body") + 4..];
+    let list: auth_adapter::revocation::RevocationList = serde_json::from_str(body).expect("the list");
+    let key = auth_adapter::revocation::RevocationKey::from_file(&sys.secrets.revocation_key_file).expect("the key");
+    let sealed = key.open(list).expect("sealed with the key the verifiers hold");
+    assert_eq!(sealed.iter().filter(|(s, _)| *s == key.seal("trent")).count(), 1, "{body}");
+
     // A new token, even from the same second, works; someone else's was never touched.
     let new = token_of(&sys, "trent").await;
     MyPageServiceClient::new(with_token(sys.gateway().channel(), &new)).get_my_page(page()).await.expect("new token");
@@ -503,6 +515,17 @@ fn retry_after_header(e: &tonic::Status) -> Option<u64> {
 }
 
 /// Runs a binary that must refuse to start; returns what it said.
+/// A plain HTTP/1.1 GET, as anyone who reaches the address may send it: the whole answer.
+fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut conn = std::net::TcpStream::connect(addr).expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    write!(conn, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").expect("write");
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).expect("an HTTP answer");
+    answer
+}
+
 fn refuses_to_start(bin: &str, env: &[(&str, String)]) -> String {
     let out = e2e::serve(bin)
         .env_clear()
@@ -519,10 +542,22 @@ fn a_bad_identity_setting_stops_the_process_at_start_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let keys = ("AUTH_KEYS_DIR", dir.path().join("keys").display().to_string());
     let db = ("DATABASE_URL", format!("sqlite://{}", dir.path().join("auth.db").display()));
+    let said = refuses_to_start("auth", &[keys.clone(), db.clone()]);
+    assert!(said.contains("REVOCATION_KEY_FILE") && said.contains("required"), "{said}");
     let short = dir.path().join("short.password");
     std::fs::write(&short, "short\n").unwrap();
     let said =
-        refuses_to_start("auth", &[keys.clone(), db.clone(), ("ADMIN_PASSWORD_FILE", short.display().to_string())]);
+        refuses_to_start("auth", &[keys.clone(), db.clone(), ("REVOCATION_KEY_FILE", short.display().to_string())]);
+    assert!(said.contains("REVOCATION_KEY_FILE") && said.contains("at least 32"), "{said}");
+    // a service fetching revocations without the key would never match one: it refuses too
+    let said = refuses_to_start("gateway", &[("REVOCATION_URLS", "http://127.0.0.1:9/revocations".into())]);
+    assert!(said.contains("REVOCATION_KEY_FILE") && said.contains("REVOCATION_URLS"), "{said}");
+    let key = dir.path().join("revocation.key");
+    std::fs::write(&key, format!("{}\n", "k".repeat(64))).unwrap();
+    let with = |setting: (&'static str, String)| {
+        vec![keys.clone(), db.clone(), ("REVOCATION_KEY_FILE", key.display().to_string()), setting]
+    };
+    let said = refuses_to_start("auth", &with(("ADMIN_PASSWORD_FILE", short.display().to_string())));
     assert!(said.contains("ADMIN_PASSWORD_FILE") && said.contains("password"), "{said}");
     let plain = dir.path().join("accounts.json");
     std::fs::write(
@@ -530,10 +565,9 @@ fn a_bad_identity_setting_stops_the_process_at_start_naming_it() {
         r#"{"service_accounts": [{"client_id": "svc-wallet", "role": "service", "secret_hash": "the secret"}]}"#,
     )
     .unwrap();
-    let said =
-        refuses_to_start("auth", &[keys.clone(), db.clone(), ("SERVICE_ACCOUNTS_FILE", plain.display().to_string())]);
+    let said = refuses_to_start("auth", &with(("SERVICE_ACCOUNTS_FILE", plain.display().to_string())));
     assert!(said.contains("SERVICE_ACCOUNTS_FILE") && said.contains("secret_hash"), "{said}");
-    let said = refuses_to_start("auth", &[keys, db, ("TRUSTED_FORWARDERS", "the gateway".into())]);
+    let said = refuses_to_start("auth", &with(("TRUSTED_FORWARDERS", "the gateway".into())));
     assert!(said.contains("TRUSTED_FORWARDERS"), "{said}");
     let said = refuses_to_start("wallet", &[]);
     assert!(said.contains("SERVICE_CLIENT_ID"), "{said}");

@@ -7,6 +7,8 @@
 //!   (our auth service's or any configured issuer's, e.g. Keycloak), fetched over HTTP or
 //!   read from files, refreshed periodically and when an unknown key id appears; and the
 //!   revocations our auth service publishes, refreshed every couple of seconds.
+//! - [`revocation`] — those revocations as served: each subject sealed (HMAC-SHA256) with
+//!   a key the auth service and the verifiers share, so the list names nobody.
 //! - [`secret`] — argon2id hashes of passwords and service-account secrets, and random
 //!   secrets (the auth service, `gamectl up` and the tests make them the same way).
 //!
@@ -15,6 +17,7 @@
 //! `service`); Keycloak's `realm_access.roles` is understood too.
 
 pub mod keys;
+pub mod revocation;
 pub mod secret;
 pub mod verify;
 

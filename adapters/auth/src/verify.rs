@@ -1,5 +1,5 @@
 //! Token verification against JWK sets from our auth service or any configured issuer,
-//! and against the revocations our auth service publishes.
+//! and against the revocations our auth service publishes ([`crate::revocation`]).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -10,6 +10,8 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
+pub use crate::revocation::{Revocation, RevocationList};
+use crate::revocation::{RevocationKey, Sealed};
 use crate::{AuthError, Claims, Identity};
 
 /// Who may sign tokens we accept (flags or environment).
@@ -35,6 +37,11 @@ pub struct AuthSettings {
     /// `http://<auth>/revocations`. Without it a revoked token is accepted until it expires.
     #[arg(long, env = "REVOCATION_URLS", value_delimiter = ',')]
     pub revocation_urls: Vec<String>,
+    /// A file holding the key the auth service seals revoked subjects with (the same file
+    /// as its own `REVOCATION_KEY_FILE`; a Kubernetes Secret): required with
+    /// `REVOCATION_URLS`.
+    #[arg(long, env = "REVOCATION_KEY_FILE")]
+    pub revocation_key_file: Option<PathBuf>,
     /// Seconds between refreshes of the revocations: a revoked token is refused everywhere
     /// within about this long (plus one request to the auth service).
     #[arg(long, env = "REVOCATION_REFRESH_SECONDS", default_value_t = 2.0)]
@@ -59,10 +66,12 @@ pub struct Verifier {
     /// Held while keys are fetched: a call with a key id not known yet waits for a fetch
     /// under way (the first one at start, or another call's) before it is refused.
     refreshing: tokio::sync::Mutex<()>,
-    /// Subject -> its tokens issued before this time (`iat`, seconds) are refused. Checked
-    /// on every call, remembered tokens included, so a revocation reaches tokens already
-    /// verified.
-    revocations: RwLock<HashMap<String, i64>>,
+    /// Sealed subject -> its tokens issued before this time (`iat`, seconds) are refused.
+    /// Checked on every call, remembered tokens included, so a revocation reaches tokens
+    /// already verified.
+    revocations: RwLock<HashMap<Sealed, i64>>,
+    /// What the subjects of the revocations are sealed with.
+    revocation_key: RevocationKey,
     revocation_urls: Vec<String>,
     revocation_refresh: Duration,
     /// Tokens whose signature and claims were checked, so a client's next calls with the
@@ -124,19 +133,6 @@ fn keys_of(set: &JwkSet) -> HashMap<String, Key> {
     keys
 }
 
-/// The revocations our auth service serves at `GET /revocations`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct RevocationList {
-    pub revocations: Vec<Revocation>,
-}
-
-/// Every token of `subject` issued before `before` (`iat`, seconds since the epoch) is refused.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Revocation {
-    pub subject: String,
-    pub before: i64,
-}
-
 async fn fetch(url: &str) -> Result<Vec<u8>, String> {
     use http_body_util::BodyExt;
     let uri: http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
@@ -163,8 +159,22 @@ fn non_empty(list: &[String]) -> Vec<String> {
 impl Verifier {
     /// A verifier for the settings; call [`Self::refresh`] (or [`Self::spawn_refresh`]) to
     /// load keys and revocations.
-    pub fn new(settings: &AuthSettings) -> Arc<Self> {
-        Arc::new(Self {
+    ///
+    /// # Errors
+    /// What is wrong with `REVOCATION_KEY_FILE`: missing (with revocation URLs),
+    /// unreadable or too short.
+    pub fn new(settings: &AuthSettings) -> Result<Arc<Self>, String> {
+        let revocation_urls = non_empty(&settings.revocation_urls);
+        let revocation_key = match &settings.revocation_key_file {
+            Some(path) if !path.as_os_str().is_empty() => RevocationKey::from_file(path)?,
+            _ if !revocation_urls.is_empty() => {
+                return Err("required with REVOCATION_URLS (the file of the key the auth service seals revoked \
+                            subjects with)"
+                    .into());
+            }
+            _ => RevocationKey::random(),
+        };
+        Ok(Arc::new(Self {
             keys: RwLock::default(),
             issuers: non_empty(&settings.issuers),
             audience: settings.audience.clone(),
@@ -173,13 +183,14 @@ impl Verifier {
             last_forced: std::sync::Mutex::default(),
             refreshing: tokio::sync::Mutex::default(),
             revocations: RwLock::default(),
-            revocation_urls: non_empty(&settings.revocation_urls),
+            revocation_key,
+            revocation_urls,
             revocation_refresh: Duration::try_from_secs_f64(settings.revocation_refresh_seconds)
                 .unwrap_or(Duration::from_secs(2))
                 .max(Duration::from_millis(100)),
             verified: std::sync::Mutex::default(),
             changes: tokio::sync::watch::Sender::new(0),
-        })
+        }))
     }
 
     /// A verifier with the given keys only (tests, or an auth service verifying its own).
@@ -193,6 +204,7 @@ impl Verifier {
             last_forced: std::sync::Mutex::default(),
             refreshing: tokio::sync::Mutex::default(),
             revocations: RwLock::default(),
+            revocation_key: RevocationKey::random(),
             revocation_urls: Vec::new(),
             revocation_refresh: Duration::from_secs(2),
             verified: std::sync::Mutex::default(),
@@ -207,13 +219,13 @@ impl Verifier {
 
     /// Replaces the revocations in force (the auth service sets its own from its store).
     pub fn set_revocations(&self, list: &[Revocation]) {
-        let fresh = list.iter().map(|r| (r.subject.clone(), r.before)).collect();
+        let fresh = list.iter().map(|r| (self.revocation_key.seal(&r.subject), r.before)).collect();
         let mut held = self.revocations.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         self.replace(&mut held, fresh);
     }
 
     /// Puts `fresh` in force; a change is announced to [`Self::changes`].
-    fn replace(&self, held: &mut HashMap<String, i64>, fresh: HashMap<String, i64>) {
+    fn replace(&self, held: &mut HashMap<Sealed, i64>, fresh: HashMap<Sealed, i64>) {
         if *held != fresh {
             *held = fresh;
             self.changed();
@@ -237,17 +249,18 @@ impl Verifier {
     /// # Errors
     /// The failures, joined.
     pub async fn refresh_revocations(&self) -> Result<usize, String> {
-        let mut fresh: HashMap<String, i64> = HashMap::new();
+        let mut fresh: HashMap<Sealed, i64> = HashMap::new();
         let mut errors = Vec::new();
         for url in &self.revocation_urls {
-            let parsed = fetch(url)
-                .await
-                .and_then(|b| serde_json::from_slice::<RevocationList>(&b).map_err(|e| format!("{url}: {e}")));
+            let parsed = fetch(url).await.and_then(|b| {
+                let list = serde_json::from_slice::<RevocationList>(&b).map_err(|e| format!("{url}: {e}"))?;
+                self.revocation_key.open(list).map_err(|e| format!("{url}: {e}"))
+            });
             match parsed {
                 Ok(list) => {
-                    for r in list.revocations {
-                        let before = fresh.entry(r.subject).or_insert(r.before);
-                        *before = (*before).max(r.before);
+                    for (subject, before) in list {
+                        let b = fresh.entry(subject).or_insert(before);
+                        *b = (*b).max(before);
                     }
                 }
                 Err(e) => errors.push(e),
@@ -270,12 +283,8 @@ impl Verifier {
     }
 
     fn is_revoked(&self, identity: &Identity) -> bool {
-        let before = self
-            .revocations
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&identity.customer_id)
-            .copied();
+        let sealed = self.revocation_key.seal(&identity.customer_id);
+        let before = self.revocations.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(&sealed).copied();
         crate::revoked(identity.issued_at, before)
     }
 

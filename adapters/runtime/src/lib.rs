@@ -245,7 +245,7 @@ impl Runtime {
                     }
             }
         });
-        let verifier = auth_adapter::Verifier::new(&self.auth);
+        let verifier = auth_adapter::Verifier::new(&self.auth).map_err(Error::at("REVOCATION_KEY_FILE"))?;
         let refresh = Duration::from_secs(self.auth.refresh_seconds);
         let mut server = Server::new(self.settings, self.routes, vec![self.service_name], probe)
             .with_auth(verifier, refresh, &self.public)

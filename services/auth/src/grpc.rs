@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_adapter::verify::{Revocation as WireRevocation, RevocationList};
+use auth_adapter::revocation::{Revocation as WireRevocation, RevocationKey};
 use auth_adapter::{Identity, TokenIssuer, Verifier};
 use auth_domain::{AuditEntry, AuthError, LoginRefusal, RoleRefusal};
 use grpc_adapter::convert::timestamp;
@@ -25,13 +25,15 @@ fn json(status: http::StatusCode, body: String) -> (http::StatusCode, [(http::He
 }
 
 /// The gRPC service plus `GET /.well-known/jwks.json` and `GET /revocations` (the
-/// revocations that can still refuse an unexpired token: younger than `horizon`).
+/// revocations that can still refuse an unexpired token: younger than `horizon`; their
+/// subjects sealed with `revocation_key`, so the list names nobody).
 pub fn routes(
     app: Arc<App>,
     issuer: TokenIssuer,
     forwarders: Vec<String>,
     slots: HashSlots,
     horizon: Duration,
+    revocation_key: RevocationKey,
 ) -> tonic::service::Routes {
     let jwks_issuer = issuer.clone();
     let revocations_app = app.clone();
@@ -53,17 +55,17 @@ pub fn routes(
         .route(
             "/revocations",
             axum::routing::get(move || {
-                let app = revocations_app.clone();
+                let (app, key) = (revocations_app.clone(), revocation_key.clone());
                 async move {
                     match app.revocations(horizon).await {
                         Ok(list) => {
-                            let revocations = list
+                            let revocations: Vec<WireRevocation> = list
                                 .into_iter()
                                 .map(|r| WireRevocation { subject: r.subject, before: r.before })
                                 .collect();
                             json(
                                 http::StatusCode::OK,
-                                serde_json::to_string(&RevocationList { revocations }).unwrap_or_default(),
+                                serde_json::to_string(&key.publish(&revocations)).unwrap_or_default(),
                             )
                         }
                         Err(e) => {

@@ -23,6 +23,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use auth_adapter::revocation::RevocationKey;
 use auth_adapter::{KeyRing, TokenIssuer};
 use auth_domain::{AuthService, FirstAdmin, ThrottlePolicy};
 use grpc_adapter::server::{self, Error, Server, ServerSettings};
@@ -73,6 +74,11 @@ pub struct Settings {
     /// carries (failed logins are throttled per client address).
     #[arg(long, env = "TRUSTED_FORWARDERS", value_delimiter = ',', default_value = "svc-gateway")]
     pub trusted_forwarders: Vec<String>,
+    /// A file holding the key the revoked subjects served at `GET /revocations` are sealed
+    /// with (HMAC-SHA256): the same file every service and the gateway are given
+    /// (`REVOCATION_KEY_FILE` there too), so the list names nobody to anyone else. Required.
+    #[arg(long, env = "REVOCATION_KEY_FILE")]
+    pub revocation_key_file: Option<PathBuf>,
     /// Failed logins of one account from one address before each further one makes that
     /// address wait (1 s, doubling).
     #[arg(long, env = "LOGIN_FREE_FAILURES", default_value_t = 3)]
@@ -174,6 +180,12 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
         .collect::<Result<Vec<_>, _>>()
         .map_err(Error::at("TRUSTED_FORWARDERS"))?;
     let policy = settings.throttle().map_err(Error::at("login throttle"))?;
+    let revocation_key = settings
+        .revocation_key_file
+        .as_deref()
+        .ok_or_else(|| "required (the key revoked subjects are published sealed with)".to_owned())
+        .and_then(RevocationKey::from_file)
+        .map_err(Error::at("REVOCATION_KEY_FILE"))?;
     // Read before anything is opened: a bad file stops the start naming it.
     let admin_password = settings
         .admin_password_file
@@ -219,7 +231,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     });
     let horizon = ttl.max(service_ttl) + Duration::from_secs(120);
     tracing::info!(slots = slots.available(), memory_kib = settings.argon2_memory_kib, "password hashes at once");
-    let routes = grpc::routes(app.clone(), issuer, forwarders, slots, horizon);
+    let routes = grpc::routes(app.clone(), issuer, forwarders, slots, horizon, revocation_key);
     let mut srv = Server::new(settings.server.clone(), routes, vec![SERVICE_NAME], probe);
     let stopping = srv.stopping.clone();
     srv.spawn(async move {

@@ -157,7 +157,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     };
     let proxy = proxy::Proxy::new(Arc::new(upstreams), policy).with_identity(identity);
     let routes = tonic::service::Routes::from(axum::Router::new().fallback_service(proxy));
-    let verifier = auth_adapter::Verifier::new(&settings.auth);
+    let verifier = auth_adapter::Verifier::new(&settings.auth).map_err(Error::at("REVOCATION_KEY_FILE"))?;
     let refresh = Duration::from_secs(settings.auth.refresh_seconds);
     let listed: Vec<&'static str> = contracts::services::routed().collect();
     let public: Vec<&'static str> = contracts::services::public_methods().collect();

@@ -180,9 +180,10 @@ async fn a_remembered_token_is_refused_once_its_key_is_withdrawn_or_it_expires()
         jwks_files: vec![file.clone()],
         refresh_seconds: 60,
         revocation_urls: vec![],
+        revocation_key_file: None,
         revocation_refresh_seconds: 2.0,
     };
-    let v = Verifier::new(&settings);
+    let v = Verifier::new(&settings).unwrap();
     v.refresh().await.unwrap();
     // valid for about one more second (the leeway is 30 s)
     let mut c = claims(&f);
@@ -223,10 +224,11 @@ async fn revocations_come_from_the_auth_service_and_survive_its_outage() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let body = serde_json::to_string(&RevocationList {
-        revocations: vec![Revocation { subject: "c-11".into(), before: i64::MAX }],
-    })
-    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("revocation.key");
+    std::fs::write(&key_file, format!("{}\n", "k".repeat(64))).unwrap();
+    let key = crate::revocation::RevocationKey::from_file(&key_file).unwrap();
+    let body = serde_json::to_string(&key.publish(&[Revocation { subject: "c-11".into(), before: i64::MAX }])).unwrap();
     // Answers one request, then goes away.
     tokio::spawn(async move {
         let (mut conn, _) = listener.accept().await.unwrap();
@@ -246,9 +248,13 @@ async fn revocations_come_from_the_auth_service_and_survive_its_outage() {
         jwks_files: vec![],
         refresh_seconds: 60,
         revocation_urls: vec![format!("http://{addr}/revocations")],
+        revocation_key_file: Some(key_file.clone()),
         revocation_refresh_seconds: 2.0,
     };
-    let v = Verifier::new(&settings);
+    // without the key, no revocations are fetched at all: refused at start
+    let keyless = AuthSettings { revocation_key_file: None, ..settings.clone() };
+    assert!(Verifier::new(&keyless).err().unwrap().contains("required with REVOCATION_URLS"));
+    let v = Verifier::new(&settings).unwrap();
     v.set_revocations(&[]);
     *v.keys.write().unwrap() = keys_of(&f.issuer.ring.jwks().unwrap());
     let (token, _) = f.issuer.issue("c-11", Role::Player).unwrap();
