@@ -174,6 +174,7 @@ pub(super) async fn startup_times(plan: &Plan, sys: &Arc<System>, nats: &e2e::Na
                 "auth" => {
                     env.push(("AUTH_KEYS_DIR", dir.path().join(format!("keys-{rep}")).display().to_string()));
                     env.push(("ADMIN_PASSWORD_FILE", sys.secrets.admin_password_file.display().to_string()));
+                    env.push(("REVOCATION_KEY_FILE", sys.secrets.revocation_key_file.display().to_string()));
                 }
                 "wallet" => {
                     env.push(("GIFT_URL", sys.gift.url()));
