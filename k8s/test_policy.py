@@ -68,7 +68,7 @@ METRICS_PORT = 9464
 # The job label the alerts select (the PodMonitor's jobLabel names a pod label with it).
 METRICS_JOB = "game-rewards"
 REQUIRED_ENV = {
-    "mission": {"DATABASE_URL"},
+    "mission": {"DATABASE_URL", "CUSTOMERS_URL"},
     "reward": {"DATABASE_URL"},
     "gift": {"DATABASE_URL"},
     "wallet": {"DATABASE_URL", "GIFT_URL", "GIFT_DEADLINE_MS", "GIFT_MAX_IN_FLIGHT",

@@ -149,6 +149,12 @@ pub fn revocations_url(port: u16) -> String {
     format!("{}/revocations", url(port))
 }
 
+/// Where the auth service at `port` says whether a customer is registered (the mission
+/// service asks before it records a game server's report).
+pub fn customers_url(port: u16) -> String {
+    format!("{}/customers", url(port))
+}
+
 /// What every child's environment is computed from.
 #[derive(Debug, Clone, Copy)]
 pub struct EnvContext<'a> {
@@ -238,6 +244,13 @@ pub fn child_env(spec: &ServiceSpec, port: u16, ctx: &EnvContext<'_>) -> Vec<(&'
 fn own_env(name: &str, ctx: &EnvContext<'_>) -> Vec<(&'static str, String)> {
     match name {
         "notification" => vec![("MAILBOX_DIR", mailbox_dir(ctx.data_dir).display().to_string())],
+        // A game server's report for an id nobody registered is refused.
+        "mission" => ctx
+            .ports
+            .iter()
+            .find(|(s, _)| s.name == "auth")
+            .map(|(auth, port)| vec![("CUSTOMERS_URL", ctx.list(auth, *port, customers_url))])
+            .unwrap_or_default(),
         // In the data dir rather than `data/keys` under whatever directory gamectl runs in.
         "auth" => vec![
             ("AUTH_KEYS_DIR", keys_dir(ctx.data_dir).display().to_string()),
@@ -390,7 +403,7 @@ mod tests {
             let env = env_of(s.name);
             let urls: Vec<(&str, &str)> = env
                 .iter()
-                .filter(|(k, _)| k.ends_with("_URL") && *k != "DATABASE_URL" && *k != "NATS_URL")
+                .filter(|(k, _)| k.ends_with("_URL") && !["DATABASE_URL", "NATS_URL", "CUSTOMERS_URL"].contains(k))
                 .map(|(k, v)| (*k, v.as_str()))
                 .collect();
             assert_eq!(
@@ -409,6 +422,12 @@ mod tests {
                 s.name
             );
         }
+    }
+
+    #[test]
+    fn the_mission_service_asks_the_auth_service_who_is_registered() {
+        assert_eq!(get(&env_of("mission"), "CUSTOMERS_URL"), Some("http://127.0.0.1:56107/customers"));
+        assert_eq!(get(&env_of("reward"), "CUSTOMERS_URL"), None);
     }
 
     #[test]

@@ -26,6 +26,10 @@ pub struct Options {
     pub service_env: Vec<(&'static str, String)>,
     /// Extra settings for the mission service (e.g. `MISSION_CATALOG`).
     pub mission_env: Vec<(&'static str, String)>,
+    /// The mission service refuses a game server's report for an id nobody registered at
+    /// the auth service (`CUSTOMERS_URL`, as `gamectl up` and k8s set it); otherwise the
+    /// tests' game server reports for ids of its own making.
+    pub registered_customers: bool,
     /// Extra settings for the gift service (e.g. `GIFT_CATALOG`).
     pub gift_env: Vec<(&'static str, String)>,
     /// Extra settings for the auth service (e.g. `TOKEN_TTL_SECONDS`).
@@ -184,6 +188,9 @@ impl System {
         let gift_proxy = options.gift_proxy.then(|| SlowProxy::start(gift.addr));
         let gift_url = gift_proxy.as_ref().map_or_else(|| gift.url(), |p| format!("http://{}", p.addr));
         let mut mission_env = base("mission", vec![("DATABASE_URL", m)]);
+        if options.registered_customers {
+            mission_env.push(("CUSTOMERS_URL", customers_url(&auth)));
+        }
         mission_env.extend(options.mission_env);
         let mission = Service::start("mission", "mission", &mission_env, dir.path());
         let reward = Service::start("reward", "reward", &base("reward", vec![("DATABASE_URL", r)]), dir.path());
@@ -391,6 +398,11 @@ pub fn verifier_env(auth: &Service, secrets: &Secrets) -> Vec<(&'static str, Str
         ("REVOCATION_URLS", format!("http://{}/revocations", auth.addr)),
         ("REVOCATION_KEY_FILE", secrets.revocation_key_file.display().to_string()),
     ]
+}
+
+/// Where the auth service says whether a customer is registered.
+pub fn customers_url(auth: &Service) -> String {
+    format!("http://{}/customers", auth.addr)
 }
 
 /// The wallet's service account (other services ignore these settings).

@@ -216,6 +216,11 @@ async fn gamectl_up_on_postgres_runs_two_replicas_of_every_role_and_survives_los
     let roles: Vec<&str> = said["roles"].as_array().expect("roles").iter().filter_map(|r| r["role"].as_str()).collect();
     assert!(roles.contains(&"mission-2") && roles.contains(&"reward-2"), "status shows every replica: {said}");
 
+    // The players register (a game server's report for an id nobody registered is refused).
+    for i in 0..PLAYERS {
+        let registered = up.ctl(&["register", &format!("replica-player-{i}"), "--password", "correct horse battery"]);
+        assert!(registered.status.success(), "{}", String::from_utf8_lossy(&registered.stderr));
+    }
     // A game server's token, from the auth replicas through the gateway.
     let admin_password = std::fs::read_to_string(up.data().join("admin.password")).expect("admin.password");
     up.json(&["login", "admin", "--password", admin_password.trim()]);

@@ -7,6 +7,7 @@
 //!   (our auth service's or any configured issuer's, e.g. Keycloak), fetched over HTTP or
 //!   read from files, refreshed periodically and when an unknown key id appears; and the
 //!   revocations our auth service publishes, refreshed every couple of seconds.
+//! - [`customers`] — whether a customer is registered, asked of our auth service.
 //! - [`revocation`] — those revocations as served: each subject sealed (HMAC-SHA256) with
 //!   a key the auth service and the verifiers share, so the list names nobody.
 //! - [`secret`] — argon2id hashes of passwords and service-account secrets, and random
@@ -16,6 +17,7 @@
 //! `exp`, `iat`, `nbf`, `jti` and a `role` claim (`player`, `admin`, `game_server`,
 //! `service`); Keycloak's `realm_access.roles` is understood too.
 
+pub mod customers;
 pub mod keys;
 pub mod revocation;
 pub mod secret;

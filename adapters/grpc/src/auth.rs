@@ -211,7 +211,7 @@ pub fn acting_owner<T>(req: &Request<T>, requested: &str) -> Result<kernel::Cust
             who.role
         )));
     }
-    if !requested.is_empty() && requested != who.customer_id {
+    if !requested.is_empty() && crate::status::customer(requested)?.as_str() != who.customer_id {
         return Err(Status::permission_denied("customer_id: you may only act for yourself"));
     }
     crate::status::customer(&who.customer_id)

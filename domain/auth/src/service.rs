@@ -275,6 +275,17 @@ where
         Ok(changed)
     }
 
+    /// Whether `customer` is registered (what a game server's report for them needs:
+    /// points reported for an id nobody holds would go to whoever registers it later).
+    /// It says no more than registering the id would (`AlreadyRegistered`).
+    ///
+    /// # Errors
+    /// `Invalid` (`customer_id`); `Unavailable` when the store is down.
+    pub async fn is_registered(&self, customer: &str) -> Result<bool, AuthError> {
+        let customer = CustomerId::new(customer)?;
+        Ok(self.accounts.get(&customer).await?.is_some())
+    }
+
     /// `actor` (an admin) gives `customer` a role; `false` when they had it.
     ///
     /// # Errors

@@ -81,3 +81,23 @@ pub trait MissionRepository: Send + Sync + 'static {
         inbound: Inbound,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
+
+/// Who is a registered customer (the auth service knows): a mission reported for an id
+/// nobody registered would be inherited, points and all, by whoever registers it later.
+///
+/// # Errors
+/// [`StoreError::Unavailable`] when the answer cannot be had now.
+pub trait Customers: Send + Sync + 'static {
+    fn is_registered(&self, customer: &CustomerId) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// Every id is a customer: for a system whose players come from another identity
+/// provider, which we cannot ask (the service's default without `CUSTOMERS_URL`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Anyone;
+
+impl Customers for Anyone {
+    async fn is_registered(&self, _: &CustomerId) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+}

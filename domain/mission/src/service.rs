@@ -9,8 +9,8 @@ use kernel::{
 use uuid::Uuid;
 
 use crate::model::{AchieveMission, Mission, MissionRefusal};
-use crate::ports::MissionRepository;
-use crate::rules::{self, Availability, Catalog, History, MissionRule, Refusal};
+use crate::ports::{Anyone, Customers, MissionRepository};
+use crate::rules::{self, Availability, Catalog, History, MissionRule, Refusal, Reporter};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MissionError {
@@ -23,6 +23,12 @@ pub enum MissionError {
     /// The economy's rules refuse the achievement; nothing was written.
     #[error(transparent)]
     Rule(#[from] Refusal),
+    /// A game server or an admin reported for an id nobody registered; nothing was written.
+    #[error(
+        "customer_id: no customer '{0}' is registered; they must register (RegisterCustomer) before their missions \
+         are reported"
+    )]
+    UnknownCustomer(CustomerId),
     #[error("unavailable: {0}")]
     Unavailable(String),
 }
@@ -38,9 +44,10 @@ impl From<StoreError> for MissionError {
 /// of concurrent reports for the same customer and mission.
 const SLOT_RETRIES: usize = 8;
 
-pub struct MissionService<R> {
+pub struct MissionService<R, C = Anyone> {
     repo: R,
     catalog: Catalog,
+    customers: C,
 }
 
 /// The answer to a request id that already achieved `first`: the first mission again when
@@ -50,8 +57,16 @@ fn same_request(first: Mission, cmd: &AchieveMission) -> Result<Mission, Mission
 }
 
 impl<R: MissionRepository> MissionService<R> {
+    /// A service that records reports for any id (see [`Self::with_customers`]).
     pub fn new(repo: R, catalog: Catalog) -> Self {
-        Self { repo, catalog }
+        Self { repo, catalog, customers: Anyone }
+    }
+}
+
+impl<R: MissionRepository, C: Customers> MissionService<R, C> {
+    /// Reports of game servers and admins are recorded only for the ids `customers` knows.
+    pub fn with_customers<K: Customers>(self, customers: K) -> MissionService<R, K> {
+        MissionService { repo: self.repo, catalog: self.catalog, customers }
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -77,15 +92,20 @@ impl<R: MissionRepository> MissionService<R> {
     /// is reached.
     ///
     /// # Errors
-    /// `Invalid` for an unknown mission code; `Rule` when the rules refuse it (who reports,
-    /// window, prerequisites, cap); `Refused(RequestReused)` when the request id achieved
-    /// another mission code; `Unavailable` when the store is down.
+    /// `Invalid` for an unknown mission code; `UnknownCustomer` when a game server or an
+    /// admin reports for an id nobody registered (a player's own token shows they are);
+    /// `Rule` when the rules refuse it (who reports, window, prerequisites, cap);
+    /// `Refused(RequestReused)` when the request id achieved another mission code;
+    /// `Unavailable` when the store or the registry of customers is down.
     pub async fn achieve(&self, cmd: AchieveMission, ctx: &RequestContext) -> Result<Mission, MissionError> {
         let mut cmd = cmd;
         if cmd.request_id.is_empty() {
             cmd.request_id = new_id().to_string();
         }
         let rule = self.catalog.find(&cmd.code)?;
+        if cmd.caller.kind != Reporter::Player && !self.customers.is_registered(&cmd.customer_id).await? {
+            return Err(MissionError::UnknownCustomer(cmd.customer_id));
+        }
         let schedule = self.catalog.schedule();
         let now = Utc::now();
         // The common case costs one write: an unlimited mission, or one taken at most once

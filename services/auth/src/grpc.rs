@@ -1,4 +1,4 @@
-//! The inbound gRPC adapter, and the JWKS and the revocations over plain HTTP.
+//! The inbound gRPC adapter (the plain HTTP routes are in [`crate::http`]).
 //!
 //! The auth service is served without the shared authentication layer (most of its
 //! methods are public); its admin methods verify the caller's token here, against its
@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_adapter::revocation::{Revocation as WireRevocation, RevocationKey};
+use auth_adapter::revocation::RevocationKey;
 use auth_adapter::{Identity, TokenIssuer, Verifier};
 use auth_domain::{AuditEntry, AuthError, LoginRefusal, RoleRefusal};
 use grpc_adapter::convert::timestamp;
@@ -19,14 +19,7 @@ use tonic::{Request, Response, Status};
 use crate::App;
 use crate::crypto::{Busy, HashSlots};
 
-fn json(status: http::StatusCode, body: String) -> (http::StatusCode, [(http::HeaderName, &'static str); 1], String) {
-    let kind = if status.is_success() { "application/json" } else { "text/plain" };
-    (status, [(http::header::CONTENT_TYPE, kind)], body)
-}
-
-/// The gRPC service plus `GET /.well-known/jwks.json` and `GET /revocations` (the
-/// revocations that can still refuse an unexpired token: younger than `horizon`; their
-/// subjects sealed with `revocation_key`, so the list names nobody).
+/// The gRPC service plus the plain HTTP routes of [`crate::http`].
 pub fn routes(
     app: Arc<App>,
     issuer: TokenIssuer,
@@ -35,48 +28,9 @@ pub fn routes(
     horizon: Duration,
     revocation_key: RevocationKey,
 ) -> tonic::service::Routes {
-    let jwks_issuer = issuer.clone();
-    let revocations_app = app.clone();
+    let http = crate::http::routes(app.clone(), issuer.clone(), horizon, revocation_key);
     let grpc = pb::auth_service_server::AuthServiceServer::new(Handlers { app, issuer, forwarders, slots });
-    let router = tonic::service::Routes::new(grpc)
-        .into_axum_router()
-        .route(
-            "/.well-known/jwks.json",
-            axum::routing::get(move || {
-                let issuer = jwks_issuer.clone();
-                async move {
-                    match issuer.ring.jwks().map(|set| serde_json::to_string(&set)) {
-                        Ok(Ok(body)) => json(http::StatusCode::OK, body),
-                        _ => json(http::StatusCode::SERVICE_UNAVAILABLE, String::new()),
-                    }
-                }
-            }),
-        )
-        .route(
-            "/revocations",
-            axum::routing::get(move || {
-                let (app, key) = (revocations_app.clone(), revocation_key.clone());
-                async move {
-                    match app.revocations(horizon).await {
-                        Ok(list) => {
-                            let revocations: Vec<WireRevocation> = list
-                                .into_iter()
-                                .map(|r| WireRevocation { subject: r.subject, before: r.before })
-                                .collect();
-                            json(
-                                http::StatusCode::OK,
-                                serde_json::to_string(&key.publish(&revocations)).unwrap_or_default(),
-                            )
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "cannot list the revocations");
-                            json(http::StatusCode::SERVICE_UNAVAILABLE, String::new())
-                        }
-                    }
-                }
-            }),
-        );
-    tonic::service::Routes::from(router)
+    tonic::service::Routes::from(tonic::service::Routes::new(grpc).into_axum_router().merge(http))
 }
 
 pub struct Handlers {

@@ -8,7 +8,8 @@
 //! service accounts of `SERVICE_ACCOUNTS_FILE` (the wallet's, for its calls to gift).
 //!
 //! # Layout
-//! - [`grpc`] — the inbound gRPC adapter, the JWKS and revocations routes.
+//! - [`grpc`] — the inbound gRPC adapter.
+//! - [`http`] — the JWKS, the revocations and the customer lookup over plain HTTP.
 //! - [`store`] — accounts, service accounts, revocations, audit and throttle on diesel.
 //! - [`crypto`] — argon2id hashing, secrets, token signing with the key ring.
 //! - [`bootstrap`] — the first admin's password file and the service accounts file.
@@ -17,6 +18,7 @@
 pub mod bootstrap;
 pub mod crypto;
 pub mod grpc;
+pub mod http;
 pub mod store;
 
 use std::path::PathBuf;

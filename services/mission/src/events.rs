@@ -49,7 +49,10 @@ impl Handler for RecordReward {
         let reward_id = parse_id("reward_id", &e.reward_id).map_err(|e| HandleError::Reject(e.to_string()))?;
         self.0.on_reward_allocated(d.inbound(), &d.meta, mission_id, reward_id).await.map_err(|e| match e {
             MissionError::NotFound(_) | MissionError::Unavailable(_) => HandleError::Retry(e.to_string()),
-            MissionError::Invalid(_) | MissionError::Refused(_) | MissionError::Rule(_) => {
+            MissionError::Invalid(_)
+            | MissionError::Refused(_)
+            | MissionError::Rule(_)
+            | MissionError::UnknownCustomer(_) => {
                 HandleError::Reject(e.to_string())
             }
         })

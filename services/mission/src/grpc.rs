@@ -42,6 +42,10 @@ fn to_status(e: MissionError, schedule: &Schedule) -> Status {
         MissionError::NotFound(what) => status::not_found(what),
         MissionError::Refused(r) => Status::failed_precondition(r.to_string()),
         MissionError::Rule(r) => refused(&r, schedule),
+        MissionError::UnknownCustomer(c) => {
+            let message = MissionError::UnknownCustomer(c.clone()).to_string();
+            status::refused(message, "CUSTOMER_NOT_REGISTERED", vec![("customer_id", c.to_string())])
+        }
         MissionError::Unavailable(detail) => status::unavailable(&detail),
     }
 }

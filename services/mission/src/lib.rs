@@ -5,11 +5,14 @@
 //! # Layout
 //! - [`grpc`] — the inbound gRPC adapter.
 //! - [`catalog`] — the mission catalog file (`MISSION_CATALOG`).
+//! - [`customers`] — who is registered (`CUSTOMERS_URL`), asked before a game server's
+//!   report is recorded.
 //! - [`store`] — the `MissionRepository` on diesel, with the outbox.
 //! - [`events`] — domain events <-> protobuf, and the consumer's handler.
 //! - [`run`] — the composition root.
 
 pub mod catalog;
+pub mod customers;
 pub mod events;
 pub mod grpc;
 pub mod store;
@@ -43,9 +46,15 @@ pub struct Settings {
     /// built-in default catalog.
     #[arg(long, env = "MISSION_CATALOG")]
     pub mission_catalog: Option<PathBuf>,
+    /// Our auth service's customer lookup (`http://auth:8081/customers`): a game server's
+    /// or an admin's report for an id nobody registered is refused (FAILED_PRECONDITION)
+    /// instead of waiting for whoever registers the id. Unset: every id is taken (players
+    /// from another identity provider, which cannot be asked).
+    #[arg(long, env = "CUSTOMERS_URL")]
+    pub customers_url: Option<String>,
 }
 
-pub type App = MissionService<store::SqlMissions>;
+pub type App = MissionService<store::SqlMissions, customers::Registry>;
 
 /// Builds the service and serves until `shutdown` is cancelled.
 ///
@@ -58,9 +67,19 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
         Some(path) => catalog::load(path).map_err(Error::at("MISSION_CATALOG"))?,
         None => Catalog::default(),
     };
+    let registry = match settings.customers_url.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
+        Some(url) => customers::Registry::Auth(
+            auth_adapter::customers::Lookup::new(url).map_err(Error::at("CUSTOMERS_URL"))?,
+        ),
+        None => {
+            tracing::warn!("no CUSTOMERS_URL: missions reported for ids nobody registered are recorded");
+            customers::Registry::Anyone
+        }
+    };
     let db = service_runtime::open_store(&settings.database_url, &settings.pool, store::MIGRATIONS).await?;
     let nats = service_runtime::connect_nats(&settings.nats, nats_adapter::roles::mission::ROLE.name).await?;
-    let app: Arc<App> = Arc::new(MissionService::new(store::SqlMissions::new(db.clone()), catalog));
+    let app: Arc<App> =
+        Arc::new(MissionService::new(store::SqlMissions::new(db.clone()), catalog).with_customers(registry));
     let routes = tonic::service::Routes::new(grpc::server(app.clone()));
     Runtime::new(settings.server, &settings.auth, SERVICE_NAME, routes, Some(db), Some(nats))
         .public(contracts::services::MISSION.public)

@@ -365,3 +365,48 @@ fn given_no_mission_when_a_reward_is_allocated_for_it_then_it_is_not_found() {
     let err = block_on(s.on_reward_allocated(inbound, &cause, new_id(), new_id())).unwrap_err();
     assert!(matches!(err, MissionError::NotFound("mission")));
 }
+
+/// The registry of customers, as the auth service answers it.
+struct Registered(&'static [&'static str]);
+
+impl Customers for Registered {
+    async fn is_registered(&self, c: &CustomerId) -> Result<bool, StoreError> {
+        Ok(self.0.contains(&c.as_str()))
+    }
+}
+
+#[test]
+fn given_an_id_nobody_registered_when_a_game_server_reports_it_then_it_is_refused_and_nothing_is_written() {
+    let s = service().with_customers(Registered(&["c-12"]));
+    let report = |who: &str| AchieveMission::new(who, "daily-login", "r1", game_server()).unwrap();
+    let e = block_on(s.achieve(report("c-11"), &RequestContext::default())).unwrap_err();
+    assert!(matches!(&e, MissionError::UnknownCustomer(c) if c.as_str() == "c-11"), "{e:?}");
+    assert!(e.to_string().starts_with("customer_id: "), "{e}");
+    assert!(e.to_string().contains("RegisterCustomer"), "what to do next: {e}");
+    assert!(s.repo.missions.lock().unwrap().is_empty() && s.repo.outbox.lock().unwrap().is_empty());
+
+    // A registered one, under any spelling, is recorded.
+    let m = block_on(s.achieve(report("C-12"), &RequestContext::default())).unwrap();
+    assert_eq!(m.customer_id.as_str(), "c-12");
+}
+
+#[test]
+fn given_a_players_own_report_then_the_registry_is_not_asked() {
+    // Their token shows they are a customer (of our auth service or another provider).
+    let s = service().with_customers(Registered(&[]));
+    let m = block_on(s.achieve(AchieveMission::new("c-11", "daily-login", "r1", player()).unwrap(), &RequestContext::default()));
+    assert_eq!(m.unwrap().customer_id.as_str(), "c-11");
+}
+
+#[test]
+fn given_the_registry_is_down_when_a_game_server_reports_then_it_is_unavailable() {
+    struct Down;
+    impl Customers for Down {
+        async fn is_registered(&self, _: &CustomerId) -> Result<bool, StoreError> {
+            Err(StoreError::Unavailable("auth: connection refused".into()))
+        }
+    }
+    let s = service().with_customers(Down);
+    let e = block_on(s.achieve(AchieveMission::new("c-11", "daily-login", "", game_server()).unwrap(), &RequestContext::default()));
+    assert!(matches!(e, Err(MissionError::Unavailable(_))), "{e:?}");
+}
