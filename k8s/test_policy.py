@@ -63,6 +63,9 @@ COMMON_ENV = {
     "READINESS_INTERVAL_SECONDS", "LOG_FORMAT", "RUST_LOG",
     "JWT_ISSUERS", "JWT_AUDIENCE", "JWKS_URLS", "REVOCATION_URLS", "REVOCATION_KEY_FILE", "METRICS_ADDR",
 }
+# The auth service's internal port (INTERNAL_ADDR: JWKS, revocations, customer lookup,
+# service tokens), which every pod of ours reaches; its public one (8080) is the gateway's.
+AUTH_INTERNAL_PORT = 8081
 # Prometheus scrapes every role here (container port `metrics`, METRICS_ADDR).
 METRICS_PORT = 9464
 # The job label the alerts select (the PodMonitor's jobLabel names a pod label with it).
@@ -79,7 +82,7 @@ REQUIRED_ENV = {
     "mypage": {"MYPAGE_BUCKET"},
     "ops": set(),
     "notification": {"DATABASE_URL", "MAILBOX_DIR", "MAIL_FROM", "RECIPIENT_DOMAIN"},
-    "auth": {"DATABASE_URL", "AUTH_ISSUER", "AUTH_AUDIENCE", "AUTH_KEYS_DIR",
+    "auth": {"DATABASE_URL", "INTERNAL_ADDR", "AUTH_ISSUER", "AUTH_AUDIENCE", "AUTH_KEYS_DIR",
              "TOKEN_TTL_SECONDS", "ADMIN_PASSWORD_FILE", "SERVICE_ACCOUNTS_FILE",
              "TRUSTED_FORWARDERS", "PASSWORD_HASH_MEMORY_MIB"},
     "gateway": {"MISSION_URL", "REWARD_URL", "WALLET_URL", "MYPAGE_URL", "GIFT_URL",
@@ -500,6 +503,27 @@ def check_overlay(docs: list[dict], res: Results, where: str, profile: str) -> N
                     problems.append(f"{key} points at {host}:{port}, which no Service serves")
         res.add(subj, "addresses", problems)
 
+        # Auth's public port is the gateway's alone (the NetworkPolicy): everything else
+        # a service asks of auth (JWKS, revocations, customer lookup, service tokens) is on
+        # its internal port, and auth listens there.
+        problems = []
+        for key, value in sorted(env.items()):
+            if not isinstance(value, str) or not re.search(r"_URLS?$", key):
+                continue
+            for host, port in re.findall(r"http://(auth(?:-pods)?):(\d+)", value):
+                public_ok = svc == "gateway" and key == "AUTH_URL"
+                if int(port) != (8080 if public_ok else AUTH_INTERNAL_PORT):
+                    problems.append(f"{key} points at {host}:{port}, not auth's "
+                                    f"{'public' if public_ok else 'internal'} port")
+        if svc == "auth":
+            if env.get("INTERNAL_ADDR") != f"0.0.0.0:{AUTH_INTERNAL_PORT}":
+                problems.append(f"INTERNAL_ADDR is {env.get('INTERNAL_ADDR')!r}, "
+                                f"not 0.0.0.0:{AUTH_INTERNAL_PORT}")
+            if not any(p.get("name") == "internal" and p.get("containerPort") == AUTH_INTERNAL_PORT
+                       for p in c.get("ports") or []):
+                problems.append(f"no container port named internal on {AUTH_INTERNAL_PORT}")
+        res.add(subj, "auth-ports", problems)
+
     check_network(docs, res, where)
     check_monitoring(docs, res, where, profile)
     check_bus(docs, res, where, profile)
@@ -690,7 +714,9 @@ def check_network(docs: list[dict], res: Results, where: str) -> None:
     expectations: list[tuple[str, str | None, str | None, int, bool]] = []
     for s in sorted(SERVICES):
         expectations.append((f"outside -> {s}", None, s, 8080, s == "gateway"))
-        expectations.append((f"{s} -> auth (JWKS)", s, "auth", 8080, True))
+        expectations.append((f"{s} -> auth's public port", s, "auth", 8080, s == "gateway"))
+        expectations.append((f"{s} -> auth's internal port (JWKS, revocations)", s, "auth",
+                             AUTH_INTERNAL_PORT, True))
         expectations.append((f"{s} -> DNS", s, None, 53, True))
         expectations.append((f"{s} -> NATS", s, "nats", 4222, s in services))
         expectations.append((f"{s} -> PostgreSQL", s, None, 5432, s in RELATIONAL))
@@ -703,6 +729,7 @@ def check_network(docs: list[dict], res: Results, where: str) -> None:
             if a != b:
                 expectations.append((f"{a} -> {b}", a, b, 8080, False))
     expectations.append(("outside -> NATS", None, "nats", 4222, False))
+    expectations.append(("outside -> auth's internal port", None, "auth", AUTH_INTERNAL_PORT, False))
     expectations.append(("NATS -> NATS routes", "nats", "nats", 6222, True))
 
     # Prometheus (kube-prometheus-stack: namespace monitoring, its pods' name label) may
@@ -1052,6 +1079,18 @@ def self_test_monitoring(res: Results, prod: list[dict]) -> None:
     def no_podmonitor(docs):
         docs.remove(obj(docs, "PodMonitor"))
 
+    def auth_open_to_every_pod(docs):
+        # One port for everything again: auth's public port open to every pod of ours.
+        ingress = obj(docs, "NetworkPolicy", "auth-public-from-gateway")["spec"]["ingress"][0]
+        ingress["from"][0]["podSelector"] = {}
+        egress = obj(docs, "NetworkPolicy", "services-to-auth-and-nats")["spec"]["egress"][0]
+        egress["ports"][0]["port"] = 8080
+
+    def jwks_from_the_public_port(docs):
+        cm = obj(docs, "ConfigMap", next(name(d) for d in docs if d["kind"] == "ConfigMap"
+                                         and "JWKS_URLS" in (d.get("data") or {})))
+        cm["data"]["JWKS_URLS"] = cm["data"]["JWKS_URLS"].replace(":8081/", ":8080/")
+
     pm, rule = "fixture/PodMonitor/game-rewards", "fixture/PrometheusRule/game-rewards"
     for fault, plant, expected in (
         ("no metrics port", no_metrics_port,
@@ -1064,6 +1103,10 @@ def self_test_monitoring(res: Results, prod: list[dict]) -> None:
          [("fixture/ConfigMap/game-rewards-grafana-dashboard", "dashboard")]),
         ("metrics port open to all", metrics_open_to_all, [("fixture/network", "netpol-reach")]),
         ("no PodMonitor", no_podmonitor, [("fixture", "monitoring")]),
+        ("auth's public port open to every pod", auth_open_to_every_pod,
+         [("fixture/network", "netpol-reach")]),
+        ("JWKS fetched from auth's public port", jwks_from_the_public_port,
+         [("fixture/Deployment/mission", "auth-ports")]),
     ):
         docs = copy.deepcopy(prod)
         plant(docs)

@@ -100,6 +100,16 @@ pub fn nats_port(base: u16) -> Result<u16, String> {
     base.checked_add(NATS_PORT_OFFSET).ok_or_else(|| format!("--base-port {base} leaves no port for nats-server"))
 }
 
+/// The auth service's internal port (`INTERNAL_ADDR`: the JWKS, the revocations, the
+/// customer lookup, service tokens) is its own port plus this (`base-port + 300 + 7`).
+pub const INTERNAL_PORT_OFFSET: u16 = 300;
+
+/// The internal port of the auth service on `port`, or `port` itself when there is none
+/// (it would exceed 65535: the auth service then serves everything on one port).
+pub fn internal_port(port: u16) -> u16 {
+    port.checked_add(INTERNAL_PORT_OFFSET).unwrap_or(port)
+}
+
 /// A service's metrics port is its own port plus this (`base-port + 200 + offset`).
 pub const METRICS_PORT_OFFSET: u16 = 200;
 
@@ -231,12 +241,25 @@ pub fn child_env(spec: &ServiceSpec, port: u16, ctx: &EnvContext<'_>) -> Vec<(&'
         env.push(("NATS_NKEY_SEED_FILE", creds.seed_file(spec.name).display().to_string()));
     }
     if let Some((auth, port)) = ctx.ports.iter().find(|(s, _)| s.name == "auth") {
-        env.push(("JWKS_URLS", ctx.list(auth, *port, jwks_url)));
-        env.push(("REVOCATION_URLS", ctx.list(auth, *port, revocations_url)));
+        // From the auth service's internal port, as in k8s, where only the gateway reaches
+        // its public one.
+        env.push(("JWKS_URLS", ctx.list(auth, *port, |p| jwks_url(internal_port(p)))));
+        env.push(("REVOCATION_URLS", ctx.list(auth, *port, |p| revocations_url(internal_port(p)))));
         env.push(("REVOCATION_KEY_FILE", ctx.secrets.revocation_key_file.display().to_string()));
     }
     env.extend(ctx.ports.iter().filter_map(|(s, p)| s.url_env.map(|var| (var, ctx.list(s, *p, url)))));
+    // The wallet gets its service token on the auth service's internal port; the gateway
+    // keeps the public one, where it passes the customers' calls on.
+    if spec.name == "wallet"
+        && let Some((auth, port)) = ctx.ports.iter().find(|(s, _)| s.name == "auth")
+        && let Some(var) = env.iter_mut().find(|(k, _)| *k == "AUTH_URL")
+    {
+        var.1 = ctx.list(auth, *port, |p| url(internal_port(p)));
+    }
     env.extend(own_env(spec.name, ctx));
+    if spec.name == "auth" && internal_port(port) != port {
+        env.push(("INTERNAL_ADDR", format!("127.0.0.1:{}", internal_port(port))));
+    }
     env
 }
 
@@ -249,7 +272,7 @@ fn own_env(name: &str, ctx: &EnvContext<'_>) -> Vec<(&'static str, String)> {
             .ports
             .iter()
             .find(|(s, _)| s.name == "auth")
-            .map(|(auth, port)| vec![("CUSTOMERS_URL", ctx.list(auth, *port, customers_url))])
+            .map(|(auth, port)| vec![("CUSTOMERS_URL", ctx.list(auth, *port, |p| customers_url(internal_port(p))))])
             .unwrap_or_default(),
         // In the data dir rather than `data/keys` under whatever directory gamectl runs in.
         "auth" => vec![
@@ -389,8 +412,9 @@ mod tests {
     fn every_child_verifies_tokens_with_the_keys_the_auth_service_publishes() {
         for s in SERVICES.iter() {
             let env = env_of(s.name);
-            assert_eq!(get(&env, "JWKS_URLS"), Some("http://127.0.0.1:56107/.well-known/jwks.json"), "{}", s.name);
-            assert_eq!(get(&env, "REVOCATION_URLS"), Some("http://127.0.0.1:56107/revocations"), "{}", s.name);
+            // From auth's internal port (its own plus 300), as in k8s.
+            assert_eq!(get(&env, "JWKS_URLS"), Some("http://127.0.0.1:56407/.well-known/jwks.json"), "{}", s.name);
+            assert_eq!(get(&env, "REVOCATION_URLS"), Some("http://127.0.0.1:56407/revocations"), "{}", s.name);
             assert_eq!(get(&env, "REVOCATION_KEY_FILE"), Some("/data/secrets/revocation.key"), "{}", s.name);
             // Only the auth service's keys: no key ring of gamectl's own any more.
             assert_eq!(get(&env, "JWKS_FILES"), None, "{}", s.name);
@@ -415,7 +439,8 @@ mod tests {
                     ("MYPAGE_URL", "http://127.0.0.1:56104"),
                     ("GIFT_URL", "http://127.0.0.1:56105"),
                     ("NOTIFICATION_URL", "http://127.0.0.1:56106"),
-                    ("AUTH_URL", "http://127.0.0.1:56107"),
+                    // The wallet's service token from auth's internal port.
+                    ("AUTH_URL", if s.name == "wallet" { "http://127.0.0.1:56407" } else { "http://127.0.0.1:56107" }),
                     ("OPS_URL", "http://127.0.0.1:56108"),
                 ],
                 "{}",
@@ -426,8 +451,17 @@ mod tests {
 
     #[test]
     fn the_mission_service_asks_the_auth_service_who_is_registered() {
-        assert_eq!(get(&env_of("mission"), "CUSTOMERS_URL"), Some("http://127.0.0.1:56107/customers"));
+        assert_eq!(get(&env_of("mission"), "CUSTOMERS_URL"), Some("http://127.0.0.1:56407/customers"));
         assert_eq!(get(&env_of("reward"), "CUSTOMERS_URL"), None);
+    }
+
+    #[test]
+    fn auth_serves_our_services_on_its_internal_port_and_the_wallet_gets_its_token_there() {
+        assert_eq!(get(&env_of("auth"), "INTERNAL_ADDR"), Some("127.0.0.1:56407"));
+        assert_eq!(get(&env_of("wallet"), "AUTH_URL"), Some("http://127.0.0.1:56407"));
+        // The gateway passes the customers' calls on to the public port.
+        assert_eq!(get(&env_of("gateway"), "AUTH_URL"), Some("http://127.0.0.1:56107"));
+        assert_eq!(get(&env_of("mission"), "INTERNAL_ADDR"), None);
     }
 
     #[test]
@@ -470,7 +504,7 @@ mod tests {
         let env = env_of("wallet");
         assert_eq!(get(&env, "SERVICE_CLIENT_ID"), Some("svc-wallet"));
         assert_eq!(get(&env, "SERVICE_CLIENT_SECRET_FILE"), Some("/data/secrets/wallet.secret"));
-        assert_eq!(get(&env, "AUTH_URL"), Some("http://127.0.0.1:56107"));
+        assert_eq!(get(&env, "AUTH_URL"), Some("http://127.0.0.1:56407"), "auth's internal port");
         let gateway = env_of("gateway");
         assert_eq!(get(&gateway, "SERVICE_CLIENT_ID"), Some("svc-gateway"));
         assert_eq!(get(&gateway, "SERVICE_CLIENT_SECRET_FILE"), Some("/data/secrets/gateway.secret"));

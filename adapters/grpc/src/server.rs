@@ -49,6 +49,8 @@ pub struct Server {
     pages: Option<Pages>,
     admission: Option<Admission>,
     trusted: crate::peer::TrustedProxies,
+    /// A second address and what it alone serves (see [`Self::with_internal_listener`]).
+    internal_listener: Option<(SocketAddr, Routes)>,
 }
 
 /// Answers every plain HTTP GET and HEAD, before authentication: the gateway's web page
@@ -76,7 +78,18 @@ impl Server {
             pages: None,
             admission: None,
             trusted: crate::peer::TrustedProxies::none(),
+            internal_listener: None,
         }
+    }
+
+    /// Also listens on `addr`, serving `routes` (and health) there only: the auth
+    /// service's internal port, which a NetworkPolicy opens to our own services while its
+    /// public port is the gateway's alone. Its address is printed before the main one
+    /// (`internal on ...`); it stops with the server.
+    #[must_use]
+    pub fn with_internal_listener(mut self, addr: SocketAddr, routes: Routes) -> Self {
+        self.internal_listener = Some((addr, routes));
+        self
     }
 
     /// Serves a web page: every GET and HEAD goes to `pages` instead of the routes.
@@ -180,6 +193,7 @@ impl Server {
             pages,
             admission,
             trusted,
+            internal_listener,
         } = self;
         let listed = listed.unwrap_or_else(|| names.clone());
         let listener = TcpListener::bind(settings.listen)
@@ -195,6 +209,15 @@ impl Server {
             println!("metrics on {bound}");
             tracing::info!(%bound, "metrics at /metrics");
         }
+        let internal = match internal_listener {
+            Some((at, routes)) => {
+                let listener =
+                    TcpListener::bind(at).await.map_err(|e| format!("cannot listen on INTERNAL_ADDR {at}: {e}"))?;
+                println!("internal on {}", listener.local_addr()?);
+                Some((listener, routes))
+            }
+            None => None,
+        };
         // The one line on stdout: how parents and tests learn the port.
         println!("listening on {addr}");
         let _ = std::io::stdout().flush();
@@ -231,6 +254,28 @@ impl Server {
             idle: bounds.idle,
         };
         tracing::info!(max_connections = limits.total, per_address = limits.per_address, ?fd_limit, "connections");
+        let internal = internal.map(|(listener, routes)| {
+            let limits = conn::Limits { exempt: crate::peer::TrustedProxies::none(), ..limits.clone() };
+            let routes = routes.add_service(health_server(&reporter));
+            tokio::spawn(
+                tonic::transport::Server::builder()
+                    .accept_http1(true)
+                    .http2_keepalive_interval(Some(bounds.keepalive_interval))
+                    .http2_keepalive_timeout(Some(bounds.keepalive_timeout))
+                    .layer(conn::ConnLayer)
+                    .layer(WebLayer::new(None))
+                    .layer(crate::trace::TraceLayer)
+                    .layer(crate::metrics::MetricsLayer)
+                    .layer(crate::guard::GuardLayer::new(
+                        settings.max_request_bytes,
+                        bounds.body_read,
+                        crate::budget::Budget::new(bounds.buffers),
+                        crate::peer::TrustedProxies::none(),
+                    ))
+                    .add_routes(routes)
+                    .serve_with_incoming_shutdown(conn::Incoming::new(listener, limits), stopping.clone().cancelled_owned()),
+            )
+        });
         let server_stop = stopping.clone();
         let serve = tonic::transport::Server::builder()
             .accept_http1(true)
@@ -277,6 +322,9 @@ impl Server {
         let grace = ServerSettings::secs(settings.grace_seconds);
         let finish = async {
             let _ = serve.await;
+            if let Some(internal) = internal {
+                let _ = internal.await;
+            }
             while tasks.join_next().await.is_some() {}
         };
         if tokio::time::timeout(grace, finish).await.is_err() {

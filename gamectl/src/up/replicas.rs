@@ -159,15 +159,15 @@ mod tests {
         assert_eq!(get("LISTEN_ADDR"), Some("127.0.0.1:56013"));
         assert_eq!(get("METRICS_ADDR"), Some("127.0.0.1:56213"));
         assert_eq!(get("GIFT_URL"), Some("http://127.0.0.1:56005,http://127.0.0.1:56015"));
-        assert_eq!(get("AUTH_URL"), Some("http://127.0.0.1:56007,http://127.0.0.1:56017"));
+        assert_eq!(get("AUTH_URL"), Some("http://127.0.0.1:56307,http://127.0.0.1:56317"), "auth's internal ports");
         assert_eq!(get("MISSION_URL"), Some("http://127.0.0.1:56001,http://127.0.0.1:56011"));
         assert_eq!(
             get("JWKS_URLS"),
-            Some("http://127.0.0.1:56007/.well-known/jwks.json,http://127.0.0.1:56017/.well-known/jwks.json")
+            Some("http://127.0.0.1:56307/.well-known/jwks.json,http://127.0.0.1:56317/.well-known/jwks.json")
         );
         assert_eq!(
             get("REVOCATION_URLS"),
-            Some("http://127.0.0.1:56007/revocations,http://127.0.0.1:56017/revocations")
+            Some("http://127.0.0.1:56307/revocations,http://127.0.0.1:56317/revocations")
         );
         assert_eq!(get("DATABASE_URL"), Some("sqlite:///data/wallet.db"), "the role's database, shared");
     }

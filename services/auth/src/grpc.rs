@@ -19,7 +19,10 @@ use tonic::{Request, Response, Status};
 use crate::App;
 use crate::crypto::{Busy, HashSlots};
 
-/// The gRPC service plus the plain HTTP routes of [`crate::http`].
+/// What the auth service serves: with `split` (an internal listener, `INTERNAL_ADDR`),
+/// the gRPC service on the public port (the gateway's alone) and, on the internal one
+/// (every service of ours), the plain HTTP routes of [`crate::http`] with only
+/// `IssueServiceToken` and `GetJwks` of the gRPC service; without it, all on one port.
 pub fn routes(
     app: Arc<App>,
     issuer: TokenIssuer,
@@ -27,11 +30,30 @@ pub fn routes(
     slots: HashSlots,
     horizon: Duration,
     revocation_key: RevocationKey,
-) -> tonic::service::Routes {
+    split: bool,
+) -> (tonic::service::Routes, Option<tonic::service::Routes>) {
     let http = crate::http::routes(app.clone(), issuer.clone(), horizon, revocation_key);
     let grpc = pb::auth_service_server::AuthServiceServer::new(Handlers { app, issuer, forwarders, slots });
-    tonic::service::Routes::from(tonic::service::Routes::new(grpc).into_axum_router().merge(http))
+    if !split {
+        return (tonic::service::Routes::from(tonic::service::Routes::new(grpc).into_axum_router().merge(http)), None);
+    }
+    let internal = INTERNAL_METHODS
+        .iter()
+        .fold(http, |router, method| router.route_service(method, grpc.clone()))
+        .fallback(|| async {
+            Status::unimplemented(
+                "the auth service's internal port serves IssueServiceToken, GetJwks, the JWKS, the revocations and \
+                 the customer lookup; the rest is on its public port, through the gateway",
+            )
+            .into_http::<axum::body::Body>()
+        });
+    (tonic::service::Routes::new(grpc), Some(tonic::service::Routes::from(internal)))
 }
+
+/// The gRPC methods our services call on the internal port: the wallet's and the
+/// gateway's service tokens, the keys.
+pub const INTERNAL_METHODS: [&str; 2] =
+    ["/game.auth.v1.AuthService/IssueServiceToken", "/game.auth.v1.AuthService/GetJwks"];
 
 pub struct Handlers {
     app: Arc<App>,

@@ -38,6 +38,13 @@ pub const SERVICE_NAME: &str = contracts::services::AUTH.name;
 pub struct Settings {
     #[command(flatten)]
     pub server: ServerSettings,
+    /// A second address, for our own services only: the JWKS, the revocations, the
+    /// customer lookup and the service-token RPC (`IssueServiceToken`, `GetJwks`) are then
+    /// served there (the plain HTTP routes no longer on `LISTEN_ADDR`), and `LISTEN_ADDR`
+    /// keeps the customers' methods (register, log in, roles...) for the gateway alone
+    /// (k8s opens it to the gateway only). Unset: everything on `LISTEN_ADDR`.
+    #[arg(long, env = "INTERNAL_ADDR")]
+    pub internal_addr: Option<std::net::SocketAddr>,
     /// `sqlite://path` (default) or `postgres://...`.
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/auth.db")]
     pub database_url: String,
@@ -233,8 +240,12 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     });
     let horizon = ttl.max(service_ttl) + Duration::from_secs(120);
     tracing::info!(slots = slots.available(), memory_kib = settings.argon2_memory_kib, "password hashes at once");
-    let routes = grpc::routes(app.clone(), issuer, forwarders, slots, horizon, revocation_key);
+    let split = settings.internal_addr.is_some();
+    let (routes, internal) = grpc::routes(app.clone(), issuer, forwarders, slots, horizon, revocation_key, split);
     let mut srv = Server::new(settings.server.clone(), routes, vec![SERVICE_NAME], probe);
+    if let (Some(addr), Some(internal)) = (settings.internal_addr, internal) {
+        srv = srv.with_internal_listener(addr, internal);
+    }
     let stopping = srv.stopping.clone();
     srv.spawn(async move {
         loop {
