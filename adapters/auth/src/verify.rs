@@ -100,6 +100,11 @@ const LEEWAY: u64 = 30;
 /// At most one refresh per this interval when tokens with unknown key ids arrive.
 const FORCED_REFRESH_EVERY: Duration = Duration::from_secs(2);
 
+/// How long after start a service waits quietly (INFO) for the auth service's first
+/// answer: on a first `gamectl up` (all in one) auth starts beside it. A wait past it is a
+/// WARN, as is any failure once it has answered.
+pub const EXPECTED_WAIT: Duration = Duration::from_secs(30);
+
 fn algorithm_of(jwk: &jsonwebtoken::jwk::Jwk) -> Option<Algorithm> {
     if let Some(alg) = jwk.common.key_algorithm {
         return match alg {
@@ -341,15 +346,23 @@ impl Verifier {
             let interval = self.revocation_refresh;
             tokio::spawn(async move {
                 let mut failing = false;
+                let mut start = Some(Instant::now());
                 loop {
                     let Some(v) = me.upgrade() else { return };
                     match v.refresh_revocations().await {
+                        // Before the first answer: auth may be starting beside us.
+                        Err(e) if start.is_some_and(|t| t.elapsed() < EXPECTED_WAIT) => {
+                            tracing::info!(error = %e, "waiting for the auth service's revocations");
+                        }
                         Err(e) if !failing => {
                             tracing::warn!(error = %e, "revocations refresh failed; keeping the ones we have");
                             failing = true;
                         }
                         Err(_) => {}
-                        Ok(_) => failing = false,
+                        Ok(_) => {
+                            failing = false;
+                            start = None;
+                        }
                     }
                     drop(v);
                     tokio::time::sleep(interval).await;
@@ -358,10 +371,16 @@ impl Verifier {
         }
         let me = Arc::downgrade(self);
         tokio::spawn(async move {
+            let mut start = Some(Instant::now());
             loop {
                 let Some(v) = me.upgrade() else { return };
-                if let Err(e) = v.refresh().await {
-                    tracing::warn!(error = %e, "JWKS refresh failed; keeping the keys we have");
+                match v.refresh().await {
+                    // Before the first answer: auth may be starting beside us.
+                    Err(e) if start.is_some_and(|t| t.elapsed() < EXPECTED_WAIT) => {
+                        tracing::info!(error = %e, "waiting for the auth service's keys (JWKS)");
+                    }
+                    Err(e) => tracing::warn!(error = %e, "JWKS refresh failed; keeping the keys we have"),
+                    Ok(_) => start = None,
                 }
                 drop(v);
                 tokio::time::sleep(every.max(Duration::from_secs(1))).await;

@@ -38,6 +38,10 @@ pub struct ServiceAccountSettings {
 const RENEW_AT: f64 = 0.7;
 /// A token is not handed out in the last seconds of its life.
 const SAFETY: Duration = Duration::from_secs(5);
+/// How long after start the token is waited for quietly (INFO): on a first `gamectl up`
+/// (all in one) the auth service starts beside us. A wait past it is a WARN, as is a
+/// failure to renew once we had one.
+const EXPECTED_WAIT: Duration = Duration::from_secs(30);
 const FIRST_RETRY: Duration = Duration::from_millis(250);
 const MAX_RETRY: Duration = Duration::from_secs(15);
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -132,6 +136,7 @@ impl Keeper {
     async fn run(self) {
         let mut retry = FIRST_RETRY;
         let mut failing = false;
+        let mut starting = Some(Instant::now());
         loop {
             let wait = match self.fetch().await {
                 Ok((token, lifetime)) => {
@@ -144,14 +149,18 @@ impl Keeper {
                         tracing::info!(client = self.client_id, "service token obtained");
                     }
                     failing = false;
+                    starting = None;
                     retry = FIRST_RETRY;
                     lifetime.mul_f64(RENEW_AT)
                 }
                 Err(e) => {
-                    if !failing {
+                    if starting.is_some_and(|t| t.elapsed() < EXPECTED_WAIT) {
+                        // Auth may be starting beside us.
+                        tracing::info!(client = self.client_id, error = %e, "waiting for a service token");
+                    } else if !failing {
                         tracing::warn!(client = self.client_id, error = %e, "cannot get a service token yet; retrying");
+                        failing = true;
                     }
-                    failing = true;
                     let wait = retry;
                     retry = (retry * 2).min(MAX_RETRY);
                     wait

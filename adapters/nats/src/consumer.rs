@@ -75,6 +75,11 @@ pub trait Handler: Send + Sync + 'static {
     }
 }
 
+/// How long a consumer waits quietly (INFO) at start for its stream, which its publisher
+/// creates when it starts (on a first start, maybe after the consumer): a wait past it is
+/// a WARN, as is any interruption once it has consumed.
+pub const EXPECTED_WAIT: Duration = Duration::from_secs(30);
+
 /// Consumes until `stopping`; finishes the events in hand before returning.
 pub async fn run<H: Handler>(
     js: jetstream::Context,
@@ -85,6 +90,8 @@ pub async fn run<H: Handler>(
 ) {
     const FIRST_BACKOFF: Duration = Duration::from_millis(200);
     let mut backoff = FIRST_BACKOFF;
+    // Until it first binds: the stream's publisher may be starting beside it.
+    let mut starting = Some(tokio::time::Instant::now());
     while !stopping.is_cancelled() {
         let mut bound = false;
         match consume(&js, &settings, spec, handler.as_ref(), &stopping, &mut bound).await {
@@ -93,8 +100,13 @@ pub async fn run<H: Handler>(
                 if bound {
                     // It consumed until now: a new fault, not the same one again.
                     backoff = FIRST_BACKOFF;
+                    starting = None;
                 }
-                tracing::warn!(consumer = spec.durable, error = %e, ?backoff, "consumer interrupted; rebinding");
+                if starting.is_some_and(|t| t.elapsed() < EXPECTED_WAIT) {
+                    tracing::info!(consumer = spec.durable, error = %e, ?backoff, "waiting for the stream to bind to");
+                } else {
+                    tracing::warn!(consumer = spec.durable, error = %e, ?backoff, "consumer interrupted; rebinding");
+                }
                 tokio::select! {
                     () = tokio::time::sleep(backoff) => {}
                     () = stopping.cancelled() => return,
