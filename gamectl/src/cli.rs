@@ -355,16 +355,24 @@ pub struct UpArgs {
     pub nats_cluster: u8,
     /// Where the relational roles (mission, reward, wallet, gift, notification, auth)
     /// keep their data: a SQLite file each in the data dir, or a database each on the
-    /// PostgreSQL server of --database-url, `<database-prefix>_<role>`, created if missing.
+    /// PostgreSQL server of --database-url, `<database-prefix>_<system>_<role>`, created if
+    /// missing, where <system> is this data dir's system id (made on its first start, kept
+    /// in <data-dir>/system-id): another data dir is another system with its own databases.
     #[arg(long, value_enum, default_value_t = Database::Sqlite)]
     pub database: Database,
     /// The PostgreSQL server of --database postgres: a URL naming any database on it
     /// [default: TEST_DATABASE_URL, else postgres://postgres@127.0.0.1:5432/postgres].
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
-    /// Each role's database is `<prefix>_<role>` (lower-case letters, digits, _).
+    /// Each role's database is `<prefix>_<system>_<role>` (lower-case letters, digits, _).
     #[arg(long, default_value = "game")]
     pub database_prefix: String,
+    /// Start this system over: drop its own databases (those named with its system id;
+    /// with SQLite, remove its files), its JetStream store, signing keys, mailbox, first
+    /// admin's password and stored token, then start as on the first start. Nothing of any
+    /// other system is touched.
+    #[arg(long)]
+    pub reset: bool,
     /// The gateway listens here, each service on base-port + its offset (mission +1,
     /// reward +2, wallet +3, mypage +4, gift +5, notification +6, auth +7, ops +8).
     #[arg(long, default_value_t = 50051)]

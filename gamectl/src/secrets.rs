@@ -4,7 +4,8 @@
 //!
 //! - `admin.password`: the first admin's password, random. The auth service gets the
 //!   file (`ADMIN_PASSWORD_FILE`) and creates the `admin` account with it at start,
-//!   before the gateway opens, so nobody can register `admin` first;
+//!   before the gateway opens, so nobody can register `admin` first; it says in
+//!   `admin.status` whether it did (`up` removes a file it made that auth did not apply);
 //! - `secrets/<service>.secret`: the secret of each internal service account (the
 //!   wallet's, for its calls to the gift service), given to that service only
 //!   (`SERVICE_CLIENT_SECRET_FILE`);
@@ -43,6 +44,9 @@ pub const INTERNAL: &[Internal] = &[
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Paths {
     pub admin_password_file: PathBuf,
+    /// Where the auth service says whether it applied the password file (`created`) or
+    /// found the first admin there already (`exists`): `ADMIN_STATUS_FILE`.
+    pub admin_status_file: PathBuf,
     pub service_accounts_file: PathBuf,
     /// The secret file of each internal service account, in [`INTERNAL`] order.
     pub secret_files: Vec<(Internal, PathBuf)>,
@@ -54,6 +58,7 @@ impl Paths {
         let dir = data_dir.join("secrets");
         Self {
             admin_password_file: data_dir.join("admin.password"),
+            admin_status_file: data_dir.join("admin.status"),
             service_accounts_file: dir.join("service-accounts.json"),
             secret_files: INTERNAL.iter().map(|i| (*i, dir.join(format!("{}.secret", i.service)))).collect(),
             revocation_key_file: dir.join("revocation.key"),

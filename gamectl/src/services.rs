@@ -279,6 +279,7 @@ fn own_env(name: &str, ctx: &EnvContext<'_>) -> Vec<(&'static str, String)> {
             ("AUTH_KEYS_DIR", keys_dir(ctx.data_dir).display().to_string()),
             ("ADMIN_ID", secrets::ADMIN_ID.to_owned()),
             ("ADMIN_PASSWORD_FILE", ctx.secrets.admin_password_file.display().to_string()),
+            ("ADMIN_STATUS_FILE", ctx.secrets.admin_status_file.display().to_string()),
             ("SERVICE_ACCOUNTS_FILE", ctx.secrets.service_accounts_file.display().to_string()),
         ],
         service => match ctx.secrets.secret_file(service) {
@@ -489,6 +490,7 @@ mod tests {
         assert_eq!(get(&env, "DATABASE_URL"), Some("sqlite:///data/auth.db"));
         assert_eq!(get(&env, "ADMIN_ID"), Some("admin"));
         assert_eq!(get(&env, "ADMIN_PASSWORD_FILE"), Some("/data/admin.password"));
+        assert_eq!(get(&env, "ADMIN_STATUS_FILE"), Some("/data/admin.status"));
         assert_eq!(get(&env, "SERVICE_ACCOUNTS_FILE"), Some("/data/secrets/service-accounts.json"));
         assert_eq!(get(&env, "TRUSTED_PROXIES"), None, "the gateway is trusted by its token, not by 127.0.0.1");
         assert_eq!(get(&env, "ADMIN_CUSTOMERS"), None, "nobody is admin by name");

@@ -8,7 +8,10 @@
 //! children that die, and on Ctrl-C or SIGTERM stops the services first, then nats-server.
 //!
 //! Before anything starts, it makes the secrets the auth service and the wallet need
-//! (the first admin's password, the wallet's service account; see [`crate::secrets`]).
+//! (the first admin's password, the wallet's service account; see [`crate::secrets`]),
+//! and reads the system's id from the data dir (made on its first start), which names its
+//! databases under `--database postgres`; `--reset` first drops what the system kept
+//! (see [`databases`]).
 //!
 //! Lines on stdout are meant to be read by people and tests alike: the address table,
 //! where the first admin's password is, `ready: all services SERVING`, `<name> exited (...); restarting`, `stopping`,
@@ -94,12 +97,12 @@ fn ensure_free(port: u16, what: &str) -> Result<(), String> {
         .map_err(|e| format!("port {port} for {what} is not free: {e} (choose another --base-port)"))
 }
 
+mod admin;
 mod databases;
 mod nats_nodes;
 mod ready;
 mod replicas;
 mod supervise;
-use databases::postgres_databases;
 use nats_nodes::Node;
 use ready::{ready_rows, stages};
 use replicas::Planned;
@@ -234,10 +237,20 @@ async fn up(global: &Global, args: UpArgs) -> Result<(), String> {
         std::fs::canonicalize(&global.data_dir).map_err(|e| format!("{}: {e}", global.data_dir.display()))?;
     // A file left by an earlier run would send clients to a system that is not up yet.
     let _ = std::fs::remove_file(Endpoints::path(&data_dir));
+    let id = databases::system_id(&data_dir)?;
+    say(format!("system: {id} (in {})", databases::system_id_file(&data_dir).display()));
+    if args.reset {
+        let removed = databases::reset(&data_dir, &args, &id).await?;
+        say(format!("reset: {}", if removed.is_empty() { "nothing to remove".to_owned() } else { removed.join(", ") }));
+        std::fs::create_dir_all(data_dir.join("nats")).map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
+    }
+    // Auth says whether it applied the password file: one made now that it did not is removed.
+    let admin_password_made = !crate::secrets::Paths::of(&data_dir).admin_password_file.exists();
     let secrets = crate::secrets::prepare(&data_dir)?;
+    let _ = std::fs::remove_file(&secrets.admin_status_file);
     let databases = match args.database {
         Database::Sqlite => Vec::new(),
-        Database::Postgres => postgres_databases(&args).await?,
+        Database::Postgres => databases::postgres_databases(&args, &id).await?,
     };
     for (role, url) in &databases {
         say(format!("{role} database: {}", store_adapter::connection::redact(url)));
@@ -262,6 +275,7 @@ async fn up(global: &Global, args: UpArgs) -> Result<(), String> {
         planned: &planned,
         ports: &ports,
         secrets: &secrets,
+        admin_password_made,
         nats: &nats,
         databases: &databases,
         ready_timeout,
@@ -300,6 +314,8 @@ struct Start<'a> {
     planned: &'a [Planned],
     /// The first admin's password and the service accounts' secrets.
     secrets: &'a crate::secrets::Paths,
+    /// Whether the first admin's password file was made on this start.
+    admin_password_made: bool,
     /// Every service of the table and its port, started or not.
     ports: &'a [(&'static ServiceSpec, u16)],
     nats: &'a Nats,
@@ -446,13 +462,7 @@ async fn start(system: &mut System, ctx: &Start<'_>) -> Result<(), Interrupted> 
             creds.seed_file(nats_adapter::access::OPERATOR).display()
         ));
     }
-    say(format!(
-        "first admin: {}, password in {} (readable by you only): gamectl login {} --password \"$(cat {})\"",
-        crate::secrets::ADMIN_ID,
-        ctx.secrets.admin_password_file.display(),
-        crate::secrets::ADMIN_ID,
-        ctx.secrets.admin_password_file.display()
-    ));
+    say(admin::report(ctx.secrets, ctx.admin_password_made, ctx.data_dir));
     say("ready: all services SERVING");
     // Receivers keep reading the last value after the sender is gone.
     announce_tx.send_replace(true);

@@ -1,6 +1,6 @@
 //! `gamectl up --database postgres`: every relational role on its own database of the
-//! PostgreSQL server named by `DATABASE_URL` (created when missing), none on SQLite; the
-//! scenario runs through the gateway as on SQLite.
+//! PostgreSQL server named by `DATABASE_URL` (created when missing, named with the
+//! system's id), none on SQLite; the scenario runs through the gateway as on SQLite.
 
 use std::io::{BufRead as _, BufReader};
 use std::net::{SocketAddr, TcpListener};
@@ -10,17 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use e2e::up::{self, RELATIONAL, gamectl};
+use e2e::up::{self, RELATIONAL, gamectl, psql};
 const PASSWORD: &str = "correct horse battery";
-
-fn psql(sql: &str) -> String {
-    let out = Command::new("psql")
-        .args([store_adapter::testing::postgres_server().as_str(), "-tAc", sql])
-        .output()
-        .expect("psql runs");
-    assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
 
 /// A base port whose service ports, those of their second replicas (+0..=18) and NATS
 /// port (+100) are free now.
@@ -91,10 +82,11 @@ async fn gamectl_up_database_postgres_puts_every_relational_role_on_its_own_data
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    // Each relational role on its own database, named in what `up` printed, migrated.
+    // Each relational role on its own database, named with the system's id, announced.
     let printed = up.stdout.lock().unwrap().clone();
+    let id = std::fs::read_to_string(up.data_dir.path().join("system-id")).expect("system-id").trim().to_owned();
     for role in RELATIONAL {
-        let db = format!("{prefix}_{role}");
+        let db = format!("{prefix}_{id}_{role}");
         assert!(
             printed.iter().any(|l| l.starts_with(&format!("{role} database: postgres://")) && l.ends_with(&db)),
             "{role}'s database announced: {printed:?}"
@@ -128,7 +120,7 @@ async fn gamectl_up_database_postgres_puts_every_relational_role_on_its_own_data
     // The mission is in the mission role's own database.
     let mission_db = store_adapter::connection::postgres_database_url(
         &store_adapter::testing::postgres_server(),
-        &format!("{prefix}_mission"),
+        &format!("{prefix}_{id}_mission"),
     );
     let out = Command::new("psql")
         .args([mission_db.as_str(), "-tAc", &format!("SELECT count(*) FROM missions WHERE id = '{mission_id}'")])
@@ -136,8 +128,5 @@ async fn gamectl_up_database_postgres_puts_every_relational_role_on_its_own_data
         .expect("psql runs");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1", "{}", String::from_utf8_lossy(&out.stderr));
     drop(up);
-    for role in RELATIONAL {
-        let db = format!("{prefix}_{role}");
-        assert_eq!(psql(&format!("SELECT count(*) FROM pg_database WHERE datname = '{db}'")), "0", "{db} dropped");
-    }
+    assert_eq!(up::databases_of(&prefix), Vec::<String>::new(), "dropped");
 }

@@ -182,13 +182,7 @@ pub fn postgres_database_url(server: &str, name: &str) -> String {
 /// # Errors
 /// When the name is not one, the server cannot be reached, or it refuses.
 pub fn ensure_postgres_database(server: &str, name: &str) -> Result<String, String> {
-    let plain = !name.is_empty()
-        && name.len() <= 63
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        && !name.starts_with(|c: char| c.is_ascii_digit());
-    if !plain {
-        return Err(format!("database name {name:?}: lower-case letters, digits and _ only, at most 63"));
-    }
+    plain_name(name)?;
     let mut admin = PgConnection::establish(server).map_err(|e| format!("{}: {e}", redact(server)))?;
     match diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin) {
         Ok(_) => {}
@@ -197,6 +191,38 @@ pub fn ensure_postgres_database(server: &str, name: &str) -> Result<String, Stri
         Err(e) => return Err(format!("CREATE DATABASE {name} on {}: {e}", redact(server))),
     }
     Ok(postgres_database_url(server, name))
+}
+
+/// Drops database `name` on the PostgreSQL server of `server` if it exists, closing the
+/// connections still open to it; returns whether it existed. The name must be a plain
+/// identifier, as for [`ensure_postgres_database`].
+///
+/// # Errors
+/// When the name is not one, the server cannot be reached, or it refuses.
+pub fn drop_postgres_database(server: &str, name: &str) -> Result<bool, String> {
+    #[derive(diesel::QueryableByName)]
+    struct Found {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    plain_name(name)?;
+    let mut admin = PgConnection::establish(server).map_err(|e| format!("{}: {e}", redact(server)))?;
+    let found: Found = diesel::sql_query(format!("SELECT count(*) AS n FROM pg_database WHERE datname = '{name}'"))
+        .get_result(&mut admin)
+        .map_err(|e| format!("looking for {name} on {}: {e}", redact(server)))?;
+    diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .map_err(|e| format!("DROP DATABASE {name} on {}: {e}", redact(server)))?;
+    Ok(found.n > 0)
+}
+
+/// A name used in SQL as it is: lower-case letters, digits and `_`, at most 63.
+fn plain_name(name: &str) -> Result<(), String> {
+    let plain = !name.is_empty()
+        && name.len() <= 63
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit());
+    if plain { Ok(()) } else { Err(format!("database name {name:?}: lower-case letters, digits and _ only, at most 63")) }
 }
 
 #[cfg(test)]

@@ -19,6 +19,24 @@ pub fn admin_password(path: &Path) -> Result<String, String> {
     Ok(password)
 }
 
+/// Says in `path` whether the first admin was `created` with the password file now or
+/// `exists` already: `created` replaces the file, `exists` is written only when there is
+/// none (another replica may have just created the admin and said so).
+///
+/// # Errors
+/// When the file cannot be written.
+pub fn write_admin_status(path: &Path, created: bool) -> Result<(), String> {
+    use std::io::Write as _;
+    if created {
+        return std::fs::write(path, "created\n").map_err(|e| e.to_string());
+    }
+    match std::fs::OpenOptions::new().write(true).create_new(true).open(path) {
+        Ok(mut f) => f.write_all(b"exists\n").map_err(|e| e.to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// The service accounts of the file, checked.
 ///
 /// # Errors
@@ -90,5 +108,18 @@ mod tests {
         std::fs::write(&path, "short\n").unwrap();
         assert!(admin_password(&path).unwrap_err().contains("password"));
         assert!(admin_password(&dir.path().join("missing")).is_err());
+    }
+
+    #[test]
+    fn the_admin_status_says_created_over_a_replicas_exists_and_exists_over_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let status = dir.path().join("admin.status");
+        let read = || std::fs::read_to_string(&status).unwrap();
+        write_admin_status(&status, false).unwrap();
+        assert_eq!(read(), "exists\n");
+        write_admin_status(&status, true).unwrap();
+        assert_eq!(read(), "created\n");
+        write_admin_status(&status, false).unwrap();
+        assert_eq!(read(), "created\n", "a replica that found the admin does not hide its creation");
     }
 }

@@ -73,6 +73,13 @@ pub struct Settings {
     /// `<data-dir>/admin.password`; in Kubernetes, a Secret). Without it no admin is made.
     #[arg(long, env = "ADMIN_PASSWORD_FILE")]
     pub admin_password_file: Option<PathBuf>,
+    /// A file the service writes at start to say whether `ADMIN_PASSWORD_FILE` was applied:
+    /// `created` (the first admin was made with it now) or `exists` (the account was there
+    /// already, with its own password). `created` replaces what the file said; `exists` is
+    /// written only where there is no file yet, so that a replica starting beside the one
+    /// that made the admin does not hide it. `gamectl up` reads it to say how to log in.
+    #[arg(long, env = "ADMIN_STATUS_FILE")]
+    pub admin_status_file: Option<PathBuf>,
     /// A JSON file of service accounts to create or update at start: client id, role,
     /// argon2id hash of the secret (never the secret).
     #[arg(long, env = "SERVICE_ACCOUNTS_FILE")]
@@ -216,12 +223,20 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     let app: Arc<App> = Arc::new(AuthService::new(repo.clone(), repo, hasher, signer, policy));
 
     if let Some(password) = admin_password {
-        match app.ensure_first_admin(&settings.admin_id, &password).await {
-            Ok(FirstAdmin::Created) => tracing::info!(admin = settings.admin_id, "first admin created"),
+        let created = match app.ensure_first_admin(&settings.admin_id, &password).await {
+            Ok(FirstAdmin::Created) => {
+                tracing::info!(admin = settings.admin_id, "first admin created");
+                true
+            }
             Ok(FirstAdmin::Exists(role)) => {
                 tracing::info!(admin = settings.admin_id, %role, "first admin exists; ADMIN_PASSWORD_FILE not applied");
+                false
             }
             Err(e) => return Err(Error::new("ADMIN_ID / ADMIN_PASSWORD_FILE", e)),
+        };
+        if let Some(path) = &settings.admin_status_file {
+            bootstrap::write_admin_status(path, created)
+                .map_err(Error::at(format!("ADMIN_STATUS_FILE {}", path.display())))?;
         }
     }
     if let Some(accounts) = provisioned {
