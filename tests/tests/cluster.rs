@@ -284,7 +284,7 @@ async fn settle(sys: &System, load: Load, figures: &[String]) {
 
     let settled = Instant::now();
     let (lost, doubled) = loop {
-        let (lost, doubled) = lost_and_doubled(&sys, &t.accepted).await;
+        let (lost, doubled) = lost_and_doubled(sys, &t.accepted).await;
         if lost == 0 || doubled > 0 || settled.elapsed() > SETTLE {
             break (lost, doubled);
         }

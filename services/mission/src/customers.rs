@@ -10,7 +10,7 @@ pub enum Registry {
     /// registers the id later).
     Anyone,
     /// Our auth service's `GET /customers/{id}`.
-    Auth(auth_adapter::customers::Lookup),
+    Auth(Box<auth_adapter::customers::Lookup>),
 }
 
 impl Customers for Registry {

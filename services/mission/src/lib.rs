@@ -68,9 +68,9 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
         None => Catalog::default(),
     };
     let registry = match settings.customers_url.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
-        Some(url) => customers::Registry::Auth(
+        Some(url) => customers::Registry::Auth(Box::new(
             auth_adapter::customers::Lookup::new(url).map_err(Error::at("CUSTOMERS_URL"))?,
-        ),
+        )),
         None => {
             tracing::warn!("no CUSTOMERS_URL: missions reported for ids nobody registered are recorded");
             customers::Registry::Anyone
