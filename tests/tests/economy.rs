@@ -370,7 +370,7 @@ async fn a_refused_exchange_tells_the_player_through_the_gateway_what_was_refuse
         &path,
         "[[gifts]]\ncode = \"coffee\"\nname = \"Coffee\"\ncost_points = 10\n\
          per_customer_limit = { period = \"daily\", count = 1 }\n\
-         [[gifts]]\ncode = \"movie-ticket\"\nname = \"Movie ticket\"\ncost_points = 50\n\
+         [[gifts]]\ncode = \"movie-ticket\"\nname = \"Movie ticket\"\ncost_points = 500\n\
          [[gifts]]\ncode = \"game-skin\"\nname = \"Game skin\"\ncost_points = 10\nstock = 100\n\
          per_customer_limit = { period = \"ever\", count = 1 }\n",
     )
@@ -394,14 +394,12 @@ async fn a_refused_exchange_tells_the_player_through_the_gateway_what_was_refuse
     assert_eq!(metadata["gift_code"], "game-skin");
     assert!(!metadata.contains_key("next_available_at"), "{metadata:?}");
 
-    // Not enough points: what it costs and what the reward is worth.
+    // Not enough points: what it costs and what the balance holds (20 + 50 left; points
+    // are an account, the reward pays first and the others the rest).
     let e = exchange_via_gateway(&sys, "collector", &second.reward_id, "movie-ticket").await.unwrap_err();
     let metadata =
-        refused(&e, "not enough points: movie-ticket costs 50, the reward is worth 20", "GIFT_NOT_ENOUGH_POINTS");
-    assert_eq!(
-        (metadata["gift_code"].as_str(), metadata["cost_points"].as_str(), metadata["reward_points"].as_str()),
-        ("movie-ticket", "50", "20")
-    );
+        refused(&e, "not enough points: the gift costs 500, the balance is 70", "WALLET_NOT_ENOUGH_POINTS");
+    assert_eq!((metadata["cost_points"].as_str(), metadata["balance"].as_str()), ("500", "70"));
 
     // One per customer per day: next from the next game day (00:00 UTC by default).
     exchange_via_gateway(&sys, "collector", &second.reward_id, "coffee").await.expect("the reward buys a coffee");
@@ -422,7 +420,8 @@ async fn a_refused_exchange_tells_the_player_through_the_gateway_what_was_refuse
     let wallet = wallet_of(&sys, "collector").await;
     let status = |id: &str| wallet.items.iter().find(|i| i.reward_id == id).unwrap().status;
     assert_eq!(status(&third.reward_id), wallet::WalletItemStatus::Issued as i32);
-    assert_eq!(sys.count_events("WALLET", "game.wallet.v1.exchanged").await, 2);
+    // The first reward paid the skin whole; the second (20) paid a coffee and keeps 10.
+    assert_eq!(sys.count_events("WALLET", "game.wallet.v1.exchanged").await, 1);
     let skin = GiftServiceClient::new(sys.gift.channel())
         .list_catalog(gift::ListCatalogRequest {})
         .await

@@ -160,18 +160,19 @@ async fn with_gift_down_exchange_fails_fast_and_nothing_changes_while_missions_f
         ("BREAKER_HALF_OPEN_CALLS", "1".to_owned()),
     ];
     let mut sys = System::start_with(Options { wallet_env, ..Options::default() }).await;
+    // first-win (50) for a movie-ticket (50): the reward pays it whole.
     let item = issued_reward(&sys, "c-11", "first-win").await;
     sys.gift.stop();
 
     for _ in 0..3 {
-        let err = exchange(&sys, "c-11", &item.reward_id, "coffee", "").await.unwrap_err();
+        let err = exchange(&sys, "c-11", &item.reward_id, "movie-ticket", "").await.unwrap_err();
         assert_eq!(err.code(), Code::Unavailable);
         assert!(retry_after(&err) >= 1);
     }
     let status = breaker(&sys).await;
     assert_eq!(status.breaker_state, wallet::BreakerState::Open as i32, "three failures of three open it");
     let started = Instant::now();
-    let err = exchange(&sys, "c-11", &item.reward_id, "coffee", "").await.unwrap_err();
+    let err = exchange(&sys, "c-11", &item.reward_id, "movie-ticket", "").await.unwrap_err();
     let fast = started.elapsed();
     assert_eq!(err.code(), Code::Unavailable);
     assert!(err.message().contains("try again"), "{}", err.message());
@@ -194,7 +195,7 @@ async fn with_gift_down_exchange_fails_fast_and_nothing_changes_while_missions_f
     sys.gift.restart();
     sys.gift.wait_serving(GIFT).await;
     let answer = eventually(FLOW, "the exchange succeeds after the open period", || async {
-        exchange(&sys, "c-11", &item.reward_id, "coffee", "after").await.ok()
+        exchange(&sys, "c-11", &item.reward_id, "movie-ticket", "after").await.ok()
     })
     .await;
     assert_eq!(answer.item.unwrap().status, wallet::WalletItemStatus::Exchanged as i32);
@@ -273,7 +274,8 @@ async fn fifty_concurrent_exchanges_of_one_reward_make_one_gift() {
     let calls = (0..50).map(|i| {
         let sys = &sys;
         let reward_id = item.reward_id.clone();
-        async move { exchange(sys, "c-race", &reward_id, "coffee", &format!("r-{i}")).await }
+        // first-win (50) pays one movie-ticket (50): its points are spent once.
+        async move { exchange(sys, "c-race", &reward_id, "movie-ticket", &format!("r-{i}")).await }
     });
     let results = futures::future::join_all(calls).await;
     let ok: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();

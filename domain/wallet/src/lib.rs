@@ -1,14 +1,20 @@
 //! The wallet context (core): the rewards issued to a customer and what became of them.
 //!
 //! # Layout
-//! - [`model`] — the `WalletItem` aggregate, the `Wallet` view, events.
+//! - [`ledger`] — the points account: entries, lots, the order spending draws from them.
+//! - [`model`] — the `WalletItem` aggregate (a lot), the `Wallet` view, events.
+//! - [`spend`] — spending points on a gift.
 //! - [`ports`] — `WalletRepository`.
 //! - [`service`] — the issue policy and queries.
 
+pub mod ledger;
 pub mod model;
 pub mod ports;
 pub mod service;
+pub mod spend;
 
+pub use ledger::{Account, Draw, EntryKind, LedgerEntry, Lot, NotEnoughPoints};
 pub use model::*;
-pub use ports::{GiftCallError, GiftIssuer, GiftRefusal, GiftRequest, WalletRepository};
+pub use ports::{GiftCallError, GiftIssuer, GiftRefusal, GiftRequest, SpendCommit, WalletRepository};
 pub use service::{WalletError, WalletService};
+pub use spend::{Spend, SpendPoints};

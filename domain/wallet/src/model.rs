@@ -33,10 +33,14 @@ pub struct WalletItem {
     pub mission_id: Uuid,
     pub customer_id: CustomerId,
     pub points: i64,
+    /// The points not spent yet (a lot partly spent shows what is left).
+    pub remaining: i64,
     pub status: ItemStatus,
+    /// The gift that took its last points.
     pub gift_id: Option<Uuid>,
     pub gift_code: Option<String>,
-    /// The request that exchanged it: the same request again gets the same answer.
+    /// The request that exchanged it before points were an account (kept for the record;
+    /// a spend's request id is on the spend now).
     pub exchange_request_id: Option<String>,
     pub version: i64,
 }
@@ -87,20 +91,15 @@ pub enum ExchangeRefusal {
     /// Unknown, or someone else's: the same answer, so nobody learns what others hold.
     #[error("reward not found in the wallet")]
     NotFound,
+    /// Every point of the reward was spent already.
     #[error("the reward was already exchanged")]
     AlreadyExchanged,
-    /// The customer's request id exchanged another reward, or this one for another gift.
+    /// The customer's request id spent points on another request.
     #[error(transparent)]
     RequestReused(#[from] kernel::RequestReused),
-}
-
-/// What to do with an exchange request, given the item as it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExchangeDecision {
-    /// Call the gift service, then commit.
-    Proceed,
-    /// The same request already exchanged it: answer as before.
-    AlreadyDone,
+    /// The balance does not cover the gift's cost.
+    #[error(transparent)]
+    NotEnoughPoints(#[from] crate::ledger::NotEnoughPoints),
 }
 
 impl WalletItem {
@@ -111,6 +110,7 @@ impl WalletItem {
             mission_id,
             customer_id: customer_id.clone(),
             points,
+            remaining: points,
             status: ItemStatus::Issued,
             gift_id: None,
             gift_code: None,
@@ -120,112 +120,111 @@ impl WalletItem {
         (item, WalletEvent::Issued { reward_id, mission_id, customer_id, points })
     }
 
-    /// Decides whether `cmd` may exchange this item, before any remote call.
-    ///
-    /// # Errors
-    /// `NotFound` for another customer's item; `AlreadyExchanged` unless it was this
-    /// very request; `RequestReused` when its request id exchanged it for another gift.
-    pub fn decide_exchange(&self, cmd: &ExchangeReward) -> Result<ExchangeDecision, ExchangeRefusal> {
-        if self.customer_id != cmd.customer_id {
-            return Err(ExchangeRefusal::NotFound);
-        }
-        let same_request = !cmd.request_id.is_empty() && self.exchange_request_id.as_deref() == Some(&cmd.request_id);
-        match self.status {
-            ItemStatus::Issued => Ok(ExchangeDecision::Proceed),
-            ItemStatus::Exchanged if same_request && self.gift_code.as_deref() == Some(&cmd.gift_code) => {
-                Ok(ExchangeDecision::AlreadyDone)
-            }
-            ItemStatus::Exchanged if same_request => Err(kernel::RequestReused.into()),
-            ItemStatus::Exchanged => Err(ExchangeRefusal::AlreadyExchanged),
+    /// The reward as a lot of points to spend from.
+    pub fn lot(&self) -> crate::ledger::Lot {
+        crate::ledger::Lot {
+            reward_id: self.reward_id,
+            mission_id: self.mission_id,
+            points: self.points,
+            remaining: self.remaining,
+            expires_at: None,
         }
     }
 
-    /// Records the gift the item was exchanged for.
+    /// Takes `points` of what is left for `gift_id`. The item whose last points go is
+    /// EXCHANGED for that gift, with its `RewardExchanged`; a partly spent one stays ISSUED.
     ///
     /// # Errors
-    /// `AlreadyExchanged` when the item is no longer ISSUED.
-    pub fn exchange(&mut self, gift_id: Uuid, cmd: &ExchangeReward) -> Result<WalletEvent, ExchangeRefusal> {
-        if self.status != ItemStatus::Issued {
+    /// `AlreadyExchanged` when fewer than `points` are left (nothing changes).
+    pub fn draw(
+        &mut self,
+        points: i64,
+        gift_id: Uuid,
+        gift_code: &str,
+    ) -> Result<Option<WalletEvent>, ExchangeRefusal> {
+        if self.status != ItemStatus::Issued || points <= 0 || points > self.remaining {
             return Err(ExchangeRefusal::AlreadyExchanged);
+        }
+        self.remaining -= points;
+        if self.remaining > 0 {
+            return Ok(None);
         }
         self.status = ItemStatus::Exchanged;
         self.gift_id = Some(gift_id);
-        self.gift_code = Some(cmd.gift_code.clone());
-        self.exchange_request_id = (!cmd.request_id.is_empty()).then(|| cmd.request_id.clone());
-        Ok(WalletEvent::Exchanged {
+        self.gift_code = Some(gift_code.to_owned());
+        Ok(Some(WalletEvent::Exchanged {
             reward_id: self.reward_id,
             mission_id: self.mission_id,
             customer_id: self.customer_id.clone(),
             points: self.points,
             gift_id,
-            gift_code: cmd.gift_code.clone(),
-        })
+            gift_code: gift_code.to_owned(),
+        }))
     }
 }
 
-/// A customer's wallet: the balance of every item issued to them, and the first page of
-/// the items.
+/// A customer's wallet: the balance of their points account, and the first page of the
+/// items.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Wallet {
     pub customer_id: CustomerId,
+    /// The balance, under its seed name.
     pub available_points: i64,
+    /// The points account's balance: the sum of the customer's ledger entries.
+    pub balance: i64,
     pub items: Page<WalletItem>,
 }
 
-/// The balance: points of the items not yet exchanged.
+/// The points left in the items (equal to the account's balance while nothing but
+/// earning and spending moves points).
 pub fn available_points<'a>(items: impl IntoIterator<Item = &'a WalletItem>) -> i64 {
-    items.into_iter().filter(|i| i.status == ItemStatus::Issued).map(|i| i.points).sum()
+    items.into_iter().filter(|i| i.status == ItemStatus::Issued).map(|i| i.remaining).sum()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn exchange_cmd(item: &WalletItem, customer: &str, request: &str) -> ExchangeReward {
-        ExchangeReward::new(customer, &item.reward_id.to_string(), "coffee", request).unwrap()
+    fn issued(points: i64) -> WalletItem {
+        WalletItem::issue(Uuid::now_v7(), Uuid::now_v7(), CustomerId::new("c-11").unwrap(), points).0
     }
 
     #[test]
     fn given_an_allocated_reward_when_issued_then_the_item_is_issued_and_counts_as_available() {
         let c = CustomerId::new("c-11").unwrap();
         let (item, event) = WalletItem::issue(Uuid::now_v7(), Uuid::now_v7(), c.clone(), 10);
-        assert_eq!(item.status, ItemStatus::Issued);
+        assert_eq!((item.status, item.remaining), (ItemStatus::Issued, 10));
         assert!(matches!(event, WalletEvent::Issued { points: 10, .. }));
-        let mut exchanged = WalletItem::issue(Uuid::now_v7(), Uuid::now_v7(), c.clone(), 50).0;
-        exchanged.status = ItemStatus::Exchanged;
-        assert_eq!(available_points([&item, &exchanged]), 10);
+        let mut exchanged = issued(50);
+        exchanged.draw(50, Uuid::now_v7(), "movie-ticket").unwrap();
+        let mut partly = issued(100);
+        partly.draw(10, Uuid::now_v7(), "coffee").unwrap();
+        assert_eq!(available_points([&item, &exchanged, &partly]), 10 + 90);
     }
 
     #[test]
-    fn given_an_issued_item_when_its_owner_exchanges_it_then_it_is_exchanged_once() {
-        let (mut item, _) = WalletItem::issue(Uuid::now_v7(), Uuid::now_v7(), CustomerId::new("c-11").unwrap(), 10);
-        let cmd = exchange_cmd(&item, "c-11", "req-1");
-        assert_eq!(item.decide_exchange(&cmd), Ok(ExchangeDecision::Proceed));
+    fn given_a_reward_of_a_hundred_when_ten_are_drawn_then_it_stays_issued_with_ninety_left() {
+        let mut item = issued(100);
+        assert_eq!(item.draw(10, Uuid::now_v7(), "coffee"), Ok(None), "no event: not exchanged");
+        assert_eq!((item.status, item.remaining, item.gift_id), (ItemStatus::Issued, 90, None));
+    }
+
+    #[test]
+    fn given_a_reward_when_its_last_points_are_drawn_then_it_is_exchanged_for_that_gift_once() {
+        let mut item = issued(10);
         let gift = Uuid::now_v7();
-        let e = item.exchange(gift, &cmd).unwrap();
-        assert!(matches!(e, WalletEvent::Exchanged { gift_id, .. } if gift_id == gift));
-        assert_eq!((item.status, item.gift_id), (ItemStatus::Exchanged, Some(gift)));
-        // the same request again: the same answer; another request: refused
-        assert_eq!(item.decide_exchange(&cmd), Ok(ExchangeDecision::AlreadyDone));
-        assert_eq!(item.decide_exchange(&exchange_cmd(&item, "c-11", "req-2")), Err(ExchangeRefusal::AlreadyExchanged));
-        assert_eq!(item.decide_exchange(&exchange_cmd(&item, "c-11", "")), Err(ExchangeRefusal::AlreadyExchanged));
-        assert_eq!(item.exchange(Uuid::now_v7(), &cmd), Err(ExchangeRefusal::AlreadyExchanged));
+        let event = item.draw(10, gift, "coffee").unwrap().expect("exchanged");
+        assert!(matches!(event, WalletEvent::Exchanged { gift_id, points: 10, .. } if gift_id == gift));
+        assert_eq!((item.status, item.remaining, item.gift_id), (ItemStatus::Exchanged, 0, Some(gift)));
+        assert_eq!(item.draw(1, Uuid::now_v7(), "coffee"), Err(ExchangeRefusal::AlreadyExchanged));
     }
 
     #[test]
-    fn given_an_exchanged_item_when_its_request_id_asks_for_another_gift_then_the_request_is_reused() {
-        let (mut item, _) = WalletItem::issue(Uuid::now_v7(), Uuid::now_v7(), CustomerId::new("c-11").unwrap(), 10);
-        let cmd = exchange_cmd(&item, "c-11", "req-1");
-        item.exchange(Uuid::now_v7(), &cmd).unwrap();
-        let other_gift = ExchangeReward { gift_code: "movie-ticket".into(), ..cmd.clone() };
-        assert_eq!(item.decide_exchange(&other_gift), Err(ExchangeRefusal::RequestReused(kernel::RequestReused)));
-        assert_eq!(item.decide_exchange(&cmd), Ok(ExchangeDecision::AlreadyDone), "the same request still is");
-    }
-
-    #[test]
-    fn given_someone_elses_item_when_exchanging_then_it_is_not_found() {
-        let (item, _) = WalletItem::issue(Uuid::now_v7(), Uuid::now_v7(), CustomerId::new("c-11").unwrap(), 10);
-        assert_eq!(item.decide_exchange(&exchange_cmd(&item, "c-12", "")), Err(ExchangeRefusal::NotFound));
+    fn given_a_reward_when_more_than_is_left_is_drawn_then_nothing_changes() {
+        let mut item = issued(10);
+        assert_eq!(item.draw(11, Uuid::now_v7(), "coffee"), Err(ExchangeRefusal::AlreadyExchanged));
+        assert_eq!(item.draw(0, Uuid::now_v7(), "coffee"), Err(ExchangeRefusal::AlreadyExchanged));
+        assert_eq!((item.status, item.remaining), (ItemStatus::Issued, 10));
     }
 
     #[test]

@@ -8,7 +8,9 @@ use kernel::paging::{Page, PageRequest};
 use kernel::{CustomerId, Envelope, Inbound, RequestContext, StoreError};
 use uuid::Uuid;
 
+use crate::ledger::{Account, EntryKind, LedgerEntry};
 use crate::model::{WalletEvent, WalletItem};
+use crate::spend::Spend;
 
 /// Where wallet items live, with the outbox of their events and the inbox.
 ///
@@ -24,39 +26,76 @@ pub trait WalletRepository: Send + Sync + 'static {
         page: PageRequest,
     ) -> impl Future<Output = Result<Page<WalletItem>, StoreError>> + Send;
 
-    /// The points of the customer's items still issued (see [`crate::model::available_points`]).
-    fn available_points(&self, customer: &CustomerId) -> impl Future<Output = Result<i64, StoreError>> + Send;
+    /// The customer's points account (an empty one when they never had points).
+    fn account(&self, customer: &CustomerId) -> impl Future<Output = Result<Account, StoreError>> + Send;
 
-    /// Stores a new item, its events and the handled event in one transaction.
+    /// The customer's items with points left (the lots a spend draws from).
+    fn lots(&self, customer: &CustomerId) -> impl Future<Output = Result<Vec<WalletItem>, StoreError>> + Send;
+
+    /// A page of the customer's ledger, newest first; only entries of `kind` when given.
+    fn ledger(
+        &self,
+        customer: &CustomerId,
+        kind: Option<EntryKind>,
+        page: PageRequest,
+    ) -> impl Future<Output = Result<Page<LedgerEntry>, StoreError>> + Send;
+
+    /// Stores a new item, its `EARNED` entry (the account moves from `entry.seq - 1`
+    /// entries to `entry.seq`), its events and the handled event in one transaction.
     ///
     /// # Errors
     /// [`StoreError::Duplicate`] when the reward is already in a wallet or `inbound`
-    /// was already handled (nothing is written).
+    /// was already handled; [`StoreError::Conflict`] when the account moved since it was
+    /// read. Nothing is written.
     fn insert(
         &self,
         item: &WalletItem,
+        entry: &LedgerEntry,
         events: Vec<Envelope<WalletEvent>>,
         inbound: Inbound,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// The customer's item exchanged by `request_id`, if any.
-    fn find_by_exchange_request(
+    /// The customer's spend made by `request_id`, if any.
+    fn find_spend(
         &self,
         customer: &CustomerId,
         request_id: &str,
-    ) -> impl Future<Output = Result<Option<WalletItem>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<Spend>, StoreError>> + Send;
 
-    /// Stores a changed item and its events in one transaction.
+    /// Takes the customer's spending lease for `holder` (one spend at a time per
+    /// customer, across replicas): `false` while another holder has it and it is younger
+    /// than `ttl`.
+    fn take_lease(
+        &self,
+        customer: &CustomerId,
+        holder: Uuid,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Gives the lease back (nothing when `holder` no longer has it).
+    fn release_lease(&self, customer: &CustomerId, holder: Uuid)
+    -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Commits a spend in one transaction: its `SPENT` entry (the account moves from
+    /// `entry.seq - 1` entries to `entry.seq`), the drawn items (each at the version it
+    /// was read), the spend, its events, and the lease given back.
     ///
     /// # Errors
-    /// [`StoreError::Conflict`] when the stored version is not `item.version`;
-    /// [`StoreError::Duplicate`] when another of the customer's items was exchanged by
-    /// the same request id (a request id names one exchange). Nothing is written.
-    fn update(
-        &self,
-        item: &WalletItem,
-        events: Vec<Envelope<WalletEvent>>,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// [`StoreError::Conflict`] when the account or an item moved, or `holder` lost the
+    /// lease; [`StoreError::Duplicate`] when the request id already made another spend.
+    /// Nothing is written.
+    fn commit_spend(&self, commit: SpendCommit) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Everything one spend writes.
+#[derive(Debug, Clone)]
+pub struct SpendCommit {
+    pub spend: Spend,
+    pub entry: LedgerEntry,
+    /// The drawn items as they are after it, `version` as read.
+    pub items: Vec<WalletItem>,
+    pub events: Vec<Envelope<WalletEvent>>,
+    pub holder: Uuid,
 }
 
 /// The gift service, as the wallet needs it: issue a gift for a reward, idempotent on
@@ -64,6 +103,12 @@ pub trait WalletRepository: Send + Sync + 'static {
 /// itself (its own service identity, its own token), never with the customer's
 /// credentials; `ctx` is the exchange's request (its trace goes on to the gift service).
 pub trait GiftIssuer: Send + Sync + 'static {
+    /// What `gift_code` costs in points, from the gift catalog.
+    ///
+    /// # Errors
+    /// `Invalid` (field `gift_code`) for a gift not in the catalog; `Unavailable`.
+    fn cost(&self, gift_code: &str, ctx: &RequestContext) -> impl Future<Output = Result<i64, GiftCallError>> + Send;
+
     /// # Errors
     /// [`GiftCallError`]: a refusal of the request, or the gift service unavailable.
     fn issue_gift(

@@ -12,8 +12,10 @@ use kernel::{
 };
 use uuid::Uuid;
 
-use crate::model::{ExchangeDecision, ExchangeRefusal, ExchangeReward, Wallet, WalletItem};
-use crate::ports::{GiftCallError, GiftIssuer, GiftRefusal, GiftRequest, WalletRepository};
+use crate::ledger::{Account, EntryKind, LedgerEntry, Movement, NotEnoughPoints, plan_spend};
+use crate::model::{ExchangeRefusal, ExchangeReward, ItemStatus, Wallet, WalletItem};
+use crate::ports::{GiftCallError, GiftIssuer, GiftRefusal, GiftRequest, SpendCommit, WalletRepository};
+use crate::spend::{Spend, SpendPoints, gift_key};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WalletError {
@@ -61,38 +63,53 @@ pub struct RewardAllocated {
     pub points: i64,
 }
 
-/// One exchange at a time per reward in this process: concurrent requests for the same
-/// reward wait for the first and then see its outcome, instead of all calling the gift
-/// service. (Across replicas, the version check and the gift service's idempotency on
-/// the reward keep it to one gift.)
+/// One spend at a time per customer in this process: concurrent requests of one customer
+/// queue here instead of contending for the customer's lease in the store (which keeps
+/// it to one at a time across replicas).
 #[derive(Default)]
 struct Singleflight {
-    locks: Mutex<HashMap<Uuid, Arc<futures::lock::Mutex<()>>>>,
+    locks: Mutex<HashMap<CustomerId, Arc<futures::lock::Mutex<()>>>>,
 }
 
 impl Singleflight {
-    fn slot(&self, key: Uuid) -> Arc<futures::lock::Mutex<()>> {
+    fn slot(&self, key: &CustomerId) -> Arc<futures::lock::Mutex<()>> {
         let mut locks = self.locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         locks.retain(|_, l| Arc::strong_count(l) > 1);
-        locks.entry(key).or_default().clone()
+        locks.entry(key.clone()).or_default().clone()
     }
 }
+
+/// A spending lease older than this is taken over (its holder died): far beyond a gift
+/// call's deadline.
+pub const LEASE_TTL: Duration = Duration::from_secs(30);
+/// How long a spend waits for another replica's spend of the same customer.
+const LEASE_WAIT: Duration = Duration::from_secs(5);
+const LEASE_POLL: Duration = Duration::from_millis(20);
+/// Who records the entries of a policy (an earned reward).
+pub const SYSTEM_ACTOR: &str = "wallet";
 
 pub struct WalletService<R, G> {
     repo: R,
     gifts: G,
-    exchanges: Singleflight,
+    spenders: Singleflight,
+    /// Sleeps between polls of a busy lease (the domain has no timer of its own).
+    pause: Box<dyn Fn(Duration) -> futures::future::BoxFuture<'static, ()> + Send + Sync>,
 }
 
 impl<R: WalletRepository, G: GiftIssuer> WalletService<R, G> {
-    pub fn new(repo: R, gifts: G) -> Self {
-        Self { repo, gifts, exchanges: Singleflight::default() }
+    /// `pause(d)` resolves after `d` (the runtime's sleep).
+    pub fn new(
+        repo: R,
+        gifts: G,
+        pause: impl Fn(Duration) -> futures::future::BoxFuture<'static, ()> + Send + Sync + 'static,
+    ) -> Self {
+        Self { repo, gifts, spenders: Singleflight::default(), pause: Box::new(pause) }
     }
 
     pub async fn wallet(&self, customer: &CustomerId, first: PageRequest) -> Result<Wallet, WalletError> {
         let items = self.repo.list_by_customer(customer, PageRequest { before: None, ..first }).await?;
-        let available_points = self.repo.available_points(customer).await?;
-        Ok(Wallet { customer_id: customer.clone(), available_points, items })
+        let balance = self.repo.account(customer).await?.balance;
+        Ok(Wallet { customer_id: customer.clone(), available_points: balance, balance, items })
     }
 
     /// A page of the customer's items, newest first.
@@ -100,7 +117,18 @@ impl<R: WalletRepository, G: GiftIssuer> WalletService<R, G> {
         Ok(self.repo.list_by_customer(customer, page).await?)
     }
 
-    /// Policy: a reward was allocated -> issue it into the customer's wallet (once).
+    /// A page of the customer's ledger, newest first, of one kind when given.
+    pub async fn ledger(
+        &self,
+        customer: &CustomerId,
+        kind: Option<EntryKind>,
+        page: PageRequest,
+    ) -> Result<Page<LedgerEntry>, WalletError> {
+        Ok(self.repo.ledger(customer, kind, page).await?)
+    }
+
+    /// Policy: a reward was allocated -> issue it into the customer's wallet (once), its
+    /// points into the balance as an `EARNED` entry.
     ///
     /// # Errors
     /// `Unavailable` when the store is down (retry later).
@@ -112,293 +140,224 @@ impl<R: WalletRepository, G: GiftIssuer> WalletService<R, G> {
     ) -> Result<(), WalletError> {
         let (item, event) = WalletItem::issue(fact.reward_id, fact.mission_id, fact.customer_id, fact.points);
         let envelope = Envelope { meta: cause.caused(Utc::now()), event };
-        match self.repo.insert(&item, vec![envelope], inbound).await {
-            Ok(()) | Err(StoreError::Duplicate) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Exchanges a reward for a gift: checks the item, calls the gift service, and only
-    /// when it answered with a gift commits EXCHANGED together with `RewardExchanged`.
-    /// On any failure the item stays ISSUED and nothing is published. A retry after a
-    /// failed commit asks the gift service again and gets the same gift.
-    ///
-    /// A request id names one exchange: the same id again with another reward or gift
-    /// is refused before the gift service is asked, and nothing is written.
-    ///
-    /// # Errors
-    /// `Refused` (not found, already exchanged, request id reused), `GiftRefused`,
-    /// `GiftUnavailable` (with when to retry), `Unavailable` (our store).
-    pub async fn exchange(&self, cmd: ExchangeReward, ctx: &RequestContext) -> Result<(WalletItem, Uuid), WalletError> {
-        let slot = self.exchanges.slot(cmd.reward_id);
-        let _one_at_a_time = slot.lock().await;
-        let cmd = &cmd;
+        let (item, envelope) = (&item, &envelope);
         retry_on_conflict(CONFLICT_RETRIES, move || async move {
-            let mut item = self.repo.get(cmd.reward_id).await?.ok_or(ExchangeRefusal::NotFound)?;
-            if item.decide_exchange(&cmd)? == ExchangeDecision::AlreadyDone {
-                let gift = item.gift_id.ok_or(WalletError::Unavailable("exchanged item without gift".into()))?;
-                return Ok(Some((item, gift)));
-            }
-            self.check_request_unused(&cmd).await?;
-            let request = GiftRequest {
-                customer_id: item.customer_id.clone(),
-                reward_id: item.reward_id,
-                mission_id: item.mission_id,
-                gift_code: cmd.gift_code.clone(),
-                points: item.points,
+            let mut account = self.repo.account(&item.customer_id).await?;
+            let earned = Movement {
+                kind: EntryKind::Earned,
+                amount: item.points,
+                reference: format!("reward:{}", item.reward_id),
+                actor: SYSTEM_ACTOR.into(),
+                reason: String::new(),
             };
-            let gift_id = self.gifts.issue_gift(request, ctx).await?;
-            let event = item.exchange(gift_id, &cmd)?;
-            let mut meta = EventMeta::first(item.mission_id, &cmd.request_id, item.customer_id.clone(), Utc::now());
-            meta.traceparent.clone_from(&ctx.traceparent);
-            match self.repo.update(&item, vec![Envelope { meta, event }]).await {
-                Ok(()) => {
-                    item.version += 1;
-                    Ok(Some((item, gift_id)))
-                }
-                // Another replica committed first: look again (it will say what happened).
+            let entry = account
+                .record(earned, kernel::new_id(), Utc::now())
+                .map_err(|e| WalletError::Invalid(ValidationError::new("points", e.to_string())))?;
+            match self.repo.insert(item, &entry, vec![envelope.clone()], inbound).await {
+                Ok(()) | Err(StoreError::Duplicate) => Ok(Some(())),
                 Err(StoreError::Conflict) => Ok(None),
-                // A concurrent exchange of another reward took the request id first.
-                Err(StoreError::Duplicate) => Err(ExchangeRefusal::from(RequestReused).into()),
                 Err(e) => Err(e.into()),
             }
         })
         .await
     }
 
-    /// Refuses a request id that already exchanged another of the customer's rewards.
-    async fn check_request_unused(&self, cmd: &ExchangeReward) -> Result<(), WalletError> {
-        if cmd.request_id.is_empty() {
-            return Ok(());
+    /// Exchanges a reward for a gift: the gift's cost is spent from that reward first,
+    /// then from the rest of the balance; what the reward had beyond it stays in the
+    /// balance. Answers the reward as it is after, and the gift.
+    ///
+    /// # Errors
+    /// As [`Self::redeem`]; `Refused(NotFound)` for someone else's or an unknown reward,
+    /// `Refused(AlreadyExchanged)` when nothing is left of it.
+    pub async fn exchange(&self, cmd: ExchangeReward, ctx: &RequestContext) -> Result<(WalletItem, Uuid), WalletError> {
+        let reward_id = cmd.reward_id;
+        let spend = self.spend(cmd.into(), ctx).await?;
+        let item = self.repo.get(reward_id).await?.ok_or(ExchangeRefusal::NotFound)?;
+        Ok((item, spend.gift_id))
+    }
+
+    /// Spends a gift's cost (the gift catalog's price) from the customer's balance, over
+    /// as many rewards as it takes. The gift service is called first; only when it
+    /// issued the gift is the spend committed with its `SPENT` entry: on any failure
+    /// nothing is spent. One spend at a time per customer (a lease in the store, across
+    /// replicas), so concurrent spends never take the same points twice.
+    ///
+    /// A request id names one spend: the same id again gets the same answer; with
+    /// another gift or reward it is refused before the gift service is asked.
+    ///
+    /// # Errors
+    /// `Refused` (not enough points, request id reused), `GiftInvalid` (unknown gift),
+    /// `GiftRefused`, `GiftUnavailable` (with when to retry), `Unavailable` (our store).
+    pub async fn redeem(&self, cmd: SpendPoints, ctx: &RequestContext) -> Result<Spend, WalletError> {
+        self.spend(cmd, ctx).await
+    }
+
+    async fn spend(&self, cmd: SpendPoints, ctx: &RequestContext) -> Result<Spend, WalletError> {
+        if let Some(done) = self.done(&cmd).await? {
+            return Ok(done);
         }
-        match self.repo.find_by_exchange_request(&cmd.customer_id, &cmd.request_id).await? {
-            Some(other) if other.reward_id != cmd.reward_id => Err(ExchangeRefusal::from(RequestReused).into()),
-            _ => Ok(()),
+        if let Some(reward_id) = cmd.reward_id {
+            self.check_reward(&cmd.customer_id, reward_id).await?;
+        }
+        let cost = self.gifts.cost(&cmd.gift_code, ctx).await?;
+        let slot = self.spenders.slot(&cmd.customer_id);
+        let _one_at_a_time = slot.lock().await;
+        let holder = kernel::new_id();
+        self.take_lease(&cmd.customer_id, holder).await?;
+        let result = self.spend_leased(&cmd, cost, holder, ctx).await;
+        // A committed spend gave the lease back in its transaction; anything else
+        // (a refusal, a failure, the same request answered) gives it back here.
+        if !matches!(result, Ok((_, Committed(true))))
+            && let Err(e) = self.repo.release_lease(&cmd.customer_id, holder).await
+        {
+            // It expires after LEASE_TTL.
+            return Err(e.into());
+        }
+        result.map(|(spend, _)| spend)
+    }
+
+    /// The spend `cmd`'s request id already made, if any.
+    async fn done(&self, cmd: &SpendPoints) -> Result<Option<Spend>, WalletError> {
+        if cmd.request_id.is_empty() {
+            return Ok(None);
+        }
+        match self.repo.find_spend(&cmd.customer_id, &cmd.request_id).await? {
+            Some(spend) => {
+                spend.answers(cmd).map_err(ExchangeRefusal::from)?;
+                Ok(Some(spend))
+            }
+            None => Ok(None),
         }
     }
+
+    async fn check_reward(&self, customer: &CustomerId, reward_id: Uuid) -> Result<(), WalletError> {
+        let item = self.repo.get(reward_id).await?.filter(|i| &i.customer_id == customer);
+        match item {
+            None => Err(ExchangeRefusal::NotFound.into()),
+            Some(i) if i.status != ItemStatus::Issued || i.remaining == 0 => {
+                Err(ExchangeRefusal::AlreadyExchanged.into())
+            }
+            Some(_) => Ok(()),
+        }
+    }
+
+    async fn take_lease(&self, customer: &CustomerId, holder: Uuid) -> Result<(), WalletError> {
+        let polls = LEASE_WAIT.as_millis() / LEASE_POLL.as_millis();
+        for _ in 0..polls {
+            if self.repo.take_lease(customer, holder, LEASE_TTL).await? {
+                return Ok(());
+            }
+            (self.pause)(LEASE_POLL).await;
+        }
+        Err(WalletError::Unavailable("another spend of this customer is in progress".into()))
+    }
+
+    async fn spend_leased(
+        &self,
+        cmd: &SpendPoints,
+        cost: i64,
+        holder: Uuid,
+        ctx: &RequestContext,
+    ) -> Result<(Spend, Committed), WalletError> {
+        // Someone may have committed this request while we waited for the lease.
+        if let Some(done) = self.done(cmd).await? {
+            return Ok((done, Committed(false)));
+        }
+        if let Some(reward_id) = cmd.reward_id {
+            self.check_reward(&cmd.customer_id, reward_id).await?;
+        }
+        let account = self.repo.account(&cmd.customer_id).await?;
+        let items = self.repo.lots(&cmd.customer_id).await?;
+        let lots: Vec<_> = items.iter().map(WalletItem::lot).collect();
+        if account.balance < cost {
+            return Err(ExchangeRefusal::from(NotEnoughPoints { cost, balance: account.balance }).into());
+        }
+        let draws = plan_spend(&lots, cmd.reward_id, cost).map_err(ExchangeRefusal::from)?;
+        let spend_id = kernel::new_id();
+        let key = gift_key(&draws, &lots, spend_id);
+        let first = draws.first().map(|d| d.reward_id).or(cmd.reward_id);
+        let mission_id = first.and_then(|r| lots.iter().find(|l| l.reward_id == r)).map_or(spend_id, |l| l.mission_id);
+        let request = GiftRequest {
+            customer_id: cmd.customer_id.clone(),
+            reward_id: key,
+            mission_id,
+            gift_code: cmd.gift_code.clone(),
+            points: cost,
+        };
+        let gift_id = self.gifts.issue_gift(request, ctx).await?;
+        let actor = ctx.caller.clone().unwrap_or_else(|| cmd.customer_id.to_string());
+        // Commit; an earning committed meanwhile moved the account: read and plan again.
+        retry_on_conflict(CONFLICT_RETRIES, || async {
+            let account = self.repo.account(&cmd.customer_id).await?;
+            let items = self.repo.lots(&cmd.customer_id).await?;
+            let commit = build_spend(cmd, cost, spend_id, gift_id, &actor, account, items, holder, ctx)?;
+            let spend = commit.spend.clone();
+            match self.repo.commit_spend(commit).await {
+                Ok(()) => Ok(Some((spend, Committed(true)))),
+                Err(StoreError::Conflict) => Ok(None),
+                // A concurrent spend under the same request id committed first.
+                Err(StoreError::Duplicate) => Err(ExchangeRefusal::from(RequestReused).into()),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
+    }
+}
+
+/// Whether this call committed the spend (and with it gave the lease back).
+struct Committed(bool);
+
+/// The rows of a spend: the `SPENT` entry, the drawn items, the spend, and a
+/// `RewardExchanged` for each reward whose last points went.
+#[allow(clippy::too_many_arguments)]
+fn build_spend(
+    cmd: &SpendPoints,
+    cost: i64,
+    spend_id: Uuid,
+    gift_id: Uuid,
+    actor: &str,
+    mut account: Account,
+    items: Vec<WalletItem>,
+    holder: Uuid,
+    ctx: &RequestContext,
+) -> Result<SpendCommit, WalletError> {
+    let lots: Vec<_> = items.iter().map(WalletItem::lot).collect();
+    let draws = plan_spend(&lots, cmd.reward_id, cost).map_err(ExchangeRefusal::from)?;
+    let now = Utc::now();
+    let spent = Movement {
+        kind: EntryKind::Spent,
+        amount: -cost,
+        reference: format!("gift:{gift_id}"),
+        actor: actor.to_owned(),
+        reason: String::new(),
+    };
+    let entry = account.record(spent, kernel::new_id(), now).map_err(ExchangeRefusal::from)?;
+    let mut changed = Vec::new();
+    let mut events = Vec::new();
+    for draw in &draws {
+        let Some(mut item) = items.iter().find(|i| i.reward_id == draw.reward_id).cloned() else { continue };
+        if let Some(event) = item.draw(draw.points, gift_id, &cmd.gift_code)? {
+            let mut meta = EventMeta::first(item.mission_id, &cmd.request_id, item.customer_id.clone(), now);
+            meta.traceparent.clone_from(&ctx.traceparent);
+            events.push(Envelope { meta, event });
+        }
+        changed.push(item);
+    }
+    let spend = Spend {
+        spend_id,
+        customer_id: cmd.customer_id.clone(),
+        request_id: cmd.request_id.clone(),
+        gift_code: cmd.gift_code.clone(),
+        reward_id: cmd.reward_id,
+        cost,
+        gift_id,
+        entry_id: entry.entry_id,
+        balance_after: entry.balance_after,
+        draws,
+        at: now,
+    };
+    Ok(SpendCommit { spend, entry, items: changed, events, holder })
 }
 
 #[cfg(test)]
-mod tests {
-    use std::collections::{HashMap, HashSet};
-    use std::sync::Mutex;
-
-    use futures::executor::block_on;
-    use kernel::new_id;
-
-    use super::*;
-    use crate::model::{ItemStatus, WalletEvent};
-
-    #[derive(Default)]
-    struct Memory {
-        items: Mutex<HashMap<Uuid, WalletItem>>,
-        inbox: Mutex<HashSet<Uuid>>,
-        outbox: Mutex<Vec<Envelope<WalletEvent>>>,
-    }
-
-    impl WalletRepository for Memory {
-        async fn get(&self, id: Uuid) -> Result<Option<WalletItem>, StoreError> {
-            Ok(self.items.lock().unwrap().get(&id).cloned())
-        }
-        async fn list_by_customer(&self, c: &CustomerId, page: PageRequest) -> Result<Page<WalletItem>, StoreError> {
-            let mut all: Vec<_> =
-                self.items.lock().unwrap().values().filter(|i| &i.customer_id == c).cloned().collect();
-            all.sort_by_key(|i| std::cmp::Reverse(i.reward_id));
-            all.retain(|i| page.before.is_none_or(|b| i.reward_id < b));
-            all.truncate(page.size + 1);
-            Ok(Page::from_probe(all, page, |i| i.reward_id))
-        }
-        async fn available_points(&self, c: &CustomerId) -> Result<i64, StoreError> {
-            let items = self.items.lock().unwrap();
-            Ok(crate::model::available_points(items.values().filter(|i| &i.customer_id == c)))
-        }
-        async fn find_by_exchange_request(&self, c: &CustomerId, r: &str) -> Result<Option<WalletItem>, StoreError> {
-            let items = self.items.lock().unwrap();
-            Ok(items.values().find(|i| &i.customer_id == c && i.exchange_request_id.as_deref() == Some(r)).cloned())
-        }
-        async fn update(&self, item: &WalletItem, events: Vec<Envelope<WalletEvent>>) -> Result<(), StoreError> {
-            if let Some(r) = &item.exchange_request_id
-                && let Some(other) = self.find_by_exchange_request(&item.customer_id, r).await?
-                && other.reward_id != item.reward_id
-            {
-                return Err(StoreError::Duplicate);
-            }
-            let mut items = self.items.lock().unwrap();
-            let stored = items.get_mut(&item.reward_id).ok_or(StoreError::Conflict)?;
-            if stored.version != item.version {
-                return Err(StoreError::Conflict);
-            }
-            *stored = WalletItem { version: item.version + 1, ..item.clone() };
-            self.outbox.lock().unwrap().extend(events);
-            Ok(())
-        }
-        async fn insert(
-            &self,
-            item: &WalletItem,
-            events: Vec<Envelope<WalletEvent>>,
-            inbound: Inbound,
-        ) -> Result<(), StoreError> {
-            if self.items.lock().unwrap().contains_key(&item.reward_id)
-                || !self.inbox.lock().unwrap().insert(inbound.event_id)
-            {
-                return Err(StoreError::Duplicate);
-            }
-            self.items.lock().unwrap().insert(item.reward_id, item.clone());
-            self.outbox.lock().unwrap().extend(events);
-            Ok(())
-        }
-    }
-
-    /// A gift service that answers what the test says, and counts calls.
-    struct Gifts {
-        answer: Mutex<Result<Uuid, GiftCallError>>,
-        calls: Mutex<usize>,
-    }
-
-    impl Gifts {
-        fn answering(answer: Result<Uuid, GiftCallError>) -> Self {
-            Self { answer: Mutex::new(answer), calls: Mutex::new(0) }
-        }
-    }
-
-    impl GiftIssuer for Gifts {
-        async fn issue_gift(&self, _: GiftRequest, _: &RequestContext) -> Result<Uuid, GiftCallError> {
-            *self.calls.lock().unwrap() += 1;
-            self.answer.lock().unwrap().clone()
-        }
-    }
-
-    fn with_item(gifts: Gifts) -> (WalletService<Memory, Gifts>, WalletItem) {
-        let s = WalletService::new(Memory::default(), gifts);
-        let customer_id = CustomerId::new("c-11").unwrap();
-        let fact =
-            RewardAllocated { reward_id: new_id(), mission_id: new_id(), customer_id: customer_id.clone(), points: 10 };
-        let meta = EventMeta::first(fact.mission_id, "req", customer_id, Utc::now());
-        block_on(s.on_reward_allocated(
-            Inbound { consumer: "wallet-issue", event_id: meta.event_id },
-            &meta,
-            fact.clone(),
-        ))
-        .unwrap();
-        let item = block_on(s.repo.get(fact.reward_id)).unwrap().unwrap();
-        (s, item)
-    }
-
-    fn cmd(item: &WalletItem, request: &str) -> ExchangeReward {
-        ExchangeReward::new("c-11", &item.reward_id.to_string(), "coffee", request).unwrap()
-    }
-
-    #[test]
-    fn given_an_issued_reward_when_the_gift_service_issues_a_gift_then_the_item_is_exchanged_with_one_event() {
-        let gift = new_id();
-        let (s, item) = with_item(Gifts::answering(Ok(gift)));
-        let (exchanged, gift_id) = block_on(s.exchange(cmd(&item, "x1"), &RequestContext::default())).unwrap();
-        assert_eq!((exchanged.status, gift_id), (ItemStatus::Exchanged, gift));
-        let outbox = s.repo.outbox.lock().unwrap();
-        assert!(matches!(outbox.last().unwrap().event, WalletEvent::Exchanged { gift_id, .. } if gift_id == gift));
-        assert_eq!(outbox.len(), 2, "issued + exchanged");
-    }
-
-    #[test]
-    fn given_an_exchanged_reward_the_same_request_gets_the_same_answer_and_another_is_refused() {
-        let gift = new_id();
-        let (s, item) = with_item(Gifts::answering(Ok(gift)));
-        block_on(s.exchange(cmd(&item, "x1"), &RequestContext::default())).unwrap();
-        let (_, again) = block_on(s.exchange(cmd(&item, "x1"), &RequestContext::default())).unwrap();
-        assert_eq!(again, gift);
-        let err = block_on(s.exchange(cmd(&item, "x2"), &RequestContext::default())).unwrap_err();
-        assert!(matches!(err, WalletError::Refused(ExchangeRefusal::AlreadyExchanged)));
-        assert_eq!(*s.gifts.calls.lock().unwrap(), 1, "neither asked the gift service again");
-    }
-
-    #[test]
-    fn given_a_request_id_that_exchanged_a_reward_when_it_comes_with_another_reward_or_gift_then_it_is_refused() {
-        let gift = new_id();
-        let (s, first) = with_item(Gifts::answering(Ok(gift)));
-        let second = WalletItem { reward_id: new_id(), ..first.clone() };
-        s.repo.items.lock().unwrap().insert(second.reward_id, second.clone());
-        block_on(s.exchange(cmd(&first, "x1"), &RequestContext::default())).unwrap();
-        let outbox = s.repo.outbox.lock().unwrap().len();
-
-        let another_reward = block_on(s.exchange(cmd(&second, "x1"), &RequestContext::default())).unwrap_err();
-        let another_gift = ExchangeReward { gift_code: "movie-ticket".into(), ..cmd(&first, "x1") };
-        let another_gift = block_on(s.exchange(another_gift, &RequestContext::default())).unwrap_err();
-        for err in [another_reward, another_gift] {
-            assert!(matches!(err, WalletError::Refused(ExchangeRefusal::RequestReused(_))), "{err:?}");
-            assert_eq!(err.to_string(), "request id already used for another request");
-        }
-        assert_eq!(block_on(s.repo.get(second.reward_id)).unwrap().unwrap().status, ItemStatus::Issued);
-        assert_eq!(s.repo.outbox.lock().unwrap().len(), outbox, "nothing written");
-        assert_eq!(*s.gifts.calls.lock().unwrap(), 1, "the gift service was not asked again");
-        // the same request still gets its first answer; a new id exchanges the other reward
-        assert_eq!(block_on(s.exchange(cmd(&first, "x1"), &RequestContext::default())).unwrap().1, gift);
-        block_on(s.exchange(cmd(&second, "x2"), &RequestContext::default())).unwrap();
-    }
-
-    #[test]
-    fn given_the_gift_service_is_down_when_exchanging_then_the_item_stays_issued_and_nothing_is_published() {
-        let down = GiftCallError::Unavailable { retry_after: Duration::from_secs(7), reason: "open".into() };
-        let (s, item) = with_item(Gifts::answering(Err(down)));
-        let err = block_on(s.exchange(cmd(&item, ""), &RequestContext::default())).unwrap_err();
-        assert!(
-            matches!(err, WalletError::GiftUnavailable { retry_after, .. } if retry_after == Duration::from_secs(7))
-        );
-        assert_eq!(block_on(s.repo.get(item.reward_id)).unwrap().unwrap().status, ItemStatus::Issued);
-        assert_eq!(s.repo.outbox.lock().unwrap().len(), 1, "only the issue event");
-    }
-
-    #[test]
-    fn given_the_gift_service_refuses_then_nothing_changes() {
-        let out_of_stock = GiftRefusal {
-            message: "coffee is out of stock".into(),
-            reason: Some(("GIFT_OUT_OF_STOCK".into(), [("gift_code".to_owned(), "coffee".to_owned())].into())),
-        };
-        let (s, item) = with_item(Gifts::answering(Err(GiftCallError::Refused(out_of_stock.clone()))));
-        match block_on(s.exchange(cmd(&item, ""), &RequestContext::default())) {
-            Err(WalletError::GiftRefused(r)) => assert_eq!(r, out_of_stock, "passed on as the gift service said it"),
-            other => panic!("{other:?}"),
-        }
-        assert_eq!(block_on(s.repo.get(item.reward_id)).unwrap().unwrap().status, ItemStatus::Issued);
-    }
-
-    #[test]
-    fn someone_elses_or_an_unknown_reward_is_not_found() {
-        let (s, item) = with_item(Gifts::answering(Ok(new_id())));
-        let other = ExchangeReward::new("c-12", &item.reward_id.to_string(), "coffee", "").unwrap();
-        assert!(matches!(
-            block_on(s.exchange(other, &RequestContext::default())),
-            Err(WalletError::Refused(ExchangeRefusal::NotFound))
-        ));
-        let unknown = ExchangeReward::new("c-11", &new_id().to_string(), "coffee", "").unwrap();
-        assert!(matches!(
-            block_on(s.exchange(unknown, &RequestContext::default())),
-            Err(WalletError::Refused(ExchangeRefusal::NotFound))
-        ));
-        assert_eq!(*s.gifts.calls.lock().unwrap(), 0);
-    }
-
-    #[test]
-    fn given_an_allocated_reward_delivered_twice_when_handled_then_the_wallet_holds_it_once() {
-        let s = WalletService::new(Memory::default(), Gifts::answering(Ok(new_id())));
-        let customer_id = CustomerId::new("c-11").unwrap();
-        let fact =
-            RewardAllocated { reward_id: new_id(), mission_id: new_id(), customer_id: customer_id.clone(), points: 10 };
-        let meta = EventMeta::first(fact.mission_id, "req", customer_id.clone(), Utc::now());
-        let inbound = Inbound { consumer: "wallet-issue", event_id: meta.event_id };
-        block_on(s.on_reward_allocated(inbound, &meta, fact.clone())).unwrap();
-        block_on(s.on_reward_allocated(inbound, &meta, fact.clone())).unwrap();
-        let wallet = block_on(s.wallet(&customer_id, PageRequest::default())).unwrap();
-        assert_eq!(wallet.items.items.len(), 1);
-        assert_eq!(wallet.items.items[0].status, ItemStatus::Issued);
-        assert_eq!(wallet.available_points, 10);
-        assert_eq!(s.repo.outbox.lock().unwrap().len(), 1);
-    }
-
-    #[test]
-    fn an_unknown_customer_has_an_empty_wallet() {
-        let s = WalletService::new(Memory::default(), Gifts::answering(Ok(new_id())));
-        let wallet = block_on(s.wallet(&CustomerId::new("nobody").unwrap(), PageRequest::default())).unwrap();
-        assert!(wallet.items.items.is_empty());
-        assert_eq!(wallet.available_points, 0);
-    }
-}
+mod tests;

@@ -11,14 +11,16 @@
 //! service token ([`ServiceToken`]), never a customer's. Without a token yet, an exchange
 //! is refused at once (try again shortly) and the gift service is not called.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use grpc_adapter::failover::Failover;
 use grpc_adapter::pb::gift::v1 as pb;
 use grpc_adapter::service_token::ServiceToken;
 use kernel::RequestContext;
 use pb::gift_issuing_service_client::GiftIssuingServiceClient;
+use pb::gift_service_client::GiftServiceClient;
 use resilience_adapter::{Breaker, BreakerConfig, BreakerOpen, CircuitBreakerLayer};
 use tonic::{Code, Status};
 use tower::util::BoxCloneSyncService;
@@ -90,11 +92,20 @@ impl GiftSettings {
 
 type Call = BoxCloneSyncService<tonic::Request<pb::IssueGiftRequest>, pb::IssueGiftResponse, BoxError>;
 
+/// How long the gift catalog's prices are kept before they are read again.
+const PRICES_TTL: Duration = Duration::from_secs(5);
+
+type Prices = Option<(Instant, Arc<HashMap<String, i64>>)>;
+
 pub struct GiftClient {
     call: Call,
     breaker: Breaker,
     deadline: Duration,
     token: Arc<ServiceToken>,
+    gifts: Arc<Failover>,
+    /// The catalog's prices as last read (a spend's cost comes from the catalog, never
+    /// from the request).
+    prices: Mutex<Prices>,
 }
 
 /// Failures of the gift service itself; business refusals are answers, not failures.
@@ -105,20 +116,21 @@ pub struct GiftClient {
 /// up first. Counted only as slow, a hung gift took many more calls to open the breaker.
 /// (A call our own caller abandons is dropped and never classified.)
 fn is_failure(result: &Result<pb::IssueGiftResponse, BoxError>) -> bool {
-    match result {
-        Ok(_) => false,
-        Err(e) => match e.downcast_ref::<Status>() {
-            Some(s) => matches!(
-                s.code(),
-                Code::Unavailable
-                    | Code::DeadlineExceeded
-                    | Code::Cancelled
-                    | Code::ResourceExhausted
-                    | Code::Internal
-                    | Code::Unknown
-            ),
-            None => true, // deadline elapsed, transport
-        },
+    result.as_ref().err().is_some_and(failed)
+}
+
+fn failed(e: &BoxError) -> bool {
+    match e.downcast_ref::<Status>() {
+        Some(s) => matches!(
+            s.code(),
+            Code::Unavailable
+                | Code::DeadlineExceeded
+                | Code::Cancelled
+                | Code::ResourceExhausted
+                | Code::Internal
+                | Code::Unknown
+        ),
+        None => true, // deadline elapsed, transport
     }
 }
 
@@ -131,6 +143,7 @@ impl GiftClient {
         let gifts = Arc::new(Failover::from_list("GIFT_URL", &settings.gift_url, |e| e.connect_timeout(connect))?);
         let breaker = Breaker::new("gift", config);
         let deadline = Duration::from_millis(settings.deadline_ms);
+        let catalog = gifts.clone();
         let grpc = service_fn(move |req: tonic::Request<pb::IssueGiftRequest>| {
             let gifts = gifts.clone();
             // Sent again, to the next replica, only when it reached none.
@@ -152,7 +165,59 @@ impl GiftClient {
             .layer(CircuitBreakerLayer::new(breaker.clone(), is_failure))
             .timeout(deadline)
             .service(grpc);
-        Ok(Self { call: BoxCloneSyncService::new(stack.map_err(Into::into)), breaker, deadline, token })
+        Ok(Self {
+            call: BoxCloneSyncService::new(stack.map_err(Into::into)),
+            breaker,
+            deadline,
+            token,
+            gifts: catalog,
+            prices: Mutex::new(None),
+        })
+    }
+
+    /// The catalog's prices: kept for [`PRICES_TTL`], read again from the gift service
+    /// (its public `ListCatalog`) after that.
+    async fn prices(&self) -> Result<Arc<HashMap<String, i64>>, GiftCallError> {
+        let cached = self.prices.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        if let Some((at, prices)) = cached
+            && at.elapsed() < PRICES_TTL
+        {
+            return Ok(prices);
+        }
+        // Under the breaker: while it is open nothing is asked; a failed read counts as
+        // a failure of the gift service. A successful one is not recorded (the issuing
+        // that follows is), so a slow catalog is not counted twice.
+        let permit = self.breaker.acquire().map_err(|open| GiftCallError::Unavailable {
+            retry_after: open.retry_after.max(Duration::from_secs(1)),
+            reason: "circuit open".into(),
+        })?;
+        let deadline = self.deadline;
+        let read = self.gifts.call(|channel| async move {
+            let mut request = tonic::Request::new(pb::ListCatalogRequest {});
+            request.set_timeout(deadline);
+            GiftServiceClient::new(channel).list_catalog(request).await
+        });
+        let catalog = match tokio::time::timeout(deadline, read).await {
+            Ok(Ok(answer)) => {
+                drop(permit);
+                answer.into_inner()
+            }
+            Ok(Err(status)) => {
+                tracing::warn!(code = ?status.code(), message = status.message(), "gift catalog unreadable");
+                let e: BoxError = Box::new(status);
+                self.breaker.record(permit, failed(&e));
+                return Err(self.unavailable(&e));
+            }
+            Err(elapsed) => {
+                let e: BoxError = Box::new(elapsed);
+                self.breaker.record(permit, true);
+                return Err(self.unavailable(&e));
+            }
+        };
+        let prices: Arc<HashMap<_, _>> =
+            Arc::new(catalog.gifts.into_iter().map(|g| (g.gift_code, g.cost_points)).collect());
+        *self.prices.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((Instant::now(), prices.clone()));
+        Ok(prices)
     }
 
     /// The breaker around the gift service, for the handler reporting its state
@@ -190,6 +255,13 @@ const ISSUE_GIFT: &str = "game.gift.v1.GiftIssuingService/IssueGift";
 const NO_TOKEN_RETRY: Duration = Duration::from_secs(1);
 
 impl GiftIssuer for GiftClient {
+    async fn cost(&self, gift_code: &str, _: &RequestContext) -> Result<i64, GiftCallError> {
+        self.prices().await?.get(gift_code).copied().ok_or_else(|| GiftCallError::Invalid {
+            field: "gift_code".into(),
+            reason: format!("unknown gift '{gift_code}'"),
+        })
+    }
+
     async fn issue_gift(&self, r: GiftRequest, ctx: &RequestContext) -> Result<Uuid, GiftCallError> {
         let Some(token) = self.token.current() else {
             return Err(GiftCallError::Unavailable {

@@ -6,7 +6,10 @@ use grpc_adapter::pb::wallet::v1 as pb;
 use grpc_adapter::{auth, paging, status};
 use resilience_adapter::{Breaker, State};
 use tonic::{Request, Response, Status};
-use wallet_domain::{ExchangeRefusal, ExchangeReward, GiftRefusal, ItemStatus, WalletError, WalletItem};
+use wallet_domain::{
+    EntryKind, ExchangeRefusal, ExchangeReward, GiftRefusal, ItemStatus, LedgerEntry, Spend, SpendPoints, WalletError,
+    WalletItem,
+};
 
 use crate::App;
 
@@ -21,6 +24,9 @@ pub struct Handlers {
     gift_breaker: Breaker,
 }
 
+/// The ErrorInfo reason of a spend the balance does not cover.
+pub const NOT_ENOUGH_POINTS: &str = "WALLET_NOT_ENOUGH_POINTS";
+
 fn to_status(e: WalletError) -> Status {
     match e {
         WalletError::Invalid(v) => status::invalid(&v),
@@ -29,6 +35,11 @@ fn to_status(e: WalletError) -> Status {
         WalletError::Refused(r @ (ExchangeRefusal::AlreadyExchanged | ExchangeRefusal::RequestReused(_))) => {
             Status::failed_precondition(r.to_string())
         }
+        WalletError::Refused(ExchangeRefusal::NotEnoughPoints(n)) => status::refused(
+            format!("not enough points: the gift costs {}, the balance is {}", n.cost, n.balance),
+            NOT_ENOUGH_POINTS,
+            vec![("cost_points", n.cost.to_string()), ("balance", n.balance.to_string())],
+        ),
         WalletError::GiftInvalid(why) => Status::invalid_argument(why),
         // The gift's own words and reason: the player learns what was refused and when
         // to try again (out of stock, one per customer, not enough points).
@@ -59,6 +70,58 @@ pub fn item_to_proto(i: WalletItem) -> pb::WalletItem {
             ItemStatus::Exchanged => pb::WalletItemStatus::Exchanged,
         } as i32,
         gift_id: i.gift_id.map(|g| g.to_string()).unwrap_or_default(),
+        remaining_points: i.remaining,
+    }
+}
+
+fn kind_to_proto(k: EntryKind) -> pb::LedgerEntryKind {
+    match k {
+        EntryKind::Earned => pb::LedgerEntryKind::Earned,
+        EntryKind::Spent => pb::LedgerEntryKind::Spent,
+        EntryKind::Refunded => pb::LedgerEntryKind::Refunded,
+        EntryKind::Expired => pb::LedgerEntryKind::Expired,
+        EntryKind::Adjusted => pb::LedgerEntryKind::Adjusted,
+    }
+}
+
+/// The kind filter of `ListLedgerEntries`: unspecified is every kind.
+fn kind_from_proto(raw: i32) -> Result<Option<EntryKind>, Status> {
+    Ok(match pb::LedgerEntryKind::try_from(raw) {
+        Ok(pb::LedgerEntryKind::Unspecified) => None,
+        Ok(pb::LedgerEntryKind::Earned) => Some(EntryKind::Earned),
+        Ok(pb::LedgerEntryKind::Spent) => Some(EntryKind::Spent),
+        Ok(pb::LedgerEntryKind::Refunded) => Some(EntryKind::Refunded),
+        Ok(pb::LedgerEntryKind::Expired) => Some(EntryKind::Expired),
+        Ok(pb::LedgerEntryKind::Adjusted) => Some(EntryKind::Adjusted),
+        Err(_) => return Err(Status::invalid_argument("kind: unknown ledger entry kind")),
+    })
+}
+
+pub fn entry_to_proto(e: LedgerEntry) -> pb::LedgerEntry {
+    pb::LedgerEntry {
+        entry_id: e.entry_id.to_string(),
+        kind: kind_to_proto(e.kind) as i32,
+        amount: e.amount,
+        balance_after: e.balance_after,
+        reference: e.reference,
+        actor: e.actor,
+        reason: e.reason,
+        create_time: Some(grpc_adapter::convert::timestamp(e.at)),
+        sequence: e.seq,
+    }
+}
+
+fn spend_to_proto(s: Spend) -> pb::RedeemGiftResponse {
+    pb::RedeemGiftResponse {
+        gift_id: s.gift_id.to_string(),
+        cost_points: s.cost,
+        balance: s.balance_after,
+        entry_id: s.entry_id.to_string(),
+        draws: s
+            .draws
+            .into_iter()
+            .map(|d| pb::SpendDraw { reward_id: d.reward_id.to_string(), points: d.points })
+            .collect(),
     }
 }
 
@@ -74,6 +137,7 @@ impl pb::wallet_service_server::WalletService for Handlers {
             wallet: Some(pb::Wallet {
                 customer_id: wallet.customer_id.to_string(),
                 available_points: wallet.available_points,
+                balance: wallet.balance,
                 items,
             }),
             next_page_token,
@@ -104,6 +168,33 @@ impl pb::wallet_service_server::WalletService for Handlers {
             .map_err(|e| status::invalid(&e))?;
         let (item, gift_id) = self.app.exchange(cmd, &ctx).await.map_err(to_status)?;
         Ok(Response::new(pb::ExchangeRewardResponse { item: Some(item_to_proto(item)), gift_id: gift_id.to_string() }))
+    }
+
+    async fn redeem_gift(
+        &self,
+        req: Request<pb::RedeemGiftRequest>,
+    ) -> Result<Response<pb::RedeemGiftResponse>, Status> {
+        let ctx = auth::context(&req);
+        // Only the owner spends their points (as ExchangeReward).
+        let customer = auth::acting_owner(&req, &req.get_ref().customer_id)?;
+        let r = req.into_inner();
+        let cmd =
+            SpendPoints::redeem(customer.as_str(), &r.gift_code, &r.request_id).map_err(|e| status::invalid(&e))?;
+        let spend = self.app.redeem(cmd, &ctx).await.map_err(to_status)?;
+        Ok(Response::new(spend_to_proto(spend)))
+    }
+
+    async fn list_ledger_entries(
+        &self,
+        req: Request<pb::ListLedgerEntriesRequest>,
+    ) -> Result<Response<pb::ListLedgerEntriesResponse>, Status> {
+        let customer = auth::read_for(&req, &req.get_ref().customer_id)?;
+        let kind = kind_from_proto(req.get_ref().kind)?;
+        let scope = format!("ledger/{customer}/{}", kind.map_or("ALL", EntryKind::as_str));
+        let page = paging::request(req.get_ref().page_size, &req.get_ref().page_token, &scope)?;
+        let entries = self.app.ledger(&customer, kind, page).await.map_err(to_status)?;
+        let (entries, next_page_token) = paging::answer(entries, &scope, entry_to_proto);
+        Ok(Response::new(pb::ListLedgerEntriesResponse { entries, next_page_token }))
     }
 
     async fn get_exchange_status(
@@ -175,6 +266,17 @@ mod status_tests {
         let plain = to_status(WalletError::GiftRefused(GiftRefusal { message: "no".into(), reason: None }));
         assert_eq!(plain.code(), Code::FailedPrecondition);
         assert!(status::error_info(&plain).is_none());
+    }
+
+    #[test]
+    fn a_short_balance_is_a_failed_precondition_with_the_cost_and_the_balance() {
+        let short = wallet_domain::NotEnoughPoints { cost: 50, balance: 10 };
+        let s = to_status(WalletError::Refused(ExchangeRefusal::NotEnoughPoints(short)));
+        assert_eq!(s.code(), Code::FailedPrecondition);
+        assert!(s.message().contains("costs 50") && s.message().contains("points"), "{}", s.message());
+        let (reason, metadata) = status::error_info(&s).expect("ErrorInfo");
+        assert_eq!(reason, "WALLET_NOT_ENOUGH_POINTS");
+        assert_eq!((metadata["cost_points"].as_str(), metadata["balance"].as_str()), ("50", "10"));
     }
 
     #[test]

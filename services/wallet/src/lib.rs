@@ -59,7 +59,8 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     let db = service_runtime::open_store(&settings.database_url, &settings.pool, store::MIGRATIONS).await?;
     let nats = service_runtime::connect_nats(&settings.nats, nats_adapter::roles::wallet::ROLE.name).await?;
     let gift_breaker = gifts.breaker();
-    let app: Arc<App> = Arc::new(WalletService::new(store::SqlWallet::new(db.clone()), gifts));
+    let pause = |d| -> futures::future::BoxFuture<'static, ()> { Box::pin(tokio::time::sleep(d)) };
+    let app: Arc<App> = Arc::new(WalletService::new(store::SqlWallet::new(db.clone()), gifts, pause));
     let routes = tonic::service::Routes::new(grpc::server(app.clone(), gift_breaker));
     Runtime::new(settings.server, &settings.auth, SERVICE_NAME, routes, Some(db), Some(nats))
         .publish(streams::WALLET)

@@ -4,13 +4,15 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file game/wallet/v1/wallet.proto.
  */
 export const file_game_wallet_v1_wallet: GenFile = /*@__PURE__*/
-  fileDesc("ChtnYW1lL3dhbGxldC92MS93YWxsZXQucHJvdG8SDmdhbWUud2FsbGV0LnYxIoYBCgpXYWxsZXRJdGVtEhEKCXJld2FyZF9pZBgBIAEoCRISCgptaXNzaW9uX2lkGAIgASgJEg4KBnBvaW50cxgDIAEoAxIwCgZzdGF0dXMYBCABKA4yIC5nYW1lLndhbGxldC52MS5XYWxsZXRJdGVtU3RhdHVzEg8KB2dpZnRfaWQYBSABKAkiYgoGV2FsbGV0EhMKC2N1c3RvbWVyX2lkGAEgASgJEikKBWl0ZW1zGAIgAygLMhouZ2FtZS53YWxsZXQudjEuV2FsbGV0SXRlbRIYChBhdmFpbGFibGVfcG9pbnRzGAMgASgDIjoKEEdldFdhbGxldFJlcXVlc3QSEwoLY3VzdG9tZXJfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFIlQKEUdldFdhbGxldFJlc3BvbnNlEiYKBndhbGxldBgBIAEoCzIWLmdhbWUud2FsbGV0LnYxLldhbGxldBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiVAoWTGlzdFdhbGxldEl0ZW1zUmVxdWVzdBITCgtjdXN0b21lcl9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJdChdMaXN0V2FsbGV0SXRlbXNSZXNwb25zZRIpCgVpdGVtcxgBIAMoCzIaLmdhbWUud2FsbGV0LnYxLldhbGxldEl0ZW0SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJImYKFUV4Y2hhbmdlUmV3YXJkUmVxdWVzdBITCgtjdXN0b21lcl9pZBgBIAEoCRIRCglyZXdhcmRfaWQYAiABKAkSEQoJZ2lmdF9jb2RlGAMgASgJEhIKCnJlcXVlc3RfaWQYBCABKAkiUwoWRXhjaGFuZ2VSZXdhcmRSZXNwb25zZRIoCgRpdGVtGAEgASgLMhouZ2FtZS53YWxsZXQudjEuV2FsbGV0SXRlbRIPCgdnaWZ0X2lkGAIgASgJIhoKGEdldEV4Y2hhbmdlU3RhdHVzUmVxdWVzdCLhAQoZR2V0RXhjaGFuZ2VTdGF0dXNSZXNwb25zZRIzCg1icmVha2VyX3N0YXRlGAEgASgOMhwuZ2FtZS53YWxsZXQudjEuQnJlYWtlclN0YXRlEhsKE3JldHJ5X2FmdGVyX3NlY29uZHMYAiABKAQSFAoMZmFpbHVyZV9yYXRlGAMgASgBEhYKDnNsb3dfY2FsbF9yYXRlGAQgASgBEhcKD2NhbGxzX2luX3dpbmRvdxgFIAEoDRIWCg5yZWplY3RlZF9jYWxscxgGIAEoBBITCgt0cmFuc2l0aW9ucxgHIAEoBCp3ChBXYWxsZXRJdGVtU3RhdHVzEiIKHldBTExFVF9JVEVNX1NUQVRVU19VTlNQRUNJRklFRBAAEh0KGVdBTExFVF9JVEVNX1NUQVRVU19JU1NVRUQQARIgChxXQUxMRVRfSVRFTV9TVEFUVVNfRVhDSEFOR0VEEAIqfAoMQnJlYWtlclN0YXRlEh0KGUJSRUFLRVJfU1RBVEVfVU5TUEVDSUZJRUQQABIYChRCUkVBS0VSX1NUQVRFX0NMT1NFRBABEhYKEkJSRUFLRVJfU1RBVEVfT1BFThACEhsKF0JSRUFLRVJfU1RBVEVfSEFMRl9PUEVOEAMykAMKDVdhbGxldFNlcnZpY2USUAoJR2V0V2FsbGV0EiAuZ2FtZS53YWxsZXQudjEuR2V0V2FsbGV0UmVxdWVzdBohLmdhbWUud2FsbGV0LnYxLkdldFdhbGxldFJlc3BvbnNlEmIKD0xpc3RXYWxsZXRJdGVtcxImLmdhbWUud2FsbGV0LnYxLkxpc3RXYWxsZXRJdGVtc1JlcXVlc3QaJy5nYW1lLndhbGxldC52MS5MaXN0V2FsbGV0SXRlbXNSZXNwb25zZRJfCg5FeGNoYW5nZVJld2FyZBIlLmdhbWUud2FsbGV0LnYxLkV4Y2hhbmdlUmV3YXJkUmVxdWVzdBomLmdhbWUud2FsbGV0LnYxLkV4Y2hhbmdlUmV3YXJkUmVzcG9uc2USaAoRR2V0RXhjaGFuZ2VTdGF0dXMSKC5nYW1lLndhbGxldC52MS5HZXRFeGNoYW5nZVN0YXR1c1JlcXVlc3QaKS5nYW1lLndhbGxldC52MS5HZXRFeGNoYW5nZVN0YXR1c1Jlc3BvbnNlYgZwcm90bzM");
+  fileDesc("ChtnYW1lL3dhbGxldC92MS93YWxsZXQucHJvdG8SDmdhbWUud2FsbGV0LnYxIqABCgpXYWxsZXRJdGVtEhEKCXJld2FyZF9pZBgBIAEoCRISCgptaXNzaW9uX2lkGAIgASgJEg4KBnBvaW50cxgDIAEoAxIwCgZzdGF0dXMYBCABKA4yIC5nYW1lLndhbGxldC52MS5XYWxsZXRJdGVtU3RhdHVzEg8KB2dpZnRfaWQYBSABKAkSGAoQcmVtYWluaW5nX3BvaW50cxgGIAEoAyJzCgZXYWxsZXQSEwoLY3VzdG9tZXJfaWQYASABKAkSKQoFaXRlbXMYAiADKAsyGi5nYW1lLndhbGxldC52MS5XYWxsZXRJdGVtEhgKEGF2YWlsYWJsZV9wb2ludHMYAyABKAMSDwoHYmFsYW5jZRgEIAEoAyI6ChBHZXRXYWxsZXRSZXF1ZXN0EhMKC2N1c3RvbWVyX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBSJUChFHZXRXYWxsZXRSZXNwb25zZRImCgZ3YWxsZXQYASABKAsyFi5nYW1lLndhbGxldC52MS5XYWxsZXQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIlQKFkxpc3RXYWxsZXRJdGVtc1JlcXVlc3QSEwoLY3VzdG9tZXJfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiXQoXTGlzdFdhbGxldEl0ZW1zUmVzcG9uc2USKQoFaXRlbXMYASADKAsyGi5nYW1lLndhbGxldC52MS5XYWxsZXRJdGVtEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJmChVFeGNoYW5nZVJld2FyZFJlcXVlc3QSEwoLY3VzdG9tZXJfaWQYASABKAkSEQoJcmV3YXJkX2lkGAIgASgJEhEKCWdpZnRfY29kZRgDIAEoCRISCgpyZXF1ZXN0X2lkGAQgASgJIlMKFkV4Y2hhbmdlUmV3YXJkUmVzcG9uc2USKAoEaXRlbRgBIAEoCzIaLmdhbWUud2FsbGV0LnYxLldhbGxldEl0ZW0SDwoHZ2lmdF9pZBgCIAEoCSJPChFSZWRlZW1HaWZ0UmVxdWVzdBITCgtjdXN0b21lcl9pZBgBIAEoCRIRCglnaWZ0X2NvZGUYAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCSKHAQoSUmVkZWVtR2lmdFJlc3BvbnNlEg8KB2dpZnRfaWQYASABKAkSEwoLY29zdF9wb2ludHMYAiABKAMSDwoHYmFsYW5jZRgDIAEoAxIQCghlbnRyeV9pZBgEIAEoCRIoCgVkcmF3cxgFIAMoCzIZLmdhbWUud2FsbGV0LnYxLlNwZW5kRHJhdyIuCglTcGVuZERyYXcSEQoJcmV3YXJkX2lkGAEgASgJEg4KBnBvaW50cxgCIAEoAyLqAQoLTGVkZ2VyRW50cnkSEAoIZW50cnlfaWQYASABKAkSLQoEa2luZBgCIAEoDjIfLmdhbWUud2FsbGV0LnYxLkxlZGdlckVudHJ5S2luZBIOCgZhbW91bnQYAyABKAMSFQoNYmFsYW5jZV9hZnRlchgEIAEoAxIRCglyZWZlcmVuY2UYBSABKAkSDQoFYWN0b3IYBiABKAkSDgoGcmVhc29uGAcgASgJEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghzZXF1ZW5jZRgJIAEoAyKFAQoYTGlzdExlZGdlckVudHJpZXNSZXF1ZXN0EhMKC2N1c3RvbWVyX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEi0KBGtpbmQYBCABKA4yHy5nYW1lLndhbGxldC52MS5MZWRnZXJFbnRyeUtpbmQiYgoZTGlzdExlZGdlckVudHJpZXNSZXNwb25zZRIsCgdlbnRyaWVzGAEgAygLMhsuZ2FtZS53YWxsZXQudjEuTGVkZ2VyRW50cnkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIhoKGEdldEV4Y2hhbmdlU3RhdHVzUmVxdWVzdCLhAQoZR2V0RXhjaGFuZ2VTdGF0dXNSZXNwb25zZRIzCg1icmVha2VyX3N0YXRlGAEgASgOMhwuZ2FtZS53YWxsZXQudjEuQnJlYWtlclN0YXRlEhsKE3JldHJ5X2FmdGVyX3NlY29uZHMYAiABKAQSFAoMZmFpbHVyZV9yYXRlGAMgASgBEhYKDnNsb3dfY2FsbF9yYXRlGAQgASgBEhcKD2NhbGxzX2luX3dpbmRvdxgFIAEoDRIWCg5yZWplY3RlZF9jYWxscxgGIAEoBBITCgt0cmFuc2l0aW9ucxgHIAEoBCp3ChBXYWxsZXRJdGVtU3RhdHVzEiIKHldBTExFVF9JVEVNX1NUQVRVU19VTlNQRUNJRklFRBAAEh0KGVdBTExFVF9JVEVNX1NUQVRVU19JU1NVRUQQARIgChxXQUxMRVRfSVRFTV9TVEFUVVNfRVhDSEFOR0VEEAIqzgEKD0xlZGdlckVudHJ5S2luZBIhCh1MRURHRVJfRU5UUllfS0lORF9VTlNQRUNJRklFRBAAEhwKGExFREdFUl9FTlRSWV9LSU5EX0VBUk5FRBABEhsKF0xFREdFUl9FTlRSWV9LSU5EX1NQRU5UEAISHgoaTEVER0VSX0VOVFJZX0tJTkRfUkVGVU5ERUQQAxIdChlMRURHRVJfRU5UUllfS0lORF9FWFBJUkVEEAQSHgoaTEVER0VSX0VOVFJZX0tJTkRfQURKVVNURUQQBSp8CgxCcmVha2VyU3RhdGUSHQoZQlJFQUtFUl9TVEFURV9VTlNQRUNJRklFRBAAEhgKFEJSRUFLRVJfU1RBVEVfQ0xPU0VEEAESFgoSQlJFQUtFUl9TVEFURV9PUEVOEAISGwoXQlJFQUtFUl9TVEFURV9IQUxGX09QRU4QAzLPBAoNV2FsbGV0U2VydmljZRJQCglHZXRXYWxsZXQSIC5nYW1lLndhbGxldC52MS5HZXRXYWxsZXRSZXF1ZXN0GiEuZ2FtZS53YWxsZXQudjEuR2V0V2FsbGV0UmVzcG9uc2USYgoPTGlzdFdhbGxldEl0ZW1zEiYuZ2FtZS53YWxsZXQudjEuTGlzdFdhbGxldEl0ZW1zUmVxdWVzdBonLmdhbWUud2FsbGV0LnYxLkxpc3RXYWxsZXRJdGVtc1Jlc3BvbnNlEl8KDkV4Y2hhbmdlUmV3YXJkEiUuZ2FtZS53YWxsZXQudjEuRXhjaGFuZ2VSZXdhcmRSZXF1ZXN0GiYuZ2FtZS53YWxsZXQudjEuRXhjaGFuZ2VSZXdhcmRSZXNwb25zZRJTCgpSZWRlZW1HaWZ0EiEuZ2FtZS53YWxsZXQudjEuUmVkZWVtR2lmdFJlcXVlc3QaIi5nYW1lLndhbGxldC52MS5SZWRlZW1HaWZ0UmVzcG9uc2USaAoRTGlzdExlZGdlckVudHJpZXMSKC5nYW1lLndhbGxldC52MS5MaXN0TGVkZ2VyRW50cmllc1JlcXVlc3QaKS5nYW1lLndhbGxldC52MS5MaXN0TGVkZ2VyRW50cmllc1Jlc3BvbnNlEmgKEUdldEV4Y2hhbmdlU3RhdHVzEiguZ2FtZS53YWxsZXQudjEuR2V0RXhjaGFuZ2VTdGF0dXNSZXF1ZXN0GikuZ2FtZS53YWxsZXQudjEuR2V0RXhjaGFuZ2VTdGF0dXNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message game.wallet.v1.WalletItem
@@ -37,11 +39,18 @@ export type WalletItem = Message<"game.wallet.v1.WalletItem"> & {
   status: WalletItemStatus;
 
   /**
-   * Set once the item has been exchanged for a gift.
+   * Set once the item has been exchanged for a gift (the gift that took its last points).
    *
    * @generated from field: string gift_id = 5;
    */
   giftId: string;
+
+  /**
+   * The points not spent yet: `points` until a spend draws from it, 0 once EXCHANGED.
+   *
+   * @generated from field: int64 remaining_points = 6;
+   */
+  remainingPoints: bigint;
 };
 
 /**
@@ -68,11 +77,19 @@ export type Wallet = Message<"game.wallet.v1.Wallet"> & {
   items: WalletItem[];
 
   /**
-   * Sum of the points of the items still ISSUED.
+   * The balance (its seed name): equal to `balance`.
    *
    * @generated from field: int64 available_points = 3;
    */
   availablePoints: bigint;
+
+  /**
+   * The points account's balance: the sum of the customer's ledger entries, never
+   * negative.
+   *
+   * @generated from field: int64 balance = 4;
+   */
+  balance: bigint;
 };
 
 /**
@@ -243,6 +260,232 @@ export const ExchangeRewardResponseSchema: GenMessage<ExchangeRewardResponse> = 
   messageDesc(file_game_wallet_v1_wallet, 7);
 
 /**
+ * @generated from message game.wallet.v1.RedeemGiftRequest
+ */
+export type RedeemGiftRequest = Message<"game.wallet.v1.RedeemGiftRequest"> & {
+  /**
+   * @generated from field: string customer_id = 1;
+   */
+  customerId: string;
+
+  /**
+   * @generated from field: string gift_code = 2;
+   */
+  giftCode: string;
+
+  /**
+   * Makes retries safe: the same request id answers the same result; with another gift
+   * it is FAILED_PRECONDITION.
+   *
+   * @generated from field: string request_id = 3;
+   */
+  requestId: string;
+};
+
+/**
+ * Describes the message game.wallet.v1.RedeemGiftRequest.
+ * Use `create(RedeemGiftRequestSchema)` to create a new message.
+ */
+export const RedeemGiftRequestSchema: GenMessage<RedeemGiftRequest> = /*@__PURE__*/
+  messageDesc(file_game_wallet_v1_wallet, 8);
+
+/**
+ * @generated from message game.wallet.v1.RedeemGiftResponse
+ */
+export type RedeemGiftResponse = Message<"game.wallet.v1.RedeemGiftResponse"> & {
+  /**
+   * @generated from field: string gift_id = 1;
+   */
+  giftId: string;
+
+  /**
+   * What the gift cost, from the gift catalog.
+   *
+   * @generated from field: int64 cost_points = 2;
+   */
+  costPoints: bigint;
+
+  /**
+   * The balance after the spend.
+   *
+   * @generated from field: int64 balance = 3;
+   */
+  balance: bigint;
+
+  /**
+   * The SPENT entry.
+   *
+   * @generated from field: string entry_id = 4;
+   */
+  entryId: string;
+
+  /**
+   * The rewards the points came from, and how many from each.
+   *
+   * @generated from field: repeated game.wallet.v1.SpendDraw draws = 5;
+   */
+  draws: SpendDraw[];
+};
+
+/**
+ * Describes the message game.wallet.v1.RedeemGiftResponse.
+ * Use `create(RedeemGiftResponseSchema)` to create a new message.
+ */
+export const RedeemGiftResponseSchema: GenMessage<RedeemGiftResponse> = /*@__PURE__*/
+  messageDesc(file_game_wallet_v1_wallet, 9);
+
+/**
+ * @generated from message game.wallet.v1.SpendDraw
+ */
+export type SpendDraw = Message<"game.wallet.v1.SpendDraw"> & {
+  /**
+   * @generated from field: string reward_id = 1;
+   */
+  rewardId: string;
+
+  /**
+   * @generated from field: int64 points = 2;
+   */
+  points: bigint;
+};
+
+/**
+ * Describes the message game.wallet.v1.SpendDraw.
+ * Use `create(SpendDrawSchema)` to create a new message.
+ */
+export const SpendDrawSchema: GenMessage<SpendDraw> = /*@__PURE__*/
+  messageDesc(file_game_wallet_v1_wallet, 10);
+
+/**
+ * One movement of points; never changed nor deleted.
+ *
+ * @generated from message game.wallet.v1.LedgerEntry
+ */
+export type LedgerEntry = Message<"game.wallet.v1.LedgerEntry"> & {
+  /**
+   * @generated from field: string entry_id = 1;
+   */
+  entryId: string;
+
+  /**
+   * @generated from field: game.wallet.v1.LedgerEntryKind kind = 2;
+   */
+  kind: LedgerEntryKind;
+
+  /**
+   * Signed: positive into the balance, negative out of it.
+   *
+   * @generated from field: int64 amount = 3;
+   */
+  amount: bigint;
+
+  /**
+   * @generated from field: int64 balance_after = 4;
+   */
+  balanceAfter: bigint;
+
+  /**
+   * What it is about: `reward:<id>` (earned), `gift:<id>` (spent).
+   *
+   * @generated from field: string reference = 5;
+   */
+  reference: string;
+
+  /**
+   * Who caused it: the caller's token subject, or `wallet` for a policy.
+   *
+   * @generated from field: string actor = 6;
+   */
+  actor: string;
+
+  /**
+   * @generated from field: string reason = 7;
+   */
+  reason: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp create_time = 8;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * The entry's place in the customer's account: 1, 2, 3... without gaps.
+   *
+   * @generated from field: int64 sequence = 9;
+   */
+  sequence: bigint;
+};
+
+/**
+ * Describes the message game.wallet.v1.LedgerEntry.
+ * Use `create(LedgerEntrySchema)` to create a new message.
+ */
+export const LedgerEntrySchema: GenMessage<LedgerEntry> = /*@__PURE__*/
+  messageDesc(file_game_wallet_v1_wallet, 11);
+
+/**
+ * @generated from message game.wallet.v1.ListLedgerEntriesRequest
+ */
+export type ListLedgerEntriesRequest = Message<"game.wallet.v1.ListLedgerEntriesRequest"> & {
+  /**
+   * @generated from field: string customer_id = 1;
+   */
+  customerId: string;
+
+  /**
+   * At most this many entries, newest first (0: 50; above 500: 500; negative: INVALID_ARGUMENT).
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * The next_page_token of the previous page; empty for the first page.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+
+  /**
+   * Only entries of this kind; unspecified: all.
+   *
+   * @generated from field: game.wallet.v1.LedgerEntryKind kind = 4;
+   */
+  kind: LedgerEntryKind;
+};
+
+/**
+ * Describes the message game.wallet.v1.ListLedgerEntriesRequest.
+ * Use `create(ListLedgerEntriesRequestSchema)` to create a new message.
+ */
+export const ListLedgerEntriesRequestSchema: GenMessage<ListLedgerEntriesRequest> = /*@__PURE__*/
+  messageDesc(file_game_wallet_v1_wallet, 12);
+
+/**
+ * @generated from message game.wallet.v1.ListLedgerEntriesResponse
+ */
+export type ListLedgerEntriesResponse = Message<"game.wallet.v1.ListLedgerEntriesResponse"> & {
+  /**
+   * @generated from field: repeated game.wallet.v1.LedgerEntry entries = 1;
+   */
+  entries: LedgerEntry[];
+
+  /**
+   * Pass as page_token for the next page (with the same kind); empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message game.wallet.v1.ListLedgerEntriesResponse.
+ * Use `create(ListLedgerEntriesResponseSchema)` to create a new message.
+ */
+export const ListLedgerEntriesResponseSchema: GenMessage<ListLedgerEntriesResponse> = /*@__PURE__*/
+  messageDesc(file_game_wallet_v1_wallet, 13);
+
+/**
  * @generated from message game.wallet.v1.GetExchangeStatusRequest
  */
 export type GetExchangeStatusRequest = Message<"game.wallet.v1.GetExchangeStatusRequest"> & {
@@ -253,7 +496,7 @@ export type GetExchangeStatusRequest = Message<"game.wallet.v1.GetExchangeStatus
  * Use `create(GetExchangeStatusRequestSchema)` to create a new message.
  */
 export const GetExchangeStatusRequestSchema: GenMessage<GetExchangeStatusRequest> = /*@__PURE__*/
-  messageDesc(file_game_wallet_v1_wallet, 8);
+  messageDesc(file_game_wallet_v1_wallet, 14);
 
 /**
  * @generated from message game.wallet.v1.GetExchangeStatusResponse
@@ -308,7 +551,7 @@ export type GetExchangeStatusResponse = Message<"game.wallet.v1.GetExchangeStatu
  * Use `create(GetExchangeStatusResponseSchema)` to create a new message.
  */
 export const GetExchangeStatusResponseSchema: GenMessage<GetExchangeStatusResponse> = /*@__PURE__*/
-  messageDesc(file_game_wallet_v1_wallet, 9);
+  messageDesc(file_game_wallet_v1_wallet, 15);
 
 /**
  * @generated from enum game.wallet.v1.WalletItemStatus
@@ -335,6 +578,53 @@ export enum WalletItemStatus {
  */
 export const WalletItemStatusSchema: GenEnum<WalletItemStatus> = /*@__PURE__*/
   enumDesc(file_game_wallet_v1_wallet, 0);
+
+/**
+ * @generated from enum game.wallet.v1.LedgerEntryKind
+ */
+export enum LedgerEntryKind {
+  /**
+   * @generated from enum value: LEDGER_ENTRY_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * An issued reward's points.
+   *
+   * @generated from enum value: LEDGER_ENTRY_KIND_EARNED = 1;
+   */
+  EARNED = 1,
+
+  /**
+   * Points given for a gift.
+   *
+   * @generated from enum value: LEDGER_ENTRY_KIND_SPENT = 2;
+   */
+  SPENT = 2,
+
+  /**
+   * @generated from enum value: LEDGER_ENTRY_KIND_REFUNDED = 3;
+   */
+  REFUNDED = 3,
+
+  /**
+   * @generated from enum value: LEDGER_ENTRY_KIND_EXPIRED = 4;
+   */
+  EXPIRED = 4,
+
+  /**
+   * An admin's correction.
+   *
+   * @generated from enum value: LEDGER_ENTRY_KIND_ADJUSTED = 5;
+   */
+  ADJUSTED = 5,
+}
+
+/**
+ * Describes the enum game.wallet.v1.LedgerEntryKind.
+ */
+export const LedgerEntryKindSchema: GenEnum<LedgerEntryKind> = /*@__PURE__*/
+  enumDesc(file_game_wallet_v1_wallet, 1);
 
 /**
  * @generated from enum game.wallet.v1.BreakerState
@@ -365,10 +655,12 @@ export enum BreakerState {
  * Describes the enum game.wallet.v1.BreakerState.
  */
 export const BreakerStateSchema: GenEnum<BreakerState> = /*@__PURE__*/
-  enumDesc(file_game_wallet_v1_wallet, 1);
+  enumDesc(file_game_wallet_v1_wallet, 2);
 
 /**
- * The customer's wallet: rewards issued to them and what became of them.
+ * The customer's wallet: a points account (a balance kept as an append-only ledger) and
+ * the rewards issued to them, each a lot of points spending draws from. Every call is
+ * for the customer themself (their token) or an admin; someone else's is PERMISSION_DENIED.
  *
  * @generated from service game.wallet.v1.WalletService
  */
@@ -394,9 +686,12 @@ export const WalletService: GenService<{
     output: typeof ListWalletItemsResponseSchema;
   },
   /**
-   * Exchanges one ISSUED reward for a gift, through a synchronous call to the gift
-   * service. On any failure the reward stays ISSUED and nothing is published; while the
-   * gift service is failing, answers UNAVAILABLE at once with a `retry-after` (seconds).
+   * Exchanges a reward for a gift, through a synchronous call to the gift service: the
+   * gift's cost is spent from that reward first, then from the rest of the balance; what
+   * the reward held beyond it stays in the balance. On any failure nothing is spent and
+   * nothing is published; while the gift service is failing, answers UNAVAILABLE at once
+   * with a `retry-after` (seconds). A balance short of the cost: FAILED_PRECONDITION with
+   * ErrorInfo reason `WALLET_NOT_ENOUGH_POINTS` (metadata `cost_points`, `balance`).
    *
    * @generated from rpc game.wallet.v1.WalletService.ExchangeReward
    */
@@ -404,6 +699,30 @@ export const WalletService: GenService<{
     methodKind: "unary";
     input: typeof ExchangeRewardRequestSchema;
     output: typeof ExchangeRewardResponseSchema;
+  },
+  /**
+   * Spends a gift's cost (the gift catalog's price, never the request's) from the
+   * balance, over as many rewards as it takes: soonest expiry first, then oldest. A
+   * reward whose points are all spent becomes EXCHANGED. Only once the gift service has
+   * issued the gift are the points spent: refused, gift service down or its breaker open,
+   * nothing is. Errors as ExchangeReward.
+   *
+   * @generated from rpc game.wallet.v1.WalletService.RedeemGift
+   */
+  redeemGift: {
+    methodKind: "unary";
+    input: typeof RedeemGiftRequestSchema;
+    output: typeof RedeemGiftResponseSchema;
+  },
+  /**
+   * The customer's ledger, one entry per movement of points, newest first.
+   *
+   * @generated from rpc game.wallet.v1.WalletService.ListLedgerEntries
+   */
+  listLedgerEntries: {
+    methodKind: "unary";
+    input: typeof ListLedgerEntriesRequestSchema;
+    output: typeof ListLedgerEntriesResponseSchema;
   },
   /**
    * The state of the circuit breaker guarding the calls to the gift service.
