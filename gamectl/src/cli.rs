@@ -158,6 +158,27 @@ pub enum Command {
     },
     /// The state of the circuit breaker guarding the wallet's calls to the gift service.
     ExchangeStatus,
+    /// A customer's (your) points balance.
+    Balance { customer_id: Option<String> },
+    /// A customer's (your) points ledger: one entry per movement, newest first, a page at a time.
+    Ledger {
+        customer_id: Option<String>,
+        /// Only entries of this kind.
+        #[arg(long, value_enum)]
+        kind: Option<EntryKind>,
+        #[command(flatten)]
+        paging: Paging,
+    },
+    /// Spend a gift's cost from your balance, over as many rewards as it takes.
+    #[command(override_usage = "gamectl redeem [OPTIONS] [CUSTOMER_ID] <GIFT_CODE>")]
+    Redeem {
+        /// [CUSTOMER_ID] GIFT_CODE (see `gift-catalog`, e.g. movie-ticket)
+        #[arg(value_name = "ARGS", num_args = 1..=2, required = true)]
+        args: Vec<String>,
+        /// Idempotency key: repeating a request with the same id answers the same result.
+        #[arg(long)]
+        request_id: Option<String>,
+    },
     /// The gifts issued to a customer (you, when not named), newest first, a page at a time.
     Gifts {
         customer_id: Option<String>,
@@ -329,6 +350,29 @@ pub enum ServiceAccountCommand {
 /// there is one more argument than `rest`.
 pub fn optional_customer(mut args: Vec<String>, rest: usize) -> (Option<String>, Vec<String>) {
     if args.len() > rest { (Some(args.remove(0)), args) } else { (None, args) }
+}
+
+/// A kind of ledger entry (`gamectl ledger --kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EntryKind {
+    Earned,
+    Spent,
+    Refunded,
+    Expired,
+    Adjusted,
+}
+
+impl EntryKind {
+    pub fn to_proto(self) -> contracts::pb::wallet::v1::LedgerEntryKind {
+        use contracts::pb::wallet::v1::LedgerEntryKind as K;
+        match self {
+            Self::Earned => K::Earned,
+            Self::Spent => K::Spent,
+            Self::Refunded => K::Refunded,
+            Self::Expired => K::Expired,
+            Self::Adjusted => K::Adjusted,
+        }
+    }
 }
 
 /// Where `up` keeps the relational roles' data.

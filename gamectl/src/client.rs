@@ -25,6 +25,7 @@ mod gifts;
 mod identity;
 mod missions;
 mod pages;
+mod points;
 mod rewards;
 
 /// Why a command failed, and so what it prints and how it exits.
@@ -274,6 +275,9 @@ async fn call(global: &Global, command: Command) -> Result<(), Failure> {
         Command::Wallet { customer_id, paging } => rewards::wallet(&conn, customer_id, paging).await,
         Command::Exchange { args, request_id } => rewards::exchange(&conn, args, request_id).await,
         Command::ExchangeStatus => rewards::exchange_status(&conn).await,
+        Command::Balance { customer_id } => points::balance(&conn, customer_id).await,
+        Command::Ledger { customer_id, kind, paging } => points::ledger(&conn, customer_id, kind, paging).await,
+        Command::Redeem { args, request_id } => points::redeem(&conn, args, request_id).await,
         Command::Gifts { customer_id, paging } => gifts::gifts(&conn, customer_id, paging).await,
         Command::Gift { gift_id } => gifts::gift(&conn, gift_id).await,
         Command::GiftCatalog => gifts::catalog(&conn).await,

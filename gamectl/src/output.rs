@@ -5,9 +5,11 @@
 //! every field is present (defaults included), and 64-bit integers are numbers.
 
 mod json;
+mod points;
 mod text;
 
 pub use json::*;
+pub use points::*;
 pub use text::*;
 
 #[cfg(test)]

@@ -242,7 +242,8 @@ async fn up(global: &Global, args: UpArgs) -> Result<(), String> {
     if args.reset {
         let removed = databases::reset(&data_dir, &args, &id).await?;
         say(format!("reset: {}", if removed.is_empty() { "nothing to remove".to_owned() } else { removed.join(", ") }));
-        std::fs::create_dir_all(data_dir.join("nats")).map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
+        std::fs::create_dir_all(data_dir.join("nats"))
+            .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
     }
     // Auth says whether it applied the password file: one made now that it did not is removed.
     let admin_password_made = !crate::secrets::Paths::of(&data_dir).admin_password_file.exists();

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::text::{epoch, timestamp};
 
 /// An enum value as protojson writes it: its name, or the number when unknown.
-fn enum_json(name: Option<&'static str>, value: i32) -> Value {
+pub(super) fn enum_json(name: Option<&'static str>, value: i32) -> Value {
     name.map_or_else(|| json!(value), |n| json!(n))
 }
 
@@ -94,6 +94,7 @@ pub fn wallet_item_json(i: &wallet::v1::WalletItem) -> Value {
         "points": i.points,
         "status": enum_json(status.map(|s| s.as_str_name()), i.status),
         "giftId": i.gift_id,
+        "remainingPoints": i.remaining_points,
     })
 }
 
@@ -102,6 +103,7 @@ pub fn wallet_json(w: &wallet::v1::Wallet) -> Value {
         "customerId": w.customer_id,
         "items": w.items.iter().map(wallet_item_json).collect::<Vec<_>>(),
         "availablePoints": w.available_points,
+        "balance": w.balance,
     })
 }
 

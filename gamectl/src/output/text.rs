@@ -51,11 +51,16 @@ pub fn timestamp(t: Option<&prost_types::Timestamp>) -> Option<String> {
 }
 
 /// `MISSION_STATUS_ACHIEVED` -> `ACHIEVED`; unspecified -> `-`.
-fn word(name: Option<&'static str>, value: i32) -> String {
+pub(super) fn word(name: Option<&'static str>, value: i32) -> String {
     match name {
         Some(n) if n.ends_with("_UNSPECIFIED") => "-".to_owned(),
-        // Every generated name is `<ENUM>_STATUS_<VALUE>` or `<ENUM>_STATE_<VALUE>`.
-        Some(n) => n.split_once("_STATUS_").or_else(|| n.split_once("_STATE_")).map_or(n, |(_, v)| v).to_owned(),
+        // Every generated name is `<ENUM>_STATUS_<VALUE>`, `<ENUM>_STATE_<VALUE>` or `<ENUM>_KIND_<VALUE>`.
+        Some(n) => n
+            .split_once("_STATUS_")
+            .or_else(|| n.split_once("_STATE_"))
+            .or_else(|| n.split_once("_KIND_"))
+            .map_or(n, |(_, v)| v)
+            .to_owned(),
         None => value.to_string(),
     }
 }

@@ -69,7 +69,9 @@ pub(super) async fn postgres_databases(args: &UpArgs, id: &str) -> Result<Vec<(&
     blocking(move || {
         names
             .into_iter()
-            .map(|(role, name)| store_adapter::connection::ensure_postgres_database(&server, &name).map(|url| (role, url)))
+            .map(|(role, name)| {
+                store_adapter::connection::ensure_postgres_database(&server, &name).map(|url| (role, url))
+            })
             .collect()
     })
     .await
