@@ -292,6 +292,9 @@ fn record(written: &mut Written, path: &str, answer: &Answer) {
         "/game.wallet.v1.WalletService/ExchangeReward" => {
             written.gifts.insert(wallet::ExchangeRewardResponse::decode(first).unwrap().gift_id);
         }
+        "/game.wallet.v1.WalletService/RedeemGift" => {
+            written.gifts.insert(wallet::RedeemGiftResponse::decode(first).unwrap().gift_id);
+        }
         _ => {}
     }
 }
