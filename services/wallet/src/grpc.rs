@@ -166,7 +166,8 @@ impl pb::wallet_service_server::WalletService for Handlers {
         let r = req.into_inner();
         let cmd = ExchangeReward::new(customer.as_str(), &r.reward_id, &r.gift_code, &r.request_id)
             .map_err(|e| status::invalid(&e))?;
-        let (item, gift_id) = self.app.exchange(cmd, &ctx).await.map_err(to_status)?;
+        let app = self.app.clone();
+        let (item, gift_id) = uncancelled(async move { app.exchange(cmd, &ctx).await }).await?.map_err(to_status)?;
         Ok(Response::new(pb::ExchangeRewardResponse { item: Some(item_to_proto(item)), gift_id: gift_id.to_string() }))
     }
 
@@ -180,7 +181,8 @@ impl pb::wallet_service_server::WalletService for Handlers {
         let r = req.into_inner();
         let cmd =
             SpendPoints::redeem(customer.as_str(), &r.gift_code, &r.request_id).map_err(|e| status::invalid(&e))?;
-        let spend = self.app.redeem(cmd, &ctx).await.map_err(to_status)?;
+        let app = self.app.clone();
+        let spend = uncancelled(async move { app.redeem(cmd, &ctx).await }).await?.map_err(to_status)?;
         Ok(Response::new(spend_to_proto(spend)))
     }
 
@@ -288,4 +290,18 @@ mod status_tests {
         assert!(s.message().contains("try again in 3 s") && !s.message().contains("breaker"), "{}", s.message());
         assert_eq!(s.metadata().get("retry-after").and_then(|v| v.to_str().ok()), Some("3"));
     }
+}
+
+/// Runs a spend to its end even when the caller goes away: the gift service is asked
+/// first and the points are spent after, so a handler dropped between the two (a client
+/// deadline, a reset stream) would leave a gift nobody paid for. The spend runs as its
+/// own task; the caller only waits for it.
+async fn uncancelled<T: Send + 'static>(
+    spend: impl std::future::Future<Output = T> + Send + 'static,
+) -> Result<T, Status> {
+    use tracing::Instrument as _;
+    tokio::spawn(spend.in_current_span()).await.map_err(|e| {
+        tracing::error!(error = %e, "a spend's task failed");
+        Status::unavailable("the spend was interrupted; retry with the same request_id")
+    })
 }
