@@ -296,3 +296,45 @@ async fn a_player_reads_only_their_own_ledger_and_an_admin_reads_anyones() {
     assert_eq!(theirs.code(), Code::PermissionDenied);
     eventually(FLOW, "nothing was spent", || async { (balance(&sys, "c-own").await == 30).then_some(()) }).await;
 }
+
+/// A player who gives up on a redeem while the gift service is issuing it (a short
+/// deadline, a closed app) still pays for the gift that comes of it: the spend runs to
+/// its end without its caller. Before, the handler was dropped between the gift and the
+/// spend, and the gift was free.
+#[tokio::test]
+async fn a_redeem_whose_caller_goes_away_while_the_gift_is_issued_is_still_paid_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let wallet_env = vec![("GIFT_DEADLINE_MS", "10000".to_owned()), ("BREAKER_SLOW_CALL_MS", "60000".to_owned())];
+    let sys = System::start_with(Options { mission_env: missions(dir.path()), wallet_env, ..Options::default() }).await;
+    rewards(&sys, "c-gone", "daily-login", 4).await;
+    // Paid in full, and the gift catalog's price is now cached in the wallet.
+    redeem(&sys, "c-gone", "coffee", "first").await.expect("the gift service answers");
+    assert_eq!(balance(&sys, "c-gone").await, 30);
+
+    sys.gift.freeze();
+    let mut request = tonic::Request::new(wallet::RedeemGiftRequest {
+        customer_id: "c-gone".into(),
+        gift_code: "coffee".into(),
+        request_id: "gone".into(),
+    });
+    request.set_timeout(Duration::from_secs(1));
+    let mut client = WalletServiceClient::new(sys.as_customer(&sys.wallet, "c-gone"));
+    let gave_up = tokio::time::timeout(Duration::from_secs(2), client.redeem_gift(request)).await;
+    assert!(!matches!(gave_up, Ok(Ok(_))), "the caller left before the gift service answered: {gave_up:?}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    sys.gift.thaw();
+
+    // The gift the wallet asked for is issued once the gift service runs again; its points
+    // are spent: every gift has its SPENT entry.
+    eventually(FLOW, "the gift issued after the caller left is paid for", || async {
+        let gifts = gifts_of(&sys, "c-gone").await.len();
+        let spent = ledger(&sys, "c-gone", wallet::LedgerEntryKind::Spent).await.unwrap().len();
+        (gifts == 2 && spent == 2).then_some(())
+    })
+    .await;
+    assert_eq!(balance(&sys, "c-gone").await, 20);
+    // The same request again is the same gift, nothing more.
+    let again = redeem(&sys, "c-gone", "coffee", "gone").await.expect("answered as committed");
+    assert_eq!(again.balance, 20);
+    assert_eq!(gifts_of(&sys, "c-gone").await.len(), 2);
+}
