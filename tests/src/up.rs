@@ -64,9 +64,17 @@ pub fn drop_databases(prefix: &str) {
 /// internal ports (+300..=318) and NATS port (+100) are free now, random so that tests at
 /// the same time differ.
 pub fn pick_base_port() -> u16 {
+    // Slots of 400 ports between 20,000 and 30,000, handed out in turn within this test
+    // process: two systems started at once never share a range (a random base could
+    // overlap another's range before either had bound its ports).
+    const SLOT: u16 = 400;
+    const SLOTS: u16 = 25;
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let first = u16::try_from(uuid::Uuid::new_v4().as_u128() % u128::from(SLOTS)).expect("below 25");
     let free = |p: u16| TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], p))).is_ok();
     for _ in 0..200 {
-        let base = 20_000 + u16::try_from(uuid::Uuid::new_v4().as_u128() % 10_000).expect("below 10000");
+        let turn = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let base = 20_000 + (first.wrapping_add(turn) % SLOTS) * SLOT;
         if (0..=18).chain([100]).chain(200..=218).chain(300..=318).all(|o| free(base + o)) {
             return base;
         }
