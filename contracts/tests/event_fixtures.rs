@@ -25,7 +25,10 @@ type Decode = Box<dyn Fn(&[u8]) -> Result<String, prost::DecodeError>>;
 
 /// The values the fixtures were recorded from.
 fn recorded() -> Vec<(&'static str, Vec<u8>, Decode)> {
-    fn entry<M: Message + Default + std::fmt::Debug + 'static>(name: &'static str, m: M) -> (&'static str, Vec<u8>, Decode) {
+    fn entry<M: Message + Default + std::fmt::Debug + 'static>(
+        name: &'static str,
+        m: M,
+    ) -> (&'static str, Vec<u8>, Decode) {
         (name, m.encode_to_vec(), Box::new(|b: &[u8]| M::decode(b).map(|m| format!("{m:?}"))))
     }
     let (m, r, g) = (

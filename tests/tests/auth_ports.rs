@@ -68,7 +68,8 @@ async fn the_public_port_serves_customers_and_the_internal_one_only_what_our_ser
     // The customers' methods: on the public port only.
     let mut public = AuthServiceClient::new(channel(auth.addr));
     let mut inside = AuthServiceClient::new(channel(internal));
-    let register = || auth::RegisterCustomerRequest { customer_id: "pat".into(), password: "correct horse battery".into() };
+    let register =
+        || auth::RegisterCustomerRequest { customer_id: "pat".into(), password: "correct horse battery".into() };
     let e = inside.register_customer(register()).await.unwrap_err();
     assert_eq!(e.code(), Code::Unimplemented, "{e:?}");
     public.register_customer(register()).await.expect("registered on the public port");
@@ -86,9 +87,7 @@ async fn the_public_port_serves_customers_and_the_internal_one_only_what_our_ser
     public.issue_service_token(wallet()).await.expect("and on the public one");
     assert!(!inside.get_jwks(auth::GetJwksRequest {}).await.expect("jwks").into_inner().key_ids.is_empty());
     // Health on both (the kubelet probes the public one).
-    let health = |addr| {
-        tonic_health::pb::health_client::HealthClient::new(channel(addr))
-    };
+    let health = |addr| tonic_health::pb::health_client::HealthClient::new(channel(addr));
     for addr in [auth.addr, internal] {
         let r = health(addr)
             .check(tonic_health::pb::HealthCheckRequest { service: e2e::AUTH.into() })

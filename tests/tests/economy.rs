@@ -397,8 +397,7 @@ async fn a_refused_exchange_tells_the_player_through_the_gateway_what_was_refuse
     // Not enough points: what it costs and what the balance holds (20 + 50 left; points
     // are an account, the reward pays first and the others the rest).
     let e = exchange_via_gateway(&sys, "collector", &second.reward_id, "movie-ticket").await.unwrap_err();
-    let metadata =
-        refused(&e, "not enough points: the gift costs 500, the balance is 70", "WALLET_NOT_ENOUGH_POINTS");
+    let metadata = refused(&e, "not enough points: the gift costs 500, the balance is 70", "WALLET_NOT_ENOUGH_POINTS");
     assert_eq!((metadata["cost_points"].as_str(), metadata["balance"].as_str()), ("500", "70"));
 
     // One per customer per day: next from the next game day (00:00 UTC by default).

@@ -273,7 +273,10 @@ impl Server {
                         crate::peer::TrustedProxies::none(),
                     ))
                     .add_routes(routes)
-                    .serve_with_incoming_shutdown(conn::Incoming::new(listener, limits), stopping.clone().cancelled_owned()),
+                    .serve_with_incoming_shutdown(
+                        conn::Incoming::new(listener, limits),
+                        stopping.clone().cancelled_owned(),
+                    ),
             )
         });
         let server_stop = stopping.clone();

@@ -222,7 +222,11 @@ fn plain_name(name: &str) -> Result<(), String> {
         && name.len() <= 63
         && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         && !name.starts_with(|c: char| c.is_ascii_digit());
-    if plain { Ok(()) } else { Err(format!("database name {name:?}: lower-case letters, digits and _ only, at most 63")) }
+    if plain {
+        Ok(())
+    } else {
+        Err(format!("database name {name:?}: lower-case letters, digits and _ only, at most 63"))
+    }
 }
 
 #[cfg(test)]

@@ -222,8 +222,14 @@ mod tests {
 
     #[test]
     fn given_symbols_emoji_or_lookalike_punctuation_when_normalised_then_they_are_refused() {
-        for raw in ["admin\u{2010}x", "admin😀", "admin©x", "admin\u{E000}", "\u{301}admin", "q\u{301}\u{302}\u{303}\u{304}\u{305}"]
-        {
+        for raw in [
+            "admin\u{2010}x",
+            "admin😀",
+            "admin©x",
+            "admin\u{E000}",
+            "\u{301}admin",
+            "q\u{301}\u{302}\u{303}\u{304}\u{305}",
+        ] {
             assert_eq!(refused(raw).field, "customer_id", "{raw:?}");
         }
         // Four marks on one letter are still a name.
@@ -241,7 +247,8 @@ mod tests {
 
     #[test]
     fn given_a_normalised_id_when_normalised_again_then_nothing_changes() {
-        for raw in ["ADMIN", "ａｄｍｉｎ", "ᴬᴰᴹᴵᴺ", "Zoe\u{308}", "ΣΟΦΙΑ", "ﾀﾛｳ", "İstanbul", "Straße", "ǅemal"] {
+        for raw in ["ADMIN", "ａｄｍｉｎ", "ᴬᴰᴹᴵᴺ", "Zoe\u{308}", "ΣΟΦΙΑ", "ﾀﾛｳ", "İstanbul", "Straße", "ǅemal"]
+        {
             let once = id(raw);
             assert_eq!(id(&once), once, "{raw:?}");
         }

@@ -52,9 +52,7 @@ impl Handler for RecordReward {
             MissionError::Invalid(_)
             | MissionError::Refused(_)
             | MissionError::Rule(_)
-            | MissionError::UnknownCustomer(_) => {
-                HandleError::Reject(e.to_string())
-            }
+            | MissionError::UnknownCustomer(_) => HandleError::Reject(e.to_string()),
         })
     }
 }

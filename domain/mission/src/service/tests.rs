@@ -394,7 +394,9 @@ fn given_an_id_nobody_registered_when_a_game_server_reports_it_then_it_is_refuse
 fn given_a_players_own_report_then_the_registry_is_not_asked() {
     // Their token shows they are a customer (of our auth service or another provider).
     let s = service().with_customers(Registered(&[]));
-    let m = block_on(s.achieve(AchieveMission::new("c-11", "daily-login", "r1", player()).unwrap(), &RequestContext::default()));
+    let m = block_on(
+        s.achieve(AchieveMission::new("c-11", "daily-login", "r1", player()).unwrap(), &RequestContext::default()),
+    );
     assert_eq!(m.unwrap().customer_id.as_str(), "c-11");
 }
 
@@ -407,6 +409,8 @@ fn given_the_registry_is_down_when_a_game_server_reports_then_it_is_unavailable(
         }
     }
     let s = service().with_customers(Down);
-    let e = block_on(s.achieve(AchieveMission::new("c-11", "daily-login", "", game_server()).unwrap(), &RequestContext::default()));
+    let e = block_on(
+        s.achieve(AchieveMission::new("c-11", "daily-login", "", game_server()).unwrap(), &RequestContext::default()),
+    );
     assert!(matches!(e, Err(MissionError::Unavailable(_))), "{e:?}");
 }
