@@ -157,8 +157,28 @@ impl NatsServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let credentials = secured.then(|| Credentials::ensure(&dir.path().join("auth")).expect("NATS credentials"));
         let mut s = Self { port: free_port(), dir, child: None, credentials, member: None };
+        // A port free when chosen can be taken by another process before the server
+        // binds it: the server then exits, and a fresh start may take another port.
+        for _ in 0..4 {
+            match s.spawn() {
+                Ok(()) => return s,
+                Err(why) => {
+                    eprintln!("nats-server on port {}: {why}; trying another port", s.port);
+                    s.port = free_port();
+                }
+            }
+        }
         s.resume();
         s
+    }
+
+    /// The server name it is started with: what its INFO line must carry, so that a
+    /// listener of another process on the same port is not taken for it.
+    fn server_name(&self) -> String {
+        match &self.member {
+            Some(m) => m.name.clone(),
+            None => format!("test-{}-{}", std::process::id(), self.port),
+        }
     }
 
     /// Its URL; a cluster node's is every node's URL, separated by commas.
@@ -258,16 +278,26 @@ impl NatsServer {
     /// # Panics
     /// When it does not come up within 10 s.
     pub fn resume(&mut self) {
+        if let Err(why) = self.spawn() {
+            panic!("nats-server on port {}: {why}\n{}", self.port, self.log());
+        }
+    }
+
+    /// Starts the process and waits until it, not another process on its port,
+    /// answers there.
+    fn spawn(&mut self) -> Result<(), String> {
         assert!(self.child.is_none(), "already running");
+        let name = self.server_name();
         let mut command = Command::new(binary());
-        command.args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"]).arg(self.dir.path());
+        command.args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-n", &name, "-sd"]).arg(self.dir.path());
+        command.arg("-l").arg(self.dir.path().join("nats-server.log"));
         if let Some(c) = &self.credentials {
-            command.args(c.server_flags()).arg("-l").arg(self.dir.path().join("nats-server.log"));
+            command.args(c.server_flags());
         }
         if let Some(m) = &self.member {
             let routes: Vec<String> = m.routes.iter().map(|p| format!("nats://127.0.0.1:{p}")).collect();
             command
-                .args(["-n", &m.name, "--cluster_name", "game", "-m", &m.http_port.to_string()])
+                .args(["--cluster_name", "game", "-m", &m.http_port.to_string()])
                 .args(["--cluster", &format!("nats://127.0.0.1:{}", m.cluster_port)])
                 .args(["--routes", &routes.join(",")]);
         }
@@ -278,8 +308,18 @@ impl NatsServer {
             .expect("nats-server must be installed (apt-get install nats-server)");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "nats-server did not start");
+        loop {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                self.child = None;
+                return Err(format!("it exited ({status})"));
+            }
+            if server_name_at(self.port).as_deref() == Some(name.as_str()) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                self.stop();
+                return Err("it did not answer within 10 s".into());
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -301,6 +341,17 @@ impl NatsServer {
             let _ = c.wait();
         }
     }
+}
+
+/// The `server_name` in the INFO line of whatever listens on `port`, if anything does.
+fn server_name_at(port: u16) -> Option<String> {
+    use std::io::{BufRead, BufReader};
+    let stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).ok()?;
+    let info: serde_json::Value = serde_json::from_str(line.strip_prefix("INFO ")?.trim()).ok()?;
+    info["server_name"].as_str().map(str::to_owned)
 }
 
 /// What a server reports to a client: permission violations, mostly.
