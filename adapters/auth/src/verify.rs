@@ -6,13 +6,16 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use jsonwebtoken::Validation;
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::jwk::JwkSet;
 
 pub use crate::revocation::{Revocation, RevocationList};
 use crate::revocation::{RevocationKey, Sealed};
 use crate::{AuthError, Claims, Identity};
+
+mod jwks;
+use jwks::{Key, fetch, keys_of};
 
 /// Who may sign tokens we accept (flags or environment).
 #[derive(Debug, Clone, clap::Args)]
@@ -46,12 +49,6 @@ pub struct AuthSettings {
     /// within about this long (plus one request to the auth service).
     #[arg(long, env = "REVOCATION_REFRESH_SECONDS", default_value_t = 2.0)]
     pub revocation_refresh_seconds: f64,
-}
-
-#[derive(Clone)]
-struct Key {
-    decoding: DecodingKey,
-    algorithm: Algorithm,
 }
 
 /// Verifies bearer tokens; cheap to share (`Arc`).
@@ -104,58 +101,6 @@ const FORCED_REFRESH_EVERY: Duration = Duration::from_secs(2);
 /// answer: on a first `gamectl up` (all in one) auth starts beside it. A wait past it is a
 /// WARN, as is any failure once it has answered.
 pub const EXPECTED_WAIT: Duration = Duration::from_secs(30);
-
-fn algorithm_of(jwk: &jsonwebtoken::jwk::Jwk) -> Option<Algorithm> {
-    if let Some(alg) = jwk.common.key_algorithm {
-        return match alg {
-            KeyAlgorithm::EdDSA => Some(Algorithm::EdDSA),
-            KeyAlgorithm::RS256 => Some(Algorithm::RS256),
-            KeyAlgorithm::RS384 => Some(Algorithm::RS384),
-            KeyAlgorithm::RS512 => Some(Algorithm::RS512),
-            KeyAlgorithm::PS256 => Some(Algorithm::PS256),
-            KeyAlgorithm::ES256 => Some(Algorithm::ES256),
-            KeyAlgorithm::ES384 => Some(Algorithm::ES384),
-            _ => None, // symmetric and encryption keys are never accepted
-        };
-    }
-    match &jwk.algorithm {
-        AlgorithmParameters::OctetKeyPair(_) => Some(Algorithm::EdDSA),
-        AlgorithmParameters::RSA(_) => Some(Algorithm::RS256),
-        AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => Some(Algorithm::ES256),
-        AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P384 => Some(Algorithm::ES384),
-        _ => None,
-    }
-}
-
-fn keys_of(set: &JwkSet) -> HashMap<String, Key> {
-    let mut keys = HashMap::new();
-    for jwk in &set.keys {
-        let (Some(kid), Some(algorithm)) = (jwk.common.key_id.clone(), algorithm_of(jwk)) else { continue };
-        if let Ok(decoding) = DecodingKey::from_jwk(jwk) {
-            keys.insert(kid, Key { decoding, algorithm });
-        }
-    }
-    keys
-}
-
-async fn fetch(url: &str) -> Result<Vec<u8>, String> {
-    use http_body_util::BodyExt;
-    let uri: http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
-    if uri.scheme_str() != Some("http") {
-        return Err(format!("{url}: only http:// URLs are fetched; mount JWKS from elsewhere with JWKS_FILES"));
-    }
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<http_body_util::Empty<bytes::Bytes>>();
-    let response = tokio::time::timeout(Duration::from_secs(3), client.get(uri))
-        .await
-        .map_err(|_| format!("{url}: timed out"))?
-        .map_err(|e| format!("{url}: {e}"))?;
-    if !response.status().is_success() {
-        return Err(format!("{url}: HTTP {}", response.status()));
-    }
-    let body = response.into_body().collect().await.map_err(|e| format!("{url}: {e}"))?;
-    Ok(body.to_bytes().to_vec())
-}
 
 fn non_empty(list: &[String]) -> Vec<String> {
     list.iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect()

@@ -1,5 +1,5 @@
 use base64_like::encode;
-use jsonwebtoken::{EncodingKey, Header};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 
 use super::*;
 use crate::{KeyRing, Role, TokenIssuer};
