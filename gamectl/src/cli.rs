@@ -96,7 +96,12 @@ pub enum Command {
     },
     /// Refuse every token issued to a customer (or service account) until now, everywhere
     /// within seconds (admins only; audited). They log in again to get a new one.
-    Revoke { customer_id: String },
+    Revoke {
+        customer_id: String,
+        /// The id is a subject of another identity provider, unknown here: revoke anyway.
+        #[arg(long)]
+        external: bool,
+    },
     /// Service accounts: game servers and our own services (admins only).
     ServiceAccount {
         #[command(subcommand)]
@@ -223,8 +228,10 @@ pub enum Command {
 /// The bus, with the operator's key.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BusArgs {
-    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222", global = true)]
-    pub nats_url: String,
+    /// The bus [default: the one `gamectl up` started for this data dir (its
+    /// endpoints.json), else nats://127.0.0.1:4222].
+    #[arg(long, env = "NATS_URL", global = true)]
+    pub nats_url: Option<String>,
     /// The operator's NKEY seed file [default: <data-dir>/nats-auth/operator.nk when it exists].
     #[arg(long, env = "NATS_NKEY_SEED_FILE", global = true)]
     pub nats_key: Option<std::path::PathBuf>,

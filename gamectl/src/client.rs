@@ -53,6 +53,30 @@ impl Failure {
         }
     }
 
+    /// What `--json` prints on stderr: `{"error": {"code", "message", "reason"?,
+    /// "metadata"?, "retryAfterSeconds"?}}`, the code a gRPC code's canonical name, or
+    /// `NO_ADDRESS`, `CANNOT_CONNECT`, `NO_TOKEN`, `LOCAL` for what failed here.
+    fn to_json(&self) -> Value {
+        let error = match self {
+            Self::Status(s) | Self::Refused(s) => {
+                let mut e = json!({ "code": code_name(s.code()), "message": s.message() });
+                if let Some((reason, metadata)) = grpc_adapter::status::error_info(s) {
+                    e["reason"] = json!(reason);
+                    e["metadata"] = json!(metadata);
+                }
+                if let Some(secs) = retry_after(s).and_then(|v| v.parse::<u64>().ok()) {
+                    e["retryAfterSeconds"] = json!(secs);
+                }
+                e
+            }
+            Self::Resolve { .. } => json!({ "code": "NO_ADDRESS", "message": self.to_string() }),
+            Self::Connect { .. } => json!({ "code": "CANNOT_CONNECT", "message": self.to_string() }),
+            Self::Token(_) => json!({ "code": "NO_TOKEN", "message": self.to_string() }),
+            Self::Local(_) => json!({ "code": "LOCAL", "message": self.to_string() }),
+        };
+        json!({ "error": error })
+    }
+
     fn refused(self) -> Self {
         match self {
             Self::Status(s) => Self::Refused(s),
@@ -124,6 +148,10 @@ pub fn chain(e: &dyn std::error::Error) -> String {
 pub async fn run(global: &Global, command: Command) -> ExitCode {
     match call(global, command).await {
         Ok(()) => ExitCode::SUCCESS,
+        Err(f) if global.json => {
+            let _ = writeln!(std::io::stderr(), "{}", f.to_json());
+            f.exit_code()
+        }
         Err(f) => {
             let _ = writeln!(std::io::stderr(), "error: {f}");
             f.exit_code()
@@ -257,7 +285,7 @@ async fn call(global: &Global, command: Command) -> Result<(), Failure> {
         Command::Whoami => identity::whoami(&conn).await,
         Command::RotateKey => identity::rotate_key(&conn).await,
         Command::Role { command } => identity::role(&conn, command).await,
-        Command::Revoke { customer_id } => identity::revoke(&conn, customer_id).await,
+        Command::Revoke { customer_id, external } => identity::revoke(&conn, customer_id, external).await,
         Command::ServiceAccount { command: cli::ServiceAccountCommand::Create { name, role } } => {
             identity::create_service_account(&conn, name, role).await
         }
@@ -341,6 +369,32 @@ mod tests {
         let f = Failure::from(tonic::Status::not_found("mission m-1 not found"));
         assert_eq!(f.to_string(), "NOT_FOUND: mission m-1 not found");
         assert_eq!(f.exit_code(), ExitCode::from(1));
+    }
+
+    #[test]
+    fn in_json_a_refusal_carries_its_code_message_reason_metadata_and_retry() {
+        let mut s = grpc_adapter::status::refused(
+            "not enough points: coffee costs 10, your balance is 4",
+            "WALLET_NOT_ENOUGH_POINTS",
+            vec![("cost_points", "10".into()), ("balance", "4".into())],
+        );
+        assert_eq!(
+            Failure::from(s.clone()).to_json(),
+            json!({"error": {
+                "code": "FAILED_PRECONDITION",
+                "message": "not enough points: coffee costs 10, your balance is 4",
+                "reason": "WALLET_NOT_ENOUGH_POINTS",
+                "metadata": {"balance": "4", "cost_points": "10"},
+            }})
+        );
+        s = tonic::Status::unavailable("later");
+        s.metadata_mut().insert("retry-after", 7u64.into());
+        assert_eq!(
+            Failure::from(s).to_json(),
+            json!({"error": {"code": "UNAVAILABLE", "message": "later", "retryAfterSeconds": 7}})
+        );
+        let local = Failure::Token("no token".into()).to_json();
+        assert_eq!(local, json!({"error": {"code": "NO_TOKEN", "message": "no token"}}));
     }
 
     #[test]

@@ -23,15 +23,20 @@ const TIMEOUT: Duration = Duration::from_secs(15);
 pub async fn run(global: &Global, args: DlqArgs) -> ExitCode {
     match tokio::time::timeout(TIMEOUT, call(global, args)).await {
         Ok(Ok(())) => ExitCode::SUCCESS,
-        Ok(Err(e)) => {
-            let _ = writeln!(std::io::stderr(), "error: {e}");
-            ExitCode::FAILURE
-        }
-        Err(_) => {
-            let _ = writeln!(std::io::stderr(), "error: NATS did not answer within {TIMEOUT:?}");
-            ExitCode::FAILURE
-        }
+        Ok(Err(e)) => fail(global, &e),
+        Err(_) => fail(global, &format!("NATS did not answer within {TIMEOUT:?}")),
     }
+}
+
+/// Says why on stderr (`{"error": {"code": "BUS", "message"}}` with --json).
+fn fail(global: &Global, why: &str) -> ExitCode {
+    let line = if global.json {
+        json!({"error": {"code": "BUS", "message": why}}).to_string()
+    } else {
+        format!("error: {why}")
+    };
+    let _ = writeln!(std::io::stderr(), "{line}");
+    ExitCode::FAILURE
 }
 
 fn decoded(d: &DeadLetter) -> String {
@@ -72,7 +77,22 @@ fn print(global: &Global, json: impl FnOnce() -> Value, text: impl FnOnce() -> S
     let _ = writeln!(std::io::stdout(), "{out}");
 }
 
-/// JetStream as the operator: the key given, or the one `up` wrote in the data dir.
+/// The bus when neither a flag, `NATS_URL` nor the data dir's endpoints.json names one.
+const DEFAULT_BUS: &str = "nats://127.0.0.1:4222";
+
+/// The bus given, else the one `up` started for `data_dir`, else [`DEFAULT_BUS`].
+///
+/// # Errors
+/// When the data dir's endpoints.json exists but cannot be read.
+fn bus_url(given: Option<String>, data_dir: &std::path::Path) -> Result<String, String> {
+    match given {
+        Some(url) => Ok(url),
+        None => Ok(crate::endpoints::Endpoints::load(data_dir)?.map_or_else(|| DEFAULT_BUS.to_owned(), |e| e.nats)),
+    }
+}
+
+/// JetStream as the operator on the bus given, else the one `up` started for the data
+/// dir (its endpoints.json); with the key given, or the one `up` wrote in the data dir.
 ///
 /// # Errors
 /// When the server cannot be reached or refuses the key.
@@ -82,7 +102,8 @@ pub async fn operator_js(global: &Global, bus: BusArgs) -> Result<async_nats::je
             crate::services::nats_auth_dir(&global.data_dir).join(format!("{}.nk", access::OPERATOR));
         default.exists().then_some(default)
     });
-    let settings = NatsSettings { nkey_seed_file: key, ..NatsSettings::at(bus.nats_url) };
+    let url = bus_url(bus.nats_url, &global.data_dir)?;
+    let settings = NatsSettings { nkey_seed_file: key, ..NatsSettings::at(url) };
     let client = nats_adapter::connect(&settings, access::OPERATOR).await.map_err(|e| e.to_string())?;
     Ok(async_nats::jetstream::new(client))
 }
@@ -248,4 +269,29 @@ pub async fn via_gateway(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::endpoints::Endpoints;
+
+    #[test]
+    fn the_bus_is_the_one_given_else_the_systems_in_the_data_dir_else_the_local_default() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(bus_url(None, dir.path()).unwrap(), "nats://127.0.0.1:4222", "no system here");
+        let system = Endpoints {
+            nats: "nats://127.0.0.1:50151".into(),
+            gateway: None,
+            services: BTreeMap::new(),
+            metrics: BTreeMap::new(),
+        };
+        system.write(dir.path()).unwrap();
+        assert_eq!(bus_url(None, dir.path()).unwrap(), "nats://127.0.0.1:50151", "the system's bus");
+        assert_eq!(bus_url(Some("nats://n:4222".into()), dir.path()).unwrap(), "nats://n:4222", "the flag wins");
+        std::fs::write(Endpoints::path(dir.path()), "{").unwrap();
+        assert!(bus_url(None, dir.path()).unwrap_err().contains("endpoints.json"), "a broken file is named");
+    }
 }

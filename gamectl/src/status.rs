@@ -125,7 +125,9 @@ pub fn judge(endpoints: &Endpoints, scrapes: &BTreeMap<String, Result<Scrape, St
         if let Some(age) = r.outbox_oldest_age_seconds.filter(|a| *a > args.max_outbox_age) {
             problems.push(format!("{}: oldest unpublished outbox event is {age:.0} s old", r.role));
         }
-        if let Some(b) = r.breaker.as_deref().filter(|b| *b != "closed") {
+        // Half-open is recovering: the next calls try the gift service again, and with no
+        // traffic it stays so. Only an open breaker refuses exchanges.
+        if let Some(b) = r.breaker.as_deref().filter(|b| *b == "open") {
             problems.push(format!("{}: circuit breaker {b}", r.role));
         }
     }
@@ -158,7 +160,10 @@ fn text(status: &Status) -> String {
                 .to_owned(),
                 num(r.outbox_pending),
                 r.outbox_oldest_age_seconds.map_or_else(|| "-".to_owned(), |a| format!("{a:.1} s")),
-                r.breaker.clone().unwrap_or_else(|| "-".to_owned()),
+                match r.breaker.as_deref() {
+                    Some("half_open") => "recovering (half-open)".to_owned(),
+                    other => other.unwrap_or("-").to_owned(),
+                },
             ]
         })
         .collect();
@@ -291,5 +296,16 @@ mod tests {
         ] {
             assert!(all.contains(expected), "{expected} in\n{all}");
         }
+    }
+
+    #[test]
+    fn a_half_open_breaker_is_recovering_not_a_problem() {
+        let scrapes = BTreeMap::from([(
+            "wallet".into(),
+            ok("readiness 1\nbreaker_state{state=\"closed\"} 0\nbreaker_state{state=\"half_open\"} 1\n"),
+        )]);
+        let s = judge(&endpoints(), &scrapes, &args());
+        assert!(!s.problems.iter().any(|p| p.contains("breaker")), "{:?}", s.problems);
+        assert!(text(&s).contains("recovering (half-open)"), "{}", text(&s));
     }
 }

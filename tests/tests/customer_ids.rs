@@ -85,12 +85,24 @@ async fn lookalikes_of_admin_and_of_a_player_are_refused_or_are_the_same_account
         .list_missions(mission::ListMissionsRequest { customer_id: "Alice".into(), ..Default::default() })
         .await
         .expect("alice reads her missions");
+    // The token names her: a player who leaves customer_id empty acts and reads as herself.
+    let mut as_alice = MissionServiceClient::new(with_token(sys.gateway().channel(), &token));
+    let tutorial = mission::AchieveMissionRequest { mission_code: "tutorial-complete".into(), ..report("", "own-1") };
+    let mine = as_alice.achieve_mission(tutorial).await.expect("achieved as herself").into_inner();
+    assert_eq!(mine.mission.expect("the mission").customer_id, "alice");
+    let listed = as_alice
+        .list_missions(mission::ListMissionsRequest { customer_id: String::new(), ..Default::default() })
+        .await
+        .expect("her missions, unnamed")
+        .into_inner();
+    assert_eq!(listed.missions.iter().map(|m| m.customer_id.as_str()).collect::<Vec<_>>(), ["alice"]);
 
     // A game server's report: the same customer, or refused.
     let mut game = MissionServiceClient::new(sys.as_game_server(&sys.mission));
     let m = game.achieve_mission(report("ＡＬＩＣＥ", "r-1")).await.expect("reported").into_inner().mission.unwrap();
     assert_eq!(m.customer_id, "alice");
     invalid_naming_customer_id(game.achieve_mission(report("alice\u{200B}", "r-2")).await, "a report");
+    invalid_naming_customer_id(game.achieve_mission(report("", "r-4")).await, "a game server names the player");
     invalid_naming_customer_id(game.achieve_mission(report("alice\u{2066}", "r-3")).await, "a report");
 
     // Admin calls: the same customer, or refused.
@@ -106,7 +118,9 @@ async fn lookalikes_of_admin_and_of_a_player_are_refused_or_are_the_same_account
         .revoke_role(auth::RevokeRoleRequest { customer_id: "alice\u{200B}".into(), role: "admin".into() })
         .await;
     invalid_naming_customer_id(e, "revoke_role");
-    let e = as_admin.revoke_tokens(auth::RevokeTokensRequest { customer_id: "alice\u{FEFF}".into() }).await;
+    let e = as_admin
+        .revoke_tokens(auth::RevokeTokensRequest { customer_id: "alice\u{FEFF}".into(), external: false })
+        .await;
     invalid_naming_customer_id(e, "revoke_tokens");
     let own = as_admin
         .revoke_role(auth::RevokeRoleRequest { customer_id: "ＡＤＭＩＮ".into(), role: "admin".into() })

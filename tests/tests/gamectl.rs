@@ -663,6 +663,9 @@ async fn gamectl_up_secures_the_bus_with_per_service_keys_kept_private() {
     let points: i64 = items.iter().filter_map(|i| i["points"].as_i64()).sum();
     assert_eq!(points, 510, "the mission's 10 and the operator's 500, nothing forged: {items:?}");
 
+    // The operator's commands on the bus find this system's bus and key in the data dir.
+    assert_eq!(up.json(&["dlq", "--bus", "list"]).await["deadLetters"], json!([]), "the system's bus, by default");
+
     let status = up.stop().await;
     assert_eq!(status.code(), Some(0), "gamectl up exited with {status}\n{}", up.transcript());
 }
@@ -764,6 +767,13 @@ async fn gamectl_up_makes_the_first_admin_and_keeps_every_secret_private_and_an_
     up.ok(&["--token-file", &bob_file, "login", "bob", "--password", PASSWORD]).await;
     let denied = up.ctl(&["--token-file", &bob_file, "role", "grant", "bob", "admin"]).await;
     assert!(String::from_utf8_lossy(&denied.stderr).contains("PERMISSION_DENIED"), "{denied:?}");
+    let denied = up.ctl(&["--json", "--token-file", &bob_file, "dlq", "list"]).await;
+    let error: Value = serde_json::from_slice(&denied.stderr).unwrap_or_else(|e| panic!("{e}: {denied:?}"));
+    assert_eq!(
+        (error["error"]["code"].as_str(), denied.status.code()),
+        (Some("PERMISSION_DENIED"), Some(1)),
+        "{error}"
+    );
     // The dead letters: the admin's, through the gateway to the ops role; not a player's.
     assert_eq!(up.json(&["dlq", "list"]).await["deadLetters"], json!([]));
     let denied = up.ctl(&["--token-file", &bob_file, "dlq", "list"]).await;
@@ -783,6 +793,12 @@ async fn gamectl_up_makes_the_first_admin_and_keeps_every_secret_private_and_an_
     up.ok(&["--token-file", &bob_file, "login", "bob", "--password", PASSWORD]).await;
     up.ok(&["--token-file", &bob_file, "wallet"]).await;
     up.ok(&["revoke", "bob"]).await;
+    let mistyped = up.ctl(&["revoke", "bobb"]).await;
+    let said = String::from_utf8_lossy(&mistyped.stderr);
+    assert!(mistyped.status.code() == Some(1) && said.contains("NOT_FOUND"), "an unknown id revokes nothing: {said}");
+    let audit = up.ok(&["audit", "--subject", "bob"]).await;
+    let when = audit.lines().find(|l| l.contains("tokens_revoked")).unwrap_or_else(|| panic!("{audit}"));
+    assert!(when.contains("issued before 20"), "an RFC 3339 time, not an epoch: {when}");
     poll(Duration::from_secs(5), "bob's token refused", &up, || async {
         let out = up.ctl(&["--token-file", &bob_file, "wallet"]).await;
         String::from_utf8_lossy(&out.stderr).contains("UNAUTHENTICATED").then_some(())

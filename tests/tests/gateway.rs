@@ -517,6 +517,22 @@ async fn reflection_at_the_gateway_lists_every_public_service_like_grpcurl_list(
     ] {
         assert!(names.iter().any(|n| n == expected), "{expected} in {names:?}");
     }
+
+    // The refusals' details decode in grpcurl: it asks for google.rpc.ErrorInfo's file.
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::FileContainingSymbol("google.rpc.ErrorInfo".into())),
+    };
+    let mut stream = ServerReflectionClient::new(sys.gateway().channel())
+        .server_reflection_info(futures::stream::iter(vec![request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let response = stream.message().await.unwrap().unwrap();
+    let Some(MessageResponse::FileDescriptorResponse(files)) = response.message_response else {
+        panic!("google.rpc.ErrorInfo is not recognized: {:?}", response.message_response)
+    };
+    assert!(!files.file_descriptor_proto.is_empty());
 }
 
 #[tokio::test]

@@ -430,7 +430,7 @@ async fn revoked_tokens_are_refused_by_the_gateway_and_every_service_within_five
 
     let admin = sys.admin_token().await;
     let revoked = AuthServiceClient::new(with_token(sys.gateway().channel(), &admin))
-        .revoke_tokens(auth::RevokeTokensRequest { customer_id: "trent".into() })
+        .revoke_tokens(auth::RevokeTokensRequest { customer_id: "trent".into(), external: false })
         .await
         .unwrap()
         .into_inner();
@@ -468,7 +468,7 @@ async fn revoked_tokens_are_refused_by_the_gateway_and_every_service_within_five
         .expect("another customer's token");
     // A player cannot revoke anyone.
     let e = AuthServiceClient::new(with_token(sys.gateway().channel(), &other))
-        .revoke_tokens(auth::RevokeTokensRequest { customer_id: "trent".into() })
+        .revoke_tokens(auth::RevokeTokensRequest { customer_id: "trent".into(), external: false })
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied);

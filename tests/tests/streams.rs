@@ -127,7 +127,9 @@ async fn open_streams_end_unauthenticated_within_a_revocation_refresh_of_revoke_
     // bo watches his own page and keeps it
     let bo = Watch::open("bo through the gateway", gateway(), &sys.tokens.customer("bo"), "bo").await;
 
-    auth.revoke_tokens(auth::RevokeTokensRequest { customer_id: "pia".into() }).await.expect("revoke pia's tokens");
+    auth.revoke_tokens(auth::RevokeTokensRequest { customer_id: "pia".into(), external: false })
+        .await
+        .expect("revoke pia's tokens");
     let pia_revoked = Instant::now();
     auth.revoke_role(auth::RevokeRoleRequest { customer_id: "ada".into(), role: "admin".into() })
         .await

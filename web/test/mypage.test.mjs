@@ -170,6 +170,7 @@ describe("my page in the browser", () => {
     for (const title of ["Win your first match", "Play seven days in a row", "Play a match"]) {
       await card(title).getByText("Reported by the game when it happens.").waitFor();
       assert.equal(await button(`Achieve ${title}`).count(), 0, `no button for ${title}`);
+      assert.equal(await card(title).getByText(/^Available now/).count(), 0, `${title} is not the player's to do`);
     }
     await noSeriousViolations("the missions to achieve");
   });

@@ -178,8 +178,14 @@ pub fn act_for<T>(req: &Request<T>, requested: &str) -> Result<kernel::CustomerI
     read_for(req, requested)
 }
 
-/// The customer whose things a request reads: the one named in the request, which must
-/// be the caller unless the caller is an admin.
+/// The customer a request names, or a player's own id when it names none: the token
+/// already says who they are. Anyone else must name the customer.
+pub fn or_caller<'a>(who: &'a Identity, requested: &'a str) -> &'a str {
+    if requested.is_empty() && who.role == Role::Player { &who.customer_id } else { requested }
+}
+
+/// The customer whose things a request reads: the one named in the request (a player's
+/// own when empty), which must be the caller unless the caller is an admin.
 ///
 /// # Errors
 /// `UNAUTHENTICATED` without identity, `INVALID_ARGUMENT` for a missing or malformed
@@ -187,7 +193,7 @@ pub fn act_for<T>(req: &Request<T>, requested: &str) -> Result<kernel::CustomerI
 /// so leaks nothing).
 pub fn read_for<T>(req: &Request<T>, requested: &str) -> Result<kernel::CustomerId, Status> {
     let who = identity(req)?;
-    let customer = crate::status::customer(requested)?;
+    let customer = crate::status::customer(or_caller(&who, requested))?;
     if who.may_read(customer.as_str()) {
         Ok(customer)
     } else {

@@ -339,11 +339,13 @@ impl Server {
     }
 }
 
-/// Reflection lists only this service's own APIs and health.
+/// Reflection lists only this service's own APIs and health, and knows the
+/// `google.rpc` error details our refusals carry (so grpcurl decodes an ErrorInfo).
 fn reflection(names: &[&'static str]) -> tonic_reflection::server::Builder<'static> {
     let mut b = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
         .with_service_name("grpc.health.v1.Health");
     for n in names {
         b = b.with_service_name(*n);

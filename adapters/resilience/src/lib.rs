@@ -158,8 +158,12 @@ impl Machine {
 
     fn go(&mut self, name: &str, phase: Phase, why: &str) {
         let from = self.state();
+        // The window that opened it stays until it closes again: while open or half-open,
+        // the figures shown are the ones that tripped it, not an empty window.
+        if matches!(phase, Phase::Closed) {
+            self.window.clear();
+        }
         self.phase = phase;
-        self.window.clear();
         self.transitions += 1;
         self.epoch += 1;
         let to = self.state();

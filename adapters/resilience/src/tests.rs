@@ -47,6 +47,7 @@ async fn given_a_closed_breaker_when_half_the_calls_fail_then_it_opens() {
     let s = b.snapshot();
     assert_eq!((s.state, s.transitions), (State::Open, 1));
     assert_eq!(s.retry_after, Duration::from_secs(10));
+    assert_eq!((s.calls_in_window, s.failure_rate), (4, 0.5), "while open: the figures that opened it");
 }
 
 #[tokio::test(start_paused = true)]

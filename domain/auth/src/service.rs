@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use kernel::{CustomerId, StoreError, ValidationError};
 
 use crate::model::{
@@ -369,13 +369,17 @@ where
         }
     }
 
-    /// `actor` (an admin) revokes every token issued to `subject` (a customer, a service
-    /// account, or a subject of another identity provider) until now.
+    /// `actor` (an admin) revokes every token issued to `subject` until now: a customer or
+    /// a service account of ours, or (`external`) a subject of another identity provider.
     ///
     /// # Errors
-    /// `Invalid` (`customer_id`).
-    pub async fn revoke_tokens(&self, actor: &str, subject: &str) -> Result<Revocation, AuthError> {
+    /// `Invalid` (`customer_id`), `NotFound("customer or service account")` for a subject
+    /// unknown here that is not said to be `external` (a mistyped id revokes nothing).
+    pub async fn revoke_tokens(&self, actor: &str, subject: &str, external: bool) -> Result<Revocation, AuthError> {
         let subject = &CustomerId::new(subject)?;
+        if !external && !self.is_known(subject).await? {
+            return Err(AuthError::NotFound("customer or service account"));
+        }
         kernel::retry_on_conflict(CONFLICT_RETRIES, move || async move {
             let now = Utc::now();
             let previous = self.accounts.revocation(subject.as_str()).await?;
@@ -384,7 +388,7 @@ where
                 actor,
                 AuditAction::TokensRevoked,
                 subject.as_str(),
-                format!("issued before {}", revocation.before),
+                format!("issued before {}", rfc3339(revocation.before)),
                 now,
             );
             match self.accounts.revoke(&revocation, audit).await {
@@ -395,6 +399,17 @@ where
             }
         })
         .await
+    }
+
+    /// Whether `subject` is one of our customers or service accounts.
+    async fn is_known(&self, subject: &CustomerId) -> Result<bool, AuthError> {
+        if self.accounts.get(subject).await?.is_some() {
+            return Ok(true);
+        }
+        match ClientId::parse(subject.as_str()) {
+            Ok(client) => Ok(self.accounts.get_service_account(&client).await?.is_some()),
+            Err(_) => Ok(false),
+        }
     }
 
     /// The newest audit entries (at most [`AUDIT_LIMIT`]), about `subject` when not empty.
@@ -425,3 +440,9 @@ where
 
 #[cfg(test)]
 mod tests;
+
+/// `seconds` since the epoch as RFC 3339 (UTC), as every other time is shown.
+fn rfc3339(seconds: i64) -> String {
+    DateTime::<Utc>::from_timestamp(seconds, 0)
+        .map_or_else(|| seconds.to_string(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+}

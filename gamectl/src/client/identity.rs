@@ -136,9 +136,10 @@ pub(super) async fn role(conn: &Conn<'_>, command: cli::RoleCommand) -> Result<(
     Ok(())
 }
 
-pub(super) async fn revoke(conn: &Conn<'_>, customer_id: String) -> Result<(), Failure> {
+pub(super) async fn revoke(conn: &Conn<'_>, customer_id: String, external: bool) -> Result<(), Failure> {
     let global = conn.global;
-    let r = conn.auth_client().await?.revoke_tokens(auth_pb::RevokeTokensRequest { customer_id }).await?.into_inner();
+    let request = auth_pb::RevokeTokensRequest { customer_id, external };
+    let r = conn.auth_client().await?.revoke_tokens(request).await?.into_inner();
     let before = output::timestamp(r.revoked_before.as_ref()).unwrap_or_default();
     emit(
         global,

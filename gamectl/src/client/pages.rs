@@ -45,10 +45,7 @@ pub(super) async fn mypage(conn: &Conn<'_>, customer_id: Option<String>, paging:
         }
     })
     .await?;
-    // the totals of the first page read, the entries of every page, in mission order
-    let mut page = pages.first().cloned().unwrap_or_default();
-    page.entries = pages.into_iter().flat_map(|p| p.entries).collect();
-    page.entries.sort_by(|a, b| a.mission_id.cmp(&b.mission_id));
+    let page = merged(pages);
     emit(
         global,
         || {
@@ -59,6 +56,15 @@ pub(super) async fn mypage(conn: &Conn<'_>, customer_id: Option<String>, paging:
         || output::with_next_page(output::page_text(&page), &next),
     );
     Ok(())
+}
+
+/// The totals of the first page read and the entries of every page, newest first (as
+/// every other list here): mission ids are UUIDv7, ordered by time.
+fn merged(pages: Vec<mypage::v1::MyPage>) -> mypage::v1::MyPage {
+    let mut page = pages.first().cloned().unwrap_or_default();
+    page.entries = pages.into_iter().flat_map(|p| p.entries).collect();
+    page.entries.sort_by(|a, b| b.mission_id.cmp(&a.mission_id));
+    page
 }
 
 pub(super) async fn watch(conn: &Conn<'_>, customer_id: Option<String>) -> Result<(), Failure> {
@@ -89,4 +95,18 @@ pub(super) async fn rebuild(conn: &Conn<'_>, args: cli::RebuildArgs) -> Result<(
     let r = c.rebuild_my_page(req).await?.into_inner();
     crate::rebuild::print(conn.global, &args.view, &r);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pages_read_are_one_page_with_the_newest_entry_first() {
+        let entry = |id: &str| mypage::v1::Entry { mission_id: id.into(), ..Default::default() };
+        let first = mypage::v1::MyPage { entries: vec![entry("0193-b"), entry("0193-c")], ..Default::default() };
+        let older = mypage::v1::MyPage { entries: vec![entry("0193-a")], ..Default::default() };
+        let ids: Vec<String> = merged(vec![first, older]).entries.into_iter().map(|e| e.mission_id).collect();
+        assert_eq!(ids, ["0193-c", "0193-b", "0193-a"]);
+    }
 }

@@ -421,10 +421,10 @@ fn with_availability_the_catalog_says_what_the_customer_can_do_now_and_when_next
     let text = catalog_text(&mission_catalog(), Some(&availability));
     assert!(
         text.starts_with(
-            "CODE          POINTS  REPEAT     REPORTED BY  NOW  LEFT  NEXT                      TITLE\n\
-             daily-login   10      daily x2   player       no   0     2026-01-01T00:00:00.500Z  DAILY-LOGIN\n\
-             boss          50      once       game server  no   1     never                     BOSS\n\
-             match-played  1       unlimited  game server  yes  -     -                         MATCH-PLAYED\n"
+            "CODE          POINTS  REPEAT     REPORTED BY  NOW          LEFT  NEXT                      TITLE\n\
+             daily-login   10      daily x2   player       no           0     2026-01-01T00:00:00.500Z  DAILY-LOGIN\n\
+             boss          50      once       game server  no           1     never                     BOSS\n\
+             match-played  1       unlimited  game server  by the game  -     -                         MATCH-PLAYED\n"
         ),
         "{text}"
     );

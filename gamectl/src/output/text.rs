@@ -181,7 +181,16 @@ pub fn catalog_text(
             let mut row = vec![m.mission_code.clone(), m.reward_points.to_string(), repeat_text(m), reporter_text(m)];
             if let Some(a) = availability {
                 let here = a.missions.iter().find(|x| x.mission_code == m.mission_code);
-                row.push(here.map_or("-", |x| if x.available { "yes" } else { "no" }).to_owned());
+                // A mission the game reports is not the player's to do: say who does it.
+                let by_game = m.reported_by == mission::v1::Reporter::GameServer as i32;
+                row.push(
+                    here.map_or("-", |x| match (x.available, by_game) {
+                        (true, true) => "by the game",
+                        (true, false) => "yes",
+                        (false, _) => "no",
+                    })
+                    .to_owned(),
+                );
                 row.push(here.and_then(|x| x.remaining_in_period).map_or_else(|| "-".to_owned(), |n| n.to_string()));
                 let next = here.filter(|x| !x.available).map(|x| timestamp(x.next_available_at.as_ref()));
                 row.push(match next {

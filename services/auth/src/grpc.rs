@@ -297,7 +297,8 @@ impl pb::auth_service_server::AuthService for Handlers {
     ) -> Result<Response<pb::RevokeTokensResponse>, Status> {
         let who = self.admin(&req).await?;
         let r = req.into_inner();
-        let revocation = self.app.revoke_tokens(&who.customer_id, &r.customer_id).await.map_err(to_status)?;
+        let revocation =
+            self.app.revoke_tokens(&who.customer_id, &r.customer_id, r.external).await.map_err(to_status)?;
         tracing::info!(
             audit = true,
             actor = who.customer_id,

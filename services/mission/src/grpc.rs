@@ -105,10 +105,11 @@ impl pb::mission_service_server::MissionService for Handlers {
         req: Request<pb::AchieveMissionRequest>,
     ) -> Result<Response<pb::AchieveMissionResponse>, Status> {
         let ctx = auth::context(&req);
-        let by = caller(&req, &req.get_ref().customer_id)?;
+        let customer = auth::or_caller(&auth::identity(&req)?, &req.get_ref().customer_id).to_owned();
+        let by = caller(&req, &customer)?;
         let r = req.into_inner();
         let cmd =
-            AchieveMission::new(&r.customer_id, &r.mission_code, &r.request_id, by).map_err(|e| status::invalid(&e))?;
+            AchieveMission::new(&customer, &r.mission_code, &r.request_id, by).map_err(|e| status::invalid(&e))?;
         let schedule = self.app.catalog().schedule();
         let mission = self.app.achieve(cmd, &ctx).await.map_err(|e| to_status(e, schedule))?;
         Ok(Response::new(pb::AchieveMissionResponse { mission: Some(to_proto(mission)) }))

@@ -41,7 +41,8 @@ export function standing(m: CatalogMission, a: Availability | undefined, title: 
   const period = PERIOD[m.repeat];
   if (a.available) {
     const left = a.remaining !== undefined && m.maxPerPeriod > 1 && period ? ` · ${a.remaining} left${period.now}` : "";
-    return `Available now${left}`;
+    // The game reports it (a win, a boss): not something the player does from here.
+    return `${m.playerMayReport ? "Available now" : "Reported by the game"}${left}`;
   }
   const state: Record<string, string> = {
     MISSION_PERIOD_LIMIT_REACHED: `Done${period?.now ?? ""}`,

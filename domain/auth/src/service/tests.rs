@@ -302,21 +302,45 @@ fn provisioned_service_accounts_are_created_updated_and_left_alone_when_unchange
 #[test]
 fn revoking_tokens_is_audited_and_listed_until_it_no_longer_matters() {
     let s = service();
-    let r = block_on(s.revoke_tokens("admin", "dave")).unwrap();
+    block_on(s.register("dave", "correct horse")).unwrap();
+    let r = block_on(s.revoke_tokens("admin", "dave", false)).unwrap();
     assert!(r.before > Utc::now().timestamp());
     assert_eq!(block_on(s.revocations(Duration::from_secs(3600))).unwrap(), std::slice::from_ref(&r));
-    assert_eq!(block_on(s.audit("", 10)).unwrap()[0].action, AuditAction::TokensRevoked);
-    assert!(matches!(block_on(s.revoke_tokens("admin", "")), Err(AuthError::Invalid(v)) if v.field == "customer_id"));
+    let entry = &block_on(s.audit("", 10)).unwrap()[0];
+    assert_eq!(entry.action, AuditAction::TokensRevoked);
+    let when =
+        chrono::DateTime::from_timestamp(r.before, 0).unwrap().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    assert_eq!(entry.detail, format!("issued before {when}"), "a time as every other one, not an epoch");
+    assert!(
+        matches!(block_on(s.revoke_tokens("admin", "", false)), Err(AuthError::Invalid(v)) if v.field == "customer_id")
+    );
+}
+
+#[test]
+fn given_no_such_subject_when_its_tokens_are_revoked_then_not_found_unless_said_external() {
+    let s = service();
+    assert!(matches!(block_on(s.revoke_tokens("admin", "bob", false)), Err(AuthError::NotFound(_))));
+    assert!(block_on(s.revocations(Duration::from_secs(3600))).unwrap().is_empty(), "nothing revoked");
+    assert!(block_on(s.audit("", 10)).unwrap().is_empty(), "nothing audited");
+    let external = block_on(s.revoke_tokens("admin", "bob", true)).unwrap();
+    assert_eq!(external.subject, "bob", "another identity provider's subject");
+}
+
+#[test]
+fn a_service_accounts_tokens_can_be_revoked_by_its_client_id() {
+    let s = service();
+    let (account, _) = block_on(s.create_service_account("admin", "match-server", "game_server")).unwrap();
+    block_on(s.revoke_tokens("admin", account.client_id.as_str(), false)).unwrap();
 }
 
 #[test]
 fn a_second_revocation_in_the_same_second_refuses_the_token_issued_after_the_first() {
     let s = service();
     block_on(s.register("c-11", "correct horse")).unwrap();
-    let first = block_on(s.revoke_tokens("admin", "c-11")).unwrap();
+    let first = block_on(s.revoke_tokens("admin", "c-11", false)).unwrap();
     let between = block_on(s.issue_token("c-11", "correct horse", HOME)).unwrap();
     assert!(between.access_token.ends_with(&format!("-{}", first.before)), "iat = the first revocation");
-    let second = block_on(s.revoke_tokens("admin", "c-11")).unwrap();
+    let second = block_on(s.revoke_tokens("admin", "c-11", false)).unwrap();
     assert!(second.before > first.before, "the token issued between them is refused too");
 }
 
