@@ -28,6 +28,8 @@ impl GiftCode {
 pub enum GiftStatus {
     Issued,
     Used,
+    /// Cancelled before use (its points refunded by the wallet).
+    Cancelled,
 }
 
 impl GiftStatus {
@@ -35,6 +37,7 @@ impl GiftStatus {
         match self {
             Self::Issued => "ISSUED",
             Self::Used => "USED",
+            Self::Cancelled => "CANCELLED",
         }
     }
 
@@ -42,6 +45,7 @@ impl GiftStatus {
         match raw {
             "ISSUED" => Some(Self::Issued),
             "USED" => Some(Self::Used),
+            "CANCELLED" => Some(Self::Cancelled),
             _ => None,
         }
     }
@@ -92,6 +96,8 @@ pub enum GiftRefusal {
     RewardTaken,
     #[error("the gift was already used")]
     AlreadyUsed,
+    #[error("the gift was cancelled")]
+    Cancelled,
     #[error("gift not found")]
     NotOwner,
     /// The catalog's rules refuse it: window, per-customer limit, stock.
@@ -157,12 +163,31 @@ impl Gift {
         if by.is_some_and(|c| c != &self.customer_id) {
             return Err(GiftRefusal::NotOwner);
         }
-        if self.status == GiftStatus::Used {
-            return Err(GiftRefusal::AlreadyUsed);
+        match self.status {
+            GiftStatus::Used => return Err(GiftRefusal::AlreadyUsed),
+            GiftStatus::Cancelled => return Err(GiftRefusal::Cancelled),
+            GiftStatus::Issued => {}
         }
         self.status = GiftStatus::Used;
         self.used_at = Some(now);
         Ok(GiftEvent::Used(self.clone()))
+    }
+
+    /// Cancels the gift (its points are being refunded): only an unused one. Answers
+    /// whether it changed: a gift cancelled already is left as it is (the wallet asks
+    /// again when it failed after a first cancel). It keeps its per-customer slot.
+    ///
+    /// # Errors
+    /// `AlreadyUsed` (nothing changes).
+    pub fn cancel(&mut self) -> Result<bool, GiftRefusal> {
+        match self.status {
+            GiftStatus::Used => Err(GiftRefusal::AlreadyUsed),
+            GiftStatus::Cancelled => Ok(false),
+            GiftStatus::Issued => {
+                self.status = GiftStatus::Cancelled;
+                Ok(true)
+            }
+        }
     }
 }
 
@@ -218,5 +243,23 @@ mod tests {
         assert!(matches!(g.use_by(Some(&owner), Utc::now()), Ok(GiftEvent::Used(_))));
         assert_eq!(g.status, GiftStatus::Used);
         assert_eq!(g.use_by(None, Utc::now()), Err(GiftRefusal::AlreadyUsed));
+    }
+
+    #[test]
+    fn given_an_issued_gift_when_cancelled_twice_then_it_is_cancelled_once_and_can_no_longer_be_used() {
+        let (mut g, _) = issue("coffee", 10).unwrap();
+        assert_eq!(g.cancel(), Ok(true));
+        assert_eq!(g.status, GiftStatus::Cancelled);
+        assert_eq!(g.cancel(), Ok(false), "asked again: as it is");
+        assert_eq!(g.use_by(None, Utc::now()), Err(GiftRefusal::Cancelled));
+    }
+
+    #[test]
+    fn given_a_used_gift_when_cancelled_then_it_is_refused_and_stays_used() {
+        let (mut g, _) = issue("coffee", 10).unwrap();
+        g.use_by(None, Utc::now()).unwrap();
+        assert_eq!(g.cancel(), Err(GiftRefusal::AlreadyUsed));
+        assert_eq!(g.status, GiftStatus::Used);
+        assert_eq!(GiftStatus::parse(GiftStatus::Cancelled.as_str()), Some(GiftStatus::Cancelled));
     }
 }

@@ -69,4 +69,11 @@ pub trait GiftRepository: Send + Sync + 'static {
         gift: &Gift,
         events: Vec<Envelope<GiftEvent>>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Stores a gift just cancelled (at `gift.version`) and gives one unit back to its
+    /// stock counter (when the gift has one), in one transaction.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the stored version is not `gift.version`.
+    fn cancel(&self, gift: &Gift) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

@@ -7,7 +7,7 @@ use kernel::{
 };
 use uuid::Uuid;
 
-use crate::model::{Gift, GiftRefusal, IssueGift};
+use crate::model::{Gift, GiftRefusal, GiftStatus, IssueGift};
 use crate::ports::{GiftRepository, InsertError};
 use crate::rules::{self, Catalog, GiftRule, History, Refusal};
 
@@ -89,7 +89,12 @@ impl<R: GiftRepository> GiftService<R> {
     /// The request id of `ctx` is the cause of the `GiftIssued` event.
     pub async fn issue(&self, cmd: IssueGift, ctx: &RequestContext) -> Result<Gift, GiftError> {
         if let Some(existing) = self.repo.find_by_reward(cmd.reward_id).await? {
-            return if existing.answers(&cmd) { Ok(existing) } else { Err(GiftRefusal::RewardTaken.into()) };
+            // A cancelled gift is never handed out again.
+            return if existing.answers(&cmd) && existing.status != GiftStatus::Cancelled {
+                Ok(existing)
+            } else {
+                Err(GiftRefusal::RewardTaken.into())
+            };
         }
         let rule = self.catalog.find(&cmd.code).map_err(GiftRefusal::from)?;
         Gift::check_points(&cmd, rule)?;
@@ -156,6 +161,27 @@ impl<R: GiftRepository> GiftService<R> {
         })
         .await
     }
+
+    /// Cancels an unused gift (the wallet refunds its points) and gives its unit back to
+    /// the stock. Idempotent: a cancelled gift is answered as it is, so a refund that
+    /// failed after the cancel can be completed by asking again.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown gift; `Refused(AlreadyUsed)` for a used one.
+    pub async fn cancel(&self, id: Uuid) -> Result<Gift, GiftError> {
+        retry_on_conflict(CONFLICT_RETRIES, move || async move {
+            let mut gift = self.get(id).await?;
+            if !gift.cancel()? {
+                return Ok(Some(gift));
+            }
+            match self.repo.cancel(&gift).await {
+                Ok(()) => Ok(Some(Gift { version: gift.version + 1, ..gift })),
+                Err(StoreError::Conflict) => Ok(None),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
+    }
 }
 
 #[cfg(test)]
@@ -166,7 +192,7 @@ mod tests {
     use futures::executor::block_on;
 
     use super::*;
-    use crate::model::{GiftCode, GiftEvent, GiftStatus};
+    use crate::model::{GiftCode, GiftEvent};
     use crate::rules::{Limit, LimitPeriod, Schedule};
 
     /// An in-memory repository, faithful to the port's contract: one gift per reward, one
@@ -253,6 +279,13 @@ mod tests {
             }
             *stored = Gift { version: g.version + 1, ..g.clone() };
             self.outbox.lock().unwrap().extend(events);
+            Ok(())
+        }
+        async fn cancel(&self, g: &Gift) -> Result<(), StoreError> {
+            self.update(g, vec![]).await?;
+            if let Some((_, issued)) = self.stock.lock().unwrap().get_mut(&g.code) {
+                *issued = issued.saturating_sub(1);
+            }
             Ok(())
         }
     }
@@ -372,5 +405,31 @@ mod tests {
             Err(GiftError::Refused(GiftRefusal::AlreadyUsed))
         ));
         assert_eq!(s.repo.outbox.lock().unwrap().len(), 2, "issued + used");
+    }
+
+    #[test]
+    fn given_the_last_badge_when_its_gift_is_cancelled_then_the_stock_is_back_and_a_used_gift_cannot_be() {
+        let s = service();
+        let gifts: Vec<_> = (0..3)
+            .map(|i| {
+                block_on(s.issue(cmd_for(&format!("c-{i}"), 10 + i, "founders-badge"), &RequestContext::default()))
+            })
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let left = |s: &GiftService<Memory>| {
+            block_on(s.offers()).unwrap().iter().find(|o| o.rule.code.as_str() == "founders-badge").unwrap().left
+        };
+        assert_eq!(left(&s), Some(0));
+        let cancelled = block_on(s.cancel(gifts[0].id)).unwrap();
+        assert_eq!(cancelled.status, GiftStatus::Cancelled);
+        assert_eq!(left(&s), Some(1), "its unit is back");
+        assert_eq!(block_on(s.cancel(gifts[0].id)).unwrap().status, GiftStatus::Cancelled, "again: as it is");
+        assert_eq!(left(&s), Some(1), "given back once");
+        block_on(s.use_gift(gifts[1].id, None, &RequestContext::default())).unwrap();
+        assert!(matches!(block_on(s.cancel(gifts[1].id)), Err(GiftError::Refused(GiftRefusal::AlreadyUsed))));
+        assert!(matches!(block_on(s.cancel(Uuid::from_u128(404))), Err(GiftError::NotFound(_))));
+        // The cancelled gift's reward is not answered that gift again.
+        let again = block_on(s.issue(cmd_for("c-0", 10, "founders-badge"), &RequestContext::default()));
+        assert!(matches!(again, Err(GiftError::Refused(GiftRefusal::RewardTaken))));
     }
 }

@@ -39,6 +39,11 @@ fn refused(r: &Refusal, schedule: &Schedule) -> Status {
     status::refused(r.message(schedule), r.reason(), metadata)
 }
 
+/// The ErrorInfo reason of a gift that cannot be used nor cancelled: it was used.
+pub const ALREADY_USED: &str = "GIFT_ALREADY_USED";
+/// The ErrorInfo reason of a gift that cannot be used: it was cancelled (refunded).
+pub const CANCELLED: &str = "GIFT_CANCELLED";
+
 fn to_status(e: GiftError, schedule: &Schedule) -> Status {
     match e {
         GiftError::Refused(GiftRefusal::Rule(r)) => refused(&r, schedule),
@@ -51,6 +56,8 @@ fn to_status(e: GiftError, schedule: &Schedule) -> Status {
             status::refused(r.to_string(), "GIFT_NOT_ENOUGH_POINTS", metadata)
         }
         GiftError::Refused(GiftRefusal::Invalid(v)) => status::invalid(&v),
+        GiftError::Refused(r @ GiftRefusal::AlreadyUsed) => status::refused(r.to_string(), ALREADY_USED, vec![]),
+        GiftError::Refused(r @ GiftRefusal::Cancelled) => status::refused(r.to_string(), CANCELLED, vec![]),
         // Someone else's gift is answered exactly like an unknown one.
         GiftError::Refused(GiftRefusal::NotOwner) | GiftError::NotFound(_) => status::not_found("gift"),
         GiftError::Refused(r) => Status::failed_precondition(r.to_string()),
@@ -68,6 +75,7 @@ fn to_proto(g: Gift) -> pb::Gift {
         status: match g.status {
             GiftStatus::Issued => pb::GiftStatus::Issued,
             GiftStatus::Used => pb::GiftStatus::Used,
+            GiftStatus::Cancelled => pb::GiftStatus::Cancelled,
         } as i32,
         issued_at: Some(timestamp(g.issued_at)),
         used_at: g.used_at.map(timestamp),
@@ -164,6 +172,18 @@ impl pb::gift_issuing_service_server::GiftIssuingService for Issuing {
         let gift = self.app.issue(cmd, &ctx).await.map_err(|e| self.status(e))?;
         Ok(Response::new(pb::IssueGiftResponse { gift: Some(to_proto(gift)) }))
     }
+
+    /// The wallet refunding a gift (role `service`, as `IssueGift`): an admin's decision
+    /// the wallet has checked.
+    async fn cancel_gift(
+        &self,
+        req: Request<pb::CancelGiftRequest>,
+    ) -> Result<Response<pb::CancelGiftResponse>, Status> {
+        let id = status::id("gift_id", &req.get_ref().gift_id)?;
+        let gift = self.app.cancel(id).await.map_err(|e| self.status(e))?;
+        tracing::info!(gift_id = %gift.id, customer_id = %gift.customer_id, "gift cancelled");
+        Ok(Response::new(pb::CancelGiftResponse { gift: Some(to_proto(gift)) }))
+    }
 }
 
 #[cfg(test)]
@@ -189,6 +209,8 @@ mod status_tests {
         assert_eq!(of(GiftError::Refused(GiftRefusal::NotOwner)), of(GiftError::NotFound("gift")));
         assert_eq!(of(GiftError::NotFound("gift")), (Code::NotFound, "gift not found".into()));
         assert_eq!(of(GiftError::Refused(GiftRefusal::AlreadyUsed)).0, Code::FailedPrecondition);
+        let used = to_status(GiftError::Refused(GiftRefusal::AlreadyUsed), &schedule);
+        assert_eq!(status::error_info(&used).expect("ErrorInfo").0, "GIFT_ALREADY_USED");
         assert_eq!(of(GiftError::Refused(GiftRefusal::RewardTaken)).0, Code::FailedPrecondition);
         let (code, message) = of(GiftError::Unavailable("database is locked at /data/gift.db".into()));
         assert_eq!(code, Code::Unavailable);

@@ -129,7 +129,7 @@ impl SqlGifts {
                     let sql = |p: [&str; 3]| {
                         format!(
                             "INSERT INTO gift_stock (gift_code, stock, issued) \
-                             SELECT {}, {}, COUNT(*) FROM gifts WHERE gift_code = {} \
+                             SELECT {}, {}, COUNT(*) FROM gifts WHERE gift_code = {} AND status <> 'CANCELLED' \
                              ON CONFLICT (gift_code) DO UPDATE SET stock = excluded.stock",
                             p[0], p[1], p[2]
                         )
@@ -276,6 +276,26 @@ impl GiftRepository for SqlGifts {
             })
             .await
     }
+
+    async fn cancel(&self, gift: &Gift) -> Result<(), StoreError> {
+        let expected = gift.version;
+        let row = Row { version: expected + 1, ..Row::from(gift) };
+        // With the stock's other writers (see `insert`).
+        self.store
+            .write_for(&format!("stock:{}", row.gift_code), move |c| {
+                versioned(
+                    diesel::update(gifts::table.find(&row.id).filter(gifts::version.eq(expected))).set(&row).execute(c),
+                )?;
+                // No counter: the gift has no stock.
+                diesel::update(gift_stock::table.filter(gift_stock::gift_code.eq(&row.gift_code)))
+                    .filter(gift_stock::issued.gt(0))
+                    .set(gift_stock::issued.eq(gift_stock::issued - 1))
+                    .execute(c)
+                    .map_err(db)?;
+                Ok(())
+            })
+            .await
+    }
 }
 
 #[cfg(test)]
@@ -388,7 +408,38 @@ mod tests {
         assert_eq!(repo.insert(&third, true, events).await, Err(InsertError::OutOfStock));
     }
 
+    async fn a_cancelled_gift_gives_its_unit_back_once_and_is_not_counted_by_a_new_stock(db: TestDatabase) {
+        let (repo, _) = repo(&db, &badges(1)).await;
+        let badge = GiftCode::new("founders-badge").unwrap();
+        let (mut g, events) = issued_to("c-1", "founders-badge", Some("ever#1"));
+        repo.insert(&g, true, events).await.unwrap();
+        assert_eq!(repo.issued_from_stock().await.unwrap()[&badge], 1);
+        assert!(g.cancel().unwrap());
+        repo.cancel(&g).await.unwrap();
+        let stored = repo.get(g.id).await.unwrap().unwrap();
+        assert_eq!((stored.status, stored.version), (GiftStatus::Cancelled, 1));
+        assert_eq!(repo.issued_from_stock().await.unwrap()[&badge], 0, "its unit is back");
+        assert_eq!(repo.cancel(&g).await, Err(StoreError::Conflict), "once, at its version");
+        assert_eq!(repo.issued_from_stock().await.unwrap()[&badge], 0);
+        let (other, events) = issued_to("c-2", "founders-badge", Some("ever#1"));
+        repo.insert(&other, true, events).await.expect("the unit given back is issued again");
+        // A counter made anew counts the gifts issued, not the cancelled ones.
+        repo.sync_stock(&Catalog::default()).await.unwrap();
+        let mut gifts = Catalog::default().gifts().to_vec();
+        gifts.iter_mut().for_each(|g| g.stock = None);
+        repo.sync_stock(&Catalog::new(Schedule::default(), gifts).unwrap()).await.unwrap();
+        repo.sync_stock(&badges(2)).await.unwrap();
+        assert_eq!(repo.issued_from_stock().await.unwrap()[&badge], 1);
+        // A gift without stock is cancelled without a counter.
+        let (mut coffee, events) = issued();
+        repo.insert(&coffee, false, events).await.unwrap();
+        coffee.cancel().unwrap();
+        repo.cancel(&coffee).await.unwrap();
+        assert_eq!(repo.get(coffee.id).await.unwrap().unwrap().status, GiftStatus::Cancelled);
+    }
+
     store_adapter::on_both_backends!(
+        a_cancelled_gift_gives_its_unit_back_once_and_is_not_counted_by_a_new_stock,
         one_gift_per_reward_and_use_checks_the_version,
         twenty_concurrent_takers_of_the_last_three_get_exactly_three,
         a_slot_refused_takes_no_stock_and_a_new_stock_counts_what_was_issued
