@@ -4,17 +4,20 @@
 //! - [`ledger`] — the points account: entries, lots, the order spending draws from them.
 //! - [`model`] — the `WalletItem` aggregate (a lot), the `Wallet` view, events.
 //! - [`spend`] — spending points on a gift.
+//! - [`correction`] — an admin's refunds and adjustments.
 //! - [`ports`] — `WalletRepository`.
 //! - [`service`] — the issue policy and queries.
 
+pub mod correction;
 pub mod ledger;
 pub mod model;
 pub mod ports;
 pub mod service;
 pub mod spend;
 
+pub use correction::{AdjustPoints, Correction, CorrectionKind, CorrectionRefusal, RefundGift};
 pub use ledger::{Account, Draw, EntryKind, LedgerEntry, Lot, NotEnoughPoints};
 pub use model::*;
-pub use ports::{GiftCallError, GiftIssuer, GiftRefusal, GiftRequest, SpendCommit, WalletRepository};
+pub use ports::{CorrectionCommit, GiftCallError, GiftIssuer, GiftRefusal, GiftRequest, SpendCommit, WalletRepository};
 pub use service::{WalletError, WalletService};
 pub use spend::{Spend, SpendPoints};

@@ -8,6 +8,7 @@ use kernel::paging::{Page, PageRequest};
 use kernel::{CustomerId, Envelope, Inbound, RequestContext, StoreError};
 use uuid::Uuid;
 
+use crate::correction::Correction;
 use crate::ledger::{Account, EntryKind, LedgerEntry};
 use crate::model::{WalletEvent, WalletItem};
 use crate::spend::Spend;
@@ -85,6 +86,39 @@ pub trait WalletRepository: Send + Sync + 'static {
     /// lease; [`StoreError::Duplicate`] when the request id already made another spend.
     /// Nothing is written.
     fn commit_spend(&self, commit: SpendCommit) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The spend that paid for `gift_id`, with the lots it drew from.
+    fn find_spend_by_gift(&self, gift_id: Uuid) -> impl Future<Output = Result<Option<Spend>, StoreError>> + Send;
+
+    /// The refund of `gift_id`, if it was refunded.
+    fn refund_of(&self, gift_id: Uuid) -> impl Future<Output = Result<Option<Correction>, StoreError>> + Send;
+
+    /// The correction (refund or adjustment) made by `request_id`, if any.
+    fn correction(&self, request_id: &str) -> impl Future<Output = Result<Option<Correction>, StoreError>> + Send;
+
+    /// Commits a correction in one transaction: its entry (the account moves from
+    /// `entry.seq - 1` entries to `entry.seq`), the changed lots (each at the version it
+    /// was read), the new lot of a credit, the correction with its lots, and, with a
+    /// `holder`, the customer's spending lease given back.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the account or a lot moved, or `holder` lost the
+    /// lease; [`StoreError::Duplicate`] when the request id already made a correction or
+    /// the gift was refunded already. Nothing is written.
+    fn commit_correction(&self, commit: CorrectionCommit) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Everything one correction writes.
+#[derive(Debug, Clone)]
+pub struct CorrectionCommit {
+    pub correction: Correction,
+    pub entry: LedgerEntry,
+    /// The lots as they are after it, `version` as read.
+    pub items: Vec<WalletItem>,
+    /// A credit's new lot.
+    pub new_lot: Option<WalletItem>,
+    /// The spending lease held (a debit or credit), given back by the commit.
+    pub holder: Option<Uuid>,
 }
 
 /// Everything one spend writes.
@@ -116,6 +150,18 @@ pub trait GiftIssuer: Send + Sync + 'static {
         request: GiftRequest,
         ctx: &RequestContext,
     ) -> impl Future<Output = Result<Uuid, GiftCallError>> + Send;
+
+    /// Cancels an unused gift (a refund), giving its stock back. Idempotent: a gift
+    /// cancelled already is fine.
+    ///
+    /// # Errors
+    /// `Refused` for a used gift (reason `GIFT_ALREADY_USED`) or an unknown one;
+    /// `Unavailable`.
+    fn cancel_gift(
+        &self,
+        gift_id: Uuid,
+        ctx: &RequestContext,
+    ) -> impl Future<Output = Result<(), GiftCallError>> + Send;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -25,6 +25,9 @@ pub enum WalletError {
     NotFound(&'static str),
     #[error(transparent)]
     Refused(#[from] ExchangeRefusal),
+    /// A refund or an adjustment refused.
+    #[error(transparent)]
+    Correction(#[from] crate::correction::CorrectionRefusal),
     /// The gift service found the request invalid (e.g. `gift_code: unknown gift`).
     #[error("{0}")]
     GiftInvalid(String),
@@ -274,7 +277,10 @@ impl<R: WalletRepository, G: GiftIssuer> WalletService<R, G> {
         }
         let draws = plan_spend(&lots, cmd.reward_id, cost).map_err(ExchangeRefusal::from)?;
         let spend_id = kernel::new_id();
-        let key = gift_key(&draws, &lots, spend_id);
+        // Only a lot no spend ever touched keys the gift by its reward: one whose points
+        // came back (a refund) had a gift under that key, cancelled since.
+        let untouched: Vec<_> = items.iter().filter(|i| i.version == 0).map(WalletItem::lot).collect();
+        let key = gift_key(&draws, &untouched, spend_id);
         let first = draws.first().map(|d| d.reward_id).or(cmd.reward_id);
         let mission_id = first.and_then(|r| lots.iter().find(|l| l.reward_id == r)).map_or(spend_id, |l| l.mission_id);
         let request = GiftRequest {
@@ -359,5 +365,6 @@ fn build_spend(
     Ok(SpendCommit { spend, entry, items: changed, events, holder })
 }
 
+mod corrections;
 #[cfg(test)]
 mod tests;

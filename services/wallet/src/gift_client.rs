@@ -28,6 +28,8 @@ use tower::{BoxError, ServiceBuilder, ServiceExt, service_fn};
 use uuid::Uuid;
 use wallet_domain::{GiftCallError, GiftIssuer, GiftRefusal, GiftRequest};
 
+mod cancel;
+
 /// How the wallet calls the gift service (flags or environment).
 #[derive(Debug, Clone, clap::Args)]
 pub struct GiftSettings {
@@ -333,6 +335,10 @@ impl GiftIssuer for GiftClient {
             retry_after: Duration::from_secs(1),
             reason: "malformed gift id".into(),
         })
+    }
+
+    async fn cancel_gift(&self, gift_id: Uuid, ctx: &RequestContext) -> Result<(), GiftCallError> {
+        self.cancel(gift_id, ctx).await
     }
 }
 

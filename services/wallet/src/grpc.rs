@@ -13,6 +13,9 @@ use wallet_domain::{
 
 use crate::App;
 
+mod corrections;
+pub use corrections::ALREADY_REFUNDED;
+
 /// The handlers over `app`; `gift_breaker` is the breaker of the gift client, whose
 /// state `GetExchangeStatus` reports.
 pub fn server(app: Arc<App>, gift_breaker: Breaker) -> pb::wallet_service_server::WalletServiceServer<Handlers> {
@@ -40,6 +43,7 @@ fn to_status(e: WalletError) -> Status {
             NOT_ENOUGH_POINTS,
             vec![("cost_points", n.cost.to_string()), ("balance", n.balance.to_string())],
         ),
+        WalletError::Correction(r) => corrections::refusal(r),
         WalletError::GiftInvalid(why) => Status::invalid_argument(why),
         // The gift's own words and reason: the player learns what was refused and when
         // to try again (out of stock, one per customer, not enough points).
@@ -197,6 +201,20 @@ impl pb::wallet_service_server::WalletService for Handlers {
         let entries = self.app.ledger(&customer, kind, page).await.map_err(to_status)?;
         let (entries, next_page_token) = paging::answer(entries, &scope, entry_to_proto);
         Ok(Response::new(pb::ListLedgerEntriesResponse { entries, next_page_token }))
+    }
+
+    async fn refund_gift(
+        &self,
+        req: Request<pb::RefundGiftRequest>,
+    ) -> Result<Response<pb::RefundGiftResponse>, Status> {
+        corrections::refund_gift(&self.app, req).await
+    }
+
+    async fn adjust_points(
+        &self,
+        req: Request<pb::AdjustPointsRequest>,
+    ) -> Result<Response<pb::AdjustPointsResponse>, Status> {
+        corrections::adjust_points(&self.app, req).await
     }
 
     async fn get_exchange_status(

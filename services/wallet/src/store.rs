@@ -2,6 +2,7 @@
 //! append-only ledger, spends, outbox and inbox; each change in one transaction.
 //!
 //! - [`ledger`] — accounts, entries, spends and the spending lease.
+//! - [`corrections`] — refunds and adjustments.
 
 use diesel::prelude::*;
 use kernel::paging::{Page, PageRequest};
@@ -9,11 +10,13 @@ use kernel::{CustomerId, Envelope, Inbound, StoreError};
 use store_adapter::{Migrations, Prepared, Store, db, versioned};
 use uuid::Uuid;
 use wallet_domain::{
-    Account, EntryKind, ItemStatus, LedgerEntry, Spend, SpendCommit, WalletEvent, WalletItem, WalletRepository,
+    Account, Correction, CorrectionCommit, EntryKind, ItemStatus, LedgerEntry, Spend, SpendCommit, WalletEvent,
+    WalletItem, WalletRepository,
 };
 
 use crate::events;
 
+mod corrections;
 mod ledger;
 #[cfg(test)]
 mod tests;
@@ -207,22 +210,45 @@ impl WalletRepository for SqlWallet {
         self.store
             .write_with_events_for(&customer.clone(), messages, move |c| {
                 ledger::give_back(c, &customer, &holder)?;
-                for item in &items {
-                    let expected = item.version;
-                    let row = Row { version: expected + 1, ..item.clone() };
-                    versioned(
-                        Prepared(
-                            diesel::update(
-                                wallet_items::table.find(&row.reward_id).filter(wallet_items::version.eq(expected)),
-                            )
-                            .set(&row),
-                        )
-                        .execute(c),
-                    )?;
-                }
+                update_items(c, &items)?;
                 ledger::append(c, &entry)?;
                 ledger::record_spend(c, &spend, &draws)
             })
             .await
     }
+
+    async fn find_spend_by_gift(&self, gift_id: Uuid) -> Result<Option<Spend>, StoreError> {
+        self.read_spend_by_gift(gift_id).await
+    }
+
+    async fn refund_of(&self, gift_id: Uuid) -> Result<Option<Correction>, StoreError> {
+        self.read_refund(gift_id).await
+    }
+
+    async fn correction(&self, request_id: &str) -> Result<Option<Correction>, StoreError> {
+        self.read_correction_by_request(request_id).await
+    }
+
+    async fn commit_correction(&self, commit: CorrectionCommit) -> Result<(), StoreError> {
+        self.write_correction(commit).await
+    }
+}
+
+/// Stores changed items, each at the version it was read.
+///
+/// # Errors
+/// [`StoreError::Conflict`] when one moved meanwhile.
+fn update_items(c: &mut store_adapter::AnyConnection, items: &[Row]) -> Result<(), StoreError> {
+    for item in items {
+        let expected = item.version;
+        let row = Row { version: expected + 1, ..item.clone() };
+        versioned(
+            Prepared(
+                diesel::update(wallet_items::table.find(&row.reward_id).filter(wallet_items::version.eq(expected)))
+                    .set(&row),
+            )
+            .execute(c),
+        )?;
+    }
+    Ok(())
 }

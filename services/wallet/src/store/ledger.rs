@@ -154,6 +154,12 @@ impl From<&Spend> for SpendRow {
 
 type DrawRow = (String, String, i64);
 
+/// Which spend to read: a customer's request, or the one that paid for a gift.
+pub(super) enum SpendKey {
+    Request(String, String),
+    Gift(String),
+}
+
 pub(super) fn draw_rows(s: &Spend) -> Vec<DrawRow> {
     s.draws.iter().map(|d| (s.spend_id.to_string(), d.reward_id.to_string(), d.points)).collect()
 }
@@ -262,15 +268,22 @@ impl SqlWallet {
         customer: &CustomerId,
         request_id: &str,
     ) -> Result<Option<Spend>, StoreError> {
-        let (id, request_id) = (customer.to_string(), request_id.to_owned());
+        self.read_spend_where(SpendKey::Request(customer.to_string(), request_id.to_owned())).await
+    }
+
+    pub(super) async fn read_spend_where(&self, key: SpendKey) -> Result<Option<Spend>, StoreError> {
+        use wallet_spends::dsl as s;
         let found: Option<(SpendRow, Vec<DrawRow>)> = self
             .store
             .read(move |c| {
-                let spend: Option<SpendRow> = wallet_spends::table
-                    .filter(wallet_spends::customer_id.eq(id).and(wallet_spends::request_id.eq(request_id)))
-                    .first(c)
-                    .optional()
-                    .map_err(db)?;
+                let spend: Option<SpendRow> = match key {
+                    SpendKey::Request(id, request_id) => {
+                        s::wallet_spends.filter(s::customer_id.eq(id).and(s::request_id.eq(request_id))).first(c)
+                    }
+                    SpendKey::Gift(gift_id) => s::wallet_spends.filter(s::gift_id.eq(gift_id)).first(c),
+                }
+                .optional()
+                .map_err(db)?;
                 let Some(spend) = spend else { return Ok(None) };
                 let draws = wallet_draws::table
                     .filter(wallet_draws::spend_id.eq(&spend.spend_id))
@@ -283,7 +296,7 @@ impl SqlWallet {
         let Some((r, draws)) = found else { return Ok(None) };
         Ok(Some(Spend {
             spend_id: uuid(&r.spend_id, "spend_id")?,
-            customer_id: customer.clone(),
+            customer_id: CustomerId::new(r.customer_id).map_err(|_| corrupt("customer_id"))?,
             request_id: r.request_id.unwrap_or_default(),
             gift_code: r.gift_code,
             reward_id: r.reward_id.as_deref().map(|id| uuid(id, "reward_id")).transpose()?,

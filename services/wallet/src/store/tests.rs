@@ -10,6 +10,8 @@ use wallet_domain::{Draw, Spend};
 use super::*;
 use wallet_domain::service::LEASE_TTL;
 
+mod corrections;
+
 /// Lets the `static` migrations be run one at a time.
 struct Source(&'static diesel_migrations::EmbeddedMigrations);
 
