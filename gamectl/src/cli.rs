@@ -184,6 +184,28 @@ pub enum Command {
         #[arg(long)]
         request_id: Option<String>,
     },
+    /// Admins: refund a gift: cancelled (unused only), its points back to the rewards they came from.
+    Refund {
+        gift_id: String,
+        /// Why (required): kept on the REFUNDED ledger entry.
+        #[arg(long)]
+        reason: String,
+        /// Idempotency key: repeating a request with the same id answers the same result.
+        #[arg(long)]
+        request_id: Option<String>,
+    },
+    /// Admins: add (AMOUNT > 0) or take (AMOUNT < 0) points to or from a customer's balance.
+    Adjust {
+        customer_id: String,
+        #[arg(allow_negative_numbers = true)]
+        amount: i64,
+        /// Why (required): kept on the ADJUSTED ledger entry.
+        #[arg(long)]
+        reason: String,
+        /// Idempotency key: repeating a request with the same id answers the same result.
+        #[arg(long)]
+        request_id: Option<String>,
+    },
     /// The gifts issued to a customer (you, when not named), newest first, a page at a time.
     Gifts {
         customer_id: Option<String>,

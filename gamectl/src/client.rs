@@ -306,6 +306,10 @@ async fn call(global: &Global, command: Command) -> Result<(), Failure> {
         Command::Balance { customer_id } => points::balance(&conn, customer_id).await,
         Command::Ledger { customer_id, kind, paging } => points::ledger(&conn, customer_id, kind, paging).await,
         Command::Redeem { args, request_id } => points::redeem(&conn, args, request_id).await,
+        Command::Refund { gift_id, reason, request_id } => points::refund(&conn, gift_id, reason, request_id).await,
+        Command::Adjust { customer_id, amount, reason, request_id } => {
+            points::adjust(&conn, customer_id, amount, reason, request_id).await
+        }
         Command::Gifts { customer_id, paging } => gifts::gifts(&conn, customer_id, paging).await,
         Command::Gift { gift_id } => gifts::gift(&conn, gift_id).await,
         Command::GiftCatalog => gifts::catalog(&conn).await,

@@ -1,4 +1,5 @@
-//! `gamectl` commands of the points account: the balance, the ledger, redeeming a gift.
+//! `gamectl` commands of the points account: the balance, the ledger, redeeming a gift;
+//! an admin's refunds and adjustments.
 
 use contracts::pb::wallet;
 
@@ -57,5 +58,43 @@ pub(super) async fn redeem(conn: &Conn<'_>, args: Vec<String>, request_id: Optio
         .await?
         .into_inner();
     emit(global, || output::redeem_json(&r), || output::redeem_text(&gift_code, &r));
+    Ok(())
+}
+
+pub(super) async fn refund(
+    conn: &Conn<'_>,
+    gift_id: String,
+    reason: String,
+    request_id: Option<String>,
+) -> Result<(), Failure> {
+    let global = conn.global;
+    let r = wallet_client(conn)
+        .await?
+        .refund_gift(wallet::v1::RefundGiftRequest { gift_id, reason, request_id: request_id.unwrap_or_default() })
+        .await?
+        .into_inner();
+    emit(global, || output::refund_json(&r), || output::refund_text(&r));
+    Ok(())
+}
+
+pub(super) async fn adjust(
+    conn: &Conn<'_>,
+    customer_id: String,
+    amount: i64,
+    reason: String,
+    request_id: Option<String>,
+) -> Result<(), Failure> {
+    let global = conn.global;
+    let r = wallet_client(conn)
+        .await?
+        .adjust_points(wallet::v1::AdjustPointsRequest {
+            customer_id,
+            amount,
+            reason,
+            request_id: request_id.unwrap_or_default(),
+        })
+        .await?
+        .into_inner();
+    emit(global, || output::adjust_json(&r), || output::adjust_text(&r));
     Ok(())
 }

@@ -521,7 +521,7 @@ fn a_ledger_in_text_is_a_table_and_in_json_names_each_kind() {
     };
     assert_eq!(
         ledger_text(std::slice::from_ref(&entry)),
-        "#  KIND   AMOUNT  BALANCE  REFERENCE  ACTOR\n\
+        "#  KIND   AMOUNT  BALANCE  REFERENCE  ACTOR  REASON\n\
          2  SPENT  -50     0        gift:g-1   c-1"
     );
     let j = ledger_entry_json(&entry);
