@@ -239,6 +239,20 @@ impl pb::wallet_service_server::WalletService for Handlers {
     }
 }
 
+/// Runs a spend to its end even when the caller goes away: the gift service is asked
+/// first and the points are spent after, so a handler dropped between the two (a client
+/// deadline, a reset stream) would leave a gift nobody paid for. The spend runs as its
+/// own task; the caller only waits for it.
+async fn uncancelled<T: Send + 'static>(
+    spend: impl std::future::Future<Output = T> + Send + 'static,
+) -> Result<T, Status> {
+    use tracing::Instrument as _;
+    tokio::spawn(spend.in_current_span()).await.map_err(|e| {
+        tracing::error!(error = %e, "a spend's task failed");
+        Status::unavailable("the spend was interrupted; retry with the same request_id")
+    })
+}
+
 #[cfg(test)]
 mod status_tests {
     use std::collections::BTreeMap;
@@ -308,18 +322,4 @@ mod status_tests {
         assert!(s.message().contains("try again in 3 s") && !s.message().contains("breaker"), "{}", s.message());
         assert_eq!(s.metadata().get("retry-after").and_then(|v| v.to_str().ok()), Some("3"));
     }
-}
-
-/// Runs a spend to its end even when the caller goes away: the gift service is asked
-/// first and the points are spent after, so a handler dropped between the two (a client
-/// deadline, a reset stream) would leave a gift nobody paid for. The spend runs as its
-/// own task; the caller only waits for it.
-async fn uncancelled<T: Send + 'static>(
-    spend: impl std::future::Future<Output = T> + Send + 'static,
-) -> Result<T, Status> {
-    use tracing::Instrument as _;
-    tokio::spawn(spend.in_current_span()).await.map_err(|e| {
-        tracing::error!(error = %e, "a spend's task failed");
-        Status::unavailable("the spend was interrupted; retry with the same request_id")
-    })
 }
