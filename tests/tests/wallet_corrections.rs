@@ -199,6 +199,26 @@ async fn a_used_gift_is_not_refunded_and_only_the_wallet_may_cancel_a_gift() {
     assert_eq!(unknown.code(), Code::NotFound);
 }
 
+#[tokio::test]
+async fn a_refund_whose_gift_was_cancelled_but_not_credited_completes_when_asked_again() {
+    let (sys, _dir) = start(false).await;
+    issued_reward(&sys, "c-retry", "daily-login").await;
+    let coffee = redeem(&sys, "c-retry", "coffee", "c-1").await;
+    // The wallet cancelled the gift, then died before crediting (its own identity cancels).
+    let as_wallet = with_token(sys.gift.channel(), &sys.tokens.service("wallet"));
+    let cancelled = GiftIssuingServiceClient::new(as_wallet)
+        .cancel_gift(gift::CancelGiftRequest { gift_id: coffee.gift_id.clone() })
+        .await
+        .expect("the wallet's identity cancels")
+        .into_inner();
+    assert_eq!(cancelled.gift.unwrap().status, gift::GiftStatus::Cancelled as i32);
+    assert_eq!(balance(&sys, "c-retry").await, 0, "not credited yet");
+    let done = refund(&sys, &coffee.gift_id, "wrong gift", "f-1").await.expect("completed");
+    assert_eq!((done.points, done.balance), (10, 10));
+    assert_eq!(balance(&sys, "c-retry").await, 10);
+    assert_eq!(refund(&sys, &coffee.gift_id, "wrong gift", "f-1").await.unwrap().entry_id, done.entry_id);
+}
+
 async fn adjustments_credit_and_debit_but_never_below_zero_and_players_are_refused(postgres: bool) {
     let (sys, _dir) = start(postgres).await;
     issued_reward(&sys, "c-adj", "daily-login").await;
