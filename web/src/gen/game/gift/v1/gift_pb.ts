@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file game/gift/v1/gift.proto.
  */
 export const file_game_gift_v1_gift: GenFile = /*@__PURE__*/
-  fileDesc("ChdnYW1lL2dpZnQvdjEvZ2lmdC5wcm90bxIMZ2FtZS5naWZ0LnYxIjEKEFBlckN1c3RvbWVyTGltaXQSDgoGcGVyaW9kGAEgASgJEg0KBWNvdW50GAIgASgNIqwCCgtDYXRhbG9nR2lmdBIRCglnaWZ0X2NvZGUYASABKAkSDAoEbmFtZRgCIAEoCRITCgtjb3N0X3BvaW50cxgDIAEoAxISCgVzdG9jaxgEIAEoDUgAiAEBEhYKCXJlbWFpbmluZxgFIAEoDUgBiAEBEjoKEnBlcl9jdXN0b21lcl9saW1pdBgGIAEoCzIeLmdhbWUuZ2lmdC52MS5QZXJDdXN0b21lckxpbWl0EjIKDmF2YWlsYWJsZV9mcm9tGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCg9hdmFpbGFibGVfdW50aWwYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQggKBl9zdG9ja0IMCgpfcmVtYWluaW5nIvoBCgRHaWZ0Eg8KB2dpZnRfaWQYASABKAkSEwoLY3VzdG9tZXJfaWQYAiABKAkSEQoJcmV3YXJkX2lkGAMgASgJEhEKCWdpZnRfY29kZRgEIAEoCRIMCgRuYW1lGAUgASgJEigKBnN0YXR1cxgGIAEoDjIYLmdhbWUuZ2lmdC52MS5HaWZ0U3RhdHVzEi0KCWlzc3VlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoHdXNlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKbWlzc2lvbl9pZBgJIAEoCSIUChJMaXN0Q2F0YWxvZ1JlcXVlc3QiZAoTTGlzdENhdGFsb2dSZXNwb25zZRIoCgVnaWZ0cxgBIAMoCzIZLmdhbWUuZ2lmdC52MS5DYXRhbG9nR2lmdBIQCghyZXNldF9hdBgCIAEoCRIRCgl0aW1lX3pvbmUYAyABKAkicQoQSXNzdWVHaWZ0UmVxdWVzdBITCgtjdXN0b21lcl9pZBgBIAEoCRIRCglyZXdhcmRfaWQYAiABKAkSEQoJZ2lmdF9jb2RlGAMgASgJEg4KBnBvaW50cxgEIAEoAxISCgptaXNzaW9uX2lkGAUgASgJIjUKEUlzc3VlR2lmdFJlc3BvbnNlEiAKBGdpZnQYASABKAsyEi5nYW1lLmdpZnQudjEuR2lmdCIhCg5HZXRHaWZ0UmVxdWVzdBIPCgdnaWZ0X2lkGAEgASgJIjMKD0dldEdpZnRSZXNwb25zZRIgCgRnaWZ0GAEgASgLMhIuZ2FtZS5naWZ0LnYxLkdpZnQiTgoQTGlzdEdpZnRzUmVxdWVzdBITCgtjdXN0b21lcl9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJPChFMaXN0R2lmdHNSZXNwb25zZRIhCgVnaWZ0cxgBIAMoCzISLmdhbWUuZ2lmdC52MS5HaWZ0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI2Cg5Vc2VHaWZ0UmVxdWVzdBIPCgdnaWZ0X2lkGAEgASgJEhMKC2N1c3RvbWVyX2lkGAIgASgJIjMKD1VzZUdpZnRSZXNwb25zZRIgCgRnaWZ0GAEgASgLMhIuZ2FtZS5naWZ0LnYxLkdpZnQqVwoKR2lmdFN0YXR1cxIbChdHSUZUX1NUQVRVU19VTlNQRUNJRklFRBAAEhYKEkdJRlRfU1RBVFVTX0lTU1VFRBABEhQKEEdJRlRfU1RBVFVTX1VTRUQQAjK/AgoLR2lmdFNlcnZpY2USUgoLTGlzdENhdGFsb2cSIC5nYW1lLmdpZnQudjEuTGlzdENhdGFsb2dSZXF1ZXN0GiEuZ2FtZS5naWZ0LnYxLkxpc3RDYXRhbG9nUmVzcG9uc2USRgoHR2V0R2lmdBIcLmdhbWUuZ2lmdC52MS5HZXRHaWZ0UmVxdWVzdBodLmdhbWUuZ2lmdC52MS5HZXRHaWZ0UmVzcG9uc2USTAoJTGlzdEdpZnRzEh4uZ2FtZS5naWZ0LnYxLkxpc3RHaWZ0c1JlcXVlc3QaHy5nYW1lLmdpZnQudjEuTGlzdEdpZnRzUmVzcG9uc2USRgoHVXNlR2lmdBIcLmdhbWUuZ2lmdC52MS5Vc2VHaWZ0UmVxdWVzdBodLmdhbWUuZ2lmdC52MS5Vc2VHaWZ0UmVzcG9uc2UyYgoSR2lmdElzc3VpbmdTZXJ2aWNlEkwKCUlzc3VlR2lmdBIeLmdhbWUuZ2lmdC52MS5Jc3N1ZUdpZnRSZXF1ZXN0Gh8uZ2FtZS5naWZ0LnYxLklzc3VlR2lmdFJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChdnYW1lL2dpZnQvdjEvZ2lmdC5wcm90bxIMZ2FtZS5naWZ0LnYxIjEKEFBlckN1c3RvbWVyTGltaXQSDgoGcGVyaW9kGAEgASgJEg0KBWNvdW50GAIgASgNIqwCCgtDYXRhbG9nR2lmdBIRCglnaWZ0X2NvZGUYASABKAkSDAoEbmFtZRgCIAEoCRITCgtjb3N0X3BvaW50cxgDIAEoAxISCgVzdG9jaxgEIAEoDUgAiAEBEhYKCXJlbWFpbmluZxgFIAEoDUgBiAEBEjoKEnBlcl9jdXN0b21lcl9saW1pdBgGIAEoCzIeLmdhbWUuZ2lmdC52MS5QZXJDdXN0b21lckxpbWl0EjIKDmF2YWlsYWJsZV9mcm9tGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCg9hdmFpbGFibGVfdW50aWwYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQggKBl9zdG9ja0IMCgpfcmVtYWluaW5nIvoBCgRHaWZ0Eg8KB2dpZnRfaWQYASABKAkSEwoLY3VzdG9tZXJfaWQYAiABKAkSEQoJcmV3YXJkX2lkGAMgASgJEhEKCWdpZnRfY29kZRgEIAEoCRIMCgRuYW1lGAUgASgJEigKBnN0YXR1cxgGIAEoDjIYLmdhbWUuZ2lmdC52MS5HaWZ0U3RhdHVzEi0KCWlzc3VlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoHdXNlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKbWlzc2lvbl9pZBgJIAEoCSIUChJMaXN0Q2F0YWxvZ1JlcXVlc3QiZAoTTGlzdENhdGFsb2dSZXNwb25zZRIoCgVnaWZ0cxgBIAMoCzIZLmdhbWUuZ2lmdC52MS5DYXRhbG9nR2lmdBIQCghyZXNldF9hdBgCIAEoCRIRCgl0aW1lX3pvbmUYAyABKAkicQoQSXNzdWVHaWZ0UmVxdWVzdBITCgtjdXN0b21lcl9pZBgBIAEoCRIRCglyZXdhcmRfaWQYAiABKAkSEQoJZ2lmdF9jb2RlGAMgASgJEg4KBnBvaW50cxgEIAEoAxISCgptaXNzaW9uX2lkGAUgASgJIjUKEUlzc3VlR2lmdFJlc3BvbnNlEiAKBGdpZnQYASABKAsyEi5nYW1lLmdpZnQudjEuR2lmdCIhCg5HZXRHaWZ0UmVxdWVzdBIPCgdnaWZ0X2lkGAEgASgJIjMKD0dldEdpZnRSZXNwb25zZRIgCgRnaWZ0GAEgASgLMhIuZ2FtZS5naWZ0LnYxLkdpZnQiTgoQTGlzdEdpZnRzUmVxdWVzdBITCgtjdXN0b21lcl9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJPChFMaXN0R2lmdHNSZXNwb25zZRIhCgVnaWZ0cxgBIAMoCzISLmdhbWUuZ2lmdC52MS5HaWZ0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI2Cg5Vc2VHaWZ0UmVxdWVzdBIPCgdnaWZ0X2lkGAEgASgJEhMKC2N1c3RvbWVyX2lkGAIgASgJIjMKD1VzZUdpZnRSZXNwb25zZRIgCgRnaWZ0GAEgASgLMhIuZ2FtZS5naWZ0LnYxLkdpZnQiJAoRQ2FuY2VsR2lmdFJlcXVlc3QSDwoHZ2lmdF9pZBgBIAEoCSI2ChJDYW5jZWxHaWZ0UmVzcG9uc2USIAoEZ2lmdBgBIAEoCzISLmdhbWUuZ2lmdC52MS5HaWZ0KnIKCkdpZnRTdGF0dXMSGwoXR0lGVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIWChJHSUZUX1NUQVRVU19JU1NVRUQQARIUChBHSUZUX1NUQVRVU19VU0VEEAISGQoVR0lGVF9TVEFUVVNfQ0FOQ0VMTEVEEAMyvwIKC0dpZnRTZXJ2aWNlElIKC0xpc3RDYXRhbG9nEiAuZ2FtZS5naWZ0LnYxLkxpc3RDYXRhbG9nUmVxdWVzdBohLmdhbWUuZ2lmdC52MS5MaXN0Q2F0YWxvZ1Jlc3BvbnNlEkYKB0dldEdpZnQSHC5nYW1lLmdpZnQudjEuR2V0R2lmdFJlcXVlc3QaHS5nYW1lLmdpZnQudjEuR2V0R2lmdFJlc3BvbnNlEkwKCUxpc3RHaWZ0cxIeLmdhbWUuZ2lmdC52MS5MaXN0R2lmdHNSZXF1ZXN0Gh8uZ2FtZS5naWZ0LnYxLkxpc3RHaWZ0c1Jlc3BvbnNlEkYKB1VzZUdpZnQSHC5nYW1lLmdpZnQudjEuVXNlR2lmdFJlcXVlc3QaHS5nYW1lLmdpZnQudjEuVXNlR2lmdFJlc3BvbnNlMrMBChJHaWZ0SXNzdWluZ1NlcnZpY2USTAoJSXNzdWVHaWZ0Eh4uZ2FtZS5naWZ0LnYxLklzc3VlR2lmdFJlcXVlc3QaHy5nYW1lLmdpZnQudjEuSXNzdWVHaWZ0UmVzcG9uc2USTwoKQ2FuY2VsR2lmdBIfLmdhbWUuZ2lmdC52MS5DYW5jZWxHaWZ0UmVxdWVzdBogLmdhbWUuZ2lmdC52MS5DYW5jZWxHaWZ0UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * How many of a gift one customer may have per period.
@@ -391,6 +391,40 @@ export const UseGiftResponseSchema: GenMessage<UseGiftResponse> = /*@__PURE__*/
   messageDesc(file_game_gift_v1_gift, 12);
 
 /**
+ * @generated from message game.gift.v1.CancelGiftRequest
+ */
+export type CancelGiftRequest = Message<"game.gift.v1.CancelGiftRequest"> & {
+  /**
+   * @generated from field: string gift_id = 1;
+   */
+  giftId: string;
+};
+
+/**
+ * Describes the message game.gift.v1.CancelGiftRequest.
+ * Use `create(CancelGiftRequestSchema)` to create a new message.
+ */
+export const CancelGiftRequestSchema: GenMessage<CancelGiftRequest> = /*@__PURE__*/
+  messageDesc(file_game_gift_v1_gift, 13);
+
+/**
+ * @generated from message game.gift.v1.CancelGiftResponse
+ */
+export type CancelGiftResponse = Message<"game.gift.v1.CancelGiftResponse"> & {
+  /**
+   * @generated from field: game.gift.v1.Gift gift = 1;
+   */
+  gift?: Gift | undefined;
+};
+
+/**
+ * Describes the message game.gift.v1.CancelGiftResponse.
+ * Use `create(CancelGiftResponseSchema)` to create a new message.
+ */
+export const CancelGiftResponseSchema: GenMessage<CancelGiftResponse> = /*@__PURE__*/
+  messageDesc(file_game_gift_v1_gift, 14);
+
+/**
  * @generated from enum game.gift.v1.GiftStatus
  */
 export enum GiftStatus {
@@ -408,6 +442,13 @@ export enum GiftStatus {
    * @generated from enum value: GIFT_STATUS_USED = 2;
    */
   USED = 2,
+
+  /**
+   * Cancelled before use (refunded): its points went back to the customer.
+   *
+   * @generated from enum value: GIFT_STATUS_CANCELLED = 3;
+   */
+  CANCELLED = 3,
 }
 
 /**
@@ -483,6 +524,18 @@ export const GiftIssuingService: GenService<{
     methodKind: "unary";
     input: typeof IssueGiftRequestSchema;
     output: typeof IssueGiftResponseSchema;
+  },
+  /**
+   * Cancels an issued, unused gift (the wallet refunding it): CANCELLED, one unit given
+   * back to the gift's stock. Idempotent: a cancelled gift is answered as it is. A used
+   * gift: FAILED_PRECONDITION with ErrorInfo reason `GIFT_ALREADY_USED`; unknown: NOT_FOUND.
+   *
+   * @generated from rpc game.gift.v1.GiftIssuingService.CancelGift
+   */
+  cancelGift: {
+    methodKind: "unary";
+    input: typeof CancelGiftRequestSchema;
+    output: typeof CancelGiftResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_game_gift_v1_gift, 1);

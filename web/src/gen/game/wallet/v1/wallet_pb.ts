@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file game/wallet/v1/wallet.proto.
  */
 export const file_game_wallet_v1_wallet: GenFile = /*@__PURE__*/
-  fileDesc("ChtnYW1lL3dhbGxldC92MS93YWxsZXQucHJvdG8SDmdhbWUud2FsbGV0LnYxIqABCgpXYWxsZXRJdGVtEhEKCXJld2FyZF9pZBgBIAEoCRISCgptaXNzaW9uX2lkGAIgASgJEg4KBnBvaW50cxgDIAEoAxIwCgZzdGF0dXMYBCABKA4yIC5nYW1lLndhbGxldC52MS5XYWxsZXRJdGVtU3RhdHVzEg8KB2dpZnRfaWQYBSABKAkSGAoQcmVtYWluaW5nX3BvaW50cxgGIAEoAyJzCgZXYWxsZXQSEwoLY3VzdG9tZXJfaWQYASABKAkSKQoFaXRlbXMYAiADKAsyGi5nYW1lLndhbGxldC52MS5XYWxsZXRJdGVtEhgKEGF2YWlsYWJsZV9wb2ludHMYAyABKAMSDwoHYmFsYW5jZRgEIAEoAyI6ChBHZXRXYWxsZXRSZXF1ZXN0EhMKC2N1c3RvbWVyX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBSJUChFHZXRXYWxsZXRSZXNwb25zZRImCgZ3YWxsZXQYASABKAsyFi5nYW1lLndhbGxldC52MS5XYWxsZXQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIlQKFkxpc3RXYWxsZXRJdGVtc1JlcXVlc3QSEwoLY3VzdG9tZXJfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiXQoXTGlzdFdhbGxldEl0ZW1zUmVzcG9uc2USKQoFaXRlbXMYASADKAsyGi5nYW1lLndhbGxldC52MS5XYWxsZXRJdGVtEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJmChVFeGNoYW5nZVJld2FyZFJlcXVlc3QSEwoLY3VzdG9tZXJfaWQYASABKAkSEQoJcmV3YXJkX2lkGAIgASgJEhEKCWdpZnRfY29kZRgDIAEoCRISCgpyZXF1ZXN0X2lkGAQgASgJIlMKFkV4Y2hhbmdlUmV3YXJkUmVzcG9uc2USKAoEaXRlbRgBIAEoCzIaLmdhbWUud2FsbGV0LnYxLldhbGxldEl0ZW0SDwoHZ2lmdF9pZBgCIAEoCSJPChFSZWRlZW1HaWZ0UmVxdWVzdBITCgtjdXN0b21lcl9pZBgBIAEoCRIRCglnaWZ0X2NvZGUYAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCSKHAQoSUmVkZWVtR2lmdFJlc3BvbnNlEg8KB2dpZnRfaWQYASABKAkSEwoLY29zdF9wb2ludHMYAiABKAMSDwoHYmFsYW5jZRgDIAEoAxIQCghlbnRyeV9pZBgEIAEoCRIoCgVkcmF3cxgFIAMoCzIZLmdhbWUud2FsbGV0LnYxLlNwZW5kRHJhdyIuCglTcGVuZERyYXcSEQoJcmV3YXJkX2lkGAEgASgJEg4KBnBvaW50cxgCIAEoAyLqAQoLTGVkZ2VyRW50cnkSEAoIZW50cnlfaWQYASABKAkSLQoEa2luZBgCIAEoDjIfLmdhbWUud2FsbGV0LnYxLkxlZGdlckVudHJ5S2luZBIOCgZhbW91bnQYAyABKAMSFQoNYmFsYW5jZV9hZnRlchgEIAEoAxIRCglyZWZlcmVuY2UYBSABKAkSDQoFYWN0b3IYBiABKAkSDgoGcmVhc29uGAcgASgJEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghzZXF1ZW5jZRgJIAEoAyKFAQoYTGlzdExlZGdlckVudHJpZXNSZXF1ZXN0EhMKC2N1c3RvbWVyX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEi0KBGtpbmQYBCABKA4yHy5nYW1lLndhbGxldC52MS5MZWRnZXJFbnRyeUtpbmQiYgoZTGlzdExlZGdlckVudHJpZXNSZXNwb25zZRIsCgdlbnRyaWVzGAEgAygLMhsuZ2FtZS53YWxsZXQudjEuTGVkZ2VyRW50cnkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIhoKGEdldEV4Y2hhbmdlU3RhdHVzUmVxdWVzdCLhAQoZR2V0RXhjaGFuZ2VTdGF0dXNSZXNwb25zZRIzCg1icmVha2VyX3N0YXRlGAEgASgOMhwuZ2FtZS53YWxsZXQudjEuQnJlYWtlclN0YXRlEhsKE3JldHJ5X2FmdGVyX3NlY29uZHMYAiABKAQSFAoMZmFpbHVyZV9yYXRlGAMgASgBEhYKDnNsb3dfY2FsbF9yYXRlGAQgASgBEhcKD2NhbGxzX2luX3dpbmRvdxgFIAEoDRIWCg5yZWplY3RlZF9jYWxscxgGIAEoBBITCgt0cmFuc2l0aW9ucxgHIAEoBCp3ChBXYWxsZXRJdGVtU3RhdHVzEiIKHldBTExFVF9JVEVNX1NUQVRVU19VTlNQRUNJRklFRBAAEh0KGVdBTExFVF9JVEVNX1NUQVRVU19JU1NVRUQQARIgChxXQUxMRVRfSVRFTV9TVEFUVVNfRVhDSEFOR0VEEAIqzgEKD0xlZGdlckVudHJ5S2luZBIhCh1MRURHRVJfRU5UUllfS0lORF9VTlNQRUNJRklFRBAAEhwKGExFREdFUl9FTlRSWV9LSU5EX0VBUk5FRBABEhsKF0xFREdFUl9FTlRSWV9LSU5EX1NQRU5UEAISHgoaTEVER0VSX0VOVFJZX0tJTkRfUkVGVU5ERUQQAxIdChlMRURHRVJfRU5UUllfS0lORF9FWFBJUkVEEAQSHgoaTEVER0VSX0VOVFJZX0tJTkRfQURKVVNURUQQBSp8CgxCcmVha2VyU3RhdGUSHQoZQlJFQUtFUl9TVEFURV9VTlNQRUNJRklFRBAAEhgKFEJSRUFLRVJfU1RBVEVfQ0xPU0VEEAESFgoSQlJFQUtFUl9TVEFURV9PUEVOEAISGwoXQlJFQUtFUl9TVEFURV9IQUxGX09QRU4QAzLPBAoNV2FsbGV0U2VydmljZRJQCglHZXRXYWxsZXQSIC5nYW1lLndhbGxldC52MS5HZXRXYWxsZXRSZXF1ZXN0GiEuZ2FtZS53YWxsZXQudjEuR2V0V2FsbGV0UmVzcG9uc2USYgoPTGlzdFdhbGxldEl0ZW1zEiYuZ2FtZS53YWxsZXQudjEuTGlzdFdhbGxldEl0ZW1zUmVxdWVzdBonLmdhbWUud2FsbGV0LnYxLkxpc3RXYWxsZXRJdGVtc1Jlc3BvbnNlEl8KDkV4Y2hhbmdlUmV3YXJkEiUuZ2FtZS53YWxsZXQudjEuRXhjaGFuZ2VSZXdhcmRSZXF1ZXN0GiYuZ2FtZS53YWxsZXQudjEuRXhjaGFuZ2VSZXdhcmRSZXNwb25zZRJTCgpSZWRlZW1HaWZ0EiEuZ2FtZS53YWxsZXQudjEuUmVkZWVtR2lmdFJlcXVlc3QaIi5nYW1lLndhbGxldC52MS5SZWRlZW1HaWZ0UmVzcG9uc2USaAoRTGlzdExlZGdlckVudHJpZXMSKC5nYW1lLndhbGxldC52MS5MaXN0TGVkZ2VyRW50cmllc1JlcXVlc3QaKS5nYW1lLndhbGxldC52MS5MaXN0TGVkZ2VyRW50cmllc1Jlc3BvbnNlEmgKEUdldEV4Y2hhbmdlU3RhdHVzEiguZ2FtZS53YWxsZXQudjEuR2V0RXhjaGFuZ2VTdGF0dXNSZXF1ZXN0GikuZ2FtZS53YWxsZXQudjEuR2V0RXhjaGFuZ2VTdGF0dXNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChtnYW1lL3dhbGxldC92MS93YWxsZXQucHJvdG8SDmdhbWUud2FsbGV0LnYxIqABCgpXYWxsZXRJdGVtEhEKCXJld2FyZF9pZBgBIAEoCRISCgptaXNzaW9uX2lkGAIgASgJEg4KBnBvaW50cxgDIAEoAxIwCgZzdGF0dXMYBCABKA4yIC5nYW1lLndhbGxldC52MS5XYWxsZXRJdGVtU3RhdHVzEg8KB2dpZnRfaWQYBSABKAkSGAoQcmVtYWluaW5nX3BvaW50cxgGIAEoAyJzCgZXYWxsZXQSEwoLY3VzdG9tZXJfaWQYASABKAkSKQoFaXRlbXMYAiADKAsyGi5nYW1lLndhbGxldC52MS5XYWxsZXRJdGVtEhgKEGF2YWlsYWJsZV9wb2ludHMYAyABKAMSDwoHYmFsYW5jZRgEIAEoAyI6ChBHZXRXYWxsZXRSZXF1ZXN0EhMKC2N1c3RvbWVyX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBSJUChFHZXRXYWxsZXRSZXNwb25zZRImCgZ3YWxsZXQYASABKAsyFi5nYW1lLndhbGxldC52MS5XYWxsZXQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIlQKFkxpc3RXYWxsZXRJdGVtc1JlcXVlc3QSEwoLY3VzdG9tZXJfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiXQoXTGlzdFdhbGxldEl0ZW1zUmVzcG9uc2USKQoFaXRlbXMYASADKAsyGi5nYW1lLndhbGxldC52MS5XYWxsZXRJdGVtEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJmChVFeGNoYW5nZVJld2FyZFJlcXVlc3QSEwoLY3VzdG9tZXJfaWQYASABKAkSEQoJcmV3YXJkX2lkGAIgASgJEhEKCWdpZnRfY29kZRgDIAEoCRISCgpyZXF1ZXN0X2lkGAQgASgJIlMKFkV4Y2hhbmdlUmV3YXJkUmVzcG9uc2USKAoEaXRlbRgBIAEoCzIaLmdhbWUud2FsbGV0LnYxLldhbGxldEl0ZW0SDwoHZ2lmdF9pZBgCIAEoCSJPChFSZWRlZW1HaWZ0UmVxdWVzdBITCgtjdXN0b21lcl9pZBgBIAEoCRIRCglnaWZ0X2NvZGUYAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCSKHAQoSUmVkZWVtR2lmdFJlc3BvbnNlEg8KB2dpZnRfaWQYASABKAkSEwoLY29zdF9wb2ludHMYAiABKAMSDwoHYmFsYW5jZRgDIAEoAxIQCghlbnRyeV9pZBgEIAEoCRIoCgVkcmF3cxgFIAMoCzIZLmdhbWUud2FsbGV0LnYxLlNwZW5kRHJhdyIuCglTcGVuZERyYXcSEQoJcmV3YXJkX2lkGAEgASgJEg4KBnBvaW50cxgCIAEoAyLqAQoLTGVkZ2VyRW50cnkSEAoIZW50cnlfaWQYASABKAkSLQoEa2luZBgCIAEoDjIfLmdhbWUud2FsbGV0LnYxLkxlZGdlckVudHJ5S2luZBIOCgZhbW91bnQYAyABKAMSFQoNYmFsYW5jZV9hZnRlchgEIAEoAxIRCglyZWZlcmVuY2UYBSABKAkSDQoFYWN0b3IYBiABKAkSDgoGcmVhc29uGAcgASgJEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghzZXF1ZW5jZRgJIAEoAyKFAQoYTGlzdExlZGdlckVudHJpZXNSZXF1ZXN0EhMKC2N1c3RvbWVyX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEi0KBGtpbmQYBCABKA4yHy5nYW1lLndhbGxldC52MS5MZWRnZXJFbnRyeUtpbmQiYgoZTGlzdExlZGdlckVudHJpZXNSZXNwb25zZRIsCgdlbnRyaWVzGAEgAygLMhsuZ2FtZS53YWxsZXQudjEuTGVkZ2VyRW50cnkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkgKEVJlZnVuZEdpZnRSZXF1ZXN0Eg8KB2dpZnRfaWQYASABKAkSDgoGcmVhc29uGAIgASgJEhIKCnJlcXVlc3RfaWQYAyABKAkilgEKElJlZnVuZEdpZnRSZXNwb25zZRITCgtjdXN0b21lcl9pZBgBIAEoCRIPCgdnaWZ0X2lkGAIgASgJEg4KBnBvaW50cxgDIAEoAxIPCgdiYWxhbmNlGAQgASgDEhAKCGVudHJ5X2lkGAUgASgJEicKBGxvdHMYBiADKAsyGS5nYW1lLndhbGxldC52MS5TcGVuZERyYXciXgoTQWRqdXN0UG9pbnRzUmVxdWVzdBITCgtjdXN0b21lcl9pZBgBIAEoCRIOCgZhbW91bnQYAiABKAMSDgoGcmVhc29uGAMgASgJEhIKCnJlcXVlc3RfaWQYBCABKAkihwEKFEFkanVzdFBvaW50c1Jlc3BvbnNlEhMKC2N1c3RvbWVyX2lkGAEgASgJEg4KBmFtb3VudBgCIAEoAxIPCgdiYWxhbmNlGAMgASgDEhAKCGVudHJ5X2lkGAQgASgJEicKBGxvdHMYBSADKAsyGS5nYW1lLndhbGxldC52MS5TcGVuZERyYXciGgoYR2V0RXhjaGFuZ2VTdGF0dXNSZXF1ZXN0IuEBChlHZXRFeGNoYW5nZVN0YXR1c1Jlc3BvbnNlEjMKDWJyZWFrZXJfc3RhdGUYASABKA4yHC5nYW1lLndhbGxldC52MS5CcmVha2VyU3RhdGUSGwoTcmV0cnlfYWZ0ZXJfc2Vjb25kcxgCIAEoBBIUCgxmYWlsdXJlX3JhdGUYAyABKAESFgoOc2xvd19jYWxsX3JhdGUYBCABKAESFwoPY2FsbHNfaW5fd2luZG93GAUgASgNEhYKDnJlamVjdGVkX2NhbGxzGAYgASgEEhMKC3RyYW5zaXRpb25zGAcgASgEKncKEFdhbGxldEl0ZW1TdGF0dXMSIgoeV0FMTEVUX0lURU1fU1RBVFVTX1VOU1BFQ0lGSUVEEAASHQoZV0FMTEVUX0lURU1fU1RBVFVTX0lTU1VFRBABEiAKHFdBTExFVF9JVEVNX1NUQVRVU19FWENIQU5HRUQQAirOAQoPTGVkZ2VyRW50cnlLaW5kEiEKHUxFREdFUl9FTlRSWV9LSU5EX1VOU1BFQ0lGSUVEEAASHAoYTEVER0VSX0VOVFJZX0tJTkRfRUFSTkVEEAESGwoXTEVER0VSX0VOVFJZX0tJTkRfU1BFTlQQAhIeChpMRURHRVJfRU5UUllfS0lORF9SRUZVTkRFRBADEh0KGUxFREdFUl9FTlRSWV9LSU5EX0VYUElSRUQQBBIeChpMRURHRVJfRU5UUllfS0lORF9BREpVU1RFRBAFKnwKDEJyZWFrZXJTdGF0ZRIdChlCUkVBS0VSX1NUQVRFX1VOU1BFQ0lGSUVEEAASGAoUQlJFQUtFUl9TVEFURV9DTE9TRUQQARIWChJCUkVBS0VSX1NUQVRFX09QRU4QAhIbChdCUkVBS0VSX1NUQVRFX0hBTEZfT1BFThADMv8FCg1XYWxsZXRTZXJ2aWNlElAKCUdldFdhbGxldBIgLmdhbWUud2FsbGV0LnYxLkdldFdhbGxldFJlcXVlc3QaIS5nYW1lLndhbGxldC52MS5HZXRXYWxsZXRSZXNwb25zZRJiCg9MaXN0V2FsbGV0SXRlbXMSJi5nYW1lLndhbGxldC52MS5MaXN0V2FsbGV0SXRlbXNSZXF1ZXN0GicuZ2FtZS53YWxsZXQudjEuTGlzdFdhbGxldEl0ZW1zUmVzcG9uc2USXwoORXhjaGFuZ2VSZXdhcmQSJS5nYW1lLndhbGxldC52MS5FeGNoYW5nZVJld2FyZFJlcXVlc3QaJi5nYW1lLndhbGxldC52MS5FeGNoYW5nZVJld2FyZFJlc3BvbnNlElMKClJlZGVlbUdpZnQSIS5nYW1lLndhbGxldC52MS5SZWRlZW1HaWZ0UmVxdWVzdBoiLmdhbWUud2FsbGV0LnYxLlJlZGVlbUdpZnRSZXNwb25zZRJoChFMaXN0TGVkZ2VyRW50cmllcxIoLmdhbWUud2FsbGV0LnYxLkxpc3RMZWRnZXJFbnRyaWVzUmVxdWVzdBopLmdhbWUud2FsbGV0LnYxLkxpc3RMZWRnZXJFbnRyaWVzUmVzcG9uc2USUwoKUmVmdW5kR2lmdBIhLmdhbWUud2FsbGV0LnYxLlJlZnVuZEdpZnRSZXF1ZXN0GiIuZ2FtZS53YWxsZXQudjEuUmVmdW5kR2lmdFJlc3BvbnNlElkKDEFkanVzdFBvaW50cxIjLmdhbWUud2FsbGV0LnYxLkFkanVzdFBvaW50c1JlcXVlc3QaJC5nYW1lLndhbGxldC52MS5BZGp1c3RQb2ludHNSZXNwb25zZRJoChFHZXRFeGNoYW5nZVN0YXR1cxIoLmdhbWUud2FsbGV0LnYxLkdldEV4Y2hhbmdlU3RhdHVzUmVxdWVzdBopLmdhbWUud2FsbGV0LnYxLkdldEV4Y2hhbmdlU3RhdHVzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message game.wallet.v1.WalletItem
@@ -385,7 +385,8 @@ export type LedgerEntry = Message<"game.wallet.v1.LedgerEntry"> & {
   balanceAfter: bigint;
 
   /**
-   * What it is about: `reward:<id>` (earned), `gift:<id>` (spent).
+   * What it is about: `reward:<id>` (earned), `gift:<id>` (spent, refunded),
+   * `adjustment:<id>` (adjusted).
    *
    * @generated from field: string reference = 5;
    */
@@ -486,6 +487,168 @@ export const ListLedgerEntriesResponseSchema: GenMessage<ListLedgerEntriesRespon
   messageDesc(file_game_wallet_v1_wallet, 13);
 
 /**
+ * @generated from message game.wallet.v1.RefundGiftRequest
+ */
+export type RefundGiftRequest = Message<"game.wallet.v1.RefundGiftRequest"> & {
+  /**
+   * @generated from field: string gift_id = 1;
+   */
+  giftId: string;
+
+  /**
+   * Why (required): kept on the REFUNDED entry.
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+
+  /**
+   * Makes retries safe: the same request id answers the same result.
+   *
+   * @generated from field: string request_id = 3;
+   */
+  requestId: string;
+};
+
+/**
+ * Describes the message game.wallet.v1.RefundGiftRequest.
+ * Use `create(RefundGiftRequestSchema)` to create a new message.
+ */
+export const RefundGiftRequestSchema: GenMessage<RefundGiftRequest> = /*@__PURE__*/
+  messageDesc(file_game_wallet_v1_wallet, 14);
+
+/**
+ * @generated from message game.wallet.v1.RefundGiftResponse
+ */
+export type RefundGiftResponse = Message<"game.wallet.v1.RefundGiftResponse"> & {
+  /**
+   * @generated from field: string customer_id = 1;
+   */
+  customerId: string;
+
+  /**
+   * @generated from field: string gift_id = 2;
+   */
+  giftId: string;
+
+  /**
+   * The points given back (what the gift cost).
+   *
+   * @generated from field: int64 points = 3;
+   */
+  points: bigint;
+
+  /**
+   * The balance after the refund.
+   *
+   * @generated from field: int64 balance = 4;
+   */
+  balance: bigint;
+
+  /**
+   * The REFUNDED entry.
+   *
+   * @generated from field: string entry_id = 5;
+   */
+  entryId: string;
+
+  /**
+   * The lots the points went back to, and how many to each.
+   *
+   * @generated from field: repeated game.wallet.v1.SpendDraw lots = 6;
+   */
+  lots: SpendDraw[];
+};
+
+/**
+ * Describes the message game.wallet.v1.RefundGiftResponse.
+ * Use `create(RefundGiftResponseSchema)` to create a new message.
+ */
+export const RefundGiftResponseSchema: GenMessage<RefundGiftResponse> = /*@__PURE__*/
+  messageDesc(file_game_wallet_v1_wallet, 15);
+
+/**
+ * @generated from message game.wallet.v1.AdjustPointsRequest
+ */
+export type AdjustPointsRequest = Message<"game.wallet.v1.AdjustPointsRequest"> & {
+  /**
+   * @generated from field: string customer_id = 1;
+   */
+  customerId: string;
+
+  /**
+   * Points to add (> 0) or take (< 0); 0 is INVALID_ARGUMENT.
+   *
+   * @generated from field: int64 amount = 2;
+   */
+  amount: bigint;
+
+  /**
+   * Why (required): kept on the ADJUSTED entry.
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+
+  /**
+   * Makes retries safe: the same request id answers the same result.
+   *
+   * @generated from field: string request_id = 4;
+   */
+  requestId: string;
+};
+
+/**
+ * Describes the message game.wallet.v1.AdjustPointsRequest.
+ * Use `create(AdjustPointsRequestSchema)` to create a new message.
+ */
+export const AdjustPointsRequestSchema: GenMessage<AdjustPointsRequest> = /*@__PURE__*/
+  messageDesc(file_game_wallet_v1_wallet, 16);
+
+/**
+ * @generated from message game.wallet.v1.AdjustPointsResponse
+ */
+export type AdjustPointsResponse = Message<"game.wallet.v1.AdjustPointsResponse"> & {
+  /**
+   * @generated from field: string customer_id = 1;
+   */
+  customerId: string;
+
+  /**
+   * @generated from field: int64 amount = 2;
+   */
+  amount: bigint;
+
+  /**
+   * The balance after the adjustment.
+   *
+   * @generated from field: int64 balance = 3;
+   */
+  balance: bigint;
+
+  /**
+   * The ADJUSTED entry.
+   *
+   * @generated from field: string entry_id = 4;
+   */
+  entryId: string;
+
+  /**
+   * A debit: the lots the points came from. A credit: the new lot.
+   *
+   * @generated from field: repeated game.wallet.v1.SpendDraw lots = 5;
+   */
+  lots: SpendDraw[];
+};
+
+/**
+ * Describes the message game.wallet.v1.AdjustPointsResponse.
+ * Use `create(AdjustPointsResponseSchema)` to create a new message.
+ */
+export const AdjustPointsResponseSchema: GenMessage<AdjustPointsResponse> = /*@__PURE__*/
+  messageDesc(file_game_wallet_v1_wallet, 17);
+
+/**
  * @generated from message game.wallet.v1.GetExchangeStatusRequest
  */
 export type GetExchangeStatusRequest = Message<"game.wallet.v1.GetExchangeStatusRequest"> & {
@@ -496,7 +659,7 @@ export type GetExchangeStatusRequest = Message<"game.wallet.v1.GetExchangeStatus
  * Use `create(GetExchangeStatusRequestSchema)` to create a new message.
  */
 export const GetExchangeStatusRequestSchema: GenMessage<GetExchangeStatusRequest> = /*@__PURE__*/
-  messageDesc(file_game_wallet_v1_wallet, 14);
+  messageDesc(file_game_wallet_v1_wallet, 18);
 
 /**
  * @generated from message game.wallet.v1.GetExchangeStatusResponse
@@ -551,7 +714,7 @@ export type GetExchangeStatusResponse = Message<"game.wallet.v1.GetExchangeStatu
  * Use `create(GetExchangeStatusResponseSchema)` to create a new message.
  */
 export const GetExchangeStatusResponseSchema: GenMessage<GetExchangeStatusResponse> = /*@__PURE__*/
-  messageDesc(file_game_wallet_v1_wallet, 15);
+  messageDesc(file_game_wallet_v1_wallet, 19);
 
 /**
  * @generated from enum game.wallet.v1.WalletItemStatus
@@ -723,6 +886,37 @@ export const WalletService: GenService<{
     methodKind: "unary";
     input: typeof ListLedgerEntriesRequestSchema;
     output: typeof ListLedgerEntriesResponseSchema;
+  },
+  /**
+   * Admins only: refunds a gift. The gift is cancelled in the gift service (an unused
+   * gift only: a used one is FAILED_PRECONDITION `GIFT_ALREADY_USED`; its stock is given
+   * back) and its points come back to the very lots they were taken from, with their
+   * expiry, as a `REFUNDED` entry (actor: the caller; `reason` required). A gift refunded
+   * already: FAILED_PRECONDITION `WALLET_ALREADY_REFUNDED`, unless the same request id
+   * asks again (the same answer). A refund whose gift was cancelled but whose points were
+   * not credited yet is completed by asking again.
+   *
+   * @generated from rpc game.wallet.v1.WalletService.RefundGift
+   */
+  refundGift: {
+    methodKind: "unary";
+    input: typeof RefundGiftRequestSchema;
+    output: typeof RefundGiftResponseSchema;
+  },
+  /**
+   * Admins only: corrects a customer's balance by `amount` points, as an `ADJUSTED`
+   * entry (actor: the caller; `reason` required): a credit is a new lot that never
+   * expires, a debit draws from the lots as a spend does and never takes the balance
+   * below zero (FAILED_PRECONDITION `WALLET_NOT_ENOUGH_POINTS`, metadata `balance`).
+   * The same request id answers the same result; with other parameters it is
+   * FAILED_PRECONDITION.
+   *
+   * @generated from rpc game.wallet.v1.WalletService.AdjustPoints
+   */
+  adjustPoints: {
+    methodKind: "unary";
+    input: typeof AdjustPointsRequestSchema;
+    output: typeof AdjustPointsResponseSchema;
   },
   /**
    * The state of the circuit breaker guarding the calls to the gift service.
