@@ -18,6 +18,7 @@ use tonic_health::server::HealthReporter;
 
 mod admit;
 mod conn;
+pub mod connect;
 mod health;
 mod settings;
 mod web;
@@ -51,6 +52,8 @@ pub struct Server {
     trusted: crate::peer::TrustedProxies,
     /// A second address and what it alone serves (see [`Self::with_internal_listener`]).
     internal_listener: Option<(SocketAddr, Routes)>,
+    /// Services whose unary methods are also served as Connect JSON.
+    connect_json: Option<Vec<&'static str>>,
 }
 
 /// Answers every plain HTTP GET and HEAD, before authentication: the gateway's web page
@@ -79,7 +82,17 @@ impl Server {
             admission: None,
             trusted: crate::peer::TrustedProxies::none(),
             internal_listener: None,
+            connect_json: None,
         }
+    }
+
+    /// Also serves the unary methods of the `routed` services as Connect JSON
+    /// (`POST /<service>/<method>`, `content-type: application/json`), through the same
+    /// authentication, limits, deadline and metrics as gRPC (see [`connect`]).
+    #[must_use]
+    pub fn with_connect_json(mut self, routed: Vec<&'static str>) -> Self {
+        self.connect_json = Some(routed);
+        self
     }
 
     /// Also listens on `addr`, serving `routes` (and health) there only: the auth
@@ -194,7 +207,9 @@ impl Server {
             admission,
             trusted,
             internal_listener,
+            connect_json,
         } = self;
+        let connect_json = connect_json.map(|routed| connect::ConnectLayer::new(&routed, settings.max_request_bytes));
         let listed = listed.unwrap_or_else(|| names.clone());
         let listener = TcpListener::bind(settings.listen)
             .await
@@ -289,6 +304,8 @@ impl Server {
             .layer(conn::ConnLayer)
             .layer(tower::util::option_layer(cors))
             .layer(WebLayer::new(pages))
+            // A Connect JSON call becomes the gRPC call it stands for, and goes on as one.
+            .layer(tower::util::option_layer(connect_json))
             // Every gRPC call, the ones authentication refuses included: its span, its metrics.
             .layer(crate::trace::TraceLayer)
             .layer(crate::metrics::MetricsLayer)

@@ -163,7 +163,8 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     let public: Vec<&'static str> = contracts::services::public_methods().collect();
     let mut srv = Server::new(settings.server.clone(), routes, vec![SERVICE_NAME], server::probe(|| async { true }))
         .with_auth(verifier, refresh, &public)
-        .with_reflection(listed)
+        .with_reflection(listed.clone())
+        .with_connect_json(listed)
         .with_admission(admission)
         .with_trusted_proxies(trusted)
         .with_pages(web::pages());
