@@ -48,6 +48,8 @@ pub struct AchieveFigures {
     /// Short runs, interleaved, same concurrency: through the gateway and straight to mission.
     pub gateway_short: Summary,
     pub direct_short: Summary,
+    /// The same runs as Connect JSON over HTTP/1.1 at the gateway (a game server without gRPC).
+    pub json_short: Summary,
 }
 
 #[derive(Debug, Clone, Serialize, Default)]

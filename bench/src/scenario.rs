@@ -227,21 +227,29 @@ async fn phases(plan: &Plan, progress: &Progress, r: &mut Results) -> Result<(),
     r.whale = crate::whale::run(plan, progress, &sys).await;
 
     // ------------------------------------------------------------ AchieveMission, gateway vs direct
-    progress.phase("AchieveMission: gateway vs direct", plan.short * 2);
-    let (mut via, mut direct) = (Recorder::default(), Recorder::default());
-    let (mut via_wall, mut direct_wall) = (Duration::ZERO, Duration::ZERO);
+    progress.phase("AchieveMission: gateway vs direct vs JSON at the gateway", plan.short * 3);
+    let (mut via, mut direct, mut json) = (Recorder::default(), Recorder::default(), Recorder::default());
+    let (mut via_wall, mut direct_wall, mut json_wall) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     for round in 0..2 {
-        for (to_gateway, rec, wall) in [(true, &mut via, &mut via_wall), (false, &mut direct, &mut direct_wall)] {
-            let url = if to_gateway { gw_url.clone() } else { sys.mission.url() };
-            let tag = if to_gateway { "sg" } else { "sd" };
-            let workers = player_workers(plan, &sys, &url, &format!("{tag}{round}"), None, &accepted);
-            let run = closed_loop(workers, plan.short / 2, None).await;
+        for (kind, rec, wall) in
+            [("sg", &mut via, &mut via_wall), ("sd", &mut direct, &mut direct_wall), ("sj", &mut json, &mut json_wall)]
+        {
+            let (tag, each) = (format!("{kind}{round}"), plan.short / 2);
+            let run = match kind {
+                "sg" => closed_loop(player_workers(plan, &sys, &gw_url, &tag, None, &accepted), each, None).await,
+                "sd" => {
+                    let workers = player_workers(plan, &sys, &sys.mission.url(), &tag, None, &accepted);
+                    closed_loop(workers, each, None).await
+                }
+                _ => closed_loop(json::json_workers(plan, &sys, &tag, &accepted), each, None).await,
+            };
             rec.merge(&run.rec);
             *wall += run.wall;
         }
     }
     r.achieve_mission.gateway_short = via.summary(via_wall);
     r.achieve_mission.direct_short = direct.summary(direct_wall);
+    r.achieve_mission.json_short = json.summary(json_wall);
     progress.phase("draining again", Duration::from_secs(2));
     let _ = drain(&events, &accepted, plan.drain_limit).await;
 
@@ -260,6 +268,7 @@ async fn phases(plan: &Plan, progress: &Progress, r: &mut Results) -> Result<(),
 mod compare;
 mod events;
 mod exchange;
+mod json;
 mod load;
 mod reads;
 mod rpc_baselines;

@@ -216,6 +216,18 @@ fn gateway_overhead(t: &mut Table, r: &Results) {
     t.section("Gateway overhead (same calls, same concurrency, gateway vs straight to the service)");
     let am = &r.achieve_mission;
     gateway_vs_direct(t, "AchieveMission", &am.gateway_short, &am.direct_short, true);
+    t.row(
+        "AchieveMission throughput, JSON (Connect, HTTP/1.1) / gRPC, both via the gateway",
+        format!("{} / {}", rate(am.json_short.ok_per_s), rate(am.gateway_short.ok_per_s)),
+        "gRPC",
+        ratio(am.json_short.ok_per_s, am.gateway_short.ok_per_s),
+    );
+    t.row(
+        "AchieveMission p50, JSON / gRPC, both via the gateway",
+        format!("{} / {} ms", ms(am.json_short.p50_ms), ms(am.gateway_short.p50_ms)),
+        "gRPC",
+        overhead(am.json_short.p50_ms, am.gateway_short.p50_ms),
+    );
     gateway_vs_direct(t, "GetWallet", &r.reads.get_wallet_gateway, &r.reads.get_wallet_direct, true);
     gateway_vs_direct(t, &format!("echo ({n} clients)"), &b.echo_gateway, &b.echo_direct, true);
     gateway_vs_direct(t, "echo (1 client)", &b.echo_gateway_1, &b.echo_direct_1, false);
