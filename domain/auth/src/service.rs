@@ -178,20 +178,26 @@ where
 
     /// Counts the attempt in advance, or says how long to wait.
     async fn admit(&self, keys: &ThrottleKeys) -> Result<(), AuthError> {
-        for _ in 0..CONFLICT_RETRIES {
+        let outcome = kernel::retry_on_conflict(CONFLICT_RETRIES, move || async move {
             let [pair, address] = self.throttle.counters([&keys.pair, &keys.address]).await?;
-            let admitted = self
-                .policy
-                .admit(pair, address, Utc::now())
-                .map_err(|retry_after| LoginRefusal::Throttled { retry_after })?;
+            let admitted = match self.policy.admit(pair, address, Utc::now()) {
+                Ok(admitted) => admitted,
+                Err(retry_after) => return Ok(Some(Err(retry_after))),
+            };
             match self.throttle.save([(&keys.pair, &admitted.pair), (&keys.address, &admitted.address)]).await {
-                Ok(()) => return Ok(()),
-                Err(StoreError::Conflict | StoreError::Duplicate) => {}
-                Err(e) => return Err(e.into()),
+                Ok(()) => Ok(Some(Ok(()))),
+                Err(StoreError::Conflict | StoreError::Duplicate) => Ok(None),
+                Err(e) => Err(e),
             }
+        })
+        .await;
+        match outcome {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(retry_after)) => Err(LoginRefusal::Throttled { retry_after }.into()),
+            // Only a burst of attempts from this very address races like this.
+            Err(StoreError::Conflict) => Err(LoginRefusal::Throttled { retry_after: Duration::from_secs(1) }.into()),
+            Err(e) => Err(e.into()),
         }
-        // Only a burst of attempts from this very address races like this.
-        Err(LoginRefusal::Throttled { retry_after: Duration::from_secs(1) }.into())
     }
 
     /// Takes back the failure counted in advance of a right password. Losing every race
@@ -201,16 +207,20 @@ where
     /// # Errors
     /// `Unavailable` when the store cannot be used.
     async fn forgive(&self, keys: &ThrottleKeys) -> Result<(), AuthError> {
-        for _ in 0..CONFLICT_RETRIES {
+        let forgiven = kernel::retry_on_conflict(CONFLICT_RETRIES, move || async move {
             let [pair, address] = self.throttle.counters([&keys.pair, &keys.address]).await?;
             let after = self.policy.succeeded(pair, address, Utc::now());
             match self.throttle.save([(&keys.pair, &after.pair), (&keys.address, &after.address)]).await {
-                Ok(()) => return Ok(()),
-                Err(StoreError::Conflict | StoreError::Duplicate) => {}
-                Err(e) => return Err(e.into()),
+                Ok(()) => Ok(Some(())),
+                Err(StoreError::Conflict | StoreError::Duplicate) => Ok(None),
+                Err(e) => Err(e),
             }
+        })
+        .await;
+        match forgiven {
+            Ok(()) | Err(StoreError::Conflict) => Ok(()),
+            Err(e) => Err(e.into()),
         }
-        Ok(())
     }
 
     async fn decoy(&self) -> String {
