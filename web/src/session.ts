@@ -43,3 +43,21 @@ export function end(): void {
 export function token(): string | null {
   return current?.token ?? null;
 }
+
+/**
+ * The role a token names (its `role` claim, else Keycloak's `realm_access.roles`), read
+ * only to choose what to show: the services check the signature and the role on every call.
+ */
+export function roleOf(token: string): string {
+  try {
+    const part = token.split(".")[1] ?? "";
+    const claims: unknown = JSON.parse(atob(part.replace(/-/g, "+").replace(/_/g, "/")));
+    if (typeof claims !== "object" || claims === null) return "player";
+    const c = claims as { role?: unknown; realm_access?: { roles?: unknown } };
+    if (typeof c.role === "string") return c.role;
+    const realm = Array.isArray(c.realm_access?.roles) ? (c.realm_access.roles as unknown[]) : [];
+    return ["admin", "game_server", "service"].find((r) => realm.includes(r)) ?? "player";
+  } catch {
+    return "player";
+  }
+}

@@ -3,7 +3,9 @@
 //! (the files are public; the data behind them is not). The page calls the APIs over
 //! grpc-web at this same address, so it needs no CORS.
 //!
-//! `/` is `index.html`, revalidated on every load (`no-cache` with an `ETag`); the files
+//! `/` is `index.html`, and so are `/admin` and every path under `/admin/` (the operator's
+//! console: the same app, which routes on the path; the services still refuse every call
+//! of a caller without the admin role), revalidated on every load (`no-cache` with an `ETag`); the files
 //! under `/assets/` carry their content hash in their names and are cached for a year.
 //! Every answer carries a strict Content-Security-Policy: scripts, styles and calls only
 //! from this origin, nothing inline, no framing, no form submission.
@@ -32,7 +34,8 @@ pub fn pages() -> grpc_adapter::server::Pages {
 /// The answer to a GET or HEAD of `path`.
 pub fn answer(method: &Method, path: &str, if_none_match: Option<&HeaderValue>) -> Response<Body> {
     let (name, cache) = match path {
-        "/" | "/index.html" => ("index.html", "no-cache"),
+        "/" | "/index.html" | "/admin" => ("index.html", "no-cache"),
+        p if p.starts_with("/admin/") && !p.contains("..") => ("index.html", "no-cache"),
         p if p.starts_with("/assets/") => (&p[1..], IMMUTABLE),
         _ => return not_found(),
     };
@@ -147,6 +150,22 @@ mod tests {
         assert!(html.contains(r#"<script type="module" src="/assets/main-"#), "{html}");
         assert!(!html.contains("<script>") && !html.contains("<style") && !html.contains(" style="), "{html}");
         assert_eq!(get("/index.html").await.1, html);
+    }
+
+    #[tokio::test]
+    async fn the_console_at_admin_is_the_same_page_under_the_same_policy() {
+        let (_, root) = get("/").await;
+        for path in ["/admin", "/admin/", "/admin/players/alice", "/admin/dead-letters"] {
+            let (res, html) = get(path).await;
+            assert_eq!(res.status(), StatusCode::OK, "{path}");
+            assert_eq!(header(&res, "content-type"), "text/html; charset=utf-8", "{path}");
+            assert_eq!(header(&res, "cache-control"), "no-cache", "{path}");
+            assert_eq!(header(&res, "content-security-policy"), CONTENT_SECURITY_POLICY, "{path}");
+            assert_eq!(html, root, "{path}");
+        }
+        for path in ["/administrator", "/admins/x", "/admin/../Cargo.toml"] {
+            assert_eq!(get(path).await.0.status(), StatusCode::NOT_FOUND, "{path}");
+        }
     }
 
     #[tokio::test]

@@ -5,7 +5,7 @@ import * as auth from "../api/auth";
 import { explain } from "../api/errors";
 import type { Session } from "../session";
 
-export function Login({ notice, onSignedIn }: { notice: string; onSignedIn: (s: Session) => void }) {
+export function Login({ notice, forConsole = false, onSignedIn }: { notice: string; forConsole?: boolean; onSignedIn: (s: Session) => void }) {
   const [customerId, setCustomerId] = useState("");
   const [password, setPassword] = useState("");
   const [busy, setBusy] = useState(false);
@@ -13,7 +13,7 @@ export function Login({ notice, onSignedIn }: { notice: string; onSignedIn: (s: 
   const first = useRef<HTMLInputElement>(null);
 
   useEffect(() => {
-    document.title = "Log in · Game Rewards";
+    document.title = forConsole ? "Log in · Console · Game Rewards" : "Log in · Game Rewards";
     first.current?.focus();
   }, []);
 
@@ -37,8 +37,12 @@ export function Login({ notice, onSignedIn }: { notice: string; onSignedIn: (s: 
 
   return (
     <main class="narrow" aria-busy={busy}>
-      <h1>Game Rewards</h1>
-      <p>Log in to see your missions, rewards and gifts, or register to start.</p>
+      <h1>{forConsole ? "Game Rewards console" : "Game Rewards"}</h1>
+      <p>
+        {forConsole
+          ? "Log in with an administrator's customer id to look after players, dead letters and the audit log."
+          : "Log in to see your missions, rewards and gifts, or register to start."}
+      </p>
       {notice && <p class="notice">{notice}</p>}
       <form
         onSubmit={(e) => {
@@ -70,9 +74,11 @@ export function Login({ notice, onSignedIn }: { notice: string; onSignedIn: (s: 
         />
         <div class="actions">
           <button type="submit">Log in</button>
-          <button type="button" class="secondary" onClick={() => void go("register")}>
-            Register
-          </button>
+          {!forConsole && (
+            <button type="button" class="secondary" onClick={() => void go("register")}>
+              Register
+            </button>
+          )}
         </div>
         <p role="alert" class="problem">
           {problem}
