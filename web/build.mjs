@@ -25,6 +25,10 @@ const result = await esbuild.build({
   charset: "utf8",
   legalComments: "eof",
   metafile: true,
+  // The console (/admin) is a chunk of its own, imported when it is opened: a player's
+  // page does not download it. What both use is a shared chunk, preloaded by index.html.
+  splitting: true,
+  chunkNames: "[name]-[hash]",
   logLevel: "warning",
 });
 
@@ -39,7 +43,14 @@ const icon = await readFile("static/icon.svg");
 const iconName = `assets/icon-${createHash("sha256").update(icon).digest("hex").slice(0, 8).toUpperCase()}.svg`;
 await writeFile(join(dist, iconName), icon);
 
+// The chunks the page's script imports statically, fetched at once rather than after it.
+const mainOutput = result.metafile.outputs[join(dist, out("src/main.tsx").slice(1))];
+const preload = (mainOutput?.imports ?? [])
+  .filter((i) => i.kind === "import-statement")
+  .map((i) => `<link rel="modulepreload" href="/${relative(dist, i.path)}">`)
+  .join("\n    ");
 const html = (await readFile("src/index.html", "utf8"))
+  .replace("%PRELOAD%", preload)
   .replace("%JS%", out("src/main.tsx"))
   .replace("%CSS%", out("src/style.css"))
   .replace("%ICON%", "/" + iconName);

@@ -172,7 +172,7 @@ mod tests {
     async fn hashed_assets_are_cached_for_good_with_their_content_type() {
         let (_, html) = get("/").await;
         let assets = asset_paths(&html);
-        assert_eq!(assets.len(), 3, "script, style sheet, icon: {assets:?}");
+        assert_eq!(assets.len(), 4, "script, the chunk it imports (preloaded), style sheet, icon: {assets:?}");
         for path in assets {
             let (res, body) = get(&path).await;
             assert_eq!(res.status(), StatusCode::OK, "{path}");

@@ -1,18 +1,34 @@
 // Which screen: log in, then the signed-in customer's page, or at /admin the operator's
-// console (the same app and build; it routes on location.pathname).
+// console (the same app and build; it routes on location.pathname). The console is a
+// chunk of its own, loaded only at /admin: a player's page does not download it.
 
-import { useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import * as session from "../session";
 import type { Session } from "../session";
-import { Console, isConsolePath } from "./admin/Console";
 import { Login } from "./Login";
 import { MyPage } from "./MyPage";
+
+type ConsoleScreen = typeof import("./admin/Console").Console;
+
+function isConsolePath(path: string): boolean {
+  return path === "/admin" || path.startsWith("/admin/");
+}
 
 export function App() {
   const [who, setWho] = useState<Session | null>(() => session.restore());
   // Why the customer was signed out (an expired token), shown on the login screen.
   const [farewell, setFarewell] = useState("");
   const inConsole = isConsolePath(location.pathname);
+  const [Console, setConsole] = useState<{ screen: ConsoleScreen } | null>(null);
+  const [loadProblem, setLoadProblem] = useState("");
+
+  useEffect(() => {
+    if (!inConsole || !who || Console) return;
+    import("./admin/Console").then(
+      (m) => setConsole({ screen: m.Console }),
+      () => setLoadProblem("The console could not be loaded. Please reload the page."),
+    );
+  }, [inConsole, who]);
 
   if (!who) {
     return (
@@ -32,5 +48,16 @@ export function App() {
     setFarewell(why);
     setWho(null);
   };
-  return inConsole ? <Console session={who} onSignedOut={signOut} /> : <MyPage session={who} onSignedOut={signOut} />;
+  if (!inConsole) return <MyPage session={who} onSignedOut={signOut} />;
+  if (!Console) {
+    return (
+      <main class="narrow" aria-busy={!loadProblem}>
+        <h1>Game Rewards console</h1>
+        <p role="alert" class="problem">
+          {loadProblem}
+        </p>
+      </main>
+    );
+  }
+  return <Console.screen session={who} onSignedOut={signOut} />;
 }

@@ -9,10 +9,6 @@ import { Audit } from "./Audit";
 import { DeadLetters } from "./DeadLetters";
 import { Player, Players } from "./Players";
 
-export function isConsolePath(path: string): boolean {
-  return path === "/admin" || path.startsWith("/admin/");
-}
-
 type Route = { screen: "players"; customer: string } | { screen: "dead-letters" } | { screen: "audit"; subject: string };
 
 function parse(path: string, search: string): Route {
