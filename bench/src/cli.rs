@@ -46,6 +46,10 @@ pub struct Args {
     /// the two backends compared in one run, on one machine in one state [default: 2]
     #[arg(long, num_args = 0..=1, default_missing_value = "2", value_name = "ROUNDS")]
     pub compare_backends: Option<u32>,
+    /// The bus as production runs it: a JetStream cluster of N secured nodes on this
+    /// machine, every stream replicated min(N, 3) times [default: 1, one nats-server]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub nats_cluster: u8,
     /// Every phase, briefly: a smoke run of a few seconds plus start-up (what CI runs)
     #[arg(long)]
     pub quick: bool,
@@ -63,6 +67,8 @@ pub struct Plan {
     pub load: Duration,
     pub out: PathBuf,
     pub postgres: bool,
+    /// Nodes of the JetStream cluster (1: one nats-server).
+    pub nats_cluster: usize,
     pub quick: bool,
     pub missions_per_player: u32,
     /// Each baseline measurement.
@@ -94,6 +100,7 @@ impl Plan {
             load: Duration::from_secs_f64(a.duration.unwrap_or(if q { 2.0 } else { 20.0 }).max(0.5)),
             out: a.out.clone(),
             postgres: a.postgres,
+            nats_cluster: usize::from(a.nats_cluster),
             quick: q,
             missions_per_player: a.missions_per_player.max(1),
             baseline: secs(2.0, 0.3),

@@ -29,6 +29,8 @@ pub struct Meta {
     pub command: String,
     pub profile: String,
     pub backend: String,
+    /// The bus: one nats-server, or a cluster and its replication.
+    pub bus: String,
     pub players: usize,
     /// Offered AchieveMission rate of the main load when paced (`--rate`).
     pub rate: Option<f64>,

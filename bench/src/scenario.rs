@@ -94,6 +94,10 @@ fn meta(plan: &Plan) -> Meta {
         command: std::env::args().collect::<Vec<_>>().join(" "),
         profile: if cfg!(debug_assertions) { "debug" } else { "release" }.into(),
         backend: if plan.postgres { "postgres" } else { "sqlite" }.into(),
+        bus: match plan.nats_cluster {
+            1 => "one nats-server".into(),
+            n => format!("a {n}-node JetStream cluster, streams R{}", n.min(3)),
+        },
         players: plan.players,
         rate: plan.rate,
         load_s: plan.load.as_secs_f64(),
@@ -129,11 +133,13 @@ fn channels(url: &str, n: usize) -> Vec<Channel> {
 }
 
 /// The system as the bench runs it: the gateway in front with its limits lifted, the
-/// wallet's breaker tripping after 3 failed calls; on PostgreSQL when `postgres`.
-fn system_options(postgres: bool) -> Options {
+/// wallet's breaker tripping after 3 failed calls; on PostgreSQL when `postgres`, on a
+/// JetStream cluster of `nats_cluster` nodes when more than 1.
+fn system_options(postgres: bool, nats_cluster: usize) -> Options {
     Options {
         gateway: true,
         postgres,
+        nats_cluster,
         // Trip after 3 failed calls, and stay open for the whole measurement.
         wallet_env: vec![
             ("BREAKER_MIN_CALLS", "3".into()),
@@ -154,7 +160,7 @@ fn system_options(postgres: bool) -> Options {
 
 async fn phases(plan: &Plan, progress: &Progress, r: &mut Results) -> Result<(), String> {
     progress.phase("starting the system", Duration::from_secs(if plan.quick { 3 } else { 5 }));
-    let mut sys = Arc::new(System::start_with(system_options(plan.postgres)).await);
+    let mut sys = Arc::new(System::start_with(system_options(plan.postgres, plan.nats_cluster)).await);
     r.notes.push(if std::env::var("E2E_METRICS").is_ok_and(|v| v == "off") {
         "metrics off (E2E_METRICS=off: no METRICS_ADDR, nothing recorded)".to_owned()
     } else {

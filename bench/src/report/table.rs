@@ -133,8 +133,8 @@ pub fn table(r: &Results) -> String {
     services(&mut t, r);
     let m = &r.meta;
     let mut out = format!(
-        "bench: {} build, {}, {} players, {:.0} s load, {} cores ({}), load average at start {}\n\n",
-        m.profile, m.backend, m.players, m.load_s, m.cores, m.cpu, m.load_average_at_start
+        "bench: {} build, {}, {}, {} players, {:.0} s load, {} cores ({}), load average at start {}\n\n",
+        m.profile, m.backend, m.bus, m.players, m.load_s, m.cores, m.cpu, m.load_average_at_start
     );
     out.push_str(&t.render());
     for note in &r.notes {

@@ -41,7 +41,7 @@ pub(super) async fn run(plan: &Plan, rounds: u32) -> Result<(), String> {
     for postgres in order {
         let backend = if postgres { "postgres" } else { "sqlite" };
         progress.phase(&format!("starting the system on {backend}"), Duration::from_secs(5));
-        let sys = Arc::new(System::start_with(system_options(postgres)).await);
+        let sys = Arc::new(System::start_with(system_options(postgres, plan.nats_cluster)).await);
         tokio::time::sleep(Duration::from_secs(2)).await;
         let events = Events::connect(&sys.nats).await?;
         let (players, accepted) = (Arc::new(Mutex::new(Vec::new())), Arc::new(AtomicU64::new(0)));
