@@ -31,6 +31,7 @@ pub fn reward_allocated(customer: &str, points: i64) -> (async_nats::HeaderMap, 
         customer_id: customer.into(),
         points,
         mission_code: "daily-login".into(),
+        points_expire_after_seconds: 0,
     };
     let event_id = uuid::Uuid::now_v7().to_string();
     let h = headers(&ev::RewardAllocated::full_name(), &event_id, &event_id, customer, &mission_id);
@@ -46,6 +47,7 @@ pub fn mission_achieved(customer: &str, points: i64) -> (async_nats::HeaderMap, 
         mission_code: "daily-login".into(),
         reward_points: points,
         achieved_at: None,
+        points_expire_after_seconds: 0,
     };
     let event_id = uuid::Uuid::now_v7().to_string();
     let h = headers(&ev::MissionAchieved::full_name(), &event_id, &event_id, customer, &mission_id);

@@ -247,6 +247,7 @@ async fn an_event_delivered_twice_has_one_effect() {
         mission_code: "daily-login".into(),
         reward_points: 10,
         achieved_at: None,
+        points_expire_after_seconds: 0,
     }
     .encode_to_vec();
     // The same event twice, as after a republish outside JetStream's de-duplication window.

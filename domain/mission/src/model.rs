@@ -105,6 +105,8 @@ pub enum MissionEvent {
         code: MissionCode,
         reward_points: i64,
         achieved_at: DateTime<Utc>,
+        /// The catalog's `points_expire_after` as achieved (None: never).
+        points_expire_after: Option<std::time::Duration>,
     },
     Rewarded {
         mission_id: Uuid,
@@ -151,6 +153,7 @@ impl Mission {
             code: cmd.code.clone(),
             reward_points: rule.points,
             achieved_at: now,
+            points_expire_after: rule.points_expire_after,
         };
         (mission, event)
     }

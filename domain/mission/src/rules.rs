@@ -17,7 +17,7 @@ pub use kernel::schedule::{Period, Schedule};
 use crate::model::MissionCode;
 
 mod catalog;
-pub use catalog::{Catalog, CatalogError, MAX_POINTS};
+pub use catalog::{Catalog, CatalogError, MAX_EXPIRY, MAX_POINTS, parse_expiry};
 
 /// How often a customer may achieve a mission.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +112,8 @@ pub struct MissionRule {
     pub available_until: Option<DateTime<Utc>>,
     /// Missions the customer must have achieved before this one.
     pub requires: Vec<MissionCode>,
+    /// How long the reward's points stay spendable once issued; None: never expire.
+    pub points_expire_after: Option<std::time::Duration>,
 }
 
 impl MissionRule {

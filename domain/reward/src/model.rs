@@ -52,7 +52,15 @@ pub struct Reward {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RewardEvent {
-    Allocated { reward_id: Uuid, mission_id: Uuid, customer_id: CustomerId, points: i64, mission_code: String },
+    Allocated {
+        reward_id: Uuid,
+        mission_id: Uuid,
+        customer_id: CustomerId,
+        points: i64,
+        mission_code: String,
+        /// The mission's `points_expire_after` as achieved (None: never), for the wallet.
+        points_expire_after: Option<std::time::Duration>,
+    },
 }
 
 impl Reward {
@@ -63,6 +71,7 @@ impl Reward {
         customer_id: CustomerId,
         points: i64,
         mission_code: &str,
+        points_expire_after: Option<std::time::Duration>,
     ) -> (Self, RewardEvent) {
         let reward = Self {
             id,
@@ -78,6 +87,7 @@ impl Reward {
             customer_id,
             points,
             mission_code: mission_code.to_owned(),
+            points_expire_after,
         };
         (reward, event)
     }
@@ -99,7 +109,7 @@ mod tests {
     use super::*;
 
     fn reward() -> Reward {
-        Reward::allocate(Uuid::now_v7(), Uuid::now_v7(), CustomerId::new("c-11").unwrap(), 10, "daily-login").0
+        Reward::allocate(Uuid::now_v7(), Uuid::now_v7(), CustomerId::new("c-11").unwrap(), 10, "daily-login", None).0
     }
 
     #[test]
@@ -117,7 +127,7 @@ mod tests {
     #[test]
     fn given_an_achieved_mission_when_allocating_then_the_reward_is_allocated_with_its_points() {
         let mission = Uuid::now_v7();
-        let (r, e) = Reward::allocate(Uuid::now_v7(), mission, CustomerId::new("c").unwrap(), 50, "first-win");
+        let (r, e) = Reward::allocate(Uuid::now_v7(), mission, CustomerId::new("c").unwrap(), 50, "first-win", None);
         assert_eq!((r.status, r.points, r.mission_id), (RewardStatus::Allocated, 50, mission));
         assert!(matches!(e, RewardEvent::Allocated { points: 50, .. }));
     }

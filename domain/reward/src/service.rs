@@ -29,6 +29,8 @@ pub struct MissionAchieved {
     pub customer_id: CustomerId,
     pub mission_code: String,
     pub reward_points: i64,
+    /// The mission's `points_expire_after` (None: never).
+    pub points_expire_after: Option<std::time::Duration>,
 }
 
 pub struct RewardService<R> {
@@ -60,8 +62,14 @@ impl<R: RewardRepository> RewardService<R> {
         cause: &EventMeta,
         fact: MissionAchieved,
     ) -> Result<(), RewardError> {
-        let (reward, event) =
-            Reward::allocate(new_id(), fact.mission_id, fact.customer_id, fact.reward_points, &fact.mission_code);
+        let (reward, event) = Reward::allocate(
+            new_id(),
+            fact.mission_id,
+            fact.customer_id,
+            fact.reward_points,
+            &fact.mission_code,
+            fact.points_expire_after,
+        );
         let envelope = Envelope { meta: cause.caused(Utc::now()), event };
         match self.repo.insert(&reward, vec![envelope], inbound).await {
             Ok(()) | Err(StoreError::Duplicate) => Ok(()),
@@ -185,7 +193,16 @@ mod tests {
         let mission_id = new_id();
         let customer_id = CustomerId::new("c-11").unwrap();
         let meta = EventMeta::first(mission_id, "req", customer_id.clone(), Utc::now());
-        (meta, MissionAchieved { mission_id, customer_id, mission_code: "daily-login".into(), reward_points: 10 })
+        (
+            meta,
+            MissionAchieved {
+                mission_id,
+                customer_id,
+                mission_code: "daily-login".into(),
+                reward_points: 10,
+                points_expire_after: None,
+            },
+        )
     }
 
     #[test]

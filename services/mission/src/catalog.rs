@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use mission_domain::MissionCode;
-use mission_domain::rules::{Catalog, MissionRule, Repeat, ReportedBy};
+use mission_domain::rules::{Catalog, MissionRule, Repeat, ReportedBy, parse_expiry};
 use service_runtime::catalog_file::{self, FieldError, FileError};
 
 /// One `[[missions]]` entry as written.
@@ -22,6 +22,8 @@ struct Entry {
     available_until: Option<toml::Value>,
     #[serde(default)]
     requires: Vec<String>,
+    /// "365d", "12h", "30m", "2s"; absent: never.
+    points_expire_after: Option<String>,
 }
 
 impl Entry {
@@ -44,6 +46,10 @@ impl Entry {
             available_from: instant("available_from", self.available_from)?,
             available_until: instant("available_until", self.available_until)?,
             requires: self.requires.iter().map(|r| code("requires", r)).collect::<Result<_, _>>()?,
+            points_expire_after: self
+                .points_expire_after
+                .map(|raw| parse_expiry(&raw).map_err(|e| FieldError::new("points_expire_after", e)))
+                .transpose()?,
         })
     }
 }
@@ -91,7 +97,7 @@ mod tests {
             "reset_at = \"04:00\"\ntime_zone = \"Asia/Seoul\"\n{ONE}max_per_period = 2\n\
              available_from = \"2026-12-24T00:00:00+09:00\"\navailable_until = 2026-12-26T00:00:00+09:00\n\
              [[missions]]\ncode = \"boss\"\ntitle = \"Beat the boss\"\npoints = 50\nrepeat = \"once\"\n\
-             reported_by = \"game_server\"\nrequires = [\"quest\"]\n"
+             reported_by = \"game_server\"\nrequires = [\"quest\"]\npoints_expire_after = \"365d\"\n"
         );
         let c = load_text(&text).unwrap();
         assert_eq!(c.schedule().reset_at, NaiveTime::from_hms_opt(4, 0, 0).unwrap());
@@ -101,6 +107,8 @@ mod tests {
         assert_eq!(quest.available_from.unwrap().to_rfc3339(), "2026-12-23T15:00:00+00:00");
         assert_eq!(quest.available_until.unwrap().to_rfc3339(), "2026-12-25T15:00:00+00:00");
         assert_eq!(c.missions()[1].requires, vec![MissionCode::new("quest").unwrap()]);
+        assert_eq!(c.missions()[1].points_expire_after, Some(std::time::Duration::from_secs(365 * 86_400)));
+        assert_eq!(quest.points_expire_after, None, "default: never");
     }
 
     #[test]
@@ -125,6 +133,14 @@ mod tests {
             (format!("colour = \"red\"\n{ONE}"), "missions.toml: colour: unknown field `colour`"),
             ("reset_at = \"04:00\"\n".to_owned(), "missions.toml: missions: at least one mission"),
             (format!("{ONE}{ONE}"), "missions.toml: mission 'quest': code: appears twice"),
+            (
+                format!("{ONE}points_expire_after = \"1y\"\n"),
+                "missions.toml: mission 'quest': points_expire_after: '1y' is not a whole number",
+            ),
+            (
+                format!("{ONE}points_expire_after = \"0s\"\n"),
+                "missions.toml: mission 'quest': points_expire_after: must be between 1s and 36500d",
+            ),
         ];
         for (text, expected) in cases {
             let e = load_text(&text).unwrap_err();

@@ -16,13 +16,15 @@ use crate::App;
 /// Encodes a domain event for the outbox.
 pub fn to_outbox(e: &Envelope<MissionEvent>) -> OutboxMessage {
     match &e.event {
-        MissionEvent::Achieved { mission_id, customer_id, code, reward_points, achieved_at } => {
+        MissionEvent::Achieved { mission_id, customer_id, code, reward_points, achieved_at, points_expire_after } => {
             let body = pb::MissionAchieved {
                 mission_id: mission_id.to_string(),
                 customer_id: customer_id.to_string(),
                 mission_code: code.as_str().to_owned(),
                 reward_points: *reward_points,
                 achieved_at: Some(timestamp(*achieved_at)),
+                points_expire_after_seconds: points_expire_after
+                    .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
             };
             outbox(&e.meta, &body)
         }

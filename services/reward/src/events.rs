@@ -16,13 +16,15 @@ use crate::App;
 
 pub fn to_outbox(e: &Envelope<RewardEvent>) -> OutboxMessage {
     match &e.event {
-        RewardEvent::Allocated { reward_id, mission_id, customer_id, points, mission_code } => {
+        RewardEvent::Allocated { reward_id, mission_id, customer_id, points, mission_code, points_expire_after } => {
             let body = pb::RewardAllocated {
                 reward_id: reward_id.to_string(),
                 mission_id: mission_id.to_string(),
                 customer_id: customer_id.to_string(),
                 points: *points,
                 mission_code: mission_code.clone(),
+                points_expire_after_seconds: points_expire_after
+                    .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
             };
             outbox(&e.meta, &body)
         }
@@ -32,6 +34,11 @@ pub fn to_outbox(e: &Envelope<RewardEvent>) -> OutboxMessage {
 pub use nats_adapter::roles::reward::{ALLOCATE, EXCHANGED, ISSUED};
 
 pub struct Policies(pub Arc<App>);
+
+/// A `points_expire_after_seconds` on the wire: 0 (or below, never written) is never.
+fn expiry(secs: i64) -> Option<std::time::Duration> {
+    u64::try_from(secs).ok().filter(|s| *s > 0).map(std::time::Duration::from_secs)
+}
 
 fn reject(e: impl std::fmt::Display) -> HandleError {
     HandleError::Reject(e.to_string())
@@ -53,6 +60,7 @@ impl Handler for Policies {
                     customer_id: CustomerId::new(e.customer_id).map_err(reject)?,
                     mission_code: e.mission_code,
                     reward_points: e.reward_points,
+                    points_expire_after: expiry(e.points_expire_after_seconds),
                 };
                 self.0.on_mission_achieved(d.inbound(), &d.meta, fact).await.map_err(outcome)
             }

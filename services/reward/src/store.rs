@@ -179,7 +179,7 @@ mod tests {
     use super::*;
 
     fn allocated() -> (Reward, Vec<Envelope<RewardEvent>>) {
-        let (r, e) = Reward::allocate(new_id(), new_id(), CustomerId::new("c-11").unwrap(), 10, "daily-login");
+        let (r, e) = Reward::allocate(new_id(), new_id(), CustomerId::new("c-11").unwrap(), 10, "daily-login", None);
         let meta = EventMeta::first(r.mission_id, "req", r.customer_id.clone(), Utc::now());
         (r, vec![Envelope { meta, event: e }])
     }

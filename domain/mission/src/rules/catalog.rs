@@ -30,6 +30,28 @@ pub struct Catalog {
 
 /// The most points one achievement may be worth (a typo of a few zeros is a mistake).
 pub const MAX_POINTS: i64 = 1_000_000;
+/// The longest `points_expire_after` (a century: longer is "never", say so by leaving it out).
+pub const MAX_EXPIRY: std::time::Duration = std::time::Duration::from_secs(36_500 * 86_400);
+
+/// Reads a `points_expire_after` as written: a whole number and a unit, `d`, `h`, `m` or
+/// `s` ("365d", "12h", "2s").
+///
+/// # Errors
+/// What is wrong with it, for a [`CatalogError`] on the field.
+pub fn parse_expiry(raw: &str) -> Result<std::time::Duration, String> {
+    let raw = raw.trim();
+    let bad = || format!("'{raw}' is not a whole number followed by d, h, m or s (e.g. \"365d\")");
+    let unit = raw.chars().last().ok_or_else(bad)?;
+    let per = match unit {
+        'd' => 86_400,
+        'h' => 3_600,
+        'm' => 60,
+        's' => 1,
+        _ => return Err(bad()),
+    };
+    let n: u64 = raw[..raw.len() - 1].parse().map_err(|_| bad())?;
+    n.checked_mul(per).map(std::time::Duration::from_secs).ok_or_else(bad)
+}
 
 impl Catalog {
     /// Checks the catalog as a whole: unique codes, sane points and titles, caps only where
@@ -65,6 +87,11 @@ impl Catalog {
                 && from >= until
             {
                 return Err(CatalogError::of(code, "available_until", "must be after available_from"));
+            }
+            if let Some(after) = m.points_expire_after
+                && (after.is_zero() || after > MAX_EXPIRY)
+            {
+                return Err(CatalogError::of(code, "points_expire_after", "must be between 1s and 36500d"));
             }
         }
         for m in &missions {
@@ -151,6 +178,7 @@ impl Default for Catalog {
             available_from: None,
             available_until: None,
             requires: Vec::new(),
+            points_expire_after: None,
         };
         let missions = vec![
             m("daily-login", "Log in today", 10, Repeat::Daily, ReportedBy::Player),

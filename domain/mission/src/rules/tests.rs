@@ -25,6 +25,7 @@ fn rule(c: &str, repeat: Repeat) -> MissionRule {
         available_from: None,
         available_until: None,
         requires: vec![],
+        points_expire_after: None,
     }
 }
 
@@ -197,4 +198,26 @@ fn a_broken_catalog_names_the_mission_and_the_field() {
     window.available_until = Some(at("2026-11-01T00:00:00Z"));
     assert_eq!(err(vec![window]), "mission 'a': available_until: must be after available_from");
     assert_eq!(err(vec![]), "missions: at least one mission");
+    let mut never = rule("a", Repeat::Daily);
+    never.points_expire_after = Some(std::time::Duration::ZERO);
+    assert_eq!(err(vec![never]), "mission 'a': points_expire_after: must be between 1s and 36500d");
+}
+
+#[test]
+fn given_points_expire_after_when_read_then_days_hours_minutes_and_seconds_are_understood() {
+    use crate::rules::parse_expiry;
+    use std::time::Duration;
+    assert_eq!(parse_expiry("365d"), Ok(Duration::from_secs(365 * 86_400)));
+    assert_eq!(parse_expiry("12h"), Ok(Duration::from_secs(12 * 3_600)));
+    assert_eq!(parse_expiry("30m"), Ok(Duration::from_secs(1_800)));
+    assert_eq!(parse_expiry("2s"), Ok(Duration::from_secs(2)));
+    for bad in ["", "d", "365", "1y", "-1d", "1.5d", "99999999999999999999d"] {
+        assert!(parse_expiry(bad).is_err(), "{bad}");
+    }
+    let mut long = rule("a", Repeat::Daily);
+    long.points_expire_after = Some(Duration::from_secs(36_501 * 86_400));
+    assert!(Catalog::new(Schedule::default(), vec![long]).is_err());
+    let mut year = rule("a", Repeat::Daily);
+    year.points_expire_after = Some(Duration::from_secs(365 * 86_400));
+    assert!(Catalog::new(Schedule::default(), vec![year]).is_ok());
 }

@@ -143,6 +143,7 @@ fn rule(c: &str, repeat: Repeat, max: u32, requires: &[&str]) -> MissionRule {
         available_from: None,
         available_until: None,
         requires: requires.iter().map(|r| code(r)).collect(),
+        points_expire_after: None,
     }
 }
 
