@@ -10,12 +10,13 @@
 //!
 //! # Layout
 //! - [`grpc`], [`gateway`], [`outbox`], [`consumers`], [`store`], [`breaker`],
-//!   [`process`] — the groups, each a set of families.
+//!   [`process`], [`points`] — the groups, each a set of families.
 //! - [`serve`] — the HTTP endpoint.
 
 pub mod duplicates;
 mod http;
 pub mod parts;
+mod points;
 mod process;
 pub mod scrape;
 
@@ -31,6 +32,7 @@ use prometheus_client::registry::{Metric, Registry};
 
 pub use http::serve;
 use parts::{Part, Parts};
+pub use points::{Points, points};
 pub use process::{Process, ServerReadiness, Version, process};
 
 static ENABLED: AtomicBool = AtomicBool::new(false);

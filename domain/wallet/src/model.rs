@@ -42,6 +42,9 @@ pub struct WalletItem {
     /// The request that exchanged it before points were an account (kept for the record;
     /// a spend's request id is on the spend now).
     pub exchange_request_id: Option<String>,
+    /// When what is left of it expires (None: never): issue time plus the mission's
+    /// `points_expire_after`. A refund keeps it.
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
     pub version: i64,
 }
 
@@ -115,6 +118,7 @@ impl WalletItem {
             gift_id: None,
             gift_code: None,
             exchange_request_id: None,
+            expires_at: None,
             version: 0,
         };
         (item, WalletEvent::Issued { reward_id, mission_id, customer_id, points })
@@ -127,7 +131,7 @@ impl WalletItem {
             mission_id: self.mission_id,
             points: self.points,
             remaining: self.remaining,
-            expires_at: None,
+            expires_at: self.expires_at,
         }
     }
 
@@ -173,6 +177,8 @@ pub struct Wallet {
     /// The points account's balance: the sum of the customer's ledger entries.
     pub balance: i64,
     pub items: Page<WalletItem>,
+    /// What expires next and when (None: nothing in the balance expires).
+    pub next_expiry: Option<crate::expiry::NextExpiry>,
 }
 
 /// The points left in the items (equal to the account's balance while nothing but

@@ -106,6 +106,36 @@ pub trait WalletRepository: Send + Sync + 'static {
     /// lease; [`StoreError::Duplicate`] when the request id already made a correction or
     /// the gift was refunded already. Nothing is written.
     fn commit_correction(&self, commit: CorrectionCommit) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Customers with a lot whose expiry has come at `now` and points left in it (at
+    /// most `limit`, soonest expiry first).
+    fn due_for_expiry(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<CustomerId>, StoreError>> + Send;
+
+    /// Commits a customer's expiries in one transaction: each `EXPIRED` entry in turn
+    /// (the account moves from `seq - 1` entries to `seq`), the emptied lots (each at the
+    /// version it was read: a lot expires once), and the spending lease given back.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the account or a lot moved, or `holder` lost the
+    /// lease. Nothing is written.
+    fn commit_expiry(&self, commit: ExpiryCommit) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The sum of every customer's balance (the points outstanding).
+    fn outstanding(&self) -> impl Future<Output = Result<i64, StoreError>> + Send;
+}
+
+/// Everything one customer's expiry writes.
+#[derive(Debug, Clone)]
+pub struct ExpiryCommit {
+    /// One `EXPIRED` entry per lot, in `seq` order.
+    pub entries: Vec<LedgerEntry>,
+    /// The expired lots, emptied, `version` as read.
+    pub items: Vec<WalletItem>,
+    pub holder: Uuid,
 }
 
 /// Everything one correction writes.

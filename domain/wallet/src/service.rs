@@ -12,6 +12,7 @@ use kernel::{
 };
 use uuid::Uuid;
 
+use crate::expiry::spendable;
 use crate::ledger::{Account, EntryKind, LedgerEntry, Movement, NotEnoughPoints, plan_spend};
 use crate::model::{ExchangeRefusal, ExchangeReward, ItemStatus, Wallet, WalletItem};
 use crate::ports::{GiftCallError, GiftIssuer, GiftRefusal, GiftRequest, SpendCommit, WalletRepository};
@@ -64,6 +65,8 @@ pub struct RewardAllocated {
     pub mission_id: Uuid,
     pub customer_id: CustomerId,
     pub points: i64,
+    /// The mission's `points_expire_after` (None: never).
+    pub points_expire_after: Option<Duration>,
 }
 
 /// One spend at a time per customer in this process: concurrent requests of one customer
@@ -112,7 +115,8 @@ impl<R: WalletRepository, G: GiftIssuer> WalletService<R, G> {
     pub async fn wallet(&self, customer: &CustomerId, first: PageRequest) -> Result<Wallet, WalletError> {
         let items = self.repo.list_by_customer(customer, PageRequest { before: None, ..first }).await?;
         let balance = self.repo.account(customer).await?.balance;
-        Ok(Wallet { customer_id: customer.clone(), available_points: balance, balance, items })
+        let next_expiry = crate::expiry::next_expiry(&self.repo.lots(customer).await?);
+        Ok(Wallet { customer_id: customer.clone(), available_points: balance, balance, items, next_expiry })
     }
 
     /// A page of the customer's items, newest first.
@@ -133,6 +137,9 @@ impl<R: WalletRepository, G: GiftIssuer> WalletService<R, G> {
     /// Policy: a reward was allocated -> issue it into the customer's wallet (once), its
     /// points into the balance as an `EARNED` entry.
     ///
+    /// A reward whose mission's points expire is a lot that expires that long after now.
+    /// Answers whether this call issued it (false: it was issued already).
+    ///
     /// # Errors
     /// `Unavailable` when the store is down (retry later).
     pub async fn on_reward_allocated(
@@ -140,9 +147,11 @@ impl<R: WalletRepository, G: GiftIssuer> WalletService<R, G> {
         inbound: Inbound,
         cause: &EventMeta,
         fact: RewardAllocated,
-    ) -> Result<(), WalletError> {
-        let (item, event) = WalletItem::issue(fact.reward_id, fact.mission_id, fact.customer_id, fact.points);
-        let envelope = Envelope { meta: cause.caused(Utc::now()), event };
+    ) -> Result<bool, WalletError> {
+        let now = Utc::now();
+        let (mut item, event) = WalletItem::issue(fact.reward_id, fact.mission_id, fact.customer_id, fact.points);
+        item.expires_at = crate::expiry::expires_at(now, fact.points_expire_after);
+        let envelope = Envelope { meta: cause.caused(now), event };
         let (item, envelope) = (&item, &envelope);
         retry_on_conflict(CONFLICT_RETRIES, move || async move {
             let mut account = self.repo.account(&item.customer_id).await?;
@@ -157,7 +166,8 @@ impl<R: WalletRepository, G: GiftIssuer> WalletService<R, G> {
                 .record(earned, kernel::new_id(), Utc::now())
                 .map_err(|e| WalletError::Invalid(ValidationError::new("points", e.to_string())))?;
             match self.repo.insert(item, &entry, vec![envelope.clone()], inbound).await {
-                Ok(()) | Err(StoreError::Duplicate) => Ok(Some(())),
+                Ok(()) => Ok(Some(true)),
+                Err(StoreError::Duplicate) => Ok(Some(false)),
                 Err(StoreError::Conflict) => Ok(None),
                 Err(e) => Err(e.into()),
             }
@@ -270,7 +280,8 @@ impl<R: WalletRepository, G: GiftIssuer> WalletService<R, G> {
             self.check_reward(&cmd.customer_id, reward_id).await?;
         }
         let account = self.repo.account(&cmd.customer_id).await?;
-        let items = self.repo.lots(&cmd.customer_id).await?;
+        // Points whose expiry came are never spent, even before their EXPIRED entry.
+        let items = spendable(self.repo.lots(&cmd.customer_id).await?, Utc::now());
         let lots: Vec<_> = items.iter().map(WalletItem::lot).collect();
         if account.balance < cost {
             return Err(ExchangeRefusal::from(NotEnoughPoints { cost, balance: account.balance }).into());
@@ -295,7 +306,7 @@ impl<R: WalletRepository, G: GiftIssuer> WalletService<R, G> {
         // Commit; an earning committed meanwhile moved the account: read and plan again.
         retry_on_conflict(CONFLICT_RETRIES, || async {
             let account = self.repo.account(&cmd.customer_id).await?;
-            let items = self.repo.lots(&cmd.customer_id).await?;
+            let items = spendable(self.repo.lots(&cmd.customer_id).await?, Utc::now());
             let commit = build_spend(cmd, cost, spend_id, gift_id, &actor, account, items, holder, ctx)?;
             let spend = commit.spend.clone();
             match self.repo.commit_spend(commit).await {
@@ -366,5 +377,6 @@ fn build_spend(
 }
 
 mod corrections;
+mod expiry;
 #[cfg(test)]
 mod tests;

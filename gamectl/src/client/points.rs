@@ -14,8 +14,8 @@ pub(super) async fn balance(conn: &Conn<'_>, customer_id: Option<String>) -> Res
         .get_wallet(wallet::v1::GetWalletRequest { customer_id: customer_id.clone(), page_size: 1 })
         .await?
         .into_inner();
-    let balance = r.wallet.map_or(0, |w| w.balance);
-    emit(global, || output::balance_json(&customer_id, balance), || output::balance_text(&customer_id, balance));
+    let w = r.wallet.unwrap_or_default();
+    emit(global, || output::balance_json(&customer_id, &w), || output::balance_text(&customer_id, &w));
     Ok(())
 }
 

@@ -95,6 +95,7 @@ pub fn wallet_item_json(i: &wallet::v1::WalletItem) -> Value {
         "status": enum_json(status.map(|s| s.as_str_name()), i.status),
         "giftId": i.gift_id,
         "remainingPoints": i.remaining_points,
+        "expiresAt": timestamp_json(i.expires_at.as_ref()),
     })
 }
 

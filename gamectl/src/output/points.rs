@@ -4,14 +4,30 @@
 use contracts::pb::wallet;
 use serde_json::{Value, json};
 
-use super::{enum_json, table, timestamp_json, word};
+use super::{enum_json, table, timestamp, timestamp_json, word};
 
-pub fn balance_json(customer_id: &str, balance: i64) -> Value {
-    json!({ "customerId": customer_id, "balance": balance })
+/// The balance and what expires next (`nextExpiryAt` null, `nextExpiryPoints` 0 when
+/// nothing does).
+pub fn balance_json(customer_id: &str, w: &wallet::v1::Wallet) -> Value {
+    json!({
+        "customerId": customer_id,
+        "balance": w.balance,
+        "nextExpiryPoints": w.next_expiry_points,
+        "nextExpiryAt": timestamp_json(w.next_expiry_at.as_ref()),
+    })
 }
 
-pub fn balance_text(customer_id: &str, balance: i64) -> String {
-    format!("balance of {customer_id}: {balance} points")
+/// `balance of c-1: 90 points` and, when some expire, `; 40 expire on 2027-01-05 (at
+/// 2027-01-05T00:00:00Z)`.
+pub fn balance_text(customer_id: &str, w: &wallet::v1::Wallet) -> String {
+    let head = format!("balance of {customer_id}: {} points", w.balance);
+    match timestamp(w.next_expiry_at.as_ref()) {
+        Some(at) if w.next_expiry_points > 0 => {
+            let day = at.get(..10).unwrap_or(&at);
+            format!("{head}; {} expire on {day} (at {at})", w.next_expiry_points)
+        }
+        _ => head,
+    }
 }
 
 pub fn ledger_entry_json(e: &wallet::v1::LedgerEntry) -> Value {
@@ -157,6 +173,53 @@ mod tests {
             ledger_text(&[entry]),
             "#  KIND      AMOUNT  BALANCE  REFERENCE       ACTOR  REASON\n\
              4  ADJUSTED  -10     40       adjustment:a-1  admin  duplicate reward"
+        );
+    }
+
+    #[test]
+    fn a_ledger_in_text_is_a_table_and_in_json_names_each_kind() {
+        let entry = wallet::v1::LedgerEntry {
+            entry_id: "e-2".into(),
+            kind: wallet::v1::LedgerEntryKind::Spent as i32,
+            amount: -50,
+            balance_after: 0,
+            reference: "gift:g-1".into(),
+            actor: "c-1".into(),
+            reason: String::new(),
+            create_time: Some(prost_types::Timestamp { seconds: 1_767_225_600, nanos: 500_000_000 }),
+            sequence: 2,
+        };
+        assert_eq!(
+            ledger_text(std::slice::from_ref(&entry)),
+            "#  KIND   AMOUNT  BALANCE  REFERENCE  ACTOR  REASON\n\
+             2  SPENT  -50     0        gift:g-1   c-1"
+        );
+        let j = ledger_entry_json(&entry);
+        assert_eq!((j["kind"].as_str(), j["amount"].as_i64()), (Some("LEDGER_ENTRY_KIND_SPENT"), Some(-50)));
+        let mut w = wallet::v1::Wallet { balance: 90, ..Default::default() };
+        assert_eq!(balance_text("c-1", &w), "balance of c-1: 90 points");
+        assert_eq!(balance_json("c-1", &w)["nextExpiryAt"], serde_json::Value::Null);
+        w.next_expiry_points = 40;
+        w.next_expiry_at = Some(prost_types::Timestamp { seconds: 1_799_107_200, nanos: 0 });
+        assert_eq!(
+            balance_text("c-1", &w),
+            "balance of c-1: 90 points; 40 expire on 2027-01-05 (at 2027-01-05T00:00:00Z)"
+        );
+        let j = balance_json("c-1", &w);
+        assert_eq!(
+            (j["nextExpiryPoints"].as_i64(), j["nextExpiryAt"].as_str()),
+            (Some(40), Some("2027-01-05T00:00:00Z"))
+        );
+        let redeemed = wallet::v1::RedeemGiftResponse {
+            gift_id: "g-1".into(),
+            cost_points: 50,
+            balance: 0,
+            entry_id: "e-2".into(),
+            draws: vec![wallet::v1::SpendDraw { reward_id: "r-1".into(), points: 50 }],
+        };
+        assert_eq!(
+            redeem_text("movie-ticket", &redeemed),
+            "movie-ticket redeemed for 50 points from 1 reward(s): gift g-1; balance 0"
         );
     }
 }

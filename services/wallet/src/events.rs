@@ -54,10 +54,19 @@ impl Handler for Issue {
             mission_id: parse_id("mission_id", &e.mission_id).map_err(reject)?,
             customer_id: CustomerId::new(e.customer_id).map_err(reject)?,
             points: e.points,
+            points_expire_after: u64::try_from(e.points_expire_after_seconds)
+                .ok()
+                .filter(|s| *s > 0)
+                .map(std::time::Duration::from_secs),
         };
-        self.0.on_reward_allocated(d.inbound(), &d.meta, fact).await.map_err(|e| match e {
+        let (points, mission) = (fact.points, e.mission_code);
+        let issued = self.0.on_reward_allocated(d.inbound(), &d.meta, fact).await.map_err(|e| match e {
             WalletError::Unavailable(_) => HandleError::Retry(e.to_string()),
             other => HandleError::Reject(other.to_string()),
-        })
+        })?;
+        if issued {
+            metrics_adapter::points().earned(&mission, points);
+        }
+        Ok(())
     }
 }

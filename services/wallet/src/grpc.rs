@@ -75,6 +75,7 @@ pub fn item_to_proto(i: WalletItem) -> pb::WalletItem {
         } as i32,
         gift_id: i.gift_id.map(|g| g.to_string()).unwrap_or_default(),
         remaining_points: i.remaining,
+        expires_at: i.expires_at.map(grpc_adapter::convert::timestamp),
     }
 }
 
@@ -143,6 +144,8 @@ impl pb::wallet_service_server::WalletService for Handlers {
                 available_points: wallet.available_points,
                 balance: wallet.balance,
                 items,
+                next_expiry_points: wallet.next_expiry.map_or(0, |n| n.points),
+                next_expiry_at: wallet.next_expiry.map(|n| grpc_adapter::convert::timestamp(n.at)),
             }),
             next_page_token,
         }))

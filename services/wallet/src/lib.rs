@@ -5,11 +5,13 @@
 //! - [`grpc`] — the inbound gRPC adapter.
 //! - [`store`] — the `WalletRepository` on diesel, with outbox and inbox.
 //! - [`events`] — domain events <-> protobuf, and the consumer's handler.
+//! - [`expiry`] — the background scan expiring lots and refreshing `points_outstanding`.
 //! - [`gift_client`] — the call to the gift service (as the wallet, with its own service
 //!   token), behind deadline, load shedding and a circuit breaker.
 //! - [`run`] — the composition root.
 
 pub mod events;
+pub mod expiry;
 pub mod gift_client;
 pub mod grpc;
 pub mod store;
@@ -43,6 +45,10 @@ pub struct Settings {
     /// The wallet's own service account, for its calls to the gift service.
     #[command(flatten)]
     pub service_account: grpc_adapter::service_token::ServiceAccountSettings,
+    /// How often lots whose expiry has come are expired (and `points_outstanding`
+    /// refreshed), in seconds: points leave the balance within this of their expiry.
+    #[arg(long, env = "EXPIRY_SCAN_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub expiry_scan_seconds: u64,
 }
 
 pub type App = WalletService<store::SqlWallet, gift_client::GiftClient>;
@@ -62,6 +68,8 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     let pause = |d| -> futures::future::BoxFuture<'static, ()> { Box::pin(tokio::time::sleep(d)) };
     let app: Arc<App> = Arc::new(WalletService::new(store::SqlWallet::new(db.clone()), gifts, pause));
     let routes = tonic::service::Routes::new(grpc::server(app.clone(), gift_breaker));
+    let every = std::time::Duration::from_secs(settings.expiry_scan_seconds);
+    tokio::spawn(expiry::scan(app.clone(), every, shutdown.clone()));
     Runtime::new(settings.server, &settings.auth, SERVICE_NAME, routes, Some(db), Some(nats))
         .publish(streams::WALLET)
         .consume(&[events::ISSUE], Arc::new(events::Issue(app)))

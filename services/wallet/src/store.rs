@@ -3,6 +3,7 @@
 //!
 //! - [`ledger`] — accounts, entries, spends and the spending lease.
 //! - [`corrections`] — refunds and adjustments.
+//! - [`expiry`] — lots due to expire, their expiry, the points outstanding.
 
 use diesel::prelude::*;
 use kernel::paging::{Page, PageRequest};
@@ -10,13 +11,14 @@ use kernel::{CustomerId, Envelope, Inbound, StoreError};
 use store_adapter::{Migrations, Prepared, Store, db, versioned};
 use uuid::Uuid;
 use wallet_domain::{
-    Account, Correction, CorrectionCommit, EntryKind, ItemStatus, LedgerEntry, Spend, SpendCommit, WalletEvent,
-    WalletItem, WalletRepository,
+    Account, Correction, CorrectionCommit, EntryKind, ExpiryCommit, ItemStatus, LedgerEntry, Spend, SpendCommit,
+    WalletEvent, WalletItem, WalletRepository,
 };
 
 use crate::events;
 
 mod corrections;
+mod expiry;
 mod ledger;
 #[cfg(test)]
 mod tests;
@@ -37,6 +39,7 @@ diesel::table! {
         gift_code -> Nullable<Text>,
         exchange_request_id -> Nullable<Text>,
         remaining -> BigInt,
+        expires_at -> Nullable<Timestamp>,
     }
 }
 
@@ -53,6 +56,7 @@ struct Row {
     gift_code: Option<String>,
     exchange_request_id: Option<String>,
     remaining: i64,
+    expires_at: Option<chrono::NaiveDateTime>,
 }
 
 impl From<&WalletItem> for Row {
@@ -68,6 +72,7 @@ impl From<&WalletItem> for Row {
             gift_code: i.gift_code.clone(),
             exchange_request_id: i.exchange_request_id.clone(),
             remaining: i.remaining,
+            expires_at: i.expires_at.map(|t| t.naive_utc()),
         }
     }
 }
@@ -90,6 +95,7 @@ impl TryFrom<Row> for WalletItem {
             version: r.version,
             gift_code: r.gift_code,
             exchange_request_id: r.exchange_request_id,
+            expires_at: r.expires_at.map(|t| chrono::DateTime::from_naive_utc_and_offset(t, chrono::Utc)),
         })
     }
 }
@@ -214,7 +220,9 @@ impl WalletRepository for SqlWallet {
                 ledger::append(c, &entry)?;
                 ledger::record_spend(c, &spend, &draws)
             })
-            .await
+            .await?;
+        metrics_adapter::points().spent(&commit.spend.gift_code, commit.spend.cost);
+        Ok(())
     }
 
     async fn find_spend_by_gift(&self, gift_id: Uuid) -> Result<Option<Spend>, StoreError> {
@@ -231,6 +239,22 @@ impl WalletRepository for SqlWallet {
 
     async fn commit_correction(&self, commit: CorrectionCommit) -> Result<(), StoreError> {
         self.write_correction(commit).await
+    }
+
+    async fn due_for_expiry(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> Result<Vec<CustomerId>, StoreError> {
+        self.read_due(now, limit).await
+    }
+
+    async fn commit_expiry(&self, commit: ExpiryCommit) -> Result<(), StoreError> {
+        self.write_expiry(commit).await
+    }
+
+    async fn outstanding(&self) -> Result<i64, StoreError> {
+        self.read_outstanding().await
     }
 }
 

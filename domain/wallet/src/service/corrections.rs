@@ -8,6 +8,7 @@ use super::{Committed, WalletError, WalletService};
 use crate::correction::{
     AdjustPoints, Correction, CorrectionKind, CorrectionRefusal, RefundGift, plan_debit, plan_refund,
 };
+use crate::expiry::spendable;
 use crate::ledger::{Draw, EntryKind, Movement};
 use crate::model::WalletItem;
 use crate::ports::{CorrectionCommit, GiftIssuer, WalletRepository};
@@ -69,6 +70,12 @@ impl<R: WalletRepository, G: GiftIssuer> WalletService<R, G> {
             self.commit_correction(commit).await
         })
         .await;
+        if let Ok(done) = &committed {
+            // Points given back to a lot whose expiry has passed keep that expiry: they
+            // leave again at once (never spendable meanwhile; the next scan does it
+            // otherwise, should this fail or the customer be busy).
+            let _ = self.expire_customer(&done.customer_id, Utc::now()).await;
+        }
         match committed {
             // Refunded meanwhile: by this very request, or by another.
             Err(WalletError::Correction(CorrectionRefusal::AlreadyRefunded { .. })) => {
@@ -126,7 +133,8 @@ impl<R: WalletRepository, G: GiftIssuer> WalletService<R, G> {
                     let short = crate::NotEnoughPoints { cost: -cmd.amount, balance: account.balance };
                     return Err(CorrectionRefusal::from(short).into());
                 }
-                let (draws, items) = plan_debit(&self.repo.lots(&cmd.customer_id).await?, -cmd.amount)?;
+                let lots = spendable(self.repo.lots(&cmd.customer_id).await?, Utc::now());
+                let (draws, items) = plan_debit(&lots, -cmd.amount)?;
                 (draws, items, None)
             };
             let adjusted = Movement {

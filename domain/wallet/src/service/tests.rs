@@ -7,6 +7,7 @@ use super::*;
 use crate::model::{ItemStatus, WalletEvent};
 
 mod corrections;
+mod expiry;
 mod fakes;
 
 use fakes::{Gifts, Memory};
@@ -23,7 +24,13 @@ fn customer() -> CustomerId {
 
 /// Issues a reward of `points` to c-11 as the policy does.
 fn earn(s: &Service, points: i64) -> WalletItem {
-    let fact = RewardAllocated { reward_id: new_id(), mission_id: new_id(), customer_id: customer(), points };
+    let fact = RewardAllocated {
+        reward_id: new_id(),
+        mission_id: new_id(),
+        customer_id: customer(),
+        points,
+        points_expire_after: None,
+    };
     let meta = EventMeta::first(fact.mission_id, "req", customer(), Utc::now());
     block_on(s.on_reward_allocated(Inbound { consumer: "wallet-issue", event_id: meta.event_id }, &meta, fact.clone()))
         .unwrap();
@@ -254,7 +261,13 @@ fn someone_elses_or_an_unknown_reward_is_not_found() {
 #[test]
 fn given_an_allocated_reward_delivered_twice_when_handled_then_the_wallet_holds_it_once_with_one_earned_entry() {
     let s = service(Gifts::issuing());
-    let fact = RewardAllocated { reward_id: new_id(), mission_id: new_id(), customer_id: customer(), points: 10 };
+    let fact = RewardAllocated {
+        reward_id: new_id(),
+        mission_id: new_id(),
+        customer_id: customer(),
+        points: 10,
+        points_expire_after: None,
+    };
     let meta = EventMeta::first(fact.mission_id, "req", customer(), Utc::now());
     let inbound = Inbound { consumer: "wallet-issue", event_id: meta.event_id };
     block_on(s.on_reward_allocated(inbound, &meta, fact.clone())).unwrap();

@@ -148,6 +148,16 @@ impl SqlWallet {
     }
 
     pub(super) async fn write_correction(&self, commit: CorrectionCommit) -> Result<(), StoreError> {
+        let (kind, amount) = (commit.correction.kind, commit.correction.amount);
+        self.write_correction_rows(commit).await?;
+        match kind {
+            CorrectionKind::Refund { .. } => metrics_adapter::points().refunded(amount),
+            CorrectionKind::Adjustment => metrics_adapter::points().adjusted(amount),
+        }
+        Ok(())
+    }
+
+    async fn write_correction_rows(&self, commit: CorrectionCommit) -> Result<(), StoreError> {
         let customer = commit.correction.customer_id.to_string();
         let holder = commit.holder.map(|h| h.to_string());
         let items: Vec<Row> = commit.items.iter().map(Row::from).collect();

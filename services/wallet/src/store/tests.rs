@@ -11,6 +11,7 @@ use super::*;
 use wallet_domain::service::LEASE_TTL;
 
 mod corrections;
+mod expiry;
 
 /// Lets the `static` migrations be run one at a time.
 struct Source(&'static diesel_migrations::EmbeddedMigrations);

@@ -4,6 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use kernel::paging::{Page, PageRequest};
 use kernel::{CustomerId, Envelope, Inbound, RequestContext, StoreError, new_id};
 use uuid::Uuid;
@@ -11,7 +12,9 @@ use uuid::Uuid;
 use crate::correction::{Correction, CorrectionKind};
 use crate::ledger::{Account, EntryKind, LedgerEntry};
 use crate::model::{WalletEvent, WalletItem};
-use crate::ports::{CorrectionCommit, GiftCallError, GiftIssuer, GiftRequest, SpendCommit, WalletRepository};
+use crate::ports::{
+    CorrectionCommit, ExpiryCommit, GiftCallError, GiftIssuer, GiftRequest, SpendCommit, WalletRepository,
+};
 use crate::spend::Spend;
 
 #[derive(Default)]
@@ -187,6 +190,41 @@ impl WalletRepository for Memory {
             self.leases.lock().unwrap().remove(&c.customer_id);
         }
         Ok(())
+    }
+    async fn due_for_expiry(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<CustomerId>, StoreError> {
+        let items = self.items.lock().unwrap();
+        let mut due: Vec<_> = items.values().filter(|i| i.remaining > 0 && i.is_expired(now)).collect();
+        due.sort_by_key(|i| i.expires_at);
+        let mut customers: Vec<CustomerId> = Vec::new();
+        for i in due {
+            if !customers.contains(&i.customer_id) && customers.len() < limit {
+                customers.push(i.customer_id.clone());
+            }
+        }
+        Ok(customers)
+    }
+    async fn commit_expiry(&self, commit: ExpiryCommit) -> Result<(), StoreError> {
+        let Some(c) = commit.entries.first().map(|e| e.customer_id.clone()) else { return Ok(()) };
+        if self.leases.lock().unwrap().get(&c) != Some(&commit.holder) {
+            return Err(StoreError::Conflict);
+        }
+        for item in &commit.items {
+            if self.items.lock().unwrap()[&item.reward_id].version != item.version {
+                return Err(StoreError::Conflict);
+            }
+        }
+        for entry in &commit.entries {
+            self.apply_entry(entry)?;
+        }
+        let mut items = self.items.lock().unwrap();
+        for item in commit.items {
+            items.insert(item.reward_id, WalletItem { version: item.version + 1, ..item });
+        }
+        self.leases.lock().unwrap().remove(&c);
+        Ok(())
+    }
+    async fn outstanding(&self) -> Result<i64, StoreError> {
+        Ok(self.accounts.lock().unwrap().values().map(|a| a.balance).sum())
     }
 }
 
