@@ -131,15 +131,18 @@ else
 fi
 
 # 5. One NATS release everywhere, past the releases known to lose data: every manifest's
-#    nats image and the Helm values' tag name the same version, at least NATS_MINIMUM
-#    (2.10.20-2.10.22 lost whole streams after process crashes, fixed in 2.10.23).
-NATS_MINIMUM=2.10.23
+#    nats image and the Helm values' tag name the same version, NATS_PINNED (the one
+#    .ci/run installs for the tests), at least NATS_MINIMUM (2.10.20-2.10.22 lost whole
+#    streams after process crashes, fixed in 2.10.23); both from config/nats-version.
+. config/nats-version
 nats_versions=$( { grep -rhoE 'image: *nats:[0-9][0-9.]*' k8s/base k8s/overlays | sed -E 's/.*nats://'
                    grep -hoE '^ *tag: *[0-9][0-9.]*' k8s/overlays/prod/nats-values.yaml | sed -E 's/.*tag: *//'; } | sort -u)
 if [ "$(wc -l <<<"$nats_versions")" -ne 1 ] || [ -z "$nats_versions" ]; then
   bad "NATS: manifests and Helm values name different releases: $(tr '\n' ' ' <<<"$nats_versions")"
 elif [ "$(printf '%s\n%s\n' "$NATS_MINIMUM" "$nats_versions" | sort -V | head -1)" != "$NATS_MINIMUM" ]; then
   bad "NATS: $nats_versions is older than $NATS_MINIMUM"
+elif [ "$nats_versions" != "$NATS_PINNED" ]; then
+  bad "NATS: the manifests pin $nats_versions, config/nats-version $NATS_PINNED (the tests' release)"
 else
   ok "NATS: every manifest and the Helm values pin $nats_versions (>= $NATS_MINIMUM)"
 fi

@@ -41,7 +41,8 @@ pub struct Global {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Start nats-server (with authentication: a key per service in <data-dir>/nats-auth),
+    /// Start nats-server (NATS_SERVER_BIN, else the PATH's; refused when older than the
+    /// supported minimum; with authentication: a key per service in <data-dir>/nats-auth),
     /// the auth service, every service and the gateway (each a `gamectl serve <role>`
     /// child, or all in one with --all-in-one), wait until all are SERVING, supervise them
     /// until Ctrl-C or SIGTERM.

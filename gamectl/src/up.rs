@@ -216,10 +216,12 @@ async fn up(global: &Global, args: UpArgs) -> Result<(), String> {
     let ports = services::port_table(args.base_port)?;
     let nats = match (args.nats_url.clone(), args.nats_port) {
         (Some(url), _) => Nats::External(url),
-        (None, Some(p)) => Nats::Child(Node::table(p, args.nats_cluster)?),
-        (None, None) => Nats::Child(Node::table(services::nats_port(args.base_port)?, args.nats_cluster)?),
+        (None, Some(p)) => Nats::Child(Node::table(p, args.nats_cluster)?, nats_nodes::server()?),
+        (None, None) => {
+            Nats::Child(Node::table(services::nats_port(args.base_port)?, args.nats_cluster)?, nats_nodes::server()?)
+        }
     };
-    if let Nats::Child(nodes) = &nats {
+    if let Nats::Child(nodes, _) = &nats {
         for n in nodes {
             ensure_free(n.port, n.name)?;
             if let Some(route) = n.route_port {
@@ -300,8 +302,9 @@ async fn up(global: &Global, args: UpArgs) -> Result<(), String> {
 enum Nats {
     /// Given with --nats-url: someone else runs it.
     External(String),
-    /// Started and supervised by us: one server, or the nodes of a cluster.
-    Child(Vec<Node>),
+    /// Started and supervised by us: one server, or the nodes of a cluster; the
+    /// nats-server executable they run (checked: see [`nats_nodes::server`]).
+    Child(Vec<Node>, PathBuf),
 }
 
 struct Start<'a> {
@@ -331,7 +334,7 @@ async fn start(system: &mut System, ctx: &Start<'_>) -> Result<(), Interrupted> 
     let mut nats_credentials = None;
     let nats_url = match *ctx.nats {
         Nats::External(ref url) => url.clone(),
-        Nats::Child(ref nodes) => {
+        Nats::Child(ref nodes, ref server) => {
             // Our own server always runs with authentication and per-service permissions.
             let dir = services::nats_auth_dir(ctx.data_dir);
             let creds = Credentials::ensure(&dir).map_err(|e| format!("cannot prepare the NATS credentials: {e}"))?;
@@ -343,16 +346,9 @@ async fn start(system: &mut System, ctx: &Start<'_>) -> Result<(), Interrupted> 
                 };
                 let mut args = node.args(&store, nodes);
                 args.extend(creds.server_flags());
-                let spec = ChildSpec { name: node.name.into(), program: "nats-server".into(), args, env: Vec::new() };
-                let child = supervise(spec, system.stop_nats.clone()).map_err(|e| {
-                    if e.kind() == std::io::ErrorKind::NotFound {
-                        "nats-server is not installed: install it: apt-get install nats-server \
-                         (or pass --nats-url)"
-                            .to_owned()
-                    } else {
-                        format!("cannot start nats-server: {e}")
-                    }
-                })?;
+                let spec = ChildSpec { name: node.name.into(), program: server.clone(), args, env: Vec::new() };
+                let child = supervise(spec, system.stop_nats.clone())
+                    .map_err(|e| format!("cannot start {}: {e}", server.display()))?;
                 system.nats.push(child);
             }
             nats_credentials = Some(creds);
@@ -383,7 +379,7 @@ async fn start(system: &mut System, ctx: &Start<'_>) -> Result<(), Interrupted> 
         nats_url: &nats_url,
         nats_credentials: nats_credentials.as_ref(),
         stream_replicas: match ctx.nats {
-            Nats::Child(nodes) => nodes.len().min(3),
+            Nats::Child(nodes, _) => nodes.len().min(3),
             Nats::External(_) => 1,
         },
         secrets: ctx.secrets,

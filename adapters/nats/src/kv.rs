@@ -1,5 +1,6 @@
-//! Key-value buckets. async-nats' own bucket creation fails on nats-server 2.9, so the
-//! backing stream is created here with the settings a bucket needs.
+//! Key-value buckets. async-nats' own bucket creation failed on nats-server 2.9 (what the
+//! tests ran on before the pinned release), so the backing stream is created here with
+//! the settings a bucket needs.
 
 use std::time::Duration;
 

@@ -7,11 +7,13 @@
 //! - [`relay`] — publishes the outbox in commit order, pipelined, with de-duplication ids.
 //! - [`consumer`] — durable pull consumers with explicit ack after commit, bounded
 //!   redelivery with backoff, and a dead-letter stream for poison messages.
-//! - [`kv`] — key-value buckets that work on nats-server 2.9.
+//! - [`kv`] — key-value buckets, their backing streams created here.
 //! - [`replay`] — streams read from their first event by a projection being rebuilt.
 //! - [`roles`] — each service's stream, consumers and buckets: the one table.
 //! - [`access`] — each role's permissions, the server configuration and the NKEY
 //!   credentials that enforce them.
+//! - [`server_version`] — the nats-server release pinned and the oldest accepted
+//!   (`config/nats-version`), checked before a server is started.
 
 pub mod access;
 pub mod consumer;
@@ -21,6 +23,7 @@ pub mod kv;
 pub mod relay;
 pub mod replay;
 pub mod roles;
+pub mod server_version;
 pub mod streams;
 pub mod watch;
 

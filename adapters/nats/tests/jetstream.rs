@@ -1,4 +1,4 @@
-//! The NATS adapter against a real nats-server (the Debian 2.9 one in CI).
+//! The NATS adapter against a real nats-server (the pinned release in CI: `config/nats-version`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,7 +1,19 @@
 //! The nats-servers `up` starts: one, or the nodes of a loopback cluster (their ports,
-//! server names and flags).
+//! server names and flags), and the executable they run.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use nats_adapter::server_version;
+
+/// The nats-server to start (`NATS_SERVER_BIN`, else `nats-server` on the PATH), said on
+/// stdout with its version (`nats-server: <path> (version 2.15.1)`); refused, before
+/// anything starts, when older than the supported minimum (`config/nats-version`: the
+/// error names its version, the minimum and the install line of the pinned release).
+pub(super) fn server() -> Result<PathBuf, String> {
+    let found = server_version::check(&server_version::binary()).map_err(|e| e.to_string())?;
+    super::say(format!("nats-server: {} (version {})", found.path.display(), found.version));
+    Ok(found.path)
+}
 
 /// Child names of a cluster's nodes (and their server names without the prefix).
 const NODE_NAMES: [&str; 5] = ["nats-n1", "nats-n2", "nats-n3", "nats-n4", "nats-n5"];
