@@ -131,8 +131,20 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }
 
+/// The nats-server every test starts (`NATS_SERVER_BIN`, else the PATH's), checked once
+/// per test process: one older than the supported minimum fails the test, naming its
+/// version and how to get the pinned release (see [`crate::server_version`]).
 fn binary() -> PathBuf {
-    std::env::var_os("NATS_SERVER_BIN").map_or_else(|| PathBuf::from("nats-server"), PathBuf::from)
+    static CHECKED: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    CHECKED
+        .get_or_init(|| {
+            let binary = crate::server_version::binary();
+            match crate::server_version::check(&binary) {
+                Ok(found) => found.path,
+                Err(refused) => panic!("{refused}"),
+            }
+        })
+        .clone()
 }
 
 impl NatsServer {
