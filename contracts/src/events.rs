@@ -32,6 +32,7 @@ events! {
     RewardAllocated => REWARD_ALLOCATED,
     RewardIssued => REWARD_ISSUED,
     RewardExchanged => REWARD_EXCHANGED,
+    PointsExpiring => POINTS_EXPIRING,
     GiftIssued => GIFT_ISSUED,
     GiftUsed => GIFT_USED,
     NotificationSent => NOTIFICATION_SENT,

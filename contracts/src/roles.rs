@@ -200,13 +200,16 @@ pub mod notification {
     pub const GIFT_ISSUED: ConsumerSpec = ConsumerSpec::on(subject::GIFT_ISSUED, "notification-gift-issued");
     /// Policy "a used gift is e-mailed to its customer".
     pub const GIFT_USED: ConsumerSpec = ConsumerSpec::on(subject::GIFT_USED, "notification-gift-used");
+    /// Policy "points about to expire are e-mailed to their customer" (once per date).
+    pub const POINTS_EXPIRING: ConsumerSpec =
+        ConsumerSpec::on(subject::POINTS_EXPIRING, "notification-points-expiring");
 
     pub const ROLE: Role = Role {
         name: "notification",
         api: Some(api!("game.notification.v1", "NotificationService", "NOTIFICATION_URL",
             public: [], internal: [])),
         stream: Some(streams::NOTIFICATION),
-        consumers: &[GIFT_ISSUED, GIFT_USED],
+        consumers: &[GIFT_ISSUED, GIFT_USED, POINTS_EXPIRING],
         bus: true,
         database: true,
         after: &[auth::ROLE.name],

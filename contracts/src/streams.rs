@@ -22,6 +22,7 @@ pub mod subject {
     pub const REWARD_ALLOCATED: &str = "game.reward.v1.allocated";
     pub const REWARD_ISSUED: &str = "game.wallet.v1.issued";
     pub const REWARD_EXCHANGED: &str = "game.wallet.v1.exchanged";
+    pub const POINTS_EXPIRING: &str = "game.wallet.v1.points_expiring";
     pub const GIFT_ISSUED: &str = "game.gift.v1.issued";
     pub const GIFT_USED: &str = "game.gift.v1.used";
     pub const NOTIFICATION_SENT: &str = "game.notification.v1.sent";

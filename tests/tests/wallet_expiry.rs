@@ -2,8 +2,9 @@
 //! catalog entry says `points_expire_after = "3s"` issues lots that leave the balance
 //! as one `EXPIRED` entry each within the wallet's scan (`EXPIRY_SCAN_SECONDS=1`),
 //! `GetWallet` showing what expires next until then; two wallet replicas scanning the
-//! same database still write one `EXPIRED` entry per lot; the points metrics on the
-//! wallet's `/metrics`.
+//! same database still write one `EXPIRED` entry per lot and one notice e-mail per
+//! customer and date ("10 points expire on 2026-12-08", through the notification
+//! service); the points metrics on the wallet's `/metrics`.
 
 use std::time::Duration;
 
@@ -52,6 +53,18 @@ async fn scrape(service: &Service) -> Scrape {
     Scrape::parse(&fetch(&service.metrics_url(), Duration::from_secs(5)).await.expect("scrape"))
 }
 
+/// The expiry notices e-mailed to `customer`: their subjects.
+fn notices(sys: &System, customer: &str) -> Vec<String> {
+    let to = format!("To: {customer}@");
+    let Ok(dir) = std::fs::read_dir(sys.mailbox()) else { return Vec::new() };
+    dir.map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .filter(|m| m.contains(&to) && m.contains("points expire on"))
+        .filter_map(|m| m.lines().find_map(|l| l.strip_prefix("Subject: ").map(str::to_owned)))
+        .collect()
+}
+
 fn seconds(t: Option<&prost_types::Timestamp>) -> i64 {
     t.expect("a timestamp").seconds
 }
@@ -86,6 +99,14 @@ async fn points_of_a_mission_that_expire_leave_the_balance_once_and_get_wallet_s
     // Later scans find nothing more to expire.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(expired(&sys, "c-exp").await.len(), 1);
+    // Told beforehand (EXPIRY_NOTICE_DAYS, default 7), once, through the notification service.
+    let date = chrono::DateTime::from_timestamp(at, 0).unwrap().date_naive();
+    let told = eventually(Duration::from_secs(10), "the notice e-mail", || async {
+        let told = notices(&sys, "c-exp");
+        (!told.is_empty()).then_some(told)
+    })
+    .await;
+    assert_eq!(told, vec![format!("10 points expire on {date}")]);
 
     // The points metrics, on the wallet's /metrics.
     let s = eventually(Duration::from_secs(10), "points_outstanding refreshed", || async {
@@ -122,6 +143,7 @@ async fn two_wallet_replicas_scanning_one_postgresql_database_expire_each_lot_on
     for c in &customers {
         let entries = expired(&sys, c).await;
         assert_eq!(entries.iter().map(|e| e.amount).collect::<Vec<_>>(), vec![-10], "{c}: {entries:?}");
+        assert_eq!(notices(&sys, c).len(), 1, "{c}: one notice e-mail per customer and date, whatever the replicas");
     }
     let total: f64 = [scrape(&sys.wallet).await, scrape(&second).await]
         .iter()

@@ -207,6 +207,26 @@ pub fn compose(fact: &GiftFact, to: EmailAddress, about_event_id: Uuid) -> Email
     Email { to, subject, body, about_event_id }
 }
 
+/// Points of a customer about to expire (the wallet's `PointsExpiring`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiryFact {
+    pub customer_id: CustomerId,
+    pub points: i64,
+    /// The day they expire, UTC.
+    pub date: chrono::NaiveDate,
+}
+
+/// Composes the e-mail telling the customer their points expire soon (pure):
+/// "40 points expire on 2027-01-05".
+pub fn compose_expiry(fact: &ExpiryFact, to: EmailAddress, about_event_id: Uuid) -> Email {
+    let (points, date) = (fact.points, fact.date);
+    let subject = format!("{points} points expire on {date}");
+    let body = format!(
+        "Hello,\n\n{points} of your points expire on {date} (UTC).\n         Spend them on a gift before then.\n\nGame Rewards\n"
+    );
+    Email { to, subject, body, about_event_id }
+}
+
 /// One e-mail sent to a customer: the record of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notification {

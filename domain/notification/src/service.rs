@@ -4,7 +4,7 @@ use chrono::Utc;
 use kernel::paging::{Page, PageRequest};
 use kernel::{CustomerId, Envelope, EventMeta, Inbound, StoreError, new_id};
 
-use crate::model::{EmailAddress, GiftFact, MailDomain, Notification, compose};
+use crate::model::{EmailAddress, ExpiryFact, GiftFact, MailDomain, Notification, compose, compose_expiry};
 use crate::ports::{MailError, Mailer, NotificationRepository};
 
 #[derive(Debug, thiserror::Error)]
@@ -80,14 +80,39 @@ impl<R: NotificationRepository, M: Mailer> NotificationService<R, M> {
         cause: &EventMeta,
         fact: GiftFact,
     ) -> Result<Outcome, NotificationError> {
+        let customer = fact.customer_id.clone();
+        self.send_once(inbound, cause, customer, |to| compose(&fact, to, cause.event_id)).await
+    }
+
+    /// Policy: points are about to expire -> e-mail the customer (once per event; the
+    /// wallet publishes one per customer and expiry date).
+    ///
+    /// # Errors
+    /// As [`Self::on_gift_event`].
+    pub async fn on_points_expiring(
+        &self,
+        inbound: Inbound,
+        cause: &EventMeta,
+        fact: ExpiryFact,
+    ) -> Result<Outcome, NotificationError> {
+        let customer = fact.customer_id.clone();
+        self.send_once(inbound, cause, customer, |to| compose_expiry(&fact, to, cause.event_id)).await
+    }
+
+    async fn send_once(
+        &self,
+        inbound: Inbound,
+        cause: &EventMeta,
+        customer: CustomerId,
+        compose: impl FnOnce(EmailAddress) -> crate::model::Email,
+    ) -> Result<Outcome, NotificationError> {
         if self.repo.was_handled(inbound).await? {
             return Ok(Outcome::AlreadyHandled);
         }
-        let to = EmailAddress::for_customer(&fact.customer_id, &self.recipients);
-        let email = compose(&fact, to, cause.event_id);
+        let email = compose(EmailAddress::for_customer(&customer, &self.recipients));
         self.mailer.send(&email).await?;
         let now = Utc::now();
-        let (notification, event) = Notification::sent(new_id(), fact.customer_id, email, now);
+        let (notification, event) = Notification::sent(new_id(), customer, email, now);
         let envelope = Envelope { meta: cause.caused(now), event };
         match self.repo.insert(&notification, vec![envelope], inbound).await {
             // Duplicate: another replica handled the same delivery meanwhile; its
@@ -207,6 +232,22 @@ mod tests {
         assert_eq!(outbox.len(), 1);
         assert_eq!(outbox[0].meta.causation_id, meta.event_id.to_string());
         assert_eq!(outbox[0].meta.correlation_id, meta.correlation_id);
+    }
+
+    #[test]
+    fn given_points_expiring_delivered_twice_when_handled_then_one_email_says_how_many_and_when() {
+        let s = service();
+        let meta = EventMeta::first(new_id(), "", customer(), Utc::now());
+        let inbound = Inbound { consumer: "notification-points-expiring", event_id: meta.event_id };
+        let date = chrono::NaiveDate::from_ymd_opt(2027, 1, 5).unwrap();
+        let fact = ExpiryFact { customer_id: customer(), points: 40, date };
+        assert!(matches!(block_on(s.on_points_expiring(inbound, &meta, fact.clone())).unwrap(), Outcome::Sent(_)));
+        assert_eq!(block_on(s.on_points_expiring(inbound, &meta, fact)).unwrap(), Outcome::AlreadyHandled);
+        let sent = s.mailer.sent.lock().unwrap().clone();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].subject, "40 points expire on 2027-01-05");
+        assert!(sent[0].body.contains("40 of your points expire on 2027-01-05"), "{}", sent[0].body);
+        assert_eq!(sent[0].to.as_str(), "c-11@players.game-rewards.local");
     }
 
     #[test]

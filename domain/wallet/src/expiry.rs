@@ -10,6 +10,42 @@ use chrono::{DateTime, Utc};
 
 use crate::model::WalletItem;
 
+/// Points of one customer expiring on one day (UTC), as told to them beforehand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiryNotice {
+    pub customer_id: kernel::CustomerId,
+    pub date: chrono::NaiveDate,
+    /// What is left, when noticed, in the lots expiring that day.
+    pub points: i64,
+    /// The soonest of their instants that day.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The notices due at `now` for `lots`: per customer and expiry date, the points left in
+/// the lots expiring after `now` and at most `within` from it.
+pub fn notices(lots: &[WalletItem], now: DateTime<Utc>, within: Duration) -> Vec<ExpiryNotice> {
+    let until = chrono::Duration::from_std(within).ok().and_then(|w| now.checked_add_signed(w)).unwrap_or(now);
+    let mut out: Vec<ExpiryNotice> = Vec::new();
+    for lot in lots.iter().filter(|l| l.remaining > 0) {
+        let Some(at) = lot.expires_at.filter(|at| *at > now && *at <= until) else { continue };
+        let date = at.date_naive();
+        match out.iter_mut().find(|n| n.customer_id == lot.customer_id && n.date == date) {
+            Some(n) => {
+                n.points += lot.remaining;
+                n.expires_at = n.expires_at.min(at);
+            }
+            None => out.push(ExpiryNotice {
+                customer_id: lot.customer_id.clone(),
+                date,
+                points: lot.remaining,
+                expires_at: at,
+            }),
+        }
+    }
+    out.sort_by_key(|n| n.expires_at);
+    out
+}
+
 /// When a lot issued at `issued_at` expires; None: never.
 pub fn expires_at(issued_at: DateTime<Utc>, after: Option<Duration>) -> Option<DateTime<Utc>> {
     after.and_then(|d| chrono::Duration::from_std(d).ok()).and_then(|d| issued_at.checked_add_signed(d))
@@ -94,6 +130,31 @@ mod tests {
         let items = vec![lot(10, Some(2)), lot(20, Some(9)), lot(30, None), lot(0, Some(9))];
         let left: Vec<_> = spendable(items, day(3)).into_iter().map(|i| i.points).collect();
         assert_eq!(left, vec![20, 30]);
+    }
+
+    #[test]
+    fn given_lots_expiring_within_the_notice_when_noticed_then_one_notice_per_customer_and_date() {
+        let mut other = lot(5, Some(5));
+        other.customer_id = CustomerId::new("c-2").unwrap();
+        let mut spent = lot(50, Some(5));
+        spent.remaining = 0;
+        let mut late_that_day = lot(30, Some(5));
+        late_that_day.expires_at = Some(day(5) + chrono::Duration::hours(20));
+        let lots = [lot(10, Some(5)), late_that_day, spent, other, lot(7, Some(9)), lot(8, Some(2)), lot(99, None)];
+        let week = Duration::from_secs(7 * 86_400);
+        let found: Vec<_> = notices(&lots, day(3), week)
+            .into_iter()
+            .map(|n| (n.customer_id.to_string(), n.date.to_string(), n.points))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                ("c-1".to_owned(), "2027-01-05".to_owned(), 40),
+                ("c-2".to_owned(), "2027-01-05".to_owned(), 5),
+                ("c-1".to_owned(), "2027-01-09".to_owned(), 7),
+            ]
+        );
+        assert!(notices(&lots, day(3), Duration::from_secs(86_400)).is_empty(), "none within a day");
     }
 
     #[test]

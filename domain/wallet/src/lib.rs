@@ -18,7 +18,7 @@ pub mod service;
 pub mod spend;
 
 pub use correction::{AdjustPoints, Correction, CorrectionKind, CorrectionRefusal, RefundGift};
-pub use expiry::NextExpiry;
+pub use expiry::{ExpiryNotice, NextExpiry};
 pub use ledger::{Account, Draw, EntryKind, LedgerEntry, Lot, NotEnoughPoints};
 pub use model::*;
 pub use ports::{

@@ -64,6 +64,8 @@ pub enum WalletEvent {
         gift_id: Uuid,
         gift_code: String,
     },
+    /// Some of the customer's points expire on `date` (UTC): told once per date.
+    PointsExpiring(crate::expiry::ExpiryNotice),
 }
 
 /// A request to exchange a reward for a gift, validated.

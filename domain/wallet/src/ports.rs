@@ -124,6 +124,22 @@ pub trait WalletRepository: Send + Sync + 'static {
     /// lease. Nothing is written.
     fn commit_expiry(&self, commit: ExpiryCommit) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Lots with points left whose expiry is after `after` and at most `until` (at most
+    /// `limit`, soonest first).
+    fn lots_expiring(
+        &self,
+        after: chrono::DateTime<chrono::Utc>,
+        until: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<WalletItem>, StoreError>> + Send;
+
+    /// Records that `event` (a `PointsExpiring`) told the customer about its date, with
+    /// the event, in one transaction.
+    ///
+    /// # Errors
+    /// [`StoreError::Duplicate`] when that customer and date were told already.
+    fn record_notice(&self, event: Envelope<WalletEvent>) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// The sum of every customer's balance (the points outstanding).
     fn outstanding(&self) -> impl Future<Output = Result<i64, StoreError>> + Send;
 }

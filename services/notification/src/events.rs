@@ -7,7 +7,7 @@ use contracts::pb::events::v1 as pb;
 use kernel::{CustomerId, Envelope};
 use nats_adapter::consumer::{Delivery, HandleError, Handler};
 use nats_adapter::envelope::outbox;
-use notification_domain::{GiftEventKind, GiftFact, NotificationError, NotificationEvent, Outcome};
+use notification_domain::{ExpiryFact, GiftEventKind, GiftFact, NotificationError, NotificationEvent, Outcome};
 use prost::Message;
 use store_adapter::outbox::OutboxMessage;
 
@@ -28,7 +28,30 @@ pub fn to_outbox(e: &Envelope<NotificationEvent>) -> OutboxMessage {
     }
 }
 
-pub use nats_adapter::roles::notification::{GIFT_ISSUED, GIFT_USED};
+pub use nats_adapter::roles::notification::{GIFT_ISSUED, GIFT_USED, POINTS_EXPIRING};
+
+/// Handles the wallet's `PointsExpiring`: one e-mail per event (the wallet publishes one
+/// per customer and expiry date).
+pub struct OnPointsExpiring(pub Arc<App>);
+
+impl Handler for OnPointsExpiring {
+    const IN_HAND: usize = 4;
+
+    async fn handle(&self, d: &Delivery) -> Result<(), HandleError> {
+        let e = pb::PointsExpiring::decode(d.payload.as_ref()).map_err(reject)?;
+        let fact = ExpiryFact {
+            customer_id: CustomerId::new(e.customer_id).map_err(reject)?,
+            points: e.points,
+            date: e.expiry_date.parse().map_err(|_| reject(format!("expiry_date: '{}'", e.expiry_date)))?,
+        };
+        if let Outcome::Sent(n) =
+            self.0.on_points_expiring(d.inbound(), &d.meta, fact).await.map_err(to_handle_error)?
+        {
+            tracing::info!(consumer = d.consumer, notification_id = %n.id, "expiry notice e-mailed");
+        }
+        Ok(())
+    }
+}
 
 /// Handles the gift events of one kind (one consumer each).
 pub struct OnGift {

@@ -62,7 +62,8 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     Runtime::new(settings.server, &settings.auth, SERVICE_NAME, routes, Some(db), Some(nats))
         .publish(streams::NOTIFICATION)
         .consume(&[events::GIFT_ISSUED], Arc::new(events::OnGift::issued(app.clone())))
-        .consume(&[events::GIFT_USED], Arc::new(events::OnGift::used(app)))
+        .consume(&[events::GIFT_USED], Arc::new(events::OnGift::used(app.clone())))
+        .consume(&[events::POINTS_EXPIRING], Arc::new(events::OnPointsExpiring(app)))
         .run(shutdown)
         .await
 }

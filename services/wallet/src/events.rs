@@ -35,6 +35,15 @@ pub fn to_outbox(e: &Envelope<WalletEvent>) -> OutboxMessage {
             };
             outbox(&e.meta, &body)
         }
+        WalletEvent::PointsExpiring(n) => {
+            let body = pb::PointsExpiring {
+                customer_id: n.customer_id.to_string(),
+                points: n.points,
+                expiry_date: n.date.to_string(),
+                expires_at: Some(grpc_adapter::convert::timestamp(n.expires_at)),
+            };
+            outbox(&e.meta, &body)
+        }
     }
 }
 

@@ -1,6 +1,8 @@
 //! The expiry scan: every `EXPIRY_SCAN_SECONDS`, lots whose expiry has come leave the
 //! balance (`EXPIRED` entries, once across replicas: the store guards it), and
-//! `points_outstanding` is read again from the store. Every replica runs it.
+//! `points_outstanding` is read again from the store; customers whose points expire
+//! within `EXPIRY_NOTICE_DAYS` are told, once per expiry date (`PointsExpiring`, which
+//! the notification service e-mails). Every replica runs it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +16,8 @@ use crate::App;
 const BATCH: usize = 200;
 
 /// Runs until `shutdown`.
-pub async fn scan(app: Arc<App>, every: Duration, shutdown: CancellationToken) {
+/// `notice`: how long before their expiry customers are told (zero: never).
+pub async fn scan(app: Arc<App>, every: Duration, notice: Duration, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -22,13 +25,13 @@ pub async fn scan(app: Arc<App>, every: Duration, shutdown: CancellationToken) {
             () = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        round(&app).await;
+        round(&app, notice).await;
     }
 }
 
 /// One round: expire what is due (batch after batch while batches come full), then
 /// refresh the gauge.
-pub async fn round(app: &App) {
+pub async fn round(app: &App, notice: Duration) {
     loop {
         match app.expire_due(Utc::now(), BATCH).await {
             Ok(expired) => {
@@ -44,6 +47,13 @@ pub async fn round(app: &App) {
                 tracing::warn!(error = %e, "expiry scan failed; the next round tries again");
                 break;
             }
+        }
+    }
+    if !notice.is_zero() {
+        match app.notify_expiring(Utc::now(), notice, BATCH * 10).await {
+            Ok(told) if !told.is_empty() => tracing::info!(notices = told.len(), "customers told of expiring points"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "expiry notices failed; the next round tries again"),
         }
     }
     match app.outstanding().await {

@@ -49,6 +49,10 @@ pub struct Settings {
     /// refreshed), in seconds: points leave the balance within this of their expiry.
     #[arg(long, env = "EXPIRY_SCAN_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub expiry_scan_seconds: u64,
+    /// Customers are e-mailed (through the notification service) this many days before
+    /// their points expire, once per expiry date; 0: never.
+    #[arg(long, env = "EXPIRY_NOTICE_DAYS", default_value_t = 7, value_parser = clap::value_parser!(u32).range(0..=3650))]
+    pub expiry_notice_days: u32,
 }
 
 pub type App = WalletService<store::SqlWallet, gift_client::GiftClient>;
@@ -69,7 +73,8 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     let app: Arc<App> = Arc::new(WalletService::new(store::SqlWallet::new(db.clone()), gifts, pause));
     let routes = tonic::service::Routes::new(grpc::server(app.clone(), gift_breaker));
     let every = std::time::Duration::from_secs(settings.expiry_scan_seconds);
-    tokio::spawn(expiry::scan(app.clone(), every, shutdown.clone()));
+    let notice = std::time::Duration::from_secs(u64::from(settings.expiry_notice_days) * 86_400);
+    tokio::spawn(expiry::scan(app.clone(), every, notice, shutdown.clone()));
     Runtime::new(settings.server, &settings.auth, SERVICE_NAME, routes, Some(db), Some(nats))
         .publish(streams::WALLET)
         .consume(&[events::ISSUE], Arc::new(events::Issue(app)))

@@ -253,6 +253,19 @@ impl WalletRepository for SqlWallet {
         self.write_expiry(commit).await
     }
 
+    async fn lots_expiring(
+        &self,
+        after: chrono::DateTime<chrono::Utc>,
+        until: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> Result<Vec<WalletItem>, StoreError> {
+        self.read_expiring(after, until, limit).await
+    }
+
+    async fn record_notice(&self, event: Envelope<WalletEvent>) -> Result<(), StoreError> {
+        self.write_notice(event).await
+    }
+
     async fn outstanding(&self) -> Result<i64, StoreError> {
         self.read_outstanding().await
     }

@@ -1,10 +1,12 @@
 //! Expiry: lots whose time has come leave the balance, one `EXPIRED` entry each, once.
 
 use chrono::{DateTime, Utc};
-use kernel::{CONFLICT_RETRIES, CustomerId, StoreError, retry_on_conflict};
+use kernel::{CONFLICT_RETRIES, CustomerId, Envelope, EventMeta, StoreError, retry_on_conflict};
 
 use super::{LEASE_TTL, SYSTEM_ACTOR, WalletError, WalletService};
+use crate::expiry::{ExpiryNotice, notices};
 use crate::ledger::{EntryKind, LedgerEntry, Movement};
+use crate::model::WalletEvent;
 use crate::ports::{ExpiryCommit, GiftIssuer, WalletRepository};
 
 impl<R: WalletRepository, G: GiftIssuer> WalletService<R, G> {
@@ -22,6 +24,33 @@ impl<R: WalletRepository, G: GiftIssuer> WalletService<R, G> {
             expired.extend(self.expire_customer(&customer, now).await?);
         }
         Ok(expired)
+    }
+
+    /// Tells each customer, once per date, of points expiring within `within` of `now`
+    /// (a `PointsExpiring` event the notification service e-mails). Answers the notices
+    /// this call published.
+    ///
+    /// # Errors
+    /// `Unavailable` when the store is down (the next call tries again).
+    pub async fn notify_expiring(
+        &self,
+        now: DateTime<Utc>,
+        within: std::time::Duration,
+        limit: usize,
+    ) -> Result<Vec<ExpiryNotice>, WalletError> {
+        let until = chrono::Duration::from_std(within).ok().and_then(|w| now.checked_add_signed(w)).unwrap_or(now);
+        let lots = self.repo.lots_expiring(now, until, limit).await?;
+        let mut told = Vec::new();
+        for notice in notices(&lots, now, within) {
+            let meta = EventMeta::first(kernel::new_id(), "", notice.customer_id.clone(), now);
+            let event = Envelope { meta, event: WalletEvent::PointsExpiring(notice.clone()) };
+            match self.repo.record_notice(event).await {
+                Ok(()) => told.push(notice),
+                Err(StoreError::Duplicate) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(told)
     }
 
     /// The sum of every customer's balance: the points outstanding.

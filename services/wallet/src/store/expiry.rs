@@ -5,12 +5,22 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
-use kernel::{CustomerId, StoreError};
+use kernel::{CustomerId, Envelope, StoreError};
 use store_adapter::db;
-use wallet_domain::ExpiryCommit;
+use wallet_domain::{ExpiryCommit, WalletEvent, WalletItem};
 
 use super::ledger::{self, EntryRow};
 use super::{Row, SqlWallet, corrupt, update_items, wallet_items};
+use crate::events;
+
+diesel::table! {
+    wallet_expiry_notices (customer_id, expiry_date) {
+        customer_id -> Text,
+        expiry_date -> Text,
+        points -> BigInt,
+        created_at -> Timestamp,
+    }
+}
 
 #[derive(QueryableByName)]
 struct Total {
@@ -65,6 +75,54 @@ impl SqlWallet {
             .await?;
         metrics_adapter::points().expired(expired);
         Ok(())
+    }
+
+    pub(super) async fn read_expiring(
+        &self,
+        after: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<WalletItem>, StoreError> {
+        use wallet_items::dsl as w;
+        let (after, until) = (after.naive_utc(), until.naive_utc());
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows: Vec<Row> = self
+            .store
+            .read(move |c| {
+                w::wallet_items
+                    .filter(w::remaining.gt(0).and(w::expires_at.gt(after)).and(w::expires_at.le(until)))
+                    .order(w::expires_at)
+                    .limit(limit)
+                    .load(c)
+                    .map_err(db)
+            })
+            .await?;
+        rows.into_iter().map(WalletItem::try_from).collect()
+    }
+
+    pub(super) async fn write_notice(&self, event: Envelope<WalletEvent>) -> Result<(), StoreError> {
+        let WalletEvent::PointsExpiring(n) = &event.event else {
+            return Err(StoreError::Unavailable("a notice is a PointsExpiring".into()));
+        };
+        let (customer, date, points) = (n.customer_id.to_string(), n.date.to_string(), n.points);
+        let at = event.meta.occurred_at.naive_utc();
+        let messages = vec![events::to_outbox(&event)];
+        self.store
+            .write_with_events_for(&customer.clone(), messages, move |c| {
+                use wallet_expiry_notices::dsl as x;
+                // A duplicate: this customer and date were told already.
+                diesel::insert_into(x::wallet_expiry_notices)
+                    .values((
+                        x::customer_id.eq(&customer),
+                        x::expiry_date.eq(&date),
+                        x::points.eq(points),
+                        x::created_at.eq(at),
+                    ))
+                    .execute(c)
+                    .map_err(db)?;
+                Ok(())
+            })
+            .await
     }
 
     pub(super) async fn read_outstanding(&self) -> Result<i64, StoreError> {

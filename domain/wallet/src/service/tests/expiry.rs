@@ -146,3 +146,26 @@ fn given_a_wallet_when_read_then_it_shows_what_expires_next_and_when() {
     assert_eq!((next.points, Some(next.at)), (40, soon.expires_at));
     assert_eq!(block_on(s.repo.outstanding()).unwrap(), 145);
 }
+
+#[test]
+fn given_points_expiring_within_the_notice_when_noticed_then_each_customer_is_told_once_per_date() {
+    let s = service(Gifts::issuing());
+    let a = earn_expiring(&s, 10, DAY * 3);
+    earn_expiring(&s, 30, DAY * 3);
+    earn_expiring(&s, 5, DAY * 30);
+    earn(&s, 100);
+    let week = DAY * 7;
+    let told = block_on(s.notify_expiring(Utc::now(), week, 100)).unwrap();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!((told[0].points, told[0].date), (40, a.expires_at.unwrap().date_naive()));
+    assert!(block_on(s.notify_expiring(Utc::now(), week, 100)).unwrap().is_empty(), "once per customer and date");
+    let published = s
+        .repo
+        .outbox
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| matches!(e.event, crate::model::WalletEvent::PointsExpiring(_)))
+        .count();
+    assert_eq!(published, 1);
+}

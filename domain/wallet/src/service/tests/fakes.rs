@@ -223,6 +223,34 @@ impl WalletRepository for Memory {
         self.leases.lock().unwrap().remove(&c);
         Ok(())
     }
+    async fn lots_expiring(
+        &self,
+        after: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<WalletItem>, StoreError> {
+        let items = self.items.lock().unwrap();
+        let mut due: Vec<_> = items
+            .values()
+            .filter(|i| i.remaining > 0 && i.expires_at.is_some_and(|at| at > after && at <= until))
+            .cloned()
+            .collect();
+        due.sort_by_key(|i| i.expires_at);
+        due.truncate(limit);
+        Ok(due)
+    }
+    async fn record_notice(&self, event: Envelope<WalletEvent>) -> Result<(), StoreError> {
+        let WalletEvent::PointsExpiring(n) = &event.event else {
+            return Err(StoreError::Unavailable("not a notice".into()));
+        };
+        let mut outbox = self.outbox.lock().unwrap();
+        let told = |e: &Envelope<WalletEvent>| matches!(&e.event, WalletEvent::PointsExpiring(o) if o.customer_id == n.customer_id && o.date == n.date);
+        if outbox.iter().any(told) {
+            return Err(StoreError::Duplicate);
+        }
+        outbox.push(event);
+        Ok(())
+    }
     async fn outstanding(&self) -> Result<i64, StoreError> {
         Ok(self.accounts.lock().unwrap().values().map(|a| a.balance).sum())
     }
