@@ -77,6 +77,7 @@ fn subjects_of(stream: streams::StreamSpec) -> Vec<&'static str> {
         REWARD_ALLOCATED,
         REWARD_ISSUED,
         REWARD_EXCHANGED,
+        POINTS_EXPIRING,
         GIFT_ISSUED,
         GIFT_USED,
         NOTIFICATION_SENT,
