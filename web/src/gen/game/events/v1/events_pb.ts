@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file game/events/v1/events.proto.
  */
 export const file_game_events_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("ChtnYW1lL2V2ZW50cy92MS9ldmVudHMucHJvdG8SDmdhbWUuZXZlbnRzLnYxIr0BCg9NaXNzaW9uQWNoaWV2ZWQSEgoKbWlzc2lvbl9pZBgBIAEoCRITCgtjdXN0b21lcl9pZBgCIAEoCRIUCgxtaXNzaW9uX2NvZGUYAyABKAkSFQoNcmV3YXJkX3BvaW50cxgEIAEoAxIvCgthY2hpZXZlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASIwobcG9pbnRzX2V4cGlyZV9hZnRlcl9zZWNvbmRzGAYgASgDIk0KD01pc3Npb25SZXdhcmRlZBISCgptaXNzaW9uX2lkGAEgASgJEhMKC2N1c3RvbWVyX2lkGAIgASgJEhEKCXJld2FyZF9pZBgDIAEoCSKYAQoPUmV3YXJkQWxsb2NhdGVkEhEKCXJld2FyZF9pZBgBIAEoCRISCgptaXNzaW9uX2lkGAIgASgJEhMKC2N1c3RvbWVyX2lkGAMgASgJEg4KBnBvaW50cxgEIAEoAxIUCgxtaXNzaW9uX2NvZGUYBSABKAkSIwobcG9pbnRzX2V4cGlyZV9hZnRlcl9zZWNvbmRzGAYgASgDIloKDFJld2FyZElzc3VlZBIRCglyZXdhcmRfaWQYASABKAkSEgoKbWlzc2lvbl9pZBgCIAEoCRITCgtjdXN0b21lcl9pZBgDIAEoCRIOCgZwb2ludHMYBCABKAMigQEKD1Jld2FyZEV4Y2hhbmdlZBIRCglyZXdhcmRfaWQYASABKAkSEgoKbWlzc2lvbl9pZBgCIAEoCRITCgtjdXN0b21lcl9pZBgDIAEoCRIOCgZwb2ludHMYBCABKAMSDwoHZ2lmdF9pZBgFIAEoCRIRCglnaWZ0X2NvZGUYBiABKAkifwoKR2lmdElzc3VlZBIPCgdnaWZ0X2lkGAEgASgJEhMKC2N1c3RvbWVyX2lkGAIgASgJEhEKCXJld2FyZF9pZBgDIAEoCRIRCglnaWZ0X2NvZGUYBCABKAkSEQoJZ2lmdF9uYW1lGAUgASgJEhIKCm1pc3Npb25faWQYBiABKAkifQoIR2lmdFVzZWQSDwoHZ2lmdF9pZBgBIAEoCRITCgtjdXN0b21lcl9pZBgCIAEoCRIRCglyZXdhcmRfaWQYAyABKAkSEQoJZ2lmdF9jb2RlGAQgASgJEhEKCWdpZnRfbmFtZRgFIAEoCRISCgptaXNzaW9uX2lkGAYgASgJInoKEE5vdGlmaWNhdGlvblNlbnQSFwoPbm90aWZpY2F0aW9uX2lkGAEgASgJEhMKC2N1c3RvbWVyX2lkGAIgASgJEg8KB2NoYW5uZWwYAyABKAkSDwoHc3ViamVjdBgEIAEoCRIWCg5hYm91dF9ldmVudF9pZBgFIAEoCWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChtnYW1lL2V2ZW50cy92MS9ldmVudHMucHJvdG8SDmdhbWUuZXZlbnRzLnYxIr0BCg9NaXNzaW9uQWNoaWV2ZWQSEgoKbWlzc2lvbl9pZBgBIAEoCRITCgtjdXN0b21lcl9pZBgCIAEoCRIUCgxtaXNzaW9uX2NvZGUYAyABKAkSFQoNcmV3YXJkX3BvaW50cxgEIAEoAxIvCgthY2hpZXZlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASIwobcG9pbnRzX2V4cGlyZV9hZnRlcl9zZWNvbmRzGAYgASgDIk0KD01pc3Npb25SZXdhcmRlZBISCgptaXNzaW9uX2lkGAEgASgJEhMKC2N1c3RvbWVyX2lkGAIgASgJEhEKCXJld2FyZF9pZBgDIAEoCSKYAQoPUmV3YXJkQWxsb2NhdGVkEhEKCXJld2FyZF9pZBgBIAEoCRISCgptaXNzaW9uX2lkGAIgASgJEhMKC2N1c3RvbWVyX2lkGAMgASgJEg4KBnBvaW50cxgEIAEoAxIUCgxtaXNzaW9uX2NvZGUYBSABKAkSIwobcG9pbnRzX2V4cGlyZV9hZnRlcl9zZWNvbmRzGAYgASgDIloKDFJld2FyZElzc3VlZBIRCglyZXdhcmRfaWQYASABKAkSEgoKbWlzc2lvbl9pZBgCIAEoCRITCgtjdXN0b21lcl9pZBgDIAEoCRIOCgZwb2ludHMYBCABKAMigQEKD1Jld2FyZEV4Y2hhbmdlZBIRCglyZXdhcmRfaWQYASABKAkSEgoKbWlzc2lvbl9pZBgCIAEoCRITCgtjdXN0b21lcl9pZBgDIAEoCRIOCgZwb2ludHMYBCABKAMSDwoHZ2lmdF9pZBgFIAEoCRIRCglnaWZ0X2NvZGUYBiABKAkiegoOUG9pbnRzRXhwaXJpbmcSEwoLY3VzdG9tZXJfaWQYASABKAkSDgoGcG9pbnRzGAIgASgDEhMKC2V4cGlyeV9kYXRlGAMgASgJEi4KCmV4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIn8KCkdpZnRJc3N1ZWQSDwoHZ2lmdF9pZBgBIAEoCRITCgtjdXN0b21lcl9pZBgCIAEoCRIRCglyZXdhcmRfaWQYAyABKAkSEQoJZ2lmdF9jb2RlGAQgASgJEhEKCWdpZnRfbmFtZRgFIAEoCRISCgptaXNzaW9uX2lkGAYgASgJIn0KCEdpZnRVc2VkEg8KB2dpZnRfaWQYASABKAkSEwoLY3VzdG9tZXJfaWQYAiABKAkSEQoJcmV3YXJkX2lkGAMgASgJEhEKCWdpZnRfY29kZRgEIAEoCRIRCglnaWZ0X25hbWUYBSABKAkSEgoKbWlzc2lvbl9pZBgGIAEoCSJ6ChBOb3RpZmljYXRpb25TZW50EhcKD25vdGlmaWNhdGlvbl9pZBgBIAEoCRITCgtjdXN0b21lcl9pZBgCIAEoCRIPCgdjaGFubmVsGAMgASgJEg8KB3N1YmplY3QYBCABKAkSFgoOYWJvdXRfZXZlbnRfaWQYBSABKAliBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * game.mission.v1.achieved
@@ -215,6 +215,47 @@ export const RewardExchangedSchema: GenMessage<RewardExchanged> = /*@__PURE__*/
   messageDesc(file_game_events_v1_events, 4);
 
 /**
+ * game.wallet.v1.points_expiring: some of the customer's points expire on expiry_date
+ * (UTC), within EXPIRY_NOTICE_DAYS; published once per customer and date.
+ *
+ * @generated from message game.events.v1.PointsExpiring
+ */
+export type PointsExpiring = Message<"game.events.v1.PointsExpiring"> & {
+  /**
+   * @generated from field: string customer_id = 1;
+   */
+  customerId: string;
+
+  /**
+   * What is left, when noticed, in the lots expiring that day.
+   *
+   * @generated from field: int64 points = 2;
+   */
+  points: bigint;
+
+  /**
+   * The day they expire (YYYY-MM-DD, UTC).
+   *
+   * @generated from field: string expiry_date = 3;
+   */
+  expiryDate: string;
+
+  /**
+   * The soonest of their instants that day.
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 4;
+   */
+  expiresAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message game.events.v1.PointsExpiring.
+ * Use `create(PointsExpiringSchema)` to create a new message.
+ */
+export const PointsExpiringSchema: GenMessage<PointsExpiring> = /*@__PURE__*/
+  messageDesc(file_game_events_v1_events, 5);
+
+/**
  * game.gift.v1.issued
  *
  * @generated from message game.events.v1.GiftIssued
@@ -256,7 +297,7 @@ export type GiftIssued = Message<"game.events.v1.GiftIssued"> & {
  * Use `create(GiftIssuedSchema)` to create a new message.
  */
 export const GiftIssuedSchema: GenMessage<GiftIssued> = /*@__PURE__*/
-  messageDesc(file_game_events_v1_events, 5);
+  messageDesc(file_game_events_v1_events, 6);
 
 /**
  * game.gift.v1.used
@@ -300,7 +341,7 @@ export type GiftUsed = Message<"game.events.v1.GiftUsed"> & {
  * Use `create(GiftUsedSchema)` to create a new message.
  */
 export const GiftUsedSchema: GenMessage<GiftUsed> = /*@__PURE__*/
-  messageDesc(file_game_events_v1_events, 6);
+  messageDesc(file_game_events_v1_events, 7);
 
 /**
  * game.notification.v1.sent
@@ -341,5 +382,5 @@ export type NotificationSent = Message<"game.events.v1.NotificationSent"> & {
  * Use `create(NotificationSentSchema)` to create a new message.
  */
 export const NotificationSentSchema: GenMessage<NotificationSent> = /*@__PURE__*/
-  messageDesc(file_game_events_v1_events, 7);
+  messageDesc(file_game_events_v1_events, 8);
 
