@@ -101,11 +101,9 @@ async fn an_achieved_mission_flows_into_reward_wallet_mission_and_my_page() {
 async fn bad_input_is_refused_naming_the_field_and_changes_nothing() {
     let sys = System::start().await;
     let mut client = MissionServiceClient::new(sys.as_customer(&sys.mission, "c-1"));
-    let cases = [
-        ("", "daily-login", "customer_id"),
-        ("c-1", "no-such-mission", "mission_code"),
-        ("c 1", "daily-login", "customer_id"),
-    ];
+    // An empty customer_id is the calling player's own (their token names them): no case
+    // here; a game server must name the player (below, and tests/tests/customer_ids.rs).
+    let cases = [("c-1", "no-such-mission", "mission_code"), ("c 1", "daily-login", "customer_id")];
     for (customer, code, field) in cases {
         let err = client
             .achieve_mission(mission::AchieveMissionRequest {
@@ -118,6 +116,15 @@ async fn bad_input_is_refused_naming_the_field_and_changes_nothing() {
         assert_eq!(err.code(), Code::InvalidArgument, "{customer:?}/{code:?}");
         assert!(err.message().contains(field), "{} names {field}", err.message());
     }
+    let err = MissionServiceClient::new(sys.as_game_server(&sys.mission))
+        .achieve_mission(mission::AchieveMissionRequest {
+            customer_id: String::new(),
+            mission_code: "daily-login".into(),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!((err.code(), err.message().contains("customer_id")), (Code::InvalidArgument, true), "{err:?}");
     let err = client.get_mission(mission::GetMissionRequest { mission_id: "not-a-uuid".into() }).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().contains("mission_id"));
@@ -132,7 +139,7 @@ async fn bad_input_is_refused_naming_the_field_and_changes_nothing() {
         .unwrap_err();
     assert_eq!((err.code(), err.message().contains("reward_id")), (Code::InvalidArgument, true));
     let err = WalletServiceClient::new(sys.as_customer(&sys.wallet, "c-1"))
-        .get_wallet(wallet::GetWalletRequest::default())
+        .get_wallet(wallet::GetWalletRequest { customer_id: "c 1".into(), ..Default::default() })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
