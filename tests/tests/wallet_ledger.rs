@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use e2e::api::{issued_reward, wallet_of};
 use e2e::clients::*;
-use e2e::{Options, System, eventually};
+use e2e::{Options, Service, System, WALLET, eventually};
 use grpc_adapter::pb::gift::v1 as gift;
 use grpc_adapter::pb::wallet::v1 as wallet;
 use tonic::Code;
@@ -47,7 +47,18 @@ async fn redeem(
     code: &str,
     request_id: &str,
 ) -> Result<wallet::RedeemGiftResponse, tonic::Status> {
-    WalletServiceClient::new(sys.as_customer(&sys.wallet, customer))
+    redeem_at(sys, &sys.wallet, customer, code, request_id).await
+}
+
+/// [`redeem`] at one wallet replica.
+async fn redeem_at(
+    sys: &System,
+    at: &Service,
+    customer: &str,
+    code: &str,
+    request_id: &str,
+) -> Result<wallet::RedeemGiftResponse, tonic::Status> {
+    WalletServiceClient::new(sys.as_customer(at, customer))
         .redeem_gift(wallet::RedeemGiftRequest {
             customer_id: customer.into(),
             gift_code: code.into(),
@@ -170,12 +181,28 @@ async fn a_hundred_point_reward_exchanged_for_a_coffee_leaves_ninety_in_the_bala
 }
 
 /// 50 redeems of a coffee (10) at once by a customer holding 30 points, each with its own
-/// request id: exactly 3 gifts, a balance of 0, 47 refusals.
-async fn fifty_redeems_over_thirty_points(sys: &System) {
+/// request id, spread over the `wallets` replicas in turn: exactly 3 gifts, a balance of 0,
+/// 47 refusals.
+async fn fifty_redeems_over_thirty_points(sys: &System, wallets: &[&Service]) {
     rewards(sys, "c-race", "daily-login", 3).await;
     assert_eq!(balance(sys, "c-race").await, 30);
     let started = std::time::Instant::now();
-    let calls = (0..50).map(|i| async move { redeem(sys, "c-race", "coffee", &format!("race-{i}")).await });
+    // A call answered UNAVAILABLE (two SQLite processes on one file: the database was
+    // locked) is asked again with the same request id, as a client does: nothing was spent.
+    let calls = (0..50).map(|i| async move {
+        let at = wallets[i % wallets.len()];
+        let mut tries = 0;
+        loop {
+            let answer = redeem_at(sys, at, "c-race", "coffee", &format!("race-{i}")).await;
+            match answer {
+                Err(e) if e.code() == Code::Unavailable && tries < 20 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                answer => break answer,
+            }
+        }
+    });
     let results = futures::future::join_all(calls).await;
     let took = started.elapsed();
     let ok = results.iter().filter(|r| r.is_ok()).count();
@@ -188,7 +215,10 @@ async fn fifty_redeems_over_thirty_points(sys: &System) {
                 .is_some_and(|(reason, _)| reason == "WALLET_NOT_ENOUGH_POINTS")
         })
         .count();
-    eprintln!("50 concurrent redeems over 30 points: {ok} gifts, {short} refused (not enough points) in {took:?}");
+    let n = wallets.len();
+    eprintln!(
+        "50 concurrent redeems over 30 points, {n} replicas: {ok} gifts, {short} refused (not enough) in {took:?}"
+    );
     assert_eq!((ok, short), (3, 47), "{results:?}");
     assert_eq!(balance(sys, "c-race").await, 0);
     assert_eq!(gifts_of(sys, "c-race").await.len(), 3);
@@ -196,16 +226,39 @@ async fn fifty_redeems_over_thirty_points(sys: &System) {
     assert!(w.items.iter().all(|i| i.status == wallet::WalletItemStatus::Exchanged as i32), "{w:?}");
 }
 
+/// A second wallet replica on the system's wallet database.
+async fn second_wallet(sys: &System) -> Service {
+    let mut env = sys.env("wallet", &sys.database_urls["wallet"]);
+    env.push(("GIFT_URL", sys.gift.url()));
+    let second = Service::start("wallet-2", "wallet", &env, sys.dir.path());
+    second.wait_serving(WALLET).await;
+    second
+}
+
 #[tokio::test]
 async fn fifty_concurrent_redeems_over_thirty_points_make_three_coffees_on_sqlite() {
     let (sys, _dir) = start(false).await;
-    fifty_redeems_over_thirty_points(&sys).await;
+    fifty_redeems_over_thirty_points(&sys, &[&sys.wallet]).await;
 }
 
 #[tokio::test]
 async fn fifty_concurrent_redeems_over_thirty_points_make_three_coffees_on_postgres() {
     let (sys, _dir) = start(true).await;
-    fifty_redeems_over_thirty_points(&sys).await;
+    fifty_redeems_over_thirty_points(&sys, &[&sys.wallet]).await;
+}
+
+#[tokio::test]
+async fn fifty_redeems_spread_over_two_wallet_replicas_make_three_coffees_on_sqlite() {
+    let (sys, _dir) = start(false).await;
+    let second = second_wallet(&sys).await;
+    fifty_redeems_over_thirty_points(&sys, &[&sys.wallet, &second]).await;
+}
+
+#[tokio::test]
+async fn fifty_redeems_spread_over_two_wallet_replicas_make_three_coffees_on_postgres() {
+    let (sys, _dir) = start(true).await;
+    let second = second_wallet(&sys).await;
+    fifty_redeems_over_thirty_points(&sys, &[&sys.wallet, &second]).await;
 }
 
 #[tokio::test]
