@@ -119,6 +119,9 @@ pub struct ExchangeFigures {
     pub concurrency: usize,
     /// Through the gateway, each exchange a different ISSUED reward, gift healthy.
     pub healthy_gateway: Summary,
+    /// Right after, the same concurrency: `RedeemGift` of a coffee from the balance (any
+    /// number of rewards), each call its own request id.
+    pub redeem_gateway: Summary,
     /// Gift stopped, breaker still closed: the calls that trip it.
     pub tripping_gateway: Summary,
     pub breaker_after_trip: String,

@@ -355,6 +355,13 @@ fn exchange(t: &mut Table, r: &Results) {
     );
     t.row("  status codes", e.healthy_gateway.codes_line(), "", "");
     t.row(
+        "RedeemGift (a coffee from the balance), healthy",
+        format!("{}, {} ({} redeems)", rate(e.redeem_gateway.ok_per_s), lat(&e.redeem_gateway), e.redeem_gateway.ok),
+        format!("ExchangeReward {}", rate(e.healthy_gateway.ok_per_s)),
+        ratio(e.redeem_gateway.ok_per_s, e.healthy_gateway.ok_per_s),
+    );
+    t.row("  status codes", e.redeem_gateway.codes_line(), "", "");
+    t.row(
         "gift stopped, breaker closed (tripping it)",
         format!("{} calls, {}", e.tripping_gateway.count, lat(&e.tripping_gateway)),
         format!("then {}", e.breaker_after_trip),

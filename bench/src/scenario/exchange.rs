@@ -39,6 +39,38 @@ async fn exchange_once(ch: Channel, c: &Candidate) -> (Outcome, bool) {
     (grpc(r), retry_after)
 }
 
+async fn redeem_once(ch: Channel, p: &Player) -> Outcome {
+    let mut w = WalletServiceClient::new(with_token(ch, &p.token));
+    let r = w
+        .redeem_gift(wallet::RedeemGiftRequest {
+            customer_id: p.id.clone(),
+            gift_code: "coffee".into(),
+            request_id: uuid::Uuid::now_v7().to_string(),
+        })
+        .await;
+    grpc(r)
+}
+
+/// Players to redeem a coffee (10 points) for, each as many times as their balance pays
+/// (at most 8), taken in turn so that concurrent calls are mostly different customers'
+/// (one customer's spends queue behind each other by design); `n` in all.
+async fn redeemers(sys: &System, players: &[Player], n: usize) -> VecDeque<Player> {
+    let mut affordable = Vec::new();
+    for p in players.iter().take(n) {
+        let w = WalletServiceClient::new(with_token(sys.wallet.channel(), &p.token))
+            .get_wallet(wallet::GetWalletRequest { customer_id: p.id.clone(), ..Default::default() })
+            .await;
+        let balance = w.ok().and_then(|w| w.into_inner().wallet).map_or(0, |w| w.balance);
+        affordable.push((p, (balance / 10).min(8)));
+    }
+    let mut queue = VecDeque::new();
+    for round in 0..8 {
+        queue.extend(affordable.iter().filter(|(_, k)| *k > round).map(|(p, _)| (*p).clone()));
+    }
+    queue.truncate(n);
+    queue
+}
+
 async fn breaker_state(sys: &System) -> String {
     let state = WalletServiceClient::new(sys.as_admin(&sys.wallet))
         .get_exchange_status(wallet::GetExchangeStatusRequest {})
@@ -102,6 +134,22 @@ pub(super) async fn exchanges(
     let e = &mut r.exchange;
     e.concurrency = concurrency;
     e.healthy_gateway = closed_loop(workers, plan.exchange_time, None).await.summary();
+
+    progress.phase("RedeemGift from the balance, gift healthy", plan.exchange_time);
+    let queue = Arc::new(Mutex::new(redeemers(sys, players, plan.exchanges).await));
+    let workers: Vec<_> = channels(&gw, concurrency)
+        .into_iter()
+        .map(|ch| {
+            let queue = queue.clone();
+            FnWorker(move || {
+                let next = queue.lock().expect("queue").pop_front();
+                let ch = ch.clone();
+                async move { Some(redeem_once(ch, &next?).await) }
+            })
+        })
+        .collect();
+    let e = &mut r.exchange;
+    e.redeem_gateway = closed_loop(workers, plan.exchange_time, None).await.summary();
 
     progress.phase("exchange with gift stopped: tripping the breaker", Duration::from_secs(2));
     let s = Arc::get_mut(sys).ok_or("the system is still shared")?;
