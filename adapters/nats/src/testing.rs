@@ -297,7 +297,7 @@ impl NatsServer {
 
     /// Starts the process and waits until it, not another process on its port,
     /// answers there.
-    fn spawn(&mut self) -> Result<(), String> {
+    fn spawn(&mut self) -> Result<(), NotStarted> {
         assert!(self.child.is_none(), "already running");
         let name = self.server_name();
         let mut command = Command::new(binary());
@@ -323,14 +323,14 @@ impl NatsServer {
         loop {
             if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
                 self.child = None;
-                return Err(format!("it exited ({status})"));
+                return Err(NotStarted::Exited(status));
             }
             if server_name_at(self.port).as_deref() == Some(name.as_str()) {
                 return Ok(());
             }
             if Instant::now() >= deadline {
                 self.stop();
-                return Err("it did not answer within 10 s".into());
+                return Err(NotStarted::Silent);
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -364,6 +364,16 @@ fn server_name_at(port: u16) -> Option<String> {
     BufReader::new(stream).read_line(&mut line).ok()?;
     let info: serde_json::Value = serde_json::from_str(line.strip_prefix("INFO ")?.trim()).ok()?;
     info["server_name"].as_str().map(str::to_owned)
+}
+
+/// Why a server started by the harness is not the one answering on its port.
+#[derive(Debug, thiserror::Error)]
+enum NotStarted {
+    /// It exited: its port was taken meanwhile, most often (another port may do).
+    #[error("it exited ({0})")]
+    Exited(std::process::ExitStatus),
+    #[error("it did not answer within 10 s")]
+    Silent,
 }
 
 /// What a server reports to a client: permission violations, mostly.
