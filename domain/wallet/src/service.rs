@@ -113,9 +113,12 @@ impl<R: WalletRepository, G: GiftIssuer> WalletService<R, G> {
     }
 
     pub async fn wallet(&self, customer: &CustomerId, first: PageRequest) -> Result<Wallet, WalletError> {
-        let items = self.repo.list_by_customer(customer, PageRequest { before: None, ..first }).await?;
+        // The balance first, then the items: every item the balance counts is then on the
+        // page or after it (an item issued between two reads in the other order was counted
+        // in the balance, newer than the page's first item, and never shown by its paging).
         let balance = self.repo.account(customer).await?.balance;
         let next_expiry = crate::expiry::next_expiry(&self.repo.lots(customer).await?);
+        let items = self.repo.list_by_customer(customer, PageRequest { before: None, ..first }).await?;
         Ok(Wallet { customer_id: customer.clone(), available_points: balance, balance, items, next_expiry })
     }
 
